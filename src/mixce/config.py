@@ -1,0 +1,437 @@
+"""Loading and validation of the workflow configuration.
+
+``config.yaml`` holds the paper-scale run; smaller runs (``config/demo.yaml``,
+``config/test.yaml``) are override files merged on top of it exactly as
+Snakemake's ``--configfile`` does: nested mappings are merged key by key,
+lists and scalars are replaced.
+
+:func:`validate_config` checks a merged configuration against
+``schemas/config.schema.yaml`` (the same schema the Snakefile gives to
+``snakemake.utils.validate``) plus the cross-key rules a JSON schema cannot
+express, and reports every problem in plain words in a :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+__all__ = [
+    "DEFAULT_SCHEMA_PATH",
+    "ConfigError",
+    "load_config",
+    "merge_configs",
+    "selected_inits",
+    "validate_config",
+]
+
+#: ``schemas/config.schema.yaml`` of the repository (src/mixce/config.py -> ../../schemas).
+DEFAULT_SCHEMA_PATH: Path = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message has one line per problem."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems: list[str] = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def merge_configs(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``base`` updated with ``override`` like Snakemake's ``--configfile``.
+
+    Nested mappings are merged recursively; any other value of ``override``
+    (scalars, lists, ``None``) replaces the value in ``base``. Neither argument
+    is modified.
+    """
+    merged: dict[str, Any] = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping):
+            sub = merged.get(key)
+            merged[key] = merge_configs(sub if isinstance(sub, Mapping) else {}, value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_config(path_or_paths: str | Path | Sequence[str | Path]) -> dict[str, Any]:
+    """Load a configuration file, or a base file followed by override files.
+
+    Args:
+        path_or_paths: one YAML file, or a list of them: the first is the base
+            configuration (normally ``config.yaml``) and each following file is
+            merged on top of the result in order (see :func:`merge_configs`).
+
+    Returns:
+        The merged configuration (not validated; see :func:`validate_config`).
+
+    Raises:
+        ConfigError: a file is not valid YAML or its top level is not a mapping.
+        FileNotFoundError: a file does not exist.
+    """
+    paths = [path_or_paths] if isinstance(path_or_paths, (str, Path)) else list(path_or_paths)
+    if not paths:
+        raise ValueError("load_config needs at least one configuration file")
+    config: dict[str, Any] = {}
+    for path in paths:
+        path = Path(path)
+        with path.open(encoding="utf-8") as handle:
+            try:
+                data = yaml.safe_load(handle)
+            except yaml.YAMLError as exc:
+                raise ConfigError([f"config file {path} is not valid YAML: {exc}"]) from exc
+        if data is None:  # an empty override file changes nothing
+            continue
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                [f"config file {path} must hold a mapping of config keys, not {_type_name(data)}"]
+            )
+        config = merge_configs(config, data)
+    return config
+
+
+def selected_inits(config: Mapping[str, Any]) -> list[str]:
+    """Names of the synthetic inits this run trains, in order.
+
+    ``synthetic.use_inits`` when present, otherwise every key of
+    ``synthetic.inits`` (in file order).
+    """
+    synthetic = config["synthetic"]
+    if synthetic.get("use_inits") is not None:
+        return list(synthetic["use_inits"])
+    return list(synthetic["inits"])
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _strict_integer(_checker: Any, instance: Any) -> bool:
+    # JSON Schema counts 7.0 as an integer; a seed or a size written 7.0 would
+    # leak "7.0" into file names, so only true ints are integers here.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer),
+)
+
+_schema_cache: dict[Path, dict[str, Any]] = {}
+
+
+def _load_schema(schema_path: Path) -> dict[str, Any]:
+    schema_path = schema_path.resolve()
+    if schema_path not in _schema_cache:
+        with schema_path.open(encoding="utf-8") as handle:
+            schema = yaml.safe_load(handle)
+        _Validator.check_schema(schema)
+        _schema_cache[schema_path] = schema
+    return _schema_cache[schema_path]
+
+
+PathParts = tuple[str | int, ...]
+
+
+def _format_path(parts: Iterable[str | int]) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "<top level>"
+
+
+def _sort_key(parts: PathParts) -> tuple[tuple[int, int, str], ...]:
+    return tuple((0, p, "") if isinstance(p, int) else (1, 0, p) for p in parts)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def _describe(schema: Any) -> str:
+    """Plain-words description of the values ``schema`` accepts (after 'must be')."""
+    if not isinstance(schema, Mapping):
+        return "absent"
+    if "enum" in schema:
+        return "one of " + ", ".join(str(v) for v in schema["enum"])
+    if "const" in schema:
+        return f"{schema['const']!r}"
+    kind = schema.get("type")
+    if kind in ("integer", "number"):
+        noun = "an integer" if kind == "integer" else "a number"
+        low, low_open = schema.get("minimum"), False
+        if "exclusiveMinimum" in schema:
+            low, low_open = schema["exclusiveMinimum"], True
+        high, high_open = schema.get("maximum"), False
+        if "exclusiveMaximum" in schema:
+            high, high_open = schema["exclusiveMaximum"], True
+        if low is not None and high is not None:
+            lb, rb = "(" if low_open else "[", ")" if high_open else "]"
+            return f"{noun} in {lb}{low!r}, {high!r}{rb}"
+        if low is not None:
+            return f"{noun} {'>' if low_open else '>='} {low!r}"
+        if high is not None:
+            return f"{noun} {'<' if high_open else '<='} {high!r}"
+        return noun
+    if kind == "string":
+        words = "a string"
+        if "pattern" in schema:
+            words += f" matching {schema['pattern']}"
+        elif schema.get("minLength", 0) >= 1:
+            words = "a non-empty string"
+        return words
+    if kind == "boolean":
+        return "true or false"
+    if kind == "array":
+        words = "a non-empty list" if schema.get("minItems", 0) >= 1 else "a list"
+        words += " of distinct items" if schema.get("uniqueItems") else ""
+        if "items" in schema:
+            words += f", each {_describe(schema['items'])}"
+        return words
+    if kind == "object":
+        return "a mapping of config keys"
+    return "a valid value"
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _yaml_string_hint(value: Any, schema: Mapping[str, Any]) -> str:
+    if schema.get("type") == "number" and isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return " (YAML reads numbers such as 1e-30 as strings: write 1.0e-30)"
+    return ""
+
+
+def _schema_problems(
+    error: jsonschema.ValidationError,
+) -> Iterator[tuple[PathParts, str]]:
+    """Translate one jsonschema error into (path, message) pairs."""
+    parts: PathParts = tuple(error.absolute_path)
+    where = _format_path(parts)
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    value = error.instance
+    keyword = error.validator
+
+    if keyword == "additionalProperties":
+        allowed = list(schema.get("properties", {}))
+        patterns = schema.get("patternProperties", {})
+        for key in sorted(value, key=str):
+            if key in allowed or any(re.search(p, str(key)) for p in patterns):
+                continue
+            hint = (
+                "allowed keys are " + ", ".join(allowed)
+                if allowed
+                else "this mapping takes no keys"
+            )
+            yield (
+                parts + (key,),
+                f"unknown config key {_format_path(parts + (key,))}: {hint}",
+            )
+        return
+    if keyword == "required":
+        missing = error.validator_value
+        props = schema.get("properties", {})
+        for key in missing:
+            if isinstance(value, Mapping) and key in value:
+                continue
+            reason = props.get(key, {}).get("description") or schema.get("description", "")
+            msg = f"missing config key {_format_path(parts + (key,))}"
+            if reason:
+                msg += f": {reason.rstrip('.')}"
+            yield parts + (key,), msg
+        return
+    schema_path = list(error.absolute_schema_path)
+    if len(schema_path) >= 2 and schema_path[-2] == "propertyNames":
+        # a key of the mapping failed propertyNames; the error instance is that key
+        yield (
+            parts + (str(value),),
+            (
+                f"config key {_format_path(parts + (str(value),))} has an invalid name "
+                f"{value!r}: names must be {_describe(schema)}"
+            ),
+        )
+        return
+    if keyword == "not":
+        reason = schema.get("description", "it is not allowed here")
+        yield parts, f"config key {where} is not allowed: {reason}"
+        return
+    if keyword == "minItems":
+        yield (
+            parts,
+            f"config key {where} = {_short_repr(value)} is not allowed: "
+            f"must be {_describe(schema)}",
+        )
+        return
+    if keyword == "minProperties":
+        yield (
+            parts,
+            f"config key {where} is empty: must be a mapping with at least one entry",
+        )
+        return
+    if keyword == "uniqueItems":
+        seen: list[Any] = []
+        dups: list[Any] = []
+        for item in value:
+            if item in seen and item not in dups:
+                dups.append(seen[seen.index(item)])
+            seen.append(item)
+        listed = ", ".join(repr(d) for d in dups)
+        yield (
+            parts,
+            (
+                f"config key {where} = {_short_repr(value)} is not allowed: must be "
+                f"{_describe(schema)} ({listed} appears more than once)"
+            ),
+        )
+        return
+    # type, enum, const, minimum, maximum, exclusive*, pattern, minLength, ...
+    yield (
+        parts,
+        (
+            f"config key {where} = {_short_repr(value)} is not allowed: must be "
+            f"{_describe(schema)}{_yaml_string_hint(value, schema)}"
+        ),
+    )
+
+
+def _semantic_problems(config: Mapping[str, Any]) -> Iterator[tuple[PathParts, str]]:
+    """Cross-key rules a JSON schema cannot express (checked defensively)."""
+    synthetic = config.get("synthetic")
+    if not isinstance(synthetic, Mapping):
+        return
+    inits = synthetic.get("inits")
+    init_names = [k for k in inits] if isinstance(inits, Mapping) else None
+
+    running = init_names
+    use_inits = synthetic.get("use_inits")
+    if isinstance(use_inits, list) and init_names is not None:
+        running = [n for n in use_inits if isinstance(n, str) and n in init_names]
+        for i, name in enumerate(use_inits):
+            if isinstance(name, str) and name not in init_names:
+                yield (
+                    ("synthetic", "use_inits", i),
+                    (
+                        f"config key synthetic.use_inits[{i}] = {name!r} is not allowed: "
+                        f"must be one of the inits defined in synthetic.inits: "
+                        f"{', '.join(init_names)}"
+                    ),
+                )
+
+    def check_init(parts: PathParts, name: Any) -> Iterator[tuple[PathParts, str]]:
+        if running is None or not isinstance(name, str) or name in running:
+            return
+        where = _format_path(parts)
+        if init_names is not None and name in init_names:
+            msg = (
+                f"config key {where} = {name!r} is not allowed: init {name!r} does not "
+                f"run (not in synthetic.use_inits); must be one of {', '.join(running)}"
+            )
+        else:
+            msg = (
+                f"config key {where} = {name!r} is not allowed: must be one of the inits "
+                f"of this run: {', '.join(running)}"
+            )
+        yield parts, msg
+
+    tables = synthetic.get("tables")
+    if not isinstance(tables, Mapping):
+        return
+    for table, entry in tables.items():
+        if isinstance(entry, list):
+            for i, name in enumerate(entry):
+                yield from check_init(("synthetic", "tables", table, i), name)
+    table7 = tables.get("table7")
+    if not isinstance(table7, Mapping):
+        return
+    yield from check_init(("synthetic", "tables", "table7", "init"), table7.get("init"))
+
+    vocab_sizes = synthetic.get("vocab_sizes")
+    vocab = table7.get("vocab_size")
+    if isinstance(vocab_sizes, list) and isinstance(vocab, int) and vocab not in vocab_sizes:
+        yield (
+            ("synthetic", "tables", "table7", "vocab_size"),
+            (
+                f"config key synthetic.tables.table7.vocab_size = {vocab!r} is not allowed: "
+                f"must be one of synthetic.vocab_sizes: {', '.join(map(str, vocab_sizes))}"
+            ),
+        )
+    objectives = synthetic.get("objectives")
+    wanted = table7.get("objectives")
+    if isinstance(objectives, list) and isinstance(wanted, list):
+        for i, name in enumerate(wanted):
+            if isinstance(name, str) and name not in objectives:
+                yield (
+                    ("synthetic", "tables", "table7", "objectives", i),
+                    (
+                        f"config key synthetic.tables.table7.objectives[{i}] = {name!r} is not "
+                        f"allowed: must be one of synthetic.objectives: "
+                        f"{', '.join(map(str, objectives))}"
+                    ),
+                )
+
+
+def validate_config(config: Mapping[str, Any], schema_path: Path | str | None = None) -> None:
+    """Check a (merged) configuration; raise :class:`ConfigError` listing every problem.
+
+    Checks the JSON schema (``schemas/config.schema.yaml`` unless
+    ``schema_path`` is given; integers must be true integers, not 7.0) and the
+    cross-key rules: every init in ``synthetic.use_inits`` is defined in
+    ``synthetic.inits``; every init named in ``synthetic.tables`` runs;
+    ``tables.table7.vocab_size`` is one of ``synthetic.vocab_sizes``;
+    ``tables.table7.objectives`` are among ``synthetic.objectives``.
+
+    Args:
+        config: the configuration, e.g. from :func:`load_config`. Not modified.
+        schema_path: JSON schema file (YAML or JSON); defaults to
+            :data:`DEFAULT_SCHEMA_PATH`.
+
+    Raises:
+        ConfigError: one line per problem, sorted by config key, each naming
+            the key as a dotted path (``synthetic.etas[2]``), the bad value and
+            the allowed values.
+    """
+    if not isinstance(config, Mapping):
+        raise ConfigError(
+            [f"the configuration must be a mapping of config keys, not {_type_name(config)}"]
+        )
+    schema = _load_schema(Path(schema_path) if schema_path is not None else DEFAULT_SCHEMA_PATH)
+    problems: dict[tuple[PathParts, str], None] = {}
+    for error in _Validator(schema).iter_errors(config):
+        for item in _schema_problems(error):
+            problems[item] = None
+    for item in _semantic_problems(config):
+        problems[item] = None
+    if problems:
+        ordered = sorted(problems, key=lambda item: (_sort_key(item[0]), item[1]))
+        raise ConfigError([message for _, message in ordered])
