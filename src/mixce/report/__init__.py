@@ -1,0 +1,1 @@
+"""Reporting helpers: LaTeX tables and figures reproducing the paper."""
