@@ -1,0 +1,1 @@
+"""Synthetic bigram experiments (paper section 4.1): target P, data, neural bigram Q, objectives."""

@@ -1,0 +1,108 @@
+"""Sequences from a bigram chain, and their transition-count matrices.
+
+A sequence has at most ``max_length`` tokens, EOS included. Token 1 is drawn from the start
+distribution; each later token from the row of the previous one, until EOS. If a sequence has
+not ended by position ``max_length``, EOS is forced there. A forced EOS is not a draw of the
+model, so it is never counted as a transition (neither in the data counts nor in the exact
+expectations under Q).
+
+Count matrices have ``V + 1`` rows: the V tokens, then BOS (row ``V``), whose row counts the
+first tokens. Their columns are the V tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Sequences:
+    """Sequences stored flat: tokens of sequence i are ``tokens[offsets[i]:offsets[i+1]]``."""
+
+    tokens: np.ndarray  # int32, concatenated sequences
+    offsets: np.ndarray  # int64, length n + 1
+    forced: np.ndarray  # bool, EOS was forced at max_length
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def subset(self, idx: np.ndarray) -> Sequences:
+        """The sequences at positions ``idx`` (a new flat store)."""
+        lengths = np.diff(self.offsets)[idx]
+        starts = self.offsets[:-1][idx]
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        gather = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+        return Sequences(self.tokens[gather], offsets, self.forced[idx])
+
+    def transitions(self, vocab_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(prev, next, sequence index) of every counted transition (BOS -> first included)."""
+        n = len(self)
+        lengths = np.diff(self.offsets)
+        bos = np.full(n, vocab_size)
+        # previous state of each token: BOS for the first token, else the token before it
+        prev = np.empty_like(self.tokens)
+        prev[1:] = self.tokens[:-1]
+        prev[self.offsets[:-1]] = bos
+        seq = np.repeat(np.arange(n), lengths)
+        keep = np.ones(len(self.tokens), dtype=bool)
+        keep[self.offsets[1:][self.forced] - 1] = False  # a forced EOS is not a draw
+        return prev[keep], self.tokens[keep], seq[keep]
+
+    def counts(self, vocab_size: int) -> np.ndarray:
+        """(V + 1) x V matrix of counted transitions."""
+        prev, nxt, _ = self.transitions(vocab_size)
+        flat = np.bincount(prev.astype(np.int64) * vocab_size + nxt, minlength=(vocab_size + 1) * vocab_size)
+        return flat.reshape(vocab_size + 1, vocab_size).astype(np.float64)
+
+
+def chain_matrix(m: np.ndarray, pi: np.ndarray) -> np.ndarray:
+    """The (V + 1) x V matrix of next-token distributions: rows of M, then pi for BOS."""
+    return np.vstack([m, pi[None, :]])
+
+
+def sample_sequences(
+    chain: np.ndarray, n: int, max_length: int, rng: np.random.Generator
+) -> Sequences:
+    """Draw ``n`` sequences from a chain matrix ((V + 1) x V, last row = start distribution).
+
+    All sequences advance together, one position per step; a draw is a binary search of
+    ``state + u`` in the row-offset cumulative distributions, so one step costs O(n log V).
+    """
+    v = chain.shape[1]
+    eos = v - 1
+    cdf = np.minimum(np.cumsum(chain, axis=1), 1.0)
+    cdf[:, -1] = 1.0
+    flat = (cdf + np.arange(v + 1)[:, None]).ravel()
+
+    def draw(states: np.ndarray) -> np.ndarray:
+        pos = np.searchsorted(flat, states + rng.random(states.size), side="right")
+        return (pos - states * v).astype(np.int32)
+
+    out = np.full((n, max_length), -1, dtype=np.int32)
+    state = draw(np.full(n, v))
+    out[:, 0] = state
+    alive = np.flatnonzero(state != eos)
+    forced = np.zeros(n, dtype=bool)
+    for t in range(1, max_length):
+        if alive.size == 0:
+            break
+        if t == max_length - 1:
+            out[alive, t] = eos
+            forced[alive] = True
+            break
+        nxt = draw(state[alive])
+        out[alive, t] = nxt
+        state[alive] = nxt
+        alive = alive[nxt != eos]
+    lengths = (out >= 0).sum(axis=1)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return Sequences(out[out >= 0], offsets, forced)
+
+
+def sequence_logprob(chain_log: np.ndarray, seqs: Sequences) -> np.ndarray:
+    """Sum of log chain probabilities over the counted transitions of each sequence."""
+    v = chain_log.shape[1]
+    prev, nxt, seq = seqs.transitions(v)
+    return np.bincount(seq, weights=chain_log[prev, nxt], minlength=len(seqs))

@@ -1,0 +1,240 @@
+"""The six synthetic objectives and their two estimators.
+
+All losses are per-sequence expectations (sums over the counted transitions of a sequence,
+averaged over sequences), as in the public reference code. ``P`` and ``Q`` below are chain
+matrices ((V + 1) x V: token rows, then the BOS row), see :mod:`mixce.synthetic.data`.
+
+Objectives (eta mixes the forward and the reverse part):
+
+- ``forward_kl``: E_P[-log Q(x)] on the training data (= MLE; KL(P||Q) up to a constant).
+- ``reverse_kl``: KL(Q||P) = E_Q[log Q(x) - log P(x)].
+- ``mix_kl``: eta * forward + (1 - eta) * reverse KL.
+- ``js``: eta * KL(P||M) + (1 - eta) * KL(Q||M), M = eta P + (1 - eta) Q over sequences.
+- ``mixce_star``: eta * forward + (1 - eta) * E_Q[-log P(x)] (P known).
+- ``mixce``: the approximation of paper eq. 10, token weights eta + (1 - eta) stopgrad(q),
+  on the data (shares :func:`mixce.objectives.mixce_weight` with the GPT-2 branch).
+
+Estimators of the expectations under Q:
+
+- ``exact``: for a bigram chain, E_Q[sum_t l(x_{t-1}, x_t)] = sum_r n_Q(r) sum_b Q[r, b] l(r, b),
+  where n_Q(r) is the expected number of visits of state r at positions whose successor is
+  drawn (see :func:`occupancy`). This is a closed form in Q, so autograd differentiates it
+  exactly. JS's sequence-level mixture does not factor over transitions: its Q side uses
+  sequences drawn from Q with the score-function gradient (leave-one-out baseline).
+- ``gumbel``: the paper's straight-through Gumbel-softmax samples fed back through the
+  embedding (:func:`gumbel_rollout`).
+The data terms (forward, MixCE) are sums over a count matrix: the same loss and gradient as
+summing the per-token losses over the sequences that made the counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mixce.objectives import mixce_weight
+from mixce.synthetic.data import Sequences, sample_sequences
+from mixce.synthetic.model import NeuralBigram
+
+OBJECTIVES = ("forward_kl", "reverse_kl", "mix_kl", "js", "mixce_star", "mixce")
+ESTIMATORS = ("exact", "gumbel")
+OCCUPANCY_TOL = 1e-13  # stop the visit recursion once the surviving mass is below this
+
+
+class _Occupancy(torch.autograd.Function):
+    """n = sum_{t=1..K} u_t with u_1 = start, u_{t+1} = u_t A; backward by the adjoint recursion.
+
+    Written by hand so that the gradient for A is one matrix product U^T Lambda instead of K
+    rank-one updates (about 3x faster than autograd through the loop at V = 1000).
+    """
+
+    @staticmethod
+    def forward(ctx, start: torch.Tensor, a: torch.Tensor, steps: int) -> torch.Tensor:  # type: ignore[override]
+        at = a.t().contiguous()
+        us = [start]
+        u = start
+        for _ in range(steps - 1):
+            u = torch.mv(at, u)
+            if float(u.sum()) < OCCUPANCY_TOL:
+                break
+            us.append(u)
+        big_u = torch.stack(us)
+        ctx.save_for_backward(big_u, a)
+        return big_u.sum(0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        big_u, a = ctx.saved_tensors
+        k = big_u.shape[0]
+        lam = torch.empty_like(big_u)
+        lam[k - 1] = grad
+        for t in range(k - 2, -1, -1):
+            lam[t] = grad + torch.mv(a, lam[t + 1])
+        grad_a = big_u[:-1].t() @ lam[1:]
+        return lam[0], grad_a, None
+
+
+def occupancy(chain: torch.Tensor, max_length: int) -> torch.Tensor:
+    """Expected visits under the chain of each row state at positions with a drawn successor.
+
+    BOS is visited once; token positions 1 .. max_length - 2 have a drawn successor (position
+    max_length holds a forced EOS). EOS is never left. Returns a vector of V + 1 entries.
+    """
+    v = chain.shape[1]
+    n = chain.new_zeros(v + 1)
+    n[v] = 1.0
+    if max_length - 2 >= 1:
+        n_tok = _Occupancy.apply(chain[v, : v - 1], chain[: v - 1, : v - 1], max_length - 2)
+        n = torch.cat([n_tok, chain.new_zeros(1), chain.new_ones(1)])
+    return n
+
+
+def expected_sum(chain: torch.Tensor, per_step: torch.Tensor, max_length: int) -> torch.Tensor:
+    """E[sum over drawn transitions of per_step[prev, next]] for sequences from ``chain``."""
+    n = occupancy(chain, max_length)
+    return (n[:, None] * chain * per_step).sum()
+
+
+def count_loss(log_q: torch.Tensor, counts: torch.Tensor, n_seq: int, eta: float) -> torch.Tensor:
+    """MixCE's data term on a count matrix, per sequence; eta = 1 is the forward CE (MLE)."""
+    return -(counts * mixce_weight(log_q, eta) * log_q).sum() / n_seq
+
+
+def sequence_logq(log_q: torch.Tensor, seqs: Sequences) -> torch.Tensor:
+    """log Q(x) of each sequence (sum over its counted transitions), differentiable."""
+    v = log_q.shape[1]
+    prev, nxt, seq = (torch.from_numpy(a.astype(np.int64)) for a in seqs.transitions(v))
+    return log_q.new_zeros(len(seqs)).index_add(0, seq, log_q[prev, nxt])
+
+
+def log_mixture(eta: float, log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """log(eta P + (1 - eta) Q) from log P and log Q, stably."""
+    return torch.logaddexp(np.log(eta) + log_p, np.log1p(-eta) + log_q)
+
+
+def gumbel_rollout(
+    model: NeuralBigram, log_p: torch.Tensor, n: int, max_length: int, tau: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw n sequences from Q with straight-through Gumbel-softmax (hard one-hot forward,
+    soft backward), each one-hot fed back through the embedding. Returns per-sequence
+    log Q(x) and log P(x) over the drawn positions 1 .. max_length - 1 (paper / reference)."""
+    v = model.vocab_size
+    logits = model(torch.full((n,), v, dtype=torch.long))
+    prev_log_p = log_p[v].expand(n, v)
+    alive = log_p.new_ones(n)
+    seq_log_q = log_p.new_zeros(n)
+    seq_log_p = log_p.new_zeros(n)
+    for _ in range(1, max_length):
+        y = F.gumbel_softmax(logits, tau=tau, hard=True)
+        seq_log_q = seq_log_q + (F.log_softmax(logits, -1) * y).sum(-1) * alive
+        seq_log_p = seq_log_p + (prev_log_p * y).sum(-1) * alive
+        alive = alive * (1.0 - y[:, v - 1].detach())
+        if not bool(alive.any()):
+            break
+        prev_log_p = y.detach() @ log_p[:v]
+        logits = model.from_onehot(y)
+    return seq_log_q, seq_log_p
+
+
+@dataclass
+class Batch:
+    """What one loss evaluation sees of the data."""
+
+    counts: torch.Tensor  # (V + 1) x V transition counts
+    n_seq: int
+    seqs: Sequences  # the sequences (JS's P side)
+    seq_log_p: torch.Tensor  # log P(x) of each sequence
+
+
+@dataclass
+class Setting:
+    """Everything about the target and the estimator that a loss needs."""
+
+    log_p: torch.Tensor  # log(P + eps), chain matrix
+    p: torch.Tensor  # P, chain matrix
+    max_length: int
+    estimator: str
+    tau: float
+    js_samples: int
+
+
+def objective_loss(
+    name: str,
+    eta: float,
+    model: NeuralBigram,
+    batch: Batch,
+    s: Setting,
+    rng: np.random.Generator,
+) -> tuple[torch.Tensor, float]:
+    """(loss to differentiate, its value per sequence) of objective ``name`` at ``eta``.
+
+    The two differ only for JS under the exact estimator, whose surrogate carries the
+    score-function gradient.
+    """
+    if name not in OBJECTIVES:
+        raise KeyError(f"unknown synthetic objective {name!r}: known are {', '.join(OBJECTIVES)}")
+    if s.estimator not in ESTIMATORS:
+        raise KeyError(f"unknown estimator {s.estimator!r}: known are {', '.join(ESTIMATORS)}")
+    if name == "forward_kl":
+        eta = 1.0
+    elif name == "reverse_kl":
+        eta = 0.0
+    log_q = F.log_softmax(model.transition_logits(), dim=-1)
+
+    if name == "mixce":
+        loss = count_loss(log_q, batch.counts, batch.n_seq, eta)
+        return loss, float(loss.detach())
+    if name == "js":
+        return _js(eta, model, log_q, batch, s, rng)
+
+    loss = log_q.new_zeros(())
+    if eta > 0:
+        loss = loss + eta * count_loss(log_q, batch.counts, batch.n_seq, 1.0)
+    if eta < 1:
+        if name in ("reverse_kl", "mix_kl"):
+            if s.estimator == "exact":
+                rev = expected_sum(log_q.exp(), log_q - s.log_p, s.max_length)
+            else:
+                lq, lp = gumbel_rollout(model, s.log_p, batch.n_seq, s.max_length, s.tau)
+                rev = (lq - lp).mean()
+        else:  # mixce_star: reverse cross-entropy
+            if s.estimator == "exact":
+                rev = expected_sum(log_q.exp(), -s.log_p, s.max_length)
+            else:
+                _, lp = gumbel_rollout(model, s.log_p, batch.n_seq, s.max_length, s.tau)
+                rev = -lp.mean()
+        loss = loss + (1.0 - eta) * rev
+    return loss, float(loss.detach())
+
+
+def _js(
+    eta: float,
+    model: NeuralBigram,
+    log_q: torch.Tensor,
+    batch: Batch,
+    s: Setting,
+    rng: np.random.Generator,
+) -> tuple[torch.Tensor, float]:
+    """JS with the sequence-level mixture M = eta P + (1 - eta) Q."""
+    idx = np.sort(rng.choice(batch.n_seq, size=min(s.js_samples, batch.n_seq), replace=False))
+    data = batch.seqs.subset(idx)
+    lp_data = batch.seq_log_p[idx]
+    lq_data = sequence_logq(log_q, data)
+    p_side = (lp_data - log_mixture(eta, lp_data, lq_data)).mean()
+    if s.estimator == "gumbel":
+        lq, lp = gumbel_rollout(model, s.log_p, s.js_samples, s.max_length, s.tau)
+        q_side = (lq - log_mixture(eta, lp, lq)).mean()
+        loss = eta * p_side + (1.0 - eta) * q_side
+        return loss, float(loss.detach())
+    drawn = sample_sequences(log_q.detach().exp().numpy(), s.js_samples, s.max_length, rng)
+    lq = sequence_logq(log_q, drawn)
+    lp = sequence_logq(s.log_p, drawn)
+    f = lq - log_mixture(eta, lp, lq)
+    fd = f.detach()
+    baseline = (fd.sum() - fd) / max(len(fd) - 1, 1)
+    q_surrogate = (f + (fd - baseline) * lq).mean()
+    value = eta * float(p_side) + (1.0 - eta) * float(fd.mean())
+    return eta * p_side + (1.0 - eta) * q_surrogate, value

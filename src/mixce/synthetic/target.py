@@ -1,0 +1,118 @@
+"""The "human" language model P of the synthetic experiments: a bigram LM.
+
+Tokens are ``0 .. V-1``; the last one, ``V-1``, is EOS. ``M`` is the V x V transition matrix
+(the EOS row is all zero: nothing follows EOS) and ``pi`` the start distribution, uniform over
+all V tokens as in the public reference code (a sequence may be EOS alone).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+EOS_FLOOR = 1e-12  # smallest P(EOS | token) after drawing a random row; keeps EOS reachable
+WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+
+
+@dataclass
+class RealTextVocab:
+    """How a real-text target was built: the kept words and what they cover."""
+
+    words: list[str]
+    n_texts: int
+    n_tokens: int
+    coverage: float  # share of word occurrences whose word is in the vocabulary
+
+
+def uniform_start(vocab_size: int) -> np.ndarray:
+    """The start distribution pi: uniform over every token, EOS included."""
+    return np.full(vocab_size, 1.0 / vocab_size)
+
+
+def random_target(
+    vocab_size: int, zero_fraction: float, alpha: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Rows from Dirichlet(alpha); in each non-EOS row, round(zero_fraction * (V-1)) of the
+    V-1 non-EOS entries (chosen uniformly) are set to 0, the EOS entry never; rows renormalised.
+    """
+    if vocab_size < 3:
+        raise ValueError(f"vocab_size must be >= 3, got {vocab_size}")
+    if not 0.0 <= zero_fraction < 1.0:
+        raise ValueError(f"zero_fraction must be in [0, 1), got {zero_fraction}")
+    v = vocab_size
+    m = rng.dirichlet(np.full(v, alpha), size=v)
+    k = int(round(zero_fraction * (v - 1)))
+    if k:
+        cols = np.argsort(rng.random((v - 1, v - 1)), axis=1)[:, :k]
+        np.put_along_axis(m[:-1, :-1], cols, 0.0, axis=1)
+    m[:, -1] = np.maximum(m[:, -1], EOS_FLOOR)
+    m /= m.sum(axis=1, keepdims=True)
+    m[-1] = 0.0
+    return m
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens of a text (letters, with inner apostrophes)."""
+    return WORD.findall(text.lower())
+
+
+def real_text_target(texts: Iterable[str], vocab_size: int) -> tuple[np.ndarray, RealTextVocab]:
+    """Transition matrix from the bigram counts of real texts.
+
+    The vocabulary is the ``V-1`` most frequent words (ties broken alphabetically) plus EOS.
+    Words outside it are dropped from the texts, so their neighbours become adjacent; every
+    text ends with EOS. Texts with no kept word are skipped. Every kept word occurs, so every
+    non-EOS row has counts and reaches EOS through the texts it occurs in.
+    """
+    tokenised = [words(t) for t in texts]
+    freq = Counter(w for ws in tokenised for w in ws)
+    if len(freq) < vocab_size - 1:
+        raise ValueError(
+            f"the real-text corpus has {len(freq)} distinct words, fewer than vocab_size - 1 = "
+            f"{vocab_size - 1}: use a larger synthetic.real_text source or a smaller vocab size"
+        )
+    kept = [w for w, _ in sorted(freq.items(), key=lambda kv: (-kv[1], kv[0]))[: vocab_size - 1]]
+    index = {w: i for i, w in enumerate(kept)}
+    eos = vocab_size - 1
+    counts = np.zeros((vocab_size, vocab_size))
+    n_texts = n_kept = 0
+    for ws in tokenised:
+        ids = [index[w] for w in ws if w in index]
+        if not ids:
+            continue
+        n_texts += 1
+        n_kept += len(ids)
+        np.add.at(counts, (np.array(ids), np.array(ids[1:] + [eos])), 1.0)
+    m = counts / counts.sum(axis=1, keepdims=True).clip(min=1.0)
+    m[-1] = 0.0
+    total = sum(freq.values())
+    return m, RealTextVocab(kept, n_texts, n_kept, n_kept / total)
+
+
+def check_target(m: np.ndarray, pi: np.ndarray) -> None:
+    """Raise ValueError unless (m, pi) is a valid bigram LM whose every token reaches EOS."""
+    v = m.shape[0]
+    if m.shape != (v, v) or pi.shape != (v,):
+        raise ValueError(f"bad shapes: M {m.shape}, pi {pi.shape}")
+    if not np.allclose(m[:-1].sum(axis=1), 1.0) or np.any(m < 0):
+        raise ValueError("every non-EOS row of M must be a probability distribution")
+    if np.any(m[-1] != 0):
+        raise ValueError("the EOS row of M must be all zero")
+    if not np.isclose(pi.sum(), 1.0):
+        raise ValueError("pi must sum to 1")
+    # backwards reachability from EOS over the edges with positive probability
+    reach = np.zeros(v, dtype=bool)
+    reach[-1] = True
+    edges = m > 0
+    while True:
+        new = reach | edges[:, reach].any(axis=1)
+        if (new == reach).all():
+            break
+        reach = new
+    if not reach.all():
+        bad = np.flatnonzero(~reach)[:10].tolist()
+        raise ValueError(f"tokens {bad} have no path to EOS")
