@@ -42,7 +42,11 @@ def get_objective(name: str) -> Objective:
 
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """log q(target) for every position: logits (..., V), targets (...) -> (...)."""
-    return F.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return (
+        F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
+        .gather(-1, targets.unsqueeze(-1))
+        .squeeze(-1)
+    )
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -57,7 +61,9 @@ def mixce_weight(logq: torch.Tensor, eta: float) -> torch.Tensor:
 
 
 @register("mle")
-def mle(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, **_: float) -> torch.Tensor:
+def mle(
+    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, **_: float
+) -> torch.Tensor:
     """Forward cross-entropy (maximum likelihood): mean token NLL."""
     return masked_mean(-token_logprobs(logits, targets), mask)
 

@@ -41,40 +41,100 @@ from mixce.synthetic.model import NeuralBigram
 
 OBJECTIVES = ("forward_kl", "reverse_kl", "mix_kl", "js", "mixce_star", "mixce")
 ESTIMATORS = ("exact", "gumbel")
-OCCUPANCY_TOL = 1e-13  # stop the visit recursion once the surviving mass is below this
+OCCUPANCY_TOL = 1e-13  # a recursion whose vector has shrunk below this (relative) has ended
+GEOMETRIC_TOL = 1e-12  # relative deviation from x_{k+1} = rho x_k at which the tail is summed
+
+
+def _power_chain(step, first: torch.Tensor, length: int) -> tuple[list[torch.Tensor], float, bool]:
+    """x_1 = first, x_{k+1} = step(x_k) for up to ``length`` vectors, stopped early when
+
+    - the chain has vanished (||x|| below OCCUPANCY_TOL times ||first||): later terms are 0;
+    - it has become geometric (x_{k+1} = rho x_k up to GEOMETRIC_TOL): later terms follow.
+    Returns (explicit vectors, rho, geometric). rho is 0 unless geometric.
+    """
+    xs = [first]
+    scale = float(first.abs().sum())
+    if scale == 0.0:
+        return xs, 0.0, False
+    x = first
+    for k in range(1, length):
+        nxt = step(x)
+        size = float(nxt.abs().sum())
+        if size < OCCUPANCY_TOL * scale:
+            return xs, 0.0, False
+        rho = float(torch.dot(nxt, x) / torch.dot(x, x))
+        if k >= 2 and float((nxt - rho * x).abs().sum()) <= GEOMETRIC_TOL * size:
+            return xs, rho, True
+        xs.append(nxt)
+        x = nxt
+    return xs, 0.0, False
+
+
+def _geometric_coefficients(n_explicit: int, rho: float, total: int) -> np.ndarray:
+    """c[k] for k = 0 .. total - 1: 0 for explicit terms, rho^(k - last) after them."""
+    c = np.zeros(total)
+    last = n_explicit - 1
+    if rho != 0.0 and total > n_explicit:
+        c[n_explicit:] = rho ** np.arange(1, total - last)
+    return c
 
 
 class _Occupancy(torch.autograd.Function):
-    """n = sum_{t=1..K} u_t with u_1 = start, u_{t+1} = u_t A; backward by the adjoint recursion.
+    """n = sum_{t=1..K} u_t, u_1 = start, u_{t+1} = u_t A, with its exact adjoint backward.
 
-    Written by hand so that the gradient for A is one matrix product U^T Lambda instead of K
-    rank-one updates (about 3x faster than autograd through the loop at V = 1000).
+    A is a sub-stochastic matrix (Q between non-EOS tokens). By Perron-Frobenius the visit
+    vector u_t soon becomes geometric, u_{t+1} = rho u_t with rho the dominant eigenvalue
+    (Q's rows are softmax outputs, so A is positive and the gap is usually large); the same
+    holds for the adjoint vectors A^s g. Both recursions are run only until that holds to
+    GEOMETRIC_TOL (relative), and the remaining terms are summed in closed form, in the
+    values and in the gradient. A chain that never becomes geometric is run to the end, so
+    the result is exact up to that tolerance either way; the gradient for A is one matrix
+    product (U^T Lambda) rather than K rank-one updates.
     """
 
     @staticmethod
     def forward(ctx, start: torch.Tensor, a: torch.Tensor, steps: int) -> torch.Tensor:  # type: ignore[override]
         at = a.t().contiguous()
-        us = [start]
-        u = start
-        for _ in range(steps - 1):
-            u = torch.mv(at, u)
-            if float(u.sum()) < OCCUPANCY_TOL:
-                break
-            us.append(u)
+        us, rho, _ = _power_chain(lambda x: torch.mv(at, x), start, steps)
         big_u = torch.stack(us)
+        tail = _geometric_coefficients(len(us), rho, steps)
         ctx.save_for_backward(big_u, a)
-        return big_u.sum(0)
+        ctx.steps, ctx.rho = steps, rho
+        return big_u.sum(0) + float(tail.sum()) * big_u[-1]
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         big_u, a = ctx.saved_tensors
-        k = big_u.shape[0]
-        lam = torch.empty_like(big_u)
-        lam[k - 1] = grad
-        for t in range(k - 2, -1, -1):
-            lam[t] = grad + torch.mv(a, lam[t + 1])
-        grad_a = big_u[:-1].t() @ lam[1:]
-        return lam[0], grad_a, None
+        k, rho_u = ctx.steps, ctx.rho
+        m = big_u.shape[0]
+        # w_s = A^s g for s = 0 .. k - 1: explicit rows, then w_last * c_w[s]
+        ws, rho_w, _ = _power_chain(lambda x: torch.mv(a, x), grad, k)
+        big_w = torch.stack(ws)
+        s1 = big_w.shape[0] - 1
+        prefix = big_w.cumsum(0)
+        c_w = np.cumsum(_geometric_coefficients(s1 + 1, rho_w, max(k, 1)))
+
+        def lam_rows(n_idx: np.ndarray) -> torch.Tensor:
+            """Wsum(N) = sum_{s<=N} w_s for each N in n_idx (rows)."""
+            head = prefix[torch.from_numpy(np.minimum(n_idx, s1))]
+            return head + torch.from_numpy(c_w[n_idx]).to(grad)[:, None] * big_w[-1]
+
+        grad_start = lam_rows(np.array([k - 1]))[0]
+        # head: t = 1 .. min(m, k - 1), lambda_{t+1} = Wsum(k - t - 1)
+        t_head = np.arange(1, min(m, k - 1) + 1)
+        grad_a = torch.zeros_like(a)
+        if t_head.size:
+            grad_a = big_u[: t_head.size].t() @ lam_rows(k - t_head - 1)
+        # tail: t = m + 1 .. k - 1, u_t = rho_u^(t - m) u_m
+        if rho_u != 0.0 and k - 1 > m:
+            t_tail = np.arange(m + 1, k)
+            coef = rho_u ** (t_tail - m)
+            n_idx = k - t_tail - 1
+            weights = np.bincount(np.minimum(n_idx, s1), weights=coef, minlength=s1 + 1)
+            z = torch.from_numpy(weights).to(grad) @ prefix
+            z = z + float((coef * c_w[n_idx]).sum()) * big_w[-1]
+            grad_a = grad_a + torch.outer(big_u[-1], z)
+        return grad_start, grad_a, None
 
 
 def occupancy(chain: torch.Tensor, max_length: int) -> torch.Tensor:
@@ -236,5 +296,5 @@ def _js(
     fd = f.detach()
     baseline = (fd.sum() - fd) / max(len(fd) - 1, 1)
     q_surrogate = (f + (fd - baseline) * lq).mean()
-    value = eta * float(p_side) + (1.0 - eta) * float(fd.mean())
+    value = eta * float(p_side.detach()) + (1.0 - eta) * float(fd.mean())
     return eta * p_side + (1.0 - eta) * q_surrogate, value
