@@ -1,0 +1,141 @@
+"""Synthetic-branch benchmarks, reported as times and ratios measured in one run.
+
+1. One training run per vocabulary size and estimator (random 50% target, paper data sizes):
+   the exact estimator runs to its early stop; the Gumbel estimator is timed over a few
+   minibatch steps and its full run (50 epochs x 50 steps) is extrapolated from them, and
+   the table says so.
+2. The count-matrix path against the per-sequence (per-token) path for the data terms
+   (forward CE / MixCE) on the same data and model: seconds per step and their ratio.
+
+Usage: python bench/synthetic.py [--vocab 20 50 100 500 1000] [--out bench/results/synthetic.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mixce.objectives import mixce
+from mixce.synthetic.data import chain_matrix, sample_sequences
+from mixce.synthetic.model import NeuralBigram
+from mixce.synthetic.objectives import count_loss
+from mixce.synthetic.target import random_target, uniform_start
+from mixce.synthetic.train import TrainConfig, make_batch, train_q
+
+
+def data_for(v: int, n_train: int, n_dev: int, max_length: int):
+    rng = np.random.default_rng([7, v])
+    chain = chain_matrix(random_target(v, 0.5, 0.5, rng), uniform_start(v))
+    return (
+        chain,
+        sample_sequences(chain, n_train, max_length, rng),
+        sample_sequences(chain, n_dev, max_length, rng),
+    )
+
+
+def gumbel_step_seconds(chain, train, dev, objective: str, steps: int) -> float:
+    cfg = TrainConfig(estimator="gumbel", lr=1e-3, max_epochs=1, batch_size=1000)
+    sub = train.subset(np.arange(min(len(train), steps * cfg.batch_size)))
+    t0 = time.perf_counter()
+    result, _ = train_q(
+        chain,
+        sub,
+        dev.subset(np.arange(min(len(dev), 1000))),
+        objective,
+        0.9,
+        7,
+        cfg,
+        progress=False,
+    )
+    return (time.perf_counter() - t0) / max(result["steps"], 1)
+
+
+def count_vs_token(chain, train, reps: int = 5) -> dict:
+    """Seconds per forward+backward of MixCE's data term: count matrix vs per token."""
+    v = chain.shape[1]
+    model = NeuralBigram(v, 50, 0.0).double()
+    batch = make_batch(train, np.log(chain + 1e-30))
+    prev, nxt, _ = train.transitions(v)
+    prev_t, nxt_t = torch.from_numpy(prev.astype(np.int64)), torch.from_numpy(nxt.astype(np.int64))
+    mask = torch.ones(len(prev), dtype=torch.bool)
+
+    def by_counts() -> torch.Tensor:
+        log_q = torch.log_softmax(model.transition_logits(), -1)
+        return count_loss(log_q, batch.counts, batch.n_seq, 0.9)
+
+    def by_tokens() -> torch.Tensor:
+        return mixce(model(prev_t), nxt_t, mask, eta=0.9) * len(prev) / len(train)
+
+    out = {}
+    for name, fn in (("count_matrix", by_counts), ("per_token", by_tokens)):
+        fn().backward()  # warm-up
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            model.zero_grad()
+            fn().backward()
+        out[name] = (time.perf_counter() - t0) / reps
+    out["ratio_count_over_token"] = out["count_matrix"] / out["per_token"]
+    out["tokens"] = int(len(prev))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--vocab", type=int, nargs="+", default=[20, 50, 100, 500, 1000])
+    ap.add_argument("--n-train", type=int, default=50000)
+    ap.add_argument("--n-dev", type=int, default=5000)
+    ap.add_argument("--max-length", type=int, default=500)
+    ap.add_argument("--gumbel-steps", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=Path("bench/results/synthetic.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rows = []
+    for v in args.vocab:
+        chain, train, dev = data_for(v, args.n_train, args.n_dev, args.max_length)
+        row: dict = {"vocab_size": v, "mean_length": float(np.diff(train.offsets).mean())}
+        for objective in ("mix_kl", "mixce"):
+            cfg = TrainConfig(estimator="exact", lr=1e-2, max_length=args.max_length)
+            result, _ = train_q(chain, train, dev, objective, 0.9, 7, cfg, progress=False)
+            row[f"exact_{objective}_run_s"] = result["seconds"]
+            row[f"exact_{objective}_steps"] = result["steps"]
+        g = gumbel_step_seconds(chain, train, dev, "mix_kl", args.gumbel_steps)
+        row["gumbel_mix_kl_step_s"] = g
+        row["gumbel_mix_kl_run_s_extrapolated"] = g * 50 * (args.n_train // 1000)
+        row["exact_step_s"] = row["exact_mix_kl_run_s"] / row["exact_mix_kl_steps"]
+        row["gumbel_over_exact_step"] = g / row["exact_step_s"]
+        row["count_vs_token"] = count_vs_token(chain, train)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "machine": platform.processor() or platform.machine(),
+        "threads": 1,
+        "torch": torch.__version__,
+        "command": "python bench/synthetic.py "
+        + " ".join(f"--vocab {' '.join(map(str, args.vocab))}".split()),
+    }
+    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    print(
+        "| V | mean len | exact mix_kl run (s, steps) | exact mixce run (s, steps) | "
+        "gumbel step (s) | gumbel run (s, extrapolated) | gumbel/exact per step | "
+        "count/token |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        ct = r["count_vs_token"]
+        print(
+            f"| {r['vocab_size']} | {r['mean_length']:.0f} | {r['exact_mix_kl_run_s']:.1f}, "
+            f"{r['exact_mix_kl_steps']} | {r['exact_mixce_run_s']:.1f}, {r['exact_mixce_steps']} "
+            f"| {r['gumbel_mix_kl_step_s']:.2f} | {r['gumbel_mix_kl_run_s_extrapolated']:.0f} | "
+            f"{r['gumbel_over_exact_step']:.0f}x | {ct['ratio_count_over_token']:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
