@@ -1,0 +1,55 @@
+# MixCE (Zhang et al., ACL 2023) reproduction. config.yaml is the paper-scale run;
+# smaller runs: --configfile config/demo.yaml (demo) or config/test.yaml (CI).
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+SRC = Path(workflow.basedir, "src")
+if importlib.util.find_spec("mixce") is None:
+    # Not installed (`make venv` installs it editable): import it from src/, in jobs too.
+    sys.path.insert(0, str(SRC))
+    os.environ.update(
+        PYTHONPATH=os.pathsep.join(
+            filter(None, [str(SRC), os.environ.get("PYTHONPATH")])
+        )
+    )
+
+from mixce.config import ConfigError, validate_config
+
+
+configfile: "config.yaml"
+
+
+# Plain-words check first (names every bad key), then Snakemake's own schema
+# validation, which also fills in the schema defaults.
+try:
+    validate_config(config)
+except ConfigError as error:
+    raise WorkflowError(f"invalid configuration:\n{error}") from None
+validate(config, "schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+
+
+wildcard_constraints:
+    init="|".join(INITS),
+    vocab=r"\d+",
+    seed=r"\d+",
+    eta=r"\d+\.\d+",
+    objective="|".join(OBJECTIVES),
+
+
+include: "rules/synthetic.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_outputs(),

@@ -1,0 +1,177 @@
+# Synthetic experiments (paper section 4.1): target P -> data -> Q per objective and eta
+# -> runs / best eta -> Tables 1, 6, 7, 11 and the eta figure.
+
+
+rule synthetic_target:
+    input:
+        texts=real_text_file,
+        code=code(
+            "synthetic/pipeline",
+            "synthetic/target",
+            "synthetic/data",
+            "data/embedded",
+            "io",
+        ),
+    output:
+        npz=target_path("{init}", "{vocab}", "{seed}"),
+        meta=target_path("{init}", "{vocab}", "{seed}", ext="json"),
+    log:
+        results("logs", "synthetic_target", "{init}", "V{vocab}", "seed{seed}.log"),
+    benchmark:
+        results(
+            "benchmarks", "synthetic_target", "{init}", "V{vocab}", "seed{seed}.tsv"
+        )
+    conda:
+        "../envs/torch.yaml"
+    params:
+        spec=lambda wc: init_spec(wc.init),
+        vocab_size=lambda wc: int(wc.vocab),
+        seed=lambda wc: int(wc.seed),
+        alpha=dirichlet_alpha,
+        texts=real_text_settings,
+    script:
+        "../scripts/synthetic_target.py"
+
+
+rule synthetic_data:
+    input:
+        target=target_path("{init}", "{vocab}", "{seed}"),
+        code=code("synthetic/pipeline", "synthetic/data", "io"),
+    output:
+        npz=data_path("{init}", "{vocab}", "{seed}"),
+        summary=data_path("{init}", "{vocab}", "{seed}", ext="json"),
+    log:
+        results("logs", "synthetic_data", "{init}", "V{vocab}", "seed{seed}.log"),
+    benchmark:
+        results("benchmarks", "synthetic_data", "{init}", "V{vocab}", "seed{seed}.tsv")
+    conda:
+        "../envs/torch.yaml"
+    params:
+        n_train=SYN["data"]["n_train"],
+        n_dev=SYN["data"]["n_dev"],
+        max_length=SYN["data"]["max_length"],
+        seed=lambda wc: int(wc.seed),
+    script:
+        "../scripts/synthetic_data.py"
+
+
+rule synthetic_train:
+    input:
+        targets=train_inputs("target"),
+        data=train_inputs("data"),
+        code=code(
+            "synthetic/pipeline",
+            "synthetic/train",
+            "synthetic/objectives",
+            "synthetic/model",
+            "synthetic/metrics",
+            "synthetic/data",
+            "objectives",
+            "io",
+        ),
+    output:
+        json=results(
+            "synthetic", "train", "{init}", "V{vocab}", "{objective}", "eta{eta}.json"
+        ),
+        log_csv=results(
+            "synthetic",
+            "train",
+            "{init}",
+            "V{vocab}",
+            "{objective}",
+            "eta{eta}.log.csv",
+        ),
+    log:
+        results(
+            "logs",
+            "synthetic_train",
+            "{init}",
+            "V{vocab}",
+            "{objective}",
+            "eta{eta}.log",
+        ),
+    benchmark:
+        results(
+            "benchmarks",
+            "synthetic_train",
+            "{init}",
+            "V{vocab}",
+            "{objective}",
+            "eta{eta}.tsv",
+        )
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    params:
+        init=lambda wc: wc.init,
+        vocab_size=lambda wc: int(wc.vocab),
+        objective=lambda wc: wc.objective,
+        eta=lambda wc: float(wc.eta),
+        seeds=SEEDS,
+        train=train_params,
+    script:
+        "../scripts/synthetic_train.py"
+
+
+rule synthetic_summary:
+    input:
+        runs=train_outputs(),
+        code=code("synthetic/pipeline", "synthetic/select", "io"),
+    output:
+        **SUMMARY,
+    log:
+        results("logs", "synthetic_summary", "summary.log"),
+    benchmark:
+        results("benchmarks", "synthetic_summary", "summary.tsv")
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/synthetic_summary.py"
+
+
+rule synthetic_tables:
+    input:
+        selected=SUMMARY["selected"],
+        code=code("report/synthetic_tables", "report/latex", "synthetic/select", "io"),
+    output:
+        **{
+            f"{table}_{ext}": path
+            for table in TABLES
+            for ext, path in table_files(table).items()
+        },
+    log:
+        results("logs", "synthetic_tables", "tables.log"),
+    benchmark:
+        results("benchmarks", "synthetic_tables", "tables.tsv")
+    conda:
+        "../envs/report.yaml"
+    params:
+        tables=SYN["tables"],
+        specs={init: init_spec(init) for init in INITS},
+    script:
+        "../scripts/synthetic_tables.py"
+
+
+rule synthetic_figure:
+    input:
+        curve=SUMMARY["eta_curve"],
+        code=code(
+            "report/synthetic_figure",
+            "report/synthetic_tables",
+            "synthetic/select",
+            "io",
+        ),
+    output:
+        pdf=f"{FIGURE_STEM}.pdf",
+        png=f"{FIGURE_STEM}.png",
+    log:
+        results("logs", "synthetic_figure", "figure.log"),
+    benchmark:
+        results("benchmarks", "synthetic_figure", "figure.tsv")
+    conda:
+        "../envs/report.yaml"
+    params:
+        inits=INITS,
+        specs={init: init_spec(init) for init in INITS},
+    script:
+        "../scripts/synthetic_figure.py"

@@ -1,0 +1,34 @@
+"""Rule synthetic_train: Q for one (init, V, objective, eta), trained once per seed."""
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mixce.io import job_logging, load_sequences, write_csv, write_json
+from mixce.synthetic.pipeline import train_config, train_seeds
+
+
+def seed_runs(seeds, targets, data):
+    """(seed, chain, train, dev) per seed, loaded one seed at a time."""
+    for seed, target_file, data_file in zip(seeds, targets, data, strict=True):
+        with np.load(target_file) as target, np.load(data_file) as sequences:
+            yield seed, target["chain"], *(load_sequences(sequences, s) for s in ("train", "dev"))
+
+
+def main(smk) -> None:
+    with job_logging(smk.log[0]):
+        torch.set_num_threads(smk.threads)
+        p = smk.params
+        results, log_rows = train_seeds(
+            seed_runs(p.seeds, smk.input.targets, smk.input.data),
+            p.objective,
+            p.eta,
+            train_config(p.train),
+            init=p.init,
+            vocab_size=p.vocab_size,
+        )
+        write_csv(smk.output.log_csv, pd.DataFrame(log_rows))
+        write_json(smk.output.json, results)
+
+
+main(snakemake)  # noqa: F821

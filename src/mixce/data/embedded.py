@@ -1,0 +1,156 @@
+"""Texts for the real-text target of the synthetic experiments (config synthetic.real_text).
+
+``source`` is either ``"embedded"`` or a path:
+
+- ``embedded``: the English corpora that gensim ships with its tests (so they install from
+  PyPI and need no network): ``lee_background.cor`` (300 news articles, one per line), then
+  the paragraphs of the Wikipedia extract
+  ``enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2`` (pages parsed with
+  ``gensim.corpora.wikicorpus.extract_pages`` and cleaned with ``filter_wiki``; paragraphs
+  are blank-line separated, and only those with at least :data:`MIN_PARAGRAPH_WORDS` words
+  are kept). The order is fixed: news first, then Wikipedia in file order.
+- a ``.jsonl`` file: one JSON object per line, its ``"text"`` field is one text;
+- a ``.txt`` file: texts separated by blank lines.
+
+:func:`load_texts` returns the first ``n_texts`` texts (fewer when the source has fewer; that
+is logged, not an error).
+"""
+
+from __future__ import annotations
+
+import bz2
+import functools
+import json
+import logging
+import re
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+SOURCE_KEY = "synthetic.real_text.source"
+EMBEDDED = "embedded"
+NEWS_FILE = "lee_background.cor"
+WIKI_FILE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+MIN_PARAGRAPH_WORDS = 20
+
+_BLANK_LINES = re.compile(r"\n\s*\n")
+_WIKI_QUOTES = re.compile(r"'{2,}")  # bold / italic markup that filter_wiki leaves in
+_WIKI_HEADING = re.compile(r"={2,}[^=\n]*={2,}")  # "== Section ==" lines
+
+
+def datapath(name: str) -> str:
+    """Path of a file of gensim's bundled test data (``gensim.test.utils.datapath``).
+
+    Importing ``gensim.test.utils`` builds a small demo Dictionary and logs about it at INFO
+    level; that noise is kept out of the job logs.
+    """
+    gensim_logger = logging.getLogger("gensim")
+    level = gensim_logger.level
+    gensim_logger.setLevel(logging.WARNING)
+    try:
+        from gensim.test.utils import datapath as gensim_datapath
+    finally:
+        gensim_logger.setLevel(level)
+    return gensim_datapath(name)
+
+
+def _normalise(text: str) -> str:
+    """Collapse every run of whitespace into one space and strip the ends."""
+    return " ".join(text.split())
+
+
+def news_texts() -> list[str]:
+    """The 300 news articles of gensim's ``lee_background.cor``, one text each."""
+    with open(datapath(NEWS_FILE), encoding="utf-8", errors="replace") as handle:
+        return [t for t in (_normalise(line) for line in handle) if t]
+
+
+def wiki_paragraphs(min_words: int = MIN_PARAGRAPH_WORDS) -> list[str]:
+    """Paragraphs (>= ``min_words`` words) of gensim's shortened English Wikipedia dump."""
+    from gensim.corpora.wikicorpus import extract_pages, filter_wiki
+
+    paragraphs: list[str] = []
+    with bz2.open(datapath(WIKI_FILE)) as handle:
+        for _title, markup, _page_id in extract_pages(handle):
+            text = _WIKI_HEADING.sub("\n\n", filter_wiki(markup))
+            for block in _BLANK_LINES.split(text):
+                paragraph = _normalise(_WIKI_QUOTES.sub("", block))
+                if len(paragraph.split()) >= min_words:
+                    paragraphs.append(paragraph)
+    return paragraphs
+
+
+@functools.cache
+def _embedded() -> tuple[str, ...]:
+    return tuple(news_texts() + wiki_paragraphs())
+
+
+def embedded_texts() -> list[str]:
+    """Every embedded text in the fixed order: news articles, then Wikipedia paragraphs.
+
+    Parsed once per process (about 2 s), then served from memory.
+    """
+    return list(_embedded())
+
+
+def read_jsonl(path: Path) -> list[str]:
+    """The non-empty ``"text"`` fields of a JSON-lines file, in file order."""
+    texts = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not a JSON object: {exc}") from exc
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise ValueError(f'{path}:{number}: expected an object with a string "text" field')
+            text = record["text"].strip()
+            if text:
+                texts.append(text)
+    return texts
+
+
+def read_txt(path: Path) -> list[str]:
+    """The texts of a plain-text file whose documents are separated by blank lines."""
+    content = path.read_text(encoding="utf-8")
+    return [t.strip() for t in _BLANK_LINES.split(content) if t.strip()]
+
+
+def load_texts(source: str, n_texts: int) -> list[str]:
+    """The first ``n_texts`` texts of ``source`` (``"embedded"`` or a .jsonl / .txt path).
+
+    Raises:
+        FileNotFoundError: ``source`` is a path that does not exist (the message names the
+            config key ``synthetic.real_text.source``).
+        ValueError: ``n_texts < 1``, an unsupported file type, or a malformed .jsonl line.
+    """
+    if n_texts < 1:
+        raise ValueError(f"n_texts must be >= 1, got {n_texts}")
+    if source == EMBEDDED:
+        texts = embedded_texts()
+    else:
+        path = Path(source)
+        if path.suffix not in (".jsonl", ".txt"):
+            raise ValueError(
+                f"config key {SOURCE_KEY} = {source!r}: must be 'embedded' or a path ending in "
+                ".jsonl or .txt"
+            )
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"config key {SOURCE_KEY} = {source!r}: no such file "
+                f"(relative paths are relative to the working directory {Path.cwd()})"
+            )
+        texts = read_jsonl(path) if path.suffix == ".jsonl" else read_txt(path)
+    if len(texts) < n_texts:
+        logger.warning(
+            "%s = %r holds %d texts, fewer than the %d asked for: using all of them",
+            SOURCE_KEY,
+            source,
+            len(texts),
+            n_texts,
+        )
+    else:
+        logger.info("using the first %d of %d texts from %s", n_texts, len(texts), source)
+    return texts[:n_texts]

@@ -1,0 +1,304 @@
+"""File helpers shared by the workflow scripts.
+
+- Atomic writes: every output is written to a temporary name in its own directory and then
+  moved into place with ``os.replace``, so an interrupted job never leaves a complete-looking
+  file behind.
+- :class:`~mixce.synthetic.data.Sequences` to and from ``.npz`` arrays under a prefix
+  (``train_tokens``, ``train_offsets``, ``train_forced``).
+- :func:`job_logging`: one job's Python logging, stdout and stderr (tqdm) into its log file,
+  with tqdm's carriage-return refreshes turned into at most one line every few seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from mixce.synthetic.data import Sequences
+
+__all__ = [
+    "atomic_output",
+    "job_logging",
+    "load_sequences",
+    "read_json",
+    "sequences_arrays",
+    "write_csv",
+    "write_json",
+    "write_npz",
+    "write_text",
+]
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path``; on success move it to ``path``.
+
+    ``mode`` is ``"w"`` (text, UTF-8) or ``"wb"``. On any exception the temporary file is
+    removed and ``path`` is left untouched.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        kwargs = {"encoding": "utf-8", "newline": ""} if mode == "w" else {}
+        with os.fdopen(fd, mode, **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are shared
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_output(path) as handle:
+        handle.write(text)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _finite_or_none(value: Any) -> Any:
+    """JSON has no NaN / inf: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
+    """Write ``data`` as indented JSON atomically (numpy scalars/arrays allowed, NaN -> null)."""
+    text = json.dumps(_finite_or_none(data), indent=2, default=_json_default, allow_nan=False)
+    write_text(path, text + "\n")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON file."""
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def write_csv(path: str | os.PathLike[str], df: Any) -> None:
+    """Write a pandas DataFrame as CSV (no index) atomically."""
+    with atomic_output(path) as handle:
+        df.to_csv(handle, index=False)
+
+
+def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
+    """Write arrays to a compressed ``.npz`` atomically (the name is kept as given)."""
+    with atomic_output(path, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+
+
+# --------------------------------------------------------------------------- sequences
+
+
+def sequences_arrays(seqs: Sequences, prefix: str) -> dict[str, np.ndarray]:
+    """``{prefix}_tokens``, ``{prefix}_offsets`` and ``{prefix}_forced`` of ``seqs``."""
+    return {
+        f"{prefix}_tokens": np.asarray(seqs.tokens, dtype=np.int32),
+        f"{prefix}_offsets": np.asarray(seqs.offsets, dtype=np.int64),
+        f"{prefix}_forced": np.asarray(seqs.forced, dtype=bool),
+    }
+
+
+def load_sequences(npz: Mapping[str, np.ndarray], prefix: str) -> Sequences:
+    """The :class:`Sequences` stored under ``prefix`` by :func:`sequences_arrays`."""
+    keys = [f"{prefix}_{part}" for part in ("tokens", "offsets", "forced")]
+    missing = [k for k in keys if k not in npz]
+    if missing:
+        raise KeyError(f"no sequences {prefix!r} in the file: missing {', '.join(missing)}")
+    tokens, offsets, forced = (np.asarray(npz[k]) for k in keys)
+    if offsets.ndim != 1 or len(forced) != len(offsets) - 1 or offsets[-1] != len(tokens):
+        raise ValueError(f"sequences {prefix!r}: tokens, offsets and forced do not match")
+    return Sequences(tokens.astype(np.int32), offsets.astype(np.int64), forced.astype(bool))
+
+
+# --------------------------------------------------------------------------- job logging
+
+
+class ProgressStream(io.TextIOBase):
+    """A text stream for a log file that keeps tqdm readable.
+
+    tqdm redraws its bar by writing ``"\\r" + bar`` again and again; in a file that is one
+    ever-growing line. Here ordinary lines are written as they come, while bar states are
+    written as lines of their own, at most one per ``interval`` seconds. The latest state is
+    always written when the bar is cleared (``leave=False``), ended by a newline
+    (``leave=True``) or followed by an ordinary line, and when the stream closes, so the
+    log keeps the final state of every bar.
+    """
+
+    def __init__(
+        self,
+        target: IO[str],
+        interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._target = target
+        self._interval = interval
+        self._clock = clock
+        self._line = ""  # text not yet ended by \r or \n
+        self._in_bar = False  # _line follows a \r: it is a bar state
+        self._after_bar = False  # the last thing written was a bar state
+        self._pending = ""  # latest bar state not yet written
+        self._last = -math.inf  # when a bar state was last written
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def _emit_pending(self) -> None:
+        if self._pending:
+            self._target.write(self._pending.rstrip() + "\n")
+            self._pending = ""
+
+    def _end_bar_state(self) -> None:
+        text, self._line, self._in_bar = self._line, "", False
+        if not text:
+            return
+        self._after_bar = True
+        if not text.strip():  # tqdm clears a bar (leave=False) by overwriting it with spaces
+            self._emit_pending()
+            return
+        self._pending = text
+        now = self._clock()
+        if now - self._last >= self._interval:
+            self._emit_pending()
+            self._last = now
+
+    def write(self, text: str) -> int:
+        for piece in _split_keep(text):
+            if piece == "\r":
+                self._end_bar_state()
+                self._in_bar = True
+            elif piece == "\n":
+                if self._in_bar:
+                    self._end_bar_state()
+                    self._emit_pending()
+                elif self._line or not self._after_bar:
+                    self._emit_pending()
+                    self._target.write(self._line + "\n")
+                    self._line = ""
+                else:  # the newline that ends a bar (tqdm leave=True)
+                    self._emit_pending()
+                self._after_bar = False
+            else:
+                self._line += piece
+                self._after_bar = self._after_bar and self._in_bar
+        # tqdm writes one bar state per call: "\r" + state
+        if self._in_bar:
+            self._end_bar_state()
+        return len(text)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            if self._in_bar:
+                self._end_bar_state()
+            elif self._line:
+                self._emit_pending()
+                self._target.write(self._line + "\n")
+                self._line = ""
+            self._emit_pending()
+            self._target.flush()
+        super().close()
+
+
+def _split_keep(text: str) -> Iterator[str]:
+    """Split ``text`` into runs of ordinary characters and single ``\\r`` / ``\\n``."""
+    start = 0
+    for i, char in enumerate(text):
+        if char in "\r\n":
+            if i > start:
+                yield text[start:i]
+            yield char
+            start = i + 1
+    if start < len(text):
+        yield text[start:]
+
+
+@contextlib.contextmanager
+def job_logging(
+    log_path: str | os.PathLike[str] | None,
+    level: int = logging.INFO,
+    progress_interval: float = 10.0,
+) -> Iterator[logging.Logger]:
+    """Send Python logging, stdout and stderr (tqdm progress) of this process to ``log_path``.
+
+    The log file is truncated. An exception raised inside the block is logged with its
+    traceback and re-raised, so a failed job's log says why. ``log_path=None`` leaves the
+    streams alone and logs to stderr (for interactive use). Yields the root logger.
+    """
+    root = logging.getLogger()
+    if log_path is None:
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        old_level = root.level
+        root.addHandler(handler)
+        root.setLevel(level)
+        try:
+            yield root
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(old_level)
+        return
+
+    path = Path(log_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old_stdout, old_stderr, old_level = sys.stdout, sys.stderr, root.level
+    with open(path, "w", encoding="utf-8", buffering=1) as log_file:
+        stream = ProgressStream(log_file, interval=progress_interval)
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(handler)
+        root.setLevel(level)
+        logging.captureWarnings(True)
+        sys.stdout = sys.stderr = stream
+        try:
+            yield root
+        except BaseException:
+            root.exception("job failed")
+            raise
+        finally:
+            sys.stdout, sys.stderr = old_stdout, old_stderr
+            logging.captureWarnings(False)
+            root.removeHandler(handler)
+            root.setLevel(old_level)
+            stream.close()

@@ -1,0 +1,284 @@
+"""The stages of the synthetic branch as pure functions (the workflow scripts only do IO).
+
+target -> data -> train (every seed of one objective and eta) -> runs table. Random streams
+are derived from the seed and the stage, ``default_rng([seed, 0])`` for the target and
+``default_rng([seed, 1])`` for the data, so each stage can be rerun alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mixce.synthetic.data import Sequences, chain_matrix, sample_sequences
+from mixce.synthetic.select import objective_rank
+from mixce.synthetic.target import check_target, random_target, real_text_target, uniform_start
+
+logger = logging.getLogger(__name__)
+
+#: Columns of runs.csv, one row per trained Q.
+RUNS_COLUMNS: tuple[str, ...] = (
+    "init",
+    "vocab_size",
+    "objective",
+    "eta",
+    "seed",
+    "avg_js",
+    "avg_0s",
+    "dev_loss",
+    "best_step",
+    "steps",
+    "seconds",
+    "estimator",
+)
+
+#: The eta a single-eta objective is trained and recorded with.
+FIXED_ETA: dict[str, float] = {"forward_kl": 1.0, "reverse_kl": 0.0}
+
+#: TrainConfig fields each estimator uses (the others keep their defaults).
+_COMMON_FIELDS = (
+    "estimator",
+    "lr",
+    "weight_decay",
+    "log_eps",
+    "patience",
+    "hidden_size",
+    "dropout",
+    "max_length",
+)
+_ESTIMATOR_FIELDS = {
+    "exact": ("max_steps", "eval_every"),
+    "gumbel": ("batch_size", "max_epochs", "tau"),
+}
+
+
+def eta_str(eta: float) -> str:
+    """Canonical text of an eta in file names: shortest round-trip decimal, never exponent.
+
+    ``0.99 -> "0.99"``, ``1 -> "1.0"``, ``1e-05 -> "0.00001"``.
+    """
+    return np.format_float_positional(float(eta), unique=True, trim="0")
+
+
+def objective_etas(objective: str, etas: Sequence[float]) -> list[float]:
+    """The etas an objective is trained with: its fixed eta, or every eta of the grid."""
+    if objective in FIXED_ETA:
+        return [FIXED_ETA[objective]]
+    return [float(e) for e in etas]
+
+
+# --------------------------------------------------------------------------- target
+
+
+def _zero_fractions(m: np.ndarray) -> np.ndarray:
+    """Share of zero entries among the V-1 non-EOS entries of each non-EOS row."""
+    return (m[:-1, :-1] == 0).mean(axis=1)
+
+
+def make_target(
+    spec: Mapping[str, Any],
+    vocab_size: int,
+    seed: int,
+    alpha: float,
+    texts: Sequence[str] | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Build and check a target P; return its chain matrix and a metadata record.
+
+    Args:
+        spec: one entry of config ``synthetic.inits`` (``kind`` and, for random,
+            ``zero_fraction``).
+        vocab_size: V, EOS included.
+        seed: the run seed (random inits draw with ``default_rng([seed, 0])``).
+        alpha: Dirichlet concentration (random inits).
+        texts: the real texts (real_text inits).
+
+    Returns:
+        ``(chain, meta)``: the (V + 1) x V chain (rows of M, then pi) and a JSON-ready dict.
+    """
+    kind = spec.get("kind")
+    meta: dict[str, Any] = {"init": dict(spec), "vocab_size": int(vocab_size), "seed": int(seed)}
+    if kind == "random":
+        rng = np.random.default_rng([seed, 0])
+        m = random_target(vocab_size, float(spec["zero_fraction"]), alpha, rng)
+        meta["dirichlet_alpha"] = float(alpha)
+    elif kind == "real_text":
+        if texts is None:
+            raise ValueError("a real_text init needs texts")
+        m, vocab = real_text_target(texts, vocab_size)
+        meta["real_text"] = {
+            "words": vocab.words,
+            "n_texts": vocab.n_texts,
+            "n_tokens": vocab.n_tokens,
+            "coverage": vocab.coverage,
+            "n_texts_given": len(texts),
+        }
+    else:
+        raise ValueError(f"unknown init kind {kind!r}: known are random, real_text")
+    pi = uniform_start(vocab_size)
+    check_target(m, pi)
+    zeros = _zero_fractions(m)
+    meta.update(
+        {
+            "row_sums_ok": bool(np.allclose(m[:-1].sum(axis=1), 1.0)),
+            "zero_fraction_mean": float(zeros.mean()),
+            "zero_fraction_min": float(zeros.min()),
+            "zero_fraction_max": float(zeros.max()),
+            "zero_fraction_per_row": [float(z) for z in zeros],
+        }
+    )
+    return chain_matrix(m, pi), meta
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _sequence_stats(seqs: Sequences) -> dict[str, Any]:
+    lengths = np.diff(seqs.offsets)
+    return {
+        "n": len(seqs),
+        "tokens": int(lengths.sum()),
+        "mean_length": float(lengths.mean()) if len(seqs) else float("nan"),
+        "max_length_seen": int(lengths.max()) if len(seqs) else 0,
+        "share_forced_eos": float(seqs.forced.mean()) if len(seqs) else float("nan"),
+    }
+
+
+def make_data(
+    chain: np.ndarray, n_train: int, n_dev: int, max_length: int, seed: int
+) -> tuple[Sequences, Sequences, dict[str, Any]]:
+    """Sample ``n_dev + n_train`` sequences from ``chain`` with ``default_rng([seed, 1])``.
+
+    The first ``n_dev`` are the dev set and the rest the training set, as in the public
+    reference code. Returns ``(train, dev, summary)``.
+    """
+    rng = np.random.default_rng([seed, 1])
+    everything = sample_sequences(chain, n_train + n_dev, max_length, rng)
+    dev = everything.subset(np.arange(n_dev))
+    train = everything.subset(np.arange(n_dev, n_dev + n_train))
+    summary = {
+        "seed": int(seed),
+        "vocab_size": int(chain.shape[1]),
+        "max_length": int(max_length),
+        "train": _sequence_stats(train),
+        "dev": _sequence_stats(dev),
+    }
+    return train, dev, summary
+
+
+# --------------------------------------------------------------------------- train
+
+
+def train_settings(config: Mapping[str, Any], objective: str) -> dict[str, Any]:
+    """The TrainConfig fields one (objective, estimator) uses, from the workflow config.
+
+    Only the settings that change the result are returned, so a changed gumbel setting does
+    not rerun exact-estimator jobs (and ``js_samples`` reaches only JS).
+    """
+    syn = config["synthetic"]
+    train = syn["train"]
+    estimator = train["estimator"]
+    values: dict[str, Any] = {
+        "estimator": estimator,
+        "lr": train["lr"],
+        "weight_decay": train["weight_decay"],
+        "log_eps": train["log_eps"],
+        "patience": train["patience"],
+        "hidden_size": syn["model"]["hidden_size"],
+        "dropout": syn["model"]["dropout"],
+        "max_length": syn["data"]["max_length"],
+    }
+    for field in _ESTIMATOR_FIELDS[estimator]:
+        values[field] = train[estimator][field]
+    if objective == "js":
+        values["js_samples"] = train["js_samples"]
+    return values
+
+
+def train_config(settings: Mapping[str, Any]) -> Any:
+    """A :class:`~mixce.synthetic.train.TrainConfig` from :func:`train_settings` output."""
+    from mixce.synthetic.train import TrainConfig
+
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"unknown train setting(s): {', '.join(unknown)}")
+    return TrainConfig(**settings)
+
+
+def train_seeds(
+    runs: Iterable[tuple[int, np.ndarray, Sequences, Sequences]],
+    objective: str,
+    eta: float,
+    cfg: Any,
+    *,
+    init: str,
+    vocab_size: int,
+    progress: bool = True,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Train one Q per ``(seed, chain, train, dev)`` of ``runs`` (consumed lazily).
+
+    Returns ``(results, log_rows)``: one result per seed (train_q's result plus ``init`` and
+    ``vocab_size``) and train_q's log rows with ``init``, ``vocab_size``, ``objective`` and
+    ``eta`` added.
+    """
+    from mixce.synthetic.train import train_q
+
+    results: list[dict[str, Any]] = []
+    log_rows: list[dict[str, Any]] = []
+    for seed, chain, train, dev in runs:
+        if chain.shape[1] != vocab_size:
+            raise ValueError(f"seed {seed}: chain has V = {chain.shape[1]}, expected {vocab_size}")
+        result, rows = train_q(chain, train, dev, objective, eta, seed, cfg, progress)
+        results.append({"init": init, "vocab_size": int(vocab_size), **result})
+        keys = {"init": init, "vocab_size": int(vocab_size), "objective": objective, "eta": eta}
+        log_rows.extend({**keys, **row} for row in rows)
+        logger.info(
+            "%s V=%d %s eta=%s seed=%d: avg_js=%.4g avg_0s=%.4g dev_loss=%.5g "
+            "best_step=%s steps=%d (%.1f s)",
+            init,
+            vocab_size,
+            objective,
+            eta_str(eta),
+            seed,
+            result.get("avg_js", float("nan")),
+            result.get("avg_0s", float("nan")),
+            result.get("dev_loss", float("nan")),
+            result.get("best_step"),
+            result.get("steps", 0),
+            result.get("seconds", 0.0),
+        )
+    return results, log_rows
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def runs_table(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per trained Q with :data:`RUNS_COLUMNS`, sorted by init, V, objective, eta, seed.
+
+    Raises:
+        ValueError: no results, or a result lacks a column.
+    """
+    records = [dict(r) for r in results]
+    if not records:
+        raise ValueError("no training results")
+    for record in records:
+        missing = [c for c in RUNS_COLUMNS if c not in record]
+        if missing:
+            raise ValueError(f"a training result lacks {', '.join(missing)}: {record}")
+    df = pd.DataFrame(records, columns=list(RUNS_COLUMNS))
+    df["vocab_size"] = df["vocab_size"].astype(int)
+    df["seed"] = df["seed"].astype(int)
+    df["eta"] = df["eta"].astype(float)
+    rank = df["objective"].map(lambda o: objective_rank(o)[0])
+    return (
+        df.assign(_rank=rank)
+        .sort_values(["init", "vocab_size", "_rank", "eta", "seed"], kind="mergesort")
+        .drop(columns="_rank")
+        .reset_index(drop=True)
+    )

@@ -1,0 +1,405 @@
+"""The Snakemake workflow: stage helpers, and the synthetic DAG run through Snakemake.
+
+The Snakemake tests run in a copy of the workflow files under a temporary directory (their own
+``.snakemake`` metadata and ``results/``, and ``PYTHONPATH`` pointing at the copied ``src``), so
+they neither see nor touch the checkout's results, and edits made to the checkout while they
+run do not change what they measure.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mixce.config import load_config
+from mixce.io import (
+    ProgressStream,
+    atomic_output,
+    job_logging,
+    load_sequences,
+    read_json,
+    sequences_arrays,
+    write_json,
+    write_npz,
+)
+from mixce.synthetic.pipeline import (
+    RUNS_COLUMNS,
+    eta_str,
+    make_data,
+    make_target,
+    objective_etas,
+    runs_table,
+    train_config,
+    train_settings,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+WORKFLOW_FILES = [
+    "Snakefile",
+    "rules",
+    "scripts",
+    "schemas",
+    "envs",
+    "config.yaml",
+    "config",
+    "src",
+]
+OBJECTIVES = ["forward_kl", "reverse_kl", "mix_kl", "js", "mixce_star", "mixce"]
+TIMEOUT_S = 900
+
+
+# --------------------------------------------------------------------------- helpers (unit)
+
+
+def test_eta_str_is_canonical() -> None:
+    assert eta_str(0.99) == "0.99"
+    assert eta_str(1) == "1.0"
+    assert eta_str(0) == "0.0"
+    assert eta_str(0.01) == "0.01"
+    assert eta_str(1e-5) == "0.00001"
+    assert re.fullmatch(r"\d+\.\d+", eta_str(0.123456789))
+
+
+def test_objective_etas() -> None:
+    grid = [0.99, 0.5]
+    assert objective_etas("forward_kl", grid) == [1.0]
+    assert objective_etas("reverse_kl", grid) == [0.0]
+    for objective in ("mix_kl", "js", "mixce_star", "mixce"):
+        assert objective_etas(objective, grid) == grid
+
+
+def test_train_settings_hold_only_what_changes_a_result() -> None:
+    config = load_config(REPO / "config.yaml")
+    exact = train_settings(config, "mixce")
+    assert exact["max_steps"] == config["synthetic"]["train"]["exact"]["max_steps"]
+    assert exact["max_length"] == config["synthetic"]["data"]["max_length"]
+    assert exact["hidden_size"] == config["synthetic"]["model"]["hidden_size"]
+    assert not {"batch_size", "max_epochs", "tau", "js_samples"} & set(exact)
+    assert train_settings(config, "js")["js_samples"] == config["synthetic"]["train"]["js_samples"]
+    config["synthetic"]["train"]["estimator"] = "gumbel"
+    gumbel = train_settings(config, "mix_kl")
+    assert gumbel["batch_size"] == config["synthetic"]["train"]["gumbel"]["batch_size"]
+    assert not {"max_steps", "eval_every"} & set(gumbel)
+    cfg = train_config(gumbel)
+    assert cfg.estimator == "gumbel" and cfg.tau == config["synthetic"]["train"]["gumbel"]["tau"]
+    with pytest.raises(ValueError, match="unknown train setting"):
+        train_config({"learning_rate": 0.1})
+
+
+def test_make_target_random_and_real_text() -> None:
+    spec = {"kind": "random", "zero_fraction": 0.5}
+    chain, meta = make_target(spec, 20, 7, 0.5)
+    again, _ = make_target(spec, 20, 7, 0.5)
+    other, _ = make_target(spec, 20, 42, 0.5)
+    assert chain.shape == (21, 20)
+    np.testing.assert_array_equal(chain, again)
+    assert not np.array_equal(chain, other)
+    assert meta["row_sums_ok"] and meta["init"] == spec and meta["seed"] == 7
+    assert len(meta["zero_fraction_per_row"]) == 19
+    assert meta["zero_fraction_mean"] == pytest.approx(round(0.5 * 19) / 19)
+    np.testing.assert_allclose(chain[-1], 1 / 20)  # uniform start
+
+    texts = ["the cat sat on the mat", "a dog and the cat", "the end"] * 3
+    chain, meta = make_target({"kind": "real_text"}, 5, 7, 0.5, texts)
+    assert chain.shape == (6, 5)
+    assert meta["real_text"]["words"][:2] == ["the", "cat"]
+    assert 0 < meta["real_text"]["coverage"] <= 1
+    with pytest.raises(ValueError, match="needs texts"):
+        make_target({"kind": "real_text"}, 5, 7, 0.5)
+
+
+def test_make_data_splits_dev_first_and_is_deterministic() -> None:
+    chain, _ = make_target({"kind": "random", "zero_fraction": 0.1}, 10, 3, 0.5)
+    train, dev, summary = make_data(chain, 300, 50, 30, 3)
+    train2, dev2, _ = make_data(chain, 300, 50, 30, 3)
+    assert len(train) == 300 and len(dev) == 50
+    np.testing.assert_array_equal(train.tokens, train2.tokens)
+    np.testing.assert_array_equal(dev.offsets, dev2.offsets)
+    assert summary["train"]["n"] == 300 and summary["dev"]["n"] == 50
+    assert summary["train"]["max_length_seen"] <= 30
+    # every sequence ends with EOS
+    ends = train.tokens[train.offsets[1:] - 1]
+    assert (ends == 9).all()
+
+
+def test_sequences_roundtrip_through_npz(tmp_path: Path) -> None:
+    chain, _ = make_target({"kind": "random", "zero_fraction": 0.5}, 8, 1, 0.5)
+    train, dev, _ = make_data(chain, 40, 10, 12, 1)
+    path = tmp_path / "d.npz"
+    write_npz(path, {**sequences_arrays(train, "train"), **sequences_arrays(dev, "dev")})
+    with np.load(path) as npz:
+        back = load_sequences(npz, "train")
+        with pytest.raises(KeyError, match="'test'"):
+            load_sequences(npz, "test")
+    np.testing.assert_array_equal(back.tokens, train.tokens)
+    np.testing.assert_array_equal(back.offsets, train.offsets)
+    np.testing.assert_array_equal(back.forced, train.forced)
+
+
+def test_atomic_output_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "out.json"
+    with pytest.raises(RuntimeError):
+        with atomic_output(target) as handle:
+            handle.write("partial")
+            raise RuntimeError("interrupted")
+    assert not target.exists()
+    assert list(target.parent.iterdir()) == []
+    write_json(target, {"a": math.nan, "b": np.float64(1.5), "c": np.arange(2)})
+    assert read_json(target) == {"a": None, "b": 1.5, "c": [0, 1]}
+    assert oct(target.stat().st_mode & 0o777) == "0o644"
+
+
+def test_progress_stream_throttles_bar_refreshes() -> None:
+    now = [0.0]
+    out = io.StringIO()
+    stream = ProgressStream(out, interval=10.0, clock=lambda: now[0])
+    for step in range(1, 6):  # five refreshes within 10 s: the first is written
+        stream.write(f"\rbar {step}/9")
+        now[0] += 1
+    stream.write("a log line\n")  # the latest state is written before an ordinary line
+    now[0] += 20
+    stream.write("\rbar 9/9")
+    stream.write("\r      ")  # tqdm clearing the bar: its final state is kept
+    stream.write("\r")
+    stream.close()
+    assert out.getvalue().splitlines() == ["bar 1/9", "bar 5/9", "a log line", "bar 9/9"]
+
+
+def test_job_logging_captures_logging_stderr_and_failures(tmp_path: Path) -> None:
+    import logging
+
+    log = tmp_path / "logs" / "job.log"
+    old_stderr = sys.stderr
+    with pytest.raises(ValueError, match="boom"):
+        with job_logging(log):
+            logging.getLogger("mixce.test").info("hello")
+            print("to stderr", file=sys.stderr)
+            raise ValueError("boom")
+    assert sys.stderr is old_stderr
+    text = log.read_text()
+    assert "INFO mixce.test: hello" in text
+    assert "to stderr" in text
+    assert "job failed" in text and "ValueError: boom" in text
+
+
+def test_runs_table_sorts_and_checks_columns() -> None:
+    base = {c: 0.0 for c in RUNS_COLUMNS} | {"init": "a", "vocab_size": 20, "estimator": "exact"}
+    rows = [
+        base | {"objective": "mixce", "eta": 0.1, "seed": 7},
+        base | {"objective": "forward_kl", "eta": 1.0, "seed": 42},
+        base | {"objective": "forward_kl", "eta": 1.0, "seed": 7},
+    ]
+    df = runs_table(rows)
+    assert list(df.columns) == list(RUNS_COLUMNS)
+    assert df[["objective", "seed"]].values.tolist() == [
+        ["forward_kl", 7],
+        ["forward_kl", 42],
+        ["mixce", 7],
+    ]
+    with pytest.raises(ValueError, match="lacks avg_js"):
+        runs_table([{k: v for k, v in rows[0].items() if k != "avg_js"}])
+    with pytest.raises(ValueError, match="no training results"):
+        runs_table([])
+
+
+# --------------------------------------------------------------------------- through Snakemake
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the workflow files."""
+    root = tmp_path_factory.mktemp("workflow")
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, root / name, ignore=ignore)
+        else:
+            shutil.copy2(src, root / name)
+    return root
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(workdir / "src"), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [str(SNAKEMAKE), *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(
+            f"snakemake {' '.join(args)} exited with {proc.returncode}:\n"
+            f"{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+        )
+    return proc
+
+
+def job_counts(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """The first "Job stats" table of a (dry) run; {} when there is nothing to do."""
+    text = proc.stdout + "\n" + proc.stderr
+    match = re.search(r"Job stats:\n(.*?)\n\s*\n", text + "\n\n", flags=re.S)
+    if match is None:
+        return {}
+    counts = {}
+    for line in match.group(1).splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def dry_run(workdir: Path, *args: str) -> dict[str, int]:
+    return job_counts(snakemake(workdir, "-n", "--quiet", "rules", *args))
+
+
+def write_yaml(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def test_run(workdir: Path) -> tuple[Path, float]:
+    """The whole synthetic DAG of config/test.yaml, run once for the tests below."""
+    start = time.perf_counter()
+    snakemake(workdir, "--configfile", "config/test.yaml", "--cores", "2", "all")
+    seconds = time.perf_counter() - start
+    print(f"\nend-to-end run of config/test.yaml on 2 cores: {seconds:.1f} s")
+    return workdir, seconds
+
+
+def test_paper_scale_dry_run_counts(workdir: Path) -> None:
+    counts = dry_run(workdir)
+    # 4 inits x 5 vocab sizes x (forward + reverse KL once, 4 objectives x 5 etas)
+    assert counts["synthetic_train"] == 4 * 5 * (2 + 4 * 5) == 440
+    assert counts["synthetic_target"] == 4 * 5 * 5 == 100
+    assert counts["synthetic_data"] == 100
+    for rule in ("synthetic_summary", "synthetic_tables", "synthetic_figure", "all"):
+        assert counts[rule] == 1
+
+
+def test_bad_config_stops_before_any_job(workdir: Path, tmp_path: Path) -> None:
+    bad = write_yaml(tmp_path / "bad.yaml", "run: bad_config\nsynthetic:\n  etas: [1.5]\n")
+    proc = snakemake(workdir, "-n", "--configfile", "config/test.yaml", bad, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "synthetic.etas[0]" in output
+    assert "must be a number in [0, 1]" in output
+    assert "Job stats" not in output
+    assert not (workdir / "results" / "bad_config").exists()
+
+
+@pytest.mark.slow
+def test_end_to_end_test_config(test_run: tuple[Path, float]) -> None:
+    workdir, seconds = test_run
+    config = load_config([workdir / "config.yaml", workdir / "config" / "test.yaml"])
+    syn = config["synthetic"]
+    out = workdir / "results" / config["run"]
+    for table in ("table1", "table6", "table7", "table11"):
+        for ext in ("csv", "tex"):
+            path = out / "tables" / f"{table}.{ext}"
+            assert path.stat().st_size > 0, path
+    for ext in ("pdf", "png"):
+        assert (out / "figures" / f"synthetic_eta.{ext}").stat().st_size > 1000
+
+    table1 = pd.read_csv(out / "tables" / "table1.csv")
+    assert table1["objective"].tolist() == ["gold", *OBJECTIVES]
+    assert (table1["vocab_size"].iloc[1:] == 20).all()
+    values = table1[[c for c in table1.columns if c.endswith(("_avg_js", "_avg_0s"))]]
+    assert values.shape[1] == 2 * len(syn["tables"]["table1"])
+    assert np.isfinite(values.to_numpy(dtype=float)).all()
+    assert (values.iloc[0] == 0).all()  # Gold
+    assert (values.iloc[1:].filter(like="_avg_js") > 0).all().all()
+    tex = (out / "tables" / "table1.tex").read_text()
+    assert "\\toprule" in tex and "Random (50\\%)" in tex and "Real text" in tex
+
+    runs = pd.read_csv(out / "synthetic" / "summary" / "runs.csv")
+    n_inits, n_vocab, n_seeds = len(syn["use_inits"]), len(syn["vocab_sizes"]), len(syn["seeds"])
+    per_vocab = 2 + (len(syn["objectives"]) - 2) * len(syn["etas"])
+    assert len(runs) == n_inits * n_vocab * per_vocab * n_seeds == 40
+    assert list(runs.columns) == list(RUNS_COLUMNS)
+    assert set(runs.loc[runs.objective == "forward_kl", "eta"]) == {1.0}
+    assert set(runs.loc[runs.objective == "reverse_kl", "eta"]) == {0.0}
+    assert np.isfinite(runs[["avg_js", "avg_0s", "dev_loss"]].to_numpy()).all()
+    selected = pd.read_csv(out / "synthetic" / "summary" / "selected.csv")
+    assert len(selected) == n_inits * n_vocab * len(OBJECTIVES)
+
+    # targets: metadata beside each chain; the real-text one lists its vocabulary
+    meta = read_json(out / "synthetic" / "target" / "realtext" / "V20" / "seed7.json")
+    assert len(meta["real_text"]["words"]) == 19 and meta["row_sums_ok"]
+    with np.load(out / "synthetic" / "target" / "random50" / "V20" / "seed7.npz") as npz:
+        assert npz["chain"].shape == (21, 20)
+    summary = read_json(out / "synthetic" / "data" / "random50" / "V20" / "seed7.json")
+    assert summary["train"]["n"] == syn["data"]["n_train"]
+    assert summary["dev"]["n"] == syn["data"]["n_dev"]
+
+    # every job has a log and a benchmark; training logs show per-seed results
+    logs = sorted((out / "logs").rglob("*.log"))
+    benchmarks = sorted((out / "benchmarks").rglob("*.tsv"))
+    n_jobs = 2 * n_inits * n_vocab * n_seeds + n_inits * n_vocab * per_vocab + 3
+    assert len(logs) == len(benchmarks) == n_jobs
+    train_log = out / "logs" / "synthetic_train" / "random50" / "V20" / "mixce" / "eta0.9.log"
+    text = train_log.read_text()
+    assert text.count("avg_js=") == n_seeds
+    assert "it [" in text  # tqdm progress lines
+    curve = pd.read_csv(
+        out / "synthetic" / "train" / "random50" / "V20" / "mixce" / "eta0.9.log.csv"
+    )
+    assert {"objective", "eta", "seed", "step", "dev_loss", "avg_js"} <= set(curve.columns)
+    results = read_json(out / "synthetic" / "train" / "random50" / "V20" / "js" / "eta0.1.json")
+    assert [r["seed"] for r in results] == syn["seeds"]
+    assert {r["objective"] for r in results} == {"js"} and results[0]["init"] == "random50"
+
+    assert seconds < 180, f"the test-config run took {seconds:.0f} s on 2 cores (budget 180 s)"
+
+
+@pytest.mark.slow
+def test_complete_run_has_nothing_left_to_do(test_run: tuple[Path, float]) -> None:
+    workdir, _ = test_run
+    assert dry_run(workdir, "--configfile", "config/test.yaml") == {}
+
+
+@pytest.mark.slow
+def test_changed_lr_reruns_training_and_below_only(
+    test_run: tuple[Path, float], tmp_path: Path
+) -> None:
+    workdir, _ = test_run
+    lr = write_yaml(tmp_path / "lr.yaml", "synthetic:\n  train:\n    lr: 0.002\n")
+    counts = dry_run(workdir, "--configfile", "config/test.yaml", lr, "--rerun-triggers", "params")
+    assert counts == {
+        "synthetic_train": 20,
+        "synthetic_summary": 1,
+        "synthetic_tables": 1,
+        "synthetic_figure": 1,
+        "all": 1,
+    }
+
+
+@pytest.mark.slow
+def test_new_eta_adds_only_its_training_jobs(test_run: tuple[Path, float], tmp_path: Path) -> None:
+    workdir, _ = test_run
+    etas = write_yaml(tmp_path / "etas.yaml", "synthetic:\n  etas: [0.9, 0.1, 0.5]\n")
+    counts = dry_run(workdir, "--configfile", "config/test.yaml", etas)
+    # 2 inits x 1 vocab size x 4 objectives with an eta grid
+    assert counts == {
+        "synthetic_train": 8,
+        "synthetic_summary": 1,
+        "synthetic_tables": 1,
+        "synthetic_figure": 1,
+        "all": 1,
+    }
