@@ -1,6 +1,5 @@
 # MixCE (Zhang et al., ACL 2023) reproduction. config.yaml is the paper-scale run;
 # smaller runs: --configfile config/demo.yaml (demo) or config/test.yaml (CI).
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -10,15 +9,13 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-SRC = Path(workflow.basedir, "src")
-if importlib.util.find_spec("mixce") is None:
-    # Not installed (`make venv` installs it editable): import it from src/, in jobs too.
-    sys.path.insert(0, str(SRC))
-    os.environ.update(
-        PYTHONPATH=os.pathsep.join(
-            filter(None, [str(SRC), os.environ.get("PYTHONPATH")])
-        )
-    )
+# Rules run the code of this checkout (src/mixce, which they declare as inputs), also in
+# conda environments and when an older mixce is installed: src/ goes first on the paths.
+SRC = str(Path(workflow.basedir, "src"))
+sys.path.insert(0, SRC)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+)
 
 from mixce.config import ConfigError, validate_config
 

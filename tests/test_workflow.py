@@ -1,16 +1,15 @@
 """The Snakemake workflow: stage helpers, and the synthetic DAG run through Snakemake.
 
 The Snakemake tests run in a copy of the workflow files under a temporary directory (their own
-``.snakemake`` metadata and ``results/``, and ``PYTHONPATH`` pointing at the copied ``src``), so
-they neither see nor touch the checkout's results, and edits made to the checkout while they
-run do not change what they measure.
+``.snakemake`` metadata and ``results/``; the Snakefile puts the copied ``src`` first on the
+Python path of the jobs), so they neither see nor touch the checkout's results, and edits made
+to the checkout while they run do not change what they measure.
 """
 
 from __future__ import annotations
 
 import io
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -232,12 +231,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(workdir / "src"), env.get("PYTHONPATH")]))
     proc = subprocess.run(
         [str(SNAKEMAKE), *args],
         cwd=workdir,
-        env=env,
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
