@@ -56,7 +56,7 @@ def test_demo_config_values() -> None:
     assert syn["seeds"] == [7, 42]
     assert syn["data"] == {"n_train": 5000, "n_dev": 500, "max_length": 100}
     assert syn["real_text"]["n_texts"] == 2000
-    assert syn["train"]["exact"] == {"max_steps": 400, "eval_every": 20}  # eval_every inherited
+    assert syn["train"]["exact"] == {"lr": 0.01, "max_steps": 400, "eval_every": 20}  # eval_every inherited
     assert syn["tables"]["table7"]["vocab_size"] == 50
     assert syn["tables"]["table7"]["init"] == "realtext"
 
@@ -240,7 +240,7 @@ BAD_CONFIGS: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         "unknown_nested_key",
         _set("synthetic.train.exact.max_step", 10),
         "synthetic.train.exact.max_step",
-        "allowed keys are max_steps, eval_every",
+        "allowed keys are lr, max_steps, eval_every",
     ),
     (
         "unknown_init_key",
@@ -249,8 +249,13 @@ BAD_CONFIGS: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         "allowed keys are kind, zero_fraction",
     ),
     ("missing_key", _del("synthetic.data.n_train"), "synthetic.data.n_train", "missing"),
-    ("negative_lr", _set("synthetic.train.lr", -0.001), "synthetic.train.lr = -0.001", "> 0"),
-    ("zero_lr", _set("synthetic.train.lr", 0), "synthetic.train.lr = 0", "> 0"),
+    (
+        "negative_lr",
+        _set("synthetic.train.exact.lr", -0.001),
+        "synthetic.train.exact.lr = -0.001",
+        "> 0",
+    ),
+    ("zero_lr", _set("synthetic.train.gumbel.lr", 0), "synthetic.train.gumbel.lr = 0", "> 0"),
     (
         "negative_weight_decay",
         _set("synthetic.train.weight_decay", -1.0),

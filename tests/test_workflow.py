@@ -375,7 +375,7 @@ def test_changed_lr_reruns_training_and_below_only(
     test_run: tuple[Path, float], tmp_path: Path
 ) -> None:
     workdir, _ = test_run
-    lr = write_yaml(tmp_path / "lr.yaml", "synthetic:\n  train:\n    lr: 0.002\n")
+    lr = write_yaml(tmp_path / "lr.yaml", "synthetic:\n  train:\n    exact:\n      lr: 0.002\n")
     counts = dry_run(workdir, "--configfile", "config/test.yaml", lr, "--rerun-triggers", "params")
     assert counts == {
         "synthetic_train": 20,

@@ -53,7 +53,9 @@ class Sequences:
     def counts(self, vocab_size: int) -> np.ndarray:
         """(V + 1) x V matrix of counted transitions."""
         prev, nxt, _ = self.transitions(vocab_size)
-        flat = np.bincount(prev.astype(np.int64) * vocab_size + nxt, minlength=(vocab_size + 1) * vocab_size)
+        flat = np.bincount(
+            prev.astype(np.int64) * vocab_size + nxt, minlength=(vocab_size + 1) * vocab_size
+        )
         return flat.reshape(vocab_size + 1, vocab_size).astype(np.float64)
 
 

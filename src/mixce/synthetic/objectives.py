@@ -42,7 +42,8 @@ from mixce.synthetic.model import NeuralBigram
 OBJECTIVES = ("forward_kl", "reverse_kl", "mix_kl", "js", "mixce_star", "mixce")
 ESTIMATORS = ("exact", "gumbel")
 OCCUPANCY_TOL = 1e-13  # a recursion whose vector has shrunk below this (relative) has ended
-GEOMETRIC_TOL = 1e-12  # relative deviation from x_{k+1} = rho x_k at which the tail is summed
+GEOMETRIC_TOL = {torch.float64: 1e-12, torch.float32: 1e-6}  # relative deviation from
+# x_{k+1} = rho x_k at which the tail is summed in closed form (about 10 ulp of the dtype)
 
 
 def _power_chain(step, first: torch.Tensor, length: int) -> tuple[list[torch.Tensor], float, bool]:
@@ -57,13 +58,14 @@ def _power_chain(step, first: torch.Tensor, length: int) -> tuple[list[torch.Ten
     if scale == 0.0:
         return xs, 0.0, False
     x = first
+    tol = GEOMETRIC_TOL.get(first.dtype, 1e-12)
     for k in range(1, length):
         nxt = step(x)
         size = float(nxt.abs().sum())
         if size < OCCUPANCY_TOL * scale:
             return xs, 0.0, False
         rho = float(torch.dot(nxt, x) / torch.dot(x, x))
-        if k >= 2 and float((nxt - rho * x).abs().sum()) <= GEOMETRIC_TOL * size:
+        if k >= 2 and float((nxt - rho * x).abs().sum()) <= tol * size:
             return xs, rho, True
         xs.append(nxt)
         x = nxt

@@ -43,7 +43,7 @@ FIXED_ETA: dict[str, float] = {"forward_kl": 1.0, "reverse_kl": 0.0}
 #: TrainConfig fields each estimator uses (the others keep their defaults).
 _COMMON_FIELDS = (
     "estimator",
-    "lr",
+    "dtype",
     "weight_decay",
     "log_eps",
     "patience",
@@ -52,8 +52,8 @@ _COMMON_FIELDS = (
     "max_length",
 )
 _ESTIMATOR_FIELDS = {
-    "exact": ("max_steps", "eval_every"),
-    "gumbel": ("batch_size", "max_epochs", "tau"),
+    "exact": ("lr", "max_steps", "eval_every"),
+    "gumbel": ("lr", "batch_size", "max_epochs", "tau"),
 }
 
 
@@ -184,7 +184,7 @@ def train_settings(config: Mapping[str, Any], objective: str) -> dict[str, Any]:
     estimator = train["estimator"]
     values: dict[str, Any] = {
         "estimator": estimator,
-        "lr": train["lr"],
+        "dtype": train["dtype"],
         "weight_decay": train["weight_decay"],
         "log_eps": train["log_eps"],
         "patience": train["patience"],

@@ -23,13 +23,16 @@ from mixce.synthetic.metrics import compare
 from mixce.synthetic.model import NeuralBigram
 from mixce.synthetic.objectives import Batch, Setting, objective_loss
 
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
 
 @dataclass
 class TrainConfig:
     """The settings of one training run (config key synthetic.train and friends)."""
 
     estimator: str = "exact"
-    lr: float = 1e-3
+    dtype: str = "float32"
+    lr: float = 1e-2
     weight_decay: float = 1e-4
     log_eps: float = 1e-30
     patience: int = 5
@@ -44,14 +47,14 @@ class TrainConfig:
     max_length: int = 500
 
 
-def make_batch(seqs: Sequences, p_log: np.ndarray) -> Batch:
+def make_batch(seqs: Sequences, p_log: np.ndarray, dtype: torch.dtype = torch.float64) -> Batch:
     """Count matrix, size and per-sequence log P of a set of sequences."""
     v = p_log.shape[1]
     return Batch(
-        counts=torch.from_numpy(seqs.counts(v)),
+        counts=torch.from_numpy(seqs.counts(v)).to(dtype),
         n_seq=len(seqs),
         seqs=seqs,
-        seq_log_p=torch.from_numpy(sequence_logprob(p_log, seqs)),
+        seq_log_p=torch.from_numpy(sequence_logprob(p_log, seqs)).to(dtype),
     )
 
 
@@ -67,22 +70,27 @@ def train_q(
 ) -> tuple[dict, list[dict]]:
     """Train one Q; return (result of the best checkpoint, one log row per dev check)."""
     t0 = time.perf_counter()
+    if cfg.dtype not in DTYPES:
+        raise ValueError(
+            f"synthetic.train.dtype must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}"
+        )
+    dtype = DTYPES[cfg.dtype]
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     v = p_chain.shape[1]
     p_log = np.log(p_chain + cfg.log_eps)
     setting = Setting(
-        log_p=torch.from_numpy(p_log),
-        p=torch.from_numpy(p_chain),
+        log_p=torch.from_numpy(p_log).to(dtype),
+        p=torch.from_numpy(p_chain).to(dtype),
         max_length=cfg.max_length,
         estimator=cfg.estimator,
         tau=cfg.tau,
         js_samples=cfg.js_samples,
     )
-    model = NeuralBigram(v, cfg.hidden_size, cfg.dropout).double()
+    model = NeuralBigram(v, cfg.hidden_size, cfg.dropout).to(dtype)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    full_train = make_batch(train, p_log)
-    dev_batch = make_batch(dev, p_log)
+    full_train = make_batch(train, p_log, dtype)
+    dev_batch = make_batch(dev, p_log, dtype)
 
     def rounds() -> Iterator[list[Batch]]:
         """The batches between two dev checks."""
@@ -93,14 +101,16 @@ def train_q(
             for _ in range(cfg.max_epochs):
                 order = rng.permutation(len(train))
                 yield [
-                    make_batch(train.subset(np.sort(order[i : i + cfg.batch_size])), p_log)
+                    make_batch(train.subset(np.sort(order[i : i + cfg.batch_size])), p_log, dtype)
                     for i in range(0, len(train) - cfg.batch_size + 1, cfg.batch_size)
                 ] or [full_train]
 
     best: dict = {"dev_loss": math.inf}
     log: list[dict] = []
     step, bad = 0, 0
-    bar = tqdm(total=None, disable=not progress, desc=f"{objective} eta={eta} seed={seed}", leave=False)
+    bar = tqdm(
+        total=None, disable=not progress, desc=f"{objective} eta={eta} seed={seed}", leave=False
+    )
     for batches in rounds():
         model.train()
         train_sum = 0.0
@@ -121,9 +131,14 @@ def train_q(
         model.eval()
         with torch.no_grad():
             _, dev_loss = objective_loss(objective, eta, model, dev_batch, setting, rng)
-        metrics = compare(model.learned_matrix().numpy(), p_chain)
-        row = {"seed": seed, "step": step, "train_loss": train_sum / max(len(batches), 1),
-               "dev_loss": dev_loss, **metrics}
+        metrics = compare(model.learned_matrix().double().numpy(), p_chain)
+        row = {
+            "seed": seed,
+            "step": step,
+            "train_loss": train_sum / max(len(batches), 1),
+            "dev_loss": dev_loss,
+            **metrics,
+        }
         log.append(row)
         bar.set_postfix(dev=f"{dev_loss:.4g}", js=f"{metrics['avg_js']:.3g}")
         if dev_loss < best["dev_loss"]:
