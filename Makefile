@@ -20,7 +20,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 demo: venv
-	$(BIN)/snakemake --profile profiles/local --configfile config/demo.yaml all
+	$(BIN)/snakemake all --profile profiles/local --configfile config/demo.yaml
 
 test: venv lint
 	$(BIN)/python -m pytest -q
