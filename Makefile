@@ -37,8 +37,8 @@ bench: venv
 dag: venv
 	@mkdir -p docs
 	@if command -v dot >/dev/null; then \
-		$(BIN)/snakemake --rulegraph all | dot -Tsvg > docs/rulegraph.svg; \
-		$(BIN)/snakemake --rulegraph all | dot -Tpng > docs/rulegraph.png; \
+		$(BIN)/snakemake all --rulegraph dot | dot -Tsvg > docs/rulegraph.svg; \
+		$(BIN)/snakemake all --rulegraph dot | dot -Tpng > docs/rulegraph.png; \
 		echo "wrote docs/rulegraph.svg and docs/rulegraph.png"; \
 	else \
 		echo "graphviz 'dot' not found: install it (apt-get install graphviz), then rerun 'make dag'"; \

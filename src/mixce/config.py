@@ -435,3 +435,39 @@ def validate_config(config: Mapping[str, Any], schema_path: Path | str | None = 
     if problems:
         ordered = sorted(problems, key=lambda item: (_sort_key(item[0]), item[1]))
         raise ConfigError([message for _, message in ordered])
+
+
+def _schema_rows(schema: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, str, str]]:
+    """(dotted key, allowed values, description) for every key below ``schema``."""
+    props = schema.get("properties", {})
+    for name, sub in props.items():
+        key = f"{prefix}.{name}" if prefix else name
+        desc = " ".join(str(sub.get("description", "")).split())
+        yield key, _describe(sub), desc
+        if sub.get("type") == "object" and "properties" in sub:
+            yield from _schema_rows(sub, key)
+        extra = sub.get("additionalProperties")
+        if isinstance(extra, Mapping) and "properties" in extra:
+            yield from _schema_rows(extra, f"{key}.<name>")
+
+
+def schema_markdown(schema_path: Path | str | None = None) -> str:
+    """A Markdown table of every config key: allowed values and description (docs/CONFIG.md)."""
+    schema = _load_schema(Path(schema_path) if schema_path else DEFAULT_SCHEMA_PATH)
+    lines = [
+        "# Config keys",
+        "",
+        "Generated from schemas/config.schema.yaml by `python -m mixce.config > docs/CONFIG.md`;",
+        "a test fails when this file and the schema disagree.",
+        "",
+        "| key | allowed values | meaning |",
+        "| --- | --- | --- |",
+    ]
+    for key, allowed, desc in _schema_rows(schema, ""):
+        cells = (key, allowed, desc)
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(schema_markdown(), end="")
