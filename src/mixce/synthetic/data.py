@@ -79,7 +79,10 @@ def sample_sequences(
     flat = (cdf + np.arange(v + 1)[:, None]).ravel()
 
     def draw(states: np.ndarray) -> np.ndarray:
-        pos = np.searchsorted(flat, states + rng.random(states.size), side="right")
+        keys = states + rng.random(states.size)
+        order = np.argsort(keys)  # sorted keys search ~2x faster (cache locality)
+        pos = np.empty(keys.size, dtype=np.int64)
+        pos[order] = np.searchsorted(flat, keys[order], side="right")
         return (pos - states * v).astype(np.int32)
 
     out = np.full((n, max_length), -1, dtype=np.int32)
