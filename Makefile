@@ -32,7 +32,7 @@ lint: venv
 	$(BIN)/snakemake --lint
 
 bench: venv
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/synthetic.py
 
 dag: venv
 	@mkdir -p docs
