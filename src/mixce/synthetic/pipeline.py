@@ -16,20 +16,14 @@ import numpy as np
 import pandas as pd
 
 from mixce.synthetic.data import Sequences, chain_matrix, sample_sequences
-from mixce.synthetic.select import objective_rank
+from mixce.synthetic.select import REQUIRED_COLUMNS, objective_rank
 from mixce.synthetic.target import check_target, random_target, real_text_target, uniform_start
 
 logger = logging.getLogger(__name__)
 
-#: Columns of runs.csv, one row per trained Q.
+#: Columns of runs.csv, one row per trained Q: what selection needs, then the run's record.
 RUNS_COLUMNS: tuple[str, ...] = (
-    "init",
-    "vocab_size",
-    "objective",
-    "eta",
-    "seed",
-    "avg_js",
-    "avg_0s",
+    *REQUIRED_COLUMNS,
     "dev_loss",
     "best_step",
     "steps",
