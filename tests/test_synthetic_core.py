@@ -522,7 +522,6 @@ def tiny_problem():
     def setting(estimator: str) -> Setting:
         return Setting(
             log_p=torch.from_numpy(p_log),
-            p=torch.from_numpy(p),
             max_length=max_length,
             estimator=estimator,
             tau=1.0,
@@ -608,7 +607,7 @@ def test_js_exact_surrogate_gradient_is_unbiased():
     rng = np.random.default_rng(1)
     data = sample_sequences(p, 4, max_length, rng)
     batch = make_batch(data, p_log)
-    s = Setting(torch.from_numpy(p_log), torch.from_numpy(p), max_length, "exact", 1.0, 40000)
+    s = Setting(torch.from_numpy(p_log), max_length, "exact", 1.0, 40000)
     model = tiny_model(v, seed=4)
     loss, value = objective_loss("js", eta, model, batch, s, rng)
     got = torch.autograd.grad(loss, list(model.parameters()))

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from mixce.objectives import mixce_weight
 from mixce.synthetic.data import Sequences, sample_sequences
 from mixce.synthetic.model import NeuralBigram
+from mixce.synthetic.select import FIXED_ETA
 
 OBJECTIVES = ("forward_kl", "reverse_kl", "mix_kl", "js", "mixce_star", "mixce")
 ESTIMATORS = ("exact", "gumbel")
@@ -46,30 +47,30 @@ GEOMETRIC_TOL = {torch.float64: 1e-12, torch.float32: 1e-6}  # relative deviatio
 # x_{k+1} = rho x_k at which the tail is summed in closed form (about 10 ulp of the dtype)
 
 
-def _power_chain(step, first: torch.Tensor, length: int) -> tuple[list[torch.Tensor], float, bool]:
+def _power_chain(step, first: torch.Tensor, length: int) -> tuple[list[torch.Tensor], float]:
     """x_1 = first, x_{k+1} = step(x_k) for up to ``length`` vectors, stopped early when
 
     - the chain has vanished (||x|| below OCCUPANCY_TOL times ||first||): later terms are 0;
     - it has become geometric (x_{k+1} = rho x_k up to GEOMETRIC_TOL): later terms follow.
-    Returns (explicit vectors, rho, geometric). rho is 0 unless geometric.
+    Returns (explicit vectors, rho); rho is 0 unless the chain became geometric.
     """
     xs = [first]
     scale = float(first.abs().sum())
     if scale == 0.0:
-        return xs, 0.0, False
+        return xs, 0.0
     x = first
     tol = GEOMETRIC_TOL.get(first.dtype, 1e-12)
     for k in range(1, length):
         nxt = step(x)
         size = float(nxt.abs().sum())
         if size < OCCUPANCY_TOL * scale:
-            return xs, 0.0, False
+            return xs, 0.0
         rho = float(torch.dot(nxt, x) / torch.dot(x, x))
         if k >= 2 and float((nxt - rho * x).abs().sum()) <= tol * size:
-            return xs, rho, True
+            return xs, rho
         xs.append(nxt)
         x = nxt
-    return xs, 0.0, False
+    return xs, 0.0
 
 
 def _geometric_coefficients(n_explicit: int, rho: float, total: int) -> np.ndarray:
@@ -97,7 +98,7 @@ class _Occupancy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, start: torch.Tensor, a: torch.Tensor, steps: int) -> torch.Tensor:  # type: ignore[override]
         at = a.t().contiguous()
-        us, rho, _ = _power_chain(lambda x: torch.mv(at, x), start, steps)
+        us, rho = _power_chain(lambda x: torch.mv(at, x), start, steps)
         big_u = torch.stack(us)
         tail = _geometric_coefficients(len(us), rho, steps)
         ctx.save_for_backward(big_u, a)
@@ -110,7 +111,7 @@ class _Occupancy(torch.autograd.Function):
         k, rho_u = ctx.steps, ctx.rho
         m = big_u.shape[0]
         # w_s = A^s g for s = 0 .. k - 1: explicit rows, then w_last * c_w[s]
-        ws, rho_w, _ = _power_chain(lambda x: torch.mv(a, x), grad, k)
+        ws, rho_w = _power_chain(lambda x: torch.mv(a, x), grad, k)
         big_w = torch.stack(ws)
         s1 = big_w.shape[0] - 1
         prefix = big_w.cumsum(0)
@@ -216,7 +217,6 @@ class Setting:
     """Everything about the target and the estimator that a loss needs."""
 
     log_p: torch.Tensor  # log(P + eps), chain matrix
-    p: torch.Tensor  # P, chain matrix
     max_length: int
     estimator: str
     tau: float
@@ -240,10 +240,7 @@ def objective_loss(
         raise KeyError(f"unknown synthetic objective {name!r}: known are {', '.join(OBJECTIVES)}")
     if s.estimator not in ESTIMATORS:
         raise KeyError(f"unknown estimator {s.estimator!r}: known are {', '.join(ESTIMATORS)}")
-    if name == "forward_kl":
-        eta = 1.0
-    elif name == "reverse_kl":
-        eta = 0.0
+    eta = FIXED_ETA.get(name, eta)
     log_q = F.log_softmax(model.transition_logits(), dim=-1)
 
     if name == "mixce":

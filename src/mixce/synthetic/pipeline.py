@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mixce.synthetic.data import Sequences, chain_matrix, sample_sequences
-from mixce.synthetic.select import REQUIRED_COLUMNS, objective_rank
+from mixce.synthetic.select import FIXED_ETA, REQUIRED_COLUMNS, objective_rank
 from mixce.synthetic.target import check_target, random_target, real_text_target, uniform_start
 
 logger = logging.getLogger(__name__)
@@ -31,8 +31,6 @@ RUNS_COLUMNS: tuple[str, ...] = (
     "estimator",
 )
 
-#: The eta a single-eta objective is trained and recorded with.
-FIXED_ETA: dict[str, float] = {"forward_kl": 1.0, "reverse_kl": 0.0}
 
 #: TrainConfig fields each estimator uses (the others keep their defaults).
 _COMMON_FIELDS = (

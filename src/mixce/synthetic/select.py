@@ -28,8 +28,10 @@ OBJECTIVE_ORDER: tuple[str, ...] = (
     "mixce",
 )
 
-#: Objectives without an eta grid (their single eta is fixed by definition).
-NO_ETA_OBJECTIVES: frozenset[str] = frozenset({"forward_kl", "reverse_kl"})
+#: The eta a single-eta objective is by definition: forward KL is the mixture at eta = 1,
+#: reverse KL at eta = 0. They have no eta grid.
+FIXED_ETA: dict[str, float] = {"forward_kl": 1.0, "reverse_kl": 0.0}
+NO_ETA_OBJECTIVES: frozenset[str] = frozenset(FIXED_ETA)
 
 #: Columns of ``runs.csv`` that selection needs.
 REQUIRED_COLUMNS: tuple[str, ...] = (

@@ -81,7 +81,6 @@ def train_q(
     p_log = np.log(p_chain + cfg.log_eps)
     setting = Setting(
         log_p=torch.from_numpy(p_log).to(dtype),
-        p=torch.from_numpy(p_chain).to(dtype),
         max_length=cfg.max_length,
         estimator=cfg.estimator,
         tau=cfg.tau,
