@@ -409,7 +409,10 @@ def validate_config(config: Mapping[str, Any], schema_path: Path | str | None = 
     cross-key rules: every init in ``synthetic.use_inits`` is defined in
     ``synthetic.inits``; every init named in ``synthetic.tables`` runs;
     ``tables.table7.vocab_size`` is one of ``synthetic.vocab_sizes``;
-    ``tables.table7.objectives`` are among ``synthetic.objectives``.
+    ``tables.table7.objectives`` are among ``synthetic.objectives``; in the gpt2 section,
+    names in use_datasets, use_models, pretrain.datasets and train_sizes.models exist,
+    selected_eta covers every dataset and model, and lengths fit the models
+    (:func:`mixce.plan.iter_problems`, checked once the section passes the schema).
 
     Args:
         config: the configuration, e.g. from :func:`load_config`. Not modified.
@@ -432,6 +435,12 @@ def validate_config(config: Mapping[str, Any], schema_path: Path | str | None = 
             problems[item] = None
     for item in _semantic_problems(config):
         problems[item] = None
+    gpt2 = config.get("gpt2")
+    if isinstance(gpt2, Mapping) and not any(p[0][:1] == ("gpt2",) for p in problems):
+        from mixce.plan import iter_problems
+
+        for item in iter_problems(gpt2):
+            problems[item] = None
     if problems:
         ordered = sorted(problems, key=lambda item: (_sort_key(item[0]), item[1]))
         raise ConfigError([message for _, message in ordered])

@@ -33,6 +33,7 @@ __all__ = [
     "job_logging",
     "load_sequences",
     "read_json",
+    "read_texts",
     "sequences_arrays",
     "write_csv",
     "write_json",
@@ -114,6 +115,22 @@ def write_csv(path: str | os.PathLike[str], df: Any) -> None:
     """Write a pandas DataFrame as CSV (no index) atomically."""
     with atomic_output(path) as handle:
         df.to_csv(handle, index=False)
+
+
+def read_texts(path: str | os.PathLike[str], field: str = "text") -> list[str]:
+    """The ``field`` of every line of a jsonl file; a bad line is an error naming file and line."""
+    texts = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                texts.append(str(json.loads(line)[field]))
+            except (json.JSONDecodeError, KeyError, TypeError) as error:
+                raise ValueError(
+                    f"{path}, line {number}: no JSON {field!r} field ({error})"
+                ) from None
+    return texts
 
 
 def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
