@@ -1,0 +1,95 @@
+"""Rules pretrain and finetune: one run of the training loop (mixce.train.train).
+
+pretrain: a scratch GPT-2 (params.architecture) trained with MLE on the train splits of the
+pretraining datasets. finetune: the base model trained with the variant's objective on the
+first params.n_train texts of the dataset's train split. Both keep the model with the lowest
+dev loss; a rerun after a kill or SIGTERM resumes from params.work_dir.
+"""
+
+import logging
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from mixce.io import job_logging, read_texts, write_csv, write_json
+from mixce.models import (
+    count_parameters,
+    load_model,
+    resolve_device,
+    save_model,
+    scratch_model,
+)
+from mixce.tokenizer import encode_texts, load_tokenizer
+from mixce.train import StopOnSignal, TrainSettings, train
+
+
+def texts_of(paths: list[str], n: int | None) -> list[str]:
+    texts = [t for path in paths for t in read_texts(path)]
+    if n is not None:
+        if len(texts) < n:
+            raise ValueError(f"{', '.join(paths)} holds {len(texts)} texts, the run needs {n}")
+        texts = texts[:n]
+    return texts
+
+
+def main(smk) -> None:
+    import torch
+
+    with job_logging(smk.log[0]):
+        p = smk.params
+        torch.set_num_threads(max(1, smk.threads))
+        settings = TrainSettings(**p.settings)
+        device = resolve_device(p.device)
+        tokenizer = load_tokenizer(smk.input.tokenizer)
+        train_paths = (
+            [smk.input.train] if isinstance(smk.input.train, str) else list(smk.input.train)
+        )
+        dev_paths = [smk.input.dev] if isinstance(smk.input.dev, str) else list(smk.input.dev)
+        train_ids = encode_texts(tokenizer, texts_of(train_paths, p.n_train), settings.max_length)
+        dev_ids = encode_texts(tokenizer, texts_of(dev_paths, None), settings.max_length)
+        if p.architecture is not None:
+            model = scratch_model(p.architecture, settings.seed)
+            source = f"scratch {p.architecture}"
+        else:
+            model = load_model(smk.input.base)
+            source = smk.input.base
+        logging.info(
+            "%s (%d parameters) on %s: %d train / %d dev texts, %s",
+            source,
+            count_parameters(model),
+            device,
+            len(train_ids),
+            len(dev_ids),
+            settings,
+        )
+        with StopOnSignal() as stop:
+            summary = train(
+                model,
+                train_ids,
+                dev_ids,
+                settings,
+                work_dir=p.work_dir,
+                device=device,
+                checkpoint_every=p.checkpoint_every,
+                should_stop=stop,
+            )
+        log = summary.pop("log")
+        best = Path(p.work_dir, "best")
+        save_model(load_model(best), smk.output.model)
+        write_csv(smk.output.log_csv, pd.DataFrame(log))
+        write_json(
+            smk.output.summary,
+            {**summary, "source": source, "n_train": len(train_ids), "n_dev": len(dev_ids)},
+        )
+        logging.info(
+            "best dev loss %.4f at step %s of %d; %.0f tokens/s",
+            summary["best_dev_loss"],
+            summary["best_step"],
+            summary["steps"],
+            summary["tokens_per_second"],
+        )
+        shutil.rmtree(p.work_dir, ignore_errors=True)
+
+
+main(snakemake)  # noqa: F821

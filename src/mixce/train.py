@@ -1,0 +1,422 @@
+"""One training loop for the GPT-2 track: finetuning with any registered objective, and the
+MLE pretraining of scratch models.
+
+Read it top to bottom in :func:`train`. What it does, in order:
+
+1. Every optimizer step takes ``batch_size`` texts (the epoch's order is a permutation drawn
+   from ``seed`` and the epoch number). The step's texts are sorted by length and cut into
+   micro-batches of ``micro_batch_size`` (bucketing: little padding); gradients accumulate.
+   The step's loss is the objective's mean over every real target token of the whole step
+   (each micro-batch's mean is weighted by its share of the step's tokens), so bucketing and
+   the micro-batch size do not change the gradient.
+2. Texts are GPT-2 ids with EOS appended (:func:`mixce.tokenizer.encode_texts`); a batch is
+   right-padded with EOS under attention mask 0; the model sees ``ids[:-1]`` and predicts
+   ``ids[1:]`` (no BOS, the first token is not scored).
+3. AdamW with a linear schedule (optional warm-up), gradient clipping, then the next step.
+   A loss that is NaN or infinite stops the job (:class:`NonFiniteLoss`, naming the step, the
+   micro-batch and the texts in it).
+4. At the end of each epoch (or every ``eval_every`` steps) the dev loss is computed with the
+   training objective (so MixCE keeps its mixed loss, as the reference code does) and with
+   plain NLL; the model with the lowest objective dev loss is saved (safetensors).
+5. Every ``checkpoint_every`` steps, and when ``should_stop()`` turns true (SIGTERM, see
+   :class:`StopOnSignal`), the model, optimizer, scheduler, RNG states, position in the data
+   and the log so far are saved atomically to ``resume_path``; :func:`train` resumes from it
+   when its fingerprint (settings + data) matches, so an interrupted and resumed run ends
+   with the same weights as an uninterrupted one.
+
+On CUDA the forward runs under bf16 autocast with TF32 matmuls and fused AdamW; on the CPU
+the same loop runs in float32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import resource
+import signal
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mixce.models import save_model
+from mixce.objectives import get_objective, masked_mean, token_logprobs
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """Everything that shapes the trained weights (the fingerprint of a resume checkpoint)."""
+
+    objective: str = "mle"
+    eta: float = 1.0
+    lr: float = 5e-5
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    grad_clip: float | None = 1.0
+    epochs: int = 5
+    max_steps: int | None = None  # cap on optimizer steps (pretraining); None: whole epochs
+    batch_size: int = 64  # texts per optimizer step (effective batch)
+    micro_batch_size: int = 8
+    max_length: int = 512  # tokens per text, EOS included
+    seed: int = 0
+    eval_every: int = 0  # optimizer steps between dev evaluations; 0: at each epoch's end
+    dev_batch_size: int = 16
+
+    def objective_kwargs(self) -> dict[str, float]:
+        return {"eta": self.eta}
+
+
+class NonFiniteLoss(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+class Preempted(RuntimeError):
+    """Training stopped on request (SIGTERM) after saving a resume checkpoint."""
+
+
+class StopOnSignal:
+    """Context manager: SIGTERM (and SIGINT) set a flag that the loop checks between steps."""
+
+    def __init__(self, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> None:
+        self.signals = tuple(signals)
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopOnSignal:
+        for sig in self.signals:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        logger.warning("received %s: stopping after the current step", signal.Signals(signum).name)
+        self.received = signum
+
+    def __call__(self) -> bool:
+        return self.received is not None
+
+    def __exit__(self, *_: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def pad_batch(
+    sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(inputs, attention mask, targets, target mask) of right-padded ``sequences``.
+
+    inputs = ids[:-1], targets = ids[1:]; masks are 1 on real tokens.
+    """
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    real = torch.zeros((len(sequences), width), dtype=torch.bool)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+        real[row, : len(seq)] = True
+    ids, real = ids.to(device), real.to(device)
+    return ids[:, :-1], real[:, :-1].long(), ids[:, 1:], real[:, 1:]
+
+
+def step_batches(
+    lengths: Sequence[int], order: Sequence[int], batch_size: int, micro_batch_size: int
+) -> list[list[list[int]]]:
+    """Optimizer steps of one epoch: for each step, its micro-batches of text indices.
+
+    The texts of a step are sorted by length (longest first, ties by index) before being cut
+    into micro-batches, so a micro-batch holds texts of similar lengths.
+    """
+    steps = []
+    for start in range(0, len(order), batch_size):
+        chunk = sorted(order[start : start + batch_size], key=lambda i: (-lengths[i], i))
+        steps.append(
+            [chunk[m : m + micro_batch_size] for m in range(0, len(chunk), micro_batch_size)]
+        )
+    return steps
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The permutation of ``n`` texts for ``epoch`` (a function of seed and epoch only)."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator).tolist()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def fingerprint(settings: TrainSettings, *arrays: Sequence[Sequence[int]]) -> str:
+    """Hash of the settings and token ids: a resume checkpoint is used only if it matches."""
+    digest = hashlib.sha256(json.dumps(dataclasses.asdict(settings), sort_keys=True).encode())
+    for array in arrays:
+        for seq in array:
+            digest.update(len(seq).to_bytes(4, "little"))
+            digest.update(torch.as_tensor(seq, dtype=torch.int32).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def linear_schedule(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """LR multiplier: linear warm-up to 1, then linear decay to 0 at ``total_steps``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return factor
+
+
+def autocast(device: torch.device) -> Any:
+    """bf16 autocast on CUDA; a no-op context elsewhere (the CPU path runs in float32)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak GPU memory allocated (CUDA) or peak resident memory of the process (CPU), MiB."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.random.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.random.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """torch.save to a temporary name beside ``path``, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    texts: Sequence[Sequence[int]],
+    settings: TrainSettings,
+    device: torch.device,
+) -> dict[str, float]:
+    """Token-weighted dev loss of the training objective and plain NLL over ``texts``."""
+    objective = get_objective(settings.objective)
+    was_training = model.training
+    model.eval()
+    lengths = [len(t) for t in texts]
+    order = sorted(range(len(texts)), key=lambda i: (-lengths[i], i))
+    total_loss = total_nll = 0.0
+    total_tokens = 0
+    for start in range(0, len(order), settings.dev_batch_size):
+        batch = [texts[i] for i in order[start : start + settings.dev_batch_size]]
+        inputs, attention, targets, mask = pad_batch(batch, batch[0][-1], device)
+        with autocast(device):
+            logits = model(input_ids=inputs, attention_mask=attention).logits
+        n = int(mask.sum())
+        total_loss += float(objective(logits, targets, mask, **settings.objective_kwargs())) * n
+        total_nll += float(masked_mean(-token_logprobs(logits, targets), mask)) * n
+        total_tokens += n
+    model.train(was_training)
+    return {
+        "loss": total_loss / max(total_tokens, 1),
+        "nll": total_nll / max(total_tokens, 1),
+        "tokens": total_tokens,
+    }
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def train(
+    model: torch.nn.Module,
+    train_texts: Sequence[Sequence[int]],
+    dev_texts: Sequence[Sequence[int]],
+    settings: TrainSettings,
+    *,
+    work_dir: str | os.PathLike[str],
+    device: torch.device,
+    checkpoint_every: int = 100,
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train ``model`` on ``train_texts`` (token ids ending in EOS); see the module docstring.
+
+    ``work_dir`` receives ``resume.pt`` (the resume checkpoint) and ``best/`` (the model with
+    the lowest objective dev loss so far). Both live outside the job's declared outputs, so a
+    failed or preempted job (whose outputs Snakemake removes) loses neither.
+
+    Returns the run's summary (dev losses per evaluation, best step, timings) and the
+    per-step log rows under ``"log"``. Raises :class:`Preempted` after saving a resume
+    checkpoint when ``should_stop()`` turns true, :class:`NonFiniteLoss` on a NaN/inf loss.
+    """
+    from tqdm import tqdm
+
+    if not train_texts or not dev_texts:
+        raise ValueError(f"need train and dev texts, got {len(train_texts)} and {len(dev_texts)}")
+    objective = get_objective(settings.objective)
+    resume_path = Path(work_dir, "resume.pt")
+    best_dir = Path(work_dir, "best")
+    lengths = [len(t) for t in train_texts]
+    steps_per_epoch = math.ceil(len(train_texts) / settings.batch_size)
+    total_steps = steps_per_epoch * settings.epochs
+    if settings.max_steps is not None:
+        total_steps = min(total_steps, settings.max_steps)
+    eval_every = settings.eval_every or steps_per_epoch
+
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=settings.lr,
+        weight_decay=settings.weight_decay,
+        fused=device.type == "cuda",
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, linear_schedule(total_steps, settings.warmup_steps)
+    )
+
+    key = fingerprint(settings, train_texts, dev_texts)
+    state: dict[str, Any] = {"step": 0, "best": math.inf, "best_step": None, "evals": [], "log": []}
+    torch.manual_seed(settings.seed)
+    if resume_path.is_file():
+        saved = torch.load(resume_path, map_location="cpu", weights_only=False)
+        if saved.get("fingerprint") == key:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            set_rng_state(saved["rng"])
+            state = saved["state"]
+            logger.info("resumed from %s at step %d", resume_path, state["step"])
+        else:
+            logger.warning("ignoring %s: written for other settings or data", resume_path)
+
+    def checkpoint() -> None:
+        save_atomic(
+            {
+                "fingerprint": key,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": rng_state(),
+                "state": state,
+            },
+            resume_path,
+        )
+        logger.info("checkpoint at step %d -> %s", state["step"], resume_path)
+
+    def dev_eval() -> None:
+        result = evaluate(model, dev_texts, settings, device)
+        epoch = state["step"] / steps_per_epoch
+        state["evals"].append({"step": state["step"], "epoch": epoch, **result})
+        logger.info(
+            "step %d (epoch %.2f): dev loss %.4f, dev nll %.4f",
+            state["step"],
+            epoch,
+            result["loss"],
+            result["nll"],
+        )
+        if result["loss"] < state["best"]:
+            state["best"], state["best_step"] = result["loss"], state["step"]
+            save_model(model, best_dir)
+
+    started = time.perf_counter()
+    bar = tqdm(total=total_steps, initial=state["step"], disable=not progress, desc="train")
+    while state["step"] < total_steps:
+        epoch, in_epoch = divmod(state["step"], steps_per_epoch)
+        step_plan = step_batches(
+            lengths,
+            epoch_order(len(train_texts), settings.seed, epoch),
+            settings.batch_size,
+            settings.micro_batch_size,
+        )[in_epoch]
+        step_tokens = sum(lengths[i] - 1 for micro in step_plan for i in micro)
+        step_loss = 0.0
+        tic = time.perf_counter()
+        for m, micro in enumerate(step_plan):
+            inputs, attention, targets, mask = pad_batch(
+                [train_texts[i] for i in micro], train_texts[micro[0]][-1], device
+            )
+            with autocast(device):
+                logits = model(input_ids=inputs, attention_mask=attention).logits
+            loss = objective(logits, targets, mask, **settings.objective_kwargs())
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(
+                    f"{settings.objective} loss is {float(loss.detach())} at optimizer step "
+                    f"{state['step'] + 1} (epoch {epoch}, step {in_epoch} of the epoch), "
+                    f"micro-batch {m} holding train texts {micro} "
+                    f"(lr {scheduler.get_last_lr()[0]:.3g})"
+                )
+            share = float(mask.sum()) / step_tokens
+            (loss * share).backward()
+            step_loss += float(loss.detach()) * share
+        grad_norm = None
+        if settings.grad_clip is not None:
+            grad_norm = float(
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            )
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        state["step"] += 1
+        seconds = time.perf_counter() - tic
+        state["log"].append(
+            {
+                "step": state["step"],
+                "epoch": epoch,
+                "lr": lr,
+                "loss": step_loss,
+                "grad_norm": grad_norm,
+                "tokens": step_tokens,
+                "seconds": seconds,
+            }
+        )
+        bar.update(1)
+        bar.set_postfix(loss=f"{step_loss:.3f}")
+        if state["step"] % eval_every == 0 or state["step"] == total_steps:
+            dev_eval()
+        if should_stop():
+            checkpoint()
+            bar.close()
+            raise Preempted(
+                f"stopped at step {state['step']} of {total_steps}; resume checkpoint saved "
+                f"to {resume_path}: rerun the job to continue"
+            )
+        if checkpoint_every and state["step"] % checkpoint_every == 0:
+            checkpoint()
+    bar.close()
+
+    seconds = time.perf_counter() - started
+    trained_tokens = sum(row["tokens"] for row in state["log"])
+    return {
+        "settings": dataclasses.asdict(settings),
+        "steps": state["step"],
+        "steps_per_epoch": steps_per_epoch,
+        "best_dev_loss": state["best"],
+        "best_step": state["best_step"],
+        "evals": state["evals"],
+        "seconds_this_session": seconds,
+        "tokens_per_second": sum(r["tokens"] for r in state["log"])
+        / max(sum(r["seconds"] for r in state["log"]), 1e-9),
+        "trained_tokens": trained_tokens,
+        "peak_memory_mb": peak_memory_mb(device),
+        "device": str(device),
+        "log": state["log"],
+    }

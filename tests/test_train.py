@@ -1,0 +1,240 @@
+"""The GPT-2 training loop (mixce.train), tokenizer and model sources."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mixce.models import load_model, save_model, scratch_model
+from mixce.tokenizer import build_tokenizer, check_gpt2_bpe, encode_texts
+from mixce.train import (
+    NonFiniteLoss,
+    TrainSettings,
+    epoch_order,
+    evaluate,
+    pad_batch,
+    step_batches,
+    train,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+HARNESS = ROOT / "tests" / "train_harness.py"
+ARCH = {"n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": 64}
+CPU = torch.device("cpu")
+
+
+def texts(n: int, seed: int) -> list[list[int]]:
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        length = int(torch.randint(5, 30, (1,), generator=generator))
+        out.append(torch.randint(0, 50256, (length,), generator=generator).tolist() + [50256])
+    return out
+
+
+def run(settings: TrainSettings, work_dir: Path, seed_model: int = 0, dropout=True, **kwargs):
+    model = scratch_model(ARCH, seed_model)
+    if not dropout:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+    summary = train(
+        model,
+        texts(24, 1),
+        texts(6, 2),
+        settings,
+        work_dir=work_dir,
+        device=CPU,
+        progress=False,
+        **kwargs,
+    )
+    return model, summary
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer("package")
+
+
+def test_package_tokenizer_is_gpt2_bpe(tokenizer):
+    check_gpt2_bpe(tokenizer)  # raises if not
+    assert tokenizer(" the cat", add_special_tokens=False)["input_ids"] == [262, 3797]
+
+
+def test_check_rejects_a_different_tokenizer(tokenizer):
+    class Shifted:
+        eos_token_id = 50256
+
+        def __len__(self):
+            return 50257
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [i + 1 for i in tokenizer(text)["input_ids"]]}
+
+    with pytest.raises(ValueError, match="encodes 'Hello world'"):
+        check_gpt2_bpe(Shifted())
+
+
+def test_encode_texts_appends_eos_and_truncates(tokenizer):
+    ids = encode_texts(tokenizer, ["Hello world", "one two three four five six"], max_length=4)
+    assert ids[0] == [15496, 995, 50256]
+    assert len(ids[1]) == 4 and ids[1][-1] == 50256
+    with pytest.raises(ValueError, match="max_length"):
+        encode_texts(tokenizer, ["x"], max_length=1)
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def test_pad_batch_shifts_and_masks():
+    inputs, attention, targets, mask = pad_batch([[1, 2, 3], [4, 5]], 9, CPU)
+    assert inputs.tolist() == [[1, 2], [4, 5]]
+    assert targets.tolist() == [[2, 3], [5, 9]]
+    assert mask.tolist() == [[True, True], [True, False]]
+    assert attention.tolist() == [[1, 1], [1, 1]]
+
+
+def test_step_batches_cover_each_text_once_sorted_by_length():
+    lengths = [5, 9, 2, 7, 7, 3, 8]
+    order = epoch_order(len(lengths), seed=3, epoch=0)
+    steps = step_batches(lengths, order, batch_size=4, micro_batch_size=3)
+    flat = [i for step in steps for micro in step for i in micro]
+    assert sorted(flat) == list(range(len(lengths)))
+    assert [sum(len(m) for m in step) for step in steps] == [4, 3]
+    for step in steps:
+        seq = [lengths[i] for micro in step for i in micro]
+        assert seq == sorted(seq, reverse=True)
+    assert epoch_order(7, 3, 0) == order and epoch_order(7, 3, 1) != order
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def test_micro_batch_size_does_not_change_the_update(tmp_path):
+    base = dict(objective="mixce", eta=0.5, lr=1e-3, epochs=1, batch_size=8, seed=0)
+    # Dropout draws masks of the micro-batch's shape, so it is off for this comparison.
+    a, _ = run(TrainSettings(micro_batch_size=8, **base), tmp_path / "a", dropout=False)
+    b, _ = run(TrainSettings(micro_batch_size=3, **base), tmp_path / "b", dropout=False)
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_same_seed_same_weights_other_seed_differs(tmp_path):
+    settings = TrainSettings(objective="mle", lr=1e-3, epochs=1, batch_size=8, micro_batch_size=4)
+    a, sa = run(settings, tmp_path / "a")
+    b, sb = run(settings, tmp_path / "b")
+    assert same_weights(a, b)
+    assert sa["evals"] == sb["evals"]
+    c, _ = run(TrainSettings(**{**settings.__dict__, "seed": 1}), tmp_path / "c")
+    assert not same_weights(a, c)
+
+
+def test_training_lowers_dev_loss_and_keeps_best(tmp_path):
+    settings = TrainSettings(objective="mle", lr=3e-3, epochs=4, batch_size=8, micro_batch_size=8)
+    model, summary = run(settings, tmp_path)
+    losses = [e["loss"] for e in summary["evals"]]
+    assert len(losses) == 4 and losses[-1] < losses[0]
+    assert summary["best_dev_loss"] == min(losses)
+    best = load_model(tmp_path / "best")
+    assert evaluate(best, texts(6, 2), settings, CPU)["loss"] == pytest.approx(min(losses), 1e-5)
+    # MLE's objective dev loss is the plain NLL; MixCE's is not.
+    assert all(e["loss"] == pytest.approx(e["nll"]) for e in summary["evals"])
+    mix = evaluate(best, texts(6, 2), TrainSettings(objective="mixce", eta=0.1), CPU)
+    assert mix["loss"] < mix["nll"]
+
+
+def test_non_finite_loss_names_the_step(tmp_path):
+    model = scratch_model(ARCH, 0)
+    with torch.no_grad():
+        model.transformer.wte.weight[123] = float("nan")
+    data = texts(8, 1)
+    data[5] = [123, *data[5]]
+    settings = TrainSettings(objective="mle", epochs=1, batch_size=8, micro_batch_size=2)
+    with pytest.raises(NonFiniteLoss, match=r"optimizer step 1 .*micro-batch \d holding"):
+        train(model, data, texts(2, 2), settings, work_dir=tmp_path, device=CPU, progress=False)
+
+
+def test_resume_checkpoint_of_other_settings_is_ignored(tmp_path):
+    settings = TrainSettings(objective="mle", lr=1e-3, epochs=1, batch_size=8, micro_batch_size=8)
+    run(settings, tmp_path, checkpoint_every=1)
+    assert (tmp_path / "resume.pt").is_file()
+    other = TrainSettings(**{**settings.__dict__, "lr": 2e-3})
+    fresh, _ = run(other, tmp_path / "fresh")
+    reused, summary = run(other, tmp_path)  # stale checkpoint from `settings`: not used
+    assert same_weights(fresh, reused) and summary["steps"] == 3
+
+
+def test_sigterm_then_resume_ends_with_the_same_weights(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    full = subprocess.run(
+        [sys.executable, str(HARNESS), str(tmp_path / "full"), str(tmp_path / "full.pt")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert full.returncode == 0, full.stderr
+
+    work = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, str(HARNESS), str(work), str(tmp_path / "resumed.pt"), "0.3"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not (work / "resume.pt").exists():  # first checkpoint written: mid-run
+        assert proc.poll() is None and time.time() < deadline, "run ended before a checkpoint"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, err
+    assert "PREEMPTED: stopped at step" in out
+    stopped_at = torch.load(work / "resume.pt", weights_only=False)["state"]["step"]
+    assert 0 < stopped_at < 15  # 3 epochs x 5 steps
+
+    resumed = subprocess.run(
+        [sys.executable, str(HARNESS), str(work), str(tmp_path / "resumed.pt")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from {work / 'resume.pt'} at step {stopped_at}" in resumed.stderr
+    a = torch.load(tmp_path / "full.pt", weights_only=False)
+    b = torch.load(tmp_path / "resumed.pt", weights_only=False)
+    assert a["steps"] == b["steps"] == 15
+    for key, value in a["state"].items():
+        assert torch.equal(value, b["state"][key]), key
+    best_a, best_b = load_model(tmp_path / "full" / "best"), load_model(work / "best")
+    assert same_weights(best_a, best_b)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def test_scratch_model_is_seeded_and_saves_round_trip(tmp_path):
+    a, b, c = scratch_model(ARCH, 1), scratch_model(ARCH, 1), scratch_model(ARCH, 2)
+    assert same_weights(a, b) and not same_weights(a, c)
+    save_model(a, tmp_path / "m")
+    assert (tmp_path / "m" / "model.safetensors").is_file()
+    assert same_weights(a, load_model(tmp_path / "m"))
+    with pytest.raises(FileNotFoundError, match="holds no model"):
+        load_model(tmp_path)
