@@ -3,6 +3,13 @@ import os
 from pathlib import Path
 
 from mixce.config import selected_inits
+from mixce.plan import (
+    BASE,
+    finetune_jobs,
+    parse_variant,
+    sample_jobs,
+    scratch_models,
+)
 from mixce.synthetic.pipeline import eta_str, objective_etas, train_settings
 
 RUN = config["run"]
@@ -131,4 +138,156 @@ def synthetic_outputs():
 
 def all_outputs():
     """The final outputs of every enabled branch (what `all` builds)."""
-    return synthetic_outputs()
+    return synthetic_outputs() + gpt2_outputs()
+
+
+# --------------------------------------------------------------------------- gpt2
+
+GPT2 = config["gpt2"]
+GPT2_ENABLED = GPT2.get("enabled", True)
+GPT2_DATASETS = list(GPT2["use_datasets"])
+GPT2_MODELS = list(GPT2["use_models"])
+PRETRAIN_DATASETS = list(GPT2["pretrain"]["datasets"])
+
+
+def dataset_spec(dataset):
+    """Config entry gpt2.datasets.<dataset> as a plain dict."""
+    return dict(GPT2["datasets"][dataset])
+
+
+def model_spec(model):
+    """Config entry gpt2.models.<model> as a plain dict."""
+    return dict(GPT2["models"][model])
+
+
+def manifest_path(dataset):
+    """What the download of a hub / url dataset leaves in resources/ (shared by runs)."""
+    return str(Path("resources", "datasets", dataset, "manifest.json"))
+
+
+def split_path(dataset, split):
+    return results("data", dataset, f"{split}.jsonl")
+
+
+def dataset_download(wildcards):
+    """The download manifest of a dataset, if its source is downloaded (hub / url)."""
+    if dataset_spec(wildcards.dataset)["source"] in ("hub", "url"):
+        return [manifest_path(wildcards.dataset)]
+    return []
+
+
+def local_dataset_file(wildcards):
+    """A local dataset's file, as an input (an edited file reruns the preparation)."""
+    spec = dataset_spec(wildcards.dataset)
+    return [spec["path"]] if spec["source"] == "local" else []
+
+
+def prepared_datasets():
+    """Every dataset this run prepares: finetuning datasets, then pretraining ones."""
+    names = list(GPT2_DATASETS)
+    if scratch_models(GPT2):
+        names += [d for d in PRETRAIN_DATASETS if d not in names]
+    return names
+
+
+TOKENIZER_DIR = results("models", "tokenizer")
+
+
+def hub_model_dir(model):
+    return str(Path("resources", "models", model))
+
+
+def pretrained_dir(model):
+    return results("models", "pretrain", model, "model")
+
+
+def base_model_dir(model):
+    """The model finetuning starts from: hub download, local directory or pretrained scratch."""
+    spec = model_spec(model)
+    if spec["source"] == "hub":
+        return hub_model_dir(model)
+    if spec["source"] == "local":
+        return spec["path"]
+    return pretrained_dir(model)
+
+
+def finetune_dir(dataset, model, variant):
+    return results("finetune", dataset, model, variant)
+
+
+def model_dir(dataset, model, variant):
+    """Model directory of a variant: the base model, or a finetuned one."""
+    if variant == BASE:
+        return base_model_dir(model)
+    return str(Path(finetune_dir(dataset, model, variant), "model"))
+
+
+def sample_path(job, ext="jsonl"):
+    return results("samples", f"{job.path}.{ext}")
+
+
+def finetune_settings(wildcards):
+    """TrainSettings fields of one finetuning job (mixce.train.TrainSettings)."""
+    variant = parse_variant(wildcards.variant)
+    ft = GPT2["finetune"]
+    return {
+        "objective": variant.objective,
+        "eta": variant.eta,
+        "lr": ft["lr"],
+        "weight_decay": ft["weight_decay"],
+        "warmup_steps": ft["warmup_steps"],
+        "grad_clip": ft["grad_clip"],
+        "epochs": ft["epochs"],
+        "max_steps": None,
+        "batch_size": ft["batch_size"],
+        "micro_batch_size": model_spec(wildcards.model)["micro_batch_size"],
+        "max_length": ft["max_length"],
+        "seed": ft["seed"],
+        "eval_every": ft["eval_every"],
+        "dev_batch_size": ft["dev_batch_size"],
+    }
+
+
+def pretrain_settings(wildcards):
+    """TrainSettings fields of the MLE pretraining of a scratch model."""
+    pt = GPT2["pretrain"]
+    return {
+        "objective": "mle",
+        "eta": 1.0,
+        "lr": pt["lr"],
+        "weight_decay": pt["weight_decay"],
+        "warmup_steps": pt["warmup_steps"],
+        "grad_clip": pt["grad_clip"],
+        "epochs": pt["epochs"],
+        "max_steps": pt["max_steps"],
+        "batch_size": pt["batch_size"],
+        "micro_batch_size": model_spec(wildcards.model)["micro_batch_size"],
+        "max_length": pt["max_length"],
+        "seed": pt["seed"],
+        "eval_every": 0,
+        "dev_batch_size": GPT2["finetune"]["dev_batch_size"],
+    }
+
+
+def gpt2_outputs():
+    """Final outputs of the GPT-2 branch (so far: every finetuned model and sample file)."""
+    if not GPT2_ENABLED:
+        return []
+    finetuned = [
+        str(Path(finetune_dir(j.dataset, j.model, j.variant), "summary.json"))
+        for j in finetune_jobs(GPT2)
+    ]
+    samples = [sample_path(job) for job in sample_jobs(GPT2)]
+    reports = [results("data", d, "report.json") for d in prepared_datasets()]
+    return reports + finetuned + samples
+
+
+def dataset_train_sizes(dataset):
+    """Train sizes a dataset must offer: the main size, and Table 5's where it applies
+    (none for a dataset used only for pretraining: all its train texts are used)."""
+    if dataset not in GPT2_DATASETS:
+        return []
+    sizes = [GPT2["finetune"]["train_size"]]
+    if GPT2["train_sizes"]["models"]:
+        sizes += GPT2["train_sizes"]["sizes"]
+    return sorted(set(sizes))

@@ -1,0 +1,31 @@
+# GPT-2 track, finetuning: one job per (dataset, model, variant), every objective through
+# the same loop (mixce.train); resumes from its checkpoint when rerun after a kill.
+
+
+rule finetune:
+    input:
+        base=lambda wc: base_model_dir(wc.model),
+        tokenizer=TOKENIZER_DIR,
+        train=split_path("{dataset}", "train"),
+        dev=split_path("{dataset}", "dev"),
+        code=code("train", "models", "tokenizer", "objectives", "plan", "io"),
+    output:
+        model=directory(str(Path(finetune_dir("{dataset}", "{model}", "{variant}"), "model"))),
+        log_csv=str(Path(finetune_dir("{dataset}", "{model}", "{variant}"), "log.csv")),
+        summary=str(Path(finetune_dir("{dataset}", "{model}", "{variant}"), "summary.json")),
+    log:
+        results("logs", "finetune", "{dataset}", "{model}", "{variant}.log"),
+    benchmark:
+        results("benchmarks", "finetune", "{dataset}", "{model}", "{variant}.tsv")
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    params:
+        settings=finetune_settings,
+        architecture=None,
+        work_dir=lambda wc: results("work", "finetune", wc.dataset, wc.model, wc.variant),
+        checkpoint_every=GPT2["finetune"]["checkpoint_every"],
+        device=GPT2["finetune"]["device"],
+        n_train=lambda wc: parse_variant(wc.variant).n_train,
+    script:
+        "../scripts/gpt2_train.py"

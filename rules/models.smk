@@ -1,0 +1,70 @@
+# GPT-2 track, models: the tokenizer, hub models fetched once (on the submitting machine),
+# and the MLE pretraining of scratch models.
+
+
+localrules:
+    tokenizer,
+    fetch_model,
+
+
+rule tokenizer:
+    input:
+        code=code("tokenizer"),
+    output:
+        directory(TOKENIZER_DIR),
+    log:
+        results("logs", "tokenizer", "tokenizer.log"),
+    benchmark:
+        results("benchmarks", "tokenizer", "tokenizer.tsv")
+    conda:
+        "../envs/torch.yaml"
+    params:
+        source=GPT2["tokenizer"]["source"],
+        name=GPT2["tokenizer"].get("name", "gpt2"),
+    script:
+        "../scripts/gpt2_tokenizer.py"
+
+
+rule fetch_model:
+    input:
+        code=code("models"),
+    output:
+        directory(hub_model_dir("{model}")),
+    log:
+        str(Path("resources", "logs", "fetch_model", "{model}.log")),
+    benchmark:
+        str(Path("resources", "benchmarks", "fetch_model", "{model}.tsv"))
+    conda:
+        "../envs/torch.yaml"
+    params:
+        name=lambda wc: model_spec(wc.model)["name"],
+    script:
+        "../scripts/gpt2_fetch_model.py"
+
+
+rule pretrain:
+    input:
+        tokenizer=TOKENIZER_DIR,
+        train=[split_path(d, "train") for d in PRETRAIN_DATASETS],
+        dev=[split_path(d, "dev") for d in PRETRAIN_DATASETS],
+        code=code("train", "models", "tokenizer", "objectives", "io"),
+    output:
+        model=directory(pretrained_dir("{model}")),
+        log_csv=results("models", "pretrain", "{model}", "log.csv"),
+        summary=results("models", "pretrain", "{model}", "summary.json"),
+    log:
+        results("logs", "pretrain", "{model}.log"),
+    benchmark:
+        results("benchmarks", "pretrain", "{model}.tsv")
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    params:
+        settings=pretrain_settings,
+        architecture=lambda wc: model_spec(wc.model),
+        work_dir=lambda wc: results("work", "pretrain", wc.model),
+        checkpoint_every=GPT2["finetune"]["checkpoint_every"],
+        device=GPT2["finetune"]["device"],
+        n_train=None,
+    script:
+        "../scripts/gpt2_train.py"
