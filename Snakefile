@@ -41,9 +41,18 @@ wildcard_constraints:
     seed=r"\d+",
     eta=r"\d+\.\d+",
     objective="|".join(OBJECTIVES),
+    dataset="|".join(GPT2["datasets"]),
+    model="|".join(GPT2["models"]),
+    variant=r"base|[a-z][a-z0-9]*(_eta\d\.\d+)?_n\d+",
+    split="train|dev|test",
+    decoding=r"unbiased|greedy|top_p\d\.\d\d",
 
 
 include: "rules/synthetic.smk"
+include: "rules/data.smk"
+include: "rules/models.smk"
+include: "rules/finetune.smk"
+include: "rules/sample.smk"
 
 
 rule all:

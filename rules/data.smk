@@ -51,7 +51,8 @@ rule prepare_dataset:
         n_dev=GPT2["data"]["n_dev"],
         n_test=GPT2["data"]["n_test"],
         train_sizes=lambda wc: dataset_train_sizes(wc.dataset),
-        keep_all_train=lambda wc: wc.dataset in PRETRAIN_DATASETS and bool(scratch_models(GPT2)),
+        keep_all_train=lambda wc: wc.dataset in PRETRAIN_DATASETS
+        and bool(scratch_models(GPT2)),
         seed=GPT2["data"]["seed"],
         min_words=GPT2["data"]["min_words"],
         max_words=GPT2["data"]["max_words"],

@@ -10,9 +10,13 @@ rule finetune:
         dev=split_path("{dataset}", "dev"),
         code=code("train", "models", "tokenizer", "objectives", "plan", "io"),
     output:
-        model=directory(str(Path(finetune_dir("{dataset}", "{model}", "{variant}"), "model"))),
+        model=directory(
+            str(Path(finetune_dir("{dataset}", "{model}", "{variant}"), "model"))
+        ),
         log_csv=str(Path(finetune_dir("{dataset}", "{model}", "{variant}"), "log.csv")),
-        summary=str(Path(finetune_dir("{dataset}", "{model}", "{variant}"), "summary.json")),
+        summary=str(
+            Path(finetune_dir("{dataset}", "{model}", "{variant}"), "summary.json")
+        ),
     log:
         results("logs", "finetune", "{dataset}", "{model}", "{variant}.log"),
     benchmark:
@@ -23,7 +27,9 @@ rule finetune:
     params:
         settings=finetune_settings,
         architecture=None,
-        work_dir=lambda wc: results("work", "finetune", wc.dataset, wc.model, wc.variant),
+        work_dir=lambda wc: results(
+            "work", "finetune", wc.dataset, wc.model, wc.variant
+        ),
         checkpoint_every=GPT2["finetune"]["checkpoint_every"],
         device=GPT2["finetune"]["device"],
         n_train=lambda wc: parse_variant(wc.variant).n_train,

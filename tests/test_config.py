@@ -157,6 +157,17 @@ def _del(path: str) -> Callable[[dict[str, Any]], None]:
     return apply
 
 
+TINY = {"source": "scratch", "n_layer": 2, "n_head": 2, "n_embd": 64, "micro_batch_size": 8}
+
+
+def _use_tiny(config: dict[str, Any], n_positions: int) -> None:
+    config["gpt2"]["models"]["tiny"] = {**TINY, "n_positions": n_positions}
+    config["gpt2"]["use_models"] = ["tiny"]
+    config["gpt2"]["train_sizes"]["models"] = []
+    for etas in config["gpt2"]["selected_eta"].values():
+        etas["tiny"] = 0.1
+
+
 OBJECTIVES_HINT = "forward_kl, reverse_kl, mix_kl, js, mixce_star, mixce"
 
 # (id, mutation, dotted key expected in the message, hint of the allowed values)
@@ -329,6 +340,97 @@ BAD_CONFIGS: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         _set("synthetic.tables.table7.eta", 0.5),
         "synthetic.tables.table7.eta",
         "allowed keys are init, vocab_size, objectives",
+    ),
+    # ---- gpt2 section
+    (
+        "gpt2_unknown_dataset",
+        _set("gpt2.use_datasets", ["wikitext", "pile"]),
+        "gpt2.use_datasets[1] = 'pile'",
+        "must be one of gpt2.datasets: wikitext, webtext, writingprompts",
+    ),
+    (
+        "gpt2_unknown_model",
+        _set("gpt2.use_models", ["small", "xl"]),
+        "gpt2.use_models[1] = 'xl'",
+        "must be one of gpt2.models: small",
+    ),
+    (
+        "gpt2_bad_source",
+        _set("gpt2.datasets.webtext.source", "ftp"),
+        "gpt2.datasets.webtext.source = 'ftp'",
+        "one of hub, url, local, embedded",
+    ),
+    (
+        "gpt2_url_without_urls",
+        _del("gpt2.datasets.webtext.urls"),
+        "gpt2.datasets.webtext",
+        "urls",
+    ),
+    (
+        "gpt2_bad_url",
+        _set("gpt2.datasets.webtext.urls.train", "webtext.train.jsonl"),
+        "gpt2.datasets.webtext.urls.train",
+        "^https?://",
+    ),
+    (
+        "gpt2_eta_above_1",
+        _set("gpt2.finetune.etas", [0.5, 1.2]),
+        "gpt2.finetune.etas[1] = 1.2",
+        "[0, 1]",
+    ),
+    (
+        "gpt2_unknown_objective",
+        _set("gpt2.finetune.objectives", ["mle", "gan"]),
+        "gpt2.finetune.objectives[1] = 'gan'",
+        "one of mle, mixce",
+    ),
+    (
+        "gpt2_missing_selected_eta",
+        _del("gpt2.selected_eta.webtext"),
+        "gpt2.selected_eta.webtext.small is missing",
+        "MixCE eta",
+    ),
+    (
+        "gpt2_top_p_zero",
+        _set("gpt2.sampling.top_p", [0.0, 0.9]),
+        "gpt2.sampling.top_p[0] = 0.0",
+        "(0, 1]",
+    ),
+    (
+        "gpt2_seed_float",
+        _set("gpt2.sampling.seeds", [0, 1.5]),
+        "gpt2.sampling.seeds[1] = 1.5",
+        "integer",
+    ),
+    (
+        "gpt2_bad_split",
+        _set("gpt2.sampling.splits", ["dev", "valid"]),
+        "gpt2.sampling.splits[1] = 'valid'",
+        "one of dev, test",
+    ),
+    (
+        "gpt2_max_length_over_positions",
+        lambda config: _use_tiny(config, 256),
+        "gpt2.finetune.max_length = 512",
+        "n_positions",
+    ),
+    (
+        "gpt2_train_sizes_model_not_run",
+        _set("gpt2.train_sizes.models", ["tiny"]),
+        "gpt2.train_sizes.models[0] = 'tiny'",
+        "one of gpt2.use_models",
+    ),
+    (
+        "gpt2_scratch_without_size",
+        _del("gpt2.models.tiny.n_embd"),
+        "gpt2.models.tiny",
+        "n_embd",
+    ),
+    (
+        "gpt2_unknown_key",
+        _set("gpt2.finetune.learning_rate", 1e-4),
+        "gpt2.finetune.learning_rate",
+        "allowed keys",
     ),
 ]
 

@@ -9,6 +9,7 @@ to the checkout while they run do not change what they measure.
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 import shutil
@@ -32,6 +33,7 @@ from mixce.io import (
     write_json,
     write_npz,
 )
+from mixce.plan import finetune_jobs, sample_jobs, scratch_models
 from mixce.synthetic.pipeline import (
     RUNS_COLUMNS,
     eta_str,
@@ -264,6 +266,19 @@ def dry_run(workdir: Path, *args: str) -> dict[str, int]:
     return job_counts(snakemake(workdir, "-n", "--quiet", "rules", *args))
 
 
+def gpt2_job_count(config: dict) -> int:
+    """Jobs of the GPT-2 branch of a config (tokenizer, prepare, pretrain, finetune, sample)."""
+    gpt2 = config["gpt2"]
+    datasets = set(gpt2["use_datasets"]) | set(gpt2["pretrain"]["datasets"])
+    return (
+        1
+        + len(datasets)
+        + len(scratch_models(gpt2))
+        + len(finetune_jobs(gpt2))
+        + len(sample_jobs(gpt2))
+    )
+
+
 def write_yaml(path: Path, text: str) -> str:
     path.write_text(text)
     return str(path)
@@ -287,6 +302,15 @@ def test_paper_scale_dry_run_counts(workdir: Path) -> None:
     assert counts["synthetic_data"] == 100
     for rule in ("synthetic_summary", "synthetic_tables", "synthetic_figure", "all"):
         assert counts[rule] == 1
+    # GPT-2: 3 datasets x 3 models x (MLE + 8 etas) + Table 5: small x 3 datasets x 3 sizes x 2
+    assert counts["finetune"] == 3 * 3 * 9 + 3 * 3 * 2 == 99
+    # unbiased on dev + test x 3 seeds for every finetuned model; the 8-value top-p grid on
+    # dev + test x 3 seeds for MLE and the selected MixCE; base model: unbiased (3 seeds) and
+    # greedy (1) on test
+    assert counts["sample"] == 99 * 2 * 3 + 9 * 2 * 8 * 2 * 3 + 9 * (3 + 1) == 1494
+    assert counts["download_dataset"] == counts["prepare_dataset"] == 3
+    assert counts["fetch_model"] == 3 and counts["tokenizer"] == 1
+    assert "pretrain" not in counts  # hub models are not pretrained
 
 
 def test_bad_config_stops_before_any_job(workdir: Path, tmp_path: Path) -> None:
@@ -348,6 +372,7 @@ def test_end_to_end_test_config(test_run: tuple[Path, float]) -> None:
     logs = sorted((out / "logs").rglob("*.log"))
     benchmarks = sorted((out / "benchmarks").rglob("*.tsv"))
     n_jobs = 2 * n_inits * n_vocab * n_seeds + n_inits * n_vocab * per_vocab + 3
+    n_jobs += gpt2_job_count(config)
     assert len(logs) == len(benchmarks) == n_jobs
     train_log = out / "logs" / "synthetic_train" / "random50" / "V20" / "mixce" / "eta0.9.log"
     text = train_log.read_text()
@@ -361,7 +386,7 @@ def test_end_to_end_test_config(test_run: tuple[Path, float]) -> None:
     assert [r["seed"] for r in results] == syn["seeds"]
     assert {r["objective"] for r in results} == {"js"} and results[0]["init"] == "random50"
 
-    assert seconds < 180, f"the test-config run took {seconds:.0f} s on 2 cores (budget 180 s)"
+    assert seconds < 300, f"the test-config run took {seconds:.0f} s on 2 cores (budget 300 s)"
 
 
 @pytest.mark.slow
@@ -399,3 +424,106 @@ def test_new_eta_adds_only_its_training_jobs(test_run: tuple[Path, float], tmp_p
         "synthetic_figure": 1,
         "all": 1,
     }
+
+
+# --------------------------------------------------------------------------- GPT-2 branch
+
+
+@pytest.mark.slow
+def test_gpt2_branch_end_to_end(test_run: tuple[Path, float]) -> None:
+    workdir, _ = test_run
+    config = load_config([workdir / "config.yaml", workdir / "config" / "test.yaml"])
+    gpt2 = config["gpt2"]
+    out = workdir / "results" / config["run"]
+
+    report = read_json(out / "data" / "news" / "report.json")
+    assert report["final"]["dev"] == gpt2["data"]["n_dev"]
+    assert report["final"]["test"] == gpt2["data"]["n_test"]
+    splits = {
+        s: [json.loads(line)["text"] for line in (out / "data" / "news" / f"{s}.jsonl").open()]
+        for s in ("train", "dev", "test")
+    }
+    # news also feeds pretraining: its whole train pool is kept (finetuning uses a prefix)
+    assert len(splits["train"]) > gpt2["finetune"]["train_size"]
+    assert not set(splits["train"]) & (set(splits["dev"]) | set(splits["test"]))
+    assert all(50 < len(t.split()) < 1000 for texts in splits.values() for t in texts)
+
+    tokenizer = out / "models" / "tokenizer"
+    assert (tokenizer / "tokenizer.json").is_file()
+    pretrain = read_json(out / "models" / "pretrain" / "tiny" / "summary.json")
+    assert pretrain["steps"] == gpt2["pretrain"]["max_steps"]
+    assert pretrain["source"].startswith("scratch")
+
+    for job in finetune_jobs(gpt2):
+        folder = out / "finetune" / job.path
+        summary = read_json(folder / "summary.json")
+        assert (folder / "model" / "model.safetensors").is_file()
+        n_train = int(job.variant.rsplit("_n", 1)[1])
+        assert summary["n_train"] == n_train
+        assert summary["source"].endswith("models/pretrain/tiny/model")
+        log = pd.read_csv(folder / "log.csv")
+        assert len(log) == summary["steps"] == -(-n_train // gpt2["finetune"]["batch_size"])
+        assert np.isfinite(log["loss"]).all()
+        assert summary["settings"]["objective"] == job.variant.split("_")[0]
+        assert not (out / "work" / "finetune" / job.path).exists()  # removed once done
+
+    for job in sample_jobs(gpt2):
+        path = out / "samples" / f"{job.path}.jsonl"
+        rows = [json.loads(line) for line in path.open()]
+        assert len(rows) == gpt2["sampling"]["n_prompts"], path
+        for row in rows:
+            assert len(row["prompt_ids"]) == gpt2["sampling"]["prompt_tokens"]
+            assert len(row["token_ids"]) <= gpt2["sampling"]["max_new_tokens"]
+            assert row["finish_reason"] in ("eos", "length")
+            assert row["seed"] == job.seed and row["decoding"] == job.decoding
+            assert math.isfinite(row["nll"])
+        summary = read_json(out / "samples" / f"{job.path}.json")
+        assert summary["n"] == len(rows)
+
+    def continuations(seed: int, decoding: str = "unbiased") -> list[list[int]]:
+        path = out / "samples" / "news" / "tiny" / "mle_n32" / "test" / decoding / f"seed{seed}"
+        return [json.loads(line)["token_ids"] for line in path.with_suffix(".jsonl").open()]
+
+    assert continuations(0) != continuations(1)  # seeds give different samples
+    prompts = {
+        tuple(json.loads(line)["prompt_ids"])
+        for line in (out / "samples/news/tiny/base/test/greedy/seed0.jsonl").open()
+    }
+    assert len(prompts) == gpt2["sampling"]["n_prompts"]
+
+
+@pytest.mark.slow
+def test_sampling_change_reruns_no_training(test_run: tuple[Path, float], tmp_path: Path) -> None:
+    workdir, _ = test_run
+    change = write_yaml(tmp_path / "s.yaml", "gpt2:\n  sampling:\n    max_new_tokens: 12\n")
+    counts = dry_run(workdir, "--configfile", "config/test.yaml", change)
+    config = load_config([workdir / "config.yaml", workdir / "config" / "test.yaml"])
+    assert counts == {"sample": len(sample_jobs(config["gpt2"])), "all": 1}
+
+
+@pytest.mark.slow
+def test_new_gpt2_eta_adds_only_its_jobs(test_run: tuple[Path, float], tmp_path: Path) -> None:
+    workdir, _ = test_run
+    change = write_yaml(tmp_path / "e.yaml", "gpt2:\n  finetune:\n    etas: [0.1, 0.5]\n")
+    counts = dry_run(workdir, "--configfile", "config/test.yaml", change)
+    config = load_config([workdir / "config.yaml", workdir / "config" / "test.yaml"])
+    sampling = config["gpt2"]["sampling"]
+    # one new model, sampled (unbiased) on every split with every seed
+    assert counts == {
+        "finetune": 1,
+        "sample": len(sampling["splits"]) * len(sampling["seeds"]),
+        "all": 1,
+    }
+
+
+@pytest.mark.slow
+def test_finetune_setting_reruns_finetune_and_sampling_not_pretraining(
+    test_run: tuple[Path, float], tmp_path: Path
+) -> None:
+    workdir, _ = test_run
+    change = write_yaml(tmp_path / "f.yaml", "gpt2:\n  finetune:\n    lr: 1.0e-4\n")
+    counts = dry_run(workdir, "--configfile", "config/test.yaml", change)
+    config = load_config([workdir / "config.yaml", workdir / "config" / "test.yaml"])
+    gpt2 = config["gpt2"]
+    finetuned = [j for j in sample_jobs(gpt2) if j.variant != "base"]
+    assert counts == {"finetune": len(finetune_jobs(gpt2)), "sample": len(finetuned), "all": 1}

@@ -1,0 +1,64 @@
+# GPT-2 track, sampling: one job per (dataset, model, variant, split, decoding, seed);
+# prompts are the first tokens of the split's texts.
+
+
+rule sample:
+    input:
+        model=lambda wc: model_dir(wc.dataset, wc.model, wc.variant),
+        tokenizer=TOKENIZER_DIR,
+        texts=split_path("{dataset}", "{split}"),
+        code=code("sample", "models", "io"),
+    output:
+        samples=results(
+            "samples",
+            "{dataset}",
+            "{model}",
+            "{variant}",
+            "{split}",
+            "{decoding}",
+            "seed{seed}.jsonl",
+        ),
+        summary=results(
+            "samples",
+            "{dataset}",
+            "{model}",
+            "{variant}",
+            "{split}",
+            "{decoding}",
+            "seed{seed}.json",
+        ),
+    log:
+        results(
+            "logs",
+            "sample",
+            "{dataset}",
+            "{model}",
+            "{variant}",
+            "{split}",
+            "{decoding}",
+            "seed{seed}.log",
+        ),
+    benchmark:
+        results(
+            "benchmarks",
+            "sample",
+            "{dataset}",
+            "{model}",
+            "{variant}",
+            "{split}",
+            "{decoding}",
+            "seed{seed}.tsv",
+        )
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    params:
+        decoding=lambda wc: wc.decoding,
+        seed=lambda wc: int(wc.seed),
+        max_new_tokens=GPT2["sampling"]["max_new_tokens"],
+        prompt_tokens=GPT2["sampling"]["prompt_tokens"],
+        n_prompts=GPT2["sampling"]["n_prompts"],
+        batch_size=GPT2["sampling"]["batch_size"],
+        device=GPT2["sampling"]["device"],
+    script:
+        "../scripts/gpt2_sample.py"
