@@ -33,6 +33,8 @@ lint: venv
 
 bench: venv
 	$(BIN)/python bench/synthetic.py
+	$(BIN)/python bench/train_step.py
+	$(BIN)/python bench/sample.py
 
 dag: venv
 	@mkdir -p docs
