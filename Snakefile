@@ -32,6 +32,9 @@ except ConfigError as error:
 validate(config, "schemas/config.schema.yaml")
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 
 
@@ -46,6 +49,7 @@ wildcard_constraints:
     variant=r"base|[a-z][a-z0-9]*(_eta\d\.\d+)?_n\d+",
     split="train|dev|test",
     decoding=r"unbiased|greedy|top_p\d\.\d\d",
+    role="mauve|coherence",
 
 
 include: "rules/synthetic.smk"
@@ -53,6 +57,9 @@ include: "rules/data.smk"
 include: "rules/models.smk"
 include: "rules/finetune.smk"
 include: "rules/sample.smk"
+include: "rules/metrics.smk"
+include: "rules/select.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -9,6 +9,7 @@ from mixce.plan import (
     parse_variant,
     sample_jobs,
     scratch_models,
+    variant_name,
 )
 from mixce.synthetic.pipeline import eta_str, objective_etas, train_settings
 
@@ -279,7 +280,7 @@ def gpt2_outputs():
     ]
     samples = [sample_path(job) for job in sample_jobs(GPT2)]
     reports = [results("data", d, "report.json") for d in prepared_datasets()]
-    return reports + finetuned + samples
+    return reports + finetuned + samples + gpt2_report_outputs()
 
 
 def dataset_train_sizes(dataset):
@@ -291,3 +292,107 @@ def dataset_train_sizes(dataset):
     if GPT2["train_sizes"]["models"]:
         sizes += GPT2["train_sizes"]["sizes"]
     return sorted(set(sizes))
+
+
+# --------------------------------------------------------------------------- gpt2 metrics
+
+METRICS = GPT2["metrics"]
+MAUVE_LENGTHS = sorted(int(n) for n in METRICS["mauve"]["lengths"])
+FEATURIZERS = {
+    "mauve": METRICS["mauve"]["featurizer"],
+    "coherence": METRICS["coherence"]["featurizer"],
+}
+
+
+def featurizer_dir(role):
+    return str(Path("resources", "featurizers", role))
+
+
+def featurizer_inputs(wildcards=None):
+    """Local copies of the hub featurizers (none for the offline sentence model)."""
+    return {
+        role: featurizer_dir(role)
+        for role, spec in FEATURIZERS.items()
+        if spec["kind"] in ("gpt2", "simcse")
+    }
+
+
+def scored_sample_jobs():
+    """Sample files that are scored: every finetuned model's unbiased and top-p files."""
+    return [
+        j for j in sample_jobs(GPT2) if j.variant != BASE and j.decoding != "greedy"
+    ]
+
+
+def score_path(job):
+    return results("metrics", "samples", f"{job.path}.json")
+
+
+def score_lengths(wildcards):
+    """Generation-length cuts scored for a file: all of them for unbiased dev files (Figure 4),
+    else only the largest (the main MAUVE)."""
+    if wildcards.decoding == "unbiased" and wildcards.split == "dev":
+        return MAUVE_LENGTHS
+    return MAUVE_LENGTHS[-1:]
+
+
+def human_features(wildcards):
+    return results("metrics", "human", wildcards.dataset, f"{wildcards.split}.npz")
+
+
+def metrics_tables():
+    return {
+        name: results("metrics", f"{name}.csv")
+        for name in ("samples", "human", "perplexity")
+    }
+
+
+SELECTION = {
+    "eta": results("selection", "eta.csv"),
+    "top_p": results("selection", "top_p.csv"),
+}
+
+
+def selected_variants(wildcards=None):
+    """(dataset, model, variant) of Table 2's models: MLE and the MixCE eta that dev MAUVE
+    selected (read from the select_models checkpoint's output)."""
+    import pandas as pd
+
+    table = pd.read_csv(checkpoints.select_models.get().output.eta)
+    n_main = GPT2["finetune"]["train_size"]
+    runs = []
+    for row in table.itertuples():
+        runs.append((row.dataset, row.model, f"mle_n{n_main}"))
+        runs.append((row.dataset, row.model, variant_name("mixce", n_main, row.eta)))
+    return runs
+
+
+def controlled_path(dataset, model, variant, seed):
+    return results("metrics", "controlled", dataset, model, variant, f"seed{seed}.json")
+
+
+def controlled_inputs(wildcards):
+    seeds = GPT2["sampling"]["seeds"]
+    runs = [
+        controlled_path(d, m, v, s) for d, m, v in selected_variants() for s in seeds
+    ]
+    human = [results("metrics", "controlled", d, "human.json") for d in GPT2_DATASETS]
+    return runs + human
+
+
+def figure_files(stem):
+    return [results("figures", f"{stem}.{ext}") for ext in ("pdf", "png")]
+
+
+GPT2_TABLES = ("table2", "table3", "table5", "table8", "table9", "table10", "table12")
+
+
+def gpt2_report_outputs():
+    if not GPT2_ENABLED:
+        return []
+    tables = [path for table in GPT2_TABLES for path in table_files(table).values()]
+    figures = figure_files("figure2") + figure_files("figure4")
+    kit = [results("human_eval", "pairs.csv"), results("human_eval", "key.csv")]
+    if GPT2["human_eval"]["judgments"]:
+        kit += list(table_files("table4").values())
+    return tables + figures + kit

@@ -267,15 +267,30 @@ def dry_run(workdir: Path, *args: str) -> dict[str, int]:
 
 
 def gpt2_job_count(config: dict) -> int:
-    """Jobs of the GPT-2 branch of a config (tokenizer, prepare, pretrain, finetune, sample)."""
+    """Jobs of the GPT-2 branch of a config run with offline featurizers."""
     gpt2 = config["gpt2"]
     datasets = set(gpt2["use_datasets"]) | set(gpt2["pretrain"]["datasets"])
+    n_data = len(gpt2["use_datasets"])
+    finetunes, samples = finetune_jobs(gpt2), sample_jobs(gpt2)
+    scored = [j for j in samples if j.variant != "base" and j.decoding != "greedy"]
+    selected = n_data * len(gpt2["use_models"]) * 2 * len(gpt2["sampling"]["seeds"])
     return (
-        1
-        + len(datasets)
-        + len(scratch_models(gpt2))
-        + len(finetune_jobs(gpt2))
-        + len(sample_jobs(gpt2))
+        1  # tokenizer
+        + len(datasets)  # prepare_dataset
+        + len(scratch_models(gpt2))  # pretrain
+        + len(finetunes)  # finetune
+        + len(samples)  # sample
+        + n_data * len(gpt2["sampling"]["splits"])  # score_human
+        + len(scored)  # score_samples
+        + len(finetunes)  # perplexity
+        + 2  # collect_metrics, select_models
+        + n_data  # controlled_human
+        + selected  # controlled (MLE and the selected MixCE, every seed)
+        + 1  # collect_controlled
+        + 1  # gpt2_tables
+        + n_data  # nll_figure2
+        + 2  # figure2, figure4
+        + 1  # human_eval_pairs
     )
 
 
@@ -311,6 +326,12 @@ def test_paper_scale_dry_run_counts(workdir: Path) -> None:
     assert counts["download_dataset"] == counts["prepare_dataset"] == 3
     assert counts["fetch_model"] == 3 and counts["tokenizer"] == 1
     assert "pretrain" not in counts  # hub models are not pretrained
+    # every finetuned model's unbiased and top-p files are scored; test perplexity per model
+    assert counts["score_samples"] == 1494 - 9 * 4
+    assert counts["perplexity"] == 99
+    assert counts["score_human"] == 3 * 2
+    assert counts["fetch_featurizer"] == 2  # gpt2-large (MAUVE) and SimCSE (coherence)
+    assert counts["select_models"] == 1  # a checkpoint: the controlled metrics follow it
 
 
 def test_bad_config_stops_before_any_job(workdir: Path, tmp_path: Path) -> None:
@@ -493,12 +514,66 @@ def test_gpt2_branch_end_to_end(test_run: tuple[Path, float]) -> None:
 
 
 @pytest.mark.slow
+def test_gpt2_tables_figures_and_report(test_run: tuple[Path, float], tmp_path: Path) -> None:
+    workdir, _ = test_run
+    config = load_config([workdir / "config.yaml", workdir / "config" / "test.yaml"])
+    out = workdir / "results" / config["run"]
+    for table in ("table2", "table3", "table5", "table8", "table9", "table10", "table12"):
+        assert (out / "tables" / f"{table}.tex").read_text().count("\\toprule") == 1, table
+    table2 = pd.read_csv(out / "tables" / "table2.csv")
+    assert table2[["model", "objective"]].values.tolist() == [
+        ["human", "human"],
+        ["tiny", "mle"],
+        ["tiny", "mixce"],
+    ]
+    for column in ("news_div", "news_mauve", "news_coh"):
+        assert np.isfinite(table2[column]).all(), column
+    assert np.isfinite(table2["news_ppl"].iloc[1:]).all()
+    table3 = pd.read_csv(out / "tables" / "table3.csv")
+    assert set(table3["news_best_p"].dropna()) <= set(config["gpt2"]["sampling"]["top_p"])
+    table5 = pd.read_csv(out / "tables" / "table5.csv")
+    assert set(table5["n_train"].dropna()) == set(config["gpt2"]["train_sizes"]["sizes"])
+    # controlled metrics: L = 200 needs longer model texts than the test config makes, so it
+    # is skipped for the models, with the reason, while the human reference has it
+    table8 = pd.read_csv(out / "tables" / "table8.csv")
+    models = table8[table8["model"] == "tiny"]
+    assert np.isfinite(models["news_c_mauve_10"]).all()
+    assert models["news_c_mauve_200"].isna().all()
+    assert models["news_c_mauve_200_note"].str.contains("skipped").all()
+    assert "--" in (out / "tables" / "table8.tex").read_text()
+    table12 = pd.read_csv(out / "tables" / "table12.csv")
+    assert table12["news_eta"].iloc[0] in config["gpt2"]["finetune"]["etas"]
+    for figure in ("figure2", "figure4"):
+        for ext in ("pdf", "png"):
+            assert (out / "figures" / f"{figure}.{ext}").stat().st_size > 1000
+    pairs = pd.read_csv(out / "human_eval" / "pairs.csv")
+    assert {"pair_id", "text_1", "text_2"} <= set(pairs.columns)
+    assert not {"mle_side", "mixce_side", "variant"} & set(pairs.columns)  # blinded
+    report = tmp_path / "report.html"
+    snakemake(workdir, "all", "--configfile", "config/test.yaml", "--report", str(report))
+    assert report.stat().st_size > 10_000
+
+
+@pytest.mark.slow
 def test_sampling_change_reruns_no_training(test_run: tuple[Path, float], tmp_path: Path) -> None:
     workdir, _ = test_run
     change = write_yaml(tmp_path / "s.yaml", "gpt2:\n  sampling:\n    max_new_tokens: 12\n")
     counts = dry_run(workdir, "--configfile", "config/test.yaml", change)
     config = load_config([workdir / "config.yaml", workdir / "config" / "test.yaml"])
-    assert counts == {"sample": len(sample_jobs(config["gpt2"])), "all": 1}
+    assert counts["sample"] == len(sample_jobs(config["gpt2"]))
+    assert not {"finetune", "pretrain", "prepare_dataset", "synthetic_train"} & set(counts)
+    assert counts["score_samples"] > 0 and counts["gpt2_tables"] == 1
+
+
+@pytest.mark.slow
+def test_metric_change_reruns_metrics_not_sampling(
+    test_run: tuple[Path, float], tmp_path: Path
+) -> None:
+    workdir, _ = test_run
+    change = write_yaml(tmp_path / "m.yaml", "gpt2:\n  metrics:\n    mauve:\n      seed: 7\n")
+    counts = dry_run(workdir, "--configfile", "config/test.yaml", change)
+    assert not {"finetune", "pretrain", "sample"} & set(counts)
+    assert {"score_human", "score_samples", "collect_metrics", "gpt2_tables"} <= set(counts)
 
 
 @pytest.mark.slow
@@ -508,12 +583,12 @@ def test_new_gpt2_eta_adds_only_its_jobs(test_run: tuple[Path, float], tmp_path:
     counts = dry_run(workdir, "--configfile", "config/test.yaml", change)
     config = load_config([workdir / "config.yaml", workdir / "config" / "test.yaml"])
     sampling = config["gpt2"]["sampling"]
-    # one new model, sampled (unbiased) on every split with every seed
-    assert counts == {
-        "finetune": 1,
-        "sample": len(sampling["splits"]) * len(sampling["seeds"]),
-        "all": 1,
-    }
+    new_files = len(sampling["splits"]) * len(sampling["seeds"])
+    # one new model, sampled (unbiased) on every split with every seed, scored; the
+    # collections, selection and tables below them are refreshed
+    assert counts["finetune"] == 1 and counts["perplexity"] == 1
+    assert counts["sample"] == counts["score_samples"] == new_files
+    assert not {"pretrain", "prepare_dataset", "score_human"} & set(counts)
 
 
 @pytest.mark.slow
@@ -526,4 +601,6 @@ def test_finetune_setting_reruns_finetune_and_sampling_not_pretraining(
     config = load_config([workdir / "config.yaml", workdir / "config" / "test.yaml"])
     gpt2 = config["gpt2"]
     finetuned = [j for j in sample_jobs(gpt2) if j.variant != "base"]
-    assert counts == {"finetune": len(finetune_jobs(gpt2)), "sample": len(finetuned), "all": 1}
+    assert counts["finetune"] == len(finetune_jobs(gpt2))
+    assert counts["sample"] == len(finetuned)
+    assert not {"pretrain", "prepare_dataset", "score_human", "nll_figure2"} & set(counts)

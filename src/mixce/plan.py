@@ -188,6 +188,14 @@ def iter_problems(gpt2: Mapping[str, Any]) -> Iterator[tuple[tuple[str | int, ..
                 f"config key gpt2.train_sizes.models[{i}] = {name!r} is not allowed: must be "
                 f"one of gpt2.use_models: {', '.join(gpt2.get('use_models', []))}",
             )
+    for parts in (("figures", "figure2_model"), ("human_eval", "model")):
+        name = gpt2.get(parts[0], {}).get(parts[1])
+        if name is not None and name not in gpt2.get("use_models", []):
+            yield (
+                ("gpt2", *parts),
+                f"config key gpt2.{'.'.join(parts)} = {name!r} is not allowed: must be one of "
+                f"gpt2.use_models: {', '.join(gpt2.get('use_models', []))}",
+            )
     selected = gpt2.get("selected_eta", {})
     for dataset in gpt2.get("use_datasets", []):
         for model in gpt2.get("use_models", []):

@@ -1,0 +1,178 @@
+# GPT-2 track, metrics: human features and scores once per (dataset, split); every scored
+# sample file against them (MAUVE, coherence, diversity, length); test perplexity of every
+# finetuned model; all of it collected into tidy CSVs.
+
+
+localrules:
+    fetch_featurizer,
+
+
+rule fetch_featurizer:
+    input:
+        code=code("metrics/features"),
+    output:
+        directory(featurizer_dir("{role}")),
+    log:
+        str(Path("resources", "logs", "fetch_featurizer", "{role}.log")),
+    benchmark:
+        str(Path("resources", "benchmarks", "fetch_featurizer", "{role}.tsv"))
+    conda:
+        "../envs/eval.yaml"
+    params:
+        spec=lambda wc: FEATURIZERS[wc.role],
+    script:
+        "../scripts/gpt2_fetch_featurizer.py"
+
+
+rule score_human:
+    input:
+        unpack(featurizer_inputs),
+        texts=split_path("{dataset}", "{split}"),
+        tokenizer=TOKENIZER_DIR,
+        code=code(
+            "metrics/features",
+            "metrics/mauve_score",
+            "metrics/coherence",
+            "metrics/diversity",
+            "metrics/scoring",
+            "io",
+        ),
+    output:
+        features=results("metrics", "human", "{dataset}", "{split}.npz"),
+        scores=results("metrics", "human", "{dataset}", "{split}.json"),
+    log:
+        results("logs", "score_human", "{dataset}", "{split}.log"),
+    benchmark:
+        results("benchmarks", "score_human", "{dataset}", "{split}.tsv")
+    conda:
+        "../envs/eval.yaml"
+    threads: 2
+    params:
+        featurizers=FEATURIZERS,
+        lengths=MAUVE_LENGTHS,
+        prompt_tokens=GPT2["sampling"]["prompt_tokens"],
+        max_new_tokens=GPT2["sampling"]["max_new_tokens"],
+        n_prompts=GPT2["sampling"]["n_prompts"],
+        mauve_seed=METRICS["mauve"]["seed"],
+        batch_size=METRICS["batch_size"],
+        device=METRICS["device"],
+    script:
+        "../scripts/gpt2_score_human.py"
+
+
+rule score_samples:
+    input:
+        unpack(featurizer_inputs),
+        samples=results(
+            "samples",
+            "{dataset}",
+            "{model}",
+            "{variant}",
+            "{split}",
+            "{decoding}",
+            "seed{seed}.jsonl",
+        ),
+        human=human_features,
+        tokenizer=TOKENIZER_DIR,
+        code=code(
+            "metrics/features",
+            "metrics/mauve_score",
+            "metrics/coherence",
+            "metrics/diversity",
+            "metrics/scoring",
+            "io",
+        ),
+    output:
+        scores=results(
+            "metrics",
+            "samples",
+            "{dataset}",
+            "{model}",
+            "{variant}",
+            "{split}",
+            "{decoding}",
+            "seed{seed}.json",
+        ),
+    log:
+        results(
+            "logs",
+            "score_samples",
+            "{dataset}",
+            "{model}",
+            "{variant}",
+            "{split}",
+            "{decoding}",
+            "seed{seed}.log",
+        ),
+    benchmark:
+        results(
+            "benchmarks",
+            "score_samples",
+            "{dataset}",
+            "{model}",
+            "{variant}",
+            "{split}",
+            "{decoding}",
+            "seed{seed}.tsv",
+        )
+    conda:
+        "../envs/eval.yaml"
+    threads: 1
+    params:
+        featurizers=FEATURIZERS,
+        lengths=score_lengths,
+        mauve_seed=METRICS["mauve"]["seed"],
+        batch_size=METRICS["batch_size"],
+        device=METRICS["device"],
+    script:
+        "../scripts/gpt2_score_samples.py"
+
+
+rule perplexity:
+    input:
+        model=str(Path(finetune_dir("{dataset}", "{model}", "{variant}"), "model")),
+        texts=split_path("{dataset}", "test"),
+        tokenizer=TOKENIZER_DIR,
+        code=code("metrics/perplexity", "tokenizer", "models", "io"),
+    output:
+        results("metrics", "perplexity", "{dataset}", "{model}", "{variant}.json"),
+    log:
+        results("logs", "perplexity", "{dataset}", "{model}", "{variant}.log"),
+    benchmark:
+        results("benchmarks", "perplexity", "{dataset}", "{model}", "{variant}.tsv")
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    params:
+        max_length=GPT2["finetune"]["max_length"],  # texts encoded as in finetuning
+        batch_size=METRICS["batch_size"],
+        device=METRICS["device"],
+    script:
+        "../scripts/gpt2_perplexity.py"
+
+
+rule collect_metrics:
+    input:
+        samples=[score_path(job) for job in scored_sample_jobs()],
+        human=[
+            results("metrics", "human", d, f"{s}.json")
+            for d in GPT2_DATASETS
+            for s in GPT2["sampling"]["splits"]
+        ],
+        perplexity=[
+            results("metrics", "perplexity", j.dataset, j.model, f"{j.variant}.json")
+            for j in finetune_jobs(GPT2)
+        ],
+        code=code("metrics/scoring", "plan", "io"),
+    output:
+        **metrics_tables(),
+    log:
+        results("logs", "collect_metrics", "collect_metrics.log"),
+    benchmark:
+        results("benchmarks", "collect_metrics", "collect_metrics.tsv")
+    conda:
+        "../envs/report.yaml"
+    params:
+        lengths=MAUVE_LENGTHS,
+    script:
+        "../scripts/gpt2_collect_metrics.py"

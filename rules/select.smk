@@ -1,0 +1,125 @@
+# GPT-2 track, model selection (paper section 4.2): the best MixCE eta per dataset and model
+# by dev MAUVE of unbiased samples (Table 12), the best top-p per model (Table 3). A
+# checkpoint: the controlled metrics run on the models it selects.
+
+
+checkpoint select_models:
+    input:
+        samples=metrics_tables()["samples"],
+        code=code("select", "io"),
+    output:
+        **SELECTION,
+    log:
+        results("logs", "select_models", "select_models.log"),
+    benchmark:
+        results("benchmarks", "select_models", "select_models.tsv")
+    conda:
+        "../envs/report.yaml"
+    params:
+        n_train=GPT2["finetune"]["train_size"],
+        selected_eta=GPT2["selected_eta"],
+        datasets=GPT2_DATASETS,
+        models=GPT2_MODELS,
+    script:
+        "../scripts/gpt2_select.py"
+
+
+rule controlled_human:
+    input:
+        unpack(featurizer_inputs),
+        texts=split_path("{dataset}", "test"),
+        tokenizer=TOKENIZER_DIR,
+        code=code(
+            "metrics/fragments",
+            "metrics/features",
+            "metrics/mauve_score",
+            "metrics/coherence",
+            "metrics/scoring",
+            "io",
+        ),
+    output:
+        features=results("metrics", "controlled", "{dataset}", "human.npz"),
+        scores=results("metrics", "controlled", "{dataset}", "human.json"),
+    log:
+        results("logs", "controlled_human", "{dataset}.log"),
+    benchmark:
+        results("benchmarks", "controlled_human", "{dataset}.tsv")
+    conda:
+        "../envs/eval.yaml"
+    threads: 2
+    params:
+        featurizers=FEATURIZERS,
+        controlled=METRICS["controlled"],
+        n_prompts=GPT2["sampling"]["n_prompts"],
+        mauve_seed=METRICS["mauve"]["seed"],
+        batch_size=METRICS["batch_size"],
+        device=METRICS["device"],
+    script:
+        "../scripts/gpt2_controlled.py"
+
+
+rule controlled:
+    input:
+        unpack(featurizer_inputs),
+        samples=results(
+            "samples",
+            "{dataset}",
+            "{model}",
+            "{variant}",
+            "test",
+            "unbiased",
+            "seed{seed}.jsonl",
+        ),
+        human=results("metrics", "controlled", "{dataset}", "human.npz"),
+        tokenizer=TOKENIZER_DIR,
+        code=code(
+            "metrics/fragments",
+            "metrics/features",
+            "metrics/mauve_score",
+            "metrics/coherence",
+            "metrics/scoring",
+            "io",
+        ),
+    output:
+        scores=controlled_path("{dataset}", "{model}", "{variant}", "{seed}"),
+    log:
+        results(
+            "logs", "controlled", "{dataset}", "{model}", "{variant}", "seed{seed}.log"
+        ),
+    benchmark:
+        results(
+            "benchmarks",
+            "controlled",
+            "{dataset}",
+            "{model}",
+            "{variant}",
+            "seed{seed}.tsv",
+        )
+    conda:
+        "../envs/eval.yaml"
+    threads: 1
+    params:
+        featurizers=FEATURIZERS,
+        controlled=METRICS["controlled"],
+        n_prompts=None,
+        mauve_seed=METRICS["mauve"]["seed"],
+        batch_size=METRICS["batch_size"],
+        device=METRICS["device"],
+    script:
+        "../scripts/gpt2_controlled.py"
+
+
+rule collect_controlled:
+    input:
+        scores=controlled_inputs,
+        code=code("metrics/scoring", "io"),
+    output:
+        results("metrics", "controlled.csv"),
+    log:
+        results("logs", "collect_controlled", "collect_controlled.log"),
+    benchmark:
+        results("benchmarks", "collect_controlled", "collect_controlled.tsv")
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/gpt2_collect_controlled.py"

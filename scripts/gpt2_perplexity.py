@@ -1,0 +1,28 @@
+"""Rule perplexity: token-weighted perplexity of a finetuned model on the test texts (plain
+NLL; texts encoded as in finetuning: no BOS, EOS appended, cut to max_length)."""
+
+import logging
+
+from mixce.io import job_logging, read_texts, write_json
+from mixce.metrics.perplexity import perplexity, token_nll
+from mixce.models import load_model, resolve_device
+from mixce.tokenizer import encode_texts, load_tokenizer
+
+
+def main(smk) -> None:
+    import torch
+
+    with job_logging(smk.log[0]):
+        p = smk.params
+        torch.set_num_threads(max(1, smk.threads))
+        device = resolve_device(p.device)
+        tokenizer = load_tokenizer(smk.input.tokenizer)
+        ids = encode_texts(tokenizer, read_texts(smk.input.texts), p.max_length)
+        model = load_model(smk.input.model, device).eval()
+        result = perplexity(token_nll(model, ids, batch_size=p.batch_size, device=device))
+        result["n_texts"] = len(ids)
+        logging.info("%s", result)
+        write_json(smk.output[0], result)
+
+
+main(snakemake)  # noqa: F821

@@ -1,0 +1,48 @@
+"""Rule score_human: features (every length cut) and scores of one human split, computed once
+and reused by every model, eta and seed."""
+
+import logging
+
+import numpy as np
+
+from mixce.io import job_logging, read_texts, write_json, write_npz
+from mixce.metrics.scoring import (
+    build_featurizer,
+    featurize,
+    human_records,
+    mauve_scores,
+    text_scores,
+)
+from mixce.tokenizer import load_tokenizer
+
+
+def main(smk) -> None:
+    import torch
+
+    with job_logging(smk.log[0]):
+        p = smk.params
+        torch.set_num_threads(max(1, smk.threads))
+        tokenizer = load_tokenizer(smk.input.tokenizer)
+        texts = read_texts(smk.input.texts)
+        if p.n_prompts is not None:
+            texts = texts[: p.n_prompts]
+        records = human_records(texts, tokenizer, p.prompt_tokens, p.max_new_tokens)
+        logging.info("%d human texts, %d with a continuation", len(texts), len(records))
+        local = {role: getattr(smk.input, role, None) for role in ("mauve", "coherence")}
+        mauve_f = build_featurizer(p.featurizers["mauve"], local["mauve"], p.batch_size, p.device)
+        coh_f = build_featurizer(
+            p.featurizers["coherence"], local["coherence"], p.batch_size, p.device
+        )
+        features = {length: featurize(mauve_f, records, tokenizer, length) for length in p.lengths}
+        write_npz(smk.output.features, {f"len{k}": np.asarray(v) for k, v in features.items()})
+        scores = text_scores(records, tokenizer, coh_f)
+        # The human reference row's MAUVE, by the same code: the human set against itself.
+        scores.update(
+            mauve_scores(features, {max(p.lengths): features[max(p.lengths)]}, p.mauve_seed)
+        )
+        scores["mauve"] = scores[f"mauve_len{max(p.lengths)}"]
+        logging.info("scores %s", scores)
+        write_json(smk.output.scores, scores)
+
+
+main(snakemake)  # noqa: F821

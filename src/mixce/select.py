@@ -1,0 +1,92 @@
+"""Model selection of the GPT-2 track (paper section 4.2): by MAUVE on the dev set.
+
+- :func:`select_eta`: per (dataset, model) the MixCE eta whose unbiased dev samples have the
+  highest MAUVE (mean over sampling seeds) at the main train size (Table 12). Ties go to the
+  larger eta (closer to MLE). MLE is not a candidate: the paper searches MixCE's grid.
+- :func:`select_top_p`: per (dataset, model, objective) the top-p with the highest mean dev
+  MAUVE among the top-p files that exist (Table 3).
+
+Both return tidy DataFrames; the config's ``selected_eta`` (the eta that top-p sampling and
+Table 5 used) is shown beside the selection so that a disagreement is visible.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+ETA_COLUMNS = [
+    "dataset",
+    "model",
+    "eta",
+    "dev_mauve_mean",
+    "dev_mauve_std",
+    "n_seeds",
+    "config_eta",
+]
+TOP_P_COLUMNS = ["dataset", "model", "objective", "variant", "best_p", "dev_mauve_mean"]
+
+
+def _dev(samples: pd.DataFrame, n_train: int) -> pd.DataFrame:
+    return samples[(samples["split"] == "dev") & (samples["n_train"] == n_train)]
+
+
+def select_eta(
+    samples: pd.DataFrame,
+    n_train: int,
+    datasets: Sequence[str],
+    models: Sequence[str],
+    config_eta: Mapping[str, Mapping[str, float]],
+) -> pd.DataFrame:
+    """Best MixCE eta per (dataset, model) by mean dev MAUVE of unbiased samples."""
+    dev = _dev(samples, n_train)
+    dev = dev[(dev["objective"] == "mixce") & (dev["decoding"] == "unbiased")]
+    rows: list[dict[str, Any]] = []
+    for dataset in datasets:
+        for model in models:
+            runs = dev[(dev["dataset"] == dataset) & (dev["model"] == model)]
+            if runs.empty:
+                raise ValueError(
+                    f"no unbiased dev samples of MixCE for dataset {dataset!r}, model {model!r}"
+                )
+            stats = runs.groupby("eta")["mauve"].agg(["mean", "std", "count"]).reset_index()
+            stats = stats.sort_values(["mean", "eta"], ascending=[False, False])
+            best = stats.iloc[0]
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "model": model,
+                    "eta": float(best["eta"]),
+                    "dev_mauve_mean": float(best["mean"]),
+                    "dev_mauve_std": float(best["std"]) if best["count"] > 1 else math.nan,
+                    "n_seeds": int(best["count"]),
+                    "config_eta": float(config_eta.get(dataset, {}).get(model, math.nan)),
+                }
+            )
+    return pd.DataFrame(rows, columns=ETA_COLUMNS)
+
+
+def select_top_p(samples: pd.DataFrame, n_train: int) -> pd.DataFrame:
+    """Best top-p per (dataset, model, objective, variant) by mean dev MAUVE."""
+    dev = _dev(samples, n_train)
+    dev = dev[dev["decoding"].str.startswith("top_p")]
+    rows = []
+    for (dataset, model, objective, variant), runs in dev.groupby(
+        ["dataset", "model", "objective", "variant"], sort=True
+    ):
+        stats = runs.groupby("top_p")["mauve"].mean().reset_index()
+        stats = stats.sort_values(["mauve", "top_p"], ascending=[False, False])
+        rows.append(
+            {
+                "dataset": dataset,
+                "model": model,
+                "objective": objective,
+                "variant": variant,
+                "best_p": float(stats.iloc[0]["top_p"]),
+                "dev_mauve_mean": float(stats.iloc[0]["mauve"]),
+            }
+        )
+    return pd.DataFrame(rows, columns=TOP_P_COLUMNS)
