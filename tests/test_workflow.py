@@ -56,6 +56,7 @@ WORKFLOW_FILES = [
     "config.yaml",
     "config",
     "src",
+    "report",
 ]
 OBJECTIVES = ["forward_kl", "reverse_kl", "mix_kl", "js", "mixce_star", "mixce"]
 TIMEOUT_S = 900
