@@ -171,7 +171,7 @@ rule collect_metrics:
     benchmark:
         results("benchmarks", "collect_metrics", "collect_metrics.tsv")
     conda:
-        "../envs/report.yaml"
+        "../envs/eval.yaml"
     params:
         lengths=MAUVE_LENGTHS,
     script:

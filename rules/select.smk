@@ -120,6 +120,6 @@ rule collect_controlled:
     benchmark:
         results("benchmarks", "collect_controlled", "collect_controlled.tsv")
     conda:
-        "../envs/report.yaml"
+        "../envs/eval.yaml"
     script:
         "../scripts/gpt2_collect_controlled.py"

@@ -52,7 +52,7 @@ def test_demo_config_values() -> None:
     assert syn["vocab_sizes"] == [20, 50]
     assert selected_inits({"synthetic": syn}) == ["random50", "realtext", "random10", "random90"]
     assert len(syn["objectives"]) == 6
-    assert syn["etas"] == [0.9, 0.5, 0.1]
+    assert syn["etas"] == [0.9, 0.1]
     assert syn["seeds"] == [7, 42]
     assert syn["data"] == {"n_train": 5000, "n_dev": 500, "max_length": 100}
     assert syn["real_text"]["n_texts"] == 2000

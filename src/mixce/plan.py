@@ -12,7 +12,8 @@ Jobs:
   Table 5, the models of ``train_sizes.models`` at each of ``train_sizes.sizes`` with MLE
   and MixCE at the dataset's ``selected_eta``.
 - sample: unbiased decoding of every finetuned variant on every split of ``sampling.splits``
-  and every seed; the top-p grid for MLE and the selected MixCE of the main train size; for
+  and every seed; the top-p grid for MLE and the selected MixCE of the main train size (on
+  dev only when the grid has more than one value to choose from); for
   Figure 2, unbiased and greedy decoding of ``base`` on the test split (greedy once: it does
   not depend on the seed).
 """
@@ -150,8 +151,10 @@ def sample_jobs(gpt2: Mapping[str, Any]) -> list[SampleJob]:
         for model in gpt2["use_models"]:
             eta = selected_eta(gpt2, dataset, model)
             top_p = decoding_names(sampling)[1:]
+            # dev files serve only to choose p: a one-value grid needs none
+            top_p_splits = splits if len(top_p) > 1 else [s for s in splits if s != "dev"]
             for variant in (variant_name("mle", n_main), variant_name("mixce", n_main, eta)):
-                add(dataset, model, variant, top_p, splits)
+                add(dataset, model, variant, top_p, top_p_splits)
             add(dataset, model, BASE, ["unbiased", "greedy"], ["test"])
     return list(jobs)
 

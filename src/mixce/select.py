@@ -53,7 +53,8 @@ def select_eta(
                     f"no unbiased dev samples of MixCE for dataset {dataset!r}, model {model!r}"
                 )
             stats = runs.groupby("eta")["mauve"].agg(["mean", "std", "count"]).reset_index()
-            stats = stats.sort_values(["mean", "eta"], ascending=[False, False])
+            stats["key"] = stats["mean"].round(12)  # float noise is no preference
+            stats = stats.sort_values(["key", "eta"], ascending=[False, False])
             best = stats.iloc[0]
             rows.append(
                 {
@@ -70,7 +71,16 @@ def select_eta(
 
 
 def select_top_p(samples: pd.DataFrame, n_train: int) -> pd.DataFrame:
-    """Best top-p per (dataset, model, objective, variant) by mean dev MAUVE."""
+    """Best top-p per (dataset, model, objective, variant) by mean dev MAUVE.
+
+    A one-value grid has no dev files (nothing to choose): its test files give the rows,
+    with dev_mauve_mean NaN.
+    """
+    top = samples[samples["decoding"].str.startswith("top_p") & (samples["n_train"] == n_train)]
+    if top["top_p"].nunique() == 1:
+        keys = ["dataset", "model", "objective", "variant", "top_p"]
+        only = top[keys].drop_duplicates().rename(columns={"top_p": "best_p"})
+        return only.assign(dev_mauve_mean=math.nan)[TOP_P_COLUMNS].reset_index(drop=True)
     dev = _dev(samples, n_train)
     dev = dev[dev["decoding"].str.startswith("top_p")]
     rows = []
