@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -80,7 +81,9 @@ def slurm_env() -> dict[str, str]:
     """Environment of a process that talks to the test cluster (started for the session)."""
     state = Path(os.environ.get("MIXCE_SLURM_STATE", "/tmp/mixce-slurm-test"))
     already_up = (state / "run" / "up").exists()
+    # Two fake GPUs on the 2-CPU node, so that two GPU jobs run at once (each asks for one).
     env = dict(os.environ, MIXCE_SLURM_ACCOUNT=ACCOUNT)
+    env.setdefault("MIXCE_SLURM_GPUS", "2")
     up = subprocess.run(
         ["bash", str(REPO / "ci" / "slurm_up.sh"), str(state)],
         env=env,
@@ -95,13 +98,21 @@ def slurm_env() -> dict[str, str]:
     env = dict(env, SLURM_CONF=str(state / "etc" / "slurm.conf"))
     env.pop("MIXCE_SLURM_SITE", None)  # the tests use slurm/site.yaml of their copy
     env.pop("SNAKEMAKE_PROFILE", None)
+    # A SIGTERM (CI cancelling the job) still stops the cluster: it becomes a
+    # KeyboardInterrupt, which pytest answers with the fixtures' teardown.
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield env
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if already_up:
             print(f"\nleaving the cluster under {state} running (it was up before the tests)")
         else:
             down(state, env)
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def down(state: Path, env: dict[str, str]) -> None:
@@ -152,15 +163,23 @@ def snakemake_slurm(
         "6",
         # The test cluster answers at once: check job states soon after submission.
         "--slurm-init-seconds-before-status-checks",
-        "3",
+        "2",
         *args,
     ]
     start = time.perf_counter()
-    proc = subprocess.run(
-        cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
-    )
+    with subprocess.Popen(
+        cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as child:
+        try:
+            stdout, stderr = child.communicate(timeout=RUN_TIMEOUT_S)
+        except BaseException:  # timeout or interrupt: let Snakemake cancel its Slurm jobs
+            child.terminate()
+            stdout, stderr = child.communicate(timeout=120)
+            (workdir / "snakemake-interrupted.log").write_text(stdout + stderr)
+            raise
     seconds = time.perf_counter() - start
-    (workdir / f"snakemake-{int(time.time())}.log").write_text(proc.stdout + proc.stderr)
+    proc = subprocess.CompletedProcess(cmd, child.returncode, stdout, stderr)
+    (workdir / f"snakemake-{int(time.time())}.log").write_text(stdout + stderr)
     return proc, seconds
 
 
@@ -259,17 +278,23 @@ def test_all_through_slurm(slurm_env: dict[str, str], tmp_path_factory) -> None:
 
 
 FAIL_CONFIG = """\
-# A synthetic-only run whose real-text init reads texts.jsonl (test_failure_and_rerun)
+# A small synthetic-only run whose real-text init reads texts.jsonl: with a broken line there,
+# exactly one job (synthetic_target realtext V20 seed7) fails at run time.
 run: slurmfail
 gpt2: {enabled: false}
 synthetic:
   real_text: {source: texts.jsonl, n_texts: 300}
+  seeds: [7]
+  objectives: [forward_kl, reverse_kl, mixce]
+  etas: [0.5]
+  tables:
+    table7: {init: realtext, vocab_size: 20, objectives: [forward_kl, mixce]}
 """
 
 
 def write_texts(path: Path, broken_line: int | None) -> None:
     """300 texts over a 60-word vocabulary; line `broken_line` is not JSON."""
-    words = [f"w{i}" for i in range(60)]
+    words = ["w" + chr(97 + i // 26) + chr(97 + i % 26) for i in range(60)]
     lines = []
     for i in range(300):
         text = " ".join(words[(i * 7 + j * j) % 60] for j in range(30))
@@ -288,12 +313,13 @@ def test_failure_is_reported_and_rerun_sends_only_what_failed(
     (workdir / "fail.yaml").write_text(FAIL_CONFIG)
     write_texts(workdir / "texts.jsonl", broken_line=123)
     args = ("--configfile", "config/test.yaml", "fail.yaml")
-    config = load_config([workdir / "config.yaml", workdir / "config" / "test.yaml"])
+    files = ("config.yaml", "config/test.yaml", "fail.yaml")
+    config = load_config([workdir / name for name in files])
     syn = config["synthetic"]
     seeds, vocab = syn["seeds"], syn["vocab_sizes"][0]
     n_train = sum(len(objective_etas(o, syn["etas"])) for o in syn["objectives"])
 
-    # 1. The realtext targets fail (bad line 123); keep-going finishes the random50 branch.
+    # 1. The realtext target fails (bad line 123); keep-going finishes the random50 branch.
     proc, seconds = snakemake_slurm(workdir, slurm_env, *args)
     print(f"\nfailing run: {seconds:.1f} s")
     assert proc.returncode != 0, f"the run should have failed:\n{tail(proc)}"
@@ -303,10 +329,19 @@ def test_failure_is_reported_and_rerun_sends_only_what_failed(
         rule_log = f"results/slurmfail/logs/synthetic_target/realtext/V{vocab}/seed{seed}.log"
         assert rule_log in text, f"{rule_log} not reported:\n{tail(proc)}"
         assert "texts.jsonl:123: not a JSON object" in (workdir / rule_log).read_text()
-    slurm_logs = re.findall(r"\S*\.snakemake/slurm_logs/rule_synthetic_target/\S+?\.log", text)
-    assert slurm_logs, f"no Slurm log of the failed job reported:\n{tail(proc)}"
-    for log in slurm_logs:
-        assert (workdir / log).is_file(), f"reported Slurm log {log} does not exist"
+    # The error names the Slurm job and its Slurm log (kept, as the job failed), beside the
+    # rule's log: "log: <rule log>, <.snakemake/slurm_logs/...> (check log file(s) ...)".
+    assert re.search(r"SLURM-job '\d+' failed, SLURM status is: 'FAILED'", text), tail(proc)
+    reported = [
+        path
+        for paths in re.findall(r"^\s+log: (.*) \(check log file", text, flags=re.M)
+        for path in paths.split(", ")
+        if "/.snakemake/slurm_logs/" in path
+    ]
+    assert reported, f"no Slurm log of the failed job reported:\n{tail(proc)}"
+    for log in reported:
+        assert "/rule_synthetic_target/realtext_" in log, log
+        assert "Error in rule synthetic_target" in Path(log).read_text(), log
     random50 = sorted((workdir / "results/slurmfail/synthetic/train/random50").rglob("eta*.json"))
     assert len(random50) == n_train, "keep-going did not finish the random50 branch"
     before = {p: p.stat().st_mtime_ns for p in random50}
