@@ -46,7 +46,7 @@ wildcard_constraints:
     objective="|".join(OBJECTIVES),
     dataset="|".join(GPT2["datasets"]),
     model="|".join(GPT2["models"]),
-    variant=r"base|[a-z][a-z0-9]*(_eta\d\.\d+)?_n\d+",
+    variant=r"base|[a-z]+(_[a-z]+)*(_[a-z]+-?\d+(\.\d+)?(e[-+]?\d+)?)*_n\d+",
     split="train|dev|test",
     decoding=r"unbiased|greedy|top_p\d\.\d\d",
     role="mauve|coherence",

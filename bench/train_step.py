@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from mixce.models import count_parameters, scratch_model
-from mixce.objectives import get_objective
+from mixce.objectives import check_hyper, get_objective
 from mixce.train import autocast, pad_batch, peak_memory_mb
 
 
@@ -37,7 +37,8 @@ def step_seconds(model, optimizer, batch, objective: str, device: torch.device) 
     tic = time.perf_counter()
     with autocast(device):
         logits = model(input_ids=inputs, attention_mask=attention).logits
-    loss = loss_fn(logits, targets, mask, eta=0.5)
+    hyper = check_hyper(objective, {"eta": 0.5} if objective == "mixce" else {})
+    loss = loss_fn(logits, targets, mask, **hyper)
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)

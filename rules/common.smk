@@ -5,6 +5,7 @@ from pathlib import Path
 from mixce.config import selected_inits
 from mixce.plan import (
     BASE,
+    finetune_job,
     finetune_jobs,
     parse_variant,
     sample_jobs,
@@ -227,13 +228,26 @@ def sample_path(job, ext="jsonl"):
     return results("samples", f"{job.path}.{ext}")
 
 
+def planned_finetune(wildcards):
+    """The planned finetuning job of the wildcards (mixce.plan.FinetuneJob)."""
+    return finetune_job(GPT2, wildcards.dataset, wildcards.model, wildcards.variant)
+
+
+def reference_model(wildcards):
+    """The frozen model a finetuning job trains through (LFD's degenerative model), if any."""
+    job = planned_finetune(wildcards)
+    if job.reference is None:
+        return []
+    return model_dir(job.dataset, job.model, job.reference)
+
+
 def finetune_settings(wildcards):
     """TrainSettings fields of one finetuning job (mixce.train.TrainSettings)."""
-    variant = parse_variant(wildcards.variant)
+    job = planned_finetune(wildcards)
     ft = GPT2["finetune"]
     return {
-        "objective": variant.objective,
-        "eta": variant.eta,
+        "objective": job.objective,
+        "hyper": dict(job.hyper),
         "lr": ft["lr"],
         "weight_decay": ft["weight_decay"],
         "warmup_steps": ft["warmup_steps"],
@@ -254,7 +268,7 @@ def pretrain_settings(wildcards):
     pt = GPT2["pretrain"]
     return {
         "objective": "mle",
-        "eta": 1.0,
+        "hyper": {},
         "lr": pt["lr"],
         "weight_decay": pt["weight_decay"],
         "warmup_steps": pt["warmup_steps"],
@@ -350,6 +364,7 @@ def metrics_tables():
 SELECTION = {
     "eta": results("selection", "eta.csv"),
     "top_p": results("selection", "top_p.csv"),
+    "settings": results("selection", "settings.csv"),
 }
 
 
@@ -392,6 +407,9 @@ def gpt2_report_outputs():
         return []
     tables = [path for table in GPT2_TABLES for path in table_files(table).values()]
     figures = figure_files("figure2") + figure_files("figure4")
+    figures += list(table_files("objectives").values()) + figure_files(
+        "quality_diversity"
+    )
     kit = [results("human_eval", "pairs.csv"), results("human_eval", "key.csv")]
     if GPT2["human_eval"]["judgments"]:
         kit += list(table_files("table4").values())

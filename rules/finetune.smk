@@ -1,10 +1,12 @@
 # GPT-2 track, finetuning: one job per (dataset, model, variant), every objective through
-# the same loop (mixce.train); resumes from its checkpoint when rerun after a kill.
+# the same loop (mixce.train); resumes from its checkpoint when rerun after a kill. An
+# objective that trains through a frozen reference model (LFD) gets it as input.reference.
 
 
 rule finetune:
     input:
         base=lambda wc: base_model_dir(wc.model),
+        reference=reference_model,
         tokenizer=TOKENIZER_DIR,
         train=split_path("{dataset}", "train"),
         dev=split_path("{dataset}", "dev"),
@@ -26,6 +28,7 @@ rule finetune:
     threads: 2
     params:
         settings=finetune_settings,
+        reference=lambda wc: planned_finetune(wc).reference,
         architecture=None,
         work_dir=lambda wc: results(
             "work", "finetune", wc.dataset, wc.model, wc.variant

@@ -54,6 +54,7 @@ rule score_human:
         max_new_tokens=GPT2["sampling"]["max_new_tokens"],
         n_prompts=GPT2["sampling"]["n_prompts"],
         mauve_seed=METRICS["mauve"]["seed"],
+        self_bleu=METRICS["self_bleu"],
         batch_size=METRICS["batch_size"],
         device=METRICS["device"],
     script:
@@ -122,6 +123,7 @@ rule score_samples:
         featurizers=FEATURIZERS,
         lengths=score_lengths,
         mauve_seed=METRICS["mauve"]["seed"],
+        self_bleu=METRICS["self_bleu"],
         batch_size=METRICS["batch_size"],
         device=METRICS["device"],
     script:

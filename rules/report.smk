@@ -182,3 +182,39 @@ rule human_eval_table:
         seed=GPT2["human_eval"]["seed"],
     script:
         "../scripts/gpt2_human_eval_table.py"
+
+
+rule objectives_report:
+    input:
+        **metrics_tables(),
+        settings=SELECTION["settings"],
+        code=code(
+            "report/objectives", "report/gpt2_tables", "report/latex", "plan", "io"
+        ),
+    output:
+        csv=report(
+            table_files("objectives")["csv"],
+            caption="../report/objectives.rst",
+            category="Beyond the paper",
+            labels={"table": "objectives", "format": "csv"},
+        ),
+        tex=table_files("objectives")["tex"],
+        pdf=report(
+            figure_files("quality_diversity")[0],
+            caption="../report/quality_diversity.rst",
+            category="Beyond the paper",
+            labels={"figure": "quality_diversity"},
+        ),
+        png=figure_files("quality_diversity")[1],
+    log:
+        results("logs", "objectives_report", "objectives_report.log"),
+    benchmark:
+        results("benchmarks", "objectives_report", "objectives_report.tsv")
+    conda:
+        "../envs/report.yaml"
+    params:
+        datasets=GPT2_DATASETS,
+        models=GPT2_MODELS,
+        objectives=GPT2["finetune"]["objectives"],
+    script:
+        "../scripts/gpt2_objectives.py"

@@ -20,6 +20,7 @@ checkpoint select_models:
         selected_eta=GPT2["selected_eta"],
         datasets=GPT2_DATASETS,
         models=GPT2_MODELS,
+        objectives=GPT2["finetune"]["objectives"],
     script:
         "../scripts/gpt2_select.py"
 

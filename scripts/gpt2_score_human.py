@@ -35,7 +35,13 @@ def main(smk) -> None:
         )
         features = {length: featurize(mauve_f, records, tokenizer, length) for length in p.lengths}
         write_npz(smk.output.features, {f"len{k}": np.asarray(v) for k, v in features.items()})
-        scores = text_scores(records, tokenizer, coh_f)
+        scores = text_scores(
+            records,
+            tokenizer,
+            coh_f,
+            self_bleu_max_texts=p.self_bleu["max_texts"],
+            self_bleu_seed=p.self_bleu["seed"],
+        )
         # The human reference row's MAUVE, by the same code: the human set against itself.
         scores.update(
             mauve_scores(features, {max(p.lengths): features[max(p.lengths)]}, p.mauve_seed)

@@ -29,7 +29,13 @@ def main(smk) -> None:
         coh_f = build_featurizer(
             p.featurizers["coherence"], local["coherence"], p.batch_size, p.device
         )
-        scores = text_scores(records, tokenizer, coh_f)
+        scores = text_scores(
+            records,
+            tokenizer,
+            coh_f,
+            self_bleu_max_texts=p.self_bleu["max_texts"],
+            self_bleu_seed=p.self_bleu["seed"],
+        )
         kept = [r for r in records if r["cont_ids"]]
         with np.load(smk.input.human) as human_npz:
             human = {length: human_npz[f"len{length}"] for length in p.lengths}

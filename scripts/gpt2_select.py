@@ -1,11 +1,12 @@
-"""Checkpoint select_models: best MixCE eta (Table 12) and best top-p (Table 3) by dev MAUVE."""
+"""Checkpoint select_models: by dev MAUVE, the best MixCE eta (Table 12), the best top-p
+(Table 3) and the best setting of every objective (the comparison of objectives)."""
 
 import logging
 
 import pandas as pd
 
 from mixce.io import job_logging, write_csv
-from mixce.select import select_eta, select_top_p
+from mixce.select import select_eta, select_settings, select_top_p
 
 
 def main(smk) -> None:
@@ -14,6 +15,7 @@ def main(smk) -> None:
         samples = pd.read_csv(smk.input.samples)
         eta = select_eta(samples, p.n_train, p.datasets, p.models, p.selected_eta)
         top_p = select_top_p(samples, p.n_train)
+        settings = select_settings(samples, p.n_train, p.datasets, p.models, p.objectives)
         for row in eta.itertuples():
             if row.eta != row.config_eta:
                 logging.warning(
@@ -26,7 +28,10 @@ def main(smk) -> None:
                 )
         write_csv(smk.output.eta, eta)
         write_csv(smk.output.top_p, top_p)
-        logging.info("selected etas:\n%s\nbest top-p:\n%s", eta, top_p)
+        write_csv(smk.output.settings, settings)
+        logging.info(
+            "selected etas:\n%s\nbest top-p:\n%s\nbest settings:\n%s", eta, top_p, settings
+        )
 
 
 main(snakemake)  # noqa: F821

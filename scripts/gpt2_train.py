@@ -4,6 +4,10 @@ pretrain: a scratch GPT-2 (params.architecture) trained with MLE on the train sp
 pretraining datasets. finetune: the base model trained with the variant's objective on the
 first params.n_train texts of the dataset's train split. Both keep the model with the lowest
 dev loss; a rerun after a kill or SIGTERM resumes from params.work_dir.
+
+params.settings: the fields of mixce.train.TrainSettings (``objective`` and its ``hyper``
+among them). An objective that needs a reference model (LFD) gets it from the named input
+``reference`` (a model directory); the rule gives an empty list for the other objectives.
 """
 
 import logging
@@ -33,6 +37,15 @@ def texts_of(paths: list[str], n: int | None) -> list[str]:
     return texts
 
 
+def reference_dir(smk) -> str | None:
+    """The model directory of the named input ``reference``, if the rule gives one."""
+    paths = getattr(smk.input, "reference", [])
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    if len(paths) > 1:
+        raise ValueError(f"input reference must be one model directory, got {paths}")
+    return paths[0] if paths else None
+
+
 def main(smk) -> None:
     import torch
 
@@ -54,14 +67,17 @@ def main(smk) -> None:
         else:
             model = load_model(smk.input.base)
             source = smk.input.base
+        reference_path = reference_dir(smk)
+        reference = load_model(reference_path) if reference_path is not None else None
         logging.info(
-            "%s (%d parameters) on %s: %d train / %d dev texts, %s",
+            "%s (%d parameters) on %s: %d train / %d dev texts, %s, reference model %s",
             source,
             count_parameters(model),
             device,
             len(train_ids),
             len(dev_ids),
             settings,
+            reference_path,
         )
         with StopOnSignal() as stop:
             summary = train(
@@ -73,6 +89,7 @@ def main(smk) -> None:
                 device=device,
                 checkpoint_every=p.checkpoint_every,
                 should_stop=stop,
+                reference=reference,
             )
         log = summary.pop("log")
         best = Path(p.work_dir, "best")
@@ -80,7 +97,13 @@ def main(smk) -> None:
         write_csv(smk.output.log_csv, pd.DataFrame(log))
         write_json(
             smk.output.summary,
-            {**summary, "source": source, "n_train": len(train_ids), "n_dev": len(dev_ids)},
+            {
+                **summary,
+                "source": source,
+                "reference": reference_path,
+                "n_train": len(train_ids),
+                "n_dev": len(dev_ids),
+            },
         )
         logging.info(
             "best dev loss %.4f at step %s of %d; %.0f tokens/s",

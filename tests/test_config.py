@@ -385,6 +385,30 @@ BAD_CONFIGS: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         "one of mle, mixce",
     ),
     (
+        "gpt2_tailr_gamma_above_1",
+        _set("gpt2.finetune.grids.tailr.gamma", [0.5, 1.5]),
+        "gpt2.finetune.grids.tailr.gamma[1] = 1.5",
+        "is not allowed",
+    ),
+    (
+        "gpt2_unknown_grid_key",
+        _set("gpt2.finetune.grids.unlikelihood", {"alpha": [1.0], "beta": [2.0]}),
+        "gpt2.finetune.grids.unlikelihood",
+        "beta",
+    ),
+    (
+        "gpt2_reference_hyper_mismatch",
+        _set("gpt2.finetune.grids.lfd.reference", {"objective": "truncated_ce", "r": 0.5}),
+        "gpt2.finetune.grids.lfd.reference must give one value for each hyper-parameter",
+        "truncated_ce (keep), got r",
+    ),
+    (
+        "gpt2_lfd_without_reference",
+        _del("gpt2.finetune.grids.lfd.reference"),
+        "gpt2.finetune.grids.lfd",
+        "reference",
+    ),
+    (
         "gpt2_missing_selected_eta",
         _del("gpt2.selected_eta.webtext"),
         "gpt2.selected_eta.webtext.small is missing",
@@ -504,3 +528,31 @@ def test_config_docs_match_schema() -> None:
     assert doc.read_text() == schema_markdown(), (
         "docs/CONFIG.md is stale: run `python -m mixce.config > docs/CONFIG.md`"
     )
+
+
+def test_objective_schema_entries_match_the_registry() -> None:
+    """Each registered objective is in the schema's enum, and its grid entry lists exactly
+    the hyper-parameters its function takes (a reference iff the function needs one)."""
+    import yaml
+
+    from mixce.objectives import get_spec, objective_names
+
+    schema = yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text())
+    finetune = schema["properties"]["gpt2"]["properties"]["finetune"]["properties"]
+    assert sorted(finetune["objectives"]["items"]["enum"]) == objective_names()
+    grids = finetune["grids"]["properties"]
+    for name in objective_names():
+        spec = get_spec(name)
+        if name == "mixce":  # its grid is gpt2.finetune.etas
+            assert list(spec.hyper) == ["eta"] and name not in grids
+            continue
+        if not spec.hyper and not spec.needs_reference:
+            assert name not in grids, name
+            continue
+        entry = grids[name]
+        assert sorted(entry["required"]) == sorted(entry["properties"]), name
+        keys = set(entry["properties"]) - {"reference"}
+        assert keys == set(spec.hyper), name
+        assert ("reference" in entry["properties"]) == spec.needs_reference, name
+    references = grids["lfd"]["properties"]["reference"]["properties"]["objective"]["enum"]
+    assert all(not get_spec(name).needs_reference for name in references)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
+import random
+from collections import Counter
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,7 +17,10 @@ from mixce.metrics.coherence import coherence, mean_coherence
 from mixce.metrics.diversity import (
     distinct_n,
     mean_diversity,
+    mean_seq_rep_n,
     ngram_diversity,
+    self_bleu,
+    seq_rep_n,
     word_length,
 )
 from mixce.metrics.features import (
@@ -27,6 +34,7 @@ from mixce.metrics.features import (
 from mixce.metrics.fragments import fragment_capacity, sample_fragments, split_prompt
 from mixce.metrics.mauve_score import drop_empty, mauve_from_features
 from mixce.metrics.perplexity import continuation_nll, perplexity, token_nll
+from mixce.metrics.scoring import TEXT_SCORES, sample_rows, text_scores
 
 transformers = pytest.importorskip("transformers")
 
@@ -79,6 +87,146 @@ def test_distinct_n_and_word_length():
     assert math.isnan(distinct_n(texts, 4))
     assert word_length("  Hello,\tworld \n again ") == 3
     assert word_length("") == 0
+
+
+def test_seq_rep_n_by_hand():
+    # 4-grams of a b c d a b c d: abcd bcda cdab dabc abcd -> 4 unique of 5
+    assert seq_rep_n(list("abcdabcd")) == pytest.approx(1 - 4 / 5)
+    assert seq_rep_n(list("abcdabcd"), n=2) == pytest.approx(1 - 4 / 7)
+    assert seq_rep_n(list(range(10))) == 0.0
+    assert seq_rep_n(["a"] * 6) == pytest.approx(1 - 1 / 3)
+    assert seq_rep_n(list("abc")) == 0.0  # no 4-gram
+    assert mean_seq_rep_n([list("abcdabcd"), list("abc"), ["a"] * 6]) == pytest.approx(
+        (0.2 + 0 + 2 / 3) / 3
+    )
+    assert math.isnan(mean_seq_rep_n([]))
+
+
+def _nltk_sentence_bleu(references, hypothesis, n_max=4):
+    """NLTK's sentence_bleu with uniform weights and SmoothingFunction().method1, written out
+    directly (max over references per n-gram, closest reference length)."""
+    if not hypothesis:
+        return 0.0
+    numerators, denominators = [], []
+    for n in range(1, n_max + 1):
+        hyp = Counter(tuple(hypothesis[i : i + n]) for i in range(len(hypothesis) - n + 1))
+        best = Counter()
+        for ref in references:
+            counts = Counter(tuple(ref[i : i + n]) for i in range(len(ref) - n + 1))
+            for gram in hyp:
+                best[gram] = max(best[gram], counts[gram])
+        numerators.append(sum(min(c, best[g]) for g, c in hyp.items()))
+        denominators.append(max(1, sum(hyp.values())))
+    if numerators[0] == 0:
+        return 0.0
+    p = [(num if num else 0.1) / den for num, den in zip(numerators, denominators, strict=True)]
+    c = len(hypothesis)
+    r = min((len(ref) for ref in references), key=lambda x: (abs(x - c), x))
+    bp = 1.0 if c > r else math.exp(1 - r / c)
+    return bp * math.exp(sum(math.log(x) / n_max for x in p))
+
+
+def _brute_self_bleu(texts):
+    return float(
+        np.mean([_nltk_sentence_bleu(texts[:i] + texts[i + 1 :], t) for i, t in enumerate(texts)])
+    )
+
+
+def test_self_bleu_hand_cases():
+    same = [list("abcdef")] * 4
+    assert self_bleu(same) == pytest.approx(1.0)
+    disjoint = [list("abcde"), list("fghij"), list("klmno")]
+    assert self_bleu(disjoint) == 0.0
+    # a b c d / a b c e / x y z w: the first two score (3/4 * 2/3 * 1/2 * 0.1/1)^(1/4) each
+    # (4-grams: no match, method1 gives 0.1 / 1), the third shares no unigram: 0
+    texts = [list("abcd"), list("abce"), list("xyzw")]
+    one = (3 / 4 * 2 / 3 * 1 / 2 * 0.1) ** 0.25
+    assert self_bleu(texts) == pytest.approx(2 * one / 3)
+    # brevity: a b c against a b c d e f: BP e^(1 - 6/3), p = 1, 1, 1, 0.1/1 (no 4-gram);
+    # a b c d e f against a b c: BP 1, p = 3/6, 2/5, 1/4, 0.1/3
+    short = math.exp(-1) * 0.1**0.25
+    long = (3 / 6 * 2 / 5 * 1 / 4 * 0.1 / 3) ** 0.25
+    assert self_bleu([list("abcdef"), list("abc")]) == pytest.approx((short + long) / 2)
+    # counts are clipped by the others' counts: a a a a against a a (and vice versa)
+    aaaa = (2 / 4 * 1 / 3 * 0.1 / 2 * 0.1 / 1) ** 0.25
+    aa = math.exp(1 - 4 / 2) * (1.0 * 1.0 * 0.1 * 0.1) ** 0.25
+    assert self_bleu([list("aaaa"), list("aa")]) == pytest.approx((aaaa + aa) / 2)
+    assert math.isnan(self_bleu([list("abcd")]))
+    assert self_bleu([list("abcd"), []]) == pytest.approx(_brute_self_bleu([list("abcd"), []]))
+
+
+def test_self_bleu_matches_brute_force_nltk_definition():
+    rng = random.Random(0)
+    for trial in range(30):
+        vocab = "abcd"[: 2 + trial % 3]
+        texts = [
+            [rng.choice(vocab) for _ in range(rng.randint(0 if trial % 5 == 0 else 1, 9))]
+            for _ in range(rng.randint(2, 7))
+        ]
+        assert self_bleu(texts) == pytest.approx(_brute_self_bleu(texts), rel=1e-12), texts
+
+
+def test_self_bleu_subset_is_seeded():
+    rng = random.Random(1)
+    texts = [[rng.choice("abcdefgh") for _ in range(12)] for _ in range(12)]
+    full = self_bleu(texts)
+    assert self_bleu(texts, max_texts=12) == full == self_bleu(texts, max_texts=50)
+    sub = [self_bleu(texts, max_texts=4, seed=s) for s in range(6)]
+    assert sub[0] == self_bleu(texts, max_texts=4, seed=0)
+    assert len(set(sub)) > 1
+    # each subset's value is the self-BLEU of some 4 of the texts
+    subsets = {round(_brute_self_bleu(list(c)), 12) for c in itertools.combinations(texts, 4)}
+    assert all(round(v, 12) in subsets for v in sub)
+    # identical texts stay at 1 whatever the subset
+    assert self_bleu([list("abcdefg")] * 9, max_texts=3, seed=5) == pytest.approx(1.0)
+
+
+class _Tokens:
+    """A stand-in tokenizer: ids are letters' positions; decoding joins letters with spaces."""
+
+    def batch_decode(self, ids):
+        return [" ".join(chr(97 + i) for i in row) for row in ids]
+
+
+class _ConstFeatures:
+    def featurize(self, texts):
+        return np.ones((len(texts), 3))
+
+
+def test_text_scores_lfd_columns(tmp_path):
+    records = [
+        {"prompt_ids": [0], "cont_ids": [0, 1, 2, 3]},
+        {"prompt_ids": [1], "cont_ids": [0, 1, 2, 4]},
+        {"prompt_ids": [2], "cont_ids": []},
+        {"prompt_ids": [3], "cont_ids": [23, 24, 25, 22]},
+    ]
+    scores = text_scores(records, _Tokens(), _ConstFeatures())
+    assert set(scores) == {"n", "n_empty", *TEXT_SCORES}
+    assert (scores["n"], scores["n_empty"]) == (4, 1)
+    kept = [r["cont_ids"] for r in records if r["cont_ids"]]
+    # distinct over the 3 non-empty continuations: 9 unique of 12 tokens, 7 of 9 bigrams ...
+    assert scores["distinct_1"] == pytest.approx(9 / 12)
+    assert scores["distinct_2"] == pytest.approx(7 / 9)
+    assert scores["distinct_3"] == pytest.approx(5 / 6)
+    assert scores["distinct_4"] == pytest.approx(3 / 3)
+    # the a b c d / a b c e / x y z w case of the self-BLEU test
+    assert scores["self_bleu"] == pytest.approx(2 * (3 / 4 * 2 / 3 * 1 / 2 * 0.1) ** 0.25 / 3)
+    assert scores["seq_rep_4"] == 0.0
+    assert scores["length_words"] == 4.0 and scores["coherence"] == pytest.approx(1.0)
+    assert scores["diversity"] == pytest.approx(mean_diversity(kept))
+    repeat = [{"prompt_ids": [0], "cont_ids": [0, 1, 2, 3] * 2}] * 3
+    again = text_scores(repeat, _Tokens(), _ConstFeatures(), self_bleu_max_texts=2)
+    assert again["seq_rep_4"] == pytest.approx(0.2) and again["self_bleu"] == pytest.approx(1)
+    empty = text_scores([{"prompt_ids": [0], "cont_ids": []}], _Tokens(), _ConstFeatures())
+    assert empty["n_empty"] == 1 and all(math.isnan(empty[k]) for k in TEXT_SCORES)
+    # the collected table carries every score column (nan when a score file lacks it)
+    path = tmp_path / "wiki" / "gpt2" / "mle_n10" / "test" / "unbiased" / "seed3.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({**scores, "mauve": 0.5, "mauve_len16": 0.4}))
+    (row,) = sample_rows([str(path)], [16, 32])
+    assert row["seed"] == 3 and row["mauve_len16"] == 0.4 and math.isnan(row["mauve_len32"])
+    for key in TEXT_SCORES:
+        assert row[key] == pytest.approx(scores[key])
 
 
 # --------------------------------------------------------------------------- MAUVE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -11,7 +12,10 @@ from mixce.config import load_config
 from mixce.plan import (
     BASE,
     Variant,
+    finetune_job,
     finetune_jobs,
+    hyper_label,
+    objective_grid,
     parse_variant,
     sample_jobs,
     scratch_models,
@@ -29,13 +33,86 @@ def paper() -> dict:
 def test_variant_names_round_trip() -> None:
     assert variant_name("mle", 50000) == "mle_n50000"
     assert variant_name("mixce", 50000, 0.1) == "mixce_eta0.10_n50000"
-    assert parse_variant("mixce_eta0.10_n50000") == Variant("mixce", 0.1, 50000)
+    assert variant_name("mixce", 50000, hyper={"eta": 0.1}) == "mixce_eta0.10_n50000"
+    assert parse_variant("mixce_eta0.10_n50000") == Variant("mixce", 0.1, 50000, (("eta", 0.1),))
     assert parse_variant("mle_n10000") == Variant("mle", 1.0, 10000)
-    for bad in ("mixce_n50000", "mle_eta0.50_n10", "mixce_eta0.1", "MLE_n5", "base"):
+    for bad in (
+        "mixce_n50000",
+        "mle_eta0.50_n10",
+        "mixce_eta0.1",
+        "MLE_n5",
+        "base",
+        "tailr_wmin0.10_gamma0.50_n5",  # unsorted
+        "tailr_gamma0.50_gamma0.60_n5",  # repeated
+    ):
         with pytest.raises(ValueError, match="bad model variant"):
             parse_variant(bad)
     with pytest.raises(ValueError, match="needs an eta"):
         variant_name("mixce", 10)
+    with pytest.raises(ValueError, match="takes no eta"):
+        variant_name("tailr", 10, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("objective", "hyper", "name"),
+    [
+        ("tailr", {"w_min": 0.1, "gamma": 0.5}, "tailr_gamma0.50_wmin0.10_n200"),
+        ("loss_truncation", {"c": 0.4, "buffer": 512}, "loss_truncation_buffer512_c0.40_n200"),
+        ("unlikelihood", {"alpha": 1e-5}, "unlikelihood_alpha1e-05_n200"),
+        ("truncated_ce", {"keep": 0.125}, "truncated_ce_keep0.125_n200"),
+        ("lfd", {"mle_weight": 0}, "lfd_mleweight0.00_n200"),
+    ],
+)
+def test_generic_variant_names(objective: str, hyper: dict, name: str) -> None:
+    assert variant_name(objective, 200, hyper=hyper) == name
+    parsed = parse_variant(name)
+    assert parsed.objective == objective and parsed.n_train == 200
+    named = {k.replace("_", ""): float(v) for k, v in hyper.items()}
+    assert dict(parsed.hyper) == named
+    assert hyper_label(name) == ", ".join(f"{k}={v:g}" for k, v in sorted(named.items()))
+    assert math.isnan(parsed.eta)
+
+
+def test_objective_grids_and_shared_reference(paper: dict) -> None:
+    ft = paper["finetune"]
+    assert objective_grid(ft, "mixce") == [{"eta": e} for e in ft["etas"]]
+    assert objective_grid(ft, "mle") == [{}]
+    assert objective_grid(ft, "tailr") == [
+        {"gamma": g, "w_min": 0.1} for g in ft["grids"]["tailr"]["gamma"]
+    ]
+    config = {
+        **paper,
+        "finetune": {
+            **ft,
+            "objectives": ["mle", "tailr", "lfd"],
+            "grids": {**ft["grids"], "lfd": {**ft["grids"]["lfd"], "mle_weight": [0.0, 0.5]}},
+        },
+    }
+    jobs = finetune_jobs(config)
+    small = [j for j in jobs if (j.dataset, j.model) == ("wikitext", "small")]
+    lfd = [j for j in small if j.objective == "lfd"]
+    reference = [j for j in small if j.objective == "truncated_ce"]
+    # one degenerative model, trained before and shared by both LFD runs, never sampled
+    assert [j.variant for j in reference] == ["truncated_ce_keep0.50_n50000"]
+    assert not reference[0].sampled and reference[0].hyper == (("keep", 0.5),)
+    assert [j.reference for j in lfd] == [reference[0].variant] * 2
+    assert small.index(reference[0]) < min(small.index(j) for j in lfd)
+    assert {j.variant for j in lfd} == {"lfd_mleweight0.00_n50000", "lfd_mleweight0.50_n50000"}
+    assert len([j for j in small if j.objective == "tailr"]) == 3
+    sampled = {(j.dataset, j.model, j.variant) for j in sample_jobs(config)}
+    assert ("wikitext", "small", "truncated_ce_keep0.50_n50000") not in sampled
+    assert ("wikitext", "small", "lfd_mleweight0.50_n50000") in sampled
+    job = finetune_job(config, "wikitext", "small", "lfd_mleweight0.50_n50000")
+    assert job.hyper == (("mle_weight", 0.5),) and job.reference == reference[0].variant
+    with pytest.raises(KeyError, match="no finetuning job wikitext/small/lfd_mleweight0.70"):
+        finetune_job(config, "wikitext", "small", "lfd_mleweight0.70_n50000")
+
+
+def test_reference_in_objectives_is_sampled(paper: dict) -> None:
+    ft = paper["finetune"]
+    config = {**paper, "finetune": {**ft, "objectives": ["truncated_ce", "lfd"]}}
+    jobs = [j for j in finetune_jobs(config) if j.objective == "truncated_ce"]
+    assert jobs and all(j.sampled for j in jobs)
 
 
 def test_paper_finetune_jobs(paper: dict) -> None:

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from mixce.select import select_eta, select_top_p
+from mixce.select import select_eta, select_settings, select_top_p
 
 
 def rows(dataset, model, objective, eta, decoding, top_p, split, mauves, n_train=100):
@@ -65,3 +65,48 @@ def test_one_value_grid_needs_no_dev_files() -> None:
     table = select_top_p(pd.DataFrame(data), 100)
     assert table["best_p"].tolist() == [0.95, 0.95]
     assert all(math.isnan(x) for x in table["dev_mauve_mean"])
+
+
+def generic_rows(variant: str, split: str, mauves, dataset="d", model="m", n_train=100):
+    from mixce.metrics.scoring import variant_columns
+
+    name = f"{variant}_n{n_train}"
+    return [
+        {
+            "dataset": dataset,
+            "model": model,
+            "variant": name,
+            **variant_columns(name),
+            "split": split,
+            "decoding": "unbiased",
+            "top_p": 1.0,
+            "seed": seed,
+            "mauve": mauve,
+        }
+        for seed, mauve in enumerate(mauves)
+    ]
+
+
+def test_select_settings_per_objective() -> None:
+    data = (
+        generic_rows("mle", "dev", [0.6, 0.6])
+        + generic_rows("mixce_eta0.10", "dev", [0.7, 0.9])
+        + generic_rows("mixce_eta0.50", "dev", [0.75, 0.75])
+        + generic_rows("tailr_gamma0.50_wmin0.10", "dev", [0.5, 0.7])
+        + generic_rows("tailr_gamma1.00_wmin0.10", "dev", [0.6, 0.6])  # tie: name order
+        + generic_rows("tailr_gamma1.00_wmin0.10", "test", [0.99, 0.99])  # test: ignored
+        + generic_rows("lfd_mleweight0.00", "dev", [0.4])
+        + generic_rows("lfd_mleweight0.50", "dev", [0.9], n_train=10)  # other size: ignored
+    )
+    table = select_settings(
+        pd.DataFrame(data), 100, ["d"], ["m"], ["mle", "mixce", "tailr", "lfd"]
+    ).set_index("objective")
+    assert table.loc["mle", "variant"] == "mle_n100" and table.loc["mle", "setting"] == ""
+    assert table.loc["mixce", "variant"] == "mixce_eta0.10_n100"
+    assert table.loc["mixce", "dev_mauve_mean"] == pytest.approx(0.8)
+    assert table.loc["mixce", "n_settings"] == 2
+    assert table.loc["tailr", "variant"] == "tailr_gamma0.50_wmin0.10_n100"
+    assert table.loc["tailr", "setting"] == "gamma=0.5, wmin=0.1"
+    assert table.loc["lfd", "n_seeds"] == 1 and math.isnan(table.loc["lfd", "dev_mauve_std"])
+    with pytest.raises(ValueError, match="no unbiased dev samples of unlikelihood"):
+        select_settings(pd.DataFrame(data), 100, ["d"], ["m"], ["unlikelihood"])

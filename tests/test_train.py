@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -19,6 +21,7 @@ from mixce.train import (
     TrainSettings,
     epoch_order,
     evaluate,
+    fingerprint,
     pad_batch,
     step_batches,
     train,
@@ -126,7 +129,7 @@ def test_step_batches_cover_each_text_once_sorted_by_length():
 
 
 def test_micro_batch_size_does_not_change_the_update(tmp_path):
-    base = dict(objective="mixce", eta=0.5, lr=1e-3, epochs=1, batch_size=8, seed=0)
+    base = dict(objective="mixce", hyper={"eta": 0.5}, lr=1e-3, epochs=1, batch_size=8, seed=0)
     # Dropout draws masks of the micro-batch's shape, so it is off for this comparison.
     a, _ = run(TrainSettings(micro_batch_size=8, **base), tmp_path / "a", dropout=False)
     b, _ = run(TrainSettings(micro_batch_size=3, **base), tmp_path / "b", dropout=False)
@@ -154,7 +157,7 @@ def test_training_lowers_dev_loss_and_keeps_best(tmp_path):
     assert evaluate(best, texts(6, 2), settings, CPU)["loss"] == pytest.approx(min(losses), 1e-5)
     # MLE's objective dev loss is the plain NLL; MixCE's is not.
     assert all(e["loss"] == pytest.approx(e["nll"]) for e in summary["evals"])
-    mix = evaluate(best, texts(6, 2), TrainSettings(objective="mixce", eta=0.1), CPU)
+    mix = evaluate(best, texts(6, 2), TrainSettings(objective="mixce", hyper={"eta": 0.1}), CPU)
     assert mix["loss"] < mix["nll"]
 
 
@@ -179,10 +182,18 @@ def test_resume_checkpoint_of_other_settings_is_ignored(tmp_path):
     assert same_weights(fresh, reused) and summary["steps"] == 3
 
 
-def test_sigterm_then_resume_ends_with_the_same_weights(tmp_path):
+@pytest.mark.parametrize("objective", ["mixce", "loss_truncation"])
+def test_sigterm_then_resume_ends_with_the_same_weights(tmp_path, objective):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     full = subprocess.run(
-        [sys.executable, str(HARNESS), str(tmp_path / "full"), str(tmp_path / "full.pt")],
+        [
+            sys.executable,
+            str(HARNESS),
+            str(tmp_path / "full"),
+            str(tmp_path / "full.pt"),
+            "0",
+            objective,
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -192,7 +203,7 @@ def test_sigterm_then_resume_ends_with_the_same_weights(tmp_path):
 
     work = tmp_path / "killed"
     proc = subprocess.Popen(
-        [sys.executable, str(HARNESS), str(work), str(tmp_path / "resumed.pt"), "0.3"],
+        [sys.executable, str(HARNESS), str(work), str(tmp_path / "resumed.pt"), "0.3", objective],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -206,11 +217,17 @@ def test_sigterm_then_resume_ends_with_the_same_weights(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 3, err
     assert "PREEMPTED: stopped at step" in out
-    stopped_at = torch.load(work / "resume.pt", weights_only=False)["state"]["step"]
+    saved = torch.load(work / "resume.pt", weights_only=False)["state"]
+    stopped_at = saved["step"]
     assert 0 < stopped_at < 15  # 3 epochs x 5 steps
+    if objective == "loss_truncation":  # the loss buffer travels in the checkpoint
+        assert int(saved["objective"]["seen"]) == 6 * stopped_at
+        assert saved["objective"]["losses"].shape == (12,)
+    else:
+        assert saved["objective"] == {}
 
     resumed = subprocess.run(
-        [sys.executable, str(HARNESS), str(work), str(tmp_path / "resumed.pt")],
+        [sys.executable, str(HARNESS), str(work), str(tmp_path / "resumed.pt"), "0", objective],
         env=env,
         capture_output=True,
         text=True,
@@ -225,6 +242,89 @@ def test_sigterm_then_resume_ends_with_the_same_weights(tmp_path):
         assert torch.equal(value, b["state"][key]), key
     best_a, best_b = load_model(tmp_path / "full" / "best"), load_model(work / "best")
     assert same_weights(best_a, best_b)
+
+
+# --------------------------------------------------------------------------- objectives
+
+
+def test_settings_hyper_checked_filled_and_fingerprinted():
+    a = TrainSettings(objective="loss_truncation", hyper={"c": 0.2})
+    assert a.hyper == {"buffer": 10000.0, "c": 0.2} == a.objective_kwargs()
+    b = TrainSettings(objective="loss_truncation", hyper={"buffer": 10000, "c": 0.2})
+    assert a == b and hash(a) == hash(b)
+    assert fingerprint(a, texts(3, 1)) == fingerprint(b, texts(3, 1))
+    c = TrainSettings(objective="loss_truncation", hyper={"c": 0.3})
+    assert fingerprint(a, texts(3, 1)) != fingerprint(c, texts(3, 1))
+    assert TrainSettings().hyper == {}
+    assert TrainSettings(**{**a.__dict__, "seed": 3}).hyper == a.hyper
+    with pytest.raises(ValueError, match="'mle' takes no hyper-parameter 'eta'"):
+        TrainSettings(objective="mle", hyper={"eta": 1.0})
+    with pytest.raises(ValueError, match="'mixce' needs hyper-parameter 'eta'"):
+        TrainSettings(objective="mixce")
+
+
+class UniformLM(torch.nn.Module):
+    """A causal LM with all-equal logits (a uniform next-token distribution)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, attention_mask):
+        return SimpleNamespace(logits=torch.zeros(*input_ids.shape, 50257) + self.unused)
+
+
+def test_lfd_trains_with_a_frozen_reference(tmp_path):
+    settings = TrainSettings(
+        objective="lfd", hyper={"mle_weight": 0.5}, lr=1e-3, epochs=2, batch_size=8
+    )
+    with pytest.raises(ValueError, match="'lfd' needs a reference model"):
+        run(settings, tmp_path / "none")
+    with pytest.raises(ValueError, match="'mle' takes no reference model"):
+        run(TrainSettings(objective="mle"), tmp_path / "mle", reference=scratch_model(ARCH, 3))
+    reference = scratch_model(ARCH, 3).train()
+    before = {k: v.clone() for k, v in reference.state_dict().items()}
+    model, summary = run(settings, tmp_path / "lfd", reference=reference)
+    assert summary["steps"] == 6 and len(summary["evals"]) == 2
+    assert all(math.isfinite(e["loss"]) and e["loss"] != e["nll"] for e in summary["evals"])
+    assert not reference.training and not any(p.requires_grad for p in reference.parameters())
+    assert all(torch.equal(before[k], v) for k, v in reference.state_dict().items())
+    assert not same_weights(model, scratch_model(ARCH, 0))
+    # the dev loss is the PoE loss with this reference; without it, evaluate refuses
+    dev = evaluate(load_model(tmp_path / "lfd" / "best"), texts(6, 2), settings, CPU, reference)
+    assert dev["loss"] == pytest.approx(summary["best_dev_loss"], rel=1e-5)
+    with pytest.raises(ValueError, match="needs a reference"):
+        evaluate(model, texts(6, 2), settings, CPU)
+
+
+def test_lfd_with_a_uniform_reference_trains_like_mle(tmp_path):
+    base = dict(lr=1e-3, epochs=1, batch_size=8, micro_batch_size=4)
+    mle_model, mle_summary = run(TrainSettings(objective="mle", **base), tmp_path / "mle")
+    lfd_model, lfd_summary = run(
+        TrainSettings(objective="lfd", **base), tmp_path / "lfd", reference=UniformLM()
+    )
+    for (name, pa), pb in zip(
+        mle_model.state_dict().items(), lfd_model.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-6, msg=name)
+    assert lfd_summary["best_dev_loss"] == pytest.approx(mle_summary["best_dev_loss"], rel=1e-5)
+
+
+def test_loss_truncation_trains_and_evaluates_as_nll(tmp_path):
+    base = dict(lr=1e-3, epochs=2, batch_size=8, micro_batch_size=4, seed=2)
+    mle_model, _ = run(TrainSettings(objective="mle", **base), tmp_path / "mle")
+    # c = 0 keeps every sequence: MLE exactly
+    keep_all, _ = run(
+        TrainSettings(objective="loss_truncation", hyper={"c": 0.0, "buffer": 8}, **base),
+        tmp_path / "c0",
+    )
+    assert same_weights(mle_model, keep_all)
+    # a small buffer is warm after the first step: sequences are dropped, weights differ
+    settings = TrainSettings(objective="loss_truncation", hyper={"c": 0.4, "buffer": 8}, **base)
+    model, summary = run(settings, tmp_path / "lt")
+    assert not same_weights(mle_model, model)
+    assert summary["steps"] == 6
+    assert all(e["loss"] == pytest.approx(e["nll"]) for e in summary["evals"])  # state=None
 
 
 # --------------------------------------------------------------------------- models

@@ -292,6 +292,7 @@ def gpt2_job_count(config: dict) -> int:
         + n_data  # nll_figure2
         + 2  # figure2, figure4
         + 1  # human_eval_pairs
+        + 1  # objectives_report
     )
 
 
@@ -486,7 +487,8 @@ def test_gpt2_branch_end_to_end(test_run: tuple[Path, float]) -> None:
         log = pd.read_csv(folder / "log.csv")
         assert len(log) == summary["steps"] == -(-n_train // gpt2["finetune"]["batch_size"])
         assert np.isfinite(log["loss"]).all()
-        assert summary["settings"]["objective"] == job.variant.split("_")[0]
+        assert summary["settings"]["objective"] == job.objective
+        assert summary["settings"]["hyper"] == dict(job.hyper)
         assert not (out / "work" / "finetune" / job.path).exists()  # removed once done
 
     for job in sample_jobs(gpt2):
@@ -544,7 +546,23 @@ def test_gpt2_tables_figures_and_report(test_run: tuple[Path, float], tmp_path: 
     assert "--" in (out / "tables" / "table8.tex").read_text()
     table12 = pd.read_csv(out / "tables" / "table12.csv")
     assert table12["news_eta"].iloc[0] in config["gpt2"]["finetune"]["etas"]
-    for figure in ("figure2", "figure4"):
+    # beyond the paper: every objective at its dev-selected setting, LFD through its
+    # degenerative model (trained, scored for perplexity, never sampled)
+    objectives = pd.read_csv(out / "tables" / "objectives.csv")
+    gpt2 = config["gpt2"]
+    assert objectives["objective"].tolist() == ["human", *gpt2["finetune"]["objectives"]]
+    runs = objectives[objectives["objective"] != "human"]
+    for column in ("ppl", "div", "mauve", "coh", "distinct_2", "self_bleu", "seq_rep_4"):
+        assert np.isfinite(runs[column]).all(), column
+    assert (runs["n_seeds"] == len(gpt2["sampling"]["seeds"])).all()
+    assert runs.set_index("objective").loc["tailr", "setting"] in {
+        "gamma=0.5, wmin=0.1",
+        "gamma=1, wmin=0.1",
+    }
+    assert (out / "finetune" / "news" / "tiny" / "truncated_ce_keep0.50_n32" / "model").is_dir()
+    assert not (out / "samples" / "news" / "tiny" / "truncated_ce_keep0.50_n32").exists()
+    assert "LFD" in (out / "tables" / "objectives.tex").read_text()
+    for figure in ("figure2", "figure4", "quality_diversity"):
         for ext in ("pdf", "png"):
             assert (out / "figures" / f"{figure}.{ext}").stat().st_size > 1000
     pairs = pd.read_csv(out / "human_eval" / "pairs.csv")

@@ -1,5 +1,8 @@
 """A tiny deterministic training run for tests/test_train.py, run in a subprocess so that the
-test can SIGTERM it: python tests/train_harness.py WORK_DIR OUT_FILE [STEP_DELAY]."""
+test can SIGTERM it: python tests/train_harness.py WORK_DIR OUT_FILE [STEP_DELAY [OBJECTIVE]].
+
+OBJECTIVE (default mixce) picks one of :data:`SETTINGS`; loss_truncation's buffer is small
+enough to be warm after two steps, so its state matters after a resume."""
 
 from __future__ import annotations
 
@@ -13,16 +16,13 @@ from mixce.models import scratch_model
 from mixce.train import Preempted, StopOnSignal, TrainSettings, train
 
 ARCH = {"n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": 64}
-SETTINGS = TrainSettings(
-    objective="mixce",
-    eta=0.3,
-    lr=3e-3,
-    epochs=3,
-    batch_size=6,
-    micro_batch_size=4,
-    seed=5,
-    eval_every=2,
-)
+COMMON = {"lr": 3e-3, "epochs": 3, "batch_size": 6, "micro_batch_size": 4, "seed": 5}
+SETTINGS = {
+    "mixce": TrainSettings(objective="mixce", hyper={"eta": 0.3}, eval_every=2, **COMMON),
+    "loss_truncation": TrainSettings(
+        objective="loss_truncation", hyper={"c": 0.4, "buffer": 12}, eval_every=2, **COMMON
+    ),
+}
 
 
 def texts(n: int, seed: int) -> list[list[int]]:
@@ -38,7 +38,8 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO)
     work_dir, out_file = sys.argv[1], sys.argv[2]
     delay = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
-    model = scratch_model(ARCH, SETTINGS.seed)
+    settings = SETTINGS[sys.argv[4] if len(sys.argv) > 4 else "mixce"]
+    model = scratch_model(ARCH, settings.seed)
     with StopOnSignal() as stop:
 
         def should_stop() -> bool:
@@ -50,7 +51,7 @@ def main() -> int:
                 model,
                 texts(30, 1),
                 texts(6, 2),
-                SETTINGS,
+                settings,
                 work_dir=work_dir,
                 device=torch.device("cpu"),
                 checkpoint_every=2,

@@ -1,17 +1,22 @@
 """Which GPT-2 jobs a configuration asks for (pure functions of the config's ``gpt2`` section).
 
-A finetuned model is named by its *variant*: ``mle_n50000`` or ``mixce_eta0.10_n50000``
-(objective, eta for objectives that have one, number of training texts); ``base`` is the
-model before finetuning (hub weights, or the scratch model after pretraining). Paths are
+A finetuned model is named by its *variant*: the objective, its hyper-parameters (keys
+without "_", sorted) and the number of training texts: ``mle_n50000``,
+``mixce_eta0.10_n50000``, ``tailr_gamma0.50_wmin0.10_n50000``; ``base`` is the model before
+finetuning (hub weights, or the scratch model after pretraining). Paths are
 ``<dataset>/<model>/<variant>``.
 
 Jobs:
 
-- finetune: every dataset x model x objective of ``finetune.objectives`` (MixCE at every
-  eta of ``finetune.etas``, the others once) at ``finetune.train_size``; plus, for
-  Table 5, the models of ``train_sizes.models`` at each of ``train_sizes.sizes`` with MLE
-  and MixCE at the dataset's ``selected_eta``.
-- sample: unbiased decoding of every finetuned variant on every split of ``sampling.splits``
+- finetune: every dataset x model x objective of ``finetune.objectives`` at every setting of
+  its grid (MixCE: ``finetune.etas``; the others: every combination of
+  ``finetune.grids.<objective>``; none: once) at ``finetune.train_size``; an objective whose
+  grid names a ``reference`` (LFD's degenerative model) first gets that reference model
+  trained, once per (dataset, model, train size), shared by every run that uses it; plus,
+  for Table 5, the models of ``train_sizes.models`` at each of ``train_sizes.sizes`` with
+  MLE and MixCE at the dataset's ``selected_eta``.
+- sample: unbiased decoding of every finetuned variant (reference-only models excepted) on
+  every split of ``sampling.splits``
   and every seed; the top-p grid for MLE and the selected MixCE of the main train size (on
   dev only when the grid has more than one value to choose from); for
   Figure 2, unbiased and greedy decoding of ``base`` on the test split (greedy once: it does
@@ -20,16 +25,27 @@ Jobs:
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 BASE = "base"
-VARIANT_RE = re.compile(r"^(?P<objective>[a-z][a-z0-9]*)(_eta(?P<eta>\d\.\d+))?_n(?P<n>\d+)$")
+# <objective>[_<key><value>...]_n<texts>: objective names are lowercase words joined by "_"
+# (no digits), each hyper-parameter is its key without "_" followed by its value.
+VARIANT_RE = re.compile(
+    r"^(?P<objective>[a-z]+(?:_[a-z]+)*?)"
+    r"(?P<hyper>(?:_[a-z]+-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)*)_n(?P<n>\d+)$"
+)
+HYPER_RE = re.compile(r"_(?P<key>[a-z]+)(?P<value>-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)")
 DECODING_RE = re.compile(r"^(unbiased|greedy|top_p\d\.\d\d)$")
-# Objectives whose token loss takes eta (the others are run once per train size).
+# MixCE's hyper-parameter grid is finetune.etas (the paper's grid); other objectives take
+# theirs from finetune.grids.<objective>.
 ETA_OBJECTIVES = ("mixce",)
+# A grid entry under this key names the frozen reference model an objective trains through.
+REFERENCE_KEY = "reference"
 
 
 def eta_str(eta: float) -> str:
@@ -37,34 +53,79 @@ def eta_str(eta: float) -> str:
     return f"{float(eta):.2f}"
 
 
-def variant_name(objective: str, n_train: int, eta: float | None = None) -> str:
+def value_str(value: float) -> str:
+    """A hyper-parameter value in a variant name: two decimals when that is exact
+    (0.1 -> '0.10'), integers of 10 and more without decimals, else Python's repr."""
+    value = float(value)
+    if value.is_integer() and abs(value) >= 10:
+        return str(int(value))
+    text = f"{value:.2f}"
+    return text if float(text) == value else repr(value)
+
+
+def hyper_items(hyper: Mapping[str, float] | None) -> tuple[tuple[str, float], ...]:
+    """Hyper-parameters as sorted (key, value) pairs: the canonical, hashable form."""
+    return tuple(sorted((str(k), float(v)) for k, v in (hyper or {}).items()))
+
+
+def variant_name(
+    objective: str,
+    n_train: int,
+    eta: float | None = None,
+    hyper: Mapping[str, float] | None = None,
+) -> str:
+    """``mle_n50000``, ``mixce_eta0.10_n50000``, ``tailr_gamma0.50_wmin0.10_n50000``."""
+    hyper = dict(hyper or {})
     if objective in ETA_OBJECTIVES:
         if eta is None:
+            eta = hyper.get("eta")
+        if eta is None:
             raise ValueError(f"objective {objective!r} needs an eta")
-        return f"{objective}_eta{eta_str(eta)}_n{int(n_train)}"
-    return f"{objective}_n{int(n_train)}"
+        hyper = {"eta": eta}
+    elif eta is not None:
+        raise ValueError(f"objective {objective!r} takes no eta")
+    named = sorted((key.replace("_", ""), value) for key, value in hyper.items())
+    parts = [objective, *(f"{key}{value_str(value)}" for key, value in named)]
+    return "_".join([*parts, f"n{int(n_train)}"])
 
 
 @dataclass(frozen=True)
 class Variant:
     objective: str
-    eta: float
+    eta: float  # MixCE's eta; 1.0 for MLE; NaN for the other objectives
     n_train: int
+    hyper: tuple[tuple[str, float], ...] = ()  # as named (keys without "_")
 
 
 def parse_variant(name: str) -> Variant:
-    """``mixce_eta0.10_n50000`` -> Variant('mixce', 0.1, 50000); MLE's eta is 1.0."""
+    """``mixce_eta0.10_n50000`` -> Variant('mixce', 0.1, 50000, (('eta', 0.1),))."""
     match = VARIANT_RE.match(name)
     if match is None:
         raise ValueError(
-            f"bad model variant {name!r}: expected <objective>_n<texts> or "
-            f"<objective>_eta<eta>_n<texts> (e.g. mle_n50000, mixce_eta0.10_n50000)"
+            f"bad model variant {name!r}: expected <objective>[_<key><value>...]_n<texts> "
+            f"(e.g. mle_n50000, mixce_eta0.10_n50000, tailr_gamma0.50_wmin0.10_n50000)"
         )
-    eta = match["eta"]
     objective = match["objective"]
-    if (eta is None) == (objective in ETA_OBJECTIVES):
-        raise ValueError(f"bad model variant {name!r}: eta given for {objective} or missing")
-    return Variant(objective, float(eta) if eta is not None else 1.0, int(match["n"]))
+    hyper = tuple((m["key"], float(m["value"])) for m in HYPER_RE.finditer(match["hyper"]))
+    keys = [key for key, _ in hyper]
+    if len(set(keys)) != len(keys) or keys != sorted(keys):
+        raise ValueError(f"bad model variant {name!r}: hyper-parameters repeated or unsorted")
+    if objective in ETA_OBJECTIVES and keys != ["eta"]:
+        raise ValueError(f"bad model variant {name!r}: {objective} takes exactly one eta")
+    if objective == "mle" and hyper:
+        raise ValueError(f"bad model variant {name!r}: mle takes no hyper-parameter")
+    if objective in ETA_OBJECTIVES:
+        eta = hyper[0][1]
+    elif objective == "mle":
+        eta = 1.0
+    else:
+        eta = math.nan
+    return Variant(objective, eta, int(match["n"]), hyper)
+
+
+def hyper_label(variant: str) -> str:
+    """Hyper-parameters of a variant for tables: 'gamma=0.5, wmin=0.1' ('' for none)."""
+    return ", ".join(f"{k}={v:g}" for k, v in parse_variant(variant).hyper)
 
 
 def decoding_names(sampling: Mapping[str, Any]) -> list[str]:
@@ -73,9 +134,15 @@ def decoding_names(sampling: Mapping[str, Any]) -> list[str]:
 
 @dataclass(frozen=True)
 class FinetuneJob:
+    """One finetuning run; named (and compared) by dataset, model and variant."""
+
     dataset: str
     model: str
     variant: str
+    objective: str = field(default="", compare=False)
+    hyper: tuple[tuple[str, float], ...] = field(default=(), compare=False)  # config keys
+    reference: str | None = field(default=None, compare=False)  # variant it trains through
+    sampled: bool = field(default=True, compare=False)  # False: only a reference model
 
     @property
     def path(self) -> str:
@@ -110,25 +177,92 @@ def selected_eta(gpt2: Mapping[str, Any], dataset: str, model: str) -> float:
         ) from None
 
 
+def objective_grid(finetune: Mapping[str, Any], objective: str) -> list[dict[str, float]]:
+    """Every hyper-parameter setting of ``objective`` in the run: MixCE over ``etas``,
+    the others over every combination of ``grids.<objective>`` (none: one run)."""
+    if objective in ETA_OBJECTIVES:
+        return [{"eta": float(eta)} for eta in finetune["etas"]]
+    grid = {
+        key: values
+        for key, values in finetune.get("grids", {}).get(objective, {}).items()
+        if key != REFERENCE_KEY
+    }
+    keys = sorted(grid)
+    return [
+        dict(zip(keys, map(float, values), strict=True))
+        for values in itertools.product(*(grid[key] for key in keys))
+    ]
+
+
+def reference_of(finetune: Mapping[str, Any], objective: str) -> dict[str, Any] | None:
+    """``grids.<objective>.reference``: {objective, <its hyper-parameters>} or None."""
+    reference = finetune.get("grids", {}).get(objective, {}).get(REFERENCE_KEY)
+    return dict(reference) if reference is not None else None
+
+
+def make_job(
+    dataset: str,
+    model: str,
+    objective: str,
+    n_train: int,
+    hyper: Mapping[str, float],
+    reference: str | None = None,
+    sampled: bool = True,
+) -> FinetuneJob:
+    return FinetuneJob(
+        dataset,
+        model,
+        variant_name(objective, n_train, hyper=hyper),
+        objective,
+        hyper_items(hyper),
+        reference,
+        sampled,
+    )
+
+
 def finetune_jobs(gpt2: Mapping[str, Any]) -> list[FinetuneJob]:
-    """Every finetuning job, in a stable order, without duplicates."""
+    """Every finetuning job, in a stable order, without duplicates; a reference model comes
+    before the jobs that train through it and is shared by all of them."""
     jobs: dict[FinetuneJob, None] = {}
-    n_main = int(gpt2["finetune"]["train_size"])
+    finetune = gpt2["finetune"]
+    n_main = int(finetune["train_size"])
+    mains = set(finetune["objectives"])
+
+    def add(dataset: str, model: str, objective: str, n: int, hyper: Mapping[str, float]):
+        reference = reference_of(finetune, objective)
+        ref_variant = None
+        if reference is not None:
+            ref_objective = reference.pop("objective")
+            ref_job = make_job(
+                dataset, model, ref_objective, n, reference, sampled=ref_objective in mains
+            )
+            ref_variant = ref_job.variant
+            jobs.setdefault(ref_job, None)
+        job = make_job(dataset, model, objective, n, hyper, ref_variant)
+        jobs.setdefault(job, None)
+
     for dataset in gpt2["use_datasets"]:
         for model in gpt2["use_models"]:
-            for objective in gpt2["finetune"]["objectives"]:
-                if objective not in ETA_OBJECTIVES:
-                    jobs[FinetuneJob(dataset, model, variant_name(objective, n_main))] = None
-                    continue
-                for eta in gpt2["finetune"]["etas"]:
-                    variant = variant_name(objective, n_main, eta)
-                    jobs[FinetuneJob(dataset, model, variant)] = None
+            for objective in finetune["objectives"]:
+                for hyper in objective_grid(finetune, objective):
+                    add(dataset, model, objective, n_main, hyper)
             if model in gpt2["train_sizes"]["models"]:
                 eta = selected_eta(gpt2, dataset, model)
                 for n in gpt2["train_sizes"]["sizes"]:
-                    jobs[FinetuneJob(dataset, model, variant_name("mle", n))] = None
-                    jobs[FinetuneJob(dataset, model, variant_name("mixce", n, eta))] = None
+                    add(dataset, model, "mle", n, {})
+                    add(dataset, model, "mixce", n, {"eta": eta})
     return list(jobs)
+
+
+def finetune_job(gpt2: Mapping[str, Any], dataset: str, model: str, variant: str) -> FinetuneJob:
+    """The planned job of ``<dataset>/<model>/<variant>`` (KeyError naming it if none)."""
+    for job in finetune_jobs(gpt2):
+        if (job.dataset, job.model, job.variant) == (dataset, model, variant):
+            return job
+    raise KeyError(
+        f"no finetuning job {dataset}/{model}/{variant} in this config: check "
+        f"gpt2.use_datasets, gpt2.use_models, gpt2.finetune.objectives, etas and grids"
+    )
 
 
 def sample_jobs(gpt2: Mapping[str, Any]) -> list[SampleJob]:
@@ -146,7 +280,8 @@ def sample_jobs(gpt2: Mapping[str, Any]) -> list[SampleJob]:
                     jobs[SampleJob(dataset, model, variant, split, decoding, seed)] = None
 
     for job in finetune_jobs(gpt2):
-        add(job.dataset, job.model, job.variant, ["unbiased"], splits)
+        if job.sampled:
+            add(job.dataset, job.model, job.variant, ["unbiased"], splits)
     for dataset in gpt2["use_datasets"]:
         for model in gpt2["use_models"]:
             eta = selected_eta(gpt2, dataset, model)
@@ -199,6 +334,7 @@ def iter_problems(gpt2: Mapping[str, Any]) -> Iterator[tuple[tuple[str | int, ..
                 f"config key gpt2.{'.'.join(parts)} = {name!r} is not allowed: must be one of "
                 f"gpt2.use_models: {', '.join(gpt2.get('use_models', []))}",
             )
+    yield from _objective_problems(gpt2.get("finetune", {}))
     selected = gpt2.get("selected_eta", {})
     for dataset in gpt2.get("use_datasets", []):
         for model in gpt2.get("use_models", []):
@@ -231,3 +367,33 @@ def iter_problems(gpt2: Mapping[str, Any]) -> Iterator[tuple[tuple[str | int, ..
                     f"prompt_tokens + max_new_tokens must fit model {name!r}'s n_positions "
                     f"{n_positions}",
                 )
+
+
+def _objective_problems(finetune: Mapping[str, Any]) -> Iterator[tuple[tuple[str, ...], str]]:
+    """A reference model's hyper-parameters must match its objective's grid keys, and a
+    reference may not itself train through a reference."""
+    grids = finetune.get("grids", {})
+    for objective, grid in grids.items():
+        reference = grid.get(REFERENCE_KEY) if isinstance(grid, Mapping) else None
+        if not isinstance(reference, Mapping) or "objective" not in reference:
+            continue
+        key = ("gpt2", "finetune", "grids", objective, REFERENCE_KEY)
+        ref_objective = reference["objective"]
+        ref_grid = grids.get(ref_objective, {})
+        if isinstance(ref_grid, Mapping) and REFERENCE_KEY in ref_grid:
+            yield (
+                key,
+                f"config key gpt2.finetune.grids.{objective}.reference.objective = "
+                f"{ref_objective!r} is not allowed: that objective trains through a reference "
+                f"itself",
+            )
+            continue
+        want = sorted(k for k in ref_grid if k != REFERENCE_KEY)
+        have = sorted(k for k in reference if k != "objective")
+        if want != have:
+            yield (
+                key,
+                f"config key gpt2.finetune.grids.{objective}.reference must give one value for "
+                f"each hyper-parameter of {ref_objective} ({', '.join(want) or 'none'}), "
+                f"got {', '.join(have) or 'none'}",
+            )

@@ -5,6 +5,9 @@
   larger eta (closer to MLE). MLE is not a candidate: the paper searches MixCE's grid.
 - :func:`select_top_p`: per (dataset, model, objective) the top-p with the highest mean dev
   MAUVE among the top-p files that exist (Table 3).
+- :func:`select_settings`: per (dataset, model, objective) the hyper-parameter setting
+  (variant) whose unbiased dev samples have the highest mean MAUVE, for the comparison of
+  objectives beyond the paper. Ties go to the first variant in name order.
 
 Both return tidy DataFrames; the config's ``selected_eta`` (the eta that top-p sampling and
 Table 5 used) is shown beside the selection so that a disagreement is visible.
@@ -28,6 +31,17 @@ ETA_COLUMNS = [
     "config_eta",
 ]
 TOP_P_COLUMNS = ["dataset", "model", "objective", "variant", "best_p", "dev_mauve_mean"]
+SETTING_COLUMNS = [
+    "dataset",
+    "model",
+    "objective",
+    "variant",
+    "setting",
+    "dev_mauve_mean",
+    "dev_mauve_std",
+    "n_seeds",
+    "n_settings",
+]
 
 
 def _dev(samples: pd.DataFrame, n_train: int) -> pd.DataFrame:
@@ -100,3 +114,48 @@ def select_top_p(samples: pd.DataFrame, n_train: int) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=TOP_P_COLUMNS)
+
+
+def select_settings(
+    samples: pd.DataFrame,
+    n_train: int,
+    datasets: Sequence[str],
+    models: Sequence[str],
+    objectives: Sequence[str],
+) -> pd.DataFrame:
+    """Best variant per (dataset, model, objective) by mean dev MAUVE of unbiased samples."""
+    dev = _dev(samples, n_train)
+    dev = dev[dev["decoding"] == "unbiased"]
+    rows: list[dict[str, Any]] = []
+    for dataset in datasets:
+        for model in models:
+            for objective in objectives:
+                runs = dev[
+                    (dev["dataset"] == dataset)
+                    & (dev["model"] == model)
+                    & (dev["objective"] == objective)
+                ]
+                if runs.empty:
+                    raise ValueError(
+                        f"no unbiased dev samples of {objective} for dataset {dataset!r}, "
+                        f"model {model!r}"
+                    )
+                stats = runs.groupby("variant")["mauve"].agg(["mean", "std", "count"])
+                stats = stats.reset_index()
+                stats["key"] = -stats["mean"].round(12)  # float noise is no preference
+                best = stats.sort_values(["key", "variant"]).iloc[0]
+                setting = runs.loc[runs["variant"] == best["variant"], "setting"].iloc[0]
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "model": model,
+                        "objective": objective,
+                        "variant": best["variant"],
+                        "setting": "" if pd.isna(setting) else str(setting),
+                        "dev_mauve_mean": float(best["mean"]),
+                        "dev_mauve_std": float(best["std"]) if best["count"] > 1 else math.nan,
+                        "n_seeds": int(best["count"]),
+                        "n_settings": len(stats),
+                    }
+                )
+    return pd.DataFrame(rows, columns=SETTING_COLUMNS)

@@ -19,10 +19,17 @@ Read it top to bottom in :func:`train`. What it does, in order:
    training objective (so MixCE keeps its mixed loss, as the reference code does) and with
    plain NLL; the model with the lowest objective dev loss is saved (safetensors).
 5. Every ``checkpoint_every`` steps, and when ``should_stop()`` turns true (SIGTERM, see
-   :class:`StopOnSignal`), the model, optimizer, scheduler, RNG states, position in the data
-   and the log so far are saved atomically to ``resume_path``; :func:`train` resumes from it
-   when its fingerprint (settings + data) matches, so an interrupted and resumed run ends
-   with the same weights as an uninterrupted one.
+   :class:`StopOnSignal`), the model, optimizer, scheduler, RNG states, position in the data,
+   the objective's state and the log so far are saved atomically to ``resume_path``;
+   :func:`train` resumes from it when its fingerprint (settings + data) matches, so an
+   interrupted and resumed run ends with the same weights as an uninterrupted one.
+
+The loop knows objectives only through their :class:`~mixce.objectives.ObjectiveSpec`: the
+hyper-parameters (``settings.hyper``, checked and completed by
+:func:`~mixce.objectives.check_hyper`); ``needs_reference``: a frozen ``reference`` model runs
+on every micro-batch (training and dev) under ``torch.no_grad`` and its logits are passed as
+``reference_logits``; ``stateful``: one state dict, passed as ``state`` in training and saved
+in the resume checkpoint, and ``state=None`` in the dev evaluation.
 
 On CUDA the forward runs under bf16 autocast with TF32 matmuls and fused AdamW; on the CPU
 the same loop runs in float32.
@@ -46,7 +53,7 @@ from typing import Any
 import torch
 
 from mixce.models import save_model
-from mixce.objectives import get_objective, masked_mean, token_logprobs
+from mixce.objectives import ObjectiveSpec, check_hyper, get_spec, masked_mean, token_logprobs
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +63,9 @@ class TrainSettings:
     """Everything that shapes the trained weights (the fingerprint of a resume checkpoint)."""
 
     objective: str = "mle"
-    eta: float = 1.0
+    # The objective's hyper-parameters (mixce.objectives.check_hyper: defaults are filled in
+    # at construction, so equal runs have equal settings and fingerprints).
+    hyper: dict[str, float] = dataclasses.field(default_factory=dict, hash=False)
     lr: float = 5e-5
     weight_decay: float = 0.0
     warmup_steps: int = 0
@@ -70,8 +79,12 @@ class TrainSettings:
     eval_every: int = 0  # optimizer steps between dev evaluations; 0: at each epoch's end
     dev_batch_size: int = 16
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hyper", check_hyper(self.objective, self.hyper))
+
     def objective_kwargs(self) -> dict[str, float]:
-        return {"eta": self.eta}
+        """The objective's hyper-parameters, defaults filled in, as keyword arguments."""
+        return check_hyper(self.objective, self.hyper)
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -207,15 +220,51 @@ def save_atomic(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def reference_inputs(
+    reference: torch.nn.Module | None, inputs: torch.Tensor, attention: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """``{"reference_logits": ...}`` of the frozen reference model (no grad), or ``{}``.
+
+    Call it under the same autocast as the main model's forward.
+    """
+    if reference is None:
+        return {}
+    with torch.no_grad():
+        return {"reference_logits": reference(input_ids=inputs, attention_mask=attention).logits}
+
+
+def prepare_reference(
+    spec: ObjectiveSpec, reference: torch.nn.Module | None, device: torch.device
+) -> torch.nn.Module | None:
+    """The reference model on ``device``, in eval mode and frozen; checks that the objective
+    takes one exactly when one is given."""
+    if spec.needs_reference and reference is None:
+        raise ValueError(
+            f"objective {spec.name!r} needs a reference model (train(..., reference=model))"
+        )
+    if reference is not None and not spec.needs_reference:
+        raise ValueError(f"objective {spec.name!r} takes no reference model, but one was given")
+    if reference is not None:
+        reference.to(device).eval().requires_grad_(False)
+    return reference
+
+
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
     texts: Sequence[Sequence[int]],
     settings: TrainSettings,
     device: torch.device,
+    reference: torch.nn.Module | None = None,
 ) -> dict[str, float]:
-    """Token-weighted dev loss of the training objective and plain NLL over ``texts``."""
-    objective = get_objective(settings.objective)
+    """Token-weighted dev loss of the training objective and plain NLL over ``texts``.
+
+    A stateful objective gets ``state=None`` (its evaluation form, e.g. loss truncation's
+    plain NLL); an objective that needs a reference model gets its logits.
+    """
+    spec = get_spec(settings.objective)
+    reference = prepare_reference(spec, reference, device)
+    hyper = settings.objective_kwargs()
     was_training = model.training
     model.eval()
     lengths = [len(t) for t in texts]
@@ -227,8 +276,12 @@ def evaluate(
         inputs, attention, targets, mask = pad_batch(batch, batch[0][-1], device)
         with autocast(device):
             logits = model(input_ids=inputs, attention_mask=attention).logits
+            extra = reference_inputs(reference, inputs, attention)
+        if spec.stateful:
+            extra["state"] = None
         n = int(mask.sum())
-        total_loss += float(objective(logits, targets, mask, **settings.objective_kwargs())) * n
+        loss = spec.fn(logits, targets, mask, **hyper, **extra)
+        total_loss += float(loss) * n
         total_nll += float(masked_mean(-token_logprobs(logits, targets), mask)) * n
         total_tokens += n
     model.train(was_training)
@@ -253,12 +306,15 @@ def train(
     checkpoint_every: int = 100,
     should_stop: Callable[[], bool] = lambda: False,
     progress: bool = True,
+    reference: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` on ``train_texts`` (token ids ending in EOS); see the module docstring.
 
     ``work_dir`` receives ``resume.pt`` (the resume checkpoint) and ``best/`` (the model with
     the lowest objective dev loss so far). Both live outside the job's declared outputs, so a
-    failed or preempted job (whose outputs Snakemake removes) loses neither.
+    failed or preempted job (whose outputs Snakemake removes) loses neither. ``reference``:
+    the frozen second model of an objective whose spec needs one (LFD's degenerative model);
+    a ValueError if it is missing, or given to an objective that takes none.
 
     Returns the run's summary (dev losses per evaluation, best step, timings) and the
     per-step log rows under ``"log"``. Raises :class:`Preempted` after saving a resume
@@ -268,7 +324,9 @@ def train(
 
     if not train_texts or not dev_texts:
         raise ValueError(f"need train and dev texts, got {len(train_texts)} and {len(dev_texts)}")
-    objective = get_objective(settings.objective)
+    spec = get_spec(settings.objective)
+    hyper = settings.objective_kwargs()
+    reference = prepare_reference(spec, reference, device)
     resume_path = Path(work_dir, "resume.pt")
     best_dir = Path(work_dir, "best")
     lengths = [len(t) for t in train_texts]
@@ -293,7 +351,15 @@ def train(
     )
 
     key = fingerprint(settings, train_texts, dev_texts)
-    state: dict[str, Any] = {"step": 0, "best": math.inf, "best_step": None, "evals": [], "log": []}
+    # "objective": the stateful objective's own state (e.g. loss truncation's loss buffer)
+    state: dict[str, Any] = {
+        "step": 0,
+        "best": math.inf,
+        "best_step": None,
+        "evals": [],
+        "log": [],
+        "objective": {},
+    }
     torch.manual_seed(settings.seed)
     if resume_path.is_file():
         saved = torch.load(resume_path, map_location="cpu", weights_only=False)
@@ -322,7 +388,7 @@ def train(
         logger.info("checkpoint at step %d -> %s", state["step"], resume_path)
 
     def dev_eval() -> None:
-        result = evaluate(model, dev_texts, settings, device)
+        result = evaluate(model, dev_texts, settings, device, reference)
         epoch = state["step"] / steps_per_epoch
         state["evals"].append({"step": state["step"], "epoch": epoch, **result})
         logger.info(
@@ -355,7 +421,10 @@ def train(
             )
             with autocast(device):
                 logits = model(input_ids=inputs, attention_mask=attention).logits
-            loss = objective(logits, targets, mask, **settings.objective_kwargs())
+                extra = reference_inputs(reference, inputs, attention)
+            if spec.stateful:
+                extra["state"] = state["objective"]
+            loss = spec.fn(logits, targets, mask, **hyper, **extra)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(
                     f"{settings.objective} loss is {float(loss.detach())} at optimizer step "

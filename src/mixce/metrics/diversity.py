@@ -1,4 +1,5 @@
-"""Lexical metrics of one text or a set of texts: n-gram diversity, distinct-n, word length.
+"""Lexical metrics of one text or a set of texts: n-gram diversity, distinct-n, self-BLEU,
+seq-rep-n, word length.
 
 Definitions (paper section 4.2 and appendix F; /work/shared/REFERENCE.md, "Metrics"):
 
@@ -19,17 +20,33 @@ Definitions (paper section 4.2 and appendix F; /work/shared/REFERENCE.md, "Metri
   Both give nan for an empty text, so that :func:`mean_diversity` can skip it.
 - **distinct-n**: corpus-level |unique n-grams| / |n-grams| over all texts together
   (:func:`distinct_n`; the diversity metric of the LFD comparison).
+- **self-BLEU** (Zhu et al. 2018, Texygen; used by LFD): the mean over texts of the BLEU-4 of
+  each text against all the other texts as references (:func:`self_bleu`; lower = more
+  diverse). BLEU as NLTK's ``sentence_bleu`` with ``SmoothingFunction().method1``.
+- **seq-rep-n** (Welleck et al. 2020): ``1 - |unique n-grams| / |n-grams|`` of one text, 0 for
+  a text with no n-gram (:func:`seq_rep_n`), averaged over texts (:func:`mean_seq_rep_n`).
 - **Text length**: whitespace-separated words (paper Table 10; :func:`word_length`).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections import Counter
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["distinct_n", "mean_diversity", "ngram_diversity", "ngrams", "word_length"]
+__all__ = [
+    "distinct_n",
+    "mean_diversity",
+    "mean_seq_rep_n",
+    "ngram_diversity",
+    "ngrams",
+    "self_bleu",
+    "seq_rep_n",
+    "word_length",
+]
 
 DIVERSITY_MODES = ("mean", "pooled")
 
@@ -92,6 +109,109 @@ def distinct_n(texts_tokens: Iterable[Sequence[int | str]], n: int) -> float:
         total += len(grams)
         seen.update(grams)
     return len(seen) / total if total else math.nan
+
+
+def seq_rep_n(tokens: Sequence[Hashable], n: int = 4) -> float:
+    """seq-rep-n of one text: ``1 - |unique n-grams| / |n-grams|``; 0 with no n-gram."""
+    grams = list(ngrams(list(tokens), n))
+    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+def mean_seq_rep_n(texts_tokens: Iterable[Sequence[Hashable]], n: int = 4) -> float:
+    """Mean of :func:`seq_rep_n` over texts (texts with no n-gram count as 0); nan if none."""
+    values = [seq_rep_n(t, n) for t in texts_tokens]
+    return float(np.mean(values)) if values else math.nan
+
+
+class _TopTwo:
+    """For one n-gram: the largest count over all texts, which text holds it, and the
+    second largest count (0 if none): the largest count over the texts *other* than any
+    given one is then one lookup."""
+
+    __slots__ = ("first", "owner", "second")
+
+    def __init__(self) -> None:
+        self.first, self.owner, self.second = 0, -1, 0
+
+    def add(self, count: int, text: int) -> None:
+        if count > self.first:
+            self.first, self.owner, self.second = count, text, self.first
+        elif count > self.second:
+            self.second = count
+
+    def max_other(self, text: int) -> int:
+        return self.second if self.owner == text else self.first
+
+
+def _closest_other_length(sorted_lengths: list[int], length: int) -> int:
+    """NLTK's closest reference length among ``sorted_lengths`` without one ``length`` (the
+    hypothesis itself): the nearest, the shorter on a tie."""
+    i = bisect.bisect_left(sorted_lengths, length)
+    if i + 1 < len(sorted_lengths) and sorted_lengths[i + 1] == length:
+        return length  # another text has the same length
+    below = sorted_lengths[i - 1] if i > 0 else None
+    above = sorted_lengths[i + 1] if i + 1 < len(sorted_lengths) else None
+    if above is None or (below is not None and length - below <= above - length):
+        return below  # type: ignore[return-value]
+    return above
+
+
+def self_bleu(
+    texts_tokens: Sequence[Sequence[Hashable]],
+    n_max: int = 4,
+    max_texts: int | None = None,
+    seed: int = 0,
+) -> float:
+    """Mean BLEU-``n_max`` of each text against all the other texts as references.
+
+    Each text's BLEU is NLTK's ``sentence_bleu(others, text, weights=(1/n_max,) * n_max,
+    smoothing_function=SmoothingFunction().method1)``:
+
+    - modified precision p_n = sum over the text's n-grams g of min(count(g), max over the
+      other texts of their count(g)) / max(1, the text's number of n-grams);
+    - method1 smoothing: a p_n whose numerator is 0 becomes 0.1 / its denominator (so a text
+      shorter than n gets p_n = 0.1);
+    - a text with no unigram in any other text (or an empty text) scores 0;
+    - brevity penalty ``exp(1 - r / c)`` when the text's length c is below r, the length of
+      the other text closest to c (the shorter one on a tie), else 1;
+    - BLEU = BP * exp(mean over n of log p_n).
+
+    ``max_texts``: a random subset of that many texts (numpy ``default_rng(seed)``, without
+    replacement) serves as both hypotheses and references; all texts when None or when there
+    are no more than that. Cost O(total n-grams): for each n-gram the two largest counts over
+    texts are kept, so "the max over the others" excludes the hypothesis in O(1).
+    Returns nan for fewer than two texts.
+    """
+    texts = [list(t) for t in texts_tokens]
+    if max_texts is not None and len(texts) > max_texts:
+        chosen = np.random.default_rng(seed).choice(len(texts), size=max_texts, replace=False)
+        texts = [texts[i] for i in sorted(chosen.tolist())]
+    if len(texts) < 2:
+        return math.nan
+    counts = [[Counter(ngrams(t, n)) for n in range(1, n_max + 1)] for t in texts]
+    top: list[dict[tuple[Hashable, ...], _TopTwo]] = [{} for _ in range(n_max)]
+    for i, per_order in enumerate(counts):
+        for order, counter in enumerate(per_order):
+            for gram, count in counter.items():
+                top[order].setdefault(gram, _TopTwo()).add(count, i)
+    sorted_lengths = sorted(len(t) for t in texts)
+    scores = []
+    for i, (text, per_order) in enumerate(zip(texts, counts, strict=True)):
+        numerators = [
+            sum(min(count, top[order][gram].max_other(i)) for gram, count in counter.items())
+            for order, counter in enumerate(per_order)
+        ]
+        if numerators[0] == 0:
+            scores.append(0.0)
+            continue
+        log_p = 0.0
+        for order, numerator in enumerate(numerators):
+            denominator = max(1, len(text) - order)
+            log_p += math.log((numerator or 0.1) / denominator) / n_max
+        c, r = len(text), _closest_other_length(sorted_lengths, len(text))
+        brevity = 1.0 if c > r else math.exp(1.0 - r / c)
+        scores.append(brevity * math.exp(log_p))
+    return float(np.mean(scores))
 
 
 def word_length(text: str) -> int:

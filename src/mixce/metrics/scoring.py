@@ -7,6 +7,10 @@ Human and model records therefore look alike, and the human reference row of eve
 computed by the same functions:
 
 - diversity: mean n-gram diversity of the continuations' GPT-2 tokens (n = 1..4);
+- the LFD paper's diversity metrics, on the same GPT-2 tokens: corpus distinct-1..4
+  (``distinct_1`` .. ``distinct_4``), ``self_bleu`` (BLEU-4 of each continuation against the
+  others, on a seeded subset of ``self_bleu_max_texts`` continuations) and ``seq_rep_4``
+  (mean over continuations of 1 - unique/total 4-grams);
 - length: mean whitespace words of the decoded continuations;
 - coherence: mean cosine between the embeddings of the decoded prompt and continuation;
 - MAUVE features: prompt + the first L tokens of the continuation, for each length cut L
@@ -26,7 +30,13 @@ from typing import Any
 import numpy as np
 
 from mixce.metrics.coherence import coherence
-from mixce.metrics.diversity import ngram_diversity, word_length
+from mixce.metrics.diversity import (
+    distinct_n,
+    mean_seq_rep_n,
+    ngram_diversity,
+    self_bleu,
+    word_length,
+)
 from mixce.metrics.features import make_featurizer
 from mixce.metrics.mauve_score import mauve_from_features
 
@@ -87,13 +97,39 @@ def featurize(featurizer: Any, records: Sequence[Record], tokenizer: Any, length
     return featurizer.featurize(tokenizer.batch_decode(ids))
 
 
-def text_scores(records: Sequence[Record], tokenizer: Any, coherence_featurizer: Any) -> dict:
-    """n, n_empty, diversity, length_words and coherence of a set of records."""
+# Scores of text_scores besides n and n_empty, in order (the columns of the collected tables).
+TEXT_SCORES = (
+    "diversity",
+    "distinct_1",
+    "distinct_2",
+    "distinct_3",
+    "distinct_4",
+    "self_bleu",
+    "seq_rep_4",
+    "length_words",
+    "coherence",
+)
+
+
+def text_scores(
+    records: Sequence[Record],
+    tokenizer: Any,
+    coherence_featurizer: Any,
+    self_bleu_max_texts: int | None = 500,
+    self_bleu_seed: int = 0,
+) -> dict:
+    """n, n_empty and :data:`TEXT_SCORES` of a set of records (non-empty continuations).
+
+    Self-BLEU compares every continuation with every other one, so it is computed on a
+    random subset of ``self_bleu_max_texts`` continuations (seeded by ``self_bleu_seed``;
+    all of them when None or fewer).
+    """
     kept = [r for r in records if r["cont_ids"]]
     out: dict[str, Any] = {"n": len(records), "n_empty": len(records) - len(kept)}
     if not kept:
-        return {**out, "diversity": math.nan, "length_words": math.nan, "coherence": math.nan}
-    diversities = [ngram_diversity(r["cont_ids"]) for r in kept]
+        return {**out, **dict.fromkeys(TEXT_SCORES, math.nan)}
+    tokens = [r["cont_ids"] for r in kept]
+    diversities = [ngram_diversity(t) for t in tokens]
     continuations = tokenizer.batch_decode([r["cont_ids"] for r in kept])
     prompts = tokenizer.batch_decode([r["prompt_ids"] for r in kept])
     cosine = coherence(
@@ -102,6 +138,9 @@ def text_scores(records: Sequence[Record], tokenizer: Any, coherence_featurizer:
     return {
         **out,
         "diversity": float(np.nanmean(diversities)),
+        **{f"distinct_{n}": distinct_n(tokens, n) for n in (1, 2, 3, 4)},
+        "self_bleu": self_bleu(tokens, max_texts=self_bleu_max_texts, seed=self_bleu_seed),
+        "seq_rep_4": mean_seq_rep_n(tokens, 4),
         "length_words": float(np.mean([word_length(t) for t in continuations])),
         "coherence": float(np.mean(cosine)),
     }
@@ -121,13 +160,19 @@ def mauve_scores(
 
 
 def variant_columns(variant: str) -> dict[str, Any]:
-    """objective, eta and n_train of a variant name (``base``: objective base, NaNs)."""
-    from mixce.plan import BASE, parse_variant
+    """objective, eta, setting (its hyper-parameters, e.g. ``gamma=0.5, wmin=0.1``) and
+    n_train of a variant name (``base``: objective base, NaNs)."""
+    from mixce.plan import BASE, hyper_label, parse_variant
 
     if variant == BASE:
-        return {"objective": BASE, "eta": math.nan, "n_train": math.nan}
+        return {"objective": BASE, "eta": math.nan, "setting": "", "n_train": math.nan}
     parsed = parse_variant(variant)
-    return {"objective": parsed.objective, "eta": parsed.eta, "n_train": parsed.n_train}
+    return {
+        "objective": parsed.objective,
+        "eta": parsed.eta,
+        "setting": hyper_label(variant),
+        "n_train": parsed.n_train,
+    }
 
 
 def decoding_top_p(decoding: str) -> float:
@@ -157,7 +202,8 @@ def sample_rows(paths: Sequence[str], lengths: Sequence[int]) -> list[dict[str, 
             "top_p": decoding_top_p(decoding),
             "seed": int(seed_file.removeprefix("seed").removesuffix(".json")),
         }
-        for key in ("n", "n_empty", "diversity", "mauve", "coherence", "length_words"):
+        base = ("n", "n_empty", "diversity", "mauve", "coherence", "length_words")
+        for key in (*base, *(k for k in TEXT_SCORES if k not in base)):
             row[key] = scores.get(key, math.nan)
         for length in lengths:
             row[f"mauve_len{length}"] = scores.get(f"mauve_len{length}", math.nan)
