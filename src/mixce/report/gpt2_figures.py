@@ -201,12 +201,16 @@ def figure4(
                 if c == 0:
                     ax.set_ylabel("dev MAUVE")
         handles = [
-            Line2D([], [], color=colors[L], marker=markers[L], label=f"max length {L}")
-            for L in lengths
+            Line2D([], [], color=colors[L], marker=markers[L], label=f"{L}") for L in lengths
         ]
         if handles:
             fig.legend(
-                handles=handles, loc="outside lower center", ncol=len(handles), frameon=False
+                handles=handles,
+                loc="outside lower center",
+                ncol=len(handles),
+                frameon=False,
+                title="max generation length (tokens)",
+                title_fontsize=8,
             )
         _save(fig, Path(out_stem))
     return data
