@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lock-stamp
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: venv demo test lint bench dag
+.PHONY: venv demo test test-slurm lint bench dag cluster-plan
 
 venv: $(STAMP)
 
@@ -24,6 +24,11 @@ demo: venv
 
 test: venv lint
 	$(BIN)/python -m pytest -q
+
+# The real-Slurm tests alone (root or password-less sudo; installs the Debian slurm packages
+# when missing). `MIXCE_SLURM=1 make test` runs them as part of the whole suite (CI does).
+test-slurm: venv
+	MIXCE_SLURM=1 $(BIN)/python -m pytest -q -s tests/test_slurm.py
 
 lint: venv
 	$(BIN)/ruff check .
@@ -45,3 +50,8 @@ dag: venv
 	else \
 		echo "graphviz 'dot' not found: install it (apt-get install graphviz), then rerun 'make dag'"; \
 	fi
+
+# README's paper-scale job table and GPU-hour estimate (a dry run of config.yaml through the
+# Slurm profile); tests/test_slurm_profile.py fails when it is stale.
+cluster-plan: venv
+	$(BIN)/python docs/cluster_plan.py --write

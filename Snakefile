@@ -36,6 +36,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/cluster.smk"
 
 
 wildcard_constraints:

@@ -44,9 +44,16 @@ alive() {  # alive PID: the process exists and is not a zombie
 
 failed=0
 stop_pid() {  # stop_pid NAME PID: TERM, wait, KILL, wait
-  local name=$1 pid=$2 i
+  local name=$1 pid=$2 i comm
   if ! alive "$pid"; then
     say "$name (pid $pid) is not running"
+    return 0
+  fi
+  # A recorded PID outlives its daemon (a reboot, a killed container): never signal a
+  # process that is not the daemon the PID was recorded for.
+  comm=$(cat "/proc/$pid/comm" 2>/dev/null || true)
+  if [[ $comm != "$name" ]]; then
+    say "$name (pid $pid) is not running (pid $pid is now '$comm'; left alone)"
     return 0
   fi
   kill -TERM "$pid" 2>/dev/null || true

@@ -83,7 +83,7 @@ alive() {  # alive PID: the process exists and is not a zombie
 recorded_alive() {  # recorded_alive NAME: its recorded PID is alive (or it was reused)
   local f="$ROOT/run/$1.pid"
   [[ -f "$ROOT/run/$1.reused" ]] && return 0
-  [[ -s $f ]] && alive "$(cat "$f")"
+  [[ -s $f ]] && alive "$(cat "$f")" && [[ $(cat "/proc/$(cat "$f")/comm" 2>/dev/null) == "$1" ]]
 }
 
 wait_for() {  # wait_for WHAT LOG CMD...: poll CMD every 0.5 s until it succeeds or TIMEOUT
@@ -160,6 +160,9 @@ fi
 for u in slurm munge mysql; do id "$u" >/dev/null 2>&1 || die "system user $u is missing (package install incomplete?)"; done
 PATH=/usr/sbin:/usr/bin:$PATH
 
+# A fresh start forgets the jobs of an earlier start (a test cluster keeps no queue): stale
+# jobs in the saved state would hold the node and keep it from becoming idle.
+rm -rf "$ROOT/state" "$ROOT/spool"
 mkdir -p "$ROOT"/{etc,log,run,state,spool,mysql,mysql-run}
 chown slurm:slurm "$ROOT/state" "$ROOT/log"
 chown mysql:mysql "$ROOT/mysql" "$ROOT/mysql-run"
@@ -197,18 +200,19 @@ if [[ ! -d "$ROOT/mysql/mysql" ]]; then
     --auth-root-authentication-method=socket >"$ROOT/log/mariadb-install.log" 2>&1 ||
     { tail -n 30 "$ROOT/log/mariadb-install.log" >&2; die "mariadb-install-db failed"; }
 fi
-start mariadbd "$ROOT/log/mariadb.log" /usr/sbin/mariadbd --no-defaults --user=mysql \
+start mariadbd "$ROOT/log/mariadbd.out" /usr/sbin/mariadbd --no-defaults --user=mysql \
   --datadir="$ROOT/mysql" --socket="$SOCK" --pid-file="$ROOT/mysql-run/mysqld.pid" \
   --port="$DB_PORT" --bind-address=127.0.0.1 --skip-name-resolve \
-  --log-error="$ROOT/log/mariadb.log" --innodb-buffer-pool-size=128M \
-  --innodb-lock-wait-timeout=900
-wait_for "MariaDB on $SOCK" "$ROOT/log/mariadb.log" \
+  --innodb-buffer-pool-size=128M --innodb-lock-wait-timeout=900
+wait_for "MariaDB on $SOCK" "$ROOT/log/mariadbd.out" \
   mariadb --no-defaults --socket="$SOCK" -u root -e 'select 1'
 DB_PASS=$(cat "$ROOT/etc/db.pass" 2>/dev/null || head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 echo "$DB_PASS" >"$ROOT/etc/db.pass"
 chmod 600 "$ROOT/etc/db.pass"
+# A fresh start also forgets the accounting of an earlier start: job ids restart at 1.
 mariadb --no-defaults --socket="$SOCK" -u root -e "
-  CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+  DROP DATABASE IF EXISTS slurm_acct_db;
+  CREATE DATABASE slurm_acct_db;
   CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
   ALTER USER 'slurm'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
   GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';

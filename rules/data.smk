@@ -45,6 +45,8 @@ rule prepare_dataset:
         results("benchmarks", "prepare_dataset", "{dataset}.tsv")
     conda:
         "../envs/torch.yaml"
+    resources:
+        **cluster_resources("prepare_dataset"),
     params:
         dataset=lambda wc: wc.dataset,
         spec=lambda wc: dataset_spec(wc.dataset),

@@ -26,6 +26,8 @@ rule finetune:
     conda:
         "../envs/torch.yaml"
     threads: 2
+    resources:
+        **cluster_resources("finetune"),
     params:
         settings=finetune_settings,
         reference=lambda wc: planned_finetune(wc).reference,

@@ -47,6 +47,8 @@ rule score_human:
     conda:
         "../envs/eval.yaml"
     threads: 2
+    resources:
+        **cluster_resources("score_human"),
     params:
         featurizers=FEATURIZERS,
         lengths=MAUVE_LENGTHS,
@@ -119,6 +121,8 @@ rule score_samples:
     conda:
         "../envs/eval.yaml"
     threads: 1
+    resources:
+        **cluster_resources("score_samples"),
     params:
         featurizers=FEATURIZERS,
         lengths=score_lengths,
@@ -145,6 +149,8 @@ rule perplexity:
     conda:
         "../envs/torch.yaml"
     threads: 1
+    resources:
+        **cluster_resources("perplexity"),
     params:
         max_length=GPT2["finetune"]["max_length"],  # texts encoded as in finetuning
         batch_size=METRICS["batch_size"],

@@ -59,6 +59,8 @@ rule pretrain:
     conda:
         "../envs/torch.yaml"
     threads: 2
+    resources:
+        **cluster_resources("pretrain"),
     params:
         settings=pretrain_settings,
         architecture=lambda wc: model_spec(wc.model),

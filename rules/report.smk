@@ -54,6 +54,8 @@ rule nll_figure2:
     conda:
         "../envs/torch.yaml"
     threads: 1
+    resources:
+        **cluster_resources("nll_figure2"),
     params:
         prompt_tokens=GPT2["sampling"]["prompt_tokens"],
         max_new_tokens=GPT2["sampling"]["max_new_tokens"],

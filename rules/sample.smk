@@ -52,6 +52,8 @@ rule sample:
     conda:
         "../envs/torch.yaml"
     threads: 1
+    resources:
+        **cluster_resources("sample"),
     params:
         decoding=lambda wc: wc.decoding,
         seed=lambda wc: int(wc.seed),

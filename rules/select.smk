@@ -48,6 +48,8 @@ rule controlled_human:
     conda:
         "../envs/eval.yaml"
     threads: 2
+    resources:
+        **cluster_resources("controlled_human"),
     params:
         featurizers=FEATURIZERS,
         controlled=METRICS["controlled"],
@@ -99,6 +101,8 @@ rule controlled:
     conda:
         "../envs/eval.yaml"
     threads: 1
+    resources:
+        **cluster_resources("controlled"),
     params:
         featurizers=FEATURIZERS,
         controlled=METRICS["controlled"],

@@ -23,6 +23,8 @@ rule synthetic_target:
         )
     conda:
         "../envs/torch.yaml"
+    resources:
+        **cluster_resources("synthetic_target"),
     params:
         spec=lambda wc: init_spec(wc.init),
         vocab_size=lambda wc: int(wc.vocab),
@@ -46,6 +48,8 @@ rule synthetic_data:
         results("benchmarks", "synthetic_data", "{init}", "V{vocab}", "seed{seed}.tsv")
     conda:
         "../envs/torch.yaml"
+    resources:
+        **cluster_resources("synthetic_data"),
     params:
         n_train=SYN["data"]["n_train"],
         n_dev=SYN["data"]["n_dev"],
@@ -102,6 +106,8 @@ rule synthetic_train:
     conda:
         "../envs/torch.yaml"
     threads: 1
+    resources:
+        **cluster_resources("synthetic_train"),
     params:
         init=lambda wc: wc.init,
         vocab_size=lambda wc: int(wc.vocab),
