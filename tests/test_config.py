@@ -50,7 +50,7 @@ def test_override_configs_are_valid(name: str) -> None:
 def test_demo_config_values() -> None:
     syn = load_config([BASE, OVERRIDES["demo"]])["synthetic"]
     assert syn["vocab_sizes"] == [20, 50]
-    assert selected_inits({"synthetic": syn}) == ["random50", "realtext", "random10", "random90"]
+    assert selected_inits({"synthetic": syn}) == ["random50", "realtext", "random90"]
     assert len(syn["objectives"]) == 6
     assert syn["etas"] == [0.9, 0.1]
     assert syn["seeds"] == [7, 42]
