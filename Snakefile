@@ -17,7 +17,7 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 )
 
-from mixce.config import ConfigError, validate_config
+from mixce.config import ConfigError, canonical, validate_config
 
 
 configfile: "config.yaml"
@@ -30,6 +30,10 @@ try:
 except ConfigError as error:
     raise WorkflowError(f"invalid configuration:\n{error}") from None
 validate(config, "schemas/config.schema.yaml")
+# Keys in sorted order: reordering keys in a config file changes no params (reruns nothing).
+_canonical = canonical(config)
+config.clear()
+config.update(_canonical)
 
 
 report: "report/workflow.rst"

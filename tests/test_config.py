@@ -556,3 +556,13 @@ def test_objective_schema_entries_match_the_registry() -> None:
         assert ("reference" in entry["properties"]) == spec.needs_reference, name
     references = grids["lfd"]["properties"]["reference"]["properties"]["objective"]["enum"]
     assert all(not get_spec(name).needs_reference for name in references)
+
+
+def test_canonical_sorts_mapping_keys_and_keeps_list_order() -> None:
+    from mixce.config import canonical
+
+    value = {"b": {"y": 1, "x": [{"q": 1, "p": 2}, 3]}, "a": [2, 1]}
+    out = canonical(value)
+    assert list(out) == ["a", "b"] and list(out["b"]) == ["x", "y"]
+    assert list(out["b"]["x"][0]) == ["p", "q"] and out["a"] == [2, 1]
+    assert out == value  # same content

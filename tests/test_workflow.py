@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -623,3 +624,56 @@ def test_finetune_setting_reruns_finetune_and_sampling_not_pretraining(
     assert counts["finetune"] == len(finetune_jobs(gpt2))
     assert counts["sample"] == len(finetuned)
     assert not {"pretrain", "prepare_dataset", "score_human", "nll_figure2"} & set(counts)
+
+
+@pytest.mark.slow
+def test_new_sampling_seed_adds_only_its_jobs(test_run: tuple[Path, float], tmp_path: Path) -> None:
+    workdir, _ = test_run
+    config = load_config([workdir / "config.yaml", workdir / "config" / "test.yaml"])
+    gpt2 = config["gpt2"]
+    seeds = [*gpt2["sampling"]["seeds"], 9]
+    change = write_yaml(tmp_path / "seed.yaml", f"gpt2:\n  sampling:\n    seeds: {seeds}\n")
+    counts = dry_run(workdir, "--configfile", "config/test.yaml", change)
+    grown = {**gpt2, "sampling": {**gpt2["sampling"], "seeds": seeds}}
+    new = [j for j in sample_jobs(grown) if j.seed == 9]
+    assert new and counts["sample"] == len(new)
+    scored = [j for j in new if j.variant != "base" and j.decoding != "greedy"]
+    assert counts["score_samples"] == len(scored)
+    assert not {"finetune", "pretrain", "perplexity", "score_human", "synthetic_train"} & set(
+        counts
+    )
+
+
+@pytest.mark.slow
+def test_code_edit_of_one_stage_reruns_it_and_below(test_run: tuple[Path, float]) -> None:
+    """Editing the sampler's module reruns sampling and what reads samples, not training;
+    the file is restored (content and mtime) afterwards."""
+    workdir, _ = test_run
+    module = workdir / "src" / "mixce" / "sample.py"
+    original, stat = module.read_text(), module.stat()
+    try:
+        module.write_text(original + "\n# an edit\n")
+        counts = dry_run(workdir, "--configfile", "config/test.yaml")
+    finally:
+        module.write_text(original)
+        os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    config = load_config([workdir / "config.yaml", workdir / "config" / "test.yaml"])
+    assert counts["sample"] == len(sample_jobs(config["gpt2"]))
+    assert {"score_samples", "collect_metrics", "gpt2_tables"} <= set(counts)
+    assert not {"finetune", "pretrain", "prepare_dataset", "synthetic_train"} & set(counts)
+    assert dry_run(workdir, "--configfile", "config/test.yaml") == {}
+
+
+@pytest.mark.slow
+def test_cosmetic_change_reruns_nothing(test_run: tuple[Path, float], tmp_path: Path) -> None:
+    """The same settings written differently (comments, key order, flow style) change no
+    output."""
+    workdir, _ = test_run
+    import yaml
+
+    settings = yaml.safe_load((workdir / "config" / "test.yaml").read_text())
+    restyled = "# the test config, restyled\n" + yaml.safe_dump(
+        dict(reversed(list(settings.items()))), default_flow_style=True
+    )
+    path = write_yaml(tmp_path / "restyled.yaml", restyled)
+    assert dry_run(workdir, "--configfile", path) == {}

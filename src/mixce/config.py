@@ -99,6 +99,16 @@ def load_config(path_or_paths: str | Path | Sequence[str | Path]) -> dict[str, A
     return config
 
 
+def canonical(value: Any) -> Any:
+    """``value`` with every mapping's keys sorted (lists keep their order): the same settings
+    written in another key order give equal params, so Snakemake reruns nothing."""
+    if isinstance(value, Mapping):
+        return {key: canonical(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
 def selected_inits(config: Mapping[str, Any]) -> list[str]:
     """Names of the synthetic inits this run trains, in order.
 
