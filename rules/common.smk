@@ -228,9 +228,18 @@ def sample_path(job, ext="jsonl"):
     return results("samples", f"{job.path}.{ext}")
 
 
+# The finetuning plan, built once (input functions and params look jobs up in it).
+FINETUNE_PLAN = (
+    {(j.dataset, j.model, j.variant): j for j in finetune_jobs(GPT2)} if GPT2_ENABLED else {}
+)
+
+
 def planned_finetune(wildcards):
     """The planned finetuning job of the wildcards (mixce.plan.FinetuneJob)."""
-    return finetune_job(GPT2, wildcards.dataset, wildcards.model, wildcards.variant)
+    key = (wildcards.dataset, wildcards.model, wildcards.variant)
+    if key not in FINETUNE_PLAN:
+        return finetune_job(GPT2, *key)  # raises a KeyError naming the job
+    return FINETUNE_PLAN[key]
 
 
 def reference_model(wildcards):
