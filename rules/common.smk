@@ -230,7 +230,9 @@ def sample_path(job, ext="jsonl"):
 
 # The finetuning plan, built once (input functions and params look jobs up in it).
 FINETUNE_PLAN = (
-    {(j.dataset, j.model, j.variant): j for j in finetune_jobs(GPT2)} if GPT2_ENABLED else {}
+    {(j.dataset, j.model, j.variant): j for j in finetune_jobs(GPT2)}
+    if GPT2_ENABLED
+    else {}
 )
 
 
