@@ -82,8 +82,21 @@ def _geometric_coefficients(n_explicit: int, rho: float, total: int) -> np.ndarr
     return c
 
 
-class _Occupancy(torch.autograd.Function):
-    """n = sum_{t=1..K} u_t, u_1 = start, u_{t+1} = u_t A, with its exact adjoint backward.
+@dataclass
+class _OccupancyState:
+    """What the adjoint of :func:`occupancy_forward` needs."""
+
+    big_u: torch.Tensor  # the explicit visit vectors u_1 .. u_m (rows)
+    a: torch.Tensor
+    steps: int
+    rho: float  # u_{t+1} = rho u_t after u_m (0: no geometric tail)
+
+
+def occupancy_forward(
+    start: torch.Tensor, a: torch.Tensor, steps: int
+) -> tuple[torch.Tensor, _OccupancyState]:
+    """n = sum_{t=1..K} u_t, u_1 = start, u_{t+1} = u_t A (K = ``steps``), and the state
+    that :func:`occupancy_backward` needs.
 
     A is a sub-stochastic matrix (Q between non-EOS tokens). By Perron-Frobenius the visit
     vector u_t soon becomes geometric, u_{t+1} = rho u_t with rho the dominant eigenvalue
@@ -94,49 +107,66 @@ class _Occupancy(torch.autograd.Function):
     the result is exact up to that tolerance either way; the gradient for A is one matrix
     product (U^T Lambda) rather than K rank-one updates.
     """
+    us, rho = _power_chain(lambda x: torch.mv(a.t(), x), start, steps)
+    big_u = torch.stack(us)
+    tail = _geometric_coefficients(len(us), rho, steps)
+    n = big_u.sum(0) + float(tail.sum()) * big_u[-1]
+    return n, _OccupancyState(big_u, a, steps, rho)
+
+
+def occupancy_backward(
+    state: _OccupancyState,
+    grad: torch.Tensor,
+    out: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dL/dstart, dL/dA) from dL/dn = ``grad``: the exact adjoint of occupancy_forward.
+
+    With ``out`` = (start buffer, A buffer) the two are added into those tensors (no
+    V x V temporary) and returned.
+    """
+    big_u, a, k, rho_u = state.big_u, state.a, state.steps, state.rho
+    m = big_u.shape[0]
+    grad_start, grad_a = out if out is not None else (torch.zeros_like(grad), torch.zeros_like(a))
+    # w_s = A^s g for s = 0 .. k - 1: explicit rows, then w_last * c_w[s]
+    ws, rho_w = _power_chain(lambda x: torch.mv(a, x), grad, k)
+    big_w = torch.stack(ws)
+    s1 = big_w.shape[0] - 1
+    prefix = big_w.cumsum(0)
+    c_w = np.cumsum(_geometric_coefficients(s1 + 1, rho_w, max(k, 1)))
+
+    def lam_rows(n_idx: np.ndarray) -> torch.Tensor:
+        """Wsum(N) = sum_{s<=N} w_s for each N in n_idx (rows)."""
+        head = prefix[torch.from_numpy(np.minimum(n_idx, s1))]
+        return head + torch.from_numpy(c_w[n_idx]).to(grad)[:, None] * big_w[-1]
+
+    grad_start += lam_rows(np.array([k - 1]))[0]
+    # head: t = 1 .. min(m, k - 1), lambda_{t+1} = Wsum(k - t - 1)
+    t_head = np.arange(1, min(m, k - 1) + 1)
+    if t_head.size:
+        grad_a.addmm_(big_u[: t_head.size].t(), lam_rows(k - t_head - 1))
+    # tail: t = m + 1 .. k - 1, u_t = rho_u^(t - m) u_m
+    if rho_u != 0.0 and k - 1 > m:
+        t_tail = np.arange(m + 1, k)
+        coef = rho_u ** (t_tail - m)
+        n_idx = k - t_tail - 1
+        weights = np.bincount(np.minimum(n_idx, s1), weights=coef, minlength=s1 + 1)
+        z = torch.from_numpy(weights).to(grad) @ prefix
+        z = z + float((coef * c_w[n_idx]).sum()) * big_w[-1]
+        grad_a.addr_(big_u[-1], z)
+    return grad_start, grad_a
+
+
+class _Occupancy(torch.autograd.Function):
+    """Autograd wrapper of :func:`occupancy_forward` / :func:`occupancy_backward`."""
 
     @staticmethod
     def forward(ctx, start: torch.Tensor, a: torch.Tensor, steps: int) -> torch.Tensor:  # type: ignore[override]
-        at = a.t().contiguous()
-        us, rho = _power_chain(lambda x: torch.mv(at, x), start, steps)
-        big_u = torch.stack(us)
-        tail = _geometric_coefficients(len(us), rho, steps)
-        ctx.save_for_backward(big_u, a)
-        ctx.steps, ctx.rho = steps, rho
-        return big_u.sum(0) + float(tail.sum()) * big_u[-1]
+        n, ctx.state = occupancy_forward(start, a, steps)
+        return n
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        big_u, a = ctx.saved_tensors
-        k, rho_u = ctx.steps, ctx.rho
-        m = big_u.shape[0]
-        # w_s = A^s g for s = 0 .. k - 1: explicit rows, then w_last * c_w[s]
-        ws, rho_w = _power_chain(lambda x: torch.mv(a, x), grad, k)
-        big_w = torch.stack(ws)
-        s1 = big_w.shape[0] - 1
-        prefix = big_w.cumsum(0)
-        c_w = np.cumsum(_geometric_coefficients(s1 + 1, rho_w, max(k, 1)))
-
-        def lam_rows(n_idx: np.ndarray) -> torch.Tensor:
-            """Wsum(N) = sum_{s<=N} w_s for each N in n_idx (rows)."""
-            head = prefix[torch.from_numpy(np.minimum(n_idx, s1))]
-            return head + torch.from_numpy(c_w[n_idx]).to(grad)[:, None] * big_w[-1]
-
-        grad_start = lam_rows(np.array([k - 1]))[0]
-        # head: t = 1 .. min(m, k - 1), lambda_{t+1} = Wsum(k - t - 1)
-        t_head = np.arange(1, min(m, k - 1) + 1)
-        grad_a = torch.zeros_like(a)
-        if t_head.size:
-            grad_a = big_u[: t_head.size].t() @ lam_rows(k - t_head - 1)
-        # tail: t = m + 1 .. k - 1, u_t = rho_u^(t - m) u_m
-        if rho_u != 0.0 and k - 1 > m:
-            t_tail = np.arange(m + 1, k)
-            coef = rho_u ** (t_tail - m)
-            n_idx = k - t_tail - 1
-            weights = np.bincount(np.minimum(n_idx, s1), weights=coef, minlength=s1 + 1)
-            z = torch.from_numpy(weights).to(grad) @ prefix
-            z = z + float((coef * c_w[n_idx]).sum()) * big_w[-1]
-            grad_a = grad_a + torch.outer(big_u[-1], z)
+        grad_start, grad_a = occupancy_backward(ctx.state, grad)
         return grad_start, grad_a, None
 
 
@@ -209,7 +239,7 @@ class Batch:
     counts: torch.Tensor  # (V + 1) x V transition counts
     n_seq: int
     seqs: Sequences  # the sequences (JS's P side)
-    seq_log_p: torch.Tensor  # log P(x) of each sequence
+    seq_log_p: torch.Tensor | None  # log P(x) of each sequence (JS only; else None)
 
 
 @dataclass
@@ -269,6 +299,78 @@ def objective_loss(
     return loss, float(loss.detach())
 
 
+def exact_value_and_grad(
+    name: str,
+    eta: float,
+    logits: torch.Tensor,
+    batch: Batch,
+    s: Setting,
+    need_grad: bool = True,
+) -> tuple[float, torch.Tensor | None]:
+    """Objective ``name``'s value per sequence under the exact estimator and, if asked, its
+    gradient with respect to the (V + 1) x V transition logits, derived by hand.
+
+    The same numbers as autograd through :func:`objective_loss` (tested), without a graph
+    over the (V + 1) x V matrices; the caller backpropagates the gradient through the
+    network with ``logits.backward(grad)``. Every objective but JS (which needs samples).
+    With L = log_softmax(Z), Q = exp(L) and softmax's adjoint
+    ``sm(H) = Q * (H - sum_b Q H)`` (row-wise), d/dZ of
+
+    - the data term -(1/n) sum C w L (w = 1, or MixCE's weight, held fixed) is
+      -(1/n) (C w - Q rowsum(C w));
+    - the expected term sum_r n_r sum_b Q F (F = L - log P for the KLs, -log P for
+      MixCE*) is sm(n F + dn), dn being the occupancy's adjoint for dL/dn_r = sum_b Q F.
+    """
+    if name not in OBJECTIVES or name == "js":
+        raise KeyError(f"no hand-derived exact gradient for {name!r}")
+    eta = FIXED_ETA.get(name, eta)
+    # written for speed at V = 1000: in-place updates, few passes over the (V + 1) x V
+    # matrices
+    with torch.no_grad():
+        log_q = torch.log_softmax(logits, dim=-1)
+        q = log_q.exp()
+        value = 0.0
+        grad: torch.Tensor | None = None
+        data_weight = 1.0 if name == "mixce" else eta
+        if data_weight > 0:
+            weighted = batch.counts
+            if name == "mixce":
+                weighted = mixce_weight(log_q, eta).mul_(batch.counts)
+            scale = data_weight / batch.n_seq
+            value -= scale * float(torch.dot(weighted.view(-1), log_q.view(-1)))
+            if need_grad:  # -(scale) (C w - Q rowsum(C w))
+                grad = q * (scale * weighted.sum(1, keepdim=True))
+                grad.sub_(weighted, alpha=scale)
+        if name != "mixce" and eta < 1:
+            h = -s.log_p if name == "mixce_star" else log_q - s.log_p  # F
+            per_row = _row_dot(q, h)
+            v = logits.shape[1]
+            n = logits.new_zeros(v + 1)
+            n[v] = 1.0
+            state = None
+            if s.max_length - 2 >= 1:
+                n[: v - 1], state = occupancy_forward(
+                    q[v, : v - 1], q[: v - 1, : v - 1], s.max_length - 2
+                )
+            value += (1.0 - eta) * float(torch.dot(n, per_row))
+            if need_grad:
+                h.mul_(n[:, None])  # h = n F + dn, then sm(h)
+                if state is not None:
+                    occupancy_backward(
+                        state, per_row[: v - 1], out=(h[v, : v - 1], h[: v - 1, : v - 1])
+                    )
+                h.sub_(_row_dot(q, h)[:, None]).mul_(q)
+                grad = h.mul_(1.0 - eta) if grad is None else grad.add_(h, alpha=1.0 - eta)
+    if need_grad and grad is None:  # no term (cannot happen for a known objective)
+        grad = torch.zeros_like(logits)
+    return value, grad
+
+
+def _row_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """sum_c a[r, c] * b[r, c] for every row r."""
+    return torch.linalg.vecdot(a, b)
+
+
 def _js(
     eta: float,
     model: NeuralBigram,
@@ -278,6 +380,8 @@ def _js(
     rng: np.random.Generator,
 ) -> tuple[torch.Tensor, float]:
     """JS with the sequence-level mixture M = eta P + (1 - eta) Q."""
+    if batch.seq_log_p is None:
+        raise ValueError("JS needs the batch's per-sequence log P (make_batch(seq_log_p=True))")
     idx = np.sort(rng.choice(batch.n_seq, size=min(s.js_samples, batch.n_seq), replace=False))
     data = batch.seqs.subset(idx)
     lp_data = batch.seq_log_p[idx]

@@ -16,7 +16,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 #: Objectives in the order the paper lists them (Tables 1, 6, 7, 11).
 OBJECTIVE_ORDER: tuple[str, ...] = (
@@ -92,6 +91,8 @@ def ci95(values: np.ndarray | pd.Series) -> float:
     n = arr.size
     if n < 2:
         return math.nan
+    from scipy import stats  # here, not at the top: training jobs import this module
+
     sd = float(np.std(arr, ddof=1))
     return float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n))
 

@@ -19,9 +19,9 @@ import torch
 from tqdm import tqdm
 
 from mixce.synthetic.data import Sequences, sequence_logprob
-from mixce.synthetic.metrics import compare
+from mixce.synthetic.metrics import Comparer
 from mixce.synthetic.model import NeuralBigram
-from mixce.synthetic.objectives import Batch, Setting, objective_loss
+from mixce.synthetic.objectives import Batch, Setting, exact_value_and_grad, objective_loss
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -47,14 +47,22 @@ class TrainConfig:
     max_length: int = 500
 
 
-def make_batch(seqs: Sequences, p_log: np.ndarray, dtype: torch.dtype = torch.float64) -> Batch:
-    """Count matrix, size and per-sequence log P of a set of sequences."""
+def make_batch(
+    seqs: Sequences,
+    p_log: np.ndarray,
+    dtype: torch.dtype = torch.float64,
+    seq_log_p: bool = True,
+) -> Batch:
+    """Count matrix, size and (if ``seq_log_p``; only JS needs it) per-sequence log P of a
+    set of sequences."""
     v = p_log.shape[1]
     return Batch(
         counts=torch.from_numpy(seqs.counts(v)).to(dtype),
         n_seq=len(seqs),
         seqs=seqs,
-        seq_log_p=torch.from_numpy(sequence_logprob(p_log, seqs)).to(dtype),
+        seq_log_p=(
+            torch.from_numpy(sequence_logprob(p_log, seqs)).to(dtype) if seq_log_p else None
+        ),
     )
 
 
@@ -88,8 +96,12 @@ def train_q(
     )
     model = NeuralBigram(v, cfg.hidden_size, cfg.dropout).to(dtype)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    full_train = make_batch(train, p_log, dtype)
-    dev_batch = make_batch(dev, p_log, dtype)
+    # the exact estimator's gradient is derived by hand for every objective but JS
+    by_hand = cfg.estimator == "exact" and objective != "js"
+    compare = Comparer(p_chain)
+    is_js = objective == "js"
+    full_train = make_batch(train, p_log, dtype, is_js)
+    dev_batch = make_batch(dev, p_log, dtype, is_js)
 
     def rounds() -> Iterator[list[Batch]]:
         """The batches between two dev checks."""
@@ -100,7 +112,9 @@ def train_q(
             for _ in range(cfg.max_epochs):
                 order = rng.permutation(len(train))
                 yield [
-                    make_batch(train.subset(np.sort(order[i : i + cfg.batch_size])), p_log, dtype)
+                    make_batch(
+                        train.subset(np.sort(order[i : i + cfg.batch_size])), p_log, dtype, is_js
+                    )
                     for i in range(0, len(train) - cfg.batch_size + 1, cfg.batch_size)
                 ] or [full_train]
 
@@ -116,21 +130,31 @@ def train_q(
         for batch in batches:
             if cfg.estimator == "exact" and step >= cfg.max_steps:
                 break
-            loss, value = objective_loss(objective, eta, model, batch, setting, rng)
+            opt.zero_grad(set_to_none=True)
+            if by_hand:  # the gradient w.r.t. the logits by hand, the network's by autograd
+                logits = model.transition_logits()
+                value, grad = exact_value_and_grad(objective, eta, logits.detach(), batch, setting)
+                logits.backward(grad)
+            else:
+                loss, value = objective_loss(objective, eta, model, batch, setting, rng)
+                loss.backward()
             if not math.isfinite(value):
                 raise FloatingPointError(
                     f"{objective} eta={eta} seed={seed}: loss is {value} at step {step + 1}"
                 )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
             opt.step()
             step += 1
             train_sum += value
             bar.update(1)
         model.eval()
         with torch.no_grad():
-            _, dev_loss = objective_loss(objective, eta, model, dev_batch, setting, rng)
-        metrics = compare(model.learned_matrix().double().numpy(), p_chain)
+            if by_hand:
+                dev_loss, _ = exact_value_and_grad(
+                    objective, eta, model.transition_logits(), dev_batch, setting, False
+                )
+            else:
+                _, dev_loss = objective_loss(objective, eta, model, dev_batch, setting, rng)
+        metrics = compare(model.learned_matrix())
         row = {
             "seed": seed,
             "step": step,
