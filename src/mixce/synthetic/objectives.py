@@ -334,8 +334,8 @@ def exact_value_and_grad(
         data_weight = 1.0 if name == "mixce" else eta
         if data_weight > 0:
             weighted = batch.counts
-            if name == "mixce":
-                weighted = mixce_weight(log_q, eta).mul_(batch.counts)
+            if name == "mixce":  # C (eta + (1 - eta) q), MixCE's weight (mixce_weight)
+                weighted = (q * batch.counts).mul_(1.0 - eta).add_(batch.counts, alpha=eta)
             scale = data_weight / batch.n_seq
             value -= scale * float(torch.dot(weighted.view(-1), log_q.view(-1)))
             if need_grad:  # -(scale) (C w - Q rowsum(C w))
