@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,24 +33,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from mixce.config import load_config  # noqa: E402
+from mixce.layout import copy_workflow  # noqa: E402
 from mixce.plan import BASE, parse_variant  # noqa: E402
 
 README = REPO / "README.md"
 START = "<!-- cluster-plan:start (python docs/cluster_plan.py --write) -->"
 END = "<!-- cluster-plan:end -->"
-WORKFLOW_FILES = [
-    "Snakefile",
-    "rules",
-    "scripts",
-    "schemas",
-    "envs",
-    "config.yaml",
-    "config",
-    "src",
-    "report",
-    "slurm",
-]
-
 # ASSUMED sustained GPU rates (FLOP/s) on one A100-class GPU (bf16 autocast, as the training
 # loop runs on CUDA): 30% of the 312 TFLOP/s bf16 peak for training and batched forward
 # passes; 3% for token-by-token sampling (batch 32 with a KV cache is memory-bound).
@@ -79,13 +66,7 @@ def dry_run(env: dict | None = None) -> str:
     """Output of `snakemake --profile slurm all -n --forceall` on config.yaml in a copy."""
     with tempfile.TemporaryDirectory(prefix="cluster-plan-") as tmp:
         root = Path(tmp)
-        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "site.yaml")
-        for name in WORKFLOW_FILES:
-            src = REPO / name
-            if src.is_dir():
-                shutil.copytree(src, root / name, ignore=ignore)
-            else:
-                shutil.copy2(src, root / name)
+        copy_workflow(root, ignore=("site.yaml",))
         snakemake = Path(sys.executable).with_name("snakemake")
         cmd = [str(snakemake), "--profile", "slurm", "all", "-n", "--forceall", "--nocolor"]
         proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)

@@ -28,7 +28,6 @@ import fcntl
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -41,24 +40,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mixce import layout
 from mixce.config import load_config
 from mixce.plan import finetune_jobs
 from mixce.synthetic.pipeline import objective_etas
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
-WORKFLOW_FILES = [
-    "Snakefile",
-    "rules",
-    "scripts",
-    "schemas",
-    "envs",
-    "config.yaml",
-    "config",
-    "src",
-    "report",
-    "slurm",
-]
 ACCOUNT = "mixce"
 LOCAL_RULES = {"download_dataset", "tokenizer", "fetch_model", "fetch_featurizer"}
 GPU_RULES = {
@@ -208,13 +196,7 @@ CLUSTER_TEST = "cluster: {max_mem_mb: 1500, max_runtime: 20}\n"
 
 def copy_workflow(root: Path) -> Path:
     """A private copy of the workflow, with the test cluster's site settings."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc", "site.yaml")
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, root / name, ignore=ignore)
-        else:
-            shutil.copy2(src, root / name)
+    layout.copy_workflow(root, ignore=("site.yaml",))
     # The test cluster: account and partitions as ci/slurm_up.sh makes them.
     (root / "slurm" / "site.yaml").write_text(
         f"account: {ACCOUNT}\npartitions: {{cpu: cpu, gpu: gpu}}\n"

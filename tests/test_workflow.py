@@ -13,7 +13,6 @@ import json
 import math
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from mixce.io import (
     write_json,
     write_npz,
 )
+from mixce.layout import copy_workflow
 from mixce.plan import finetune_jobs, sample_jobs, scratch_models
 from mixce.synthetic.pipeline import (
     RUNS_COLUMNS,
@@ -48,17 +48,6 @@ from mixce.synthetic.pipeline import (
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
-WORKFLOW_FILES = [
-    "Snakefile",
-    "rules",
-    "scripts",
-    "schemas",
-    "envs",
-    "config.yaml",
-    "config",
-    "src",
-    "report",
-]
 OBJECTIVES = ["forward_kl", "reverse_kl", "mix_kl", "js", "mixce_star", "mixce"]
 TIMEOUT_S = 900
 
@@ -223,15 +212,7 @@ def test_runs_table_sorts_and_checks_columns() -> None:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private copy of the workflow files."""
-    root = tmp_path_factory.mktemp("workflow")
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, root / name, ignore=ignore)
-        else:
-            shutil.copy2(src, root / name)
-    return root
+    return copy_workflow(tmp_path_factory.mktemp("workflow"))
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -1,0 +1,44 @@
+"""The files that make up the workflow, and a private copy of them (tests, docs scripts).
+
+A copy holds everything `snakemake` reads from the repository: rules, scripts, schemas,
+environments, configs, the source package (declared as inputs), report captions and the
+Slurm profile; no results, caches or virtual environment.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOW_FILES: tuple[str, ...] = (
+    "Snakefile",
+    "rules",
+    "scripts",
+    "schemas",
+    "envs",
+    "config.yaml",
+    "config",
+    "src",
+    "report",
+    "slurm",
+)
+IGNORED = ("__pycache__", "*.egg-info", "*.pyc")
+
+
+def copy_workflow(dest: Path, ignore: tuple[str, ...] = (), repo: Path = REPO) -> Path:
+    """Copy :data:`WORKFLOW_FILES` of ``repo`` into ``dest`` (which may exist); return it.
+
+    ``ignore`` adds glob patterns to leave out (e.g. ``site.yaml``, a site's own settings).
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    patterns = shutil.ignore_patterns(*IGNORED, *ignore)
+    for name in WORKFLOW_FILES:
+        src = repo / name
+        if not src.exists():
+            raise FileNotFoundError(f"{src}: a workflow file is missing from the repository")
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=patterns)
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
