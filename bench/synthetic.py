@@ -132,6 +132,39 @@ def hand_vs_autograd(chain, train, reps: int = 30) -> dict:
     return out
 
 
+def _meta(args: argparse.Namespace, extra: str = "") -> dict:
+    return {
+        "machine": platform.processor() or platform.machine(),
+        "threads": 1,
+        "torch": torch.__version__,
+        "command": f"python bench/synthetic.py{extra} --vocab " + " ".join(map(str, args.vocab)),
+    }
+
+
+def _print_steps(rows: list[dict]) -> None:
+    print("\n| V | objective | hand-derived step (ms) | autograd step (ms) | autograd / hand |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        for objective, h in r["hand_vs_autograd"].items():
+            print(
+                f"| {r['vocab_size']} | {objective} | {1e3 * h['hand_step_s']:.2f} | "
+                f"{1e3 * h['autograd_step_s']:.2f} | {h['autograd_over_hand']:.2f}x |"
+            )
+
+
+def steps_only(args: argparse.Namespace) -> None:
+    """Part 3 alone: one exact step, hand-derived gradient against autograd, per V."""
+    rows = []
+    for v in args.vocab:
+        chain, train, _ = data_for(v, args.n_train, args.n_dev, args.max_length)
+        rows.append({"vocab_size": v, "hand_vs_autograd": hand_vs_autograd(chain, train)})
+        print(json.dumps(rows[-1]), flush=True)
+    out = args.out or Path("bench/results/synthetic_steps.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": _meta(args, " --steps-only"), "rows": rows}, indent=2))
+    _print_steps(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--vocab", type=int, nargs="+", default=[20, 50, 100, 500, 1000])
@@ -139,9 +172,18 @@ def main() -> None:
     ap.add_argument("--n-dev", type=int, default=5000)
     ap.add_argument("--max-length", type=int, default=500)
     ap.add_argument("--gumbel-steps", type=int, default=3)
-    ap.add_argument("--out", type=Path, default=Path("bench/results/synthetic.json"))
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--steps-only",
+        action="store_true",
+        help="only part 3 (hand-derived vs autograd step), to bench/results/synthetic_steps.json",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.steps_only:
+        steps_only(args)
+        return
+    args.out = args.out or Path("bench/results/synthetic.json")
     rows = []
     for v in args.vocab:
         chain, train, dev = data_for(v, args.n_train, args.n_dev, args.max_length)
@@ -161,13 +203,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "machine": platform.processor() or platform.machine(),
-        "threads": 1,
-        "torch": torch.__version__,
-        "command": "python bench/synthetic.py "
-        + " ".join(f"--vocab {' '.join(map(str, args.vocab))}".split()),
-    }
+    meta = _meta(args)
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     print(
         "| V | mean len | exact mix_kl run (s, steps) | exact mixce run (s, steps) | "
@@ -183,14 +219,7 @@ def main() -> None:
             f"| {r['gumbel_mix_kl_step_s']:.2f} | {r['gumbel_mix_kl_run_s_extrapolated']:.0f} | "
             f"{r['gumbel_over_exact_step']:.0f}x | {ct['ratio_count_over_token']:.3f} |"
         )
-    print("\n| V | objective | hand-derived step (ms) | autograd step (ms) | autograd / hand |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        for objective, h in r["hand_vs_autograd"].items():
-            print(
-                f"| {r['vocab_size']} | {objective} | {1e3 * h['hand_step_s']:.2f} | "
-                f"{1e3 * h['autograd_step_s']:.2f} | {h['autograd_over_hand']:.2f}x |"
-            )
+    _print_steps(rows)
 
 
 if __name__ == "__main__":
