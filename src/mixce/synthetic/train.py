@@ -96,10 +96,10 @@ def train_q(
     )
     model = NeuralBigram(v, cfg.hidden_size, cfg.dropout).to(dtype)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    # the exact estimator's gradient is derived by hand for every objective but JS
-    by_hand = cfg.estimator == "exact" and objective != "js"
-    compare = Comparer(p_chain)
     is_js = objective == "js"
+    # the exact estimator's gradient is derived by hand for every objective but JS
+    by_hand = cfg.estimator == "exact" and not is_js
+    compare = Comparer(p_chain)
     full_train = make_batch(train, p_log, dtype, is_js)
     dev_batch = make_batch(dev, p_log, dtype, is_js)
 
