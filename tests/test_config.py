@@ -451,6 +451,18 @@ BAD_CONFIGS: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         "n_embd",
     ),
     (
+        "synthetic_unknown_device",
+        _set("synthetic.train.device", "tpu"),
+        "synthetic.train.device = 'tpu'",
+        "one of cpu, cuda, auto",
+    ),
+    (
+        "synthetic_cuda_without_a_gpu_job",
+        _set("synthetic.train.device", "cuda"),
+        "cluster.rules.synthetic_train.gpu = 0",
+        "set it to 1",
+    ),
+    (
         "gpt2_unknown_key",
         _set("gpt2.finetune.learning_rate", 1e-4),
         "gpt2.finetune.learning_rate",
@@ -477,6 +489,15 @@ def test_bad_config_is_rejected(
     assert key in message
     assert hint in message
     assert "config key" in message
+
+
+def test_synthetic_cuda_with_a_gpu_per_training_job_is_valid(
+    base_config: dict[str, Any],
+) -> None:
+    config = copy.deepcopy(base_config)
+    config["synthetic"]["train"]["device"] = "cuda"
+    config["cluster"]["rules"]["synthetic_train"]["gpu"] = 1
+    validate_config(config)
 
 
 def test_bad_config_ids_are_distinct() -> None:

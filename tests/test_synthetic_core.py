@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -31,7 +32,7 @@ from mixce.synthetic.objectives import (
     sequence_logq,
 )
 from mixce.synthetic.target import check_target, random_target, real_text_target, uniform_start
-from mixce.synthetic.train import TrainConfig, make_batch, train_q
+from mixce.synthetic.train import TrainConfig, make_batch, train_device, train_q
 
 LOG_EPS = 1e-30
 
@@ -840,3 +841,38 @@ def test_train_q_improves_avg_js(train_problem, objective, eta):
     again.pop("seconds")
     assert again == result
     assert log2 == log
+
+
+def test_train_device_names_the_key_and_the_problem():
+    assert train_device("cpu") == torch.device("cpu")
+    assert train_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="synthetic.train.device must be cpu, cuda or auto"):
+        train_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="synthetic.train.device is cuda but torch sees"):
+            train_device("cuda")
+
+
+def test_train_q_cuda_without_a_gpu_stops_before_training(train_problem):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: the error path is for machines without one")
+    p, train, dev, cfg = train_problem
+    cfg = dataclasses.replace(cfg, device="cuda")
+    with pytest.raises(RuntimeError, match="sees no GPU"):
+        train_q(p, train, dev, "mixce", 0.5, 7, cfg, progress=False)
+
+
+@pytest.mark.parametrize("objective", ["js", "mix_kl"])
+def test_train_q_reports_its_device_and_auto_on_cpu_equals_cpu(train_problem, objective):
+    if torch.cuda.is_available():
+        pytest.skip("auto means cuda here")
+    p, train, dev, cfg = train_problem
+    cfg = dataclasses.replace(cfg, max_steps=20, js_samples=50)
+    on_cpu, log_cpu = train_q(p, train, dev, objective, 0.5, 3, cfg, progress=False)
+    auto, log_auto = train_q(
+        p, train, dev, objective, 0.5, 3, dataclasses.replace(cfg, device="auto"), progress=False
+    )
+    assert on_cpu["device"] == auto["device"] == "cpu"
+    on_cpu.pop("seconds")
+    auto.pop("seconds")
+    assert on_cpu == auto and log_cpu == log_auto

@@ -335,11 +335,33 @@ def _schema_problems(
     )
 
 
+def _synthetic_gpu_problems(
+    config: Mapping[str, Any], synthetic: Mapping[str, Any]
+) -> Iterator[tuple[PathParts, str]]:
+    """synthetic.train.device: cuda needs a GPU for the synthetic_train jobs on a cluster."""
+    train = synthetic.get("train")
+    if not isinstance(train, Mapping) or train.get("device") != "cuda":
+        return
+    rules = (config.get("cluster") or {}).get("rules") or {}
+    spec = rules.get("synthetic_train") if isinstance(rules, Mapping) else None
+    gpu = spec.get("gpu") if isinstance(spec, Mapping) else None
+    if isinstance(gpu, int) and gpu < 1:
+        yield (
+            ("cluster", "rules", "synthetic_train", "gpu"),
+            (
+                f"config key cluster.rules.synthetic_train.gpu = {gpu} is not allowed: "
+                "synthetic.train.device is cuda, so each synthetic_train job needs a GPU; "
+                "set it to 1 (or set synthetic.train.device to cpu or auto)"
+            ),
+        )
+
+
 def _semantic_problems(config: Mapping[str, Any]) -> Iterator[tuple[PathParts, str]]:
     """Cross-key rules a JSON schema cannot express (checked defensively)."""
     synthetic = config.get("synthetic")
     if not isinstance(synthetic, Mapping):
         return
+    yield from _synthetic_gpu_problems(config, synthetic)
     inits = synthetic.get("inits")
     init_names = [k for k in inits] if isinstance(inits, Mapping) else None
 

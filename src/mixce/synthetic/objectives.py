@@ -136,7 +136,7 @@ def occupancy_backward(
 
     def lam_rows(n_idx: np.ndarray) -> torch.Tensor:
         """Wsum(N) = sum_{s<=N} w_s for each N in n_idx (rows)."""
-        head = prefix[torch.from_numpy(np.minimum(n_idx, s1))]
+        head = prefix[torch.from_numpy(np.minimum(n_idx, s1)).to(prefix.device)]
         return head + torch.from_numpy(c_w[n_idx]).to(grad)[:, None] * big_w[-1]
 
     grad_start += lam_rows(np.array([k - 1]))[0]
@@ -199,7 +199,9 @@ def count_loss(log_q: torch.Tensor, counts: torch.Tensor, n_seq: int, eta: float
 def sequence_logq(log_q: torch.Tensor, seqs: Sequences) -> torch.Tensor:
     """log Q(x) of each sequence (sum over its counted transitions), differentiable."""
     v = log_q.shape[1]
-    prev, nxt, seq = (torch.from_numpy(a.astype(np.int64)) for a in seqs.transitions(v))
+    prev, nxt, seq = (
+        torch.from_numpy(a.astype(np.int64)).to(log_q.device) for a in seqs.transitions(v)
+    )
     return log_q.new_zeros(len(seqs)).index_add(0, seq, log_q[prev, nxt])
 
 
@@ -215,7 +217,7 @@ def gumbel_rollout(
     soft backward), each one-hot fed back through the embedding. Returns per-sequence
     log Q(x) and log P(x) over the drawn positions 1 .. max_length - 1 (paper / reference)."""
     v = model.vocab_size
-    logits = model(torch.full((n,), v, dtype=torch.long))
+    logits = model(torch.full((n,), v, dtype=torch.long, device=log_p.device))
     prev_log_p = log_p[v].expand(n, v)
     alive = log_p.new_ones(n)
     seq_log_q = log_p.new_zeros(n)
@@ -392,7 +394,7 @@ def _js(
         q_side = (lq - log_mixture(eta, lp, lq)).mean()
         loss = eta * p_side + (1.0 - eta) * q_side
         return loss, float(loss.detach())
-    drawn = sample_sequences(log_q.detach().exp().numpy(), s.js_samples, s.max_length, rng)
+    drawn = sample_sequences(log_q.detach().exp().cpu().numpy(), s.js_samples, s.max_length, rng)
     lq = sequence_logq(log_q, drawn)
     lp = sequence_logq(s.log_p, drawn)
     f = lq - log_mixture(eta, lp, lq)

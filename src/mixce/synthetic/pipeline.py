@@ -176,6 +176,7 @@ def train_settings(config: Mapping[str, Any], objective: str) -> dict[str, Any]:
     estimator = train["estimator"]
     values: dict[str, Any] = {
         "estimator": estimator,
+        "device": train.get("device", "cpu"),
         "dtype": train["dtype"],
         "weight_decay": train["weight_decay"],
         "log_eps": train["log_eps"],

@@ -31,6 +31,7 @@ class TrainConfig:
     """The settings of one training run (config key synthetic.train and friends)."""
 
     estimator: str = "exact"
+    device: str = "cpu"
     dtype: str = "float32"
     lr: float = 1e-2
     weight_decay: float = 1e-4
@@ -52,18 +53,34 @@ def make_batch(
     p_log: np.ndarray,
     dtype: torch.dtype = torch.float64,
     seq_log_p: bool = True,
+    device: torch.device | str = "cpu",
 ) -> Batch:
     """Count matrix, size and (if ``seq_log_p``; only JS needs it) per-sequence log P of a
-    set of sequences."""
+    set of sequences, on ``device``."""
     v = p_log.shape[1]
     return Batch(
-        counts=torch.from_numpy(seqs.counts(v)).to(dtype),
+        counts=torch.from_numpy(seqs.counts(v)).to(device, dtype),
         n_seq=len(seqs),
         seqs=seqs,
         seq_log_p=(
-            torch.from_numpy(sequence_logprob(p_log, seqs)).to(dtype) if seq_log_p else None
+            torch.from_numpy(sequence_logprob(p_log, seqs)).to(device, dtype) if seq_log_p else None
         ),
     )
+
+
+def train_device(name: str) -> torch.device:
+    """The device of config key synthetic.train.device (cpu, cuda or auto), checked."""
+    if name not in ("cpu", "cuda", "auto"):
+        raise ValueError(f"synthetic.train.device must be cpu, cuda or auto, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            "synthetic.train.device is cuda but torch sees no GPU here "
+            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda}); "
+            "set it to cpu or auto, or run the job where a GPU is visible"
+        )
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def train_q(
@@ -83,25 +100,26 @@ def train_q(
             f"synthetic.train.dtype must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}"
         )
     dtype = DTYPES[cfg.dtype]
+    device = train_device(cfg.device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     v = p_chain.shape[1]
     p_log = np.log(p_chain + cfg.log_eps)
     setting = Setting(
-        log_p=torch.from_numpy(p_log).to(dtype),
+        log_p=torch.from_numpy(p_log).to(device, dtype),
         max_length=cfg.max_length,
         estimator=cfg.estimator,
         tau=cfg.tau,
         js_samples=cfg.js_samples,
     )
-    model = NeuralBigram(v, cfg.hidden_size, cfg.dropout).to(dtype)
+    model = NeuralBigram(v, cfg.hidden_size, cfg.dropout).to(device, dtype)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     is_js = objective == "js"
     # the exact estimator's gradient is derived by hand for every objective but JS
     by_hand = cfg.estimator == "exact" and not is_js
     compare = Comparer(p_chain)
-    full_train = make_batch(train, p_log, dtype, is_js)
-    dev_batch = make_batch(dev, p_log, dtype, is_js)
+    full_train = make_batch(train, p_log, dtype, is_js, device)
+    dev_batch = make_batch(dev, p_log, dtype, is_js, device)
 
     def rounds() -> Iterator[list[Batch]]:
         """The batches between two dev checks."""
@@ -113,7 +131,11 @@ def train_q(
                 order = rng.permutation(len(train))
                 yield [
                     make_batch(
-                        train.subset(np.sort(order[i : i + cfg.batch_size])), p_log, dtype, is_js
+                        train.subset(np.sort(order[i : i + cfg.batch_size])),
+                        p_log,
+                        dtype,
+                        is_js,
+                        device,
                     )
                     for i in range(0, len(train) - cfg.batch_size + 1, cfg.batch_size)
                 ] or [full_train]
@@ -154,7 +176,7 @@ def train_q(
                 )
             else:
                 _, dev_loss = objective_loss(objective, eta, model, dev_batch, setting, rng)
-        metrics = compare(model.learned_matrix())
+        metrics = compare(model.learned_matrix().cpu())
         row = {
             "seed": seed,
             "step": step,
@@ -179,6 +201,7 @@ def train_q(
         "eta": eta,
         "seed": seed,
         "estimator": cfg.estimator,
+        "device": device.type,
         "steps": step,
         "seconds": time.perf_counter() - t0,
         **best,
