@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from mixce.config import load_config
+from mixce.layout import copy_workflow
 from mixce.plan import parse_variant
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,3 +137,31 @@ def test_site_file_with_unknown_key_stops_before_any_job(tmp_path) -> None:
     text = proc.stdout + proc.stderr
     assert "unknown key(s) ['max_runtime']" in text, text[-2000:]
     assert "cluster section" in text, text[-2000:]
+
+
+def test_synthetic_training_on_gpus_through_config_and_site_file(tmp_path) -> None:
+    """synthetic.train.device: cuda with one GPU per synthetic_train job in the config, and
+    the rule routed to the GPU partition by the site file, as the README says."""
+    root = copy_workflow(tmp_path / "wf", ignore=("site.yaml",))
+    site = tmp_path / "site.yaml"
+    site.write_text(SITE + "resources:\n  synthetic_train: {slurm_partition: \"'gpuq'\"}\n")
+    override = tmp_path / "cuda.yaml"
+    override.write_text(
+        "synthetic: {train: {device: cuda}}\ncluster: {rules: {synthetic_train: {gpu: 1}}}\n"
+    )
+    env = dict(os.environ, MIXCE_SLURM_SITE=str(site))
+    env.pop("SNAKEMAKE_PROFILE", None)
+    snakemake = Path(sys.executable).with_name("snakemake")
+    cmd = [str(snakemake), "--profile", "slurm", "all", "-n", "--forceall", "--nocolor"]
+    cmd += ["--configfile", "config/test.yaml", str(override)]
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = cluster_plan.parse_jobs(proc.stdout + proc.stderr)
+    train = [j for j in jobs if j["rule"] == "synthetic_train"]
+    assert train, "no synthetic_train job planned"
+    for job in train:
+        assert job["resources"]["slurm_partition"] == "gpuq", job
+        assert job["resources"]["gpu"] == "1", job
+    target = next(j for j in jobs if j["rule"] == "synthetic_target")
+    assert target["resources"]["slurm_partition"] == "cpuq", target
+    assert "gpu" not in target["resources"], target
