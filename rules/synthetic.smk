@@ -66,6 +66,9 @@ rule synthetic_train:
         code=code(
             "synthetic/pipeline",
             "synthetic/train",
+            "synthetic/exact",
+            "synthetic/settings",
+            "synthetic/select",
             "synthetic/objectives",
             "synthetic/model",
             "synthetic/metrics",

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pandas as pd
-import torch
+from threadpoolctl import threadpool_limits
 
 from mixce.io import job_logging, load_sequences, write_csv, write_json
 from mixce.synthetic.pipeline import train_config, train_seeds
@@ -16,14 +16,18 @@ def seed_runs(seeds, targets, data):
 
 
 def main(smk) -> None:
-    with job_logging(smk.log[0]):
-        torch.set_num_threads(smk.threads)
+    with job_logging(smk.log[0]), threadpool_limits(smk.threads):  # BLAS threads = job threads
         p = smk.params
+        cfg = train_config(p.train)
+        if not cfg.uses_numpy():  # the PyTorch backends; the NumPy one never imports torch
+            import torch
+
+            torch.set_num_threads(smk.threads)
         results, log_rows = train_seeds(
             seed_runs(p.seeds, smk.input.targets, smk.input.data),
             p.objective,
             p.eta,
-            train_config(p.train),
+            cfg,
             init=p.init,
             vocab_size=p.vocab_size,
         )

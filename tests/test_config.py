@@ -57,7 +57,12 @@ def test_demo_config_values() -> None:
     assert syn["data"] == {"n_train": 5000, "n_dev": 500, "max_length": 100}
     assert syn["real_text"]["n_texts"] == 2000
     # eval_every is inherited from config.yaml
-    assert syn["train"]["exact"] == {"lr": 0.01, "max_steps": 400, "eval_every": 20}
+    assert syn["train"]["exact"] == {
+        "cpu_backend": "numpy",
+        "lr": 0.01,
+        "max_steps": 400,
+        "eval_every": 20,
+    }
     assert syn["tables"]["table7"]["vocab_size"] == 50
     assert syn["tables"]["table7"]["init"] == "realtext"
 
@@ -252,7 +257,13 @@ BAD_CONFIGS: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         "unknown_nested_key",
         _set("synthetic.train.exact.max_step", 10),
         "synthetic.train.exact.max_step",
-        "allowed keys are lr, max_steps, eval_every",
+        "allowed keys are cpu_backend, lr, max_steps, eval_every",
+    ),
+    (
+        "unknown_cpu_backend",
+        _set("synthetic.train.exact.cpu_backend", "jax"),
+        "synthetic.train.exact.cpu_backend",
+        "numpy, torch",
     ),
     (
         "unknown_init_key",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,30 +21,9 @@ from mixce.synthetic.data import Sequences, sequence_logprob
 from mixce.synthetic.metrics import Comparer
 from mixce.synthetic.model import NeuralBigram
 from mixce.synthetic.objectives import Batch, Setting, exact_value_and_grad, objective_loss
+from mixce.synthetic.settings import TrainConfig
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-@dataclass
-class TrainConfig:
-    """The settings of one training run (config key synthetic.train and friends)."""
-
-    estimator: str = "exact"
-    device: str = "cpu"
-    dtype: str = "float32"
-    lr: float = 1e-2
-    weight_decay: float = 1e-4
-    log_eps: float = 1e-30
-    patience: int = 5
-    max_steps: int = 3000
-    eval_every: int = 20
-    batch_size: int = 1000
-    max_epochs: int = 50
-    tau: float = 1.0
-    js_samples: int = 1000
-    hidden_size: int = 50
-    dropout: float = 0.1
-    max_length: int = 500
 
 
 def make_batch(
@@ -93,7 +71,15 @@ def train_q(
     cfg: TrainConfig,
     progress: bool = True,
 ) -> tuple[dict, list[dict]]:
-    """Train one Q; return (result of the best checkpoint, one log row per dev check)."""
+    """Train one Q; return (result of the best checkpoint, one log row per dev check).
+
+    The exact estimator on the CPU with ``cfg.cpu_backend == "numpy"`` (the default) runs
+    :func:`mixce.synthetic.exact.train`; this function's own loop is the PyTorch one.
+    """
+    if cfg.uses_numpy():
+        from mixce.synthetic.exact import train as train_numpy
+
+        return train_numpy(p_chain, train, dev, objective, eta, seed, cfg, progress)
     t0 = time.perf_counter()
     if cfg.dtype not in DTYPES:
         raise ValueError(

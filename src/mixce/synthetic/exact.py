@@ -1,0 +1,526 @@
+"""The exact estimator in NumPy: Q's network, every objective's gradient and Adam by hand.
+
+The default backend of ``synthetic.train.estimator: exact`` on the CPU. It computes the same
+losses and gradients as the PyTorch path (:mod:`mixce.synthetic.objectives`, kept as the
+reference, for GPUs and for the Gumbel estimator); tests check the two agree. Why NumPy:
+
+- the three matrix products of a step (Z = H W2^T, G^T H and G W2) run through OpenBLAS, about
+  twice as fast as PyTorch's CPU BLAS on this project's AMD machines (bench/synthetic.py);
+- one exp per step (softmax and log-softmax share it), buffers reused, no graph;
+- a training job need not import torch (1.5-3 s of start-up per job, 580 jobs in the grid).
+
+Shapes: the network maps every input state (V tokens, then BOS) to next-token logits, a
+(V + 1) x V matrix Z, rows in the order of the count matrices of :mod:`mixce.synthetic.data`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from mixce.synthetic.data import Sequences, sample_sequences, sequence_logprob
+from mixce.synthetic.metrics import Comparer
+from mixce.synthetic.select import FIXED_ETA
+from mixce.synthetic.settings import TrainConfig
+
+OBJECTIVES = ("forward_kl", "reverse_kl", "mix_kl", "js", "mixce_star", "mixce")
+OCCUPANCY_TOL = 1e-13  # a recursion whose vector has shrunk below this (relative) has ended
+GEOMETRIC_TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-6}
+
+
+# --------------------------------------------------------------------------- network
+
+
+@dataclass
+class Params:
+    """Embedding(V + 1, d) -> Linear(d, d) -> ReLU -> Dropout -> Linear(d, V), as arrays."""
+
+    emb: np.ndarray  # (V + 1, d)
+    w1: np.ndarray  # (d, d), out x in
+    b1: np.ndarray  # (d,)
+    w2: np.ndarray  # (V, d)
+    b2: np.ndarray  # (V,)
+
+    def arrays(self) -> list[np.ndarray]:
+        return [self.emb, self.w1, self.b1, self.w2, self.b2]
+
+
+def init_params(vocab_size: int, hidden: int, rng: np.random.Generator, dtype) -> Params:
+    """PyTorch's default initialisation: embedding N(0, 1); a Linear's weight and bias
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bound = 1.0 / np.sqrt(hidden)
+
+    def uniform(*shape: int) -> np.ndarray:
+        return rng.uniform(-bound, bound, size=shape).astype(dtype)
+
+    return Params(
+        emb=rng.standard_normal((vocab_size + 1, hidden)).astype(dtype),
+        w1=uniform(hidden, hidden),
+        b1=uniform(hidden),
+        w2=uniform(vocab_size, hidden),
+        b2=uniform(vocab_size),
+    )
+
+
+@dataclass
+class Forward:
+    """What the backward pass needs of one forward pass."""
+
+    pre: np.ndarray  # E W1^T + b1, (V + 1) x d
+    hidden: np.ndarray  # ReLU, then dropout: the input of the last layer
+    keep: np.ndarray | None  # dropout's scaled mask (None: eval mode)
+
+
+def forward(
+    p: Params,
+    dropout: float,
+    rng: np.random.Generator | None,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, Forward]:
+    """(V + 1) x V logits; dropout is applied when ``rng`` is given (training mode)."""
+    pre = p.emb @ p.w1.T
+    pre += p.b1
+    hidden = np.maximum(pre, 0.0)
+    keep = None
+    if rng is not None and dropout > 0:
+        keep = (rng.random(hidden.shape, dtype=hidden.dtype) >= dropout).astype(hidden.dtype)
+        keep *= 1.0 / (1.0 - dropout)
+        hidden *= keep
+    z = np.matmul(hidden, p.w2.T, out=out)
+    z += p.b2
+    return z, Forward(pre, hidden, keep)
+
+
+def backward(p: Params, f: Forward, g: np.ndarray) -> list[np.ndarray]:
+    """Gradients of the parameters (in :meth:`Params.arrays` order) from dL/dZ = ``g``."""
+    d_w2 = g.T @ f.hidden
+    d_b2 = g.sum(0)
+    d_h = g @ p.w2
+    if f.keep is not None:
+        d_h *= f.keep
+    d_h *= f.pre > 0
+    return [d_h @ p.w1, d_h.T @ p.emb, d_h.sum(0), d_w2, d_b2]
+
+
+@dataclass
+class Adam:
+    """torch.optim.Adam (L2 weight decay added to the gradient, bias-corrected moments)."""
+
+    params: list[np.ndarray]
+    lr: float
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    t: int = 0
+    m: list[np.ndarray] = field(default_factory=list)
+    v: list[np.ndarray] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.m = [np.zeros_like(x) for x in self.params]
+        self.v = [np.zeros_like(x) for x in self.params]
+
+    def step(self, grads: list[np.ndarray]) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        step_size = self.lr / (1.0 - b1**self.t)
+        root_bc2 = np.sqrt(1.0 - b2**self.t)
+        for x, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
+            if self.weight_decay:
+                g += self.weight_decay * x
+            m *= b1
+            m += (1.0 - b1) * g
+            v *= b2
+            v += (1.0 - b2) * (g * g)
+            denom = np.sqrt(v)
+            denom *= 1.0 / root_bc2
+            denom += self.eps
+            x -= step_size * (m / denom)
+
+
+# --------------------------------------------------------------------------- occupancy
+
+
+def _power_chain(step, first: np.ndarray, length: int) -> tuple[list[np.ndarray], float]:
+    """x_1 = first, x_{k+1} = step(x_k) for up to ``length`` vectors, stopped early when the
+    chain has vanished (later terms 0) or become geometric, x_{k+1} = rho x_k (later terms
+    follow); returns (explicit vectors, rho), rho = 0 unless it became geometric."""
+    xs = [first]
+    scale = float(np.abs(first).sum())
+    if scale == 0.0:
+        return xs, 0.0
+    x = first
+    tol = GEOMETRIC_TOL.get(first.dtype, 1e-12)
+    for k in range(1, length):
+        nxt = step(x)
+        size = float(np.abs(nxt).sum())
+        if size < OCCUPANCY_TOL * scale:
+            return xs, 0.0
+        rho = float(np.dot(nxt, x) / np.dot(x, x))
+        if k >= 2 and float(np.abs(nxt - rho * x).sum()) <= tol * size:
+            return xs, rho
+        xs.append(nxt)
+        x = nxt
+    return xs, 0.0
+
+
+def _geometric_coefficients(n_explicit: int, rho: float, total: int) -> np.ndarray:
+    """c[k] for k = 0 .. total - 1: 0 for explicit terms, rho^(k - last) after them."""
+    c = np.zeros(total)
+    if rho != 0.0 and total > n_explicit:
+        c[n_explicit:] = rho ** np.arange(1, total - n_explicit + 1)
+    return c
+
+
+@dataclass
+class Occupancy:
+    """Visit vectors of :func:`occupancy_forward`, for its adjoint."""
+
+    big_u: np.ndarray  # u_1 .. u_m (rows)
+    a: np.ndarray
+    steps: int
+    rho: float
+
+
+def occupancy_forward(start: np.ndarray, a: np.ndarray, steps: int) -> tuple[np.ndarray, Occupancy]:
+    """n = sum_{t=1..K} u_t, u_1 = start, u_{t+1} = u_t A (K = ``steps``), the geometric tail
+    summed in closed form (see mixce.synthetic.objectives.occupancy_forward)."""
+    us, rho = _power_chain(lambda x: x @ a, start, steps)
+    big_u = np.stack(us)
+    tail = _geometric_coefficients(len(us), rho, steps)
+    n = big_u.sum(0) + float(tail.sum()) * big_u[-1]
+    return n, Occupancy(big_u, a, steps, rho)
+
+
+def occupancy_backward(
+    state: Occupancy, grad: np.ndarray, grad_start: np.ndarray, grad_a: np.ndarray
+) -> None:
+    """Add dL/dstart and dL/dA, from dL/dn = ``grad``, into ``grad_start`` and ``grad_a``."""
+    big_u, a, k, rho_u = state.big_u, state.a, state.steps, state.rho
+    m = big_u.shape[0]
+    ws, rho_w = _power_chain(lambda x: a @ x, grad, k)  # w_s = A^s g
+    big_w = np.stack(ws)
+    s1 = big_w.shape[0] - 1
+    prefix = np.cumsum(big_w, axis=0)
+    c_w = np.cumsum(_geometric_coefficients(s1 + 1, rho_w, max(k, 1)))
+
+    def lam_rows(n_idx: np.ndarray) -> np.ndarray:
+        """sum_{s<=N} w_s for each N in n_idx (rows)."""
+        return prefix[np.minimum(n_idx, s1)] + c_w[n_idx, None].astype(grad.dtype) * big_w[-1]
+
+    grad_start += lam_rows(np.array([k - 1]))[0]
+    t_head = np.arange(1, min(m, k - 1) + 1)
+    if t_head.size:
+        grad_a += big_u[: t_head.size].T @ lam_rows(k - t_head - 1)
+    if rho_u != 0.0 and k - 1 > m:
+        t_tail = np.arange(m + 1, k)
+        coef = rho_u ** (t_tail - m)
+        n_idx = k - t_tail - 1
+        weights = np.bincount(np.minimum(n_idx, s1), weights=coef, minlength=s1 + 1)
+        z = weights.astype(grad.dtype) @ prefix
+        z += float((coef * c_w[n_idx]).sum()) * big_w[-1]
+        grad_a += np.outer(big_u[-1], z)
+
+
+def occupancy(q: np.ndarray, max_length: int) -> np.ndarray:
+    """Expected visits of each row state at positions whose successor is drawn: BOS once,
+    tokens at positions 1 .. max_length - 2, EOS never left (V + 1 entries)."""
+    v = q.shape[1]
+    n = np.zeros(v + 1, dtype=q.dtype)
+    n[v] = 1.0
+    if max_length - 2 >= 1:
+        n[: v - 1] = occupancy_forward(q[v, : v - 1], q[: v - 1, : v - 1], max_length - 2)[0]
+    return n
+
+
+# --------------------------------------------------------------------------- objectives
+
+
+@dataclass
+class Target:
+    """What the objectives need of P and of one data set (train or dev)."""
+
+    log_p: np.ndarray  # log(P + eps), (V + 1) x V
+    counts: np.ndarray  # transition counts / number of sequences, (V + 1) x V
+    count_rows: np.ndarray  # row sums of ``counts``
+    max_length: int
+    seqs: Sequences | None = None  # the sequences (JS only)
+    seq_log_p: np.ndarray | None = None  # log P of each sequence (JS only)
+
+
+def make_target(
+    log_p: np.ndarray, seqs: Sequences, max_length: int, dtype, with_sequences: bool
+) -> Target:
+    """A :class:`Target` for one data set; ``with_sequences`` keeps what JS needs."""
+    v = log_p.shape[1]
+    counts = (seqs.counts(v) / len(seqs)).astype(dtype)
+    return Target(
+        log_p=log_p.astype(dtype),
+        counts=counts,
+        count_rows=counts.sum(1),
+        max_length=max_length,
+        seqs=seqs if with_sequences else None,
+        seq_log_p=sequence_logprob(log_p, seqs) if with_sequences else None,
+    )
+
+
+def softmax_in_place(z: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Turn logits ``z`` into log Q (in place) and write Q into ``q``, with one exp.
+
+    Q's entries below e^floor (far below float32's resolution of a row that sums to 1) are
+    computed as e^floor / s, so that no exp returns a subnormal number (which is ~5x slower
+    on x86); this changes Q by less than V e^floor ~ 1e-32 per row."""
+    z -= z.max(1, keepdims=True)
+    tiny = np.finfo(z.dtype).tiny
+    floor = float(np.log(tiny)) + float(np.log(z.shape[1])) + 2.0
+    np.maximum(z, floor, out=q)
+    np.exp(q, out=q)
+    s = q.sum(1, keepdims=True)
+    q /= s
+    z -= np.log(s)
+    return z
+
+
+def _row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", a, b)
+
+
+def value_and_grad(
+    name: str,
+    eta: float,
+    z: np.ndarray,
+    data: Target,
+    need_grad: bool = True,
+    rng: np.random.Generator | None = None,
+    js_samples: int = 1000,
+    q: np.ndarray | None = None,
+) -> tuple[float, np.ndarray | None, np.ndarray]:
+    """Objective ``name``'s value per sequence at logits ``z`` and (if asked) its gradient
+    with respect to ``z``; also returns Q. ``z`` is overwritten (it becomes log Q).
+
+    The formulas are those of :func:`mixce.synthetic.objectives.exact_value_and_grad`: with
+    softmax's adjoint sm(H) = Q * (H - sum_b Q H) (row-wise), d/dZ of
+
+    - the data term -sum C w log Q (C per sequence; w = 1, or MixCE's weight held fixed)
+      is Q rowsum(C w) - C w;
+    - the expected term sum_r n_r sum_b Q F (F = log Q - log P for the KLs, -log P for
+      MixCE*) is sm(n F + dn), dn the occupancy's adjoint for dL/dn_r = sum_b Q F;
+    - JS: a score-function estimate on sequences drawn from Q (``rng``), as in the PyTorch
+      path: per-sequence weights on their transitions, then through log-softmax.
+    """
+    if name not in OBJECTIVES:
+        raise KeyError(f"unknown synthetic objective {name!r}: known are {', '.join(OBJECTIVES)}")
+    eta = FIXED_ETA.get(name, eta)
+    q = np.empty_like(z) if q is None else q
+    log_q = softmax_in_place(z, q)
+    if name == "js":
+        if rng is None:
+            raise ValueError("JS draws sequences from Q: it needs an rng")
+        value, grad = _js(eta, log_q, q, data, rng, js_samples, need_grad)
+        return value, grad, q
+    value = 0.0
+    grad = None
+    data_weight = 1.0 if name == "mixce" else eta
+    if data_weight > 0:
+        if name == "mixce":  # C (eta + (1 - eta) q): MixCE's weight (mixce_weight)
+            weighted = q * (1.0 - eta)
+            weighted += eta
+            weighted *= data.counts
+            rows = weighted.sum(1)
+        else:
+            weighted, rows = data.counts, data.count_rows
+        value -= data_weight * float(np.vdot(weighted, log_q))
+        if need_grad:
+            grad = q * (data_weight * rows)[:, None]
+            grad -= data_weight * weighted if data_weight != 1.0 else weighted
+    if name != "mixce" and eta < 1:
+        h = -data.log_p if name == "mixce_star" else log_q - data.log_p  # F
+        per_row = _row_dot(q, h)
+        v = z.shape[1]
+        n = np.zeros(v + 1, dtype=z.dtype)
+        n[v] = 1.0
+        state = None
+        if data.max_length - 2 >= 1:
+            n[: v - 1], state = occupancy_forward(
+                q[v, : v - 1], q[: v - 1, : v - 1], data.max_length - 2
+            )
+        value += (1.0 - eta) * float(np.dot(n.astype(np.float64), per_row))
+        if need_grad:
+            h *= n[:, None]  # n F + dn, then sm
+            if state is not None:
+                occupancy_backward(state, per_row[: v - 1], h[v, : v - 1], h[: v - 1, : v - 1])
+            h -= _row_dot(q, h)[:, None]
+            h *= q
+            if grad is None:
+                h *= 1.0 - eta
+                grad = h
+            else:
+                h *= 1.0 - eta
+                grad += h
+    if need_grad and grad is None:
+        grad = np.zeros_like(z)
+    return value, grad, q
+
+
+def _log_mixture(eta: float, log_p: np.ndarray, log_q: np.ndarray) -> np.ndarray:
+    return np.logaddexp(np.log(eta) + log_p, np.log1p(-eta) + log_q)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _transition_weights(seqs: Sequences, per_seq: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """sum over sequences of per_seq[i] times sequence i's transition-count matrix."""
+    v = shape[1]
+    prev, nxt, seq = seqs.transitions(v)
+    flat = np.bincount(
+        prev.astype(np.int64) * v + nxt, weights=per_seq[seq], minlength=shape[0] * v
+    )
+    return flat.reshape(shape)
+
+
+def _js(
+    eta: float,
+    log_q: np.ndarray,
+    q: np.ndarray,
+    data: Target,
+    rng: np.random.Generator,
+    js_samples: int,
+    need_grad: bool,
+) -> tuple[float, np.ndarray | None]:
+    """JS with the sequence-level mixture M = eta P + (1 - eta) Q (exact estimator).
+
+    P side: ``js_samples`` data sequences; Q side: as many sequences drawn from Q, with the
+    score-function gradient and a leave-one-out baseline. d/dlog Q(x) of
+    log P(x) - log M(x) is -s and of log Q(x) - log M(x) is 1 - s, s = (1 - eta) Q(x) / M(x).
+    """
+    if data.seqs is None or data.seq_log_p is None:
+        raise ValueError("JS needs the data's sequences (make_target(with_sequences=True))")
+    n_data = len(data.seqs)
+    idx = np.sort(rng.choice(n_data, size=min(js_samples, n_data), replace=False))
+    sub = data.seqs.subset(idx)
+    lp_data = data.seq_log_p[idx]
+    log_q64 = log_q.astype(np.float64)
+    lq_data = sequence_logprob(log_q64, sub)
+    lm_data = _log_mixture(eta, lp_data, lq_data)
+    p_side = float((lp_data - lm_data).mean())
+    drawn = sample_sequences(q.astype(np.float64), js_samples, data.max_length, rng)
+    lq = sequence_logprob(log_q64, drawn)
+    lp = sequence_logprob(data.log_p.astype(np.float64), drawn)
+    lm = _log_mixture(eta, lp, lq)
+    f = lq - lm
+    value = eta * p_side + (1.0 - eta) * float(f.mean())
+    if not need_grad:
+        return value, None
+    shape = log_q.shape
+    s_data = _sigmoid(np.log1p(-eta) + lq_data - (np.log(eta) + lp_data))
+    g_logq = _transition_weights(sub, -eta * s_data / len(sub), shape)
+    s_q = _sigmoid(np.log1p(-eta) + lq - (np.log(eta) + lp))
+    baseline = (f.sum() - f) / max(len(f) - 1, 1)
+    g_logq += _transition_weights(drawn, (1.0 - eta) * (1.0 - s_q + f - baseline) / len(f), shape)
+    g = g_logq.astype(log_q.dtype)
+    g -= q * g.sum(1, keepdims=True)  # through log-softmax
+    return value, g
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train(
+    p_chain: np.ndarray,
+    train_seqs: Sequences,
+    dev_seqs: Sequences,
+    objective: str,
+    eta: float,
+    seed: int,
+    cfg: TrainConfig,
+    progress: bool = True,
+) -> tuple[dict, list[dict]]:
+    """Train one Q with the exact estimator; return (result of the best checkpoint, one log
+    row per dev check), the same records as :func:`mixce.synthetic.train.train_q`.
+
+    Every step sees the whole training set as one count matrix; the dev loss (eval mode, no
+    dropout) is checked every ``eval_every`` steps, and training stops after ``patience``
+    checks without a better one or at ``max_steps``. Random streams: the network's init and
+    dropout draw from ``default_rng([seed, 2])``, JS's sequences from ``default_rng(seed)``.
+    """
+    t0 = time.perf_counter()
+    if cfg.dtype not in ("float32", "float64"):
+        raise ValueError(f"synthetic.train.dtype must be float32 or float64, got {cfg.dtype!r}")
+    if objective not in OBJECTIVES:
+        raise KeyError(
+            f"unknown synthetic objective {objective!r}: known are {', '.join(OBJECTIVES)}"
+        )
+    dtype = np.dtype(cfg.dtype)
+    rng = np.random.default_rng(seed)
+    net_rng = np.random.default_rng([seed, 2])
+    v = p_chain.shape[1]
+    log_p = np.log(p_chain + cfg.log_eps)
+    is_js = objective == "js"
+    data = make_target(log_p, train_seqs, cfg.max_length, dtype, is_js)
+    dev = make_target(log_p, dev_seqs, cfg.max_length, dtype, is_js)
+    params = init_params(v, cfg.hidden_size, net_rng, dtype)
+    opt = Adam(params.arrays(), cfg.lr, cfg.weight_decay)
+    compare = Comparer(p_chain)
+    z = np.empty((v + 1, v), dtype=dtype)  # logits, then log Q (buffers reused every step)
+    q = np.empty_like(z)
+
+    best: dict = {"dev_loss": math.inf}
+    log: list[dict] = []
+    step, bad = 0, 0
+    bar = tqdm(
+        total=cfg.max_steps,
+        disable=not progress,
+        desc=f"{objective} eta={eta} seed={seed}",
+        leave=False,
+    )
+    while step < cfg.max_steps:
+        train_sum, n_steps = 0.0, 0
+        for _ in range(min(cfg.eval_every, cfg.max_steps - step)):
+            z, cache = forward(params, cfg.dropout, net_rng, out=z)
+            value, grad, _ = value_and_grad(objective, eta, z, data, True, rng, cfg.js_samples, q)
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"{objective} eta={eta} seed={seed}: loss is {value} at step {step + 1}"
+                )
+            opt.step(backward(params, cache, grad))
+            step += 1
+            n_steps += 1
+            train_sum += value
+            bar.update(1)
+        z, _ = forward(params, 0.0, None, out=z)  # eval mode
+        dev_loss, _, learned = value_and_grad(objective, eta, z, dev, False, rng, cfg.js_samples, q)
+        metrics = compare(learned)
+        log.append(
+            {
+                "seed": seed,
+                "step": step,
+                "train_loss": train_sum / max(n_steps, 1),
+                "dev_loss": dev_loss,
+                **metrics,
+            }
+        )
+        bar.set_postfix(dev=f"{dev_loss:.4g}", js=f"{metrics['avg_js']:.3g}")
+        if dev_loss < best["dev_loss"]:
+            best = {"dev_loss": dev_loss, "best_step": step, **metrics}
+            bad = 0
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                break
+    bar.close()
+    result = {
+        "objective": objective,
+        "eta": eta,
+        "seed": seed,
+        "estimator": "exact",
+        "device": "cpu",
+        "steps": step,
+        "seconds": time.perf_counter() - t0,
+        **best,
+    }
+    return result, log
