@@ -7,7 +7,9 @@
 2. The count-matrix path against the per-sequence (per-token) path for the data terms
    (forward CE / MixCE) on the same data and model: seconds per step and their ratio.
 3. One exact training step (loss, gradient, Adam) with the hand-derived logits gradient
-   (what training uses) against autograd through the same loss, per objective.
+   (the torch backend) against autograd through the same loss, per objective; and the same
+   step in the NumPy backend (mixce.synthetic.exact, the CPU default) against the torch one.
+   One BLAS / torch thread throughout.
 
 Usage: python bench/synthetic.py [--vocab 20 50 100 500 1000] [--out bench/results/synthetic.json]
 """
@@ -22,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from mixce.objectives import mixce
+from mixce.synthetic import exact as ex
 from mixce.synthetic.data import chain_matrix, sample_sequences
 from mixce.synthetic.model import NeuralBigram
 from mixce.synthetic.objectives import Setting, count_loss, exact_value_and_grad, objective_loss
@@ -132,6 +136,51 @@ def hand_vs_autograd(chain, train, reps: int = 30) -> dict:
     return out
 
 
+def numpy_vs_torch(chain, train, reps: int = 30) -> dict:
+    """Seconds per exact training step (float32, dropout on, Adam, hand-derived gradient) in
+    the NumPy backend and in the torch backend, per objective, on the same data."""
+    v = chain.shape[1]
+    p_log = np.log(chain + 1e-30)
+    batch = make_batch(train, p_log, torch.float32, seq_log_p=False)
+    setting = Setting(torch.from_numpy(p_log).float(), 500, "exact", 1.0, 1000)
+    torch.manual_seed(0)
+    model = NeuralBigram(v, 50, 0.1)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-4)
+    target = ex.make_target(p_log, train, 500, np.float32, False)
+    rng = np.random.default_rng(0)
+    params = ex.init_params(v, 50, rng, np.float32)
+    np_opt = ex.Adam(params.flat, 1e-2, 1e-4)
+    z = np.empty((v + 1, v), dtype=np.float32)
+    q = np.empty_like(z)
+
+    def by_torch(objective: str) -> None:
+        opt.zero_grad(set_to_none=True)
+        logits = model.transition_logits()
+        _, grad = exact_value_and_grad(objective, 0.9, logits.detach(), batch, setting)
+        logits.backward(grad)
+        opt.step()
+
+    def by_numpy(objective: str) -> None:
+        nonlocal z
+        z, cache = ex.forward(params, 0.1, rng, out=z)
+        _, grad, _ = ex.value_and_grad(objective, 0.9, z, target, True, q=q)
+        np_opt.step(ex.backward(params, cache, grad))
+
+    out: dict = {}
+    for objective in ("forward_kl", "mixce", "mix_kl", "mixce_star"):
+        row = {}
+        for name, step in (("numpy", by_numpy), ("torch", by_torch)):
+            for _ in range(3):  # warm-up
+                step(objective)
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                step(objective)
+            row[f"{name}_step_s"] = (time.perf_counter() - t0) / reps
+        row["torch_over_numpy"] = row["torch_step_s"] / row["numpy_step_s"]
+        out[objective] = row
+    return out
+
+
 def _meta(args: argparse.Namespace, extra: str = "") -> dict:
     return {
         "machine": platform.processor() or platform.machine(),
@@ -150,6 +199,14 @@ def _print_steps(rows: list[dict]) -> None:
                 f"| {r['vocab_size']} | {objective} | {1e3 * h['hand_step_s']:.2f} | "
                 f"{1e3 * h['autograd_step_s']:.2f} | {h['autograd_over_hand']:.2f}x |"
             )
+    print("\n| V | objective | NumPy step (ms) | torch step (ms) | torch / NumPy |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        for objective, h in r["numpy_vs_torch"].items():
+            print(
+                f"| {r['vocab_size']} | {objective} | {1e3 * h['numpy_step_s']:.2f} | "
+                f"{1e3 * h['torch_step_s']:.2f} | {h['torch_over_numpy']:.2f}x |"
+            )
 
 
 def steps_only(args: argparse.Namespace) -> None:
@@ -157,7 +214,13 @@ def steps_only(args: argparse.Namespace) -> None:
     rows = []
     for v in args.vocab:
         chain, train, _ = data_for(v, args.n_train, args.n_dev, args.max_length)
-        rows.append({"vocab_size": v, "hand_vs_autograd": hand_vs_autograd(chain, train)})
+        rows.append(
+            {
+                "vocab_size": v,
+                "hand_vs_autograd": hand_vs_autograd(chain, train),
+                "numpy_vs_torch": numpy_vs_torch(chain, train),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     out = args.out or Path("bench/results/synthetic_steps.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -176,10 +239,12 @@ def main() -> None:
     ap.add_argument(
         "--steps-only",
         action="store_true",
-        help="only part 3 (hand-derived vs autograd step), to bench/results/synthetic_steps.json",
+        help="only part 3 (one step: hand vs autograd, NumPy vs torch), to "
+        "bench/results/synthetic_steps.json",
     )
     args = ap.parse_args()
     torch.set_num_threads(1)
+    threadpool_limits(1)  # NumPy's BLAS too: one thread, as in a training job
     if args.steps_only:
         steps_only(args)
         return
@@ -200,6 +265,7 @@ def main() -> None:
         row["gumbel_over_exact_step"] = g / row["exact_step_s"]
         row["count_vs_token"] = count_vs_token(chain, train)
         row["hand_vs_autograd"] = hand_vs_autograd(chain, train)
+        row["numpy_vs_torch"] = numpy_vs_torch(chain, train)
         rows.append(row)
         print(json.dumps(row), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

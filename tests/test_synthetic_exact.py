@@ -109,7 +109,9 @@ def test_network_forward_and_backward_equal_autograd():
     z.backward(torch.from_numpy(g))
     mine, cache = ex.forward(p, 0.1, None)  # no rng: eval mode, no dropout
     np.testing.assert_allclose(mine, z.detach().numpy(), rtol=1e-12, atol=1e-14)
-    grads = ex.backward(p, cache, g)
+    flat = ex.backward(p, cache, g)
+    sizes = np.cumsum([a.size for a in p.arrays()])[:-1]
+    grads = [x.reshape(a.shape) for x, a in zip(np.split(flat, sizes), p.arrays(), strict=True)]
     want = [
         model.embedding.weight.grad,
         model.mlp[0].weight.grad,
@@ -130,7 +132,8 @@ def test_dropout_zeroes_the_rate_and_keeps_the_mean():
     np.testing.assert_allclose(keep[keep > 0], 1 / 0.75)
     # the gradient flows only through kept units (finite differences on one kept weight)
     g = np.random.default_rng(3).standard_normal((V + 1, V))
-    d_w1 = ex.backward(p, cache, g)[1]
+    d = p.emb.size
+    d_w1 = ex.backward(p, cache, g)[d : d + p.w1.size].reshape(p.w1.shape)
     eps = 1e-6
     for i, j in [(0, 0), (3, 7)]:
         pre = p.emb @ p.w1.T + p.b1
@@ -143,20 +146,28 @@ def test_dropout_zeroes_the_rate_and_keeps_the_mean():
         assert numeric == pytest.approx(d_w1[i, j], rel=1e-4, abs=1e-6)
 
 
+def test_params_are_views_of_one_vector():
+    p = ex.init_params(V, 8, np.random.default_rng(0), np.float32)
+    assert p.flat.size == sum(a.size for a in p.arrays())
+    p.flat[:] = 0.0
+    assert all(float(np.abs(a).sum()) == 0.0 for a in p.arrays())
+    assert p.w2.shape == (V, 8) and p.emb.shape == (V + 1, 8)
+
+
 def test_adam_equals_torch_adam():
     rng = np.random.default_rng(0)
     start = [rng.standard_normal(s) for s in [(4, 3), (3,)]]
     tparams = [torch.tensor(x.copy(), requires_grad=True) for x in start]
     topt = torch.optim.Adam(tparams, lr=1e-2, weight_decay=1e-4)
-    mine = ex.Adam([x.copy() for x in start], 1e-2, 1e-4)
+    mine = ex.Adam(np.concatenate([x.ravel() for x in start]), 1e-2, 1e-4)
     for _ in range(7):
         grads = [rng.standard_normal(x.shape) for x in start]
         for t, g in zip(tparams, grads, strict=True):
             t.grad = torch.from_numpy(g.copy())
         topt.step()
-        mine.step([g.copy() for g in grads])
-    for t, m in zip(tparams, mine.params, strict=True):
-        np.testing.assert_allclose(m, t.detach().numpy(), rtol=1e-12, atol=1e-15)
+        mine.step(np.concatenate([g.ravel() for g in grads]))
+    want = np.concatenate([t.detach().numpy().ravel() for t in tparams])
+    np.testing.assert_allclose(mine.param, want, rtol=1e-12, atol=1e-15)
 
 
 def test_softmax_never_returns_subnormals_and_keeps_the_rows():

@@ -37,13 +37,26 @@ GEOMETRIC_TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-6}
 
 @dataclass
 class Params:
-    """Embedding(V + 1, d) -> Linear(d, d) -> ReLU -> Dropout -> Linear(d, V), as arrays."""
+    """Embedding(V + 1, d) -> Linear(d, d) -> ReLU -> Dropout -> Linear(d, V), as arrays.
+
+    The five arrays are views into one flat vector, so Adam updates them in a few passes.
+    """
 
     emb: np.ndarray  # (V + 1, d)
     w1: np.ndarray  # (d, d), out x in
     b1: np.ndarray  # (d,)
     w2: np.ndarray  # (V, d)
     b2: np.ndarray  # (V,)
+    flat: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        arrays = self.arrays()
+        self.flat = np.concatenate([a.ravel() for a in arrays])
+        views, start = [], 0
+        for a in arrays:
+            views.append(self.flat[start : start + a.size].reshape(a.shape))
+            start += a.size
+        self.emb, self.w1, self.b1, self.w2, self.b2 = views
 
     def arrays(self) -> list[np.ndarray]:
         return [self.emb, self.w1, self.b1, self.w2, self.b2]
@@ -95,50 +108,55 @@ def forward(
     return z, Forward(pre, hidden, keep)
 
 
-def backward(p: Params, f: Forward, g: np.ndarray) -> list[np.ndarray]:
-    """Gradients of the parameters (in :meth:`Params.arrays` order) from dL/dZ = ``g``."""
+def backward(p: Params, f: Forward, g: np.ndarray) -> np.ndarray:
+    """The gradient of the parameters, laid out as ``p.flat``, from dL/dZ = ``g``."""
     d_w2 = g.T @ f.hidden
     d_b2 = g.sum(0)
     d_h = g @ p.w2
     if f.keep is not None:
         d_h *= f.keep
     d_h *= f.pre > 0
-    return [d_h @ p.w1, d_h.T @ p.emb, d_h.sum(0), d_w2, d_b2]
+    parts = [d_h @ p.w1, d_h.T @ p.emb, d_h.sum(0), d_w2, d_b2]
+    return np.concatenate([x.ravel() for x in parts])
 
 
 @dataclass
 class Adam:
-    """torch.optim.Adam (L2 weight decay added to the gradient, bias-corrected moments)."""
+    """torch.optim.Adam (L2 weight decay added to the gradient, bias-corrected moments) on
+    one flat parameter vector, updated in place."""
 
-    params: list[np.ndarray]
+    param: np.ndarray
     lr: float
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     t: int = 0
-    m: list[np.ndarray] = field(default_factory=list)
-    v: list[np.ndarray] = field(default_factory=list)
+    m: np.ndarray = field(init=False, repr=False)
+    v: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.m = [np.zeros_like(x) for x in self.params]
-        self.v = [np.zeros_like(x) for x in self.params]
+        self.m = np.zeros_like(self.param)
+        self.v = np.zeros_like(self.param)
 
-    def step(self, grads: list[np.ndarray]) -> None:
+    def step(self, g: np.ndarray) -> None:
+        """One update from the gradient ``g`` (overwritten)."""
         self.t += 1
         b1, b2 = self.betas
         step_size = self.lr / (1.0 - b1**self.t)
-        root_bc2 = np.sqrt(1.0 - b2**self.t)
-        for x, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
-            if self.weight_decay:
-                g += self.weight_decay * x
-            m *= b1
-            m += (1.0 - b1) * g
-            v *= b2
-            v += (1.0 - b2) * (g * g)
-            denom = np.sqrt(v)
-            denom *= 1.0 / root_bc2
-            denom += self.eps
-            x -= step_size * (m / denom)
+        if self.weight_decay:
+            g += self.weight_decay * self.param
+        self.m *= b1
+        self.m += (1.0 - b1) * g
+        self.v *= b2
+        g *= g
+        g *= 1.0 - b2
+        self.v += g
+        denom = np.sqrt(self.v)
+        denom *= 1.0 / np.sqrt(1.0 - b2**self.t)
+        denom += self.eps
+        np.divide(self.m, denom, out=denom)
+        denom *= step_size
+        self.param -= denom
 
 
 # --------------------------------------------------------------------------- occupancy
@@ -373,14 +391,28 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def _transition_weights(seqs: Sequences, per_seq: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """sum over sequences of per_seq[i] times sequence i's transition-count matrix."""
-    v = shape[1]
-    prev, nxt, seq = seqs.transitions(v)
-    flat = np.bincount(
-        prev.astype(np.int64) * v + nxt, weights=per_seq[seq], minlength=shape[0] * v
-    )
-    return flat.reshape(shape)
+@dataclass
+class _Transitions:
+    """The counted transitions of a set of sequences, for sums over each sequence."""
+
+    flat: np.ndarray  # prev * V + next of every transition
+    seq: np.ndarray  # its sequence
+    n: int  # number of sequences
+
+    @classmethod
+    def of(cls, seqs: Sequences, vocab_size: int) -> _Transitions:
+        prev, nxt, seq = seqs.transitions(vocab_size)
+        return cls(prev.astype(np.int64) * vocab_size + nxt, seq, len(seqs))
+
+    def sums(self, matrix: np.ndarray) -> np.ndarray:
+        """sum of matrix[prev, next] over each sequence's transitions (float64)."""
+        values = matrix.ravel()[self.flat].astype(np.float64)
+        return np.bincount(self.seq, weights=values, minlength=self.n)
+
+    def weighted_counts(self, per_seq: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """sum over sequences of per_seq[i] times sequence i's transition-count matrix."""
+        flat = np.bincount(self.flat, weights=per_seq[self.seq], minlength=shape[0] * shape[1])
+        return flat.reshape(shape)
 
 
 def _js(
@@ -400,17 +432,19 @@ def _js(
     """
     if data.seqs is None or data.seq_log_p is None:
         raise ValueError("JS needs the data's sequences (make_target(with_sequences=True))")
+    v = log_q.shape[1]
     n_data = len(data.seqs)
     idx = np.sort(rng.choice(n_data, size=min(js_samples, n_data), replace=False))
-    sub = data.seqs.subset(idx)
+    sub = _Transitions.of(data.seqs.subset(idx), v)
     lp_data = data.seq_log_p[idx]
-    log_q64 = log_q.astype(np.float64)
-    lq_data = sequence_logprob(log_q64, sub)
+    lq_data = sub.sums(log_q)
     lm_data = _log_mixture(eta, lp_data, lq_data)
     p_side = float((lp_data - lm_data).mean())
-    drawn = sample_sequences(q.astype(np.float64), js_samples, data.max_length, rng)
-    lq = sequence_logprob(log_q64, drawn)
-    lp = sequence_logprob(data.log_p.astype(np.float64), drawn)
+    drawn = _Transitions.of(
+        sample_sequences(q.astype(np.float64), js_samples, data.max_length, rng), v
+    )
+    lq = drawn.sums(log_q)
+    lp = drawn.sums(data.log_p)
     lm = _log_mixture(eta, lp, lq)
     f = lq - lm
     value = eta * p_side + (1.0 - eta) * float(f.mean())
@@ -418,10 +452,10 @@ def _js(
         return value, None
     shape = log_q.shape
     s_data = _sigmoid(np.log1p(-eta) + lq_data - (np.log(eta) + lp_data))
-    g_logq = _transition_weights(sub, -eta * s_data / len(sub), shape)
+    g_logq = sub.weighted_counts(-eta * s_data / sub.n, shape)
     s_q = _sigmoid(np.log1p(-eta) + lq - (np.log(eta) + lp))
     baseline = (f.sum() - f) / max(len(f) - 1, 1)
-    g_logq += _transition_weights(drawn, (1.0 - eta) * (1.0 - s_q + f - baseline) / len(f), shape)
+    g_logq += drawn.weighted_counts((1.0 - eta) * (1.0 - s_q + f - baseline) / len(f), shape)
     g = g_logq.astype(log_q.dtype)
     g -= q * g.sum(1, keepdims=True)  # through log-softmax
     return value, g
@@ -464,7 +498,7 @@ def train(
     data = make_target(log_p, train_seqs, cfg.max_length, dtype, is_js)
     dev = make_target(log_p, dev_seqs, cfg.max_length, dtype, is_js)
     params = init_params(v, cfg.hidden_size, net_rng, dtype)
-    opt = Adam(params.arrays(), cfg.lr, cfg.weight_decay)
+    opt = Adam(params.flat, cfg.lr, cfg.weight_decay)
     compare = Comparer(p_chain)
     z = np.empty((v + 1, v), dtype=dtype)  # logits, then log Q (buffers reused every step)
     q = np.empty_like(z)
