@@ -121,17 +121,24 @@ def hand_vs_autograd(chain, train, reps: int = 30) -> dict:
         loss.backward()
         opt.step()
 
+    return _race({"hand": by_hand, "autograd": by_autograd}, reps)
+
+
+def _race(steps: dict, reps: int) -> dict:
+    """Seconds per step of each named step function, per objective (3 warm-up steps each),
+    and the ratio of the second over the first (key ``<second>_over_<first>``)."""
+    (first, _), (second, _) = steps.items()
     out: dict = {}
     for objective in ("forward_kl", "mixce", "mix_kl", "mixce_star"):
         row = {}
-        for name, step in (("hand", by_hand), ("autograd", by_autograd)):
+        for name, step in steps.items():
             for _ in range(3):  # warm-up
                 step(objective)
             t0 = time.perf_counter()
             for _ in range(reps):
                 step(objective)
             row[f"{name}_step_s"] = (time.perf_counter() - t0) / reps
-        row["autograd_over_hand"] = row["autograd_step_s"] / row["hand_step_s"]
+        row[f"{second}_over_{first}"] = row[f"{second}_step_s"] / row[f"{first}_step_s"]
         out[objective] = row
     return out
 
@@ -166,19 +173,7 @@ def numpy_vs_torch(chain, train, reps: int = 30) -> dict:
         _, grad, _ = ex.value_and_grad(objective, 0.9, z, target, True, q=q)
         np_opt.step(ex.backward(params, cache, grad))
 
-    out: dict = {}
-    for objective in ("forward_kl", "mixce", "mix_kl", "mixce_star"):
-        row = {}
-        for name, step in (("numpy", by_numpy), ("torch", by_torch)):
-            for _ in range(3):  # warm-up
-                step(objective)
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                step(objective)
-            row[f"{name}_step_s"] = (time.perf_counter() - t0) / reps
-        row["torch_over_numpy"] = row["torch_step_s"] / row["numpy_step_s"]
-        out[objective] = row
-    return out
+    return _race({"numpy": by_numpy, "torch": by_torch}, reps)
 
 
 def _meta(args: argparse.Namespace, extra: str = "") -> dict:

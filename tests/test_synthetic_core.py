@@ -32,7 +32,7 @@ from mixce.synthetic.objectives import (
     sequence_logq,
 )
 from mixce.synthetic.target import check_target, random_target, real_text_target, uniform_start
-from mixce.synthetic.train import TrainConfig, make_batch, train_device, train_q
+from mixce.synthetic.train import make_batch, train_device, train_q
 
 LOG_EPS = 1e-30
 
@@ -808,19 +808,6 @@ def test_objective_loss_unknown_names(tiny_problem):
         objective_loss("nope", 0.5, model, batch, setting("exact"), rng)
     with pytest.raises(KeyError, match="known"):
         objective_loss("mixce", 0.5, model, batch, setting("reinforce"), rng)
-
-
-@pytest.fixture(scope="module")
-def train_problem():
-    v = 6
-    p = p_chain(v, 0.5, seed=12)
-    rng = np.random.default_rng(3)
-    train = sample_sequences(p, 300, 30, rng)
-    dev = sample_sequences(p, 100, 30, rng)
-    cfg = TrainConfig(
-        estimator="exact", lr=1e-2, max_steps=60, eval_every=10, hidden_size=16, max_length=30
-    )
-    return p, train, dev, cfg
 
 
 @pytest.mark.parametrize("objective,eta", [("forward_kl", 1.0), ("mixce", 0.5)])

@@ -181,20 +181,6 @@ def test_softmax_never_returns_subnormals_and_keeps_the_rows():
     np.testing.assert_allclose(q[1], np.exp(want[1]), rtol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def train_problem():
-    v = 6
-    m = random_target(v, 0.5, 0.5, np.random.default_rng(12))
-    p = chain_matrix(m, uniform_start(v))
-    rng = np.random.default_rng(3)
-    train = sample_sequences(p, 300, 30, rng)
-    dev = sample_sequences(p, 100, 30, rng)
-    cfg = TrainConfig(
-        estimator="exact", lr=1e-2, max_steps=80, eval_every=10, hidden_size=16, max_length=30
-    )
-    return p, train, dev, cfg
-
-
 @pytest.mark.parametrize(
     "objective,eta", [("forward_kl", 1.0), ("mixce", 0.5), ("mix_kl", 0.5), ("js", 0.5)]
 )

@@ -16,7 +16,6 @@ Shapes: the network maps every input state (V tokens, then BOS) to next-token lo
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,11 +24,13 @@ from tqdm import tqdm
 from mixce.synthetic.data import Sequences, sample_sequences, sequence_logprob
 from mixce.synthetic.metrics import Comparer
 from mixce.synthetic.select import FIXED_ETA
-from mixce.synthetic.settings import TrainConfig
+from mixce.synthetic.settings import DevChecks, TrainConfig
 
 OBJECTIVES = ("forward_kl", "reverse_kl", "mix_kl", "js", "mixce_star", "mixce")
 OCCUPANCY_TOL = 1e-13  # a recursion whose vector has shrunk below this (relative) has ended
-GEOMETRIC_TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-6}
+#: relative deviation from x_{k+1} = rho x_k at which a chain's tail is summed in closed form
+#: (about 10 ulp of the dtype), by the dtype's name (NumPy "float32", torch "torch.float32")
+GEOMETRIC_TOL = {"float64": 1e-12, "float32": 1e-6}
 
 
 # --------------------------------------------------------------------------- network
@@ -162,23 +163,25 @@ class Adam:
 # --------------------------------------------------------------------------- occupancy
 
 
-def _power_chain(step, first: np.ndarray, length: int) -> tuple[list[np.ndarray], float]:
+def _power_chain(step, first, length: int) -> tuple[list, float]:
     """x_1 = first, x_{k+1} = step(x_k) for up to ``length`` vectors, stopped early when the
-    chain has vanished (later terms 0) or become geometric, x_{k+1} = rho x_k (later terms
-    follow); returns (explicit vectors, rho), rho = 0 unless it became geometric."""
+    chain has vanished (||x|| below OCCUPANCY_TOL times ||first||: later terms are 0) or has
+    become geometric, x_{k+1} = rho x_k up to GEOMETRIC_TOL (later terms follow). Returns
+    (explicit vectors, rho), rho = 0 unless it became geometric. Works on NumPy arrays and on
+    torch tensors alike (the PyTorch backend uses it too)."""
     xs = [first]
-    scale = float(np.abs(first).sum())
+    scale = float(abs(first).sum())
     if scale == 0.0:
         return xs, 0.0
     x = first
-    tol = GEOMETRIC_TOL.get(first.dtype, 1e-12)
+    tol = GEOMETRIC_TOL.get(str(first.dtype).removeprefix("torch."), 1e-12)
     for k in range(1, length):
         nxt = step(x)
-        size = float(np.abs(nxt).sum())
+        size = float(abs(nxt).sum())
         if size < OCCUPANCY_TOL * scale:
             return xs, 0.0
-        rho = float(np.dot(nxt, x) / np.dot(x, x))
-        if k >= 2 and float(np.abs(nxt - rho * x).sum()) <= tol * size:
+        rho = float((nxt * x).sum() / (x * x).sum())
+        if k >= 2 and float(abs(nxt - rho * x).sum()) <= tol * size:
             return xs, rho
         xs.append(nxt)
         x = nxt
@@ -482,13 +485,13 @@ def train(
     checks without a better one or at ``max_steps``. Random streams: the network's init and
     dropout draw from ``default_rng([seed, 2])``, JS's sequences from ``default_rng(seed)``.
     """
-    t0 = time.perf_counter()
     if cfg.dtype not in ("float32", "float64"):
         raise ValueError(f"synthetic.train.dtype must be float32 or float64, got {cfg.dtype!r}")
     if objective not in OBJECTIVES:
         raise KeyError(
             f"unknown synthetic objective {objective!r}: known are {', '.join(OBJECTIVES)}"
         )
+    checks = DevChecks(objective, eta, seed, "exact", cfg.patience)  # its clock starts here
     dtype = np.dtype(cfg.dtype)
     rng = np.random.default_rng(seed)
     net_rng = np.random.default_rng([seed, 2])
@@ -503,9 +506,7 @@ def train(
     z = np.empty((v + 1, v), dtype=dtype)  # logits, then log Q (buffers reused every step)
     q = np.empty_like(z)
 
-    best: dict = {"dev_loss": math.inf}
-    log: list[dict] = []
-    step, bad = 0, 0
+    step = 0
     bar = tqdm(
         total=cfg.max_steps,
         disable=not progress,
@@ -529,32 +530,8 @@ def train(
         z, _ = forward(params, 0.0, None, out=z)  # eval mode
         dev_loss, _, learned = value_and_grad(objective, eta, z, dev, False, rng, cfg.js_samples, q)
         metrics = compare(learned)
-        log.append(
-            {
-                "seed": seed,
-                "step": step,
-                "train_loss": train_sum / max(n_steps, 1),
-                "dev_loss": dev_loss,
-                **metrics,
-            }
-        )
         bar.set_postfix(dev=f"{dev_loss:.4g}", js=f"{metrics['avg_js']:.3g}")
-        if dev_loss < best["dev_loss"]:
-            best = {"dev_loss": dev_loss, "best_step": step, **metrics}
-            bad = 0
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
+        if checks.check(step, train_sum / max(n_steps, 1), dev_loss, metrics):
+            break
     bar.close()
-    result = {
-        "objective": objective,
-        "eta": eta,
-        "seed": seed,
-        "estimator": "exact",
-        "device": "cpu",
-        "steps": step,
-        "seconds": time.perf_counter() - t0,
-        **best,
-    }
-    return result, log
+    return checks.result("cpu", step)

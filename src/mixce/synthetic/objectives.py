@@ -37,49 +37,12 @@ import torch.nn.functional as F
 
 from mixce.objectives import mixce_weight
 from mixce.synthetic.data import Sequences, sample_sequences
+from mixce.synthetic.exact import _geometric_coefficients, _power_chain
 from mixce.synthetic.model import NeuralBigram
 from mixce.synthetic.select import FIXED_ETA
 
 OBJECTIVES = ("forward_kl", "reverse_kl", "mix_kl", "js", "mixce_star", "mixce")
 ESTIMATORS = ("exact", "gumbel")
-OCCUPANCY_TOL = 1e-13  # a recursion whose vector has shrunk below this (relative) has ended
-GEOMETRIC_TOL = {torch.float64: 1e-12, torch.float32: 1e-6}  # relative deviation from
-# x_{k+1} = rho x_k at which the tail is summed in closed form (about 10 ulp of the dtype)
-
-
-def _power_chain(step, first: torch.Tensor, length: int) -> tuple[list[torch.Tensor], float]:
-    """x_1 = first, x_{k+1} = step(x_k) for up to ``length`` vectors, stopped early when
-
-    - the chain has vanished (||x|| below OCCUPANCY_TOL times ||first||): later terms are 0;
-    - it has become geometric (x_{k+1} = rho x_k up to GEOMETRIC_TOL): later terms follow.
-    Returns (explicit vectors, rho); rho is 0 unless the chain became geometric.
-    """
-    xs = [first]
-    scale = float(first.abs().sum())
-    if scale == 0.0:
-        return xs, 0.0
-    x = first
-    tol = GEOMETRIC_TOL.get(first.dtype, 1e-12)
-    for k in range(1, length):
-        nxt = step(x)
-        size = float(nxt.abs().sum())
-        if size < OCCUPANCY_TOL * scale:
-            return xs, 0.0
-        rho = float(torch.dot(nxt, x) / torch.dot(x, x))
-        if k >= 2 and float((nxt - rho * x).abs().sum()) <= tol * size:
-            return xs, rho
-        xs.append(nxt)
-        x = nxt
-    return xs, 0.0
-
-
-def _geometric_coefficients(n_explicit: int, rho: float, total: int) -> np.ndarray:
-    """c[k] for k = 0 .. total - 1: 0 for explicit terms, rho^(k - last) after them."""
-    c = np.zeros(total)
-    last = n_explicit - 1
-    if rho != 0.0 and total > n_explicit:
-        c[n_explicit:] = rho ** np.arange(1, total - last)
-    return c
 
 
 @dataclass

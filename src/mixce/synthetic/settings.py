@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 
 BACKENDS = ("numpy", "torch")
@@ -49,3 +51,50 @@ class TrainConfig:
 
             return not torch.cuda.is_available()
         return self.device == "cpu"
+
+
+class DevChecks:
+    """The bookkeeping both training loops (NumPy and PyTorch) share: one log row per dev
+    check, the best check so far, early stopping after ``patience`` checks without a better
+    dev loss, and the run's result record."""
+
+    def __init__(
+        self, objective: str, eta: float, seed: int, estimator: str, patience: int
+    ) -> None:
+        self.head = {"objective": objective, "eta": eta, "seed": seed, "estimator": estimator}
+        self.patience = patience
+        self.best: dict = {"dev_loss": math.inf}
+        self.log: list[dict] = []
+        self.bad = 0
+        self.t0 = time.perf_counter()
+
+    def check(
+        self, step: int, train_loss: float, dev_loss: float, metrics: dict[str, float]
+    ) -> bool:
+        """Record one dev check; True when training must stop."""
+        self.log.append(
+            {
+                "seed": self.head["seed"],
+                "step": step,
+                "train_loss": train_loss,
+                "dev_loss": dev_loss,
+                **metrics,
+            }
+        )
+        if dev_loss < self.best["dev_loss"]:
+            self.best = {"dev_loss": dev_loss, "best_step": step, **metrics}
+            self.bad = 0
+            return False
+        self.bad += 1
+        return self.bad >= self.patience
+
+    def result(self, device: str, steps: int) -> tuple[dict, list[dict]]:
+        """(the result of the best checkpoint, the log rows)."""
+        seconds = time.perf_counter() - self.t0
+        return {
+            **self.head,
+            "device": device,
+            "steps": steps,
+            "seconds": seconds,
+            **self.best,
+        }, self.log

@@ -10,7 +10,6 @@ dev loss and report avg.js / avg.0s of the best-dev-loss checkpoint, as the pape
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -21,7 +20,7 @@ from mixce.synthetic.data import Sequences, sequence_logprob
 from mixce.synthetic.metrics import Comparer
 from mixce.synthetic.model import NeuralBigram
 from mixce.synthetic.objectives import Batch, Setting, exact_value_and_grad, objective_loss
-from mixce.synthetic.settings import TrainConfig
+from mixce.synthetic.settings import DevChecks, TrainConfig
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -80,7 +79,7 @@ def train_q(
         from mixce.synthetic.exact import train as train_numpy
 
         return train_numpy(p_chain, train, dev, objective, eta, seed, cfg, progress)
-    t0 = time.perf_counter()
+    checks = DevChecks(objective, eta, seed, cfg.estimator, cfg.patience)  # its clock starts here
     if cfg.dtype not in DTYPES:
         raise ValueError(
             f"synthetic.train.dtype must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}"
@@ -126,9 +125,7 @@ def train_q(
                     for i in range(0, len(train) - cfg.batch_size + 1, cfg.batch_size)
                 ] or [full_train]
 
-    best: dict = {"dev_loss": math.inf}
-    log: list[dict] = []
-    step, bad = 0, 0
+    step = 0
     bar = tqdm(
         total=None, disable=not progress, desc=f"{objective} eta={eta} seed={seed}", leave=False
     )
@@ -163,33 +160,10 @@ def train_q(
             else:
                 _, dev_loss = objective_loss(objective, eta, model, dev_batch, setting, rng)
         metrics = compare(model.learned_matrix().cpu())
-        row = {
-            "seed": seed,
-            "step": step,
-            "train_loss": train_sum / max(len(batches), 1),
-            "dev_loss": dev_loss,
-            **metrics,
-        }
-        log.append(row)
         bar.set_postfix(dev=f"{dev_loss:.4g}", js=f"{metrics['avg_js']:.3g}")
-        if dev_loss < best["dev_loss"]:
-            best = {"dev_loss": dev_loss, "best_step": step, **metrics}
-            bad = 0
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
+        if checks.check(step, train_sum / max(len(batches), 1), dev_loss, metrics):
+            break
         if cfg.estimator == "exact" and step >= cfg.max_steps:
             break
     bar.close()
-    result = {
-        "objective": objective,
-        "eta": eta,
-        "seed": seed,
-        "estimator": cfg.estimator,
-        "device": device.type,
-        "steps": step,
-        "seconds": time.perf_counter() - t0,
-        **best,
-    }
-    return result, log
+    return checks.result(device.type, step)
