@@ -43,6 +43,13 @@ def main() -> None:
     ap.add_argument("--run", help="run name (default: from the config files)")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--summarize-only", action="store_true")
+    ap.add_argument("--out", type=Path, help="report file (default bench/results/grid_<run>.json)")
+    ap.add_argument(
+        "--snakemake-arg",
+        action="append",
+        default=[],
+        help="an extra snakemake argument (repeat), e.g. --snakemake-arg=--until=synthetic_data",
+    )
     args = ap.parse_args()
     config = load_config(["config.yaml", *args.configfile])
     run = args.run or config["run"]
@@ -60,6 +67,7 @@ def main() -> None:
         ]
         if args.configfile:
             cmd += ["--configfile", *args.configfile]
+        cmd += args.snakemake_arg
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True)
         wall = time.perf_counter() - t0
@@ -76,7 +84,7 @@ def main() -> None:
         "job_seconds_per_rule": per_rule.to_dict("index"),
         "mean_train_job_seconds_by_vocab_and_objective": dict(per_v),
     }
-    out = Path("bench/results") / f"grid_{run}.json"
+    out = args.out or Path("bench/results") / f"grid_{run}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     print(yaml.safe_dump(report, sort_keys=False))

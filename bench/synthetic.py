@@ -96,9 +96,11 @@ def count_vs_token(chain, train, reps: int = 3, max_logits: int = 20_000_000) ->
     return out
 
 
-def hand_vs_autograd(chain, train, reps: int = 30) -> dict:
-    """Seconds per exact training step (float32, dropout on, Adam) with the hand-derived
-    gradient and with autograd, per objective, on the same model and data."""
+def step_times(chain, train, reps: int = 30) -> dict:
+    """Seconds per exact training step (float32, dropout on, Adam), per objective, on the same
+    data: the torch backend's step with the hand-derived logits gradient (``hand``), the same
+    loss through autograd (``autograd``) and the NumPy backend's step (``numpy``); with the
+    ratios autograd / hand and hand / numpy."""
     v = chain.shape[1]
     p_log = np.log(chain + 1e-30)
     batch = make_batch(train, p_log, torch.float32, seq_log_p=False)
@@ -107,73 +109,45 @@ def hand_vs_autograd(chain, train, reps: int = 30) -> dict:
     torch.manual_seed(0)
     model = NeuralBigram(v, 50, 0.1)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-4)
+    target = ex.make_target(p_log, train, 500, np.float32, False)
+    params = ex.init_params(v, 50, rng, np.float32)
+    np_opt = ex.Adam(params.flat, 1e-2, 1e-4)
+    z = np.empty((v + 1, v), dtype=np.float32)
+    q = np.empty_like(z)
 
-    def by_hand(objective: str) -> None:
+    def hand(objective: str) -> None:
         opt.zero_grad(set_to_none=True)
         logits = model.transition_logits()
         _, grad = exact_value_and_grad(objective, 0.9, logits.detach(), batch, setting)
         logits.backward(grad)
         opt.step()
 
-    def by_autograd(objective: str) -> None:
+    def autograd(objective: str) -> None:
         opt.zero_grad(set_to_none=True)
         loss, _ = objective_loss(objective, 0.9, model, batch, setting, rng)
         loss.backward()
         opt.step()
 
-    return _race({"hand": by_hand, "autograd": by_autograd}, reps)
+    def numpy(objective: str) -> None:
+        nonlocal z
+        z, cache = ex.forward(params, 0.1, rng, out=z)
+        _, grad, _ = ex.value_and_grad(objective, 0.9, z, target, True, q=q)
+        np_opt.step(ex.backward(params, cache, grad))
 
-
-def _race(steps: dict, reps: int) -> dict:
-    """Seconds per step of each named step function, per objective (3 warm-up steps each),
-    and the ratio of the second over the first (key ``<second>_over_<first>``)."""
-    (first, _), (second, _) = steps.items()
     out: dict = {}
     for objective in ("forward_kl", "mixce", "mix_kl", "mixce_star"):
         row = {}
-        for name, step in steps.items():
+        for name, step in (("hand", hand), ("autograd", autograd), ("numpy", numpy)):
             for _ in range(3):  # warm-up
                 step(objective)
             t0 = time.perf_counter()
             for _ in range(reps):
                 step(objective)
             row[f"{name}_step_s"] = (time.perf_counter() - t0) / reps
-        row[f"{second}_over_{first}"] = row[f"{second}_step_s"] / row[f"{first}_step_s"]
+        row["autograd_over_hand"] = row["autograd_step_s"] / row["hand_step_s"]
+        row["hand_over_numpy"] = row["hand_step_s"] / row["numpy_step_s"]
         out[objective] = row
     return out
-
-
-def numpy_vs_torch(chain, train, reps: int = 30) -> dict:
-    """Seconds per exact training step (float32, dropout on, Adam, hand-derived gradient) in
-    the NumPy backend and in the torch backend, per objective, on the same data."""
-    v = chain.shape[1]
-    p_log = np.log(chain + 1e-30)
-    batch = make_batch(train, p_log, torch.float32, seq_log_p=False)
-    setting = Setting(torch.from_numpy(p_log).float(), 500, "exact", 1.0, 1000)
-    torch.manual_seed(0)
-    model = NeuralBigram(v, 50, 0.1)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-4)
-    target = ex.make_target(p_log, train, 500, np.float32, False)
-    rng = np.random.default_rng(0)
-    params = ex.init_params(v, 50, rng, np.float32)
-    np_opt = ex.Adam(params.flat, 1e-2, 1e-4)
-    z = np.empty((v + 1, v), dtype=np.float32)
-    q = np.empty_like(z)
-
-    def by_torch(objective: str) -> None:
-        opt.zero_grad(set_to_none=True)
-        logits = model.transition_logits()
-        _, grad = exact_value_and_grad(objective, 0.9, logits.detach(), batch, setting)
-        logits.backward(grad)
-        opt.step()
-
-    def by_numpy(objective: str) -> None:
-        nonlocal z
-        z, cache = ex.forward(params, 0.1, rng, out=z)
-        _, grad, _ = ex.value_and_grad(objective, 0.9, z, target, True, q=q)
-        np_opt.step(ex.backward(params, cache, grad))
-
-    return _race({"numpy": by_numpy, "torch": by_torch}, reps)
 
 
 def _meta(args: argparse.Namespace, extra: str = "") -> dict:
@@ -186,22 +160,19 @@ def _meta(args: argparse.Namespace, extra: str = "") -> dict:
 
 
 def _print_steps(rows: list[dict]) -> None:
-    print("\n| V | objective | hand-derived step (ms) | autograd step (ms) | autograd / hand |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        for objective, h in r["hand_vs_autograd"].items():
-            print(
-                f"| {r['vocab_size']} | {objective} | {1e3 * h['hand_step_s']:.2f} | "
-                f"{1e3 * h['autograd_step_s']:.2f} | {h['autograd_over_hand']:.2f}x |"
-            )
-    print("\n| V | objective | NumPy step (ms) | torch step (ms) | torch / NumPy |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        for objective, h in r["numpy_vs_torch"].items():
-            print(
-                f"| {r['vocab_size']} | {objective} | {1e3 * h['numpy_step_s']:.2f} | "
-                f"{1e3 * h['torch_step_s']:.2f} | {h['torch_over_numpy']:.2f}x |"
-            )
+    tables = (  # (header a, key a, header b, key b, ratio key, ratio header)
+        ("hand-derived", "hand", "autograd", "autograd", "autograd_over_hand", "autograd / hand"),
+        ("NumPy backend", "numpy", "torch backend", "hand", "hand_over_numpy", "torch / NumPy"),
+    )
+    for head_a, a, head_b, b, ratio, head_ratio in tables:
+        print(f"\n| V | objective | {head_a} (ms) | {head_b} (ms) | {head_ratio} |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            for objective, h in r["steps"].items():
+                print(
+                    f"| {r['vocab_size']} | {objective} | {1e3 * h[f'{a}_step_s']:.2f} | "
+                    f"{1e3 * h[f'{b}_step_s']:.2f} | {h[ratio]:.2f}x |"
+                )
 
 
 def steps_only(args: argparse.Namespace) -> None:
@@ -209,13 +180,7 @@ def steps_only(args: argparse.Namespace) -> None:
     rows = []
     for v in args.vocab:
         chain, train, _ = data_for(v, args.n_train, args.n_dev, args.max_length)
-        rows.append(
-            {
-                "vocab_size": v,
-                "hand_vs_autograd": hand_vs_autograd(chain, train),
-                "numpy_vs_torch": numpy_vs_torch(chain, train),
-            }
-        )
+        rows.append({"vocab_size": v, "steps": step_times(chain, train)})
         print(json.dumps(rows[-1]), flush=True)
     out = args.out or Path("bench/results/synthetic_steps.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -259,8 +224,7 @@ def main() -> None:
         row["exact_step_s"] = row["exact_mix_kl_run_s"] / row["exact_mix_kl_steps"]
         row["gumbel_over_exact_step"] = g / row["exact_step_s"]
         row["count_vs_token"] = count_vs_token(chain, train)
-        row["hand_vs_autograd"] = hand_vs_autograd(chain, train)
-        row["numpy_vs_torch"] = numpy_vs_torch(chain, train)
+        row["steps"] = step_times(chain, train)
         rows.append(row)
         print(json.dumps(row), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-from mixce.layout import REPO
+from mixce.layout import load_bench
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location(
-        "synthetic_floor", REPO / "bench" / "synthetic_floor.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("synthetic_floor")
 
 
 def _write_run(root: Path, run: str, v: int, steps: list[list[int]]) -> Path:

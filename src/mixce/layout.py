@@ -7,8 +7,10 @@ Slurm profile; no results, caches or virtual environment.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
+from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW_FILES: tuple[str, ...] = (
@@ -42,3 +44,14 @@ def copy_workflow(dest: Path, ignore: tuple[str, ...] = (), repo: Path = REPO) -
         else:
             shutil.copy2(src, dest / name)
     return dest
+
+
+def load_bench(name: str, repo: Path = REPO) -> ModuleType:
+    """Import bench/<name>.py (benchmarks are scripts, not part of the package) for tests."""
+    path = repo / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"no benchmark script {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
