@@ -4,9 +4,10 @@ The default backend of ``synthetic.train.estimator: exact`` on the CPU. It compu
 losses and gradients as the PyTorch path (:mod:`mixce.synthetic.objectives`, kept as the
 reference, for GPUs and for the Gumbel estimator); tests check the two agree. Why NumPy:
 
-- the three matrix products of a step (Z = H W2^T, G^T H and G W2) run through OpenBLAS, about
-  twice as fast as PyTorch's CPU BLAS on this project's AMD machines (bench/synthetic.py);
-- one exp per step (softmax and log-softmax share it), buffers reused, no graph;
+- far fewer array operations per step (no graph, parameters as one flat vector for Adam),
+  which is what a step costs at small V: 2-6x faster at V <= 100, about even at V = 1000,
+  where the matrix products dominate (bench/synthetic.py --steps-only);
+- one exp per step (softmax and log-softmax share it), buffers reused;
 - a training job need not import torch (1.5-3 s of start-up per job, 580 jobs in the grid).
 
 Shapes: the network maps every input state (V tokens, then BOS) to next-token logits, a
@@ -246,15 +247,17 @@ def occupancy_backward(
         grad_a += np.outer(big_u[-1], z)
 
 
-def occupancy(q: np.ndarray, max_length: int) -> np.ndarray:
+def occupancy(q: np.ndarray, max_length: int) -> tuple[np.ndarray, Occupancy | None]:
     """Expected visits of each row state at positions whose successor is drawn: BOS once,
-    tokens at positions 1 .. max_length - 2, EOS never left (V + 1 entries)."""
+    tokens at positions 1 .. max_length - 2, EOS never left (V + 1 entries); and the state
+    of the token part for :func:`occupancy_backward` (None when no token has a successor)."""
     v = q.shape[1]
     n = np.zeros(v + 1, dtype=q.dtype)
     n[v] = 1.0
-    if max_length - 2 >= 1:
-        n[: v - 1] = occupancy_forward(q[v, : v - 1], q[: v - 1, : v - 1], max_length - 2)[0]
-    return n
+    if max_length - 2 < 1:
+        return n, None
+    n[: v - 1], state = occupancy_forward(q[v, : v - 1], q[: v - 1, : v - 1], max_length - 2)
+    return n, state
 
 
 # --------------------------------------------------------------------------- objectives
@@ -361,13 +364,7 @@ def value_and_grad(
         h = -data.log_p if name == "mixce_star" else log_q - data.log_p  # F
         per_row = _row_dot(q, h)
         v = z.shape[1]
-        n = np.zeros(v + 1, dtype=z.dtype)
-        n[v] = 1.0
-        state = None
-        if data.max_length - 2 >= 1:
-            n[: v - 1], state = occupancy_forward(
-                q[v, : v - 1], q[: v - 1, : v - 1], data.max_length - 2
-            )
+        n, state = occupancy(q, data.max_length)
         value += (1.0 - eta) * float(np.dot(n.astype(np.float64), per_row))
         if need_grad:
             h *= n[:, None]  # n F + dn, then sm
