@@ -181,6 +181,30 @@ def test_softmax_never_returns_subnormals_and_keeps_the_rows():
     np.testing.assert_allclose(q[1], np.exp(want[1]), rtol=1e-6)
 
 
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_a_chain_of_tiny_numbers_still_ends_in_its_closed_form_tail(backend):
+    """A start vector of ~1e-24 (a Q that almost never leaves BOS for a token): its squares
+    underflow in float32, which once made rho NaN and the chain run its whole length."""
+    rng = np.random.default_rng(0)
+    a = rng.dirichlet(np.ones(50), size=50) * 0.9  # every row sums to 0.9: x A shrinks by 0.9
+    first = (rng.random(50) * 1e-24).astype(np.float32)
+    exact = [first.astype(np.float64)]
+    for _ in range(499):
+        exact.append(exact[-1] @ a)
+    want = np.sum(exact, 0)
+    if backend == "numpy":
+        got, state = ex.occupancy_forward(first, a.astype(np.float32), 500)
+    else:
+        from mixce.synthetic.objectives import occupancy_forward
+
+        got, state = occupancy_forward(torch.from_numpy(first), torch.from_numpy(a).float(), 500)
+        got = got.numpy()
+    assert state.big_u.shape[0] < 100  # ended in the closed-form tail, not after 500 vectors
+    assert state.rho == pytest.approx(0.9, rel=1e-3)
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+
+
 @pytest.mark.parametrize(
     "objective,eta", [("forward_kl", 1.0), ("mixce", 0.5), ("mix_kl", 0.5), ("js", 0.5)]
 )

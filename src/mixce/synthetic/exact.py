@@ -169,7 +169,11 @@ def _power_chain(step, first, length: int) -> tuple[list, float]:
     chain has vanished (||x|| below OCCUPANCY_TOL times ||first||: later terms are 0) or has
     become geometric, x_{k+1} = rho x_k up to GEOMETRIC_TOL (later terms follow). Returns
     (explicit vectors, rho), rho = 0 unless it became geometric. Works on NumPy arrays and on
-    torch tensors alike (the PyTorch backend uses it too)."""
+    torch tensors alike (the PyTorch backend uses it too).
+
+    rho = <x_{k+1}, x_k> / <x_k, x_k> is computed on both vectors divided by max |x_k|: a chain
+    of tiny numbers (a Q whose start row puts ~1e-19 on every token) would otherwise square to
+    0 in float32, and the chain would run its whole length."""
     xs = [first]
     scale = float(abs(first).sum())
     if scale == 0.0:
@@ -181,7 +185,9 @@ def _power_chain(step, first, length: int) -> tuple[list, float]:
         size = float(abs(nxt).sum())
         if size < OCCUPANCY_TOL * scale:
             return xs, 0.0
-        rho = float((nxt * x).sum() / (x * x).sum())
+        inv = 1.0 / float(abs(x).max())  # x is not 0: it passed the test above
+        xn = x * inv
+        rho = float((nxt * inv * xn).sum() / (xn * xn).sum())
         if k >= 2 and float(abs(nxt - rho * x).sum()) <= tol * size:
             return xs, rho
         xs.append(nxt)
