@@ -66,7 +66,7 @@ def test_objective_names_match_the_pytorch_module():
 
 
 @pytest.mark.parametrize("name", ["forward_kl", "reverse_kl", "mix_kl", "mixce_star", "mixce"])
-@pytest.mark.parametrize("eta", [0.99, 0.5, 0.01])
+@pytest.mark.parametrize("eta", [1.0, 0.99, 0.5, 0.01, 0.0])
 def test_value_and_gradient_equal_the_pytorch_ones(problem, name, eta):
     _, _, setting, batch, target = problem
     z = np.random.default_rng(1).standard_normal((V + 1, V)) * 2

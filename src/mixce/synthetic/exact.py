@@ -241,16 +241,18 @@ def occupancy_backward(
 
     grad_start += lam_rows(np.array([k - 1]))[0]
     t_head = np.arange(1, min(m, k - 1) + 1)
-    if t_head.size:
-        grad_a += big_u[: t_head.size].T @ lam_rows(k - t_head - 1)
-    if rho_u != 0.0 and k - 1 > m:
+    left, right = [big_u[: t_head.size]], [lam_rows(k - t_head - 1)]  # dA = left^T right
+    if rho_u != 0.0 and k - 1 > m:  # the tail's rank-one term u_m z^T, as one more row
         t_tail = np.arange(m + 1, k)
         coef = rho_u ** (t_tail - m)
         n_idx = k - t_tail - 1
         weights = np.bincount(np.minimum(n_idx, s1), weights=coef, minlength=s1 + 1)
         z = weights.astype(grad.dtype) @ prefix
         z += float((coef * c_w[n_idx]).sum()) * big_w[-1]
-        grad_a += np.outer(big_u[-1], z)
+        left.append(big_u[-1:])
+        right.append(z[None])
+    if t_head.size or len(left) > 1:
+        grad_a += np.concatenate(left).T @ np.concatenate(right)
 
 
 def occupancy(q: np.ndarray, max_length: int) -> tuple[np.ndarray, Occupancy | None]:
@@ -279,6 +281,13 @@ class Target:
     max_length: int
     seqs: Sequences | None = None  # the sequences (JS only)
     seq_log_p: np.ndarray | None = None  # log P of each sequence (JS only)
+    _scaled: dict[float, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def scaled_counts(self, weight: float) -> np.ndarray:
+        """weight * counts, computed once per weight (a training run uses one)."""
+        if weight not in self._scaled:
+            self._scaled[weight] = (self.counts * weight).astype(self.counts.dtype)
+        return self._scaled[weight]
 
 
 def make_target(
@@ -352,41 +361,45 @@ def value_and_grad(
         value, grad = _js(eta, log_q, q, data, rng, js_samples, need_grad)
         return value, grad, q
     value = 0.0
-    grad = None
     data_weight = 1.0 if name == "mixce" else eta
+    weighted, rows = data.counts, data.count_rows  # the data term's C w and its row sums
     if data_weight > 0:
         if name == "mixce":  # C (eta + (1 - eta) q): MixCE's weight (mixce_weight)
             weighted = q * (1.0 - eta)
             weighted += eta
             weighted *= data.counts
             rows = weighted.sum(1)
-        else:
-            weighted, rows = data.counts, data.count_rows
         value -= data_weight * float(np.vdot(weighted, log_q))
-        if need_grad:
-            grad = q * (data_weight * rows)[:, None]
-            grad -= data_weight * weighted if data_weight != 1.0 else weighted
-    if name != "mixce" and eta < 1:
-        h = -data.log_p if name == "mixce_star" else log_q - data.log_p  # F
-        per_row = _row_dot(q, h)
-        v = z.shape[1]
-        n, state = occupancy(q, data.max_length)
-        value += (1.0 - eta) * float(np.dot(n.astype(np.float64), per_row))
-        if need_grad:
-            h *= n[:, None]  # n F + dn, then sm
-            if state is not None:
-                occupancy_backward(state, per_row[: v - 1], h[v, : v - 1], h[: v - 1, : v - 1])
-            h -= _row_dot(q, h)[:, None]
-            h *= q
-            if grad is None:
-                h *= 1.0 - eta
-                grad = h
-            else:
-                h *= 1.0 - eta
-                grad += h
-    if need_grad and grad is None:
-        grad = np.zeros_like(z)
-    return value, grad, q
+    if name == "mixce" or eta == 1:  # the data term alone: Q rowsum(C w) - C w
+        if not need_grad:
+            return value, None, q
+        if data_weight == 0:
+            return value, np.zeros_like(z), q
+        grad = q * rows[:, None]
+        grad -= weighted
+        return value, grad, q
+    h = -data.log_p if name == "mixce_star" else log_q - data.log_p  # F
+    per_row = _row_dot(q, h)
+    v = z.shape[1]
+    n, state = occupancy(q, data.max_length)
+    value += (1.0 - eta) * float(np.dot(n.astype(np.float64), per_row))
+    if not need_grad:
+        return value, None, q
+    h *= n[:, None]  # H = n F + dn
+    if state is not None:
+        occupancy_backward(state, per_row[: v - 1], h[v, : v - 1], h[: v - 1, : v - 1])
+    # (1 - eta) sm(H) + data_weight (Q rows - C) in four passes over H:
+    # Q * ((1 - eta) H + data_weight rows - (1 - eta) rowsum(Q H)) - data_weight C
+    shift = _row_dot(q, h)
+    shift *= -(1.0 - eta)
+    if data_weight > 0:
+        shift += data_weight * rows
+    h *= 1.0 - eta
+    h += shift[:, None]
+    h *= q
+    if data_weight > 0:
+        h -= data.scaled_counts(data_weight)
+    return value, h, q
 
 
 def _log_mixture(eta: float, log_p: np.ndarray, log_q: np.ndarray) -> np.ndarray:
