@@ -2,9 +2,9 @@
 larger one: the number of steps is what sets the synthetic grid's time (bench/synthetic_floor.py).
 
 Each run trains one Q with the NumPy backend (mixce.synthetic.exact.train, the workflow's
-training loop) on a random-50% target with the paper's data sizes, for a fixed number of steps,
-with the dev loss and avg.js checked every 20 steps as the config does but early stopping
-switched off, once per learning rate. Per objective and learning rate it reports:
+training loop) on bench/synthetic.py's random-50% target and data (the paper's sizes), for a
+fixed number of steps, with the dev loss and avg.js checked every 20 steps as the config does
+but early stopping switched off, once per learning rate. Per objective and learning rate it reports:
 
 - ``early_stop``: where the config's early stop (``--patience`` checks without a better dev
   loss) would have stopped, replayed on the run's checks (exact: the run is the same up to
@@ -26,13 +26,11 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 from threadpoolctl import threadpool_limits
 
+from mixce.layout import load_bench
 from mixce.synthetic import exact
-from mixce.synthetic.data import chain_matrix, sample_sequences
 from mixce.synthetic.settings import TrainConfig
-from mixce.synthetic.target import random_target, uniform_start
 
 RUNS = [("forward_kl", 1.0), ("mixce", 0.5), ("mix_kl", 0.5), ("mixce_star", 0.5)]
 
@@ -47,8 +45,7 @@ def steps_to_match(curve: list[dict], target: float) -> int | None:
 
 def best_check(curve: list[dict]) -> dict:
     """The check with the lowest dev loss (the first of equals), as training keeps it."""
-    best = min(range(len(curve)), key=lambda i: (curve[i]["dev_loss"], i))
-    return dict(curve[best])
+    return dict(min(curve, key=lambda row: row["dev_loss"]))
 
 
 def early_stop(curve: list[dict], patience: int) -> dict:
@@ -88,10 +85,7 @@ def summarize(runs: list[dict], lrs: list[float], patience: int) -> dict:
 def one_run(job: tuple) -> dict:
     vocab, objective, eta, lr, steps, every, seed = job
     with threadpool_limits(1):
-        rng = np.random.default_rng([7, vocab])
-        chain = chain_matrix(random_target(vocab, 0.5, 0.5, rng), uniform_start(vocab))
-        train = sample_sequences(chain, 50_000, 500, rng)
-        dev = sample_sequences(chain, 5_000, 500, rng)
+        chain, train, dev = load_bench("synthetic").data_for(vocab, 50_000, 5_000, 500)
         cfg = TrainConfig(
             lr=lr,
             max_steps=steps,

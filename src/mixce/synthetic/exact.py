@@ -370,11 +370,9 @@ def value_and_grad(
             weighted *= data.counts
             rows = weighted.sum(1)
         value -= data_weight * float(np.vdot(weighted, log_q))
-    if name == "mixce" or eta == 1:  # the data term alone: Q rowsum(C w) - C w
+    if name == "mixce" or eta == 1:  # the data term alone (weight 1): Q rowsum(C w) - C w
         if not need_grad:
             return value, None, q
-        if data_weight == 0:
-            return value, np.zeros_like(z), q
         grad = q * rows[:, None]
         grad -= weighted
         return value, grad, q
