@@ -3,6 +3,7 @@ import os
 from pathlib import Path
 
 from mixce.config import selected_inits
+from mixce import protocol as _protocol
 from mixce.plan import (
     BASE,
     finetune_job,
@@ -26,6 +27,12 @@ SEEDS = [int(s) for s in SYN["seeds"]]
 def results(*parts):
     """Path under results/<run>/."""
     return str(Path("results", RUN, *map(str, parts)))
+
+
+def protocol(*names):
+    """Settings of the named protocol points (docs/PROTOCOL.md), for a rule's params:
+    switching one point reruns the rules that read it and nothing else."""
+    return _protocol.points(config, *names)
 
 
 def code(*modules):
