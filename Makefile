@@ -11,11 +11,15 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
 venv: $(STAMP)
 
-# Rebuilt only when the lock or pyproject.toml changes; an existing .venv is reused.
-$(STAMP): requirements.lock pyproject.toml
+# Rebuilt only when the lock, requirements-nodeps.txt or pyproject.toml changes; an existing
+# .venv is reused. requirements-nodeps.txt (simcse, whose stale numpy<1.20 / scipy<1.6 pins
+# have no Python 3.11 builds) is installed with --no-deps after the lock, which holds
+# everything it imports; a constraint cannot override a package's own pins.
+$(STAMP): requirements.lock requirements-nodeps.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -r requirements-nodeps.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 

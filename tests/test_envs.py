@@ -3,6 +3,12 @@
 Every package named in an env file, in its conda or its pip section, must be pinned to one
 exact version, and that version must be the one requirements.lock holds. Conda-forge names
 differ from PyPI's for a few packages: CONDA_TO_PYPI maps them.
+
+requirements-nodeps.txt holds the packages installed without their declared dependencies
+(simcse, whose numpy<1.20 / scipy<1.6 pins cannot be met on Python 3.11): each is pinned with
+a hash, is absent from the lock and from every env's package lists (pip would try to honour
+its pins there), and what it imports is in the lock. An env that needs one installs it from
+its post-deploy script (envs/<env>.post-deploy.sh), with --no-deps and the same pin.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from packaging.version import InvalidVersion, Version
 ROOT = Path(__file__).resolve().parents[1]
 ENVS = ROOT / "envs"
 LOCK = ROOT / "requirements.lock"
+NODEPS = ROOT / "requirements-nodeps.txt"
 EXPECTED_ENVS = {"torch.yaml", "eval.yaml", "report.yaml"}
 
 # conda-forge name -> PyPI name (after normalize()); names not listed are the same on both.
@@ -34,6 +41,11 @@ PYTHON_SERIES = "3.11"
 NOT_IN_LOCK = {"python", "pip"}
 # pip freeze leaves these out; the lock must too (the venv's own tooling).
 LOCK_EXCLUDED = {"pip", "setuptools", "wheel", "mixce-workflow"}
+
+# Each no-deps package -> the distributions its code imports (they must be in the lock), and
+# the env files that install it from their post-deploy script.
+NODEPS_IMPORTS = {"simcse": {"transformers", "torch", "numpy", "scikit-learn", "tqdm"}}
+NODEPS_ENVS = {"simcse": {"eval.yaml"}}
 
 _CONDA_PIN = re.compile(r"^([A-Za-z0-9_.\-]+)\s*(?:==?|\s)\s*([0-9][A-Za-z0-9_.+!\-]*)(?:=\S+)?$")
 _PIP_PIN = re.compile(r"^([A-Za-z0-9_.\-]+)\s*==\s*([0-9][A-Za-z0-9_.+!\-]*)$")
@@ -69,6 +81,70 @@ def parse_lock(text: str) -> dict[str, str]:
     return pins
 
 
+_NODEPS_PIN = re.compile(
+    r"^([A-Za-z0-9_.\-]+)\s*==\s*([0-9][A-Za-z0-9_.+!\-]*)\s+--hash=(sha256:[0-9a-f]{64})$"
+)
+
+
+def parse_nodeps(text: str) -> dict[str, tuple[str, str]]:
+    """requirements-nodeps.txt text -> {normalized name: (version, hash)}; raises on a line
+    that is not ``name==version --hash=sha256:<64 hex>``."""
+    pins: dict[str, tuple[str, str]] = {}
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = _NODEPS_PIN.match(line)
+        if not m:
+            raise ValueError(f"no-deps line {lineno}: not 'name==version --hash=sha256:...'")
+        name = normalize(m.group(1))
+        if name in pins:
+            raise ValueError(f"no-deps line {lineno}: {name} pinned twice")
+        pins[name] = (m.group(2), m.group(3))
+    return pins
+
+
+def check_nodeps(nodeps: dict[str, tuple[str, str]], lock: dict[str, str]) -> list[str]:
+    """Problems of the no-deps pins against the lock; an empty list means they are fine."""
+    problems = []
+    for name in nodeps:
+        if name in lock:
+            problems.append(f"{name} is in requirements.lock: pip would honour its pins there")
+        needs = NODEPS_IMPORTS.get(name)
+        if needs is None:
+            problems.append(f"{name}: say in NODEPS_IMPORTS what it imports")
+            continue
+        problems += [
+            f"{name} imports {need}, not in requirements.lock"
+            for need in sorted(needs)
+            if need not in lock
+        ]
+    return problems
+
+
+def check_post_deploy(script: str, nodeps: dict[str, tuple[str, str]]) -> list[str]:
+    """Problems of a post-deploy script that installs no-deps packages: it must use pip's
+    --no-deps and pin exactly the lines of requirements-nodeps.txt (a subset of them)."""
+    problems = []
+    if "pip install --no-deps" not in script:
+        problems.append("the post-deploy script does not run 'pip install --no-deps'")
+    found = {}
+    for line in script.splitlines():
+        m = _NODEPS_PIN.match(line.strip())
+        if m:
+            found[normalize(m.group(1))] = (m.group(2), m.group(3))
+    if not found:
+        problems.append("the post-deploy script pins no package")
+    for name, pin in found.items():
+        if name not in nodeps:
+            problems.append(f"post-deploy: {name} is not in requirements-nodeps.txt")
+        elif pin != nodeps[name]:
+            problems.append(
+                f"post-deploy: {name} {pin} but requirements-nodeps.txt has {nodeps[name]}"
+            )
+    return problems
+
+
 def env_entries(env: dict) -> list[tuple[str, str]]:
     """(section, spec) for every package entry of a parsed env file; section: conda or pip."""
     entries = []
@@ -83,8 +159,10 @@ def env_entries(env: dict) -> list[tuple[str, str]]:
     return entries
 
 
-def check_env(env: dict, lock: dict[str, str]) -> list[str]:
-    """Problems of one parsed env file against the lock; an empty list means it is fine."""
+def check_env(env: dict, lock: dict[str, str], nodeps: frozenset[str] = frozenset()) -> list[str]:
+    """Problems of one parsed env file against the lock; an empty list means it is fine.
+
+    ``nodeps``: names of requirements-nodeps.txt, which no package list may hold."""
     problems = []
     if env.get("channels") != ["conda-forge", "nodefaults"]:
         problems.append(f"channels must be [conda-forge, nodefaults], not {env.get('channels')}")
@@ -104,7 +182,11 @@ def check_env(env: dict, lock: dict[str, str]) -> list[str]:
         if name in seen:
             problems.append(f"{section}: {name} listed twice")
         seen[name] = section
-        if name == "python":
+        if name in nodeps:
+            problems.append(
+                f"{section}: {raw_name} must be installed with --no-deps (post-deploy script)"
+            )
+        elif name == "python":
             if version != PYTHON_SERIES and not version.startswith(PYTHON_SERIES + "."):
                 problems.append(f"python={version}: the project runs on Python {PYTHON_SERIES}")
         elif name in NOT_IN_LOCK:
@@ -127,6 +209,11 @@ def lock() -> dict[str, str]:
     return parse_lock(LOCK.read_text())
 
 
+@pytest.fixture(scope="module")
+def nodeps() -> dict[str, tuple[str, str]]:
+    return parse_nodeps(NODEPS.read_text())
+
+
 def _env_files() -> list[Path]:
     return sorted(ENVS.glob("*.yaml"))
 
@@ -136,9 +223,33 @@ def test_expected_env_files_exist():
 
 
 @pytest.mark.parametrize("path", _env_files(), ids=lambda p: p.name)
-def test_env_matches_lock(path: Path, lock: dict[str, str]):
+def test_env_matches_lock(path: Path, lock: dict[str, str], nodeps):
     env = yaml.safe_load(path.read_text())
-    assert check_env(env, lock) == []
+    assert check_env(env, lock, frozenset(nodeps)) == []
+
+
+def test_nodeps_pins_are_hashed_outside_the_lock_and_their_imports_in_it(lock, nodeps):
+    assert nodeps["simcse"][0] == "0.4"
+    assert check_nodeps(nodeps, lock) == []
+
+
+@pytest.mark.parametrize("path", _env_files(), ids=lambda p: p.name)
+def test_post_deploy_installs_the_nodeps_pins(path: Path, nodeps):
+    script = path.with_suffix(".post-deploy.sh")
+    wanted = {name for name, envs in NODEPS_ENVS.items() if path.name in envs}
+    if not script.exists():
+        assert not wanted, f"{path.name} needs {script.name} to install {sorted(wanted)}"
+        return
+    text = script.read_text()
+    assert check_post_deploy(text, nodeps) == []
+    assert text.startswith("#!") and "set -euo pipefail" in text
+    assert wanted <= {normalize(line.split("==")[0]) for line in text.split() if "==" in line}
+    names = set()
+    for section, spec in env_entries(yaml.safe_load(path.read_text())):
+        name = normalize(re.split(r"[=\s]", spec, maxsplit=1)[0])
+        names.add(CONDA_TO_PYPI.get(name, name) if section == "conda" else name)
+    for name in wanted:  # what it imports is in the same env
+        assert NODEPS_IMPORTS[name] <= names, (name, NODEPS_IMPORTS[name] - names)
 
 
 def test_lock_is_exact_and_complete(lock: dict[str, str]):
@@ -204,6 +315,33 @@ def test_checker_accepts_a_good_env():
 def test_checker_rejects_a_wrong_env(deps, expected):
     problems = check_env(_env(*deps), GOOD_LOCK)
     assert any(expected in p for p in problems), problems
+
+
+NODEPS_LINE = "simcse==0.4 --hash=sha256:" + "ab" * 32
+
+
+def test_nodeps_checkers_can_fail():
+    pins = parse_nodeps(f"# c\n{NODEPS_LINE}  # note\n")
+    assert pins == {"simcse": ("0.4", "sha256:" + "ab" * 32)}
+    for bad in (
+        "simcse==0.4\n",
+        "simcse>=0.4 --hash=sha256:" + "ab" * 32 + "\n",
+        f"{NODEPS_LINE}\n{NODEPS_LINE}\n",
+    ):
+        with pytest.raises(ValueError):
+            parse_nodeps(bad)
+    full = {**GOOD_LOCK, "transformers": "5", "scikit-learn": "1", "tqdm": "4"}
+    assert check_nodeps(pins, full) == []
+    assert any("in requirements.lock" in p for p in check_nodeps(pins, {**full, "simcse": "0.4"}))
+    assert any("tqdm" in p for p in check_nodeps(pins, GOOD_LOCK))
+    assert any("NODEPS_IMPORTS" in p for p in check_nodeps({"other": ("1", "x")}, full))
+    env = _env("python=3.11", "pip=26.3", {"pip": ["simcse==0.4"]})
+    assert any("--no-deps" in p for p in check_env(env, full, frozenset(pins)))
+    good = f"python -m pip install --no-deps -r x\n{NODEPS_LINE}\n"
+    assert check_post_deploy(good, pins) == []
+    assert any("--no-deps" in p for p in check_post_deploy(good.replace(" --no-deps", ""), pins))
+    assert any("but requirements" in p for p in check_post_deploy(good.replace("0.4", "0.3"), pins))
+    assert any("pins no package" in p for p in check_post_deploy("pip install --no-deps x", pins))
 
 
 def test_checker_rejects_other_channels():

@@ -2,9 +2,15 @@
 
 The paper embeds the prompt and the continuation with SimCSE
 (princeton-nlp/sup-simcse-bert-base-uncased) and averages the cosine similarity over
-examples; the embeddings come from :mod:`mixce.metrics.features`. Controlled coherence
-(appendix F.4) applies the same to fragments split by
-:func:`mixce.metrics.fragments.split_prompt`.
+examples. The embeddings come from :mod:`mixce.metrics.features`; at paper scale from
+:class:`~mixce.metrics.features.SimCSEFeaturizer`, i.e. the ``simcse`` package's
+``SimCSE(...).encode(texts, return_numpy=True, device, batch_size, max_length)`` as the
+released MixCE code calls it (metrics.py, ``compute_coherence``). That code then takes
+scikit-learn's ``cosine_similarity([prompt_emb], [cont_emb])[0][0]`` of each pair and the
+mean over pairs; :func:`coherence` is the same row-wise cosine, vectorised (in float64: it
+agrees with scikit-learn's to float32 rounding, tests/test_simcse.py), except that a row
+with an all-zero embedding gets nan here, not 0. Controlled coherence (appendix F.4)
+applies the same to fragments split by :func:`mixce.metrics.fragments.split_prompt`.
 """
 
 from __future__ import annotations

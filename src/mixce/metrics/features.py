@@ -14,10 +14,13 @@ describes itself (:meth:`describe`) so that saved features record how they were 
   attention mask, L2-normalised, 384 dims, ``max_len`` word pieces (256, the model's own
   ``max_seq_length``). Used by the offline demo for MAUVE and coherence.
 - :class:`SimCSEFeaturizer` -- the paper's coherence model
-  ``princeton-nlp/sup-simcse-bert-base-uncased`` (Su et al. 2022; Gao et al. 2021) loaded
-  through ``transformers.AutoModel`` (the ``simcse`` package cannot be installed on Python
-  3.11): BERT's pooler output of ``[CLS]`` (SimCSE's ``pooler="cls"`` for supervised models),
-  L2-normalised like ``SimCSE.encode``'s default (cosine similarity is unaffected).
+  ``princeton-nlp/sup-simcse-bert-base-uncased`` (Su et al. 2022; Gao et al. 2021) through
+  the ``simcse`` package itself (``simcse.SimCSE(...).encode``, as the released MixCE code
+  calls it; installed without its stale pins from ``requirements-nodeps.txt``): BERT's
+  pooler output of ``[CLS]`` (``pooler="cls"``, SimCSE's choice for supervised models),
+  L2-normalised (``encode``'s default; cosine similarity is unaffected).
+  :class:`TransformersSimCSEFeaturizer` is the project's earlier path to the same embeddings
+  (``transformers.AutoModel`` and our own pooling), kept as the package's cross-check.
 
 :func:`make_featurizer` builds one from a config dict; :func:`save_features` /
 :func:`load_features` store features with their metadata in an ``.npz`` file.
@@ -44,11 +47,13 @@ __all__ = [
     "GPT2Featurizer",
     "SentenceFeaturizer",
     "SimCSEFeaturizer",
+    "TransformersSimCSEFeaturizer",
     "length_batches",
     "load_features",
     "make_featurizer",
     "minilm_path",
     "save_features",
+    "simcse_class",
 ]
 
 log = logging.getLogger(__name__)
@@ -308,17 +313,115 @@ class SentenceFeaturizer(_BertEncoder):
         return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1e-9)
 
 
-class SimCSEFeaturizer(_BertEncoder):
-    """SimCSE sentence embeddings through ``transformers.AutoModel`` (paper's coherence).
+def simcse_class() -> type:
+    """``simcse.SimCSE`` (simcse 0.4), imported without its side effect on logging.
 
-    ``pooler="cls"`` (SimCSE's choice for its supervised models): BERT's pooler output
-    (dense + tanh on ``[CLS]``, where SimCSE stores its trained MLP);
-    ``"cls_before_pooler"`` (its unsupervised models): the ``[CLS]`` hidden state.
-    ``normalize`` (default True, like ``SimCSE.encode``) L2-normalises the embeddings.
+    ``simcse.tool`` calls ``logging.basicConfig(level=INFO)`` when imported, which gives a
+    root logger that has no handler yet a stderr handler and level INFO for the rest of the
+    process; the root logger's handlers and level are restored after the import. (Nothing
+    else in simcse 0.4 needs a fix: ``SimCSE.__init__`` and ``encode`` use only
+    ``AutoModel``/``AutoTokenizer.from_pretrained``, the tokenizer call, ``pooler_output``
+    and ``last_hidden_state``, all unchanged in transformers 5 and numpy 2;
+    tests/test_simcse.py runs them. :class:`SimCSEFeaturizer` only makes the model float32.)
+    """
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        from simcse import SimCSE
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(
+            "the simcse featurizer needs the simcse package, installed without its stale "
+            "pins: pip install --no-deps -r requirements-nodeps.txt (make venv does it)"
+        ) from error
+    finally:
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+        root.setLevel(level)
+    return SimCSE
+
+
+class SimCSEFeaturizer:
+    """SimCSE sentence embeddings through ``simcse.SimCSE`` (paper's coherence).
+
+    Built and called as the released MixCE code does (metrics.py, ``compute_coherence``):
+    ``SimCSE(name)`` then ``encode(texts, return_numpy=True, device=..., batch_size=...,
+    max_length=...)``, texts in their given order, truncated to ``max_len`` word pieces.
+    ``pooler="cls"`` (SimCSE's choice for its supervised models, what ``SimCSE`` picks for
+    the sup-simcse checkpoints): BERT's pooler output (dense + tanh on ``[CLS]``, where
+    SimCSE stores its trained MLP); ``"cls_before_pooler"`` (its unsupervised models): the
+    ``[CLS]`` hidden state. The pooler is passed explicitly, because ``SimCSE`` infers it
+    from the name (``"unsup"`` in it), and ours is a local directory. ``normalize`` (default
+    True, ``encode``'s ``normalize_to_unit``) L2-normalises the embeddings.
     """
 
     kind = "simcse"
     POOLERS = ("cls", "cls_before_pooler")
+
+    def __init__(
+        self,
+        name: str | os.PathLike[str] = SIMCSE_NAME,
+        *,
+        max_len: int = 512,
+        batch_size: int = 32,
+        device: str | torch.device = "cpu",
+        pooler: str = "cls",
+        normalize: bool = True,
+    ) -> None:
+        if pooler not in self.POOLERS:
+            raise ValueError(f"unknown SimCSE pooler {pooler!r}: use one of {self.POOLERS}")
+        if max_len < 2:
+            raise ValueError(f"max_len must be >= 2 ([CLS] and [SEP]), got {max_len}")
+        self.name = str(name)
+        self.max_len = int(max_len)
+        self.batch_size = int(batch_size)
+        self.normalize = bool(normalize)
+        self.pooler = pooler
+        self.device = _device(device)
+        self.encoder = simcse_class()(self.name, device=str(self.device), pooler=pooler)
+        # transformers 5 loads weights in their stored dtype, the transformers 4 that the
+        # released code ran on in float32: float32 here (a no-op for sup-simcse's weights)
+        self.encoder.model = self.encoder.model.float()
+        self.model = self.encoder.model
+        self.tokenizer = self.encoder.tokenizer
+        if pooler == "cls" and getattr(self.model, "pooler", None) is None:
+            raise ValueError(f"{self.name} has no pooler layer: use pooler='cls_before_pooler'")
+
+    def describe(self) -> dict[str, Any]:
+        """Kind, model name, truncation length (word pieces), normalisation and pooler."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "max_len": self.max_len,
+            "normalize": self.normalize,
+            "pooler": self.pooler,
+        }
+
+    def featurize(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings ``[n, hidden]`` (float32) of ``texts`` from ``SimCSE.encode``."""
+        texts = list(texts)
+        if not texts:  # encode cannot concatenate zero batches
+            return np.zeros((0, int(self.model.config.hidden_size)), dtype=np.float32)
+        embeddings = self.encoder.encode(
+            texts,
+            return_numpy=True,
+            device=str(self.device),
+            batch_size=self.batch_size,
+            max_length=self.max_len,
+            normalize_to_unit=self.normalize,
+        )
+        return np.asarray(embeddings, dtype=np.float32)
+
+
+class TransformersSimCSEFeaturizer(_BertEncoder):
+    """The project's earlier SimCSE path: ``transformers.AutoModel`` and our own pooling.
+
+    Same embeddings as :class:`SimCSEFeaturizer` (up to float rounding: batches here are
+    sorted by length, so padding differs); tests/test_simcse.py checks that they agree. Not
+    a featurizer kind of the config: kept as the cross-check of the ``simcse`` package.
+    """
+
+    kind = "simcse-transformers"
+    POOLERS = SimCSEFeaturizer.POOLERS
 
     def __init__(
         self,
