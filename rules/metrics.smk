@@ -55,10 +55,12 @@ rule score_human:
         prompt_tokens=GPT2["sampling"]["prompt_tokens"],
         max_new_tokens=GPT2["sampling"]["max_new_tokens"],
         n_prompts=GPT2["sampling"]["n_prompts"],
+        max_length=GPT2["finetune"]["max_length"],  # the released human text: max_length - 1
         mauve_seed=METRICS["mauve"]["seed"],
         self_bleu=METRICS["self_bleu"],
         batch_size=METRICS["batch_size"],
         device=METRICS["device"],
+        protocol=protocol("diversity", "text_length", "length_cuts", "newlines"),
     script:
         "../scripts/gpt2_score_human.py"
 
@@ -76,6 +78,7 @@ rule score_samples:
             "seed{seed}.jsonl",
         ),
         human=human_features,
+        texts=split_path("{dataset}", "{split}"),
         tokenizer=TOKENIZER_DIR,
         code=code(
             "metrics/features",
@@ -126,10 +129,12 @@ rule score_samples:
     params:
         featurizers=FEATURIZERS,
         lengths=score_lengths,
+        max_length=GPT2["finetune"]["max_length"],  # the released human text: max_length - 1
         mauve_seed=METRICS["mauve"]["seed"],
         self_bleu=METRICS["self_bleu"],
         batch_size=METRICS["batch_size"],
         device=METRICS["device"],
+        protocol=protocol("diversity", "text_length", "length_cuts", "newlines"),
     script:
         "../scripts/gpt2_score_samples.py"
 
@@ -155,6 +160,7 @@ rule perplexity:
         max_length=GPT2["finetune"]["max_length"],  # texts encoded as in finetuning
         batch_size=METRICS["batch_size"],
         device=METRICS["device"],
+        protocol=protocol("perplexity_average"),
     script:
         "../scripts/gpt2_perplexity.py"
 

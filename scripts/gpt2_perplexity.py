@@ -1,10 +1,11 @@
-"""Rule perplexity: token-weighted perplexity of a finetuned model on the test texts (plain
-NLL; texts encoded as in finetuning: no BOS, EOS appended, cut to max_length)."""
+"""Rule perplexity: perplexity of a finetuned model on the test texts (plain NLL in float32;
+texts encoded as in finetuning: no BOS, EOS appended, cut to max_length), averaged as the
+protocol point perplexity_average says (docs/PROTOCOL.md)."""
 
 import logging
 
 from mixce.io import job_logging, read_texts, write_json
-from mixce.metrics.perplexity import perplexity, token_nll
+from mixce.metrics.perplexity import RELEASED_EVAL_BATCH_SIZE, perplexity, token_nll
 from mixce.models import load_model, resolve_device
 from mixce.tokenizer import encode_texts, load_tokenizer
 
@@ -19,7 +20,12 @@ def main(smk) -> None:
         tokenizer = load_tokenizer(smk.input.tokenizer)
         ids = encode_texts(tokenizer, read_texts(smk.input.texts), p.max_length)
         model = load_model(smk.input.model, device).eval()
-        result = perplexity(token_nll(model, ids, batch_size=p.batch_size, device=device))
+        nlls = token_nll(model, ids, batch_size=p.batch_size, device=device)
+        result = perplexity(
+            nlls,
+            average=p.protocol["perplexity_average"],
+            batch_size=RELEASED_EVAL_BATCH_SIZE,
+        )
         result["n_texts"] = len(ids)
         logging.info("%s", result)
         write_json(smk.output[0], result)

@@ -1,5 +1,6 @@
 """Rule score_human: features (every length cut) and scores of one human split, computed once
-and reused by every model, eta and seed."""
+and reused by every model, eta and seed. The protocol points diversity, text_length,
+length_cuts and newlines choose what is scored (docs/PROTOCOL.md)."""
 
 import logging
 
@@ -21,19 +22,37 @@ def main(smk) -> None:
 
     with job_logging(smk.log[0]):
         p = smk.params
+        points = p.protocol
         torch.set_num_threads(max(1, smk.threads))
         tokenizer = load_tokenizer(smk.input.tokenizer)
         texts = read_texts(smk.input.texts)
         if p.n_prompts is not None:
             texts = texts[: p.n_prompts]
-        records = human_records(texts, tokenizer, p.prompt_tokens, p.max_new_tokens)
+        # whole_ids: the released code's human text, its first max_length - 1 tokens
+        records = human_records(
+            texts, tokenizer, p.prompt_tokens, p.max_new_tokens, whole_tokens=p.max_length - 1
+        )
         logging.info("%d human texts, %d with a continuation", len(texts), len(records))
+        logging.info("protocol %s", points)
         local = {role: getattr(smk.input, role, None) for role in ("mauve", "coherence")}
         mauve_f = build_featurizer(p.featurizers["mauve"], local["mauve"], p.batch_size, p.device)
         coh_f = build_featurizer(
             p.featurizers["coherence"], local["coherence"], p.batch_size, p.device
         )
-        features = {length: featurize(mauve_f, records, tokenizer, length) for length in p.lengths}
+        features = {
+            length: featurize(
+                mauve_f,
+                records,
+                tokenizer,
+                length,
+                length_cuts=points["length_cuts"],
+                newlines=points["newlines"],
+            )
+            for length in p.lengths
+        }
+        empty = [length for length, feats in features.items() if feats is None]
+        if empty:
+            raise ValueError(f"no human text left to featurize at cuts {empty}")
         write_npz(smk.output.features, {f"len{k}": np.asarray(v) for k, v in features.items()})
         scores = text_scores(
             records,
@@ -41,6 +60,9 @@ def main(smk) -> None:
             coh_f,
             self_bleu_max_texts=p.self_bleu["max_texts"],
             self_bleu_seed=p.self_bleu["seed"],
+            diversity=points["diversity"],
+            text_length=points["text_length"],
+            newlines=points["newlines"],
         )
         # The human reference row's MAUVE, by the same code: the human set against itself.
         scores.update(

@@ -16,6 +16,7 @@ import torch
 from mixce.metrics.coherence import coherence, mean_coherence
 from mixce.metrics.diversity import (
     distinct_n,
+    diversity_score,
     mean_diversity,
     mean_seq_rep_n,
     ngram_diversity,
@@ -33,8 +34,26 @@ from mixce.metrics.features import (
 )
 from mixce.metrics.fragments import fragment_capacity, sample_fragments, split_prompt
 from mixce.metrics.mauve_score import drop_empty, mauve_from_features
-from mixce.metrics.perplexity import continuation_nll, perplexity, token_nll
-from mixce.metrics.scoring import TEXT_SCORES, sample_rows, text_scores
+from mixce.metrics.perplexity import (
+    RELEASED_EVAL_BATCH_SIZE,
+    continuation_nll,
+    perplexity,
+    token_nll,
+)
+from mixce.metrics.scoring import (
+    TEXT_SCORES,
+    attach_human_ids,
+    coherence_texts,
+    common_prefix_split,
+    diversity_tokens,
+    flatten_newlines,
+    human_records,
+    length_texts,
+    mauve_inputs,
+    released_cleanup,
+    sample_rows,
+    text_scores,
+)
 
 transformers = pytest.importorskip("transformers")
 
@@ -469,3 +488,185 @@ def test_perplexity_of_uniform_model_is_vocab_size():
     assert result["nll"] == pytest.approx(math.log(37), rel=1e-6)
     empty = perplexity([np.zeros(0)])
     assert empty["tokens"] == 0 and math.isnan(empty["ppl"])
+
+
+# --------------------------------------------------------------------------- protocol points
+# diversity, text_length, length_cuts, newlines and perplexity_average (docs/PROTOCOL.md)
+
+
+def test_diversity_score_official_pooled_and_clean_by_hand():
+    # a a a b: n=1 {a, b} of 4; n=2 {aa, ab} of 3 (aa twice); n=3 "a a a" is one repeated
+    # token and skipped, "a a b" 1 of 1; n=4 1 of 1
+    text = ["a", "a", "a", "b"]
+    pooled = (2 + 2 + 1 + 1) / (4 + 3 + 1 + 1)  # 6/9
+    mean_n = (2 / 4 + 2 / 3 + 1 / 1 + 1 / 1) / 4  # 19/24
+    assert pooled == pytest.approx(2 / 3) and mean_n == pytest.approx(19 / 24)
+    # official: plain mean over every text, an empty text counts 0 (released: 0 / 1e-15)
+    assert diversity_score([text, []], "official") == pytest.approx((2 / 3 + 0) / 2)
+    # clean: the mean over n, empty texts left out
+    assert diversity_score([text, []], "clean") == pytest.approx(19 / 24)
+    assert math.isnan(diversity_score([], "official"))
+    with pytest.raises(ValueError, match="official or clean"):
+        diversity_score([text], "paper")
+
+
+def _record(tok, prompt: str, continuation: str) -> dict:
+    return {
+        "prompt_ids": tok(prompt)["input_ids"],
+        "cont_ids": tok(continuation)["input_ids"] if continuation else [],
+    }
+
+
+def test_released_cleanup_by_hand():
+    # transformers 4's clean-up, in order: " ." " ?" " !" " ," " ' " " n't" " 'm" " 's" ...
+    assert released_cleanup("a , b . c ? d ! e n't f 's g 're") == "a, b. c? d! en't f's g're"
+    assert released_cleanup("x ' y") == "x'y"
+    assert released_cleanup("no change.\n") == "no change.\n"
+
+
+def test_diversity_tokens_whole_text_official_continuation_clean(gpt2_tokenizer):
+    tok = gpt2_tokenizer
+    # " the" four times: whole text (official) vs the continuation's two (clean)
+    record = _record(tok, " the the", " the the")
+    assert record["cont_ids"] == [262, 262]
+    official = diversity_tokens([record], tok, "official")
+    assert official == [[262] * 4]
+    # pooled over the whole text: n=1 1 of 4, n=2 1 of 3, n=3 and 4 skipped (one token)
+    assert diversity_score(official, "official") == pytest.approx(2 / 7)
+    clean = diversity_tokens([record], tok, "clean")
+    assert clean == [[262, 262]]
+    # n=1 1 of 2, n=2 1 of 1
+    assert diversity_score(clean, "clean") == pytest.approx(0.75)
+    # official keeps a prompt-only text (empty continuation) and re-tokenizes the cleaned text
+    empty = _record(tok, "Yes , yes", "")
+    assert diversity_tokens([record, empty], tok, "clean") == [[262, 262]]
+    assert diversity_tokens([empty], tok, "official") == [tok("Yes, yes")["input_ids"]]
+    # a line break stays in the tokens diversity sees
+    nl = _record(tok, "One", " two\n")
+    assert diversity_tokens([nl], tok, "official") == [tok("One two\n")["input_ids"]]
+
+
+def test_length_texts_whole_official_continuation_clean(gpt2_tokenizer):
+    tok = gpt2_tokenizer
+    record = _record(tok, "Yes", " , yes , yes")
+    # clean: continuation " , yes , yes" -> 4 words; official: "Yes, yes, yes" -> 3 words
+    (clean,) = length_texts([record], tok, "clean")
+    (official,) = length_texts([record], tok, "official")
+    assert (clean, len(clean.split())) == (" , yes , yes", 4)
+    assert (official, len(official.split())) == ("Yes, yes, yes", 3)
+    # a human record is scored on its whole_ids (the released 511-token cut)
+    human = {"prompt_ids": [1, 2], "cont_ids": [3, 4, 5], "whole_ids": tok("a b c")["input_ids"]}
+    assert length_texts([human], tok, "official") == ["a b c"]
+    scores = text_scores([record], tok, _ConstFeatures(), text_length="official")
+    assert scores["length_words"] == 3.0
+    assert text_scores([record], tok, _ConstFeatures())["length_words"] == 4.0
+
+
+def test_human_records_whole_ids_and_attach(gpt2_tokenizer):
+    tok = gpt2_tokenizer
+    text = "one two three four five six"  # 6 tokens
+    ids = tok(text)["input_ids"]
+    assert len(ids) == 6
+    (rec,) = human_records([text, "one"], tok, prompt_tokens=2, max_new_tokens=10, whole_tokens=4)
+    assert rec == {"prompt_ids": ids[:2], "cont_ids": ids[2:], "whole_ids": ids[:4]}
+    samples = [{"prompt_ids": ids[:2], "cont_ids": [5], "index": 1}]
+    attach_human_ids(samples, ["x", text], tok, whole_tokens=3)
+    assert samples[0]["human_ids"] == ids[:3]
+
+
+def test_mauve_inputs_length_cuts_by_hand():
+    records = [
+        {"prompt_ids": [1, 2, 3], "cont_ids": [4, 5, 6, 7, 8]},
+        {"prompt_ids": [9, 9, 9], "cont_ids": []},  # EOS first
+        {"prompt_ids": [1, 1, 1], "cont_ids": [2, 2, 2], "whole_ids": [1, 1, 1, 2, 2]},
+    ]
+
+    def cut(length: int, setting: str) -> list:
+        return mauve_inputs(records, None, length, length_cuts=setting, newlines="clean")
+
+    # clean: prompt + the first L continuation tokens, empty continuations dropped
+    assert cut(4, "clean") == [[1, 2, 3, 4, 5, 6, 7], [1, 1, 1, 2, 2, 2]]
+    # official: the whole text's first L tokens, every text (a human text's whole_ids)
+    assert cut(4, "official") == [[1, 2, 3, 4], [9, 9, 9], [1, 1, 1, 2]]
+    assert cut(2, "official") == [[1, 2], [9, 9], [1, 1]]
+    assert cut(100, "official") == [[1, 2, 3, 4, 5, 6, 7, 8], [9, 9, 9], [1, 1, 1, 2, 2]]
+    with pytest.raises(ValueError, match="length_cuts"):
+        cut(4, "paper")
+
+
+def test_mauve_inputs_newlines_official_flattens_and_retokenizes(gpt2_tokenizer):
+    tok = gpt2_tokenizer
+    record = _record(tok, "Line one", "\n\nLine two ,\n")
+    flat = tok("Line one  Line two,")["input_ids"]  # two spaces, clean-up, stripped
+    assert len(flat) > 4
+    (official,) = mauve_inputs([record], tok, 4, length_cuts="official", newlines="official")
+    assert official == flat[:4]
+    (whole,) = mauve_inputs([record], tok, 512, length_cuts="official", newlines="official")
+    assert whole == flat
+    # newlines clean: the generated ids as they are, line breaks included
+    (kept,) = mauve_inputs([record], tok, 512, length_cuts="official", newlines="clean")
+    assert kept == record["prompt_ids"] + record["cont_ids"]
+    assert tok.decode(kept).count("\n") == 3
+    # a text that is only line breaks leaves nothing (the mauve library drops empty texts)
+    blank = {"prompt_ids": tok("\n\n")["input_ids"], "cont_ids": []}
+    assert mauve_inputs([blank], tok, 8, length_cuts="official", newlines="official") == []
+
+
+def test_newlines_flatten_and_common_prefix_split_by_hand(gpt2_tokenizer):
+    assert flatten_newlines("\nA\r\nb\n ") == "A  b"
+    assert common_prefix_split("The cat sat on it", "The cat ran off") == ("The cat", "ran off")
+    assert common_prefix_split("a b", "a b") == ("a b", "")
+    assert common_prefix_split("x y", "a b") == ("", "a b")
+    tok = gpt2_tokenizer
+    sample = _record(tok, "The cat", " ran.\nIt slept.")
+    sample["human_ids"] = tok("The cat sat.\nIt slept.")["input_ids"]
+    # official: both texts flattened ("The cat sat. It slept." / "The cat ran. It slept."),
+    # the prompt is the words they share from the start
+    assert coherence_texts([sample], tok, "official") == (["The cat"], ["ran. It slept."])
+    # clean: the decoded prompt and continuation, the line break kept
+    assert coherence_texts([sample], tok, "clean") == (["The cat"], [" ran.\nIt slept."])
+    # official, a human text (no human_ids): split at its prompt tokens, flattened
+    human = _record(tok, "Rain fell", " all day.\n")
+    human["whole_ids"] = human["prompt_ids"] + human["cont_ids"]
+    assert coherence_texts([human], tok, "official") == (["Rain fell"], ["all day."])
+    # official keeps an empty continuation (the released code embeds "")
+    empty = _record(tok, "The cat", "")
+    empty["human_ids"] = tok("The cat sat.")["input_ids"]
+    assert coherence_texts([empty], tok, "official") == (["The cat"], [""])
+    assert coherence_texts([empty], tok, "clean") == ([], [])
+
+
+def test_perplexity_average_batches_of_unequal_token_counts():
+    nlls = [np.array([1.0, 1.0, 1.0]), np.array([4.0]), np.array([2.0])]
+    # clean: token-weighted, (3 + 4 + 2) / 5 tokens
+    clean = perplexity(nlls)
+    assert clean["nll"] == pytest.approx(9 / 5) and clean["tokens"] == 5
+    assert clean["average"] == "clean" and clean["ppl"] == pytest.approx(math.exp(9 / 5))
+    # official, batches of 2 in file order: batch 1 mean (3 + 4) / 4 = 7/4 over 2 texts,
+    # batch 2 mean 2 over 1 text -> (2 * 7/4 + 1 * 2) / 3 = 11/6
+    official = perplexity(nlls, average="official", batch_size=2)
+    assert official["nll"] == pytest.approx(11 / 6) and official["tokens"] == 5
+    assert official["ppl"] == pytest.approx(math.exp(11 / 6)) and official["batch_size"] == 2
+    # one batch holding everything is the token-weighted mean
+    assert perplexity(nlls, average="official", batch_size=3)["nll"] == pytest.approx(9 / 5)
+    # batches of one text: the plain mean of per-text means (1 + 4 + 2) / 3
+    assert perplexity(nlls, average="official", batch_size=1)["nll"] == pytest.approx(7 / 3)
+    assert RELEASED_EVAL_BATCH_SIZE == 32
+    assert perplexity(nlls, average="official")["nll"] == pytest.approx(9 / 5)
+    with pytest.raises(ValueError, match="perplexity_average"):
+        perplexity(nlls, average="paper")
+
+
+def test_token_nll_is_float32_inside_autocast():
+    model = tiny_gpt2(seed=3)
+    seqs = [[5, 17, 3, 99, 42, 8, 1, 60, 2, 33], [4, 4, 7]]
+    plain = token_nll(model, seqs, batch_size=2)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        inside = token_nll(model, seqs, batch_size=2)
+        # without the guard the forward pass would run in bf16 (about 1e-2 off)
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([seqs[0]])).logits
+        assert logits.dtype == torch.bfloat16
+    for a, b in zip(plain, inside, strict=True):
+        assert b.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)

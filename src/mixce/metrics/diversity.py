@@ -1,21 +1,23 @@
 """Lexical metrics of one text or a set of texts: n-gram diversity, distinct-n, self-BLEU,
 seq-rep-n, word length.
 
-Definitions (paper section 4.2 and appendix F; /work/shared/REFERENCE.md, "Metrics"):
+Definitions (paper section 4.2 and appendix F; docs/PROTOCOL.md, points ``diversity`` and
+``text_length``):
 
 - **Diversity** (Meister et al. 2022, as used by MixCE): "the average fraction of unique vs.
   total n-grams for n in {1, 2, 3, 4} in each piece of text", computed on GPT-2 BPE tokens
-  and averaged over texts (:func:`ngram_diversity`, :func:`mean_diversity`).
-  Two variants:
+  and averaged over texts (:func:`ngram_diversity`, :func:`mean_diversity`,
+  :func:`diversity_score`). Two variants:
 
-  ``mode="mean"`` (default, the paper's text)
+  ``mode="mean"`` (protocol ``clean``, the paper's words)
       ``mean over n of |unique n-grams| / |n-grams|``; an n for which the text has no n-gram
       (fewer than n tokens) is left out of the mean.
-  ``mode="pooled"`` (the public reference code, ``metrics.diversity``)
+  ``mode="pooled"`` (protocol ``official``, the released code's ``metrics.diversity``)
       one ratio over the four orders pooled together,
       ``sum_n |unique n-grams| / sum_n |n-grams|``, where n-grams with n > 2 made of a
       single repeated token (``a a a``) are skipped entirely (counted neither as unique nor
-      in the total). The reference code returns 0 for an empty text; here it is nan.
+      in the total). The released code returns 0 for an empty text; here it is nan, and
+      :func:`diversity_score` turns it back into 0 under ``official``.
 
   Both give nan for an empty text, so that :func:`mean_diversity` can skip it.
 - **distinct-n**: corpus-level |unique n-grams| / |n-grams| over all texts together
@@ -37,8 +39,11 @@ from collections.abc import Hashable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from mixce.protocol import Setting
+
 __all__ = [
     "distinct_n",
+    "diversity_score",
     "mean_diversity",
     "mean_seq_rep_n",
     "ngram_diversity",
@@ -97,6 +102,24 @@ def mean_diversity(
     ns = tuple(ns)
     values = [ngram_diversity(t, ns, mode) for t in texts_tokens]
     values = [v for v in values if not math.isnan(v)]
+    return float(np.mean(values)) if values else math.nan
+
+
+def diversity_score(texts_tokens: Iterable[Sequence[int | str]], setting: Setting) -> float:
+    """Diversity of a set of tokenized texts under the protocol point ``diversity``.
+
+    ``official`` (the released code's ``compute_diversity_repetition``): the pooled ratio of
+    each text (``mode="pooled"``), plain mean over every text, an empty text counting 0.
+    ``clean``: the mean-over-n ratio of each text (``mode="mean"``), mean over the texts
+    that have a token (:func:`mean_diversity`). nan when there is nothing to average.
+    Which tokens (whole text or continuation) is the caller's choice.
+    """
+    if setting == "clean":
+        return mean_diversity(texts_tokens, mode="mean")
+    if setting != "official":
+        raise ValueError(f"diversity setting must be official or clean, got {setting!r}")
+    values = [ngram_diversity(t, mode="pooled") for t in texts_tokens]
+    values = [0.0 if math.isnan(v) else v for v in values]
     return float(np.mean(values)) if values else math.nan
 
 

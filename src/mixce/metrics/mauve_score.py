@@ -1,10 +1,11 @@
 """MAUVE (Pillutla et al. 2021) from precomputed features, with the library's defaults.
 
-REFERENCE.md ("Metrics"): human features are computed once per dataset and split, model
-texts with the same featurizer; otherwise the ``mauve-text`` defaults: ``num_buckets="auto"``
-(the library's ``max(2, round(min(n_p, n_q) / 10))`` k-means clusters), PCA keeping 0.9 of
-the variance (on all the data, ``pca_max_data=-1``), k-means with 5 restarts x 500
-iterations, scaling factor 5, seed 25.
+Human features are computed once per dataset and split, model texts with the same featurizer
+(which texts, cut how: docs/PROTOCOL.md, points ``length_cuts`` and ``newlines``;
+:func:`mixce.metrics.scoring.mauve_inputs`); otherwise the ``mauve-text`` defaults:
+``num_buckets="auto"`` (the library's ``max(2, round(min(n_p, n_q) / 10))`` k-means
+clusters), PCA keeping 0.9 of the variance (on all the data, ``pca_max_data=-1``), k-means
+with 5 restarts x 500 iterations, scaling factor 5, seed 25.
 
 The library silently drops empty texts when it featurizes text itself; here texts are
 featurized by :mod:`mixce.metrics.features`, and :func:`drop_empty` lets callers count and

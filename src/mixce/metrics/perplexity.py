@@ -1,9 +1,18 @@
-"""Per-token negative log-likelihoods and perplexity (paper section 4.2, REFERENCE "Metrics").
+"""Per-token negative log-likelihoods and perplexity (paper section 4.2; docs/PROTOCOL.md,
+point ``perplexity_average``).
 
-ppl = exp(-(1 / #tokens) sum log Q(x_t | x_<t)): the exponential of the token-weighted mean
-NLL over the whole test set (:func:`perplexity`). Token t of a sequence is scored given
-tokens 0..t-1; the first token of a sequence has no context (no BOS is prepended) and is not
-scored. Natural logarithms; logits are promoted to float32 before the log-softmax.
+Token t of a sequence is scored given tokens 0..t-1; the first token of a sequence has no
+context (no BOS is prepended) and is not scored. Natural logarithms. NLLs are always computed
+in float32: autocast is switched off around the forward pass and the logits are promoted to
+float32 before the log-softmax (the ``precision`` point does not reach here).
+
+:func:`perplexity` averages the NLLs two ways (protocol point ``perplexity_average``):
+
+- ``clean``: ppl = exp(-(1 / #tokens) sum log Q(x_t | x_<t)), the exponential of the
+  token-weighted mean NLL over the whole test set;
+- ``official``: the released code's evaluation loop: the texts, in file order, in batches of
+  :data:`RELEASED_EVAL_BATCH_SIZE`; each batch's token-mean NLL; the mean of those means
+  weighted by the number of texts in each batch (the last batch may be smaller); ppl = exp.
 """
 
 from __future__ import annotations
@@ -18,7 +27,11 @@ import torch
 from mixce.metrics.features import length_batches, pad_right
 from mixce.models import resolve_device
 
-__all__ = ["continuation_nll", "perplexity", "token_nll"]
+__all__ = ["RELEASED_EVAL_BATCH_SIZE", "continuation_nll", "perplexity", "token_nll"]
+
+#: Texts per evaluation batch in the released code (run.py's ``eval_batch_size`` for every
+#: model size): the batches whose token means its perplexity averages.
+RELEASED_EVAL_BATCH_SIZE = 32
 
 
 def _max_positions(model: Any) -> int | None:
@@ -44,7 +57,9 @@ def token_nll(
     output has ``.logits`` ``[b, T, V]``. Sequences are batched (longest first) with right
     padding and an attention mask; a sequence of fewer than 2 tokens gives an empty array.
     The model must already be on ``device`` (``"auto"`` = cuda if available); it is put in
-    eval mode for the call and back in training mode afterwards if it was.
+    eval mode for the call and back in training mode afterwards if it was. Autocast is off
+    during the forward pass, so a float32 model gives float32 NLLs even inside an autocast
+    region.
     Raises ValueError for a sequence longer than the model's context.
     """
     device = device if isinstance(device, torch.device) else resolve_device(device)
@@ -67,7 +82,8 @@ def token_nll(
             batch = [scored[j] for j in batch_pos]
             ids, mask = pad_right([seqs[i] for i in batch])
             ids, mask = ids.to(device), mask.to(device)
-            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+            with torch.autocast(device_type=device.type, enabled=False):
+                logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
             logp = torch.log_softmax(logits, dim=-1)
             nll = -logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1).cpu().numpy()
             for row, i in enumerate(batch):
@@ -104,15 +120,39 @@ def continuation_nll(
     ]
 
 
-def perplexity(token_nlls: Iterable[np.ndarray]) -> dict[str, float | int]:
-    """``{"ppl": exp(nll), "nll": token-weighted mean NLL, "tokens": count}`` (nan if none)."""
-    total = 0.0
-    count = 0
-    for nll in token_nlls:
-        values = np.asarray(nll, dtype=np.float64)
-        total += float(values.sum())
-        count += int(values.size)
+def perplexity(
+    token_nlls: Iterable[np.ndarray],
+    average: str = "clean",
+    batch_size: int = RELEASED_EVAL_BATCH_SIZE,
+) -> dict[str, float | int | str]:
+    """``{"ppl": exp(nll), "nll", "tokens": count, "average": average}`` (nan if no token).
+
+    ``token_nlls``: one array per text, in file order. ``average`` is the protocol point
+    ``perplexity_average``: ``clean``, nll = the token-weighted mean over all texts;
+    ``official``, the texts taken ``batch_size`` at a time in the order given, nll = the
+    mean over batches of each batch's token-mean NLL, each batch weighted by its number of
+    texts (the released loop repeats a batch's mean once per slot and keeps the first
+    #texts slots). A batch without a token counts 0, as the released mean of an empty
+    batch (0 / 1e-15) does.
+    """
+    if average not in ("official", "clean"):
+        raise ValueError(f"perplexity_average: official or clean, not {average!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    arrays = [np.asarray(nll, dtype=np.float64).ravel() for nll in token_nlls]
+    count = int(sum(a.size for a in arrays))
+    result: dict[str, float | int | str] = {"average": average, "tokens": count}
     if count == 0:
-        return {"ppl": math.nan, "nll": math.nan, "tokens": 0}
-    mean = total / count
-    return {"ppl": math.exp(mean), "nll": mean, "tokens": count}
+        return {**result, "ppl": math.nan, "nll": math.nan}
+    if average == "clean":
+        mean = float(sum(a.sum() for a in arrays)) / count
+    else:
+        weighted = 0.0
+        for start in range(0, len(arrays), batch_size):
+            batch = arrays[start : start + batch_size]
+            tokens = sum(a.size for a in batch)
+            batch_mean = float(sum(a.sum() for a in batch)) / tokens if tokens else 0.0
+            weighted += len(batch) * batch_mean
+        mean = weighted / len(arrays)
+        result["batch_size"] = int(batch_size)
+    return {**result, "ppl": math.exp(mean), "nll": mean}

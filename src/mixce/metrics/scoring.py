@@ -3,21 +3,43 @@
 A *record* is one text cut as the paper does: ``prompt_ids`` (the first ``prompt_tokens``
 GPT-2 tokens of a human text) and ``cont_ids`` (the continuation: the model's generated
 tokens, or for a human text the tokens that follow its prompt, cut to ``max_new_tokens``).
-Human and model records therefore look alike, and the human reference row of every table is
-computed by the same functions:
+A human record also holds ``whole_ids``, the human text as the released code scores it (its
+first ``max_length - 1`` tokens); a sample record may hold ``index`` (its human text's
+position in the split) and, for the released coherence split, ``human_ids`` (that text's
+``whole_ids``). Human and model records therefore look alike, and the human reference row
+of every table is computed by the same functions.
 
-- diversity: mean n-gram diversity of the continuations' GPT-2 tokens (n = 1..4);
-- the LFD paper's diversity metrics, on the same GPT-2 tokens: corpus distinct-1..4
-  (``distinct_1`` .. ``distinct_4``), ``self_bleu`` (BLEU-4 of each continuation against the
-  others, on a seeded subset of ``self_bleu_max_texts`` continuations) and ``seq_rep_4``
-  (mean over continuations of 1 - unique/total 4-grams);
-- length: mean whitespace words of the decoded continuations;
-- coherence: mean cosine between the embeddings of the decoded prompt and continuation;
-- MAUVE features: prompt + the first L tokens of the continuation, for each length cut L
-  (GPT-2 featurizers take the token ids directly; text featurizers the decoded text).
+Protocol points (docs/PROTOCOL.md); ``clean`` is the project's choice, ``official`` the
+released code's:
 
-Empty continuations (the model wrote EOS first) are counted (``n_empty``) and left out of
-MAUVE, diversity, length and coherence, never silently.
+- ``diversity`` (:func:`diversity_tokens`, :func:`mixce.metrics.diversity.diversity_score`):
+  clean: mean over n = 1..4 of unique/total n-grams of the continuation's GPT-2 tokens,
+  averaged over non-empty continuations; official: the pooled ratio of the whole text
+  (prompt + continuation) as the released code saw it: decoded with special tokens skipped
+  and transformers 4's clean-up of tokenization spaces (:func:`released_decode`), line breaks
+  kept, tokenized again; averaged over every text.
+- ``text_length`` (:func:`length_texts`): whitespace words of the decoded continuation
+  (clean) or of the whole text decoded as the released code did (official).
+- ``length_cuts`` (:func:`mauve_inputs`): MAUVE features of the prompt + the first L
+  continuation tokens of non-empty continuations (clean), or of the whole text's first L
+  GPT-2 tokens, every text included (official, as ``mauve.compute_mauve(max_text_length=L)``
+  cuts the texts it is given).
+- ``newlines`` (:func:`mauve_inputs`, :func:`coherence_texts`): clean: MAUVE sees the token
+  ids as generated, coherence the decoded prompt and continuation, line breaks kept;
+  official: the texts MAUVE and coherence see are decoded as the released code did, every
+  ``\\n`` and ``\\r`` made a space and the ends stripped (:func:`flatten_newlines`; the
+  released code writes one text per line and reads them back stripped), MAUVE tokenizes
+  that text again, and coherence splits a model text into prompt and continuation where its
+  space-separated words stop matching its human text's words.
+
+The LFD paper's diversity metrics (beyond the paper; every setting), on the continuations'
+GPT-2 tokens: corpus distinct-1..4 (``distinct_1`` .. ``distinct_4``), ``self_bleu`` (BLEU-4
+of each continuation against the others, on a seeded subset of ``self_bleu_max_texts``
+continuations) and ``seq_rep_4`` (mean over continuations of 1 - unique/total 4-grams).
+
+Empty continuations (the model wrote EOS first) are counted (``n_empty``); the clean settings
+leave them out of MAUVE, diversity, length and coherence, the official ones keep them (the
+released code scores the whole text, prompt included).
 """
 
 from __future__ import annotations
@@ -32,30 +54,65 @@ import numpy as np
 from mixce.metrics.coherence import coherence
 from mixce.metrics.diversity import (
     distinct_n,
+    diversity_score,
     mean_seq_rep_n,
-    ngram_diversity,
     self_bleu,
     word_length,
 )
 from mixce.metrics.features import make_featurizer
 from mixce.metrics.mauve_score import mauve_from_features
+from mixce.protocol import Setting
 
-Record = dict[str, list[int]]
+Record = dict[str, Any]
+
+# transformers 4.x's ``clean_up_tokenization`` (applied by ``decode`` by default there, and so
+# to every text the released code decoded): these replacements, in this order. transformers 5
+# no longer applies it to GPT-2's BPE, so it is written out here.
+_RELEASED_CLEANUP = (
+    (" .", "."),
+    (" ?", "?"),
+    (" !", "!"),
+    (" ,", ","),
+    (" ' ", "'"),
+    (" n't", "n't"),
+    (" 'm", "'m"),
+    (" 's", "'s"),
+    (" 've", "'ve"),
+    (" 're", "'re"),
+)
+
+
+def _check(name: str, setting: str) -> None:
+    if setting not in ("official", "clean"):
+        raise ValueError(f"{name}: setting must be official or clean, got {setting!r}")
 
 
 def human_records(
-    texts: Sequence[str], tokenizer: Any, prompt_tokens: int, max_new_tokens: int
+    texts: Sequence[str],
+    tokenizer: Any,
+    prompt_tokens: int,
+    max_new_tokens: int,
+    whole_tokens: int | None = None,
 ) -> list[Record]:
     """Human texts cut like the samples: prompt = first tokens, continuation = the next ones.
 
     Texts with no token after the prompt are skipped (they cannot be continued).
+    ``whole_tokens``: also keep ``whole_ids``, the text's first ``whole_tokens`` tokens (the
+    released code's human text: finetuning ``max_length`` - 1, the EOS slot left out).
     """
     encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-    return [
-        {"prompt_ids": ids[:prompt_tokens], "cont_ids": ids[prompt_tokens:][:max_new_tokens]}
-        for ids in encoded
-        if len(ids) > prompt_tokens
-    ]
+    records: list[Record] = []
+    for ids in encoded:
+        if len(ids) <= prompt_tokens:
+            continue
+        record: Record = {
+            "prompt_ids": ids[:prompt_tokens],
+            "cont_ids": ids[prompt_tokens:][:max_new_tokens],
+        }
+        if whole_tokens is not None:
+            record["whole_ids"] = ids[:whole_tokens]
+        records.append(record)
+    return records
 
 
 def sample_records(path: str) -> list[Record]:
@@ -65,8 +122,174 @@ def sample_records(path: str) -> list[Record]:
         for line in handle:
             if line.strip():
                 row = json.loads(line)
-                records.append({"prompt_ids": row["prompt_ids"], "cont_ids": row["token_ids"]})
+                record = {"prompt_ids": row["prompt_ids"], "cont_ids": row["token_ids"]}
+                if "index" in row:
+                    record["index"] = int(row["index"])
+                records.append(record)
     return records
+
+
+def attach_human_ids(
+    records: Sequence[Record], texts: Sequence[str], tokenizer: Any, whole_tokens: int
+) -> None:
+    """Give each sample record ``human_ids``: the first ``whole_tokens`` tokens of its human
+    text (``texts[record["index"]]``), for the released coherence split."""
+    indices = sorted({int(r["index"]) for r in records})
+    encoded = tokenizer([texts[i] for i in indices], add_special_tokens=False)["input_ids"]
+    by_index = {i: ids[:whole_tokens] for i, ids in zip(indices, encoded, strict=True)}
+    for record in records:
+        record["human_ids"] = by_index[int(record["index"])]
+
+
+# --------------------------------------------------------------------------- text preparation
+
+
+def whole_ids(record: Record) -> list[int]:
+    """The whole text's tokens: a human record's ``whole_ids``, else prompt + continuation."""
+    if "whole_ids" in record:
+        return list(record["whole_ids"])
+    return list(record["prompt_ids"]) + list(record["cont_ids"])
+
+
+def released_cleanup(text: str) -> str:
+    """transformers 4.x's clean-up of tokenization spaces (``" ."`` -> ``"."``, ``" n't"`` ->
+    ``"n't"``, ...), which the released code's ``decode`` calls applied to every text."""
+    for old, new in _RELEASED_CLEANUP:
+        text = text.replace(old, new)
+    return text
+
+
+def released_decode(tokenizer: Any, ids: Sequence[Sequence[int]]) -> list[str]:
+    """Texts of token id lists as the released code decoded them: special tokens skipped,
+    then :func:`released_cleanup`."""
+    texts = tokenizer.batch_decode(
+        [list(x) for x in ids], skip_special_tokens=True, clean_up_tokenization_spaces=False
+    )
+    return [released_cleanup(t) for t in texts]
+
+
+def flatten_newlines(text: str) -> str:
+    """Every ``\\n`` and ``\\r`` made a space, the ends stripped: the released code writes
+    each text on one line this way and reads it back with ``strip()``."""
+    return text.replace("\n", " ").replace("\r", " ").strip()
+
+
+def encode(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
+    """GPT-2 token ids of each text, no special tokens added."""
+    if not texts:
+        return []
+    return [list(x) for x in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+
+def diversity_tokens(
+    records: Sequence[Record], tokenizer: Any, setting: Setting
+) -> list[list[int]]:
+    """The token lists diversity is computed on (protocol point ``diversity``).
+
+    clean: the non-empty continuations' token ids as they are. official: every record's whole
+    text (:func:`whole_ids`) decoded as the released code did (:func:`released_decode`, line
+    breaks kept) and tokenized again.
+    """
+    _check("diversity", setting)
+    if setting == "clean":
+        return [list(r["cont_ids"]) for r in records if r["cont_ids"]]
+    return encode(tokenizer, released_decode(tokenizer, [whole_ids(r) for r in records]))
+
+
+def length_texts(records: Sequence[Record], tokenizer: Any, setting: Setting) -> list[str]:
+    """The texts whose whitespace words Table 10 counts (protocol point ``text_length``).
+
+    clean: the decoded non-empty continuations. official: every record's whole text decoded
+    as the released code did (:func:`released_decode`).
+    """
+    _check("text_length", setting)
+    if setting == "clean":
+        return tokenizer.batch_decode([r["cont_ids"] for r in records if r["cont_ids"]])
+    return released_decode(tokenizer, [whole_ids(r) for r in records])
+
+
+def mauve_inputs(
+    records: Sequence[Record],
+    tokenizer: Any,
+    length: int,
+    *,
+    length_cuts: Setting,
+    newlines: Setting,
+) -> list[list[int]]:
+    """Token ids the MAUVE featurizer sees at cut ``length`` (points ``length_cuts``, ``newlines``).
+
+    length_cuts clean: prompt + the first ``length`` continuation tokens of each non-empty
+    continuation; official: each record's whole text (:func:`whole_ids`), every record, cut
+    to its first ``length`` tokens. newlines clean: those ids as they are; official: they are
+    decoded as the released code did, :func:`flatten_newlines` applied and tokenized again
+    (with official cuts, the cut is made on the new tokens, as the mauve library cuts the text
+    it tokenizes). Texts left with no token are dropped (the mauve library drops empty texts).
+    """
+    _check("length_cuts", length_cuts)
+    _check("newlines", newlines)
+    if length_cuts == "clean":
+        ids = [
+            list(r["prompt_ids"]) + list(r["cont_ids"][:length]) for r in records if r["cont_ids"]
+        ]
+    else:
+        ids = [whole_ids(r) for r in records]
+    if newlines == "official":
+        texts = [flatten_newlines(t) for t in released_decode(tokenizer, ids)]
+        ids = encode(tokenizer, texts)
+    if length_cuts == "official":
+        ids = [x[:length] for x in ids]
+    return [x for x in ids if x]
+
+
+def common_prefix_split(human_text: str, model_text: str) -> tuple[str, str]:
+    """The released coherence split of a model text: both texts stripped and split on single
+    spaces; the prompt is the model's words up to the first position where the two differ,
+    the continuation the rest (each joined again with single spaces)."""
+    human_words = human_text.strip().split(" ")
+    model_words = model_text.strip().split(" ")
+    common = 0
+    for human_word, model_word in zip(human_words, model_words, strict=False):
+        if human_word != model_word:
+            break
+        common += 1
+    return " ".join(model_words[:common]), " ".join(model_words[common:])
+
+
+def coherence_texts(
+    records: Sequence[Record], tokenizer: Any, newlines: Setting
+) -> tuple[list[str], list[str]]:
+    """(prompts, continuations) that coherence embeds (protocol point ``newlines``).
+
+    clean: the decoded prompt and continuation of each non-empty continuation, line breaks
+    kept. official: every record; texts decoded as the released code did and
+    :func:`flatten_newlines` applied; a record with ``human_ids`` (a model sample) is split
+    by :func:`common_prefix_split` against its human text, as the released code does; a
+    record without (a human text: the released code has no human coherence) is split at its
+    prompt tokens.
+    """
+    _check("newlines", newlines)
+    if newlines == "clean":
+        kept = [r for r in records if r["cont_ids"]]
+        prompts = tokenizer.batch_decode([r["prompt_ids"] for r in kept])
+        return prompts, tokenizer.batch_decode([r["cont_ids"] for r in kept])
+    prompts, continuations = [], []
+    paired = [r for r in records if "human_ids" in r]
+    if paired:
+        humans = released_decode(tokenizer, [r["human_ids"] for r in paired])
+        models = released_decode(tokenizer, [whole_ids(r) for r in paired])
+        for human, model in zip(humans, models, strict=True):
+            prompt, continuation = common_prefix_split(
+                flatten_newlines(human), flatten_newlines(model)
+            )
+            prompts.append(prompt)
+            continuations.append(continuation)
+    alone = [r for r in records if "human_ids" not in r]
+    if alone:
+        heads = released_decode(tokenizer, [r["prompt_ids"] for r in alone])
+        tails = released_decode(tokenizer, [whole_ids(r)[len(r["prompt_ids"]) :] for r in alone])
+        prompts += [flatten_newlines(t) for t in heads]
+        continuations += [flatten_newlines(t) for t in tails]
+    return prompts, continuations
 
 
 def build_featurizer(
@@ -89,9 +312,20 @@ def build_featurizer(
     return make_featurizer({**options, "batch_size": batch_size, "device": device})
 
 
-def featurize(featurizer: Any, records: Sequence[Record], tokenizer: Any, length: int) -> Any:
-    """Features of prompt + the first ``length`` continuation tokens of each record."""
-    ids = [r["prompt_ids"] + r["cont_ids"][:length] for r in records]
+def featurize(
+    featurizer: Any,
+    records: Sequence[Record],
+    tokenizer: Any,
+    length: int,
+    *,
+    length_cuts: Setting = "clean",
+    newlines: Setting = "clean",
+) -> Any:
+    """MAUVE features at cut ``length`` of the texts :func:`mauve_inputs` chooses; None when
+    no text is left. GPT-2 featurizers take the ids, text featurizers their decoded text."""
+    ids = mauve_inputs(records, tokenizer, length, length_cuts=length_cuts, newlines=newlines)
+    if not ids:
+        return None
     if getattr(featurizer, "kind", None) == "gpt2":
         return featurizer.featurize_ids(ids)
     return featurizer.featurize(tokenizer.batch_decode(ids))
@@ -117,33 +351,41 @@ def text_scores(
     coherence_featurizer: Any,
     self_bleu_max_texts: int | None = 500,
     self_bleu_seed: int = 0,
+    *,
+    diversity: Setting = "clean",
+    text_length: Setting = "clean",
+    newlines: Setting = "clean",
 ) -> dict:
-    """n, n_empty and :data:`TEXT_SCORES` of a set of records (non-empty continuations).
+    """n, n_empty and :data:`TEXT_SCORES` of a set of records.
 
+    ``diversity``, ``text_length`` and ``newlines`` are the protocol points' settings (see
+    the module docstring); the LFD metrics use the non-empty continuations in every setting.
     Self-BLEU compares every continuation with every other one, so it is computed on a
     random subset of ``self_bleu_max_texts`` continuations (seeded by ``self_bleu_seed``;
-    all of them when None or fewer).
+    all of them when None or fewer). A score with nothing to average is nan.
     """
     kept = [r for r in records if r["cont_ids"]]
     out: dict[str, Any] = {"n": len(records), "n_empty": len(records) - len(kept)}
-    if not kept:
-        return {**out, **dict.fromkeys(TEXT_SCORES, math.nan)}
-    tokens = [r["cont_ids"] for r in kept]
-    diversities = [ngram_diversity(t) for t in tokens]
-    continuations = tokenizer.batch_decode([r["cont_ids"] for r in kept])
-    prompts = tokenizer.batch_decode([r["prompt_ids"] for r in kept])
-    cosine = coherence(
-        coherence_featurizer.featurize(prompts), coherence_featurizer.featurize(continuations)
+    scores: dict[str, Any] = dict.fromkeys(TEXT_SCORES, math.nan)
+    if kept:
+        tokens = [r["cont_ids"] for r in kept]
+        scores.update({f"distinct_{n}": distinct_n(tokens, n) for n in (1, 2, 3, 4)})
+        scores["self_bleu"] = self_bleu(tokens, max_texts=self_bleu_max_texts, seed=self_bleu_seed)
+        scores["seq_rep_4"] = mean_seq_rep_n(tokens, 4)
+    scores["diversity"] = diversity_score(
+        diversity_tokens(records, tokenizer, diversity), diversity
     )
-    return {
-        **out,
-        "diversity": float(np.nanmean(diversities)),
-        **{f"distinct_{n}": distinct_n(tokens, n) for n in (1, 2, 3, 4)},
-        "self_bleu": self_bleu(tokens, max_texts=self_bleu_max_texts, seed=self_bleu_seed),
-        "seq_rep_4": mean_seq_rep_n(tokens, 4),
-        "length_words": float(np.mean([word_length(t) for t in continuations])),
-        "coherence": float(np.mean(cosine)),
-    }
+    lengths = [word_length(t) for t in length_texts(records, tokenizer, text_length)]
+    if lengths:
+        scores["length_words"] = float(np.mean(lengths))
+    prompts, continuations = coherence_texts(records, tokenizer, newlines)
+    if prompts:
+        cosine = coherence(
+            coherence_featurizer.featurize(prompts),
+            coherence_featurizer.featurize(continuations),
+        )
+        scores["coherence"] = float(np.mean(cosine))
+    return {**out, **scores}
 
 
 def mauve_scores(
