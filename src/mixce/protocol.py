@@ -51,6 +51,10 @@ POINTS: dict[str, str] = {
     "token-weighted mean (clean)",
     "newlines": "newline handling before MAUVE and coherence as in the released code "
     "(official) or the project's (clean)",
+    "coherence_split": "coherence's prompt: the longest run of leading words the sample shares "
+    "with the human text, empty continuations averaged in, controlled coherence truncated at L "
+    "word pieces (official), or the first prompt_tokens GPT-2 tokens, empty continuations left "
+    "out, the featurizer's max_len (clean)",
     "precision": "float32 everywhere (official) or bf16 autocast for training on CUDA with "
     "float32 sampling logits and reported NLLs (clean)",
     # synthetic track
