@@ -60,7 +60,9 @@ rule score_human:
         self_bleu=METRICS["self_bleu"],
         batch_size=METRICS["batch_size"],
         device=METRICS["device"],
-        protocol=protocol("diversity", "text_length", "length_cuts", "newlines"),
+        protocol=protocol(
+            "diversity", "text_length", "length_cuts", "newlines", "coherence_split"
+        ),
     script:
         "../scripts/gpt2_score_human.py"
 
@@ -134,7 +136,9 @@ rule score_samples:
         self_bleu=METRICS["self_bleu"],
         batch_size=METRICS["batch_size"],
         device=METRICS["device"],
-        protocol=protocol("diversity", "text_length", "length_cuts", "newlines"),
+        protocol=protocol(
+            "diversity", "text_length", "length_cuts", "newlines", "coherence_split"
+        ),
     script:
         "../scripts/gpt2_score_samples.py"
 

@@ -1,6 +1,6 @@
 """Rule score_human: features (every length cut) and scores of one human split, computed once
 and reused by every model, eta and seed. The protocol points diversity, text_length,
-length_cuts and newlines choose what is scored (docs/PROTOCOL.md)."""
+length_cuts, newlines and coherence_split choose what is scored (docs/PROTOCOL.md)."""
 
 import logging
 
@@ -63,6 +63,7 @@ def main(smk) -> None:
             diversity=points["diversity"],
             text_length=points["text_length"],
             newlines=points["newlines"],
+            coherence_split=points["coherence_split"],
         )
         # The human reference row's MAUVE, by the same code: the human set against itself.
         scores.update(

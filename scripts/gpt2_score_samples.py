@@ -1,6 +1,6 @@
 """Rule score_samples: MAUVE (against the split's human features, per length cut), coherence,
 diversity and length of one sample file. The protocol points diversity, text_length,
-length_cuts and newlines choose what is scored (docs/PROTOCOL.md)."""
+length_cuts, newlines and coherence_split choose what is scored (docs/PROTOCOL.md)."""
 
 import logging
 
@@ -28,7 +28,7 @@ def main(smk) -> None:
         tokenizer = load_tokenizer(smk.input.tokenizer)
         records = sample_records(smk.input.samples)
         logging.info("protocol %s", points)
-        if points["newlines"] == "official":
+        if points["coherence_split"] == "official":
             # the released coherence split compares each sample with its human text
             attach_human_ids(records, read_texts(smk.input.texts), tokenizer, p.max_length - 1)
         local = {role: getattr(smk.input, role, None) for role in ("mauve", "coherence")}
@@ -45,6 +45,7 @@ def main(smk) -> None:
             diversity=points["diversity"],
             text_length=points["text_length"],
             newlines=points["newlines"],
+            coherence_split=points["coherence_split"],
         )
         with np.load(smk.input.human) as human_npz:
             human = {length: human_npz[f"len{length}"] for length in p.lengths}

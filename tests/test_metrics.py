@@ -622,18 +622,26 @@ def test_newlines_flatten_and_common_prefix_split_by_hand(gpt2_tokenizer):
     sample["human_ids"] = tok("The cat sat.\nIt slept.")["input_ids"]
     # official: both texts flattened ("The cat sat. It slept." / "The cat ran. It slept."),
     # the prompt is the words they share from the start
-    assert coherence_texts([sample], tok, "official") == (["The cat"], ["ran. It slept."])
+    both = ("official", "official")
+    assert coherence_texts([sample], tok, *both) == (["The cat"], ["ran. It slept."])
     # clean: the decoded prompt and continuation, the line break kept
-    assert coherence_texts([sample], tok, "clean") == (["The cat"], [" ran.\nIt slept."])
+    assert coherence_texts([sample], tok, "clean", "clean") == (["The cat"], [" ran.\nIt slept."])
+    # each point on its own: flattened texts split at the prompt tokens, and texts with their
+    # line breaks split at the shared words ("The cat ran.\nIt" is one word, not "ran.")
+    assert coherence_texts([sample], tok, "official", "clean") == (["The cat"], ["ran. It slept."])
+    assert coherence_texts([sample], tok, "clean", "official") == (
+        ["The cat"],
+        ["ran.\nIt slept."],
+    )
     # official, a human text (no human_ids): split at its prompt tokens, flattened
     human = _record(tok, "Rain fell", " all day.\n")
     human["whole_ids"] = human["prompt_ids"] + human["cont_ids"]
-    assert coherence_texts([human], tok, "official") == (["Rain fell"], ["all day."])
+    assert coherence_texts([human], tok, *both) == (["Rain fell"], ["all day."])
     # official keeps an empty continuation (the released code embeds "")
     empty = _record(tok, "The cat", "")
     empty["human_ids"] = tok("The cat sat.")["input_ids"]
-    assert coherence_texts([empty], tok, "official") == (["The cat"], [""])
-    assert coherence_texts([empty], tok, "clean") == ([], [])
+    assert coherence_texts([empty], tok, *both) == (["The cat"], [""])
+    assert coherence_texts([empty], tok, "official", "clean") == ([], [])
 
 
 def test_perplexity_average_batches_of_unequal_token_counts():

@@ -28,9 +28,12 @@ released code's:
   ids as generated, coherence the decoded prompt and continuation, line breaks kept;
   official: the texts MAUVE and coherence see are decoded as the released code did, every
   ``\\n`` and ``\\r`` made a space and the ends stripped (:func:`flatten_newlines`; the
-  released code writes one text per line and reads them back stripped), MAUVE tokenizes
-  that text again, and coherence splits a model text into prompt and continuation where its
-  space-separated words stop matching its human text's words.
+  released code writes one text per line and reads them back stripped) and MAUVE tokenizes
+  that text again.
+- ``coherence_split`` (:func:`coherence_texts`): clean: prompt and continuation are the
+  prompt tokens and the generated tokens, empty continuations left out; official: a model
+  text is split where its space-separated words stop matching its human text's words, and
+  every text counts, an empty continuation included (the released ``compute_coherence``).
 
 The LFD paper's diversity metrics (beyond the paper; every setting), on the continuations'
 GPT-2 tokens: corpus distinct-1..4 (``distinct_1`` .. ``distinct_4``), ``self_bleu`` (BLEU-4
@@ -256,39 +259,44 @@ def common_prefix_split(human_text: str, model_text: str) -> tuple[str, str]:
 
 
 def coherence_texts(
-    records: Sequence[Record], tokenizer: Any, newlines: Setting
+    records: Sequence[Record],
+    tokenizer: Any,
+    newlines: Setting,
+    coherence_split: Setting = "clean",
 ) -> tuple[list[str], list[str]]:
-    """(prompts, continuations) that coherence embeds (protocol point ``newlines``).
+    """(prompts, continuations) that coherence embeds (points ``newlines``, ``coherence_split``).
 
-    clean: the decoded prompt and continuation of each non-empty continuation, line breaks
-    kept. official: every record; texts decoded as the released code did and
-    :func:`flatten_newlines` applied; a record with ``human_ids`` (a model sample) is split
-    by :func:`common_prefix_split` against its human text, as the released code does; a
-    record without (a human text: the released code has no human coherence) is split at its
-    prompt tokens.
+    newlines clean: texts decoded as they are, line breaks kept; official: decoded as the
+    released code did and :func:`flatten_newlines` applied. coherence_split clean: the decoded
+    prompt and continuation tokens of each non-empty continuation; official: every record, a
+    record with ``human_ids`` (a model sample) split by :func:`common_prefix_split` against its
+    human text, as the released code does; a record without (a human text: the released code
+    has no human coherence) split at its prompt tokens.
     """
     _check("newlines", newlines)
-    if newlines == "clean":
+    _check("coherence_split", coherence_split)
+
+    def decode(ids: Sequence[Sequence[int]]) -> list[str]:
+        if newlines == "clean":
+            return tokenizer.batch_decode(ids)
+        return [flatten_newlines(t) for t in released_decode(tokenizer, ids)]
+
+    if coherence_split == "clean":
         kept = [r for r in records if r["cont_ids"]]
-        prompts = tokenizer.batch_decode([r["prompt_ids"] for r in kept])
-        return prompts, tokenizer.batch_decode([r["cont_ids"] for r in kept])
+        return decode([r["prompt_ids"] for r in kept]), decode([r["cont_ids"] for r in kept])
     prompts, continuations = [], []
     paired = [r for r in records if "human_ids" in r]
     if paired:
-        humans = released_decode(tokenizer, [r["human_ids"] for r in paired])
-        models = released_decode(tokenizer, [whole_ids(r) for r in paired])
+        humans = decode([r["human_ids"] for r in paired])
+        models = decode([whole_ids(r) for r in paired])
         for human, model in zip(humans, models, strict=True):
-            prompt, continuation = common_prefix_split(
-                flatten_newlines(human), flatten_newlines(model)
-            )
+            prompt, continuation = common_prefix_split(human, model)
             prompts.append(prompt)
             continuations.append(continuation)
     alone = [r for r in records if "human_ids" not in r]
     if alone:
-        heads = released_decode(tokenizer, [r["prompt_ids"] for r in alone])
-        tails = released_decode(tokenizer, [whole_ids(r)[len(r["prompt_ids"]) :] for r in alone])
-        prompts += [flatten_newlines(t) for t in heads]
-        continuations += [flatten_newlines(t) for t in tails]
+        prompts += decode([r["prompt_ids"] for r in alone])
+        continuations += decode([whole_ids(r)[len(r["prompt_ids"]) :] for r in alone])
     return prompts, continuations
 
 
@@ -355,10 +363,12 @@ def text_scores(
     diversity: Setting = "clean",
     text_length: Setting = "clean",
     newlines: Setting = "clean",
+    coherence_split: Setting = "clean",
 ) -> dict:
     """n, n_empty and :data:`TEXT_SCORES` of a set of records.
 
-    ``diversity``, ``text_length`` and ``newlines`` are the protocol points' settings (see
+    ``diversity``, ``text_length``, ``newlines`` and ``coherence_split`` are the protocol
+    points' settings (see
     the module docstring); the LFD metrics use the non-empty continuations in every setting.
     Self-BLEU compares every continuation with every other one, so it is computed on a
     random subset of ``self_bleu_max_texts`` continuations (seeded by ``self_bleu_seed``;
@@ -378,7 +388,7 @@ def text_scores(
     lengths = [word_length(t) for t in length_texts(records, tokenizer, text_length)]
     if lengths:
         scores["length_words"] = float(np.mean(lengths))
-    prompts, continuations = coherence_texts(records, tokenizer, newlines)
+    prompts, continuations = coherence_texts(records, tokenizer, newlines, coherence_split)
     if prompts:
         cosine = coherence(
             coherence_featurizer.featurize(prompts),
