@@ -30,6 +30,7 @@ rule finetune:
         **cluster_resources("finetune"),
     params:
         settings=finetune_settings,
+        protocol=protocol("grad_clip", "grad_accumulation", "precision"),
         reference=lambda wc: planned_finetune(wc).reference,
         architecture=None,
         work_dir=lambda wc: results(

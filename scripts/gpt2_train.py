@@ -6,8 +6,11 @@ first params.n_train texts of the dataset's train split. Both keep the model wit
 dev loss; a rerun after a kill or SIGTERM resumes from params.work_dir.
 
 params.settings: the fields of mixce.train.TrainSettings (``objective`` and its ``hyper``
-among them). An objective that needs a reference model (LFD) gets it from the named input
-``reference`` (a model directory); the rule gives an empty list for the other objectives.
+among them). params.protocol (finetune only): the protocol points grad_clip,
+grad_accumulation and precision, applied by mixce.train.protocol_settings; pretrain gives
+none, so the pretraining of scratch models keeps the settings as they are. An objective
+that needs a reference model (LFD) gets it from the named input ``reference`` (a model
+directory); the rule gives an empty list for the other objectives.
 """
 
 import logging
@@ -25,7 +28,7 @@ from mixce.models import (
     scratch_model,
 )
 from mixce.tokenizer import encode_texts, load_tokenizer
-from mixce.train import StopOnSignal, TrainSettings, train
+from mixce.train import StopOnSignal, TrainSettings, protocol_settings, train
 
 
 def texts_of(paths: list[str], n: int | None) -> list[str]:
@@ -52,7 +55,7 @@ def main(smk) -> None:
     with job_logging(smk.log[0]):
         p = smk.params
         torch.set_num_threads(max(1, smk.threads))
-        settings = TrainSettings(**p.settings)
+        settings = TrainSettings(**protocol_settings(p.settings, getattr(p, "protocol", {})))
         device = resolve_device(p.device)
         tokenizer = load_tokenizer(smk.input.tokenizer)
         train_paths = (

@@ -14,16 +14,25 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+import mixce.train
 from mixce.models import load_model, save_model, scratch_model
+from mixce.objectives import mle
 from mixce.tokenizer import build_tokenizer, check_gpt2_bpe, encode_texts
 from mixce.train import (
     NonFiniteLoss,
     TrainSettings,
+    autocast,
+    autocast_dtype,
+    clip_gradients,
     epoch_order,
     evaluate,
     fingerprint,
+    float32_matmuls,
+    micro_batch_weights,
     pad_batch,
+    protocol_settings,
     step_batches,
+    tf32_allowed,
     train,
 )
 
@@ -325,6 +334,195 @@ def test_loss_truncation_trains_and_evaluates_as_nll(tmp_path):
     assert not same_weights(mle_model, model)
     assert summary["steps"] == 6
     assert all(e["loss"] == pytest.approx(e["nll"]) for e in summary["evals"])  # state=None
+
+
+# --------------------------------------------------------------------------- protocol points
+
+
+def test_protocol_settings_official_clean_and_absent():
+    base = {"objective": "mle", "grad_clip": 1.0, "lr": 1e-3}
+    official = dict.fromkeys(("grad_clip", "grad_accumulation", "precision"), "official")
+    assert protocol_settings(base, official) == {
+        **base,
+        "grad_clip": None,
+        "accumulation": "micro_batches",
+        "precision": "float32",
+    }
+    clean = dict.fromkeys(official, "clean")
+    assert protocol_settings(base, clean) == {
+        **base,
+        "accumulation": "tokens",
+        "precision": "bf16_autocast",
+    }
+    assert protocol_settings(base, {}) == base  # pretraining passes no point
+    assert protocol_settings(base, {"grad_clip": "official"})["grad_clip"] is None
+    assert base["grad_clip"] == 1.0  # not modified in place
+    with pytest.raises(KeyError, match="diversity"):
+        protocol_settings(base, {"diversity": "official"})
+    with pytest.raises(ValueError, match="precision"):
+        TrainSettings(precision="fp16")
+    with pytest.raises(ValueError, match="accumulation"):
+        TrainSettings(accumulation="sum")
+    # the settings are part of a resume checkpoint's fingerprint
+    a = TrainSettings(**protocol_settings({}, clean))
+    b = TrainSettings(**protocol_settings({}, official))
+    assert fingerprint(a, texts(2, 1)) != fingerprint(b, texts(2, 1))
+
+
+def test_clip_gradients_known_answer():
+    def param() -> torch.nn.Parameter:
+        p = torch.nn.Parameter(torch.zeros(2))
+        p.grad = torch.tensor([3.0, 4.0])  # norm 5
+        return p
+
+    clipped, unclipped, loose = param(), param(), param()
+    none = torch.nn.Parameter(torch.zeros(3))  # no gradient: ignored
+    assert clip_gradients([clipped, none], 1.0) == pytest.approx(5.0)
+    torch.testing.assert_close(clipped.grad, torch.tensor([0.6, 0.8]))  # 3/5, 4/5
+    assert clip_gradients([unclipped], None) == pytest.approx(5.0)
+    assert unclipped.grad.tolist() == [3.0, 4.0]
+    assert clip_gradients([loose], 10.0) == pytest.approx(5.0)
+    assert loose.grad.tolist() == [3.0, 4.0]
+
+
+def test_grad_clip_none_is_no_clipping_in_the_loop(tmp_path):
+    base = dict(objective="mle", lr=1e-3, epochs=1, batch_size=12, micro_batch_size=12)
+    free, s_free = run(TrainSettings(grad_clip=None, **base), tmp_path / "none")
+    tight, s_tight = run(TrainSettings(grad_clip=1e-3, **base), tmp_path / "tight")
+    assert not same_weights(free, tight)
+    norms = [[row["grad_norm"] for row in s["log"]] for s in (s_free, s_tight)]
+    assert len(norms[0]) == 2 and all(n > 1e-3 for n in norms[0])  # logged without clipping
+    assert norms[1][0] == norms[0][0]  # same first step: the norm is taken before clipping
+    assert norms[1][1] != norms[0][1]
+
+
+def test_micro_batch_weights_known_answer():
+    # a full step of two micro-batches holding 6 and 2 target tokens
+    assert micro_batch_weights([6, 2], "tokens", 2) == [0.75, 0.25]  # 6/8, 2/8
+    assert micro_batch_weights([6, 2], "micro_batches", 2) == [0.5, 0.5]  # 1/2 each
+    # an epoch's short last step: one micro-batch of 3 tokens where a full step has 4
+    assert micro_batch_weights([3], "tokens", 4) == [1.0]
+    assert micro_batch_weights([3], "micro_batches", 4) == [0.25]
+    with pytest.raises(ValueError, match="accumulation"):
+        micro_batch_weights([1], "sum", 1)
+
+
+def test_official_micro_batches_keep_the_epoch_order():
+    lengths = [2, 9, 5]
+    assert step_batches(lengths, [0, 1, 2], 3, 2) == [[[1, 2], [0]]]  # longest first
+    assert step_batches(lengths, [0, 1, 2], 3, 2, by_length=False) == [[[0, 1], [2]]]
+
+
+@pytest.mark.parametrize("accumulation", ["tokens", "micro_batches"])
+def test_step_loss_and_gradient_weight_micro_batches(tmp_path, accumulation):
+    """One step of two one-text micro-batches with 2 and 6 target tokens, lr 0: the logged
+    loss and gradient norm are those of w_a l_a + w_b l_b, w = (2/8, 6/8) when weighting by
+    tokens and (1/2, 1/2) when every micro-batch counts the same."""
+    short, long = [5, 6, 7], [11, 12, 13, 14, 15, 16, 17]  # 2 and 6 targets (ids[1:])
+    settings = TrainSettings(
+        objective="mle",
+        lr=0.0,
+        epochs=1,
+        batch_size=2,
+        micro_batch_size=1,
+        grad_clip=None,
+        accumulation=accumulation,
+    )
+    model = scratch_model(ARCH, 0)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    summary = train(
+        model, [short, long], [short], settings, work_dir=tmp_path, device=CPU, progress=False
+    )
+    weights = {"tokens": (2 / 8, 6 / 8), "micro_batches": (1 / 2, 1 / 2)}[accumulation]
+
+    by_hand = scratch_model(ARCH, 0)
+    for module in by_hand.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    losses = []
+    for text in (short, long):
+        inputs, attention, targets, mask = pad_batch([text], 0, CPU)
+        assert int(mask.sum()) == len(text) - 1
+        losses.append(
+            mle(by_hand(input_ids=inputs, attention_mask=attention).logits, targets, mask)
+        )
+    loss = weights[0] * losses[0] + weights[1] * losses[1]
+    loss.backward()
+    norm = torch.cat([p.grad.flatten() for p in by_hand.parameters() if p.grad is not None]).norm()
+    (row,) = summary["log"]
+    assert row["loss"] == pytest.approx(loss.item(), rel=1e-6)
+    assert row["grad_norm"] == pytest.approx(float(norm), rel=1e-5)
+    assert row["tokens"] == 8
+    assert losses[0].item() != pytest.approx(losses[1].item(), rel=1e-3)  # weights matter
+
+
+def test_precision_chooses_autocast_and_tf32():
+    assert autocast_dtype("cuda", "bf16_autocast") == torch.bfloat16
+    assert autocast_dtype("cuda", "float32") is None
+    assert autocast_dtype("cpu", "bf16_autocast") is None  # the CPU always runs float32
+    assert autocast_dtype("cpu", "float32") is None
+    assert tf32_allowed("cuda", "bf16_autocast")
+    assert not tf32_allowed("cuda", "float32") and not tf32_allowed("cpu", "bf16_autocast")
+    with pytest.raises(ValueError, match="precision"):
+        autocast_dtype("cuda", "fp16")
+    with autocast(CPU, "bf16_autocast"):
+        assert not torch.is_autocast_enabled("cpu")
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        with float32_matmuls():
+            assert not torch.backends.cuda.matmul.allow_tf32
+            assert not torch.backends.cudnn.allow_tf32
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+@pytest.mark.parametrize("precision", ["bf16_autocast", "float32"])
+def test_training_forward_takes_the_precision_and_dev_loss_is_float32(
+    tmp_path, monkeypatch, precision
+):
+    calls = []
+
+    def spy(device, precision="bf16_autocast"):
+        calls.append((device.type, precision))
+        return autocast(device, precision)
+
+    monkeypatch.setattr(mixce.train, "autocast", spy)
+    seen_tf32 = []  # TF32 flag at each dev (eval-mode) forward
+    model = scratch_model(ARCH, 0)
+    model.register_forward_pre_hook(
+        lambda module, _: (
+            None if module.training else seen_tf32.append(torch.backends.cuda.matmul.allow_tf32)
+        )
+    )
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        settings = TrainSettings(
+            objective="mle",
+            lr=1e-3,
+            epochs=1,
+            batch_size=4,
+            micro_batch_size=2,
+            precision=precision,
+        )
+        summary = train(
+            model,
+            texts(4, 1),
+            texts(2, 2),
+            settings,
+            work_dir=tmp_path,
+            device=CPU,
+            progress=False,
+        )
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+    assert calls == [("cpu", precision)] * 2  # the training forwards only (2 micro-batches)
+    assert seen_tf32 == [False]  # the dev evaluation: one batch, TF32 off
+    assert summary["settings"]["precision"] == precision
 
 
 # --------------------------------------------------------------------------- models

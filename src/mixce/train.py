@@ -4,20 +4,27 @@ MLE pretraining of scratch models.
 Read it top to bottom in :func:`train`. What it does, in order:
 
 1. Every optimizer step takes ``batch_size`` texts (the epoch's order is a permutation drawn
-   from ``seed`` and the epoch number). The step's texts are sorted by length and cut into
-   micro-batches of ``micro_batch_size`` (bucketing: little padding); gradients accumulate.
-   The step's loss is the objective's mean over every real target token of the whole step
-   (each micro-batch's mean is weighted by its share of the step's tokens), so bucketing and
-   the micro-batch size do not change the gradient.
+   from ``seed`` and the epoch number), cut into micro-batches of ``micro_batch_size``;
+   gradients accumulate (:func:`micro_batch_weights`). ``accumulation="tokens"`` (protocol
+   point grad_accumulation, clean): the step's texts are sorted by length before the cut
+   (bucketing: little padding) and the step's loss is the objective's mean over every real
+   target token of the whole step (each micro-batch's mean is weighted by its share of the
+   step's tokens), so bucketing and the micro-batch size do not change the gradient.
+   ``"micro_batches"`` (official, as the authors' released script): micro-batches are cut in
+   the epoch's order and each micro-batch's token mean counts 1 / (number of micro-batches
+   of a full step), whatever its number of tokens.
 2. Texts are GPT-2 ids with EOS appended (:func:`mixce.tokenizer.encode_texts`); a batch is
    right-padded with EOS under attention mask 0; the model sees ``ids[:-1]`` and predicts
    ``ids[1:]`` (no BOS, the first token is not scored).
-3. AdamW with a linear schedule (optional warm-up), gradient clipping, then the next step.
+3. AdamW with a linear schedule (optional warm-up), gradient clipping at ``grad_clip``
+   (None: none, protocol point grad_clip official; the step's gradient norm is logged either
+   way, :func:`clip_gradients`), then the next step.
    A loss that is NaN or infinite stops the job (:class:`NonFiniteLoss`, naming the step, the
    micro-batch and the texts in it).
 4. At the end of each epoch (or every ``eval_every`` steps) the dev loss is computed with the
    training objective (so MixCE keeps its mixed loss, as the reference code does) and with
-   plain NLL; the model with the lowest objective dev loss is saved (safetensors).
+   plain NLL, always in float32 (no autocast, no TF32 matmuls); the model with the lowest
+   objective dev loss is saved (safetensors).
 5. Every ``checkpoint_every`` steps, and when ``should_stop()`` turns true (SIGTERM, see
    :class:`StopOnSignal`), the model, optimizer, scheduler, RNG states, position in the data,
    the objective's state and the log so far are saved atomically to ``resume_path``;
@@ -31,8 +38,10 @@ on every micro-batch (training and dev) under ``torch.no_grad`` and its logits a
 ``reference_logits``; ``stateful``: one state dict, passed as ``state`` in training and saved
 in the resume checkpoint, and ``state=None`` in the dev evaluation.
 
-On CUDA the forward runs under bf16 autocast with TF32 matmuls and fused AdamW; on the CPU
-the same loop runs in float32.
+``precision`` (protocol point precision): ``"bf16_autocast"`` (clean) runs the training
+forward on CUDA under bf16 autocast with TF32 matmuls; ``"float32"`` (official, as the
+released script on its V100) trains in float32 with TF32 off. The CPU always runs float32,
+and the dev evaluation is float32 under both settings. CUDA uses fused AdamW either way.
 """
 
 from __future__ import annotations
@@ -46,9 +55,10 @@ import os
 import resource
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -56,6 +66,13 @@ from mixce.models import save_model
 from mixce.objectives import ObjectiveSpec, check_hyper, get_spec, masked_mean, token_logprobs
 
 logger = logging.getLogger(__name__)
+
+#: How micro-batch losses combine into an optimizer step's loss (protocol point
+#: grad_accumulation): "tokens" (clean), "micro_batches" (official).
+Accumulation = Literal["tokens", "micro_batches"]
+#: Training precision on CUDA (protocol point precision): "bf16_autocast" (clean), "float32"
+#: (official). The CPU always runs float32.
+Precision = Literal["bf16_autocast", "float32"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,13 +95,49 @@ class TrainSettings:
     seed: int = 0
     eval_every: int = 0  # optimizer steps between dev evaluations; 0: at each epoch's end
     dev_batch_size: int = 16
+    accumulation: Accumulation = "tokens"  # see micro_batch_weights
+    precision: Precision = "bf16_autocast"  # see autocast_dtype
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hyper", check_hyper(self.objective, self.hyper))
+        for name, kind in (("accumulation", Accumulation), ("precision", Precision)):
+            if getattr(self, name) not in get_args(kind):
+                raise ValueError(
+                    f"TrainSettings.{name}: {getattr(self, name)!r} is not one of "
+                    f"{', '.join(get_args(kind))}"
+                )
 
     def objective_kwargs(self) -> dict[str, float]:
         """The objective's hyper-parameters, defaults filled in, as keyword arguments."""
         return check_hyper(self.objective, self.hyper)
+
+
+def protocol_settings(
+    settings: Mapping[str, Any], points: Mapping[str, Literal["official", "clean"]]
+) -> dict[str, Any]:
+    """:class:`TrainSettings` fields ``settings`` under the protocol ``points`` given.
+
+    ``points`` (from :func:`mixce.protocol.points`) may hold grad_clip, grad_accumulation and
+    precision; a point it lacks leaves its fields as ``settings`` has them (the pretraining of
+    scratch models, our own stage, passes none). Official (the released script):
+    ``grad_clip=None``, ``accumulation="micro_batches"``, ``precision="float32"``. Clean:
+    ``settings["grad_clip"]`` as given, ``"tokens"``, ``"bf16_autocast"``.
+    """
+    out = dict(settings)
+    for name, setting in points.items():
+        if setting not in ("official", "clean"):
+            raise ValueError(f"protocol point {name}: {setting!r} is not official or clean")
+        official = setting == "official"
+        if name == "grad_clip":
+            if official:
+                out["grad_clip"] = None
+        elif name == "grad_accumulation":
+            out["accumulation"] = "micro_batches" if official else "tokens"
+        elif name == "precision":
+            out["precision"] = "float32" if official else "bf16_autocast"
+        else:
+            raise KeyError(f"protocol point {name!r} does not concern the training loop")
+    return out
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -141,20 +194,46 @@ def pad_batch(
 
 
 def step_batches(
-    lengths: Sequence[int], order: Sequence[int], batch_size: int, micro_batch_size: int
+    lengths: Sequence[int],
+    order: Sequence[int],
+    batch_size: int,
+    micro_batch_size: int,
+    by_length: bool = True,
 ) -> list[list[list[int]]]:
     """Optimizer steps of one epoch: for each step, its micro-batches of text indices.
 
-    The texts of a step are sorted by length (longest first, ties by index) before being cut
-    into micro-batches, so a micro-batch holds texts of similar lengths.
+    ``by_length``: the texts of a step are sorted by length (longest first, ties by index)
+    before being cut into micro-batches, so a micro-batch holds texts of similar lengths;
+    otherwise they are cut in ``order``.
     """
     steps = []
     for start in range(0, len(order), batch_size):
-        chunk = sorted(order[start : start + batch_size], key=lambda i: (-lengths[i], i))
+        chunk = list(order[start : start + batch_size])
+        if by_length:
+            chunk.sort(key=lambda i: (-lengths[i], i))
         steps.append(
             [chunk[m : m + micro_batch_size] for m in range(0, len(chunk), micro_batch_size)]
         )
     return steps
+
+
+def micro_batch_weights(
+    token_counts: Sequence[int], accumulation: Accumulation, steps_per_update: int
+) -> list[float]:
+    """Weight of each micro-batch's mean loss in its optimizer step's loss.
+
+    ``token_counts``: real target tokens of each micro-batch of the step. ``"tokens"``: its
+    share of the step's tokens (the step's loss is the token mean over the whole step).
+    ``"micro_batches"``: ``1 / steps_per_update`` each (the released script divides every
+    micro-batch's loss by its gradient_accumulation_steps, so a micro-batch counts the same
+    however many tokens it holds, and a short last step of an epoch weighs less).
+    """
+    if accumulation == "tokens":
+        total = sum(token_counts)
+        return [n / total for n in token_counts]
+    if accumulation == "micro_batches":
+        return [1.0 / steps_per_update] * len(token_counts)
+    raise ValueError(f"accumulation {accumulation!r} is not one of {get_args(Accumulation)}")
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
@@ -187,9 +266,46 @@ def linear_schedule(total_steps: int, warmup_steps: int) -> Callable[[int], floa
     return factor
 
 
-def autocast(device: torch.device) -> Any:
-    """bf16 autocast on CUDA; a no-op context elsewhere (the CPU path runs in float32)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def autocast_dtype(device_type: str, precision: Precision) -> torch.dtype | None:
+    """The autocast dtype of a training forward: bf16 on CUDA under ``"bf16_autocast"``;
+    None (no autocast, float32) on any other device or under ``"float32"``."""
+    if precision not in get_args(Precision):
+        raise ValueError(f"precision {precision!r} is not one of {get_args(Precision)}")
+    return torch.bfloat16 if device_type == "cuda" and precision == "bf16_autocast" else None
+
+
+def autocast(device: torch.device, precision: Precision = "bf16_autocast") -> Any:
+    """Autocast to :func:`autocast_dtype` (bf16 on CUDA by default); a disabled (float32)
+    context where that is None."""
+    dtype = autocast_dtype(device.type, precision)
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def tf32_allowed(device_type: str, precision: Precision) -> bool:
+    """Whether CUDA matmuls may use TF32 in training: only under ``"bf16_autocast"``."""
+    return device_type == "cuda" and precision == "bf16_autocast"
+
+
+@contextmanager
+def float32_matmuls() -> Iterator[None]:
+    """TF32 off for CUDA matmuls and convolutions inside; the previous flags restored after."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def clip_gradients(parameters: Iterable[torch.nn.Parameter], max_norm: float | None) -> float:
+    """The total 2-norm of the gradients, before clipping; scales them down to ``max_norm``
+    (``torch.nn.utils.clip_grad_norm_``) unless it is None."""
+    parameters = [p for p in parameters if p.grad is not None]
+    if max_norm is not None:
+        return float(torch.nn.utils.clip_grad_norm_(parameters, max_norm))
+    return float(torch.nn.utils.get_total_norm([p.grad for p in parameters]))
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -259,8 +375,10 @@ def evaluate(
 ) -> dict[str, float]:
     """Token-weighted dev loss of the training objective and plain NLL over ``texts``.
 
-    A stateful objective gets ``state=None`` (its evaluation form, e.g. loss truncation's
-    plain NLL); an objective that needs a reference model gets its logits.
+    Always float32, whatever ``settings.precision``: no autocast and no TF32 matmuls (these
+    are the reported dev NLL and the loss that selects the best checkpoint). A stateful
+    objective gets ``state=None`` (its evaluation form, e.g. loss truncation's plain NLL); an
+    objective that needs a reference model gets its logits.
     """
     spec = get_spec(settings.objective)
     reference = prepare_reference(spec, reference, device)
@@ -274,7 +392,7 @@ def evaluate(
     for start in range(0, len(order), settings.dev_batch_size):
         batch = [texts[i] for i in order[start : start + settings.dev_batch_size]]
         inputs, attention, targets, mask = pad_batch(batch, batch[0][-1], device)
-        with autocast(device):
+        with float32_matmuls():
             logits = model(input_ids=inputs, attention_mask=attention).logits
             extra = reference_inputs(reference, inputs, attention)
         if spec.stateful:
@@ -337,8 +455,9 @@ def train(
     eval_every = settings.eval_every or steps_per_epoch
 
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        tf32 = tf32_allowed(device.type, settings.precision)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+    steps_per_update = math.ceil(settings.batch_size / settings.micro_batch_size)
     model.to(device).train()
     optimizer = torch.optim.AdamW(
         model.parameters(),
@@ -411,15 +530,18 @@ def train(
             epoch_order(len(train_texts), settings.seed, epoch),
             settings.batch_size,
             settings.micro_batch_size,
+            by_length=settings.accumulation == "tokens",
         )[in_epoch]
-        step_tokens = sum(lengths[i] - 1 for micro in step_plan for i in micro)
+        micro_tokens = [sum(lengths[i] - 1 for i in micro) for micro in step_plan]
+        step_tokens = sum(micro_tokens)
+        weights = micro_batch_weights(micro_tokens, settings.accumulation, steps_per_update)
         step_loss = 0.0
         tic = time.perf_counter()
         for m, micro in enumerate(step_plan):
             inputs, attention, targets, mask = pad_batch(
                 [train_texts[i] for i in micro], train_texts[micro[0]][-1], device
             )
-            with autocast(device):
+            with autocast(device, settings.precision):
                 logits = model(input_ids=inputs, attention_mask=attention).logits
                 extra = reference_inputs(reference, inputs, attention)
             if spec.stateful:
@@ -432,14 +554,9 @@ def train(
                     f"micro-batch {m} holding train texts {micro} "
                     f"(lr {scheduler.get_last_lr()[0]:.3g})"
                 )
-            share = float(mask.sum()) / step_tokens
-            (loss * share).backward()
-            step_loss += float(loss.detach()) * share
-        grad_norm = None
-        if settings.grad_clip is not None:
-            grad_norm = float(
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            )
+            (loss * weights[m]).backward()
+            step_loss += float(loss.detach()) * weights[m]
+        grad_norm = clip_gradients(model.parameters(), settings.grad_clip)
         lr = scheduler.get_last_lr()[0]
         optimizer.step()
         scheduler.step()
