@@ -1,5 +1,6 @@
 # GPT-2 track, sampling: one job per (dataset, model, variant, split, decoding, seed);
-# prompts are the first tokens of the split's texts.
+# prompts are the first tokens of the split's texts. Protocol points: generation_length
+# (where samples stop) and precision (the forward pass's dtype).
 
 
 rule sample:
@@ -61,6 +62,8 @@ rule sample:
         prompt_tokens=GPT2["sampling"]["prompt_tokens"],
         n_prompts=GPT2["sampling"]["n_prompts"],
         batch_size=GPT2["sampling"]["batch_size"],
+        max_length=GPT2["finetune"]["max_length"],  # generation_length official: the cap
         device=GPT2["sampling"]["device"],
+        protocol=protocol("generation_length", "precision"),
     script:
         "../scripts/gpt2_sample.py"

@@ -54,6 +54,8 @@ rule controlled_human:
         featurizers=FEATURIZERS,
         controlled=METRICS["controlled"],
         n_prompts=GPT2["sampling"]["n_prompts"],
+        max_length=GPT2["finetune"]["max_length"],  # official: human texts cut before it
+        protocol=protocol("controlled_fragments"),
         mauve_seed=METRICS["mauve"]["seed"],
         batch_size=METRICS["batch_size"],
         device=METRICS["device"],
@@ -107,6 +109,7 @@ rule controlled:
         featurizers=FEATURIZERS,
         controlled=METRICS["controlled"],
         n_prompts=None,
+        protocol=protocol("controlled_fragments"),
         mauve_seed=METRICS["mauve"]["seed"],
         batch_size=METRICS["batch_size"],
         device=METRICS["device"],

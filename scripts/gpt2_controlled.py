@@ -2,24 +2,51 @@
 
 n random L-token fragments are drawn from the texts (prompt + continuation for model texts,
 the whole text for human ones), for each L. c-mauve_L is MAUVE between the human fragments
-and the model's; c-coherence_L the cosine between a fragment's first prompt_tokens tokens and
-the rest. The human reference is scored by the same code (its c-mauve compares two
-independent human draws, so it is not 1, as in the paper). An L whose fragments run out is
-skipped and the reason recorded.
+and the model's; c-coherence_L the cosine between a fragment's prompt and the rest. The human
+reference is scored by the same code (its c-mauve compares two independent human draws, so it
+is not 1, as in the paper). An L whose fragments run out is skipped and the reason recorded.
+
+The ``controlled_fragments`` protocol point (docs/PROTOCOL.md, mixce.metrics.fragments) picks
+the draw: ``clean`` cuts L GPT-2 tokens (prompt: ``prompt_tokens`` tokens), a text at a time
+with replacement, from whole human texts; ``official`` cuts int(L / 1.35) whitespace words
+(prompt: int(prompt_tokens / 1.35) words) at (text, start) positions drawn without
+replacement, from the decoded texts with human texts cut to their first max_length - 1 tokens,
+as the authors' released code does.
 """
 
 import json
 import logging
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from mixce.io import job_logging, read_texts, write_json, write_npz
 from mixce.metrics.coherence import coherence
-from mixce.metrics.fragments import fragment_capacity, sample_fragments, split_prompt
+from mixce.metrics.fragments import (
+    clean_up_spaces,
+    cut_human_text,
+    fragment_capacity,
+    sample_fragments,
+    sample_word_fragments,
+    split_prompt,
+    split_word_prompt,
+    word_capacity,
+    words_for_tokens,
+)
 from mixce.metrics.mauve_score import mauve_from_features
 from mixce.metrics.scoring import build_featurizer, featurize
 from mixce.tokenizer import load_tokenizer
+
+
+@dataclass
+class Draw:
+    """One set of fragments: MAUVE features on demand, coherence prompts and continuations."""
+
+    features: Callable[[], np.ndarray]
+    prompts: list[str]
+    rests: list[str]
 
 
 def fragment_records(fragments, prompt_tokens):
@@ -29,12 +56,40 @@ def fragment_records(fragments, prompt_tokens):
     ]
 
 
+def token_draw(token_lists, length, n, seed, prompt_tokens, mauve_f, tokenizer):
+    """clean: L-token fragments (mixce.metrics.fragments.sample_fragments), or None."""
+    fragments = sample_fragments(token_lists, length, n, seed)
+    if fragments is None:
+        return None
+    records = fragment_records(fragments, prompt_tokens)
+    return Draw(
+        features=lambda: featurize(mauve_f, records, tokenizer, length),
+        prompts=tokenizer.batch_decode([r["prompt_ids"] for r in records]),
+        rests=tokenizer.batch_decode([r["cont_ids"] for r in records]),
+    )
+
+
+def word_draw(word_lists, length, n, seed, prompt_tokens, mauve_f):
+    """official: int(L / 1.35)-word fragments (sample_word_fragments), or None."""
+    fragments = sample_word_fragments(word_lists, words_for_tokens(length), n, seed)
+    if fragments is None:
+        return None
+    pairs = [split_word_prompt(f, words_for_tokens(prompt_tokens)) for f in fragments]
+    texts = [" ".join(f) for f in fragments]
+    return Draw(
+        features=lambda: mauve_f.featurize(texts),
+        prompts=[prompt for prompt, _ in pairs],
+        rests=[rest for _, rest in pairs],
+    )
+
+
 def main(smk) -> None:
     import torch
 
     with job_logging(smk.log[0]):
         p = smk.params
         ctl = p.controlled
+        official = p.protocol["controlled_fragments"] == "official"
         torch.set_num_threads(max(1, smk.threads))
         tokenizer = load_tokenizer(smk.input.tokenizer)
         local = {role: getattr(smk.input, role, None) for role in ("mauve", "coherence")}
@@ -46,6 +101,8 @@ def main(smk) -> None:
         if is_human:
             texts = read_texts(smk.input.texts)
             token_lists = tokenizer(texts, add_special_tokens=False)["input_ids"]
+            if official:
+                token_lists = [cut_human_text(ids, p.max_length) for ids in token_lists]
             seed = ctl["seed"]
         else:
             with open(smk.input.samples, encoding="utf-8") as handle:
@@ -53,33 +110,55 @@ def main(smk) -> None:
             token_lists = [r["prompt_ids"] + r["token_ids"] for r in rows]
             seed = ctl["seed"] + 1000 + int(rows[0]["seed"]) if rows else ctl["seed"]
             reference = np.load(smk.input.human)
+        if official:
+            decoded = tokenizer.batch_decode(
+                token_lists, skip_special_tokens=True, clean_up_tokenization_spaces=False
+            )
+            units = [clean_up_spaces(text).split() for text in decoded]
+        else:
+            units = token_lists
         n = ctl["n_fragments"]
+        logging.info(
+            "controlled_fragments %s: %d texts, %d fragments per L",
+            p.protocol["controlled_fragments"],
+            len(units),
+            n,
+        )
+
+        def draw(length, draw_seed):
+            if official:
+                return word_draw(units, length, n, draw_seed, ctl["prompt_tokens"], mauve_f)
+            return token_draw(units, length, n, draw_seed, ctl["prompt_tokens"], mauve_f, tokenizer)
+
         results, arrays = {}, {}
         for length in ctl["lengths"]:
-            capacity = fragment_capacity(token_lists, length)
-            fragments = sample_fragments(token_lists, length, n, seed)
+            if official:
+                n_words = words_for_tokens(length)
+                capacity = word_capacity(units, n_words)
+                unit = f"{n_words} words (L = {length} tokens)"
+            else:
+                capacity = fragment_capacity(units, length)
+                unit = f"{length} tokens"
+            fragments = draw(length, seed)
             if fragments is None or (not is_human and f"len{length}" not in reference):
-                why = f"skipped: {capacity} fragment positions of {length} tokens, need {n}"
+                why = f"skipped: {capacity} fragment positions of {unit}, need {n}"
                 if fragments is not None:
                     why = "skipped: the human fragments of this length ran out"
                 results[str(length)] = {"status": why, "capacity": capacity}
                 logging.warning("L=%d %s", length, why)
                 continue
-            records = fragment_records(fragments, ctl["prompt_tokens"])
-            feats = featurize(mauve_f, records, tokenizer, length)
+            feats = fragments.features()
             if is_human:
                 arrays[f"len{length}"] = feats
-                again = sample_fragments(token_lists, length, n, seed + 1)
-                other = featurize(
-                    mauve_f, fragment_records(again, ctl["prompt_tokens"]), tokenizer, length
-                )
-                human_feats = other
+                human_feats = draw(length, seed + 1).features()
             else:
                 human_feats = reference[f"len{length}"]
             c_mauve = mauve_from_features(human_feats, feats, seed=p.mauve_seed)["mauve"]
-            prompts = tokenizer.batch_decode([r["prompt_ids"] for r in records])
-            rests = tokenizer.batch_decode([r["cont_ids"] for r in records])
-            c_coh = float(np.mean(coherence(coh_f.featurize(prompts), coh_f.featurize(rests))))
+            c_coh = float(
+                np.mean(
+                    coherence(coh_f.featurize(fragments.prompts), coh_f.featurize(fragments.rests))
+                )
+            )
             results[str(length)] = {
                 "status": "ok",
                 "capacity": capacity,
@@ -87,6 +166,8 @@ def main(smk) -> None:
                 "c_mauve": float(c_mauve),
                 "c_coherence": c_coh if math.isfinite(c_coh) else None,
             }
+            if official:
+                results[str(length)]["n_words"] = n_words
             logging.info("L=%d: %s", length, results[str(length)])
         if is_human:
             write_npz(smk.output.features, arrays)

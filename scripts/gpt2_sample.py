@@ -1,13 +1,27 @@
-"""Rule gpt2_sample: continue the first tokens of each human text with a GPT-2 (one decoding)."""
+"""Rule gpt2_sample: continue the first tokens of each human text with a GPT-2 (one decoding).
+
+Protocol points (docs/PROTOCOL.md): generation_length (where a sample stops,
+mixce.sample.token_budgets) and precision (the forward pass's dtype, mixce.sample.forward_dtype).
+"""
 
 import logging
 import time
 
 import torch
-from transformers import AutoModelForCausalLM, GPT2TokenizerFast
+from transformers import GPT2TokenizerFast
 
 from mixce.io import job_logging, write_json
-from mixce.sample import generate, parse_decoding, read_prompts, summarize, write_samples
+from mixce.models import load_model
+from mixce.sample import (
+    cut_prompts,
+    forward_dtype,
+    generate,
+    parse_decoding,
+    read_token_ids,
+    summarize,
+    token_budgets,
+    write_samples,
+)
 
 
 def main(smk) -> None:
@@ -19,27 +33,43 @@ def main(smk) -> None:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         device = torch.device(device)
-        dtype = None
-        if device.type == "cuda":
-            dtype = torch.bfloat16  # forward under bf16 autocast; sampling stays float32
+        setting = p.protocol
+        # official: float32 forward (true float32 matmuls); clean: bf16 autocast with TF32 on
+        # CUDA. The logits are cast to float32 before sampling either way.
+        dtype = forward_dtype(setting["precision"], device.type)
+        if dtype is not None:
             torch.set_float32_matmul_precision("high")  # TF32 matmuls
+        elif device.type == "cuda":
+            torch.set_float32_matmul_precision("highest")
 
         tokenizer = GPT2TokenizerFast.from_pretrained(smk.input.tokenizer)
-        model = AutoModelForCausalLM.from_pretrained(smk.input.model).to(device).eval()
+        model = load_model(smk.input.model, device).eval()  # float32 weights
         eos_id = tokenizer.eos_token_id
         if eos_id is None:
             eos_id = model.config.eos_token_id
-        prompts = read_prompts(
-            smk.input.texts, tokenizer=tokenizer, prompt_tokens=p.prompt_tokens, n=p.n_prompts
+        texts = read_token_ids(smk.input.texts, tokenizer=tokenizer, n=p.n_prompts)
+        prompts = cut_prompts(texts, p.prompt_tokens, str(smk.input.texts))
+        budgets = token_budgets(
+            setting["generation_length"],
+            [len(prompt) for prompt in prompts],
+            [len(ids) for ids in texts],
+            max_new_tokens=p.max_new_tokens,
+            group=p.batch_size,
+            cap=p.max_length,
+            prompt_tokens=p.prompt_tokens,
         )
         logging.info(
-            "%d prompts, decoding %s, seed %d, up to %d new tokens, batch %d, device %s, dtype %s",
+            "%d prompts, decoding %s, seed %d, generation_length %s: %d to %d new tokens, "
+            "batch %d, device %s, precision %s (autocast dtype %s)",
             len(prompts),
             decoding.name,
             p.seed,
-            p.max_new_tokens,
+            setting["generation_length"],
+            min(budgets, default=0),
+            max(budgets, default=0),
             p.batch_size,
             device,
+            setting["precision"],
             dtype,
         )
         start = time.perf_counter()
@@ -47,7 +77,7 @@ def main(smk) -> None:
             model,
             prompts,
             decoding=decoding,
-            max_new_tokens=p.max_new_tokens,
+            max_new_tokens=budgets,
             eos_id=eos_id,
             seed=p.seed,
             batch_size=p.batch_size,
@@ -64,6 +94,9 @@ def main(smk) -> None:
             decoding=decoding.name,
             seed=p.seed,
             max_new_tokens=p.max_new_tokens,
+            generation_length=setting["generation_length"],
+            precision=setting["precision"],
+            mean_budget=sum(budgets) / len(budgets) if budgets else None,
             prompt_tokens=p.prompt_tokens,
             batch_size=p.batch_size,
             device=str(device),

@@ -16,15 +16,21 @@ import pytest
 import torch
 from scipy import stats
 
+import mixce.sample
 from mixce.sample import (
     SAMPLE_KEYS,
     Decoding,
     Generation,
+    cut_prompts,
+    forward_dtype,
     generate,
     nucleus_mask,
     parse_decoding,
     read_prompts,
+    read_token_ids,
     summarize,
+    token_budgets,
+    total_lengths,
     write_samples,
 )
 
@@ -293,6 +299,105 @@ def test_bf16_autocast_runs_and_scores_in_float32(model):
     assert all(len(g.token_ids) == 20 and math.isfinite(g.nll) and g.nll > 0 for g in gens)
 
 
+def test_sampling_logits_are_float32_under_bf16_autocast(model, monkeypatch):
+    """precision: the forward pass may run in bf16, the sampling step sees float32 logits."""
+    prompt = torch.tensor([[5, 17, 42, 8]])
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        raw = model(prompt).logits
+    assert raw.dtype == torch.bfloat16  # what the cast has to undo
+    seen: list[torch.dtype] = []
+    choose = mixce.sample._choose
+
+    def spy(logits, decoding, u):
+        seen.append(logits.dtype)
+        return choose(logits, decoding, u)
+
+    monkeypatch.setattr(mixce.sample, "_choose", spy)
+    for name in ("unbiased", "top_p0.90"):
+        run(model, [[5, 17, 42, 8], [3, 1]], name, dtype=torch.bfloat16, max_new_tokens=4)
+    assert seen and set(seen) == {torch.float32}
+
+
+def test_forward_dtype_by_precision_setting():
+    assert forward_dtype("official", "cuda") is None  # float32 forward on the GPU too
+    assert forward_dtype("official", "cpu") is None
+    assert forward_dtype("clean", "cuda") == torch.bfloat16
+    assert forward_dtype("clean", "cpu") is None
+    with pytest.raises(ValueError, match="precision"):
+        forward_dtype("fast", "cuda")
+
+
+# --------------------------------------------------------------------------- generation length
+
+
+def test_total_lengths_known_answer():
+    # three texts of 60, 100 and 30 tokens (EOS not counted); groups of 2 in file order:
+    # [60, 100] -> the longest + its EOS = 101 for both; [30] -> 31, raised to the floor 51
+    assert total_lengths([60, 100, 30], group=2, floor=51, cap=512) == [101, 101, 51]
+    # the cap counts the EOS: 100 + 1 > 80
+    assert total_lengths([60, 100, 30], group=2, floor=51, cap=80) == [80, 80, 51]
+    # one group of 3: every text stops at 101; groups of 1: each its own length + 1
+    assert total_lengths([60, 100, 30], group=3, floor=51, cap=512) == [101, 101, 101]
+    assert total_lengths([60, 100, 30], group=1, floor=51, cap=512) == [61, 101, 51]
+    # the order matters (file order): [30, 60] and [100]
+    assert total_lengths([30, 60, 100], group=2, floor=51, cap=512) == [61, 61, 101]
+    # a 600-token text: cut to 511 tokens + EOS = 512
+    assert total_lengths([600, 10], group=2, floor=51, cap=512) == [512, 512]
+    assert total_lengths([], group=32, floor=51, cap=512) == []
+    with pytest.raises(ValueError, match="group"):
+        total_lengths([3], group=0, floor=51, cap=512)
+    with pytest.raises(ValueError, match="floor"):
+        total_lengths([3], group=1, floor=600, cap=512)
+
+
+def test_token_budgets_official_and_clean():
+    human = [60, 100, 30]
+    prompts = [50, 50, 30]  # the 30-token text is its own prompt
+    # totals [101, 101, 51] (test above) less the prompts
+    official = token_budgets(
+        "official", prompts, human, max_new_tokens=512, group=2, cap=512, prompt_tokens=50
+    )
+    assert official == [51, 51, 21]
+    clean = token_budgets(
+        "clean", prompts, human, max_new_tokens=512, group=2, cap=512, prompt_tokens=50
+    )
+    assert clean == [512, 512, 512]
+    options = {"max_new_tokens": 5, "group": 2, "cap": 512, "prompt_tokens": 50}
+    with pytest.raises(ValueError, match="generation_length"):
+        token_budgets("other", prompts, human, **options)
+    with pytest.raises(ValueError, match="human lengths"):
+        token_budgets("clean", prompts, human[:2], **options)
+
+
+def test_per_prompt_budgets(model):
+    prompts = random_prompts(5, (2, 9), seed=31)
+    budgets = [3, 7, 1, 5, 7]
+    # eos_id -1: no row ends early, every row runs to its own budget
+    ragged = run(model, prompts, "unbiased", eos_id=-1, max_new_tokens=budgets, batch_size=5)
+    assert [len(g.token_ids) for g in ragged] == budgets
+    assert {g.finish_reason for g in ragged} == {"length"}
+    assert [g.n_scored for g in ragged] == budgets
+    # row i's tokens are the first budgets[i] tokens of its unlimited sample (same stream),
+    # whatever the batch size
+    full = run(model, prompts, "unbiased", eos_id=-1, max_new_tokens=7, batch_size=5)
+    alone = run(model, prompts, "unbiased", eos_id=-1, max_new_tokens=budgets, batch_size=1)
+    for a, b, c, n in zip(ragged, full, alone, budgets, strict=True):
+        assert a.token_ids == b.token_ids[:n] == c.token_ids
+    # with EOS in play a row still stops at EOS before its budget
+    eos_rows = run(model, prompts * 4, "unbiased", max_new_tokens=budgets * 4, eos_id=EOS)
+    assert all(len(g.token_ids) <= n for g, n in zip(eos_rows, budgets * 4, strict=True))
+    with pytest.raises(ValueError, match="budgets for"):
+        run(model, prompts, max_new_tokens=[3, 4])
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        run(model, prompts, max_new_tokens=[3, 0, 1, 1, 1])
+    # n_positions 256: the check takes each prompt with its own budget
+    with pytest.raises(ValueError, match="positions"):
+        run(model, [[1] * 250, [1]], max_new_tokens=[7, 257])
+    with pytest.raises(ValueError, match="positions"):
+        run(model, [[1] * 250, [1]], max_new_tokens=[8, 2])
+    assert len(run(model, [[1] * 250, [1]], max_new_tokens=[7, 2])) == 2
+
+
 def test_argument_checks(model):
     with pytest.raises(ValueError, match="positions"):
         run(model, [[1] * 200], max_new_tokens=100)
@@ -421,9 +526,13 @@ def test_read_prompts(tmp_path, tokenizer, caplog):
     ]
     with pytest.raises(ValueError, match="4 prompts asked for"):
         read_prompts(path, tokenizer=tokenizer, n=4)
+    ids = read_token_ids(path, tokenizer=tokenizer)
+    assert ids[0] == full and len(ids) == 3
+    assert cut_prompts(ids, 50) == prompts
 
 
-def test_snakemake_script(tmp_path, tokenizer_dir):
+@pytest.mark.parametrize("setting", ["official", "clean"])
+def test_snakemake_script(tmp_path, tokenizer_dir, tokenizer, setting):
     """scripts/gpt2_sample.py end to end on a saved tiny GPT-2 with the real vocabulary."""
     model_dir = tmp_path / "model"
     tiny_gpt2(vocab=50257, init=0.02).save_pretrained(model_dir)
@@ -441,7 +550,9 @@ def test_snakemake_script(tmp_path, tokenizer_dir):
             prompt_tokens=20,
             n_prompts=3,
             batch_size=2,
+            max_length=30,
             device="auto",
+            protocol={"generation_length": setting, "precision": setting},
         ),
         threads=1,
         log=[str(out / "s.log")],
@@ -454,8 +565,17 @@ def test_snakemake_script(tmp_path, tokenizer_dir):
     lines = [json.loads(line) for line in (out / "s.jsonl").read_text().splitlines()]
     assert [line["index"] for line in lines] == [0, 1, 2]
     assert all(len(line["prompt_ids"]) == 20 and line["decoding"] == "top_p0.95" for line in lines)
-    assert all(line["seed"] == 4 and len(line["token_ids"]) <= 6 for line in lines)
+    # clean: 6 new tokens at most; official: every text has far more than 30 tokens, so each
+    # sample stops at the cap of 30 tokens in all: 10 after its 20-token prompt
+    assert len(tokenizer(f"0 {text}")["input_ids"]) > 30
+    budget = 6 if setting == "clean" else 10
+    assert all(line["seed"] == 4 and len(line["token_ids"]) <= budget for line in lines)
+    assert all(
+        len(line["token_ids"]) == budget for line in lines if line["finish_reason"] == "length"
+    )
     summary = json.loads((out / "s.json").read_text())
     assert summary["n"] == 3 and summary["device"] == "cpu" and summary["dtype"] == "float32"
+    assert summary["generation_length"] == summary["precision"] == setting
+    assert summary["mean_budget"] == budget
     assert summary["model"] == str(model_dir) and summary["seconds"] > 0
     assert "generate top_p0.95" in (out / "s.log").read_text()

@@ -5,7 +5,8 @@ The sampler
 Prompts are decoded ``batch_size`` at a time. A batch is left-padded (attention mask 0 on the
 padding, position ids counted from each prompt's first real token), the prompts are fed once,
 and then one token per step is fed together with the cached keys and values. A row ends at EOS
-(the EOS token closes the continuation and is not part of it) or after ``max_new_tokens`` tokens.
+(the EOS token closes the continuation and is not part of it) or after its budget of new tokens
+(``max_new_tokens``: one number for every prompt, or one per prompt).
 Ended rows are removed from the batch and from the cache at once, so they cost nothing more;
 the batch stops when no row is left.
 
@@ -29,6 +30,19 @@ boundary.)
 Every generation also carries its NLL under the model's untruncated temperature-1 distribution:
 the sum of ``-log p`` over the generated tokens, the EOS token included when the row ended on it
 (``n_scored`` counts them), whatever the decoding.
+
+Protocol points (docs/PROTOCOL.md)
+----------------------------------
+- ``generation_length`` (:func:`token_budgets`): ``official`` stops a sample where the authors'
+  released code stops it: at a total length (prompt included) equal to the longest human text
+  of its group of ``batch_size`` texts in file order, counted in GPT-2 tokens with the appended
+  EOS and cut at the finetuning ``max_length``, and at least ``prompt_tokens + 1``
+  (:func:`total_lengths`); ``clean`` allows ``max_new_tokens`` new tokens after every prompt.
+  Both stop a row at EOS. Only the budgets depend on the groups: the sampler itself stays
+  independent of how prompts are batched.
+- ``precision`` (:func:`forward_dtype`): ``official`` runs the forward pass in float32;
+  ``clean`` runs it under bf16 autocast on CUDA (float32 elsewhere). The logits are cast to
+  float32 before the softmax and the top-p rule in both.
 """
 
 from __future__ import annotations
@@ -54,11 +68,16 @@ from mixce.io import atomic_output
 __all__ = [
     "Decoding",
     "Generation",
+    "cut_prompts",
+    "forward_dtype",
     "generate",
     "nucleus_mask",
     "parse_decoding",
     "read_prompts",
+    "read_token_ids",
     "summarize",
+    "token_budgets",
+    "total_lengths",
     "write_samples",
 ]
 
@@ -116,6 +135,87 @@ def parse_decoding(name: str) -> Decoding:
     return decoding
 
 
+# --------------------------------------------------------------------------- protocol points
+
+
+def total_lengths(
+    human_token_lengths: Sequence[int], *, group: int, floor: int, cap: int
+) -> list[int]:
+    """Total length (prompt included) at which each text's sample stops: the released rule.
+
+    The texts are taken ``group`` at a time in the order given (file order); each text of a
+    group gets ``max(floor, min(cap, longest + 1))``, where ``longest`` is the group's longest
+    human text in tokens (no special tokens): the released code appends EOS to every text and
+    cuts it to ``cap`` tokens (``cap - 1`` text tokens + EOS), pads the group to its longest
+    text and generates up to that width, or up to ``floor`` (the prompt length + 1) when the
+    width is smaller.
+
+    Args:
+        human_token_lengths: GPT-2 tokens of each human text, EOS not counted.
+        group: texts per group (the released evaluation batch size, 32).
+        floor: the smallest total length (released: prompt length + 1 = 51).
+        cap: the largest total length (released: the finetuning ``max_length``, 512).
+    """
+    if group < 1:
+        raise ValueError(f"group must be >= 1, got {group}")
+    if not 1 <= floor <= cap:
+        raise ValueError(f"need 1 <= floor <= cap, got floor={floor}, cap={cap}")
+    lengths = [int(n) for n in human_token_lengths]
+    if any(n < 0 for n in lengths):
+        raise ValueError("token lengths must be >= 0")
+    totals: list[int] = []
+    for start in range(0, len(lengths), group):
+        members = lengths[start : start + group]
+        width = min(cap, max(members) + 1)  # + 1: the appended EOS
+        totals += [max(floor, width)] * len(members)
+    return totals
+
+
+def token_budgets(
+    setting: str,
+    prompt_lengths: Sequence[int],
+    human_token_lengths: Sequence[int],
+    *,
+    max_new_tokens: int,
+    group: int,
+    cap: int,
+    prompt_tokens: int,
+) -> list[int]:
+    """New tokens allowed after each prompt under the ``generation_length`` protocol point.
+
+    ``clean``: ``max_new_tokens`` for every prompt. ``official``: the total length of
+    :func:`total_lengths` (floor ``prompt_tokens + 1``) less the prompt's length, so the text
+    (prompt + continuation) has at most that many tokens; every budget is at least 1.
+    """
+    if len(prompt_lengths) != len(human_token_lengths):
+        raise ValueError(
+            f"{len(prompt_lengths)} prompts and {len(human_token_lengths)} human lengths"
+        )
+    if setting == "clean":
+        return [int(max_new_tokens)] * len(prompt_lengths)
+    if setting != "official":
+        raise ValueError(f"generation_length: unknown setting {setting!r}")
+    totals = total_lengths(human_token_lengths, group=group, floor=prompt_tokens + 1, cap=cap)
+    budgets = [total - int(n) for total, n in zip(totals, prompt_lengths, strict=True)]
+    short = [i for i, b in enumerate(budgets) if b < 1]
+    if short:
+        raise ValueError(f"text {short[0]}: its prompt leaves no room under the length rule")
+    return budgets
+
+
+def forward_dtype(setting: str, device_type: str) -> torch.dtype | None:
+    """Autocast dtype of the sampling forward pass under the ``precision`` protocol point.
+
+    None (float32, no autocast) under ``official`` and on every device but CUDA; bf16 on CUDA
+    under ``clean``. Either way :func:`generate` casts the logits to float32 before sampling.
+    """
+    if setting not in ("official", "clean"):
+        raise ValueError(f"precision: unknown setting {setting!r}")
+    if setting == "clean" and device_type == "cuda":
+        return torch.bfloat16
+    return None
+
+
 # --------------------------------------------------------------------------- generation
 
 
@@ -141,7 +241,7 @@ def generate(
     prompts: Sequence[Sequence[int]],
     *,
     decoding: Decoding,
-    max_new_tokens: int,
+    max_new_tokens: int | Sequence[int],
     eos_id: int,
     seed: int,
     batch_size: int,
@@ -153,11 +253,21 @@ def generate(
 
     ``model`` is a causal LM (e.g. transformers' ``GPT2LMHeadModel``) already on ``device``,
     whose forward takes ``input_ids``, ``attention_mask``, ``position_ids`` and the cache and
-    returns ``logits`` and the cache. With ``dtype`` (e.g. ``torch.bfloat16`` on CUDA) the
-    forward runs under ``torch.autocast``; the sampling step is always float32/float64.
+    returns ``logits`` and the cache. ``max_new_tokens`` is the budget of every prompt, or a
+    list of one budget per prompt (:func:`token_budgets`). With ``dtype`` (e.g.
+    ``torch.bfloat16`` on CUDA) the forward runs under ``torch.autocast``; the sampling step is
+    always float32/float64.
     """
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if isinstance(max_new_tokens, int):
+        budgets = [max_new_tokens] * len(prompts)
+        lowest = max_new_tokens
+    else:
+        budgets = [int(b) for b in max_new_tokens]
+        if len(budgets) != len(prompts):
+            raise ValueError(f"{len(budgets)} budgets for {len(prompts)} prompts")
+        lowest = min(budgets, default=1)
+    if lowest < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {lowest}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if seed < 0:
@@ -171,7 +281,7 @@ def generate(
         config, "max_position_embeddings", None
     )
     # The last token fed to the model is the one before the last generated token.
-    longest = max((len(p) for p in prompts), default=0) + max_new_tokens - 1
+    longest = max((len(p) + b - 1 for p, b in zip(prompts, budgets, strict=True)), default=0)
     if n_positions is not None and longest > n_positions:
         raise ValueError(
             f"prompt + continuation needs {longest} positions, the model has {n_positions}"
@@ -196,7 +306,14 @@ def generate(
                 batch = prompts[start : start + batch_size]
                 indices = list(range(start, start + len(batch)))
                 generations += _generate_batch(
-                    forward, batch, indices, decoding, max_new_tokens, eos_id, seed, device
+                    forward,
+                    batch,
+                    indices,
+                    decoding,
+                    budgets[start : start + batch_size],
+                    eos_id,
+                    seed,
+                    device,
                 )
     finally:
         model.train(was_training)
@@ -208,12 +325,16 @@ def _generate_batch(
     prompts: list[list[int]],
     indices: list[int],
     decoding: Decoding,
-    max_new_tokens: int,
+    budgets: list[int],
     eos_id: int,
     seed: int,
     device: torch.device,
 ) -> list[Generation]:
-    """Decode one batch: the prompt forward, then one cached step per token."""
+    """Decode one batch: the prompt forward, then one cached step per token.
+
+    Row ``r`` ends at EOS or after ``budgets[r]`` tokens; its uniforms are the first ones of
+    its own stream (a prefix of the same draws whatever the other rows' budgets).
+    """
     n = len(prompts)
     lengths = [len(p) for p in prompts]
     width = max(lengths)
@@ -228,7 +349,7 @@ def _generate_batch(
     next_position = torch.tensor(lengths, device=device)
     uniforms = None
     if decoding.kind != "greedy":
-        uniforms = _row_uniforms(seed, indices, max_new_tokens).to(device)
+        uniforms = _row_uniforms(seed, indices, max(budgets)).to(device)
 
     # `active` lists the batch rows (0..n-1) still decoding, in cache order.
     active = list(range(n))
@@ -237,7 +358,7 @@ def _generate_batch(
     finish = ["length"] * n
     nll = torch.zeros(n, dtype=torch.float64, device=device)
     cache = None
-    for step in range(max_new_tokens):
+    for step in range(max(budgets)):
         logits, cache = forward(input_ids, attention_mask, position_ids, cache)
         u = None if uniforms is None else uniforms[active_t, step]
         token, logp = _choose(logits[:, -1, :].float(), decoding, u)
@@ -249,8 +370,9 @@ def _generate_batch(
                 finish[row] = "eos"
             else:
                 tokens[row].append(t)
-                keep.append(i)
-        if not keep or step == max_new_tokens - 1:
+                if len(tokens[row]) < budgets[row]:
+                    keep.append(i)
+        if not keep:
             break
         if len(keep) < len(active):  # drop the ended rows from the batch and the cache
             keep_t = torch.tensor(keep, device=device)
@@ -384,6 +506,53 @@ def _select_rows(cache: Any, rows: torch.Tensor) -> Any:
 # --------------------------------------------------------------------------- files
 
 
+def read_token_ids(
+    path: str | os.PathLike[str], *, tokenizer: Any, n: int | None = None
+) -> list[list[int]]:
+    """GPT-2 token ids of each ``{"text": ...}`` line of a jsonl file, in file order.
+
+    No special tokens are added; an empty text is an error. ``n`` keeps the first ``n`` texts.
+    """
+    texts = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if n is not None and len(texts) >= n:
+                break
+            if line.strip():
+                texts.append(json.loads(line)["text"])
+    if n is not None and len(texts) < n:
+        raise ValueError(f"{path}: {n} prompts asked for, the file has {len(texts)} texts")
+    token_ids = []
+    for i, text in enumerate(texts):
+        ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+        if not ids:
+            raise ValueError(f"{path}: text {i} has no tokens")
+        token_ids.append(list(ids))
+    return token_ids
+
+
+def cut_prompts(
+    token_ids: Sequence[Sequence[int]], prompt_tokens: int = 50, source: str = "texts"
+) -> list[list[int]]:
+    """The first ``prompt_tokens`` tokens of each text; a shorter text keeps all it has.
+
+    The number of such shorter texts is logged as a warning naming ``source``.
+    """
+    if prompt_tokens < 1:
+        raise ValueError(f"prompt_tokens must be >= 1, got {prompt_tokens}")
+    prompts = [list(ids[:prompt_tokens]) for ids in token_ids]
+    short = sum(len(p) < prompt_tokens for p in prompts)
+    if short:
+        log.warning(
+            "%s: %d of %d texts have fewer than %d tokens; their prompts are the whole text",
+            source,
+            short,
+            len(prompts),
+            prompt_tokens,
+        )
+    return prompts
+
+
 def read_prompts(
     path: str | os.PathLike[str],
     *,
@@ -398,31 +567,8 @@ def read_prompts(
     """
     if prompt_tokens < 1:
         raise ValueError(f"prompt_tokens must be >= 1, got {prompt_tokens}")
-    texts = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if n is not None and len(texts) >= n:
-                break
-            if line.strip():
-                texts.append(json.loads(line)["text"])
-    if n is not None and len(texts) < n:
-        raise ValueError(f"{path}: {n} prompts asked for, the file has {len(texts)} texts")
-    prompts = []
-    for i, text in enumerate(texts):
-        ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-        if not ids:
-            raise ValueError(f"{path}: text {i} has no tokens")
-        prompts.append(list(ids[:prompt_tokens]))
-    short = sum(len(p) < prompt_tokens for p in prompts)
-    if short:
-        log.warning(
-            "%s: %d of %d texts have fewer than %d tokens; their prompts are the whole text",
-            path,
-            short,
-            len(prompts),
-            prompt_tokens,
-        )
-    return prompts
+    token_ids = read_token_ids(path, tokenizer=tokenizer, n=n)
+    return cut_prompts(token_ids, prompt_tokens, str(path))
 
 
 def _records(

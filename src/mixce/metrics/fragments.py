@@ -6,14 +6,28 @@ then randomly select a start token s [...], then the fragment is t_i[s:s+L]" (L 
 300; an L is skipped where 10K fragments cannot be had). Controlled coherence takes the first
 50 tokens of each fragment as the prompt and the rest as the continuation.
 
-Here (:func:`sample_fragments`): a text is drawn uniformly among the *eligible* texts (at
-least L tokens), then a start uniformly among its ``len - L + 1`` positions, so every
-fragment has exactly L tokens; draws are with replacement and reproducible from the seed.
-Fragments "run out" when the eligible texts hold fewer than n distinct (text, start)
-positions in total (:func:`fragment_capacity`): then None is returned, and the caller reports
-the capacity. (The public reference code instead shuffles all positions and takes the first
-n without replacement, with starts ``range(len - L)``, i.e. one position fewer per text; it
-fails under the same capacity rule up to that off-by-one.)
+The ``controlled_fragments`` protocol point (docs/PROTOCOL.md) picks one of two draws.
+
+``clean`` (:func:`sample_fragments`): fragments of L GPT-2 tokens; a text is drawn uniformly
+among the *eligible* texts (at least L tokens), then a start uniformly among its
+``len - L + 1`` positions, so every fragment has exactly L tokens; draws are with
+replacement and reproducible from the seed. Fragments "run out" when the eligible texts hold
+fewer than n distinct (text, start) positions in total (:func:`fragment_capacity`): then None
+is returned, and the caller reports the capacity. Human texts are used whole.
+
+``official`` (:func:`sample_word_fragments`), as the authors' released code does it: a text
+is split on whitespace into words and a fragment has ``int(L / 1.35)`` words
+(:func:`words_for_tokens`: 74, 148 and 222 words for L = 100, 200, 300); every (text, start)
+pair with start in ``range(len(words) - n_words)`` (one start fewer than fits) is a position,
+and n positions are drawn uniformly *without* replacement among all of them, so a text is
+picked in proportion to its number of positions, not uniformly. Too few positions: None.
+The controlled-coherence prompt is the first ``int(50 / 1.35) = 37`` words
+(:func:`split_word_prompt`). Human texts are first cut to their first 511 GPT-2 tokens
+(:func:`cut_human_text`: the released code reads the human texts back from the token ids it
+evaluated, the text's first ``max_length - 1`` tokens before the appended EOS). The released
+texts were decoded by the transformers of the time, which removed the space before some
+punctuation and English clitics (:func:`clean_up_spaces`); transformers 5 no longer does so
+for GPT-2, so the official path does it itself.
 """
 
 from __future__ import annotations
@@ -22,7 +36,21 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["fragment_capacity", "sample_fragments", "split_prompt"]
+__all__ = [
+    "TOKENS_PER_WORD",
+    "clean_up_spaces",
+    "cut_human_text",
+    "fragment_capacity",
+    "sample_fragments",
+    "sample_word_fragments",
+    "split_prompt",
+    "split_word_prompt",
+    "word_capacity",
+    "words_for_tokens",
+]
+
+#: The released code's tokens-per-word ratio: an L-token fragment is int(L / 1.35) words.
+TOKENS_PER_WORD = 1.35
 
 
 def fragment_capacity(token_lists: Sequence[Sequence[int]], length: int) -> int:
@@ -70,3 +98,95 @@ def split_prompt(fragment: Sequence[int], prompt_tokens: int = 50) -> tuple[list
         )
     tokens = list(fragment)
     return tokens[:prompt_tokens], tokens[prompt_tokens:]
+
+
+# --------------------------------------------------------------------------- official
+
+
+def words_for_tokens(tokens: int, ratio: float = TOKENS_PER_WORD) -> int:
+    """Whitespace words standing for ``tokens`` GPT-2 tokens: ``int(tokens / ratio)``."""
+    if tokens < 1:
+        raise ValueError(f"tokens must be >= 1, got {tokens}")
+    return int(tokens / ratio)
+
+
+def word_capacity(word_lists: Sequence[Sequence[str]], n_words: int) -> int:
+    """Positions of ``n_words``-word fragments: ``len(words) - n_words`` per text (at least 0)."""
+    if n_words < 1:
+        raise ValueError(f"fragment length must be >= 1 word, got {n_words}")
+    return sum(max(0, len(words) - n_words) for words in word_lists)
+
+
+def sample_word_fragments(
+    word_lists: Sequence[Sequence[str]], n_words: int, n: int, seed: int
+) -> list[list[str]] | None:
+    """``n`` fragments ``words[s:s+n_words]`` at positions drawn without replacement.
+
+    The positions are the pairs (text ``i``, start ``s``) with ``s`` in
+    ``range(len(word_lists[i]) - n_words)``; ``n`` of them are drawn uniformly without
+    replacement (every set of ``n`` positions equally likely; the fragments come in the order
+    drawn) from ``numpy.random.default_rng(seed)``. None when
+    ``word_capacity(word_lists, n_words) < n``.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    capacity = word_capacity(word_lists, n_words)
+    if capacity < n:
+        return None
+    counts = np.array([max(0, len(words) - n_words) for words in word_lists], dtype=np.int64)
+    ends = np.cumsum(counts)  # positions of text i: ends[i] - counts[i] .. ends[i] - 1
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(capacity, size=n, replace=False) if n else np.zeros(0, dtype=np.int64)
+    texts = np.searchsorted(ends, picks, side="right")
+    fragments: list[list[str]] = []
+    for pick, text in zip(picks.tolist(), texts.tolist(), strict=True):
+        start = pick - int(ends[text] - counts[text])
+        fragments.append(list(word_lists[text][start : start + n_words]))
+    return fragments
+
+
+def split_word_prompt(fragment: Sequence[str], prompt_words: int) -> tuple[str, str]:
+    """``(first prompt_words words, the rest)`` of a word fragment, each joined by spaces.
+
+    Raises ValueError when the fragment leaves no continuation.
+    """
+    if prompt_words < 1:
+        raise ValueError(f"prompt_words must be >= 1, got {prompt_words}")
+    if len(fragment) <= prompt_words:
+        raise ValueError(
+            f"a {len(fragment)}-word fragment leaves no continuation after a "
+            f"{prompt_words}-word prompt"
+        )
+    return " ".join(fragment[:prompt_words]), " ".join(fragment[prompt_words:])
+
+
+def cut_human_text(token_ids: Sequence[int], max_length: int) -> list[int]:
+    """A human text's first ``max_length - 1`` tokens: what the released evaluation kept of it
+    (``max_length`` counts the EOS appended in finetuning)."""
+    if max_length < 2:
+        raise ValueError(f"max_length must be >= 2, got {max_length}")
+    return list(token_ids[: max_length - 1])
+
+
+# The space removals of transformers' ``clean_up_tokenization`` (on by default in the
+# transformers versions of the released code's time, for GPT-2 too), in their order.
+_CLEANUPS = (
+    (" .", "."),
+    (" ?", "?"),
+    (" !", "!"),
+    (" ,", ","),
+    (" ' ", "'"),
+    (" n't", "n't"),
+    (" 'm", "'m"),
+    (" 's", "'s"),
+    (" 've", "'ve"),
+    (" 're", "'re"),
+)
+
+
+def clean_up_spaces(text: str) -> str:
+    """``text`` with the space before ``. ? ! ,`` and ``n't 'm 's 've 're`` removed and
+    `` ' `` made ``'``: how the released code's decoded texts came out."""
+    for old, new in _CLEANUPS:
+        text = text.replace(old, new)
+    return text
