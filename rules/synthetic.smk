@@ -30,6 +30,12 @@ rule synthetic_target:
         vocab_size=lambda wc: int(wc.vocab),
         seed=lambda wc: int(wc.seed),
         alpha=dirichlet_alpha,
+        # protocol point synthetic_zeroing, for random inits only (real text zeroes nothing)
+        zeroing=lambda wc: (
+            protocol("synthetic_zeroing")["synthetic_zeroing"]
+            if init_spec(wc.init)["kind"] == "random"
+            else None
+        ),
         texts=real_text_settings,
     script:
         "../scripts/synthetic_target.py"
@@ -117,6 +123,7 @@ rule synthetic_train:
         objective=lambda wc: wc.objective,
         eta=lambda wc: float(wc.eta),
         seeds=SEEDS,
+        # with the protocol points synthetic_js_clamp (JS) and synthetic_forced_eos
         train=train_params,
     script:
         "../scripts/synthetic_train.py"

@@ -11,7 +11,8 @@ def main(smk) -> None:
         texts = None
         if p.texts is not None:  # a real_text init
             texts = load_texts(p.texts["source"], p.texts["n_texts"])
-        chain, meta = make_target(p.spec, p.vocab_size, p.seed, p.alpha, texts)
+        zeroing = p.zeroing or "clean"  # None for real-text inits, which zero nothing
+        chain, meta = make_target(p.spec, p.vocab_size, p.seed, p.alpha, texts, zeroing)
         if p.texts is not None:
             meta["real_text"]["source"] = p.texts["source"]
         write_npz(smk.output.npz, {"chain": chain})

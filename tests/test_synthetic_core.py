@@ -863,3 +863,256 @@ def test_train_q_reports_its_device_and_auto_on_cpu_equals_cpu(train_problem, ob
     on_cpu.pop("seconds")
     auto.pop("seconds")
     assert on_cpu == auto and log_cpu == log_auto
+
+
+# --------------------------------------------------------------------------------------------
+# protocol points synthetic_zeroing, synthetic_forced_eos, synthetic_js_clamp (official and
+# clean; docs/PROTOCOL.md)
+# --------------------------------------------------------------------------------------------
+
+
+def test_official_zeroing_at_f0_zeroes_nothing():
+    m = random_target(10, 0.0, 0.5, np.random.default_rng(4), zeroing="official")
+    assert np.all(m[:-1] > 0)  # no entry zeroed: the Dirichlet rows as drawn
+    # the Dirichlet rows are drawn before the zeroing: f = 0 under both settings is one P
+    clean = random_target(10, 0.0, 0.5, np.random.default_rng(4), zeroing="clean")
+    assert np.array_equal(m, clean)
+
+
+def test_official_zeroing_near_f1_leaves_only_eos():
+    v = 8
+    m = random_target(v, 1.0 - 1e-12, 0.5, np.random.default_rng(5), zeroing="official")
+    # every non-EOS entry of every non-EOS row is zeroed, so each row goes to EOS surely
+    assert np.all(m[:-1, :-1] == 0)
+    assert np.all(m[:-1, -1] == 1.0)
+    assert np.all(m[-1] == 0)
+    check_target(m, uniform_start(v))
+    # clean zeroes round(f (V - 1)) = 7 of 7 entries too, here
+    clean = random_target(v, 1.0 - 1e-12, 0.5, np.random.default_rng(5), zeroing="clean")
+    assert np.array_equal(clean[:-1, -1], np.ones(v - 1))
+
+
+def test_official_zeroing_is_per_entry_with_probability_f():
+    """Each of the (V-1)^2 non-EOS entries is zeroed independently with probability f: the
+    share of zeros is f and a row's count of zeros is Binomial(V-1, f), with variance
+    (V-1) f (1-f) = 200 * 0.3 * 0.7 = 42 (clean: exactly 60 zeros in every row)."""
+    v, f = 201, 0.3
+    m = random_target(v, f, 0.5, np.random.default_rng(0), zeroing="official")
+    zeros = m[:-1, :-1] == 0
+    # share: standard error sqrt(f (1-f) / 40000) = 0.0023
+    assert abs(zeros.mean() - f) < 0.01, zeros.mean()
+    per_row = zeros.sum(axis=1)
+    # sample variance of 200 binomial counts: standard error about 4.2
+    assert 30 < per_row.var(ddof=1) < 55, per_row.var(ddof=1)
+    assert per_row.min() < 60 < per_row.max()
+    # so do the columns (each column's share is f as well)
+    assert abs(zeros.mean(axis=0).mean() - f) < 0.01
+    assert np.all(m[:-1, -1] > 0) and np.all(m[-1] == 0)
+    np.testing.assert_allclose(m[:-1].sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    clean = random_target(v, f, 0.5, np.random.default_rng(0), zeroing="clean")
+    assert np.all((clean[:-1, :-1] == 0).sum(axis=1) == 60)
+
+
+def test_official_zeroing_same_seed_same_matrix():
+    a = random_target(15, 0.5, 0.5, np.random.default_rng(11), zeroing="official")
+    b = random_target(15, 0.5, 0.5, np.random.default_rng(11), zeroing="official")
+    c = random_target(15, 0.5, 0.5, np.random.default_rng(12), zeroing="official")
+    clean = random_target(15, 0.5, 0.5, np.random.default_rng(11), zeroing="clean")
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert not np.array_equal(a, clean)
+    # the default is clean (the project's P before the protocol setting existed)
+    assert np.array_equal(random_target(15, 0.5, 0.5, np.random.default_rng(11)), clean)
+    with pytest.raises(ValueError, match="zeroing"):
+        random_target(15, 0.5, 0.5, np.random.default_rng(11), zeroing="paper")
+
+
+def two_sequences() -> tuple[Sequences, np.ndarray]:
+    """V = 3 (a = 0, b = 1, EOS = 2), max length 3: [a, b, EOS] with EOS forced at position 3
+    and [b, EOS] drawn; a chain with hand-picked rows (BOS row 3 uniform)."""
+    seqs = Sequences(
+        tokens=np.array([0, 1, 2, 1, 2], dtype=np.int32),
+        offsets=np.array([0, 3, 5], dtype=np.int64),
+        forced=np.array([True, False]),
+    )
+    chain = np.array(
+        [
+            [0.2, 0.5, 0.3],  # a
+            [0.4, 0.4, 0.2],  # b
+            [0.0, 0.0, 0.0],  # EOS
+            [1 / 3, 1 / 3, 1 / 3],  # BOS
+        ]
+    )
+    return seqs, chain
+
+
+def test_forced_eos_counted_only_when_official():
+    seqs, chain = two_sequences()
+    # by hand: BOS->a, a->b (sequence 1; its b->EOS is forced); BOS->b, b->EOS (sequence 2)
+    clean = np.zeros((4, 3))
+    clean[3, 0] = clean[0, 1] = clean[3, 1] = clean[1, 2] = 1
+    official = clean.copy()
+    official[1, 2] = 2  # sequence 1's forced b->EOS counts too
+    assert np.array_equal(seqs.counts(3), clean)
+    assert np.array_equal(seqs.counts(3, count_forced=True), official)
+    # log P(x): the forced EOS adds log P(EOS | b) = log 0.2 to sequence 1
+    log_chain = np.log(chain + LOG_EPS)
+    want_clean = [math.log(1 / 3) + math.log(0.5), math.log(1 / 3) + math.log(0.2)]
+    want_official = [want_clean[0] + math.log(0.2), want_clean[1]]
+    np.testing.assert_allclose(sequence_logprob(log_chain, seqs), want_clean, rtol=1e-12)
+    np.testing.assert_allclose(
+        sequence_logprob(log_chain, seqs, count_forced=True), want_official, rtol=1e-12
+    )
+    torch.testing.assert_close(
+        sequence_logq(torch.from_numpy(log_chain), seqs, count_forced=True),
+        torch.tensor(want_official),
+    )
+    # the PyTorch batch: counts and log P under both settings
+    for count_forced, counts, lp in ((False, clean, want_clean), (True, official, want_official)):
+        batch = make_batch(seqs, log_chain, count_forced=count_forced)
+        assert batch.count_forced is count_forced
+        assert np.array_equal(batch.counts.numpy(), counts)
+        np.testing.assert_allclose(batch.seq_log_p.numpy(), lp, rtol=1e-12)
+
+
+def test_forced_eos_changes_the_forward_ce_by_its_term():
+    """Forward CE per sequence, by hand: the official one adds -log Q(EOS | b) / 2."""
+    seqs, chain = two_sequences()
+    log_chain = np.log(chain + LOG_EPS)
+    model = tiny_model(3, seed=2)
+    setting = Setting(torch.from_numpy(log_chain), 3, "exact", 1.0, 2)
+    log_q = F.log_softmax(model.transition_logits(), -1).detach()
+    values = {}
+    for count_forced in (False, True):
+        batch = make_batch(seqs, log_chain, count_forced=count_forced)
+        _, values[count_forced] = objective_loss("forward_kl", 1.0, model, batch, setting, None)
+    want = -(log_q[3, 0] + log_q[0, 1] + log_q[3, 1] + log_q[1, 2]) / 2
+    assert values[False] == pytest.approx(float(want), rel=1e-12)
+    assert values[True] == pytest.approx(float(want - log_q[1, 2] / 2), rel=1e-12)
+
+
+def test_log_mixture_clamp_by_hand():
+    """log M with log Q - log P = 67.08 > 30: the released code's clamp caps it at 30."""
+    from mixce.synthetic import exact as ex
+
+    eta = 0.5
+    lp, lq = math.log(1e-30), -2.0  # a sequence through one of P's zeros (P + eps)
+    clamped = lp + 30 + math.log(0.5) + math.log1p(math.exp(-30))  # by hand
+    exact = lq + math.log(0.5) + math.log1p(math.exp(lp - lq))  # logaddexp
+    assert clamped == pytest.approx(-39.7707, abs=1e-4)
+    assert exact == pytest.approx(-2.6931, abs=1e-4)
+    lp_t, lq_t = torch.tensor([lp]), torch.tensor([lq], requires_grad=True)
+    got = log_mixture(eta, lp_t, lq_t, clamp=30.0)
+    assert float(got.detach()) == pytest.approx(clamped, rel=1e-12)
+    assert float(log_mixture(eta, lp_t, lq_t).detach()) == pytest.approx(exact, rel=1e-12)
+    assert float(ex.log_mixture(eta, np.array([lp]), np.array([lq]), 30.0)[0]) == pytest.approx(
+        clamped, rel=1e-12
+    )
+    assert float(ex.log_mixture(eta, np.array([lp]), np.array([lq]))[0]) == pytest.approx(
+        exact, rel=1e-12
+    )
+    # the JS Q-side term log Q - log M: 37.77 clamped against log 2 exact; its derivative in
+    # log Q is 1 where clamped (log M no longer moves with Q), 1 - (1 - eta) Q/M ~ 0 exact
+    (grad,) = torch.autograd.grad(lq_t - got, lq_t)
+    assert float(grad) == 1.0
+    assert float(ex.mixture_share(eta, np.array([lp]), np.array([lq]), 30.0)[0]) == 0.0
+    (grad,) = torch.autograd.grad(lq_t - log_mixture(eta, lp_t, lq_t), lq_t)
+    assert abs(float(grad)) < 1e-25
+    # inside [-30, 30] the clamped formula is log M itself, and d log M / d log Q agrees
+    g = torch.Generator().manual_seed(1)
+    lp_in = -20 * torch.rand(50, generator=g)
+    lq_in = (lp_in + 50 * torch.rand(50, generator=g) - 25).requires_grad_(True)
+    for e in (0.1, 0.5, 0.9):
+        inside = log_mixture(e, lp_in, lq_in, clamp=30.0)
+        torch.testing.assert_close(inside, log_mixture(e, lp_in, lq_in), rtol=1e-12, atol=1e-12)
+        (share,) = torch.autograd.grad(inside.sum(), lq_in)
+        np.testing.assert_allclose(
+            ex.mixture_share(e, lp_in.numpy(), lq_in.detach().numpy(), 30.0),
+            share.numpy(),
+            rtol=1e-9,
+            atol=1e-14,
+        )
+
+
+def hand_js_problem() -> tuple[np.ndarray, np.ndarray, Sequences]:
+    """V = 3 (a, b, EOS), max length 3. P: a -> b or EOS, b -> a, b or EOS, start uniform.
+    Q (logits 0 or -1000, so one-hot in float64): start -> a, a -> a, b -> EOS. Every draw
+    from Q is [a, a, EOS forced]: log Q = 0, log P = log(1/3) + log(0 + 1e-30) (P(a | a) = 0).
+    The data: [b, EOS]: log P = log(1/3) + log(1/4), log Q = -1000."""
+    p = np.array(
+        [
+            [0.0, 0.5, 0.5],
+            [0.5, 0.25, 0.25],
+            [0.0, 0.0, 0.0],
+            [1 / 3, 1 / 3, 1 / 3],
+        ]
+    )
+    z = np.full((4, 3), -1000.0)
+    z[0, 0] = z[1, 2] = z[3, 0] = 0.0
+    z[2] = 0.0  # EOS row: never used
+    data = Sequences(
+        tokens=np.array([1, 2], dtype=np.int32),
+        offsets=np.array([0, 2], dtype=np.int64),
+        forced=np.array([False]),
+    )
+    return p, z, data
+
+
+@pytest.mark.parametrize("clamp", [None, 30.0])
+def test_js_value_with_clamped_terms_by_hand(clamp):
+    """JS at eta = 0.5 on :func:`hand_js_problem`, both backends of the exact estimator.
+
+    Official (clamp 30): the data's log Q - log P = -997.5 is clamped to -30, so
+    KL(P||M) = -log(0.5 + 0.5 e^-30); Q's draws have log Q - log P = 70.18, clamped to 30,
+    so their log Q - log M = 70.18 - log(0.5 + 0.5 e^30) = 40.87: JS = 20.78. Clean: both
+    terms are log 2 (M is half of the distribution that dominates), JS = log 2."""
+    from mixce.synthetic import exact as ex
+
+    p, z, data = hand_js_problem()
+    eta, lp_q = 0.5, math.log(1 / 3) + math.log(1e-30)
+    if clamp is None:
+        want = math.log(2)
+    else:
+        p_side = -math.log(0.5 + 0.5 * math.exp(-30))
+        q_side = -lp_q - math.log(0.5 + 0.5 * math.exp(30))
+        want = eta * p_side + (1 - eta) * q_side
+        assert want == pytest.approx(20.78, abs=0.01)
+    log_p = np.log(p + LOG_EPS)
+    target = ex.make_target(log_p, data, 3, np.float64, True)
+    value, grad, _ = ex.value_and_grad(
+        "js", eta, z.copy(), target, True, np.random.default_rng(0), 4, js_clamp=clamp
+    )
+    assert value == pytest.approx(want, rel=1e-9)
+    assert np.all(np.isfinite(grad))
+    setting = Setting(torch.from_numpy(log_p), 3, "exact", 1.0, 4, js_clamp=clamp)
+    log_q = F.log_softmax(torch.from_numpy(z), -1)
+    _, got = so._js(eta, None, log_q, make_batch(data, log_p), setting, np.random.default_rng(0))
+    assert got == pytest.approx(want, rel=1e-9)
+
+
+def test_gumbel_js_honours_the_clamp(tiny_problem, monkeypatch):
+    """The Gumbel estimator's Q side with two given rollouts, by hand: (log Q, log P) =
+    (0, -70), clamped, log Q - log M = 70 - log(0.5 + 0.5 e^30) = 40.69; and (-5, -4),
+    inside the clamp, -1 - log(0.5 + 0.5 e^-1) = -0.6201."""
+    v, batch, setting = tiny_problem
+    lq = torch.tensor([0.0, -5.0])
+    lp = torch.tensor([-70.0, -4.0])
+    monkeypatch.setattr(so, "gumbel_rollout", lambda *args, **kwargs: (lq, lp))
+    model = tiny_model(v, seed=3)
+    eta = 0.5
+    q_side = {
+        30.0: (70 - math.log(0.5 + 0.5 * math.exp(30)) - 1 - math.log(0.5 + 0.5 * math.exp(-1)))
+        / 2,
+        None: float((lq - torch.logaddexp(math.log(0.5) + lp, math.log(0.5) + lq)).mean()),
+    }
+    assert q_side[30.0] == pytest.approx((40.6931 - 0.6201) / 2, abs=1e-3)
+    for clamp in (None, 30.0):
+        s = dataclasses.replace(setting("gumbel"), js_clamp=clamp)
+        # the P side on the data, as the objective computes it (same draw of sequences)
+        log_q = F.log_softmax(model.transition_logits(), -1)
+        idx = np.sort(np.random.default_rng(0).choice(batch.n_seq, 40, replace=False))
+        lq_d = sequence_logq(log_q, batch.seqs.subset(idx))
+        lp_d = batch.seq_log_p[idx]
+        p_side = float((lp_d - log_mixture(eta, lp_d, lq_d, clamp)).mean().detach())
+        _, value = objective_loss("js", eta, model, batch, s, np.random.default_rng(0))
+        assert value == pytest.approx(eta * p_side + (1 - eta) * q_side[clamp], rel=1e-12)

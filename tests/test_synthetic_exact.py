@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import subprocess
 import sys
 
@@ -22,7 +23,7 @@ from mixce.synthetic.data import chain_matrix, sample_sequences
 from mixce.synthetic.metrics import compare
 from mixce.synthetic.model import NeuralBigram
 from mixce.synthetic.objectives import OBJECTIVES, Setting, _js, exact_value_and_grad
-from mixce.synthetic.pipeline import train_config, train_settings
+from mixce.synthetic.pipeline import make_target, train_config, train_settings
 from mixce.synthetic.settings import TrainConfig
 from mixce.synthetic.target import random_target, uniform_start
 from mixce.synthetic.train import make_batch, train_q
@@ -306,3 +307,139 @@ json.dump(out, open({out_file!r}, "w"))
     subprocess.run([sys.executable, "-c", code], check=True)
     out = json.loads((tmp_path / "out.json").read_text())
     assert out == {"torch": False, "steps": 20}
+
+
+# --------------------------------------------------------------------------------------------
+# protocol points synthetic_js_clamp and synthetic_forced_eos under official: both backends
+# --------------------------------------------------------------------------------------------
+
+SHORT = 8  # max length: many data sequences end in a forced EOS
+
+
+@pytest.fixture(scope="module")
+def official_problem():
+    """P with official zeroing; data of max length 8, its forced EOS counted."""
+    rng = np.random.default_rng(0)
+    m = random_target(V, 0.5, 0.5, rng, zeroing="official")
+    chain = chain_matrix(m, uniform_start(V))
+    seqs = sample_sequences(chain, 300, SHORT, rng)
+    assert 0.05 < seqs.forced.mean() < 0.95
+    log_p = np.log(chain + 1e-30)
+    setting = Setting(torch.from_numpy(log_p), SHORT, "exact", 1.0, 50, js_clamp=30.0)
+    batch = make_batch(seqs, log_p, torch.float64, True, count_forced=True)
+    target = ex.make_target(log_p, seqs, SHORT, np.float64, True, count_forced=True)
+    return seqs, log_p, setting, batch, target
+
+
+@pytest.mark.parametrize("name", ["forward_kl", "mix_kl", "mixce_star", "mixce"])
+def test_counted_forced_eos_value_and_gradient_equal_the_pytorch_ones(official_problem, name):
+    seqs, log_p, setting, batch, target = official_problem
+    z = np.random.default_rng(1).standard_normal((V + 1, V)) * 2
+    want_value, want_grad = exact_value_and_grad(
+        name, 0.5, torch.from_numpy(z.copy()), batch, setting
+    )
+    value, grad, _ = ex.value_and_grad(name, 0.5, z.copy(), target)
+    assert value == pytest.approx(want_value, rel=1e-12, abs=1e-12)
+    np.testing.assert_allclose(grad, want_grad.numpy(), rtol=1e-9, atol=1e-12)
+    # and the counted forced EOS moves the data term
+    clean = ex.make_target(log_p, seqs, SHORT, np.float64, True)
+    assert ex.value_and_grad(name, 0.5, z.copy(), clean)[0] != pytest.approx(value, rel=1e-6)
+
+
+@pytest.mark.parametrize("eta", [0.9, 0.5, 0.1])
+def test_clamped_js_equals_pytorch_autograd_with_the_same_draws(official_problem, eta):
+    _, _, setting, batch, target = official_problem
+    model = torch_model(3)
+    z = model.transition_logits().detach().clone().requires_grad_(True)
+    loss, want_value = _js(
+        eta, model, F.log_softmax(z, -1), batch, setting, np.random.default_rng(5)
+    )
+    loss.backward()
+    args = ("js", eta, z.detach().numpy().copy(), target, True)
+    value, grad, _ = ex.value_and_grad(*args, np.random.default_rng(5), 50, js_clamp=30.0)
+    assert value == pytest.approx(want_value, rel=1e-12)
+    assert np.abs(grad).max() > 1e-4
+    np.testing.assert_allclose(grad, z.grad.numpy(), rtol=1e-8, atol=1e-14)
+    # the clamp binds here: Q's draws go through P's zeros (log P ~ -69 per zero)
+    unclamped, _, _ = ex.value_and_grad(*args, np.random.default_rng(5), 50)
+    assert value > unclamped + 1.0
+
+
+@pytest.mark.parametrize("objective", ["js", "mixce"])
+def test_official_training_on_both_backends(train_problem, objective):
+    """Both backends train under the official points: reproducible, and not the clean run."""
+    p, _, _, cfg = train_problem
+    clean = dataclasses.replace(cfg, max_steps=20, max_length=6, js_samples=100)  # forced EOS
+    official = dataclasses.replace(clean, js_clamp="official", forced_eos="official")
+    train6, dev6 = (sample_sequences(p, n, 6, np.random.default_rng(n)) for n in (300, 100))
+    for backend in ("numpy", "torch"):
+        runs = [
+            train_q(p, train6, dev6, objective, 0.5, 7, c, progress=False)[0]
+            for c in (
+                dataclasses.replace(s, cpu_backend=backend) for s in (official, official, clean)
+            )
+        ]
+        for r in runs:
+            r.pop("seconds")
+        assert runs[0] == runs[1] and math.isfinite(runs[0]["avg_js"])
+        assert runs[0]["dev_loss"] != runs[2]["dev_loss"]
+
+
+def test_gumbel_js_trains_with_the_clamp(train_problem):
+    p, train, dev, cfg = train_problem
+    gumbel = dataclasses.replace(
+        cfg, estimator="gumbel", batch_size=100, max_epochs=1, js_samples=20, js_clamp="official"
+    )
+    result, log = train_q(p, train, dev, "js", 0.5, 7, gumbel, progress=False)
+    assert math.isfinite(result["dev_loss"]) and len(log) == 1
+
+
+def syn_config(**top) -> dict:
+    return {
+        **top,
+        "synthetic": {
+            "train": {
+                "estimator": "exact",
+                "device": "cpu",
+                "dtype": "float32",
+                "weight_decay": 1e-4,
+                "log_eps": 1e-30,
+                "patience": 5,
+                "js_samples": 100,
+                "exact": {"lr": 0.01, "max_steps": 10, "eval_every": 5},
+            },
+            "model": {"hidden_size": 8, "dropout": 0.1},
+            "data": {"max_length": 30},
+        },
+    }
+
+
+def test_protocol_points_reach_training_from_the_config():
+    official = syn_config()  # protocol defaults to official
+    js = train_settings(official, "js")
+    assert js["js_clamp"] == "official" and js["forced_eos"] == "official"
+    assert train_config(js).js_clamp_limit() == 30.0 and train_config(js).counts_forced_eos()
+    # only JS reads the clamp; reverse KL reads no data, so not the forced EOS either
+    assert "js_clamp" not in train_settings(official, "mixce")
+    assert train_settings(official, "mixce")["forced_eos"] == "official"
+    assert "forced_eos" not in train_settings(official, "reverse_kl")
+    clean = train_config(train_settings(syn_config(protocol="clean"), "js"))
+    assert clean.js_clamp_limit() is None and not clean.counts_forced_eos()
+    one = syn_config(protocol_points={"synthetic_js_clamp": "clean"})
+    assert train_settings(one, "js")["js_clamp"] == "clean"
+    assert train_settings(one, "js")["forced_eos"] == "official"
+    # TrainConfig's own defaults are clean; a wrong value is named
+    assert TrainConfig().js_clamp_limit() is None and not TrainConfig().counts_forced_eos()
+    with pytest.raises(ValueError, match="TrainConfig.forced_eos"):
+        TrainConfig(forced_eos="paper").counts_forced_eos()
+
+
+def test_make_target_passes_the_zeroing_setting():
+    spec = {"kind": "random", "zero_fraction": 0.5}
+    official, meta = make_target(spec, 12, 7, 0.5, zeroing="official")
+    clean, clean_meta = make_target(spec, 12, 7, 0.5)
+    assert meta["zeroing"] == "official" and clean_meta["zeroing"] == "clean"
+    assert np.array_equal(official, make_target(spec, 12, 7, 0.5, zeroing="official")[0])
+    assert clean_meta["zero_fraction_min"] == clean_meta["zero_fraction_max"]  # 5 of 11
+    assert meta["zero_fraction_min"] < meta["zero_fraction_max"]  # per entry: rows vary
+    assert not np.array_equal(official, clean)

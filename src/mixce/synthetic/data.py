@@ -3,8 +3,11 @@
 A sequence has at most ``max_length`` tokens, EOS included. Token 1 is drawn from the start
 distribution; each later token from the row of the previous one, until EOS. If a sequence has
 not ended by position ``max_length``, EOS is forced there. A forced EOS is not a draw of the
-model, so it is never counted as a transition (neither in the data counts nor in the exact
-expectations under Q).
+chain: by default (protocol point ``synthetic_forced_eos`` = clean) it is not counted as a
+transition, neither in the data counts nor in a sequence's log probability. With
+``count_forced=True`` (official) the data's forced EOS counts like a drawn one, as in the
+released code, which trains on it and adds log P(EOS | previous token) to log P(x). Sequences
+drawn from Q for an expectation never count it (the released code stops them there).
 
 Count matrices have ``V + 1`` rows: the V tokens, then BOS (row ``V``), whose row counts the
 first tokens. Their columns are the V tokens.
@@ -36,8 +39,11 @@ class Sequences:
         gather = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
         return Sequences(self.tokens[gather], offsets, self.forced[idx])
 
-    def transitions(self, vocab_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(prev, next, sequence index) of every counted transition (BOS -> first included)."""
+    def transitions(
+        self, vocab_size: int, count_forced: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(prev, next, sequence index) of every counted transition (BOS -> first included);
+        a forced EOS only with ``count_forced``."""
         n = len(self)
         lengths = np.diff(self.offsets)
         bos = np.full(n, vocab_size)
@@ -46,13 +52,16 @@ class Sequences:
         prev[1:] = self.tokens[:-1]
         prev[self.offsets[:-1]] = bos
         seq = np.repeat(np.arange(n), lengths)
+        if count_forced:
+            return prev, self.tokens, seq
         keep = np.ones(len(self.tokens), dtype=bool)
         keep[self.offsets[1:][self.forced] - 1] = False  # a forced EOS is not a draw
         return prev[keep], self.tokens[keep], seq[keep]
 
-    def counts(self, vocab_size: int) -> np.ndarray:
-        """(V + 1) x V matrix of counted transitions."""
-        prev, nxt, _ = self.transitions(vocab_size)
+    def counts(self, vocab_size: int, count_forced: bool = False) -> np.ndarray:
+        """(V + 1) x V matrix of counted transitions (a forced EOS only with
+        ``count_forced``)."""
+        prev, nxt, _ = self.transitions(vocab_size, count_forced)
         flat = np.bincount(
             prev.astype(np.int64) * vocab_size + nxt, minlength=(vocab_size + 1) * vocab_size
         )
@@ -106,8 +115,11 @@ def sample_sequences(
     return Sequences(out[out >= 0], offsets, forced)
 
 
-def sequence_logprob(chain_log: np.ndarray, seqs: Sequences) -> np.ndarray:
-    """Sum of log chain probabilities over the counted transitions of each sequence."""
+def sequence_logprob(
+    chain_log: np.ndarray, seqs: Sequences, count_forced: bool = False
+) -> np.ndarray:
+    """Sum of log chain probabilities over the counted transitions of each sequence (a forced
+    EOS only with ``count_forced``)."""
     v = chain_log.shape[1]
-    prev, nxt, seq = seqs.transitions(v)
+    prev, nxt, seq = seqs.transitions(v, count_forced)
     return np.bincount(seq, weights=chain_log[prev, nxt], minlength=len(seqs))

@@ -281,6 +281,7 @@ class Target:
     max_length: int
     seqs: Sequences | None = None  # the sequences (JS only)
     seq_log_p: np.ndarray | None = None  # log P of each sequence (JS only)
+    count_forced: bool = False  # a forced EOS is counted (protocol synthetic_forced_eos)
     _scaled: dict[float, np.ndarray] = field(default_factory=dict, repr=False)
 
     def scaled_counts(self, weight: float) -> np.ndarray:
@@ -291,18 +292,29 @@ class Target:
 
 
 def make_target(
-    log_p: np.ndarray, seqs: Sequences, max_length: int, dtype, with_sequences: bool
+    log_p: np.ndarray,
+    seqs: Sequences,
+    max_length: int,
+    dtype,
+    with_sequences: bool,
+    count_forced: bool = False,
 ) -> Target:
-    """A :class:`Target` for one data set; ``with_sequences`` keeps what JS needs."""
+    """A :class:`Target` for one data set; ``with_sequences`` keeps what JS needs.
+
+    ``count_forced`` (protocol point ``synthetic_forced_eos``: official) counts the EOS
+    forced at ``max_length`` as a transition in the counts and in each log P(x) (and JS's
+    log Q(x) of the data); by default (clean) it is not counted.
+    """
     v = log_p.shape[1]
-    counts = (seqs.counts(v) / len(seqs)).astype(dtype)
+    counts = (seqs.counts(v, count_forced) / len(seqs)).astype(dtype)
     return Target(
         log_p=log_p.astype(dtype),
         counts=counts,
         count_rows=counts.sum(1),
         max_length=max_length,
         seqs=seqs if with_sequences else None,
-        seq_log_p=sequence_logprob(log_p, seqs) if with_sequences else None,
+        seq_log_p=sequence_logprob(log_p, seqs, count_forced) if with_sequences else None,
+        count_forced=count_forced,
     )
 
 
@@ -336,6 +348,7 @@ def value_and_grad(
     rng: np.random.Generator | None = None,
     js_samples: int = 1000,
     q: np.ndarray | None = None,
+    js_clamp: float | None = None,
 ) -> tuple[float, np.ndarray | None, np.ndarray]:
     """Objective ``name``'s value per sequence at logits ``z`` and (if asked) its gradient
     with respect to ``z``; also returns Q. ``z`` is overwritten (it becomes log Q).
@@ -348,7 +361,9 @@ def value_and_grad(
     - the expected term sum_r n_r sum_b Q F (F = log Q - log P for the KLs, -log P for
       MixCE*) is sm(n F + dn), dn the occupancy's adjoint for dL/dn_r = sum_b Q F;
     - JS: a score-function estimate on sequences drawn from Q (``rng``), as in the PyTorch
-      path: per-sequence weights on their transitions, then through log-softmax.
+      path: per-sequence weights on their transitions, then through log-softmax;
+      ``js_clamp`` (protocol point ``synthetic_js_clamp``) clamps log Q(x) - log P(x) in
+      log M (see :func:`log_mixture`).
     """
     if name not in OBJECTIVES:
         raise KeyError(f"unknown synthetic objective {name!r}: known are {', '.join(OBJECTIVES)}")
@@ -358,7 +373,7 @@ def value_and_grad(
     if name == "js":
         if rng is None:
             raise ValueError("JS draws sequences from Q: it needs an rng")
-        value, grad = _js(eta, log_q, q, data, rng, js_samples, need_grad)
+        value, grad = _js(eta, log_q, q, data, rng, js_samples, need_grad, js_clamp)
         return value, grad, q
     value = 0.0
     data_weight = 1.0 if name == "mixce" else eta
@@ -400,8 +415,32 @@ def value_and_grad(
     return value, h, q
 
 
-def _log_mixture(eta: float, log_p: np.ndarray, log_q: np.ndarray) -> np.ndarray:
-    return np.logaddexp(np.log(eta) + log_p, np.log1p(-eta) + log_q)
+def log_mixture(
+    eta: float, log_p: np.ndarray, log_q: np.ndarray, clamp: float | None = None
+) -> np.ndarray:
+    """log M = log(eta P + (1 - eta) Q) from log P and log Q (per sequence).
+
+    ``clamp`` None (protocol point ``synthetic_js_clamp``: clean): exact and stable
+    (logaddexp). A number c (official, c = 30 in the released code): as the released code
+    forms it, log P + log(eta + (1 - eta) exp(d)) with d = log Q - log P clamped to [-c, c],
+    so where Q(x) > e^c P(x) log M stops following log Q (and its gradient in log Q is 0).
+    """
+    if clamp is None:
+        return np.logaddexp(np.log(eta) + log_p, np.log1p(-eta) + log_q)
+    d = np.clip(log_q - log_p, -clamp, clamp)
+    return log_p + np.log(eta + (1.0 - eta) * np.exp(d))
+
+
+def mixture_share(
+    eta: float, log_p: np.ndarray, log_q: np.ndarray, clamp: float | None = None
+) -> np.ndarray:
+    """d log M / d log Q of :func:`log_mixture`: (1 - eta) Q / M, and 0 where the clamp
+    holds d = log Q - log P outside [-c, c]."""
+    if clamp is None:
+        return _sigmoid(np.log1p(-eta) + log_q - (np.log(eta) + log_p))
+    d = log_q - log_p
+    inside = np.abs(d) <= clamp
+    return _sigmoid(np.log1p(-eta) + np.clip(d, -clamp, clamp) - np.log(eta)) * inside
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -417,8 +456,8 @@ class _Transitions:
     n: int  # number of sequences
 
     @classmethod
-    def of(cls, seqs: Sequences, vocab_size: int) -> _Transitions:
-        prev, nxt, seq = seqs.transitions(vocab_size)
+    def of(cls, seqs: Sequences, vocab_size: int, count_forced: bool = False) -> _Transitions:
+        prev, nxt, seq = seqs.transitions(vocab_size, count_forced)
         return cls(prev.astype(np.int64) * vocab_size + nxt, seq, len(seqs))
 
     def sums(self, matrix: np.ndarray) -> np.ndarray:
@@ -440,37 +479,39 @@ def _js(
     rng: np.random.Generator,
     js_samples: int,
     need_grad: bool,
+    clamp: float | None = None,
 ) -> tuple[float, np.ndarray | None]:
     """JS with the sequence-level mixture M = eta P + (1 - eta) Q (exact estimator).
 
     P side: ``js_samples`` data sequences; Q side: as many sequences drawn from Q, with the
     score-function gradient and a leave-one-out baseline. d/dlog Q(x) of
-    log P(x) - log M(x) is -s and of log Q(x) - log M(x) is 1 - s, s = (1 - eta) Q(x) / M(x).
+    log P(x) - log M(x) is -s and of log Q(x) - log M(x) is 1 - s, s = d log M / d log Q
+    (:func:`mixture_share`; (1 - eta) Q(x) / M(x) without ``clamp``).
     """
     if data.seqs is None or data.seq_log_p is None:
         raise ValueError("JS needs the data's sequences (make_target(with_sequences=True))")
     v = log_q.shape[1]
     n_data = len(data.seqs)
     idx = np.sort(rng.choice(n_data, size=min(js_samples, n_data), replace=False))
-    sub = _Transitions.of(data.seqs.subset(idx), v)
+    sub = _Transitions.of(data.seqs.subset(idx), v, data.count_forced)
     lp_data = data.seq_log_p[idx]
     lq_data = sub.sums(log_q)
-    lm_data = _log_mixture(eta, lp_data, lq_data)
+    lm_data = log_mixture(eta, lp_data, lq_data, clamp)
     p_side = float((lp_data - lm_data).mean())
     drawn = _Transitions.of(
         sample_sequences(q.astype(np.float64), js_samples, data.max_length, rng), v
     )
     lq = drawn.sums(log_q)
     lp = drawn.sums(data.log_p)
-    lm = _log_mixture(eta, lp, lq)
+    lm = log_mixture(eta, lp, lq, clamp)
     f = lq - lm
     value = eta * p_side + (1.0 - eta) * float(f.mean())
     if not need_grad:
         return value, None
     shape = log_q.shape
-    s_data = _sigmoid(np.log1p(-eta) + lq_data - (np.log(eta) + lp_data))
+    s_data = mixture_share(eta, lp_data, lq_data, clamp)
     g_logq = sub.weighted_counts(-eta * s_data / sub.n, shape)
-    s_q = _sigmoid(np.log1p(-eta) + lq - (np.log(eta) + lp))
+    s_q = mixture_share(eta, lp, lq, clamp)
     baseline = (f.sum() - f) / max(len(f) - 1, 1)
     g_logq += drawn.weighted_counts((1.0 - eta) * (1.0 - s_q + f - baseline) / len(f), shape)
     g = g_logq.astype(log_q.dtype)
@@ -512,8 +553,9 @@ def train(
     v = p_chain.shape[1]
     log_p = np.log(p_chain + cfg.log_eps)
     is_js = objective == "js"
-    data = make_target(log_p, train_seqs, cfg.max_length, dtype, is_js)
-    dev = make_target(log_p, dev_seqs, cfg.max_length, dtype, is_js)
+    count_forced, js_clamp = cfg.counts_forced_eos(), cfg.js_clamp_limit()
+    data = make_target(log_p, train_seqs, cfg.max_length, dtype, is_js, count_forced)
+    dev = make_target(log_p, dev_seqs, cfg.max_length, dtype, is_js, count_forced)
     params = init_params(v, cfg.hidden_size, net_rng, dtype)
     opt = Adam(params.flat, cfg.lr, cfg.weight_decay)
     compare = Comparer(p_chain)
@@ -531,7 +573,9 @@ def train(
         train_sum, n_steps = 0.0, 0
         for _ in range(min(cfg.eval_every, cfg.max_steps - step)):
             z, cache = forward(params, cfg.dropout, net_rng, out=z)
-            value, grad, _ = value_and_grad(objective, eta, z, data, True, rng, cfg.js_samples, q)
+            value, grad, _ = value_and_grad(
+                objective, eta, z, data, True, rng, cfg.js_samples, q, js_clamp
+            )
             if not math.isfinite(value):
                 raise FloatingPointError(
                     f"{objective} eta={eta} seed={seed}: loss is {value} at step {step + 1}"
@@ -542,7 +586,9 @@ def train(
             train_sum += value
             bar.update(1)
         z, _ = forward(params, 0.0, None, out=z)  # eval mode
-        dev_loss, _, learned = value_and_grad(objective, eta, z, dev, False, rng, cfg.js_samples, q)
+        dev_loss, _, learned = value_and_grad(
+            objective, eta, z, dev, False, rng, cfg.js_samples, q, js_clamp
+        )
         metrics = compare(learned)
         bar.set_postfix(dev=f"{dev_loss:.4g}", js=f"{metrics['avg_js']:.3g}")
         if checks.check(step, train_sum / max(n_steps, 1), dev_loss, metrics):

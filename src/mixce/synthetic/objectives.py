@@ -159,18 +159,29 @@ def count_loss(log_q: torch.Tensor, counts: torch.Tensor, n_seq: int, eta: float
     return -(counts * mixce_weight(log_q, eta) * log_q).sum() / n_seq
 
 
-def sequence_logq(log_q: torch.Tensor, seqs: Sequences) -> torch.Tensor:
-    """log Q(x) of each sequence (sum over its counted transitions), differentiable."""
+def sequence_logq(log_q: torch.Tensor, seqs: Sequences, count_forced: bool = False) -> torch.Tensor:
+    """log Q(x) of each sequence (sum over its counted transitions, a forced EOS only with
+    ``count_forced``), differentiable."""
     v = log_q.shape[1]
     prev, nxt, seq = (
-        torch.from_numpy(a.astype(np.int64)).to(log_q.device) for a in seqs.transitions(v)
+        torch.from_numpy(a.astype(np.int64)).to(log_q.device)
+        for a in seqs.transitions(v, count_forced)
     )
     return log_q.new_zeros(len(seqs)).index_add(0, seq, log_q[prev, nxt])
 
 
-def log_mixture(eta: float, log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-    """log(eta P + (1 - eta) Q) from log P and log Q, stably."""
-    return torch.logaddexp(np.log(eta) + log_p, np.log1p(-eta) + log_q)
+def log_mixture(
+    eta: float, log_p: torch.Tensor, log_q: torch.Tensor, clamp: float | None = None
+) -> torch.Tensor:
+    """log(eta P + (1 - eta) Q) from log P and log Q: exact and stable without ``clamp``
+    (protocol point ``synthetic_js_clamp``: clean); with a number c (official) as the
+    released code forms it, log P + log(eta + (1 - eta) exp(d)), d = log Q - log P clamped
+    to [-c, c] (no gradient through d where it is clamped). The NumPy twin is
+    :func:`mixce.synthetic.exact.log_mixture`."""
+    if clamp is None:
+        return torch.logaddexp(np.log(eta) + log_p, np.log1p(-eta) + log_q)
+    d = torch.clamp(log_q - log_p, -clamp, clamp)
+    return log_p + torch.log(eta + (1.0 - eta) * torch.exp(d))
 
 
 def gumbel_rollout(
@@ -205,6 +216,7 @@ class Batch:
     n_seq: int
     seqs: Sequences  # the sequences (JS's P side)
     seq_log_p: torch.Tensor | None  # log P(x) of each sequence (JS only; else None)
+    count_forced: bool = False  # a forced EOS is counted (protocol synthetic_forced_eos)
 
 
 @dataclass
@@ -216,6 +228,7 @@ class Setting:
     estimator: str
     tau: float
     js_samples: int
+    js_clamp: float | None = None  # clamp in JS's log M (protocol synthetic_js_clamp)
 
 
 def objective_loss(
@@ -344,23 +357,24 @@ def _js(
     s: Setting,
     rng: np.random.Generator,
 ) -> tuple[torch.Tensor, float]:
-    """JS with the sequence-level mixture M = eta P + (1 - eta) Q."""
+    """JS with the sequence-level mixture M = eta P + (1 - eta) Q (``s.js_clamp``: see
+    :func:`log_mixture`)."""
     if batch.seq_log_p is None:
         raise ValueError("JS needs the batch's per-sequence log P (make_batch(seq_log_p=True))")
     idx = np.sort(rng.choice(batch.n_seq, size=min(s.js_samples, batch.n_seq), replace=False))
     data = batch.seqs.subset(idx)
     lp_data = batch.seq_log_p[idx]
-    lq_data = sequence_logq(log_q, data)
-    p_side = (lp_data - log_mixture(eta, lp_data, lq_data)).mean()
+    lq_data = sequence_logq(log_q, data, batch.count_forced)
+    p_side = (lp_data - log_mixture(eta, lp_data, lq_data, s.js_clamp)).mean()
     if s.estimator == "gumbel":
         lq, lp = gumbel_rollout(model, s.log_p, s.js_samples, s.max_length, s.tau)
-        q_side = (lq - log_mixture(eta, lp, lq)).mean()
+        q_side = (lq - log_mixture(eta, lp, lq, s.js_clamp)).mean()
         loss = eta * p_side + (1.0 - eta) * q_side
         return loss, float(loss.detach())
     drawn = sample_sequences(log_q.detach().exp().cpu().numpy(), s.js_samples, s.max_length, rng)
     lq = sequence_logq(log_q, drawn)
     lp = sequence_logq(s.log_p, drawn)
-    f = lq - log_mixture(eta, lp, lq)
+    f = lq - log_mixture(eta, lp, lq, s.js_clamp)
     fd = f.detach()
     baseline = (fd.sum() - fd) / max(len(fd) - 1, 1)
     q_surrogate = (f + (fd - baseline) * lq).mean()

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mixce.protocol import points
 from mixce.synthetic.data import Sequences, chain_matrix, sample_sequences
 from mixce.synthetic.select import FIXED_ETA, REQUIRED_COLUMNS, objective_rank
 from mixce.synthetic.target import check_target, random_target, real_text_target, uniform_start
@@ -78,6 +79,7 @@ def make_target(
     seed: int,
     alpha: float,
     texts: Sequence[str] | None = None,
+    zeroing: str = "clean",
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Build and check a target P; return its chain matrix and a metadata record.
 
@@ -88,6 +90,8 @@ def make_target(
         seed: the run seed (random inits draw with ``default_rng([seed, 0])``).
         alpha: Dirichlet concentration (random inits).
         texts: the real texts (real_text inits).
+        zeroing: protocol point ``synthetic_zeroing`` (random inits):
+            :func:`~mixce.synthetic.target.random_target`'s ``zeroing``.
 
     Returns:
         ``(chain, meta)``: the (V + 1) x V chain (rows of M, then pi) and a JSON-ready dict.
@@ -96,8 +100,9 @@ def make_target(
     meta: dict[str, Any] = {"init": dict(spec), "vocab_size": int(vocab_size), "seed": int(seed)}
     if kind == "random":
         rng = np.random.default_rng([seed, 0])
-        m = random_target(vocab_size, float(spec["zero_fraction"]), alpha, rng)
+        m = random_target(vocab_size, float(spec["zero_fraction"]), alpha, rng, zeroing)
         meta["dirichlet_alpha"] = float(alpha)
+        meta["zeroing"] = zeroing
     elif kind == "real_text":
         if texts is None:
             raise ValueError("a real_text init needs texts")
@@ -169,7 +174,10 @@ def train_settings(config: Mapping[str, Any], objective: str) -> dict[str, Any]:
     """The TrainConfig fields one (objective, estimator) uses, from the workflow config.
 
     Only the settings that change the result are returned, so a changed gumbel setting does
-    not rerun exact-estimator jobs (and ``js_samples`` reaches only JS).
+    not rerun exact-estimator jobs (and ``js_samples`` reaches only JS). So do the protocol
+    points (docs/PROTOCOL.md) training reads: ``synthetic_js_clamp`` (as ``js_clamp``) for
+    JS only, ``synthetic_forced_eos`` (as ``forced_eos``) for every objective with a data
+    term, i.e. all but reverse KL, which never reads the data.
     """
     syn = config["synthetic"]
     train = syn["train"]
@@ -192,6 +200,9 @@ def train_settings(config: Mapping[str, Any], objective: str) -> dict[str, Any]:
             values[field] = train[estimator][field]
     if objective == "js":
         values["js_samples"] = train["js_samples"]
+        values["js_clamp"] = points(config, "synthetic_js_clamp")["synthetic_js_clamp"]
+    if objective != "reverse_kl":
+        values["forced_eos"] = points(config, "synthetic_forced_eos")["synthetic_forced_eos"]
     return values
 
 

@@ -7,6 +7,11 @@ import time
 from dataclasses import dataclass
 
 BACKENDS = ("numpy", "torch")
+#: the two settings of every protocol point (mixce.protocol.SETTINGS)
+PROTOCOL_SETTINGS = ("official", "clean")
+#: the released code's limit on |log Q(x) - log P(x)| inside JS's log M (its
+#: ``log_prob_truncation``; protocol point ``synthetic_js_clamp``)
+JS_CLAMP = 30.0
 
 
 @dataclass
@@ -17,6 +22,14 @@ class TrainConfig:
     ``torch`` runs the PyTorch loop of :mod:`mixce.synthetic.train` (the reference
     implementation). On a GPU (``device`` cuda, or auto with one visible) the exact estimator
     runs in PyTorch whatever ``cpu_backend`` says, and so does the Gumbel estimator always.
+
+    Two protocol points (docs/PROTOCOL.md) reach training through here, ``official`` or
+    ``clean``; the defaults are ``clean`` (the workflow always passes the config's setting):
+
+    - ``js_clamp`` (``synthetic_js_clamp``): JS's log M with log Q(x) - log P(x) clamped to
+      [-JS_CLAMP, JS_CLAMP] (official) or exact (clean); see :meth:`js_clamp_limit`;
+    - ``forced_eos`` (``synthetic_forced_eos``): the data's EOS forced at ``max_length``
+      counted as a transition (official) or not (clean); see :meth:`counts_forced_eos`.
     """
 
     estimator: str = "exact"
@@ -36,6 +49,8 @@ class TrainConfig:
     hidden_size: int = 50
     dropout: float = 0.1
     max_length: int = 500
+    js_clamp: str = "clean"
+    forced_eos: str = "clean"
 
     def uses_numpy(self) -> bool:
         """True when this run trains with the NumPy backend (exact estimator on the CPU)."""
@@ -51,6 +66,22 @@ class TrainConfig:
 
             return not torch.cuda.is_available()
         return self.device == "cpu"
+
+    def js_clamp_limit(self) -> float | None:
+        """The clamp on log Q(x) - log P(x) in JS's log M: JS_CLAMP (official) or None."""
+        return JS_CLAMP if _setting("js_clamp", self.js_clamp) == "official" else None
+
+    def counts_forced_eos(self) -> bool:
+        """True when the data's forced EOS counts as a transition (official)."""
+        return _setting("forced_eos", self.forced_eos) == "official"
+
+
+def _setting(name: str, value: str) -> str:
+    if value not in PROTOCOL_SETTINGS:
+        raise ValueError(
+            f"TrainConfig.{name} must be one of {', '.join(PROTOCOL_SETTINGS)}, got {value!r}"
+        )
+    return value
 
 
 class DevChecks:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: settings of protocol point ``synthetic_zeroing`` (see :func:`random_target`)
+ZEROING = ("official", "clean")
 EOS_FLOOR = 1e-12  # smallest P(EOS | token) after drawing a random row; keeps EOS reachable
 WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
@@ -34,21 +36,40 @@ def uniform_start(vocab_size: int) -> np.ndarray:
 
 
 def random_target(
-    vocab_size: int, zero_fraction: float, alpha: float, rng: np.random.Generator
+    vocab_size: int,
+    zero_fraction: float,
+    alpha: float,
+    rng: np.random.Generator,
+    zeroing: str = "clean",
 ) -> np.ndarray:
-    """Rows from Dirichlet(alpha); in each non-EOS row, round(zero_fraction * (V-1)) of the
-    V-1 non-EOS entries (chosen uniformly) are set to 0, the EOS entry never; rows renormalised.
+    """Rows from Dirichlet(alpha), some non-EOS entries of the non-EOS rows set to 0 (the EOS
+    entry never), rows renormalised.
+
+    ``zeroing`` (protocol point ``synthetic_zeroing``) says which entries:
+
+    - ``clean``: in each row exactly round(zero_fraction * (V-1)) of the V-1 non-EOS entries,
+      chosen uniformly, so every row has the same share of zeros;
+    - ``official``: each of those entries independently with probability ``zero_fraction``,
+      as the released code does (a row's number of zeros is Binomial(V-1, zero_fraction)).
+
+    Both draw the Dirichlet rows first, then from ``rng`` the zeroing, so a seed gives the
+    same P every time under a given setting (not the same P under both).
     """
     if vocab_size < 3:
         raise ValueError(f"vocab_size must be >= 3, got {vocab_size}")
     if not 0.0 <= zero_fraction < 1.0:
         raise ValueError(f"zero_fraction must be in [0, 1), got {zero_fraction}")
+    if zeroing not in ZEROING:
+        raise ValueError(f"zeroing must be one of {', '.join(ZEROING)}, got {zeroing!r}")
     v = vocab_size
     m = rng.dirichlet(np.full(v, alpha), size=v)
-    k = int(round(zero_fraction * (v - 1)))
-    if k:
-        cols = np.argsort(rng.random((v - 1, v - 1)), axis=1)[:, :k]
-        np.put_along_axis(m[:-1, :-1], cols, 0.0, axis=1)
+    if zeroing == "official":
+        m[:-1, :-1][rng.random((v - 1, v - 1)) < zero_fraction] = 0.0
+    else:
+        k = int(round(zero_fraction * (v - 1)))
+        if k:
+            cols = np.argsort(rng.random((v - 1, v - 1)), axis=1)[:, :k]
+            np.put_along_axis(m[:-1, :-1], cols, 0.0, axis=1)
     m[:, -1] = np.maximum(m[:, -1], EOS_FLOOR)
     m /= m.sum(axis=1, keepdims=True)
     m[-1] = 0.0

@@ -31,17 +31,22 @@ def make_batch(
     dtype: torch.dtype = torch.float64,
     seq_log_p: bool = True,
     device: torch.device | str = "cpu",
+    count_forced: bool = False,
 ) -> Batch:
     """Count matrix, size and (if ``seq_log_p``; only JS needs it) per-sequence log P of a
-    set of sequences, on ``device``."""
+    set of sequences, on ``device``; the EOS forced at the length limit counted only with
+    ``count_forced`` (protocol point ``synthetic_forced_eos``: official)."""
     v = p_log.shape[1]
     return Batch(
-        counts=torch.from_numpy(seqs.counts(v)).to(device, dtype),
+        counts=torch.from_numpy(seqs.counts(v, count_forced)).to(device, dtype),
         n_seq=len(seqs),
         seqs=seqs,
         seq_log_p=(
-            torch.from_numpy(sequence_logprob(p_log, seqs)).to(device, dtype) if seq_log_p else None
+            torch.from_numpy(sequence_logprob(p_log, seqs, count_forced)).to(device, dtype)
+            if seq_log_p
+            else None
         ),
+        count_forced=count_forced,
     )
 
 
@@ -96,6 +101,7 @@ def train_q(
         estimator=cfg.estimator,
         tau=cfg.tau,
         js_samples=cfg.js_samples,
+        js_clamp=cfg.js_clamp_limit(),
     )
     model = NeuralBigram(v, cfg.hidden_size, cfg.dropout).to(device, dtype)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -103,8 +109,9 @@ def train_q(
     # the exact estimator's gradient is derived by hand for every objective but JS
     by_hand = cfg.estimator == "exact" and not is_js
     compare = Comparer(p_chain)
-    full_train = make_batch(train, p_log, dtype, is_js, device)
-    dev_batch = make_batch(dev, p_log, dtype, is_js, device)
+    count_forced = cfg.counts_forced_eos()
+    full_train = make_batch(train, p_log, dtype, is_js, device, count_forced)
+    dev_batch = make_batch(dev, p_log, dtype, is_js, device, count_forced)
 
     def rounds() -> Iterator[list[Batch]]:
         """The batches between two dev checks."""
@@ -121,6 +128,7 @@ def train_q(
                         dtype,
                         is_js,
                         device,
+                        count_forced,
                     )
                     for i in range(0, len(train) - cfg.batch_size + 1, cfg.batch_size)
                 ] or [full_train]
