@@ -1,5 +1,6 @@
 # GPT-2 track, datasets: download (hub / url sources, on the submitting machine) ->
-# clean, filter by length, split into dev / test / train (nested train subsets).
+# clean, filter by length, split into dev / test / train (nested train subsets); the
+# protocol points data_selection and detokenizer decide how (docs/PROTOCOL.md).
 
 
 localrules:
@@ -58,5 +59,6 @@ rule prepare_dataset:
         seed=GPT2["data"]["seed"],
         min_words=GPT2["data"]["min_words"],
         max_words=GPT2["data"]["max_words"],
+        protocol=protocol("data_selection", "detokenizer"),
     script:
         "../scripts/gpt2_prepare.py"

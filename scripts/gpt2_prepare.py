@@ -4,7 +4,9 @@ input: ``manifest`` (resources/<dataset>/manifest.json; absent or an empty list 
 embedded sources).
 params: ``spec`` (dataset spec dict), ``dataset`` (name, for messages), ``n_dev``, ``n_test``,
 ``train_sizes`` (list), ``seed``, ``keep_all_train`` (the whole train pool, for
-pretraining datasets), and optionally ``min_words`` / ``max_words`` (50 / 1000).
+pretraining datasets), ``protocol`` (the settings of the protocol points ``data_selection``
+and ``detokenizer``, docs/PROTOCOL.md), and optionally ``min_words`` / ``max_words``
+(50 / 1000).
 output: ``train``, ``dev``, ``test`` (JSON lines, one ``{"text": ...}`` per line) and ``report``
 (JSON). Every size is checked before anything is written. log: one file.
 """
@@ -38,6 +40,7 @@ def main(smk) -> None:
         if needs_download(spec) and manifest_dir is None:
             raise ValueError(f"dataset {p.dataset!r}: {spec['source']} source needs a manifest")
         raw = read_raw(spec, manifest_dir)
+        points = dict(p.protocol)
         train_sizes = [int(s) for s in p.train_sizes]
         splits, report = prepare(
             raw,
@@ -50,6 +53,8 @@ def main(smk) -> None:
             max_words=int(getattr(p, "max_words", MAX_WORDS)),
             dataset=p.dataset,
             keep_all_train=bool(getattr(p, "keep_all_train", False)),
+            data_selection=points["data_selection"],
+            detokenizer=points["detokenizer"],
         )
         logging.info("report: %s", json.dumps(report))
         check_sizes(report, train_sizes, p.dataset)

@@ -28,15 +28,21 @@ from mixce.data.clean import (
     CLEANERS,
     clean_plain,
     clean_webtext,
+    clean_webtext_official,
     clean_wikitext,
     clean_wikitext_line,
+    clean_wikitext_official,
     clean_writingprompts,
+    clean_writingprompts_official,
+    cleaner_for,
     detokenize,
     length_ok,
+    moses_detokenize,
+    strip_at_marks,
     word_count,
 )
 from mixce.data.download import DownloadError, download, sha256_file
-from mixce.data.prepare import check_sizes, prepare, read_split
+from mixce.data.prepare import Selection, check_sizes, prepare, read_split, select_splits
 from mixce.data.sources import fetch, format_of, needs_download, read_raw
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -296,7 +302,150 @@ def test_length_bounds_are_exclusive() -> None:
     assert length_ok(doc(0, 5), min_words=4, max_words=6)
 
 
+# A WikiText-103 style line: split hyphen, thousands separator and decimal, a double and a
+# single quotation, a split "n't", an escaped ampersand and a plural possessive.
+WIKI_LINE = (
+    ' The band \'s debut album , " Hello World " , sold 1 @,@ 000 copies in the U.S. @-@ based'
+    " market ( sic ) ; the ' Big Four ' did n't chart &amp; 3 @.@ 5 % of fans ' votes . \n"
+)
+
+
+def test_official_detokenizer_on_a_wikitext_line() -> None:
+    # " @" then "@ " deleted; Moses (en): no space before , ; ) . %, none after ( or an opening
+    # quote, 's joined, the single quotes paired, "n't" left apart, &amp; unescaped, and the
+    # lone ' after "fans" joined as a possessive
+    assert clean_wikitext_official(WIKI_LINE) == (
+        'The band\'s debut album, "Hello World", sold 1,000 copies in the U.S.-based'
+        " market (sic); the 'Big Four' did n't chart & 3.5% of fans' votes."
+    )
+    assert clean_wikitext_official(" = = Gameplay = = \n") is None
+    assert clean_wikitext_official("  \r\n") is None
+    assert strip_at_marks("1 @,@ 000 , a @-@ b , x @ y , e@ mail") == "1,000 , a-b , x y , email"
+    assert moses_detokenize("<doc id = 1>") == "<doc id = 1>"  # a tag line is left alone
+    assert moses_detokenize("  ") == ""
+
+
+def test_moses_detokenize_follows_the_perl_script() -> None:
+    # Perl joins 's only after a word ending in a letter or digit (sacremoses always would)
+    assert moses_detokenize("( Smith ) 's car") == "(Smith) 's car"
+    assert moses_detokenize("日本 '語") == "日本'語"  # a letter of any script counts
+    # words split at single spaces only: the tab stays, and the empty word between the two
+    # spaces after the opening quote keeps a space there
+    assert moses_detokenize("a\tb , c") == "a\tb, c"
+    assert moses_detokenize('say "  hi " now') == 'say " hi" now'
+    assert moses_detokenize("&lt;b&gt; &amp;amp;") == "<b> &amp;"  # unescaped once
+
+
+def test_clean_detokenizer_on_the_same_line_is_unchanged() -> None:
+    # the project's rules: single quotes left apart, "n't" joined, &amp; kept
+    assert clean_wikitext(WIKI_LINE) == (
+        'The band\'s debut album, "Hello World", sold 1,000 copies in the U.S.-based'
+        " market (sic); the ' Big Four ' didn't chart &amp; 3.5% of fans' votes."
+    )
+
+
+def test_official_webtext_and_writingprompts_cleaning() -> None:
+    # WebText: line breaks become spaces, nothing else (two spaces stay, the tab stays)
+    assert clean_webtext_official("First para.\n\nSecond\tpara.\r\n") == (
+        "First para.  Second\tpara."
+    )
+    joined = (
+        "[ WP ] You wake up as a cat . `` Hello , '' she said . <newline> <newline>"
+        " I did n't answer &amp; left ."
+    )
+    assert clean_writingprompts_official(joined) == (
+        '[WP] You wake up as a cat. "Hello," she said. I did n\'t answer & left.'
+    )
+
+
+def test_cleaner_for_follows_the_detokenizer_point() -> None:
+    assert cleaner_for("webtext", "clean") is clean_webtext
+    assert cleaner_for("webtext", "official") is clean_webtext_official
+    assert cleaner_for("wikitext", "official") is clean_wikitext_official
+    assert cleaner_for("writingprompts", "official") is clean_writingprompts_official
+    assert cleaner_for("plain", "official") is clean_plain is cleaner_for("plain", "clean")
+    with pytest.raises(ValueError, match="detokenizer"):
+        cleaner_for("webtext", "nope")  # type: ignore[arg-type]
+
+
 # --------------------------------------------------------------------------- prepare
+
+
+def test_select_splits_official_first_texts_and_top_up() -> None:
+    pools = {
+        "train": ["t0", "t1", "t2", "t3", "t4", "t5"],
+        "dev": ["d0", "d1"],
+        "test": ["e0"],
+    }
+    # test is short by 2: the first two train texts; dev is short by 2: the next two; all
+    # four leave train, which keeps its file order
+    got = select_splits(pools, 4, 3, data_selection="official", seed=0)
+    assert got == Selection(
+        dev=["d0", "d1", "t2", "t3"],
+        test=["e0", "t0", "t1"],
+        train_pool=["t4", "t5"],
+        top_dev=2,
+        top_test=2,
+    )
+    # a split with more texts than asked keeps its first ones and takes nothing from train
+    got = select_splits(
+        {**pools, "test": ["e0", "e1", "e2"]}, 1, 2, data_selection="official", seed=0
+    )
+    assert got == Selection(["d0"], ["e0", "e1"], ["t0", "t1", "t2", "t3", "t4", "t5"], 0, 0)
+    # a train pool too small for both top-ups: test first, dev gets the rest
+    got = select_splits(
+        {"train": ["t0", "t1"], "test": ["e0"]}, 2, 2, data_selection="official", seed=0
+    )
+    assert got == Selection(["t1"], ["e0", "t0"], [], 1, 1)
+    # one split "all" (as train): test, then dev, then train, in file order
+    got = select_splits(
+        {"train": [f"a{i}" for i in range(7)]}, 2, 3, data_selection="official", seed=9
+    )
+    assert got == Selection(["a3", "a4"], ["a0", "a1", "a2"], ["a5", "a6"], 2, 3)
+    with pytest.raises(ValueError, match="data_selection"):
+        select_splits(pools, 1, 1, data_selection="nope", seed=0)  # type: ignore[arg-type]
+
+
+def test_prepare_official_selection_by_hand() -> None:
+    raw = {
+        "train": ["t0 x", "t1 x", "t2 x", "t3 x", "t4 x", "t5 x", "t1 x", "e0 x", "t6 x"],
+        "dev": ["d0 x", "d1 too long for the bound", "d2 x"],
+        "test": ["e0 x"],
+    }
+    kw = {"n_dev": 4, "n_test": 3, "train_sizes": [4], "seed": 0, "min_words": 1, "max_words": 4}
+    splits, report = prepare(raw, "plain", data_selection="official", **kw)
+    # the length filter first (d1 has 5 words), no deduplication, then file order: test
+    # "e0 x" + train 0-1, dev "d0 x" "d2 x" + train 2-3, train from index 4 cut to 4 texts
+    assert splits == {
+        "test": ["e0 x", "t0 x", "t1 x"],
+        "dev": ["d0 x", "d2 x", "t2 x", "t3 x"],
+        "train": ["t4 x", "t5 x", "t1 x", "e0 x"],
+    }
+    assert report["origin"] == {"dev": {"dev": 2, "train": 2}, "test": {"test": 1, "train": 2}}
+    assert report["splits"]["dev"]["dropped_too_long"] == 1
+    assert report["splits"]["train"]["dropped_duplicate"] == 0
+    assert report["repeats"] == {
+        "within_train": 0,
+        "within_dev": 0,
+        "within_test": 0,
+        "train_in_dev_or_test": 2,  # "t1 x" (in test) and "e0 x" (test)
+        "dev_in_test": 0,
+    }
+    assert report["train_pool"] == 5 and report["unused"]["train"] == 1
+    assert report["protocol"] == {"data_selection": "official", "detokenizer": "official"}
+    assert report["selection"] == "file order"
+    # the same raw texts under clean: duplicates and overlaps dropped, shuffled with the seed
+    splits, report = prepare(raw, "plain", data_selection="clean", **kw)
+    assert report["splits"]["train"]["dropped_duplicate"] == 1
+    assert report["splits"]["train"]["dropped_overlap"] == 1
+    assert not any(report["repeats"].values())
+    # kept: dev d0 d2, test e0, train t0-t6 (7 texts); dev and test topped up with 2 each
+    assert report["final"] == {"train": 3, "dev": 4, "test": 3}
+    assert report["unmet_train_sizes"] == [4]
+    everything = splits["test"] + splits["dev"] + splits["train"]
+    assert sorted(everything) == ["d0 x", "d2 x", "e0 x"] + [f"t{i} x" for i in range(7)]
+    with pytest.raises(ValueError, match="data_selection"):
+        prepare(raw, "plain", data_selection="nope", **kw)  # type: ignore[arg-type]
 
 
 def official_raw(n_train: int = 200, n_dev: int = 30, n_test: int = 30) -> dict[str, list[str]]:
@@ -307,9 +456,10 @@ def official_raw(n_train: int = 200, n_dev: int = 30, n_test: int = 30) -> dict[
     }
 
 
-def test_train_sizes_are_nested() -> None:
+@pytest.mark.parametrize("selection", ["official", "clean"])
+def test_train_sizes_are_nested(selection: str) -> None:
     raw = official_raw()
-    kw = {"n_dev": 20, "n_test": 20, "seed": 3}
+    kw = {"n_dev": 20, "n_test": 20, "seed": 3, "data_selection": selection}
     big, report = prepare(raw, "plain", train_sizes=[10, 50, 100], **kw)
     assert len(big["train"]) == 100
     assert report["available_train_sizes"] == [10, 50, 100]
@@ -324,7 +474,9 @@ def test_train_never_overlaps_dev_or_test() -> None:
     # the official train split holds dev and test texts (with different whitespace)
     raw["train"] += [" " + t.replace(" ", "  ") for t in raw["dev"][:7] + raw["test"][:5]]
     raw["test"] += raw["dev"][:2]
-    splits, report = prepare(raw, "plain", n_dev=30, n_test=32, train_sizes=[500], seed=0)
+    splits, report = prepare(
+        raw, "plain", n_dev=30, n_test=32, train_sizes=[500], seed=0, data_selection="clean"
+    )
     held = set(splits["dev"]) | set(splits["test"])
     assert not held & set(splits["train"])
     assert not set(splits["dev"]) & set(splits["test"])
@@ -337,7 +489,9 @@ def test_train_never_overlaps_dev_or_test() -> None:
 def test_top_up_from_train_when_dev_is_short() -> None:
     raw = official_raw(n_dev=5, n_test=12)
     raw["dev"] += [doc(i, n_words=10, tag="short") for i in range(4)]  # dropped: too short
-    splits, report = prepare(raw, "plain", n_dev=8, n_test=10, train_sizes=[100], seed=1)
+    splits, report = prepare(
+        raw, "plain", n_dev=8, n_test=10, train_sizes=[100], seed=1, data_selection="clean"
+    )
     assert len(splits["dev"]) == 8 and len(splits["test"]) == 10
     assert report["origin"]["dev"] == {"dev": 5, "train": 3}
     assert report["origin"]["test"] == {"test": 10, "train": 0}
@@ -350,7 +504,7 @@ def test_top_up_from_train_when_dev_is_short() -> None:
 
 def test_prepare_is_deterministic_and_seeded() -> None:
     raw = official_raw()
-    kw = {"n_dev": 10, "n_test": 10, "train_sizes": [200]}  # the whole train pool
+    kw = {"n_dev": 10, "n_test": 10, "train_sizes": [200], "data_selection": "clean"}
     a, report_a = prepare(raw, "plain", seed=7, **kw)
     b, report_b = prepare(raw, "plain", seed=7, **kw)
     c, _ = prepare(raw, "plain", seed=8, **kw)
@@ -364,7 +518,9 @@ def test_report_counts_add_up() -> None:
     raw = official_raw()
     raw["train"] += ["", "   ", doc(0, 10), doc(1, 1000), doc(2, 50), raw["train"][3]]
     raw["train"] += [raw["dev"][0]]
-    splits, report = prepare(raw, "plain", n_dev=25, n_test=25, train_sizes=[100], seed=0)
+    splits, report = prepare(
+        raw, "plain", n_dev=25, n_test=25, train_sizes=[100], seed=0, data_selection="clean"
+    )
     train = report["splits"]["train"]
     assert train == {
         "read": 207,
@@ -383,8 +539,9 @@ def test_report_counts_add_up() -> None:
 
 def test_single_split_source_and_check_sizes() -> None:
     raw = {"all": [doc(i) for i in range(60)]}
+    kw = {"seed": 0, "data_selection": "clean"}
     splits, report = prepare(
-        raw, "plain", n_dev=10, n_test=10, train_sizes=[20, 40, 100], seed=0, dataset="tiny"
+        raw, "plain", n_dev=10, n_test=10, train_sizes=[20, 40, 100], dataset="tiny", **kw
     )
     assert [len(splits[s]) for s in ("train", "dev", "test")] == [40, 10, 10]
     assert set(report["splits"]) == {"all"}
@@ -393,7 +550,7 @@ def test_single_split_source_and_check_sizes() -> None:
     check_sizes(report, [20, 40])  # fine
     with pytest.raises(ValueError, match=r"'tiny'.*train size 100 \(only 40 usable"):
         check_sizes(report, [20, 40, 100])
-    _, short = prepare(raw, "plain", n_dev=50, n_test=20, train_sizes=[1], seed=0)
+    _, short = prepare(raw, "plain", n_dev=50, n_test=20, train_sizes=[1], **kw)
     with pytest.raises(ValueError, match=r"test size 20 \(only 10 usable texts\)"):
         check_sizes(short, [1], dataset="tiny")
 
@@ -621,6 +778,7 @@ def test_scripts_download_and_prepare(server: Server, tmp_path: Path) -> None:
         "n_test": 10,
         "train_sizes": [10, 20],
         "seed": 0,
+        "protocol": {"data_selection": "clean", "detokenizer": "clean"},
     }
     smk = SimpleNamespace(
         input=SimpleNamespace(manifest=str(manifest)),
@@ -634,6 +792,7 @@ def test_scripts_download_and_prepare(server: Server, tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert report["final"] == {"train": 20, "dev": 10, "test": 10}
     assert report["spec"]["format"] == "webtext"
+    assert report["selection"] == "seeded shuffle"
 
     # a size that cannot be met: nothing is written, the log says why
     failed = tmp_path / "results" / "failed"
@@ -663,6 +822,7 @@ def test_prepare_script_local_source_without_manifest(tmp_path: Path) -> None:
             seed=1,
             min_words=10,
             max_words=100,
+            protocol={"data_selection": "official", "detokenizer": "official"},
         ),
         output=SimpleNamespace(
             **{s: str(out / f"{s}.jsonl") for s in ("train", "dev", "test")},
@@ -673,7 +833,13 @@ def test_prepare_script_local_source_without_manifest(tmp_path: Path) -> None:
     run_script("gpt2_prepare.py", smk)
     texts = [t for s in ("train", "dev", "test") for t in read_split(out / f"{s}.jsonl")]
     assert sorted(texts) == sorted(doc(i) for i in range(40))
-    assert json.loads((out / "report.json").read_text())["min_words"] == 10
+    report = json.loads((out / "report.json").read_text())
+    assert report["min_words"] == 10
+    # official data_selection: file order, test first, then dev, then train
+    assert read_split(out / "test.jsonl") == [doc(i) for i in range(5)]
+    assert read_split(out / "dev.jsonl") == [doc(i) for i in range(5, 10)]
+    assert read_split(out / "train.jsonl") == [doc(i) for i in range(10, 40)]
+    assert report["protocol"] == {"data_selection": "official", "detokenizer": "official"}
 
 
 def test_writingprompts_archive_errors(tmp_path: Path) -> None:

@@ -1,29 +1,37 @@
 """Clean, filter and split the raw documents of one GPT-2 dataset (REFERENCE.md, "Data").
 
-Rules of :func:`prepare`, in order:
+Two protocol points (docs/PROTOCOL.md) shape the output: ``detokenizer`` picks the cleaners
+(:func:`mixce.data.clean.cleaner_for`) and ``data_selection`` picks how dev, test and train
+are drawn (:func:`select_splits`). Rules of :func:`prepare`, in order:
 
-1. Cleaning: every raw document goes through the format's cleaner
-   (:func:`mixce.data.clean.cleaner_for`).
+1. Cleaning: every raw document goes through the format's cleaner.
 2. Filtering, per input split, each document counted under exactly one reason: ``empty``
    (nothing left after cleaning), ``too_short`` (``words <= min_words``), ``too_long``
    (``words >= max_words``), ``duplicate`` (the same cleaned text earlier in the same split),
    ``overlap`` (the cleaned text is in a split of higher priority: dev > test > train). What
-   is left is ``kept``; ``read = kept + the sum of the dropped counts``.
-3. Splits. With official splits (``train`` and optionally ``dev`` / ``test``): the kept
-   official dev and test texts are each shuffled with the seed and cut to ``n_dev`` /
-   ``n_test``; where they are short, they are topped up from the shuffled train pool (dev
-   first, then test), and train is what remains of that pool. A source with a single split
-   ``all`` is shuffled with the seed and cut into dev, test, then train. Train never holds a
-   text of dev or test (by exact cleaned text: the overlap filter guarantees it, and it is
-   checked again at the end).
-4. Train sizes are nested: train is the shuffled pool cut to ``max(train_sizes)`` (or the
-   whole pool with ``keep_all_train``), so the
+   is left is ``kept``; ``read = kept + the sum of the dropped counts``. The duplicate and
+   overlap filters run under ``data_selection = clean`` only (the released code has neither);
+   under ``official`` the report counts the repeats that stay (``repeats``).
+3. Splits (:func:`select_splits`). ``clean``: the kept official dev and test texts are each
+   shuffled with the seed and cut to ``n_dev`` / ``n_test``; where they are short, they are
+   topped up from the shuffled train pool (dev first, then test), and train is what remains
+   of that pool. ``official`` (the released data scripts): no shuffle; dev and test are the
+   first ``n_dev`` / ``n_test`` kept texts of their official split in file order; a short
+   test is topped up with the first train texts, then a short dev with the next ones, and
+   those texts leave train; train keeps its file order. A source with a single split ``all``
+   is treated as train with empty dev and test: shuffled and cut into dev, test, then train
+   (``clean``) or cut in file order into test, dev, then train (``official``). Under
+   ``clean`` train never holds a text of dev or test (the overlap filter guarantees it, and
+   it is checked again at the end).
+4. Train sizes are nested: train is the pool left after the top-ups cut to
+   ``max(train_sizes)`` (or the whole pool with ``keep_all_train``), so the
    train set of size N is the first N texts of ``train`` for every N. A pool smaller than a
    requested size is not an error here: everything available is kept and the report lists
    the sizes that cannot be met; :func:`check_sizes` turns that into an error for callers
    that need every size.
-5. Randomness: one ``numpy.random.default_rng(seed)`` permutes dev, test and train, in that
-   order, so the same raw documents and seed always give the same output.
+5. Randomness (``clean`` only): one ``numpy.random.default_rng(seed)`` permutes dev, test
+   and train, in that order, so the same raw documents and seed always give the same output.
+   ``official`` uses no randomness.
 """
 
 from __future__ import annotations
@@ -32,14 +40,23 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from mixce.data.clean import MAX_WORDS, MIN_WORDS, cleaner_for, word_count
 from mixce.io import atomic_output
+from mixce.protocol import SETTINGS, Setting
 
-__all__ = ["DROP_REASONS", "check_sizes", "prepare", "read_split", "write_jsonl"]
+__all__ = [
+    "DROP_REASONS",
+    "Selection",
+    "check_sizes",
+    "prepare",
+    "read_split",
+    "select_splits",
+    "write_jsonl",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +70,13 @@ def _filter(
     min_words: int,
     max_words: int,
     exclude: set[str],
+    dedup: bool = True,
 ) -> tuple[list[str], dict[str, int]]:
-    """Clean and filter one split: the kept texts (first occurrences, in order) and counts."""
+    """Clean and filter one split: the kept texts (in order) and counts.
+
+    With ``dedup`` a repeated text and a text in ``exclude`` are dropped (first occurrences
+    kept); without it only the empty and length filters apply.
+    """
     dropped = dict.fromkeys(DROP_REASONS, 0)
     kept: list[str] = []
     seen: set[str] = set()
@@ -70,9 +92,9 @@ def _filter(
             dropped["too_short"] += 1
         elif words >= max_words:
             dropped["too_long"] += 1
-        elif text in seen:
+        elif dedup and text in seen:
             dropped["duplicate"] += 1
-        elif text in exclude:
+        elif dedup and text in exclude:
             dropped["overlap"] += 1
         else:
             seen.add(text)
@@ -81,8 +103,74 @@ def _filter(
     return kept, stats
 
 
-def _shuffled(texts: list[str], rng: np.random.Generator) -> list[str]:
+def _shuffled(texts: Sequence[str], rng: np.random.Generator) -> list[str]:
     return [texts[i] for i in rng.permutation(len(texts))]
+
+
+class Selection(NamedTuple):
+    """Dev, test and the train pool left after the top-ups (:func:`select_splits`)."""
+
+    dev: list[str]
+    test: list[str]
+    train_pool: list[str]
+    #: texts of dev / test taken from the train pool
+    top_dev: int
+    top_test: int
+
+
+def select_splits(
+    pools: Mapping[str, Sequence[str]],
+    n_dev: int,
+    n_test: int,
+    *,
+    data_selection: Setting,
+    seed: int,
+) -> Selection:
+    """Draw dev and test from the kept texts of each split, topping them up from train.
+
+    Args:
+        pools: the kept texts of ``dev``, ``test`` and ``train``, in file order (a missing
+            split is empty).
+        n_dev, n_test: dev and test sizes.
+        data_selection: protocol point ``data_selection``. ``"clean"``: ``rng =
+            numpy.random.default_rng(seed)`` permutes dev, test and train (in that order); dev
+            is the first ``n_dev`` of its shuffled pool, topped up from the head of the
+            shuffled train pool, then test likewise from the next train texts. ``"official"``
+            (the released code): file order; test is the first ``n_test`` of its pool topped
+            up from the first train texts, then dev the first ``n_dev`` of its pool topped up
+            from the next ones. Either way the texts used for top-ups leave the train pool, and
+            a top-up never takes more than the train pool holds.
+        seed: seed of the shuffles (unused under ``"official"``).
+    """
+    if data_selection not in SETTINGS:
+        raise ValueError(f"data_selection {data_selection!r} is not one of {SETTINGS}")
+    dev_pool, test_pool, train = (list(pools.get(s, [])) for s in ("dev", "test", "train"))
+    if data_selection == "clean":
+        rng = np.random.default_rng(seed)
+        dev_pool, test_pool, train = (_shuffled(p, rng) for p in (dev_pool, test_pool, train))
+        dev = dev_pool[:n_dev]
+        top_dev = min(n_dev - len(dev), len(train))
+        dev += train[:top_dev]
+        test = test_pool[:n_test]
+        top_test = min(n_test - len(test), len(train) - top_dev)
+        test += train[top_dev : top_dev + top_test]
+    else:
+        test = test_pool[:n_test]
+        top_test = min(n_test - len(test), len(train))
+        test += train[:top_test]
+        dev = dev_pool[:n_dev]
+        top_dev = min(n_dev - len(dev), len(train) - top_test)
+        dev += train[top_test : top_test + top_dev]
+    return Selection(dev, test, train[top_dev + top_test :], top_dev, top_test)
+
+
+def _repeats(splits: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """Repeated texts: within each split (copies beyond the first) and across splits."""
+    held_out = set(splits["dev"]) | set(splits["test"])
+    counts = {f"within_{s}": len(splits[s]) - len(set(splits[s])) for s in OUTPUT_SPLITS}
+    counts["train_in_dev_or_test"] = sum(t in held_out for t in splits["train"])
+    counts["dev_in_test"] = len(set(splits["dev"]) & set(splits["test"]))
+    return counts
 
 
 def prepare(
@@ -97,6 +185,8 @@ def prepare(
     max_words: int = MAX_WORDS,
     dataset: str | None = None,
     keep_all_train: bool = False,
+    data_selection: Setting = "official",
+    detokenizer: Setting = "official",
 ) -> tuple[dict[str, list[str]], dict[str, Any]]:
     """Clean, filter and split raw documents (see the module docstring for the rules).
 
@@ -106,16 +196,22 @@ def prepare(
         fmt: the text format (a key of :data:`mixce.data.clean.CLEANERS`).
         n_dev, n_test: dev and test sizes.
         train_sizes: the nested train sizes wanted; train keeps ``max(train_sizes)`` texts.
-        keep_all_train: keep the whole shuffled train pool (its prefixes are still the
-            nested train sets), e.g. for a dataset that also feeds pretraining.
-        seed: seed of the shuffles.
+        keep_all_train: keep the whole train pool (its prefixes are still the nested train
+            sets), e.g. for a dataset that also feeds pretraining.
+        seed: seed of the shuffles (``data_selection = "clean"`` only).
         min_words, max_words: exclusive bounds on the whitespace word count.
         dataset: name for the report and messages.
+        data_selection: protocol point ``data_selection`` (:func:`select_splits`; under
+            ``"clean"`` also the duplicate and overlap filters).
+        detokenizer: protocol point ``detokenizer`` (:func:`mixce.data.clean.cleaner_for`).
 
     Returns:
         ``({"train": [...], "dev": [...], "test": [...]}, report)``; the report is JSON-able.
     """
-    cleaner = cleaner_for(fmt)
+    cleaner = cleaner_for(fmt, detokenizer)
+    if data_selection not in SETTINGS:
+        raise ValueError(f"data_selection {data_selection!r} is not one of {SETTINGS}")
+    dedup = data_selection == "clean"
     if n_dev < 0 or n_test < 0:
         raise ValueError(f"n_dev and n_test must be >= 0, got {n_dev} and {n_test}")
     sizes = sorted({int(s) for s in train_sizes})
@@ -140,26 +236,17 @@ def prepare(
     exclude: set[str] = set()
     for split in ("dev", "test", "train"):  # priority order for the overlap rule
         pools[split], stats[split] = _filter(
-            official[split], cleaner, min_words, max_words, exclude
+            official[split], cleaner, min_words, max_words, exclude, dedup
         )
         exclude.update(pools[split])
-    rng = np.random.default_rng(seed)
-    for split in ("dev", "test", "train"):
-        pools[split] = _shuffled(pools[split], rng)
-
-    train_pool = pools["train"]
-    dev = pools["dev"][:n_dev]
-    top_dev = min(n_dev - len(dev), len(train_pool))
-    dev += train_pool[:top_dev]
-    test = pools["test"][:n_test]
-    top_test = min(n_test - len(test), len(train_pool) - top_dev)
-    test += train_pool[top_dev : top_dev + top_test]
-    rest = train_pool[top_dev + top_test :]
+    dev, test, rest, top_dev, top_test = select_splits(
+        pools, n_dev, n_test, data_selection=data_selection, seed=seed
+    )
     train = rest if keep_all_train else rest[: sizes[-1]]
 
-    held_out = set(dev) | set(test)
-    if any(t in held_out for t in train) or set(dev) & set(test):
-        raise RuntimeError("internal error: train, dev and test overlap")
+    repeats = _repeats({"train": train, "dev": dev, "test": test})
+    if dedup and any(repeats.values()):
+        raise RuntimeError(f"internal error: repeated texts after deduplication: {repeats}")
 
     if single:
         split_stats = {"all": stats["train"]}
@@ -173,6 +260,8 @@ def prepare(
     report: dict[str, Any] = {
         "dataset": dataset,
         "format": fmt,
+        "protocol": {"data_selection": data_selection, "detokenizer": detokenizer},
+        "selection": "seeded shuffle" if dedup else "file order",
         "seed": seed,
         "min_words": min_words,
         "max_words": max_words,
@@ -190,10 +279,13 @@ def prepare(
         "available_train_sizes": [s for s in sizes if s <= len(rest)],
         "unmet_train_sizes": [s for s in sizes if s > len(rest)],
         "short": {"dev": n_dev - len(dev), "test": n_test - len(test)},
+        "repeats": repeats,
     }
     name = dataset or "dataset"
     for split, st in split_stats.items():
         logger.info("%s %s: %s", name, split, st)
+    if any(repeats.values()):
+        logger.info("%s: repeated texts kept (as the released code keeps them): %s", name, repeats)
     logger.info(
         "%s: train %d, dev %d (%d topped up from train), test %d (%d topped up from train)",
         name,
