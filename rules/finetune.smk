@@ -30,7 +30,9 @@ rule finetune:
         **cluster_resources("finetune"),
     params:
         settings=finetune_settings,
-        protocol=protocol("grad_clip", "grad_accumulation", "precision"),
+        protocol=protocol(
+            "grad_clip", "grad_accumulation", "precision", "perplexity_average"
+        ),
         reference=lambda wc: planned_finetune(wc).reference,
         architecture=None,
         work_dir=lambda wc: results(

@@ -536,3 +536,44 @@ def test_scratch_model_is_seeded_and_saves_round_trip(tmp_path):
     assert same_weights(a, load_model(tmp_path / "m"))
     with pytest.raises(FileNotFoundError, match="holds no model"):
         load_model(tmp_path)
+
+
+class _BigramLM(torch.nn.Module):
+    """logits[b, t] = log P[input_ids[b, t]]: token x predicts the next token with row P[x]."""
+
+    def __init__(self, probs: list[list[float]]) -> None:
+        super().__init__()
+        self.table = torch.nn.Parameter(torch.log(torch.tensor(probs)))
+
+    def forward(self, input_ids, attention_mask=None):
+        return SimpleNamespace(logits=self.table[input_ids])
+
+
+def test_dev_loss_average_known_answer():
+    # token 0 predicts uniformly over 4 tokens (NLL log 4 = 2 log 2); token 1 puts 1/2 on EOS
+    # (token 3, NLL log 2); rows 2 and 3 are never read
+    quarter = [0.25, 0.25, 0.25, 0.25]
+    model = _BigramLM([quarter, [1 / 6, 1 / 6, 1 / 6, 0.5], quarter, quarter])
+    texts = [[0, 1, 3], [0, 3], [1, 3]]  # NLLs in log 2 units: (2, 1), (2,), (1,)
+    log2 = math.log(2)
+    cpu = torch.device("cpu")
+    clean = evaluate(model, texts, TrainSettings(dev_batch_size=2), cpu)
+    # token-weighted: (2 + 1 + 2 + 1) / 4 tokens
+    assert clean["nll"] == pytest.approx(6 / 4 * log2) and clean["tokens"] == 4
+    assert clean["loss"] == pytest.approx(clean["nll"])  # MLE's loss is its NLL
+    official = TrainSettings(**protocol_settings({}, {"perplexity_average": "official"}))
+    assert official.dev_batch_size == 32 and official.dev_average == "batch_means"
+    # batches of 2 in file order: ([0,1,3], [0,3]) mean (2 + 1 + 2) / 3 = 5/3 over 2 texts,
+    # ([1,3]) mean 1 over 1 text -> (2 * 5/3 + 1) / 3 = 13/9
+    two = TrainSettings(
+        **{**protocol_settings({}, {"perplexity_average": "official"}), "dev_batch_size": 2}
+    )
+    assert evaluate(model, texts, two, cpu)["nll"] == pytest.approx(13 / 9 * log2)
+    # one batch of 32 holds all three texts: the token-weighted mean again
+    assert evaluate(model, texts, official, cpu)["nll"] == pytest.approx(6 / 4 * log2)
+    # clean sorts by length first, so its batches of 2 are ([0,1,3], [0,3]) too but its
+    # weights are tokens: still 6/4, whatever the batching
+    assert protocol_settings({"dev_batch_size": 16}, {"perplexity_average": "clean"}) == {
+        "dev_batch_size": 16,
+        "dev_average": "tokens",
+    }

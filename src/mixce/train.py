@@ -73,6 +73,13 @@ Accumulation = Literal["tokens", "micro_batches"]
 #: Training precision on CUDA (protocol point precision): "bf16_autocast" (clean), "float32"
 #: (official). The CPU always runs float32.
 Precision = Literal["bf16_autocast", "float32"]
+#: How the dev loss averages its batches (protocol point perplexity_average): "tokens"
+#: (clean: token-weighted mean over length-sorted batches), "batch_means" (official: the
+#: released evaluation loop, the mean of per-batch token means over batches of
+#: RELEASED_EVAL_BATCH_SIZE texts in file order, each batch weighted by its number of texts).
+DevAverage = Literal["tokens", "batch_means"]
+#: Texts per dev batch in the released training script (run.py passes 32 for every model).
+RELEASED_EVAL_BATCH_SIZE = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,10 +104,15 @@ class TrainSettings:
     dev_batch_size: int = 16
     accumulation: Accumulation = "tokens"  # see micro_batch_weights
     precision: Precision = "bf16_autocast"  # see autocast_dtype
+    dev_average: DevAverage = "tokens"  # see evaluate
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hyper", check_hyper(self.objective, self.hyper))
-        for name, kind in (("accumulation", Accumulation), ("precision", Precision)):
+        for name, kind in (
+            ("accumulation", Accumulation),
+            ("precision", Precision),
+            ("dev_average", DevAverage),
+        ):
             if getattr(self, name) not in get_args(kind):
                 raise ValueError(
                     f"TrainSettings.{name}: {getattr(self, name)!r} is not one of "
@@ -117,11 +129,13 @@ def protocol_settings(
 ) -> dict[str, Any]:
     """:class:`TrainSettings` fields ``settings`` under the protocol ``points`` given.
 
-    ``points`` (from :func:`mixce.protocol.points`) may hold grad_clip, grad_accumulation and
-    precision; a point it lacks leaves its fields as ``settings`` has them (the pretraining of
-    scratch models, our own stage, passes none). Official (the released script):
-    ``grad_clip=None``, ``accumulation="micro_batches"``, ``precision="float32"``. Clean:
-    ``settings["grad_clip"]`` as given, ``"tokens"``, ``"bf16_autocast"``.
+    ``points`` (from :func:`mixce.protocol.points`) may hold grad_clip, grad_accumulation,
+    precision and perplexity_average; a point it lacks leaves its fields as ``settings`` has
+    them (the pretraining of scratch models, our own stage, passes none). Official (the
+    released script): ``grad_clip=None``, ``accumulation="micro_batches"``, ``precision="float32"``,
+    ``dev_average="batch_means"`` with ``dev_batch_size=RELEASED_EVAL_BATCH_SIZE``. Clean:
+    ``settings["grad_clip"]`` as given, ``"tokens"``, ``"bf16_autocast"``, ``"tokens"`` with
+    the configured ``dev_batch_size``.
     """
     out = dict(settings)
     for name, setting in points.items():
@@ -135,6 +149,10 @@ def protocol_settings(
             out["accumulation"] = "micro_batches" if official else "tokens"
         elif name == "precision":
             out["precision"] = "float32" if official else "bf16_autocast"
+        elif name == "perplexity_average":
+            out["dev_average"] = "batch_means" if official else "tokens"
+            if official:
+                out["dev_batch_size"] = RELEASED_EVAL_BATCH_SIZE
         else:
             raise KeyError(f"protocol point {name!r} does not concern the training loop")
     return out
@@ -373,8 +391,12 @@ def evaluate(
     device: torch.device,
     reference: torch.nn.Module | None = None,
 ) -> dict[str, float]:
-    """Token-weighted dev loss of the training objective and plain NLL over ``texts``.
+    """Dev loss of the training objective and plain NLL over ``texts``.
 
+    ``settings.dev_average`` "tokens" (clean): batches of ``dev_batch_size`` texts sorted by
+    length, the token-weighted mean. "batch_means" (official, the released evaluation loop):
+    batches of ``dev_batch_size`` texts in the order given, each batch's token mean, and the
+    mean of those means weighted by each batch's number of texts.
     Always float32, whatever ``settings.precision``: no autocast and no TF32 matmuls (these
     are the reported dev NLL and the loss that selects the best checkpoint). A stateful
     objective gets ``state=None`` (its evaluation form, e.g. loss truncation's plain NLL); an
@@ -386,8 +408,10 @@ def evaluate(
     was_training = model.training
     model.eval()
     lengths = [len(t) for t in texts]
-    order = sorted(range(len(texts)), key=lambda i: (-lengths[i], i))
-    total_loss = total_nll = 0.0
+    order = list(range(len(texts)))
+    if settings.dev_average == "tokens":
+        order.sort(key=lambda i: (-lengths[i], i))
+    loss_sum = nll_sum = weight_sum = 0.0
     total_tokens = 0
     for start in range(0, len(order), settings.dev_batch_size):
         batch = [texts[i] for i in order[start : start + settings.dev_batch_size]]
@@ -398,14 +422,17 @@ def evaluate(
         if spec.stateful:
             extra["state"] = None
         n = int(mask.sum())
+        # weight of this batch's token mean: its tokens (clean) or its texts (official)
+        weight = n if settings.dev_average == "tokens" else len(batch)
         loss = spec.fn(logits, targets, mask, **hyper, **extra)
-        total_loss += float(loss) * n
-        total_nll += float(masked_mean(-token_logprobs(logits, targets), mask)) * n
+        loss_sum += float(loss) * weight
+        nll_sum += float(masked_mean(-token_logprobs(logits, targets), mask)) * weight
+        weight_sum += weight
         total_tokens += n
     model.train(was_training)
     return {
-        "loss": total_loss / max(total_tokens, 1),
-        "nll": total_nll / max(total_tokens, 1),
+        "loss": loss_sum / max(weight_sum, 1),
+        "nll": nll_sum / max(weight_sum, 1),
         "tokens": total_tokens,
     }
 
