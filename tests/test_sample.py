@@ -579,3 +579,20 @@ def test_snakemake_script(tmp_path, tokenizer_dir, tokenizer, setting):
     assert summary["mean_budget"] == budget
     assert summary["model"] == str(model_dir) and summary["seconds"] > 0
     assert "generate top_p0.95" in (out / "s.log").read_text()
+
+
+def test_float32_head_under_bf16_autocast(model):
+    """precision clean: the body may run in bf16, the LM head's product runs in float32."""
+    from mixce.sample import float32_head
+
+    prompt = torch.tensor([[5, 17, 42, 8]])
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = model(prompt, output_hidden_states=True)
+        with float32_head(model):
+            f32 = model(prompt, output_hidden_states=True)
+    assert bf16.logits.dtype == torch.bfloat16 and f32.logits.dtype == torch.float32
+    head = model.get_output_embeddings()
+    with torch.inference_mode():
+        expected = head(f32.hidden_states[-1].float())  # float32 product of the same states
+    torch.testing.assert_close(f32.logits, expected)
+    assert "forward" not in vars(head)  # the wrapper is gone after the context

@@ -41,7 +41,8 @@ Protocol points (docs/PROTOCOL.md)
   Both stop a row at EOS. Only the budgets depend on the groups: the sampler itself stays
   independent of how prompts are batched.
 - ``precision`` (:func:`forward_dtype`): ``official`` runs the forward pass in float32;
-  ``clean`` runs it under bf16 autocast on CUDA (float32 elsewhere). The logits are cast to
+  ``clean`` runs the transformer body under bf16 autocast on CUDA (float32 elsewhere) and
+  the LM head in float32 (:func:`float32_head`). The logits are cast to
   float32 before the softmax and the top-p rule in both.
 """
 
@@ -255,8 +256,8 @@ def generate(
     whose forward takes ``input_ids``, ``attention_mask``, ``position_ids`` and the cache and
     returns ``logits`` and the cache. ``max_new_tokens`` is the budget of every prompt, or a
     list of one budget per prompt (:func:`token_budgets`). With ``dtype`` (e.g.
-    ``torch.bfloat16`` on CUDA) the forward runs under ``torch.autocast``; the sampling step is
-    always float32/float64.
+    ``torch.bfloat16`` on CUDA) the transformer body runs under ``torch.autocast`` and the LM
+    head in float32 (:func:`float32_head`); the sampling step is always float32/float64.
     """
     if isinstance(max_new_tokens, int):
         budgets = [max_new_tokens] * len(prompts)
@@ -461,6 +462,33 @@ def _row_uniforms(seed: int, indices: list[int], steps: int) -> torch.Tensor:
     return torch.stack(rows)
 
 
+@contextlib.contextmanager
+def float32_head(model: torch.nn.Module) -> Iterator[None]:
+    """Run ``model``'s output layer (the LM head) in float32, outside autocast.
+
+    Under bf16 autocast the head's matrix product rounds the logits to bf16 (steps of 0.25
+    nats at |logit| 64-128), which a later cast cannot undo; sampling from those logits is not
+    sampling from the model. Inside this context the head takes float32 hidden states and
+    float32 weights, so only the transformer body runs in bf16. The head's ``forward`` is
+    wrapped on the instance and restored on exit.
+    """
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is None:
+        yield
+        return
+    original = head.forward
+
+    def forward32(hidden: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(hidden.device.type, enabled=False):
+            return original(hidden.float())
+
+    head.forward = forward32
+    try:
+        yield
+    finally:
+        del head.forward  # the class's forward again
+
+
 def _forward_fn(
     model: torch.nn.Module, autocast: Callable[[], Any]
 ) -> Callable[..., tuple[torch.Tensor, Any]]:
@@ -480,7 +508,7 @@ def _forward_fn(
         position_ids: torch.Tensor,
         cache: Any,
     ) -> tuple[torch.Tensor, Any]:
-        with autocast():
+        with autocast(), float32_head(model):
             out = model(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
