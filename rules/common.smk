@@ -35,6 +35,15 @@ def protocol(*names):
     return _protocol.points(config, *names)
 
 
+def sample_protocol():
+    """Points the sample rule reads: newlines only where generation_length is official (the
+    released length rule counts the human texts' tokens as its loader saw them)."""
+    points = protocol("generation_length", "precision")
+    if points["generation_length"] == "official":
+        points.update(protocol("newlines"))
+    return points
+
+
 def code(*modules):
     """Source files of src/mixce modules ("synthetic/train" -> src/mixce/synthetic/train.py),
     relative to the working directory: declared as inputs, an edited module reruns the rule.

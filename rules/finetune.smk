@@ -31,7 +31,11 @@ rule finetune:
     params:
         settings=finetune_settings,
         protocol=protocol(
-            "grad_clip", "grad_accumulation", "precision", "perplexity_average"
+            "grad_clip",
+            "grad_accumulation",
+            "precision",
+            "perplexity_average",
+            "newlines",
         ),
         reference=lambda wc: planned_finetune(wc).reference,
         architecture=None,

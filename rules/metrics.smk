@@ -164,7 +164,7 @@ rule perplexity:
         max_length=GPT2["finetune"]["max_length"],  # texts encoded as in finetuning
         batch_size=METRICS["batch_size"],
         device=METRICS["device"],
-        protocol=protocol("perplexity_average"),
+        protocol=protocol("perplexity_average", "newlines"),
     script:
         "../scripts/gpt2_perplexity.py"
 

@@ -64,6 +64,6 @@ rule sample:
         batch_size=GPT2["sampling"]["batch_size"],
         max_length=GPT2["finetune"]["max_length"],  # generation_length official: the cap
         device=GPT2["sampling"]["device"],
-        protocol=protocol("generation_length", "precision"),
+        protocol=sample_protocol(),
     script:
         "../scripts/gpt2_sample.py"

@@ -7,7 +7,7 @@ import logging
 from mixce.io import job_logging, read_texts, write_json
 from mixce.metrics.perplexity import RELEASED_EVAL_BATCH_SIZE, perplexity, token_nll
 from mixce.models import load_model, resolve_device
-from mixce.tokenizer import encode_texts, load_tokenizer
+from mixce.tokenizer import encode_texts, load_tokenizer, loader_texts
 
 
 def main(smk) -> None:
@@ -18,7 +18,8 @@ def main(smk) -> None:
         torch.set_num_threads(max(1, smk.threads))
         device = resolve_device(p.device)
         tokenizer = load_tokenizer(smk.input.tokenizer)
-        ids = encode_texts(tokenizer, read_texts(smk.input.texts), p.max_length)
+        texts = loader_texts(read_texts(smk.input.texts), p.protocol["newlines"])
+        ids = encode_texts(tokenizer, texts, p.max_length)
         model = load_model(smk.input.model, device).eval()
         nlls = token_nll(model, ids, batch_size=p.batch_size, device=device)
         result = perplexity(

@@ -47,7 +47,12 @@ def main(smk) -> None:
         eos_id = tokenizer.eos_token_id
         if eos_id is None:
             eos_id = model.config.eos_token_id
-        texts = read_token_ids(smk.input.texts, tokenizer=tokenizer, n=p.n_prompts)
+        texts = read_token_ids(
+            smk.input.texts,
+            tokenizer=tokenizer,
+            n=p.n_prompts,
+            newlines=setting.get("newlines", "clean"),
+        )
         prompts = cut_prompts(texts, p.prompt_tokens, str(smk.input.texts))
         budgets = token_budgets(
             setting["generation_length"],

@@ -14,7 +14,7 @@ from mixce.metrics.scoring import (
     mauve_scores,
     text_scores,
 )
-from mixce.tokenizer import load_tokenizer
+from mixce.tokenizer import load_tokenizer, loader_texts
 
 
 def main(smk) -> None:
@@ -25,7 +25,8 @@ def main(smk) -> None:
         points = p.protocol
         torch.set_num_threads(max(1, smk.threads))
         tokenizer = load_tokenizer(smk.input.tokenizer)
-        texts = read_texts(smk.input.texts)
+        # protocol point newlines: the human texts as the released loader saw them
+        texts = loader_texts(read_texts(smk.input.texts), points["newlines"])
         if p.n_prompts is not None:
             texts = texts[: p.n_prompts]
         # whole_ids: the released code's human text, its first max_length - 1 tokens

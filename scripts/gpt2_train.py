@@ -27,7 +27,7 @@ from mixce.models import (
     save_model,
     scratch_model,
 )
-from mixce.tokenizer import encode_texts, load_tokenizer
+from mixce.tokenizer import encode_texts, load_tokenizer, loader_texts
 from mixce.train import StopOnSignal, TrainSettings, protocol_settings, train
 
 
@@ -62,8 +62,12 @@ def main(smk) -> None:
             [smk.input.train] if isinstance(smk.input.train, str) else list(smk.input.train)
         )
         dev_paths = [smk.input.dev] if isinstance(smk.input.dev, str) else list(smk.input.dev)
-        train_ids = encode_texts(tokenizer, texts_of(train_paths, p.n_train), settings.max_length)
-        dev_ids = encode_texts(tokenizer, texts_of(dev_paths, None), settings.max_length)
+        # protocol point newlines: the released loader keeps each line's break
+        newlines = getattr(p, "protocol", {}).get("newlines", "clean")
+        train_texts = loader_texts(texts_of(train_paths, p.n_train), newlines)
+        dev_texts = loader_texts(texts_of(dev_paths, None), newlines)
+        train_ids = encode_texts(tokenizer, train_texts, settings.max_length)
+        dev_ids = encode_texts(tokenizer, dev_texts, settings.max_length)
         if p.architecture is not None:
             model = scratch_model(p.architecture, settings.seed)
             source = f"scratch {p.architecture}"

@@ -49,3 +49,38 @@ def test_every_point_is_a_config_key_and_documented() -> None:
     protocol_doc = (root / "docs" / "PROTOCOL.md").read_text()
     for name in POINTS:
         assert f"`{name}`" in protocol_doc, f"docs/PROTOCOL.md does not describe point {name}"
+
+
+def test_loader_texts_keep_a_line_break_on_all_but_the_last() -> None:
+    from mixce.tokenizer import loader_texts
+
+    texts = ["One text.", "Two texts.", "Three."]
+    assert loader_texts(texts, "clean") == texts
+    assert loader_texts(texts, "official") == ["One text.\n", "Two texts.\n", "Three."]
+    assert loader_texts([], "official") == []
+    with pytest.raises(ValueError, match="newlines"):
+        loader_texts(texts, "paper")
+
+
+def test_official_newlines_reach_tokens_and_sampling_lengths(tmp_path) -> None:
+    import json
+
+    from mixce.sample import read_token_ids
+    from mixce.tokenizer import build_tokenizer, encode_texts, loader_texts
+
+    tok = build_tokenizer("package")
+    newline = tok("\n", add_special_tokens=False)["input_ids"]
+    assert len(newline) == 1
+    eos = tok.eos_token_id
+    texts = ["The cat sat.", "It slept."]
+    clean = encode_texts(tok, loader_texts(texts, "clean"), 512)
+    official = encode_texts(tok, loader_texts(texts, "official"), 512)
+    # the first text gains the line break token before its EOS, the last does not
+    assert official[0] == clean[0][:-1] + newline + [eos]
+    assert official[1] == clean[1]
+    path = tmp_path / "split.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    # one prompt asked for: it is not the file's last text, so it keeps its line break
+    (first,) = read_token_ids(path, tokenizer=tok, n=1, newlines="official")
+    assert first == clean[0][:-1] + newline
+    assert read_token_ids(path, tokenizer=tok, newlines="clean") == [c[:-1] for c in clean]

@@ -65,6 +65,7 @@ import torch
 from tqdm import tqdm
 
 from mixce.io import atomic_output
+from mixce.tokenizer import loader_texts
 
 __all__ = [
     "Decoding",
@@ -535,19 +536,26 @@ def _select_rows(cache: Any, rows: torch.Tensor) -> Any:
 
 
 def read_token_ids(
-    path: str | os.PathLike[str], *, tokenizer: Any, n: int | None = None
+    path: str | os.PathLike[str],
+    *,
+    tokenizer: Any,
+    n: int | None = None,
+    newlines: str = "clean",
 ) -> list[list[int]]:
     """GPT-2 token ids of each ``{"text": ...}`` line of a jsonl file, in file order.
 
     No special tokens are added; an empty text is an error. ``n`` keeps the first ``n`` texts.
+    ``newlines`` official: the texts as the released loader saw them
+    (:func:`mixce.tokenizer.loader_texts`: a line break ends every text but the file's last).
     """
     texts = []
     with open(path, encoding="utf-8") as handle:
         for line in handle:
-            if n is not None and len(texts) >= n:
-                break
             if line.strip():
                 texts.append(json.loads(line)["text"])
+    texts = loader_texts(texts, newlines)
+    if n is not None:
+        texts = texts[:n]
     if n is not None and len(texts) < n:
         raise ValueError(f"{path}: {n} prompts asked for, the file has {len(texts)} texts")
     token_ids = []

@@ -20,6 +20,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,22 @@ def load_tokenizer(path: str | os.PathLike[str]) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(path))
+
+
+def loader_texts(texts: Sequence[str], newlines: str = "clean") -> list[str]:
+    """The texts of one file as the training and evaluation loader sees them.
+
+    Protocol point ``newlines`` (docs/PROTOCOL.md). official: the released code reads each
+    split from a text file, one text a line, with the ``datasets`` text loader and
+    ``keep_linebreaks=True``, so every text but the file's last keeps its line break and is
+    tokenized as text + "\\n" (+ EOS when training). clean: the texts unchanged.
+    """
+    if newlines not in ("official", "clean"):
+        raise ValueError(f"newlines: {newlines!r} is not official or clean")
+    texts = list(texts)
+    if newlines == "clean":
+        return texts
+    return [text + "\n" for text in texts[:-1]] + texts[-1:]
 
 
 def encode_texts(tokenizer: Any, texts: list[str], max_length: int) -> list[list[int]]:

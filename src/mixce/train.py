@@ -149,6 +149,8 @@ def protocol_settings(
             out["accumulation"] = "micro_batches" if official else "tokens"
         elif name == "precision":
             out["precision"] = "float32" if official else "bf16_autocast"
+        elif name == "newlines":
+            pass  # read by the rule's script (mixce.tokenizer.loader_texts), not the loop
         elif name == "perplexity_average":
             out["dev_average"] = "batch_means" if official else "tokens"
             if official:
