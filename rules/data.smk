@@ -2,9 +2,29 @@
 # clean, filter by length, split into dev / test / train (nested train subsets); the
 # protocol points data_selection and detokenizer decide how (docs/PROTOCOL.md).
 
+from mixce.data.download import ChangedFileError
+from mixce.data.sources import check_pins, content_spec, needs_download
+
 
 localrules:
     download_dataset,
+
+
+# Hugging Face caches (hub files, datasets) of the download and fetch rules: under
+# resources/, not $HOME (small on clusters).
+HF_HOME = str(Path("resources", "huggingface"))
+
+# Pins (sha256 / size / revision, mixce.data.sources.PIN_KEYS) are checks, not params: the
+# download script reads them from the config, so adding a pin that agrees with what was
+# downloaded reruns nothing, and one that disagrees with the record stops here, at start-up.
+for _dataset in prepared_datasets():
+    _spec = dataset_spec(_dataset)
+    if _dataset in config["refresh_downloads"] or not needs_download(_spec):
+        continue
+    try:
+        check_pins(_spec, Path(manifest_path(_dataset)).parent)
+    except ChangedFileError as error:
+        raise WorkflowError(f"gpt2.datasets.{_dataset}: {error}") from None
 
 
 rule download_dataset:
@@ -19,7 +39,8 @@ rule download_dataset:
     conda:
         "../envs/torch.yaml"
     params:
-        spec=lambda wc: dataset_spec(wc.dataset),
+        spec=lambda wc: content_spec(dataset_spec(wc.dataset)),
+        hf_home=HF_HOME,
     script:
         "../scripts/gpt2_download.py"
 

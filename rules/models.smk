@@ -1,6 +1,8 @@
 # GPT-2 track, models: the tokenizer, hub models fetched once (on the submitting machine),
 # and the MLE pretraining of scratch models.
 
+from mixce.data.download import check_model_pin, model_record_path
+
 
 localrules:
     tokenizer,
@@ -25,9 +27,20 @@ rule tokenizer:
         "../scripts/gpt2_tokenizer.py"
 
 
+# A hub model's pinned revision is a check, not a param (see rules/data.smk): one that
+# disagrees with the commit recorded at the first fetch stops here, at start-up.
+for _model in GPT2_MODELS:
+    if _model in config["refresh_downloads"] or model_spec(_model)["source"] != "hub":
+        continue
+    try:
+        check_model_pin(model_spec(_model), model_record_path(hub_model_dir(_model)))
+    except ChangedFileError as error:
+        raise WorkflowError(f"gpt2.models.{_model}: {error}") from None
+
+
 rule fetch_model:
     input:
-        code=code("models"),
+        code=code("models", "data/download", "io"),
     output:
         directory(hub_model_dir("{model}")),
     log:
@@ -38,6 +51,7 @@ rule fetch_model:
         "../envs/torch.yaml"
     params:
         name=lambda wc: model_spec(wc.model)["name"],
+        hf_home=HF_HOME,
     script:
         "../scripts/gpt2_fetch_model.py"
 

@@ -41,7 +41,7 @@ from mixce.data.clean import (
     strip_at_marks,
     word_count,
 )
-from mixce.data.download import DownloadError, download, sha256_file
+from mixce.data.download import ChangedFileError, DownloadError, download, sha256_file
 from mixce.data.prepare import Selection, check_sizes, prepare, read_split, select_splits
 from mixce.data.sources import fetch, format_of, needs_download, read_raw
 
@@ -189,12 +189,13 @@ def test_existing_file_never_clobbered_by_failed_download(server: Server, tmp_pa
     missing = server.add("/gone.bin", b"", kind="404")
     short = server.add("/cut.bin", b"y" * 50, kind="truncated")
     wrong = server.add("/bad.bin", b"bad")
+    # refresh: the existing file is downloaded again, and kept when that fails
     with pytest.raises(DownloadError):
-        download(missing, dest, **FAST)
+        download(missing, dest, refresh=True, **FAST)
     with pytest.raises(DownloadError):
-        download(short, dest, retries=0, **FAST)
-    with pytest.raises(DownloadError):  # dest does not match the sha: a re-download is tried
-        download(wrong, dest, sha256=hashlib.sha256(b"new").hexdigest(), **FAST)
+        download(short, dest, refresh=True, retries=0, **FAST)
+    with pytest.raises(DownloadError):
+        download(wrong, dest, refresh=True, sha256=hashlib.sha256(b"new").hexdigest(), **FAST)
     assert dest.read_bytes() == b"old good content"
     assert leftovers(tmp_path) == ["data.bin"]
 
@@ -205,10 +206,16 @@ def test_cache_hit_does_not_download(server: Server, tmp_path: Path) -> None:
     dest.write_bytes(b"cached content")
     download(url, dest, sha256=hashlib.sha256(b"cached content").hexdigest(), **FAST)
     download(url, dest, size=len(b"cached content"), **FAST)
+    download(url, dest, **FAST)  # nothing to check it against: still never fetched again
     assert server.hits["/cached.bin"] == 0
     assert dest.read_bytes() == b"cached content"
-    # an existing file that does not match is downloaded again
-    download(url, dest, sha256=hashlib.sha256(b"served content").hexdigest(), **FAST)
+    # an existing file that does not match stops, naming it and both hashes ...
+    served = hashlib.sha256(b"served content").hexdigest()
+    with pytest.raises(ChangedFileError, match=f"cached.bin changed: expected sha256 {served}"):
+        download(url, dest, sha256=served, **FAST)
+    assert server.hits["/cached.bin"] == 0
+    # ... unless asked to refresh
+    download(url, dest, sha256=served, refresh=True, **FAST)
     assert dest.read_bytes() == b"served content"
     assert server.hits["/cached.bin"] == 1
 
@@ -248,6 +255,9 @@ def test_keyboard_interrupt_cleans_up(
 
         def update(self, n: int) -> None:
             raise KeyboardInterrupt
+
+        def close(self) -> None:
+            pass
 
     monkeypatch.setattr(download_module, "tqdm", Interrupting)
     with pytest.raises(KeyboardInterrupt):
@@ -746,7 +756,10 @@ def run_script(name: str, smk: SimpleNamespace) -> None:
     runpy.run_path(str(ROOT / "scripts" / name), init_globals={"snakemake": smk})
 
 
-def test_scripts_download_and_prepare(server: Server, tmp_path: Path) -> None:
+def test_scripts_download_and_prepare(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # the script sets it; undone after
     bodies = {s: jsonl_bytes([doc(i, tag=s) for i in range(n)]) for s, n in SCRIPT_SIZES}
     spec = {
         "source": "url",
@@ -761,9 +774,11 @@ def test_scripts_download_and_prepare(server: Server, tmp_path: Path) -> None:
     run_script(
         "gpt2_download.py",
         SimpleNamespace(
-            params=SimpleNamespace(spec=spec),
+            params=SimpleNamespace(spec=spec, hf_home=str(tmp_path / "resources" / "hf")),
             output=SimpleNamespace(manifest=str(manifest)),
             log=[str(tmp_path / "logs" / "download.log")],
+            wildcards=SimpleNamespace(dataset="webtext"),
+            config={"gpt2": {"datasets": {"webtext": spec}}},
         ),
     )
     assert manifest.is_file()
@@ -849,7 +864,8 @@ def test_writingprompts_archive_errors(tmp_path: Path) -> None:
         dest = tmp_path / "wp"
         dest.mkdir(exist_ok=True)
         (dest / "writingPrompts.tar.gz").write_bytes(archive)
-        entry = {"file": "writingPrompts.tar.gz", "size": len(archive), "sha256": ""}
+        sha = hashlib.sha256(archive).hexdigest()
+        entry = {"file": "writingPrompts.tar.gz", "size": len(archive), "sha256": sha}
         (dest / "manifest.json").write_text(json.dumps({"files": {"archive": entry}}))
         return dest
 
