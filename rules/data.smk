@@ -71,7 +71,7 @@ rule prepare_dataset:
         **cluster_resources("prepare_dataset"),
     params:
         dataset=lambda wc: wc.dataset,
-        spec=lambda wc: dataset_spec(wc.dataset),
+        spec=lambda wc: content_spec(dataset_spec(wc.dataset)),
         n_dev=GPT2["data"]["n_dev"],
         n_test=GPT2["data"]["n_test"],
         train_sizes=lambda wc: dataset_train_sizes(wc.dataset),

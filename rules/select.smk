@@ -55,7 +55,7 @@ rule controlled_human:
         controlled=METRICS["controlled"],
         n_prompts=GPT2["sampling"]["n_prompts"],
         max_length=GPT2["finetune"]["max_length"],  # official: human texts cut before it
-        protocol=protocol("controlled_fragments"),
+        protocol=protocol("controlled_fragments", "coherence_split"),
         mauve_seed=METRICS["mauve"]["seed"],
         batch_size=METRICS["batch_size"],
         device=METRICS["device"],
@@ -109,7 +109,7 @@ rule controlled:
         featurizers=FEATURIZERS,
         controlled=METRICS["controlled"],
         n_prompts=None,
-        protocol=protocol("controlled_fragments"),
+        protocol=protocol("controlled_fragments", "coherence_split"),
         mauve_seed=METRICS["mauve"]["seed"],
         batch_size=METRICS["batch_size"],
         device=METRICS["device"],

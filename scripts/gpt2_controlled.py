@@ -11,7 +11,8 @@ the draw: ``clean`` cuts L GPT-2 tokens (prompt: ``prompt_tokens`` tokens), a te
 with replacement, from whole human texts; ``official`` cuts int(L / 1.35) whitespace words
 (prompt: int(prompt_tokens / 1.35) words) at (text, start) positions drawn without
 replacement, from the decoded texts with human texts cut to their first max_length - 1 tokens,
-as the authors' released code does.
+as the authors' released code does. ``coherence_split`` official truncates the coherence
+encoder's input at L word pieces for c-coherence_L, as the released code does.
 """
 
 import json
@@ -24,6 +25,7 @@ import numpy as np
 
 from mixce.io import job_logging, read_texts, write_json, write_npz
 from mixce.metrics.coherence import coherence
+from mixce.metrics.features import max_len_set_to
 from mixce.metrics.fragments import (
     clean_up_spaces,
     cut_human_text,
@@ -90,6 +92,7 @@ def main(smk) -> None:
         p = smk.params
         ctl = p.controlled
         official = p.protocol["controlled_fragments"] == "official"
+        truncate_at_l = p.protocol["coherence_split"] == "official"
         torch.set_num_threads(max(1, smk.threads))
         tokenizer = load_tokenizer(smk.input.tokenizer)
         local = {role: getattr(smk.input, role, None) for role in ("mauve", "coherence")}
@@ -154,11 +157,15 @@ def main(smk) -> None:
             else:
                 human_feats = reference[f"len{length}"]
             c_mauve = mauve_from_features(human_feats, feats, seed=p.mauve_seed)["mauve"]
-            c_coh = float(
-                np.mean(
-                    coherence(coh_f.featurize(fragments.prompts), coh_f.featurize(fragments.rests))
+            # coherence_split official: the released c-coh_L truncates SimCSE's input at L
+            with max_len_set_to(coh_f, length if truncate_at_l else None):
+                c_coh = float(
+                    np.mean(
+                        coherence(
+                            coh_f.featurize(fragments.prompts), coh_f.featurize(fragments.rests)
+                        )
+                    )
                 )
-            )
             results[str(length)] = {
                 "status": "ok",
                 "capacity": capacity,

@@ -252,7 +252,12 @@ BAD_CONFIGS: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         "synthetic.seeds",
         "7 appears more than once",
     ),
-    ("unknown_top_level_key", _set("sampling", {}), "sampling", "allowed keys are run, protocol, protocol_points, synthetic"),
+    (
+        "unknown_top_level_key",
+        _set("sampling", {}),
+        "sampling",
+        "allowed keys are run, protocol, protocol_points, synthetic",
+    ),
     (
         "unknown_nested_key",
         _set("synthetic.train.exact.max_step", 10),

@@ -101,9 +101,12 @@ class Recorder:
 
     def __init__(self) -> None:
         self.seen: list[list[str]] = []
+        self.max_len = 512
+        self.max_lens: list[int] = []  # max_len at each call
 
     def featurize(self, texts):
         self.seen.append(list(texts))
+        self.max_lens.append(self.max_len)
         rng = np.random.default_rng(len(self.seen))
         return np.array([[len(t), t.count(" ")] for t in texts], float) + rng.normal(
             size=(len(texts), 2)
@@ -149,7 +152,7 @@ def run_script(tmp_path, tokenizer_dir, setting, monkeypatch, samples=None, huma
             featurizers={"mauve": {"kind": "mauve"}, "coherence": {"kind": "coherence"}},
             controlled={"lengths": [10, 2000], "n_fragments": 20, "prompt_tokens": 4, "seed": 0},
             max_length=40,
-            protocol={"controlled_fragments": setting},
+            protocol={"controlled_fragments": setting, "coherence_split": setting},
             mauve_seed=0,
             batch_size=4,
             device="cpu",
@@ -177,6 +180,9 @@ def test_controlled_script(tmp_path, tokenizer_dir, setting, monkeypatch):
     mauve_texts = featurizers["mauve"].seen
     prompts, rests = featurizers["coherence"].seen
     assert len(mauve_texts) == 2 and all(len(t) == 20 for t in mauve_texts)  # two human draws
+    # coherence_split: c-coh_10 encodes at max_len L = 10 (official) or the featurizer's own
+    assert featurizers["coherence"].max_lens == [10, 10] if setting == "official" else [512, 512]
+    assert featurizers["coherence"].max_len == 512  # restored
     if setting == "official":
         # int(10 / 1.35) = 7 words, coherence prompts int(4 / 1.35) = 2 words
         assert scores["10"]["n_words"] == 7

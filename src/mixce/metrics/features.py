@@ -28,6 +28,7 @@ describes itself (:meth:`describe`) so that saved features record how they were 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
@@ -51,6 +52,7 @@ __all__ = [
     "length_batches",
     "load_features",
     "make_featurizer",
+    "max_len_set_to",
     "minilm_path",
     "save_features",
     "simcse_class",
@@ -59,6 +61,24 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SIMCSE_NAME = "princeton-nlp/sup-simcse-bert-base-uncased"
+
+
+@contextlib.contextmanager
+def max_len_set_to(featurizer: Any, max_len: int | None) -> Iterator[Any]:
+    """``featurizer`` with its truncation ``max_len`` set to ``max_len`` inside the context
+    (None: unchanged). The released controlled coherence encodes c-coh_L's texts with
+    SimCSE's ``max_length`` = L (protocol point ``coherence_split``)."""
+    if max_len is None:
+        yield featurizer
+        return
+    if max_len < 2:
+        raise ValueError(f"max_len must be >= 2, got {max_len}")
+    old = featurizer.max_len
+    featurizer.max_len = int(max_len)
+    try:
+        yield featurizer
+    finally:
+        featurizer.max_len = old
 
 
 @runtime_checkable
