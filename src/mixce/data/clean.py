@@ -3,7 +3,7 @@
 Two sets of cleaners, chosen by the protocol point ``detokenizer`` (docs/PROTOCOL.md;
 :func:`cleaner_for`):
 
-``clean`` (``CLEANERS``; the project's rules, REFERENCE.md, section "Data"):
+``clean`` (``CLEANERS``; the project's rules, docs/PROTOCOL.md):
 
 - ``wikitext``: a document is one non-empty line that does not start with ``=`` (headings);
   :func:`clean_wikitext_line` drops the others, then :func:`detokenize` undoes the tokenization.

@@ -1,4 +1,4 @@
-"""Clean, filter and split the raw documents of one GPT-2 dataset (REFERENCE.md, "Data").
+"""Clean, filter and split the raw documents of one GPT-2 dataset.
 
 Two protocol points (docs/PROTOCOL.md) shape the output: ``detokenizer`` picks the cleaners
 (:func:`mixce.data.clean.cleaner_for`) and ``data_selection`` picks how dev, test and train

