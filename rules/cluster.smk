@@ -8,7 +8,9 @@ CLUSTER = config.get("cluster", {})
 def cluster_resources(name):
     """The resources of the jobs of one rule, from config cluster.rules.<name>: gpu as a
     number; runtime and mem_mb as functions of the job's wildcards (and attempt), capped by
-    cluster.max_runtime and cluster.max_mem_mb.
+    cluster.max_runtime and cluster.max_mem_mb. The rule's script reads its gpu resource
+    (mixce.device.job_gpus): a device setting ``auto`` is the GPU the job was given, and a
+    job given one stops at once when torch cannot use CUDA (no silent CPU fallback).
     """
     specs = CLUSTER.get("rules", {})
     if name not in specs:

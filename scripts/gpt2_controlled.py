@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mixce.device import job_device
 from mixce.io import job_logging, read_texts, write_json, write_npz
 from mixce.metrics.coherence import coherence
 from mixce.metrics.features import max_len_set_to
@@ -90,15 +91,16 @@ def main(smk) -> None:
 
     with job_logging(smk.log[0]):
         p = smk.params
+        device = str(job_device(smk, "gpt2.metrics.device"))  # fails here if CUDA is unusable
         ctl = p.controlled
         official = p.protocol["controlled_fragments"] == "official"
         truncate_at_l = p.protocol["coherence_split"] == "official"
         torch.set_num_threads(max(1, smk.threads))
         tokenizer = load_tokenizer(smk.input.tokenizer)
         local = {role: getattr(smk.input, role, None) for role in ("mauve", "coherence")}
-        mauve_f = build_featurizer(p.featurizers["mauve"], local["mauve"], p.batch_size, p.device)
+        mauve_f = build_featurizer(p.featurizers["mauve"], local["mauve"], p.batch_size, device)
         coh_f = build_featurizer(
-            p.featurizers["coherence"], local["coherence"], p.batch_size, p.device
+            p.featurizers["coherence"], local["coherence"], p.batch_size, device
         )
         is_human = not hasattr(smk.input, "human")
         if is_human:

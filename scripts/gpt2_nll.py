@@ -7,10 +7,11 @@ import logging
 
 import numpy as np
 
+from mixce.device import job_device
 from mixce.io import job_logging, read_texts, write_npz
 from mixce.metrics.perplexity import continuation_nll
 from mixce.metrics.scoring import human_records
-from mixce.models import load_model, resolve_device
+from mixce.models import load_model
 from mixce.tokenizer import load_tokenizer
 
 
@@ -26,7 +27,7 @@ def main(smk) -> None:
     with job_logging(smk.log[0]):
         p = smk.params
         torch.set_num_threads(max(1, smk.threads))
-        device = resolve_device(p.device)
+        device = job_device(smk, "gpt2.metrics.device")  # fails here if CUDA is unusable
         tokenizer = load_tokenizer(smk.input.tokenizer)
         model = load_model(smk.input.model, device).eval()
         texts = read_texts(smk.input.texts)

@@ -4,9 +4,10 @@ protocol point perplexity_average says (docs/PROTOCOL.md)."""
 
 import logging
 
+from mixce.device import job_device
 from mixce.io import job_logging, read_texts, write_json
 from mixce.metrics.perplexity import RELEASED_EVAL_BATCH_SIZE, perplexity, token_nll
-from mixce.models import load_model, resolve_device
+from mixce.models import load_model
 from mixce.tokenizer import encode_texts, load_tokenizer, loader_texts
 
 
@@ -16,7 +17,7 @@ def main(smk) -> None:
     with job_logging(smk.log[0]):
         p = smk.params
         torch.set_num_threads(max(1, smk.threads))
-        device = resolve_device(p.device)
+        device = job_device(smk, "gpt2.metrics.device")  # fails here if CUDA is unusable
         tokenizer = load_tokenizer(smk.input.tokenizer)
         texts = loader_texts(read_texts(smk.input.texts), p.protocol["newlines"])
         ids = encode_texts(tokenizer, texts, p.max_length)

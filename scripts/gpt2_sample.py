@@ -10,6 +10,7 @@ import time
 import torch
 from transformers import GPT2TokenizerFast
 
+from mixce.device import job_device
 from mixce.io import job_logging, write_json
 from mixce.models import load_model
 from mixce.sample import (
@@ -28,11 +29,8 @@ def main(smk) -> None:
     with job_logging(smk.log[0]):
         p = smk.params
         torch.set_num_threads(smk.threads)
+        device = job_device(smk, "gpt2.sampling.device")  # fails here if CUDA is unusable
         decoding = parse_decoding(p.decoding)
-        device = p.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        device = torch.device(device)
         setting = p.protocol
         # official: float32 forward (true float32 matmuls); clean: bf16 autocast with TF32 on
         # CUDA. The logits are cast to float32 before sampling either way.

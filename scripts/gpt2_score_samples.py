@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 
+from mixce.device import job_device
 from mixce.io import job_logging, read_texts, write_json
 from mixce.metrics.scoring import (
     attach_human_ids,
@@ -23,6 +24,7 @@ def main(smk) -> None:
 
     with job_logging(smk.log[0]):
         p = smk.params
+        device = str(job_device(smk, "gpt2.metrics.device"))  # fails here if CUDA is unusable
         points = p.protocol
         torch.set_num_threads(max(1, smk.threads))
         tokenizer = load_tokenizer(smk.input.tokenizer)
@@ -32,9 +34,9 @@ def main(smk) -> None:
             # the released coherence split compares each sample with its human text
             attach_human_ids(records, read_texts(smk.input.texts), tokenizer, p.max_length - 1)
         local = {role: getattr(smk.input, role, None) for role in ("mauve", "coherence")}
-        mauve_f = build_featurizer(p.featurizers["mauve"], local["mauve"], p.batch_size, p.device)
+        mauve_f = build_featurizer(p.featurizers["mauve"], local["mauve"], p.batch_size, device)
         coh_f = build_featurizer(
-            p.featurizers["coherence"], local["coherence"], p.batch_size, p.device
+            p.featurizers["coherence"], local["coherence"], p.batch_size, device
         )
         scores = text_scores(
             records,

@@ -19,14 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from mixce.device import job_device
 from mixce.io import job_logging, read_texts, write_csv, write_json
-from mixce.models import (
-    count_parameters,
-    load_model,
-    resolve_device,
-    save_model,
-    scratch_model,
-)
+from mixce.models import count_parameters, load_model, save_model, scratch_model
 from mixce.tokenizer import encode_texts, load_tokenizer, loader_texts
 from mixce.train import StopOnSignal, TrainSettings, protocol_settings, train
 
@@ -55,8 +50,8 @@ def main(smk) -> None:
     with job_logging(smk.log[0]):
         p = smk.params
         torch.set_num_threads(max(1, smk.threads))
+        device = job_device(smk, "gpt2.finetune.device")  # fails here if CUDA is unusable
         settings = TrainSettings(**protocol_settings(p.settings, getattr(p, "protocol", {})))
-        device = resolve_device(p.device)
         tokenizer = load_tokenizer(smk.input.tokenizer)
         train_paths = (
             [smk.input.train] if isinstance(smk.input.train, str) else list(smk.input.train)

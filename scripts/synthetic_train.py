@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from mixce.device import job_gpus
 from mixce.io import job_logging, load_sequences, write_csv, write_json
 from mixce.synthetic.pipeline import train_config, train_seeds
 
@@ -18,11 +19,15 @@ def seed_runs(seeds, targets, data):
 def main(smk) -> None:
     with job_logging(smk.log[0]), threadpool_limits(smk.threads):  # BLAS threads = job threads
         p = smk.params
-        cfg = train_config(p.train)
+        # device auto: the GPU this job was given (its rule's gpu resource), else the CPU
+        cfg = train_config({**p.train, "gpus": job_gpus(smk)})
         if not cfg.uses_numpy():  # the PyTorch backends; the NumPy one never imports torch
             import torch
 
+            from mixce.synthetic.train import train_device
+
             torch.set_num_threads(smk.threads)
+            train_device(cfg.device, cfg.gpus)  # fails here if CUDA is needed and unusable
         results, log_rows = train_seeds(
             seed_runs(p.seeds, smk.input.targets, smk.input.data),
             p.objective,

@@ -176,8 +176,11 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda when available else cpu; anything else as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+def resolve_device(
+    device: str, gpus: int | None = None, *, key: str = "device", rule: str | None = None
+) -> torch.device:
+    """The device of setting ``device`` for a job given ``gpus`` GPUs (None: not a workflow
+    job): :func:`mixce.device.resolve_device`, which fails when needed CUDA is unusable."""
+    from mixce.device import resolve_device as resolve
+
+    return resolve(device, gpus, key=key, rule=rule)

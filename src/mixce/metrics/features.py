@@ -117,7 +117,9 @@ def pad_right(
 
 
 def _device(device: str | torch.device) -> torch.device:
-    from mixce.models import resolve_device
+    """A torch device as given; a setting (auto, cpu, cuda) by :func:`mixce.device.resolve_device`
+    (scripts resolve the job's device first and pass ``cpu`` or ``cuda``)."""
+    from mixce.device import resolve_device
 
     return device if isinstance(device, torch.device) else resolve_device(device)
 

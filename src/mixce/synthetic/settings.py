@@ -20,8 +20,10 @@ class TrainConfig:
 
     ``cpu_backend`` (exact estimator on the CPU): ``numpy`` runs :mod:`mixce.synthetic.exact`;
     ``torch`` runs the PyTorch loop of :mod:`mixce.synthetic.train` (the reference
-    implementation). On a GPU (``device`` cuda, or auto with one visible) the exact estimator
-    runs in PyTorch whatever ``cpu_backend`` says, and so does the Gumbel estimator always.
+    implementation). On a GPU (``device`` cuda, or auto in a job given one: ``gpus`` >= 1, or
+    auto outside a workflow job with CUDA usable; :func:`mixce.device.resolve_device`) the
+    exact estimator runs in PyTorch whatever ``cpu_backend`` says, and so does the Gumbel
+    estimator always.
 
     Two protocol points (docs/PROTOCOL.md) reach training through here, ``official`` or
     ``clean``; the defaults are ``clean`` (the workflow always passes the config's setting):
@@ -35,6 +37,8 @@ class TrainConfig:
     estimator: str = "exact"
     cpu_backend: str = "numpy"
     device: str = "cpu"
+    #: GPUs the workflow job was given (its rule's gpu resource); None outside a workflow job
+    gpus: int | None = None
     dtype: str = "float32"
     lr: float = 1e-2
     weight_decay: float = 1e-4
@@ -61,10 +65,12 @@ class TrainConfig:
             )
         if self.estimator != "exact" or self.cpu_backend != "numpy":
             return False
-        if self.device == "auto":  # the only case that asks torch whether a GPU is there
-            import torch
+        if self.device == "auto":
+            if self.gpus is not None:  # a workflow job: the GPU it was given, if any
+                return self.gpus <= 0
+            from mixce.device import cuda_problem  # the only case that asks torch
 
-            return not torch.cuda.is_available()
+            return cuda_problem() is not None
         return self.device == "cpu"
 
     def js_clamp_limit(self) -> float | None:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from mixce.device import resolve_device
 from mixce.synthetic.data import Sequences, sequence_logprob
 from mixce.synthetic.metrics import Comparer
 from mixce.synthetic.model import NeuralBigram
@@ -50,19 +51,14 @@ def make_batch(
     )
 
 
-def train_device(name: str) -> torch.device:
-    """The device of config key synthetic.train.device (cpu, cuda or auto), checked."""
+def train_device(name: str, gpus: int | None = None) -> torch.device:
+    """The device of config key synthetic.train.device (cpu, cuda or auto) for a job given
+    ``gpus`` GPUs (cluster.rules.synthetic_train.gpu; None outside a workflow job), checked:
+    :func:`mixce.device.resolve_device` (cuda, or auto with a GPU given, stops at once when
+    torch cannot use CUDA, naming the reason and what to install)."""
     if name not in ("cpu", "cuda", "auto"):
         raise ValueError(f"synthetic.train.device must be cpu, cuda or auto, got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            "synthetic.train.device is cuda but torch sees no GPU here "
-            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda}); "
-            "set it to cpu or auto, or run the job where a GPU is visible"
-        )
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return resolve_device(name, gpus, key="synthetic.train.device", rule="synthetic_train")
 
 
 def train_q(
@@ -90,7 +86,7 @@ def train_q(
             f"synthetic.train.dtype must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}"
         )
     dtype = DTYPES[cfg.dtype]
-    device = train_device(cfg.device)
+    device = train_device(cfg.device, cfg.gpus)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     v = p_chain.shape[1]

@@ -1,0 +1,287 @@
+"""Where a job runs: one device rule for every GPU-capable script, and no silent CPU fallback.
+
+A workflow job is *given a GPU* when its rule's ``gpu`` resource (config
+``cluster.rules.<rule>.gpu``, or ``--set-resources <rule>:gpu=N``) is 1 or more; Slurm then
+hands the job that many GPUs. The device settings (``gpt2.finetune.device``,
+``gpt2.sampling.device``, ``gpt2.metrics.device``, ``synthetic.train.device``) mean:
+
+- ``cpu``: the CPU, whatever the job was given (a warning when it was given a GPU);
+- ``cuda`` (or ``cuda:N``): the GPU; the job stops at once when torch cannot use CUDA;
+- ``auto``: the GPU this job was given: a job given a GPU needs a working CUDA device and
+  stops at once without one; a job given none (``gpu: 0``) runs on the CPU.
+
+Outside a workflow job (``gpus=None``: notebooks, tests) ``auto`` is CUDA when it is usable,
+else the CPU. When CUDA is needed and unusable, :class:`CudaUnusable` names the cause torch
+gives (a CPU-only build, a driver too old for the build's CUDA, no NVIDIA driver or no GPU
+visible, no kernels for this GPU's architecture) and what to install, before any model is
+loaded. torch is imported only when a device is resolved, so :func:`job_gpus` costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import re
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+#: minimum NVIDIA driver (Linux) of each CUDA major version under NVIDIA's minor version
+#: compatibility (docs.nvidia.com/deploy/cuda-compatibility: 13.x >= 580, 12.x >= 525)
+MIN_DRIVER = {11: 450, 12: 525, 13: 580}
+#: PyTorch's wheel index; a build for CUDA X.Y is at <WHEEL_INDEX>/cuXY
+WHEEL_INDEX = "https://download.pytorch.org/whl"
+#: the CUDA of the Linux x86_64 torch wheel on PyPI that requirements.lock pins (2.13.0)
+DEFAULT_CUDA = "13.0"
+#: the build to suggest for old drivers and pre-Turing GPUs (torch 2.13's legacy CUDA)
+LEGACY_CUDA = "12.6"
+
+
+class CudaUnusable(RuntimeError):
+    """A job needs CUDA and torch cannot use it; the message says why and what to install."""
+
+
+def job_gpus(smk: Any) -> int:
+    """GPUs the scheduler gives this Snakemake job: its rule's ``gpu`` resource (config
+    cluster.rules.<rule>.gpu, --set-resources overrides it); 0 when the rule asks for none."""
+    resources = getattr(smk, "resources", None)
+    value = getattr(resources, "gpu", 0) if resources is not None else 0
+    try:
+        gpus = int(value or 0)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"resource gpu of rule {getattr(smk, 'rule', '?')} is {value!r}, not a number"
+        ) from None
+    return gpus
+
+
+def job_device(smk: Any, key: str) -> torch.device:
+    """The device of a Snakemake job whose ``params.device`` comes from config ``key``:
+    :func:`resolve_device` with the GPUs the job was given. Call it first thing in a script,
+    so that a job without the CUDA it needs fails in seconds, before loading anything."""
+    return resolve_device(
+        smk.params.device, job_gpus(smk), key=key, rule=getattr(smk, "rule", None)
+    )
+
+
+def resolve_device(
+    device: str, gpus: int | None = None, *, key: str = "device", rule: str | None = None
+) -> torch.device:
+    """The torch device of setting ``device`` (auto, cpu, cuda or cuda:N) for a job given
+    ``gpus`` GPUs (None: not a workflow job); see the module docstring.
+
+    Raises ValueError for another ``device`` (naming config ``key``) and :class:`CudaUnusable`
+    when CUDA is needed (``cuda``, or ``auto`` with ``gpus >= 1``) and torch cannot use it.
+    """
+    import torch
+
+    name = str(device)
+    if name not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", name):
+        raise ValueError(f"{key} must be auto, cpu, cuda or cuda:<index>, got {device!r}")
+    given = f"cluster.rules.{rule}.gpu" if rule else "cluster.rules.<rule>.gpu"
+    if name == "cpu":
+        if gpus:
+            logger.warning(
+                "%s is cpu although this job was given %d GPU(s) (%s): it runs on the CPU "
+                "and leaves the GPU idle",
+                key,
+                gpus,
+                given,
+            )
+        return torch.device("cpu")
+    if name == "auto" and gpus is None:  # not a workflow job: the GPU when it works
+        problem = cuda_problem()
+        if problem is not None:
+            logger.info("%s is auto: CPU, since %s", key, problem)
+            return torch.device("cpu")
+        return _chosen(torch.device("cuda"))
+    if name == "auto" and gpus <= 0:
+        return torch.device("cpu")
+    target = torch.device("cuda" if name == "auto" else name)
+    problem = cuda_problem(target.index or 0)
+    if problem is not None:
+        if name == "auto":
+            why = (
+                f"{key} is auto and this job was given {gpus} GPU(s) ({given}), "
+                "but torch cannot use CUDA"
+            )
+            cpu = f"set {key}: cpu and {given}: 0"
+        else:
+            why = f"{key} is {name} but torch sees no GPU it can use"
+            cpu = f"set {key}: cpu (and {given}: 0)"
+        raise CudaUnusable(
+            f"{why}: {problem}\nTo run this job on the CPU instead, {cpu}. "
+            f"(torch {torch.__version__}, CUDA build {torch.version.cuda}, "
+            f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})"
+        )
+    return _chosen(target)
+
+
+def _chosen(device: torch.device) -> torch.device:
+    import torch
+
+    index = device.index or 0
+    major, minor = torch.cuda.get_device_capability(index)
+    logger.info(
+        "device %s: %s (compute capability %d.%d; torch %s, CUDA %s)",
+        device,
+        torch.cuda.get_device_name(index),
+        major,
+        minor,
+        torch.__version__,
+        torch.version.cuda,
+    )
+    return device
+
+
+def cuda_problem(index: int = 0) -> str | None:
+    """Why torch cannot use CUDA device ``index`` here, with what to install; None when it
+    can (its build has kernels for the GPU and a first kernel ran on it)."""
+    import torch
+
+    version = torch.__version__
+    base = version.split("+")[0]
+    if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
+        return (
+            f"this torch ({version}) is a CPU-only build. Install a CUDA build of the same "
+            f"version: {_pip(base, DEFAULT_CUDA)} (NVIDIA driver >= "
+            f"{_min_driver(DEFAULT_CUDA)}), or {_pip(base, LEGACY_CUDA)} for drivers >= "
+            f"{_min_driver(LEGACY_CUDA)} and GPUs older than Turing."
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        available = torch.cuda.is_available()
+    if not available:
+        warned = " ".join(str(w.message) for w in caught)  # e.g. "... driver ... too old"
+        said = ""
+        try:
+            torch.cuda.init()  # raises with the reason cudaGetDeviceCount gave
+        except Exception as error:  # noqa: BLE001 - any failure is the diagnosis
+            said = str(error)
+        return _no_cuda(said or warned, f"{said} {warned}".lower(), version)
+    count = torch.cuda.device_count()
+    if index >= count:
+        return f"cuda:{index} asked for, but torch sees {count} GPU(s) here."
+    capability = tuple(torch.cuda.get_device_capability(index))
+    arch_list = list(torch.cuda.get_arch_list())
+    # (a ROCm build lists gfx targets: its first kernel below is the only check)
+    if torch.version.cuda is not None and arch_list and not has_kernel(capability, arch_list):
+        return _no_kernel(index, capability, arch_list, version, base)
+    try:
+        _first_kernel(index)
+    except RuntimeError as error:
+        if "no kernel image" in str(error):
+            return _no_kernel(index, capability, arch_list, version, base)
+        return f"a first CUDA operation on GPU {index} failed: {error}"
+    return None
+
+
+def has_kernel(capability: Sequence[int], arch_list: Sequence[str]) -> bool:
+    """True when a build compiled for ``arch_list`` (torch.cuda.get_arch_list(): sm_XY cubins,
+    compute_XY PTX) runs on a GPU of compute ``capability`` (major, minor): a cubin runs on
+    its major version at an equal or higher minor, PTX on its version and any later one."""
+    device = (int(capability[0]), int(capability[1]))
+    for arch in arch_list:
+        match = re.fullmatch(r"(sm|compute)_(\d+)(\d)([af]?)", arch)
+        if match is None:
+            continue
+        kind, major, minor, suffix = match[1], int(match[2]), int(match[3]), match[4]
+        if suffix == "a":  # architecture-specific code: this exact GPU only
+            ok = device == (major, minor)
+        elif kind == "sm":
+            ok = device[0] == major and device[1] >= minor
+        else:
+            ok = device >= (major, minor)
+        if ok:
+            return True
+    return False
+
+
+def _first_kernel(index: int) -> None:
+    """Run one small kernel on GPU ``index`` (a missing kernel image shows up only here)."""
+    import torch
+
+    x = torch.ones(4, device=f"cuda:{index}")
+    if float((x + 1).sum().item()) != 8.0:
+        raise RuntimeError(f"a test sum on cuda:{index} came out wrong")
+
+
+def _no_cuda(said: str, everything: str, version: str) -> str:
+    """Why CUDA is unavailable, from what torch said (``said``; ``everything``: all it said,
+    lower case, warnings included)."""
+    import torch
+
+    cuda = str(torch.version.cuda)
+    base = version.split("+")[0]
+    if "too old" in everything:
+        return (
+            f"the NVIDIA driver is too old for this torch's CUDA {cuda} (torch says: "
+            f"{said.strip()}) CUDA {cuda.split('.')[0]}.x needs driver >= {_min_driver(cuda)}. "
+            "Ask for a newer driver on the GPU nodes, or install a torch build for an older "
+            "CUDA: "
+            f"{_pip(base, LEGACY_CUDA)} (driver >= {_min_driver(LEGACY_CUDA)})."
+        )
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if "no nvidia driver" in everything:
+        return (
+            f"no NVIDIA driver on this machine (torch says: {said.strip()}). The job did not "
+            "run on a GPU node, or the node lacks the driver: check the GPU partition in "
+            "slurm/site.yaml and `nvidia-smi` on the node."
+        )
+    if visible is not None and visible.strip() in ("", "-1", "NoDevFiles"):
+        return (
+            f"no GPU is visible to this job (CUDA_VISIBLE_DEVICES={visible!r}): the scheduler "
+            "gave it none; check that the job asked for one (sbatch --gpus) and got it "
+            f"(sacct ... AllocTRES). torch says: {said.strip() or 'no CUDA device'}"
+        )
+    return (
+        f"torch {version} (CUDA {cuda}) finds no usable GPU (torch says: "
+        f"{said.strip() or 'no CUDA device'}). Check `nvidia-smi` on the node; its driver "
+        f"must be >= {_min_driver(cuda)} for CUDA {cuda}."
+    )
+
+
+def _no_kernel(
+    index: int, capability: Sequence[int], arch_list: Sequence[str], version: str, base: str
+) -> str:
+    import torch
+
+    name = torch.cuda.get_device_name(index)
+    major, minor = capability
+    # the CUDA builds of this release and the compute capabilities each has kernels for
+    # (a table torch keeps for its own warning; absent in other versions: then no list)
+    host = "aarch64" if platform.machine().lower() == "aarch64" else "x86_64"
+    builds = [
+        cuda
+        for cuda, by_host in getattr(torch.cuda, "PYTORCH_RELEASES_CODE_CC", {}).items()
+        if has_kernel(capability, [f"sm_{cc}" for cc in by_host.get(host, ())])
+    ]
+    fix = (
+        "install a build that has: " + "; ".join(_pip(base, cuda) for cuda in builds)
+        if builds
+        else "no published torch build of this release has them: see "
+        "https://pytorch.org/get-started/locally/"
+    )
+    return (
+        f"no kernel for this GPU: GPU {index} ({name}) has compute capability "
+        f"{major}.{minor}, and this torch ({version}, CUDA {torch.version.cuda}) has kernels "
+        f"for {' '.join(arch_list)} only; {fix}."
+    )
+
+
+def _pip(base: str, cuda: str) -> str:
+    """The pip command that installs torch ``base`` built for CUDA ``cuda`` (the +cuXY local
+    version replaces an installed build of the same version, which plain ==base would keep)."""
+    tag = "cu" + cuda.replace(".", "")
+    return f"`pip install torch=={base}+{tag} --index-url {WHEEL_INDEX}/{tag}`"
+
+
+def _min_driver(cuda: str) -> str:
+    major = int(cuda.split(".")[0]) if cuda and cuda[0].isdigit() else 0
+    return str(MIN_DRIVER[major]) if major in MIN_DRIVER else "(see NVIDIA's CUDA release notes)"
