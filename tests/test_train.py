@@ -19,6 +19,8 @@ from mixce.models import load_model, save_model, scratch_model
 from mixce.objectives import mle
 from mixce.tokenizer import build_tokenizer, check_gpt2_bpe, encode_texts
 from mixce.train import (
+    RESUME_KEYS,
+    CheckpointError,
     NonFiniteLoss,
     TrainSettings,
     autocast,
@@ -31,6 +33,7 @@ from mixce.train import (
     micro_batch_weights,
     pad_batch,
     protocol_settings,
+    save_atomic,
     step_batches,
     tf32_allowed,
     train,
@@ -226,7 +229,7 @@ def test_sigterm_then_resume_ends_with_the_same_weights(tmp_path, objective):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 3, err
     assert "PREEMPTED: stopped at step" in out
-    saved = torch.load(work / "resume.pt", weights_only=False)["state"]
+    saved = torch.load(work / "resume.pt", weights_only=True)["state"]
     stopped_at = saved["step"]
     assert 0 < stopped_at < 15  # 3 epochs x 5 steps
     if objective == "loss_truncation":  # the loss buffer travels in the checkpoint
@@ -244,13 +247,84 @@ def test_sigterm_then_resume_ends_with_the_same_weights(tmp_path, objective):
     )
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from {work / 'resume.pt'} at step {stopped_at}" in resumed.stderr
-    a = torch.load(tmp_path / "full.pt", weights_only=False)
-    b = torch.load(tmp_path / "resumed.pt", weights_only=False)
+    a = torch.load(tmp_path / "full.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed.pt", weights_only=True)
     assert a["steps"] == b["steps"] == 15
     for key, value in a["state"].items():
         assert torch.equal(value, b["state"][key]), key
     best_a, best_b = load_model(tmp_path / "full" / "best"), load_model(work / "best")
     assert same_weights(best_a, best_b)
+
+
+class TouchOnUnpickle:
+    """Unpickling this runs code: it creates ``marker`` (a harmless stand-in for any code)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_resume_checkpoint_holding_a_pickled_object_is_refused_unrun(tmp_path):
+    settings = TrainSettings(objective="mle", lr=1e-3, epochs=1, batch_size=8, micro_batch_size=8)
+    marker = tmp_path / "code_ran"
+    planted = {key: {} for key in RESUME_KEYS}
+    planted["rng"] = {"torch": TouchOnUnpickle(marker)}
+    work = tmp_path / "work"
+    work.mkdir()
+    torch.save(planted, work / "resume.pt")
+    # the planted file is live: an unpickling load runs its code
+    torch.load(work / "resume.pt", weights_only=False)
+    assert marker.exists()
+    marker.unlink()
+
+    with pytest.raises(CheckpointError) as refused:
+        run(settings, work)
+    message = str(refused.value)
+    assert f"refusing resume checkpoint {work / 'resume.pt'}" in message
+    assert "pickled objects (" in message and "pathlib" in message
+    assert not marker.exists()
+    assert not (work / "best").exists()  # refused before any training
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (
+            b"not a checkpoint",
+            "refusing resume checkpoint .*: it is no checkpoint that torch.save wrote",
+        ),
+        ({"fingerprint": "x", "model": {}}, r"is not a resume checkpoint: no optimizer, sched"),
+        ([torch.zeros(1)], "is not a resume checkpoint: no fingerprint"),
+    ],
+)
+def test_resume_file_that_is_no_checkpoint_is_refused(tmp_path, content, error):
+    path = tmp_path / "resume.pt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    settings = TrainSettings(objective="mle", lr=1e-3, epochs=1, batch_size=8, micro_batch_size=8)
+    with pytest.raises(CheckpointError, match=error) as refused:
+        run(settings, tmp_path)
+    assert str(path) in str(refused.value)
+
+
+def test_checkpoint_saves_only_plain_types(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "resume.pt"
+    bad = {"state": {"log": [{"loss": 1.0}, {"loss": np.float64(2.0)}]}}
+    with pytest.raises(
+        TypeError, match=r"checkpoint\['state'\]\['log'\]\[1\]\['loss'\] is a numpy"
+    ):
+        save_atomic(bad, path)
+    assert not path.exists()
+    good = {"rng": {"torch": torch.get_rng_state(), "cuda": [torch.zeros(2)]}, "best": math.inf}
+    save_atomic({**good, "state": {"best_step": None, "log": [{"step": 1}]}}, path)
+    back = torch.load(path, weights_only=True)
+    assert torch.equal(back["rng"]["torch"], good["rng"]["torch"]) and back["best"] == math.inf
 
 
 # --------------------------------------------------------------------------- objectives

@@ -29,7 +29,10 @@ Read it top to bottom in :func:`train`. What it does, in order:
    :class:`StopOnSignal`), the model, optimizer, scheduler, RNG states, position in the data,
    the objective's state and the log so far are saved atomically to ``resume_path``;
    :func:`train` resumes from it when its fingerprint (settings + data) matches, so an
-   interrupted and resumed run ends with the same weights as an uninterrupted one.
+   interrupted and resumed run ends with the same weights as an uninterrupted one. The
+   checkpoint holds only tensors and plain types and is read with ``weights_only=True``
+   (:func:`load_resume`): a file that holds any pickled object is refused
+   (:class:`CheckpointError`), never unpickled.
 
 The loop knows objectives only through their :class:`~mixce.objectives.ObjectiveSpec`: the
 hyper-parameters (``settings.hyper``, checked and completed by
@@ -52,9 +55,11 @@ import json
 import logging
 import math
 import os
+import pickle
 import resource
 import signal
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -348,12 +353,85 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+# what a resume checkpoint may hold: ``torch.load(..., weights_only=True)`` reads these
+# without unpickling any other object (so without running code a file's writer chose)
+# (exact types: numpy.float64, say, is a float that such a load refuses)
+PLAIN_TYPES = (str, int, float, bool, type(None))
+RESUME_KEYS = ("fingerprint", "model", "optimizer", "scheduler", "rng", "state")
+
+
+class CheckpointError(RuntimeError):
+    """A resume checkpoint that is refused: it holds pickled objects, or is not one at all."""
+
+
+def check_plain(obj: Any, where: str = "checkpoint") -> None:
+    """A TypeError naming the first value in ``obj`` (at ``where``) that is not a tensor, a
+    plain scalar, or a list/tuple/dict of them with plain keys, i.e. that a
+    ``weights_only=True`` load would refuse."""
+    if type(obj) in (dict, OrderedDict):
+        for key, value in obj.items():
+            if type(key) not in (str, int):
+                raise TypeError(f"{where} has a key of type {type(key).__name__}: {key!r}")
+            check_plain(value, f"{where}[{key!r}]")
+    elif type(obj) in (list, tuple):
+        for i, value in enumerate(obj):
+            check_plain(value, f"{where}[{i}]")
+    elif type(obj) not in PLAIN_TYPES and type(obj) not in (torch.Tensor, torch.nn.Parameter):
+        raise TypeError(
+            f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}: a resume "
+            "checkpoint holds only tensors, str/int/float/bool/None and lists/dicts of them"
+        )
+
+
 def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save to a temporary name beside ``path``, then rename."""
+    """torch.save to a temporary name beside ``path``, then rename. ``obj`` must pass
+    :func:`check_plain`, so that :func:`load_resume` can read it back without unpickling."""
+    check_plain(obj)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def load_resume(path: Path) -> dict[str, Any]:
+    """The resume checkpoint at ``path``, read with ``weights_only=True``: tensors and plain
+    types only, nothing unpickled. A file holding any other object (which a plain
+    ``torch.load`` would unpickle, running whatever code its writer put there: on a shared
+    filesystem, not necessarily you) or one that is not a resume checkpoint raises
+    :class:`CheckpointError` naming the file; nothing in it is run."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        try:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except (ValueError, RuntimeError, pickle.UnpicklingError):  # not a torch.save file
+            names = []
+        # torch's message advises weights_only=False: keep only what its reader found
+        found = str(error).partition("WeightsUnpickler error:")[2]
+        found = " ".join(found.partition("Check the documentation")[0].split())[:200]
+        what = (
+            f"holds pickled objects ({', '.join(names)}) that loading would unpickle, which "
+            "can run any code"
+            if names
+            else f"is no checkpoint that torch.save wrote ({found or 'unreadable'})"
+        )
+        raise CheckpointError(
+            f"refusing resume checkpoint {path}: it {what}. This workflow writes only "
+            "tensors and plain types there; if you did not put the file there, find out who "
+            "did, then delete it to start this training run over"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise CheckpointError(
+            f"cannot read resume checkpoint {path} ({error}); delete it to start this "
+            "training run over"
+        ) from error
+    missing = [k for k in RESUME_KEYS if not isinstance(saved, dict) or k not in saved]
+    if missing:
+        raise CheckpointError(
+            f"{path} is not a resume checkpoint: no {', '.join(missing)}; delete it to start "
+            "this training run over"
+        )
+    return saved
 
 
 def reference_inputs(
@@ -465,7 +543,8 @@ def train(
 
     Returns the run's summary (dev losses per evaluation, best step, timings) and the
     per-step log rows under ``"log"``. Raises :class:`Preempted` after saving a resume
-    checkpoint when ``should_stop()`` turns true, :class:`NonFiniteLoss` on a NaN/inf loss.
+    checkpoint when ``should_stop()`` turns true, :class:`NonFiniteLoss` on a NaN/inf loss,
+    :class:`CheckpointError` when ``resume.pt`` holds pickled objects (it is not loaded).
     """
     from tqdm import tqdm
 
@@ -510,7 +589,7 @@ def train(
     }
     torch.manual_seed(settings.seed)
     if resume_path.is_file():
-        saved = torch.load(resume_path, map_location="cpu", weights_only=False)
+        saved = load_resume(resume_path)
         if saved.get("fingerprint") == key:
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
