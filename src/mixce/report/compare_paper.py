@@ -1,6 +1,7 @@
 """Our synthetic results next to the paper's Tables 1 and 6 (docs/REPRODUCTION.md).
 
 Usage: python -m mixce.report.compare_paper SELECTED_CSV [PAPER_CSV] > out.md
+       python -m mixce.report.compare_paper --summary LABEL=SELECTED_CSV ... > summary.md
 """
 
 from __future__ import annotations
@@ -89,7 +90,71 @@ def markdown(both: pd.DataFrame, agree: pd.DataFrame) -> str:
     return "\n".join(out) + "\n"
 
 
+def summary(both: pd.DataFrame, agree: pd.DataFrame) -> dict[str, float]:
+    """How close one run is to the paper: cells within 2x / 3x of the paper's avg.js, the
+    median ratio ours / paper (all cells and per objective), how many (init, V) have the
+    paper's best objective, and the mean Spearman correlation of the objectives' order."""
+    ratio = both["avg_js_ours"] / both["avg_js_paper"]
+    out = {
+        "cells": len(both),
+        "within_2x": int(((ratio >= 0.5) & (ratio <= 2)).sum()),
+        "within_3x": int(((ratio >= 1 / 3) & (ratio <= 3)).sum()),
+        "median_ratio": float(ratio.median()),
+        "same_best": int((agree["best_paper"] == agree["best_ours"]).sum()),
+        "groups": len(agree),
+        "mean_spearman": float(agree["spearman_js"].mean()),
+    }
+    for objective, part in ratio.groupby(both["objective"]):
+        out[f"median_ratio_{objective}"] = float(part.median())
+    return out
+
+
+def summary_markdown(runs: dict[str, pd.DataFrame], paper: pd.DataFrame) -> str:
+    """One row per run: :func:`summary` against the paper, then the median ratio per objective."""
+    stats = {}
+    for label, selected in runs.items():
+        both = side_by_side(selected, paper)
+        stats[label] = summary(both, agreement(both))
+    objectives = sorted(
+        {k.removeprefix("median_ratio_") for s in stats.values() for k in s}
+        - {
+            "median_ratio",
+            "cells",
+            "within_2x",
+            "within_3x",
+            "same_best",
+            "groups",
+            "mean_spearman",
+        }
+    )
+    out = [
+        "| run | cells | within 2x | within 3x | median ours/paper | same best objective "
+        "| mean Spearman |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, s in stats.items():
+        out.append(
+            f"| {label} | {s['cells']} | {s['within_2x']} | {s['within_3x']} | "
+            f"{s['median_ratio']:.2f} | {s['same_best']} of {s['groups']} | "
+            f"{s['mean_spearman']:.2f} |"
+        )
+    out += ["", "| run | " + " | ".join(objective_label(o) for o in objectives) + " |"]
+    out += ["|---|" + "---|" * len(objectives)]
+    for label, s in stats.items():
+        cells = [f"{s.get(f'median_ratio_{o}', np.nan):.2f}" for o in objectives]
+        out.append(f"| {label} (median ours/paper) | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str]) -> None:
+    if argv and argv[0] == "--summary":
+        paper = pd.read_csv(PAPER_CSV, comment="#")
+        runs = {}
+        for arg in argv[1:]:
+            label, _, path = arg.partition("=")
+            runs[label] = pd.read_csv(path)
+        sys.stdout.write(summary_markdown(runs, paper))
+        return
     selected = pd.read_csv(argv[0])
     paper = pd.read_csv(argv[1] if len(argv) > 1 else PAPER_CSV, comment="#")
     both = side_by_side(selected, paper)
