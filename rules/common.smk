@@ -3,6 +3,7 @@ import os
 from pathlib import Path
 
 from mixce.config import selected_inits
+from mixce.rerun import CodeIndex
 from mixce import protocol as _protocol
 from mixce.plan import (
     BASE,
@@ -44,12 +45,59 @@ def sample_protocol():
     return points
 
 
+# What reruns a rule when code changes: its `code` param, the content fingerprint of what
+# its script runs (mixce.rerun: the script and the definitions it reaches in src/mixce,
+# found statically from its imports, inside functions too; comments, docstrings and
+# formatting left out). Snakemake's params trigger compares it with the one recorded at
+# the last run, so an edit reruns exactly the rules whose code it changes, and a comment,
+# a docstring, a reformat or a `git pull` that only touches files reruns nothing. The
+# source files are not inputs (their mtime would rerun everything that imports them), and
+# the profiles leave out the `code` trigger (script mtime): scripts are fingerprinted too.
+_CODE_INDEX = CodeIndex(Path(workflow.basedir, "src"))
+_CODE_SCRIPTS = {}  # a rule's code param -> (its rule's script, the script's label)
+_CODE = {}  # a rule's code param -> the fingerprint
+
+
 def code(*modules):
-    """Source files of src/mixce modules ("synthetic/train" -> src/mixce/synthetic/train.py),
-    relative to the working directory: declared as inputs, an edited module reruns the rule.
-    """
-    src = Path(workflow.basedir, "src", "mixce")
-    return [os.path.relpath(src / f"{module}.py") for module in modules]
+    """The `code` param of a rule with a script: {file: digest} of the code it runs,
+    derived from the rule's own script (no list to keep up to date)."""
+    if modules:
+        raise WorkflowError(
+            f"code({', '.join(map(repr, modules))}): code() takes no module list any more; "
+            "put `code=code(),` under the rule's params (the modules come from its "
+            "script's imports, mixce.rerun)"
+        )
+
+    def fingerprint(wildcards):
+        return _rule_code(fingerprint)
+
+    fingerprint.mixce_code = True
+    return fingerprint
+
+
+def _rule_code(param):
+    """The fingerprint of the rule whose code param is `param`, computed once per rule. The
+    first call checks that every rule with a script has such a param."""
+    if not _CODE_SCRIPTS:
+        missing = []
+        base = Path(workflow.basedir).resolve()
+        for rule in workflow.rules:
+            if rule.script is None:
+                continue
+            params = [p for p in rule.params if getattr(p, "mixce_code", False)]
+            if not params:
+                missing.append(rule.name)
+                continue
+            script = (Path(rule.snakefile).parent / rule.script).resolve()
+            _CODE_SCRIPTS[params[0]] = script, os.path.relpath(script, base)
+        if missing:
+            raise WorkflowError(
+                f"rule(s) {', '.join(missing)}: no `code=code(),` under params, so an edit "
+                "of the code they run would rerun nothing (rules/common.smk, code)"
+            )
+    if param not in _CODE:
+        _CODE[param] = _CODE_INDEX.fingerprint(*_CODE_SCRIPTS[param])
+    return _CODE[param]
 
 
 # --------------------------------------------------------------------------- synthetic
@@ -441,3 +489,44 @@ def gpt2_report_outputs():
     if GPT2["human_eval"]["judgments"]:
         kit += list(table_files("table4").values())
     return tables + figures + kit
+
+
+# --------------------------------------------------------------------------- files the config names
+
+
+def missing_config_files():
+    """Files and directories the config names as inputs of this run that are not there, as
+    "config key = path" lines. Checked at start-up: Snakemake takes an existing output as it is
+    when its rule's input is gone (a moved text file would leave the old results in place
+    and print 'Nothing to be done')."""
+    wanted = []  # (config key, path, directory?)
+    if SYNTHETIC_ENABLED and any(init_spec(i)["kind"] == "real_text" for i in INITS):
+        source = SYN["real_text"].get("source", "embedded")
+        if source != "embedded":
+            wanted.append(("synthetic.real_text.source", source, False))
+    if GPT2_ENABLED:
+        for dataset in prepared_datasets():
+            spec = dataset_spec(dataset)
+            if spec["source"] == "local":
+                wanted.append((f"gpt2.datasets.{dataset}.path", spec["path"], False))
+        for model in GPT2_MODELS:
+            spec = model_spec(model)
+            if spec["source"] == "local":
+                wanted.append((f"gpt2.models.{model}.path", spec["path"], True))
+        if GPT2["human_eval"]["judgments"]:
+            wanted.append(
+                ("gpt2.human_eval.judgments", GPT2["human_eval"]["judgments"], False)
+            )
+    return [
+        f"config key {key} = {path!r}: no such {'directory' if is_dir else 'file'}"
+        f" ({Path(path).absolute()})"
+        for key, path, is_dir in wanted
+        if not (Path(path).is_dir() if is_dir else Path(path).is_file())
+    ]
+
+
+if missing_config_files():
+    raise WorkflowError(
+        "input files named in the config are missing (moved or deleted?):\n"
+        + "\n".join(missing_config_files())
+    )

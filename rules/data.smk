@@ -28,8 +28,6 @@ for _dataset in prepared_datasets():
 
 
 rule download_dataset:
-    input:
-        code=code("data/download", "data/sources", "io"),
     output:
         manifest=manifest_path("{dataset}"),
     log:
@@ -39,6 +37,7 @@ rule download_dataset:
     conda:
         "../envs/torch.yaml"
     params:
+        code=code(),
         spec=lambda wc: content_spec(dataset_spec(wc.dataset)),
         hf_home=HF_HOME,
     script:
@@ -49,13 +48,6 @@ rule prepare_dataset:
     input:
         manifest=dataset_download,
         local=local_dataset_file,
-        code=code(
-            "data/prepare",
-            "data/clean",
-            "data/sources",
-            "data/embedded",
-            "io",
-        ),
     output:
         train=split_path("{dataset}", "train"),
         dev=split_path("{dataset}", "dev"),
@@ -70,6 +62,7 @@ rule prepare_dataset:
     resources:
         **cluster_resources("prepare_dataset"),
     params:
+        code=code(),
         dataset=lambda wc: wc.dataset,
         spec=lambda wc: content_spec(dataset_spec(wc.dataset)),
         n_dev=GPT2["data"]["n_dev"],

@@ -10,7 +10,6 @@ rule finetune:
         tokenizer=TOKENIZER_DIR,
         train=split_path("{dataset}", "train"),
         dev=split_path("{dataset}", "dev"),
-        code=code("train", "models", "tokenizer", "objectives", "plan", "io"),
     output:
         model=directory(
             str(Path(finetune_dir("{dataset}", "{model}", "{variant}"), "model"))
@@ -29,6 +28,7 @@ rule finetune:
     resources:
         **cluster_resources("finetune"),
     params:
+        code=code(),
         settings=finetune_settings,
         protocol=protocol(
             "grad_clip",

@@ -8,8 +8,6 @@ localrules:
 
 
 rule fetch_featurizer:
-    input:
-        code=code("metrics/features"),
     output:
         directory(featurizer_dir("{role}")),
     log:
@@ -19,6 +17,7 @@ rule fetch_featurizer:
     conda:
         "../envs/eval.yaml"
     params:
+        code=code(),
         spec=lambda wc: FEATURIZERS[wc.role],
     script:
         "../scripts/gpt2_fetch_featurizer.py"
@@ -29,14 +28,6 @@ rule score_human:
         unpack(featurizer_inputs),
         texts=split_path("{dataset}", "{split}"),
         tokenizer=TOKENIZER_DIR,
-        code=code(
-            "metrics/features",
-            "metrics/mauve_score",
-            "metrics/coherence",
-            "metrics/diversity",
-            "metrics/scoring",
-            "io",
-        ),
     output:
         features=results("metrics", "human", "{dataset}", "{split}.npz"),
         scores=results("metrics", "human", "{dataset}", "{split}.json"),
@@ -50,6 +41,7 @@ rule score_human:
     resources:
         **cluster_resources("score_human"),
     params:
+        code=code(),
         featurizers=FEATURIZERS,
         lengths=MAUVE_LENGTHS,
         prompt_tokens=GPT2["sampling"]["prompt_tokens"],
@@ -82,14 +74,6 @@ rule score_samples:
         human=human_features,
         texts=split_path("{dataset}", "{split}"),
         tokenizer=TOKENIZER_DIR,
-        code=code(
-            "metrics/features",
-            "metrics/mauve_score",
-            "metrics/coherence",
-            "metrics/diversity",
-            "metrics/scoring",
-            "io",
-        ),
     output:
         scores=results(
             "metrics",
@@ -129,6 +113,7 @@ rule score_samples:
     resources:
         **cluster_resources("score_samples"),
     params:
+        code=code(),
         featurizers=FEATURIZERS,
         lengths=score_lengths,
         max_length=GPT2["finetune"]["max_length"],  # the released human text: max_length - 1
@@ -148,7 +133,6 @@ rule perplexity:
         model=str(Path(finetune_dir("{dataset}", "{model}", "{variant}"), "model")),
         texts=split_path("{dataset}", "test"),
         tokenizer=TOKENIZER_DIR,
-        code=code("metrics/perplexity", "tokenizer", "models", "io"),
     output:
         results("metrics", "perplexity", "{dataset}", "{model}", "{variant}.json"),
     log:
@@ -161,6 +145,7 @@ rule perplexity:
     resources:
         **cluster_resources("perplexity"),
     params:
+        code=code(),
         max_length=GPT2["finetune"]["max_length"],  # texts encoded as in finetuning
         batch_size=METRICS["batch_size"],
         device=METRICS["device"],
@@ -181,7 +166,6 @@ rule collect_metrics:
             results("metrics", "perplexity", j.dataset, j.model, f"{j.variant}.json")
             for j in finetune_jobs(GPT2)
         ],
-        code=code("metrics/scoring", "plan", "io"),
     output:
         **metrics_tables(),
     log:
@@ -191,6 +175,7 @@ rule collect_metrics:
     conda:
         "../envs/eval.yaml"
     params:
+        code=code(),
         lengths=MAUVE_LENGTHS,
     script:
         "../scripts/gpt2_collect_metrics.py"

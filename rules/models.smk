@@ -10,8 +10,6 @@ localrules:
 
 
 rule tokenizer:
-    input:
-        code=code("tokenizer"),
     output:
         directory(TOKENIZER_DIR),
     log:
@@ -21,6 +19,7 @@ rule tokenizer:
     conda:
         "../envs/torch.yaml"
     params:
+        code=code(),
         source=GPT2["tokenizer"]["source"],
         name=GPT2["tokenizer"].get("name", "gpt2"),
     script:
@@ -39,8 +38,6 @@ for _model in GPT2_MODELS:
 
 
 rule fetch_model:
-    input:
-        code=code("models", "data/download", "io"),
     output:
         directory(hub_model_dir("{model}")),
     log:
@@ -50,6 +47,7 @@ rule fetch_model:
     conda:
         "../envs/torch.yaml"
     params:
+        code=code(),
         name=lambda wc: model_spec(wc.model)["name"],
         hf_home=HF_HOME,
     script:
@@ -61,7 +59,6 @@ rule pretrain:
         tokenizer=TOKENIZER_DIR,
         train=[split_path(d, "train") for d in PRETRAIN_DATASETS],
         dev=[split_path(d, "dev") for d in PRETRAIN_DATASETS],
-        code=code("train", "models", "tokenizer", "objectives", "io"),
     output:
         model=directory(pretrained_dir("{model}")),
         log_csv=results("models", "pretrain", "{model}", "log.csv"),
@@ -76,6 +73,7 @@ rule pretrain:
     resources:
         **cluster_resources("pretrain"),
     params:
+        code=code(),
         settings=pretrain_settings,
         architecture=lambda wc: model_spec(wc.model),
         work_dir=lambda wc: results("work", "pretrain", wc.model),

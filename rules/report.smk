@@ -7,7 +7,6 @@ rule gpt2_tables:
         **metrics_tables(),
         **SELECTION,
         controlled=results("metrics", "controlled.csv"),
-        code=code("report/gpt2_tables", "report/latex", "plan", "io"),
     output:
         **{
             f"{table}_{ext}": report(
@@ -26,6 +25,7 @@ rule gpt2_tables:
     conda:
         "../envs/report.yaml"
     params:
+        code=code(),
         datasets=GPT2_DATASETS,
         models=GPT2_MODELS,
         main_n_train=GPT2["finetune"]["train_size"],
@@ -44,7 +44,6 @@ rule nll_figure2:
             "samples", "{dataset}", "{model}", BASE, "test", "greedy", "seed0.jsonl"
         ),
         tokenizer=TOKENIZER_DIR,
-        code=code("metrics/perplexity", "models", "io"),
     output:
         results("metrics", "nll", "{dataset}", "{model}.npz"),
     log:
@@ -57,6 +56,7 @@ rule nll_figure2:
     resources:
         **cluster_resources("nll_figure2"),
     params:
+        code=code(),
         prompt_tokens=GPT2["sampling"]["prompt_tokens"],
         max_new_tokens=GPT2["sampling"]["max_new_tokens"],
         n_prompts=GPT2["sampling"]["n_prompts"],
@@ -72,9 +72,6 @@ rule figure2:
             results("metrics", "nll", d, f"{GPT2['figures']['figure2_model']}.npz")
             for d in GPT2_DATASETS
         ],
-        code=code(
-            "report/gpt2_figures", "report/gpt2_tables", "report/latex", "plan", "io"
-        ),
     output:
         pdf=report(
             figure_files("figure2")[0],
@@ -89,6 +86,7 @@ rule figure2:
     conda:
         "../envs/report.yaml"
     params:
+        code=code(),
         datasets=GPT2_DATASETS,
     script:
         "../scripts/gpt2_figure2.py"
@@ -97,9 +95,6 @@ rule figure2:
 rule figure4:
     input:
         samples=metrics_tables()["samples"],
-        code=code(
-            "report/gpt2_figures", "report/gpt2_tables", "report/latex", "plan", "io"
-        ),
     output:
         pdf=report(
             figure_files("figure4")[0],
@@ -114,6 +109,7 @@ rule figure4:
     conda:
         "../envs/report.yaml"
     params:
+        code=code(),
         datasets=GPT2_DATASETS,
         models=GPT2_MODELS,
         lengths=MAUVE_LENGTHS,
@@ -148,7 +144,6 @@ rule human_eval_pairs:
             for d, m, v in selected_variants()
             if m == GPT2["human_eval"]["model"] and not v.startswith("mle")
         ],
-        code=code("human_eval", "report/latex", "io"),
     output:
         pairs=results("human_eval", "pairs.csv"),
         key=results("human_eval", "key.csv"),
@@ -160,6 +155,7 @@ rule human_eval_pairs:
     conda:
         "../envs/report.yaml"
     params:
+        code=code(),
         datasets=GPT2_DATASETS,
         seed=GPT2["human_eval"]["seed"],
     script:
@@ -170,7 +166,6 @@ rule human_eval_table:
     input:
         judgments=GPT2["human_eval"]["judgments"] or [],
         key=results("human_eval", "key.csv"),
-        code=code("human_eval", "report/gpt2_tables", "report/latex", "plan", "io"),
     output:
         csv=table_files("table4")["csv"],
         tex=table_files("table4")["tex"],
@@ -181,6 +176,7 @@ rule human_eval_table:
     conda:
         "../envs/report.yaml"
     params:
+        code=code(),
         seed=GPT2["human_eval"]["seed"],
     script:
         "../scripts/gpt2_human_eval_table.py"
@@ -190,9 +186,6 @@ rule objectives_report:
     input:
         **metrics_tables(),
         settings=SELECTION["settings"],
-        code=code(
-            "report/objectives", "report/gpt2_tables", "report/latex", "plan", "io"
-        ),
     output:
         csv=report(
             table_files("objectives")["csv"],
@@ -215,6 +208,7 @@ rule objectives_report:
     conda:
         "../envs/report.yaml"
     params:
+        code=code(),
         datasets=GPT2_DATASETS,
         models=GPT2_MODELS,
         objectives=GPT2["finetune"]["objectives"],

@@ -8,7 +8,6 @@ rule sample:
         model=lambda wc: model_dir(wc.dataset, wc.model, wc.variant),
         tokenizer=TOKENIZER_DIR,
         texts=split_path("{dataset}", "{split}"),
-        code=code("sample", "models", "io"),
     output:
         samples=results(
             "samples",
@@ -56,6 +55,7 @@ rule sample:
     resources:
         **cluster_resources("sample"),
     params:
+        code=code(),
         decoding=lambda wc: wc.decoding,
         seed=lambda wc: int(wc.seed),
         max_new_tokens=GPT2["sampling"]["max_new_tokens"],

@@ -6,7 +6,6 @@
 checkpoint select_models:
     input:
         samples=metrics_tables()["samples"],
-        code=code("select", "io"),
     output:
         **SELECTION,
     log:
@@ -16,6 +15,7 @@ checkpoint select_models:
     conda:
         "../envs/report.yaml"
     params:
+        code=code(),
         n_train=GPT2["finetune"]["train_size"],
         selected_eta=GPT2["selected_eta"],
         datasets=GPT2_DATASETS,
@@ -30,14 +30,6 @@ rule controlled_human:
         unpack(featurizer_inputs),
         texts=split_path("{dataset}", "test"),
         tokenizer=TOKENIZER_DIR,
-        code=code(
-            "metrics/fragments",
-            "metrics/features",
-            "metrics/mauve_score",
-            "metrics/coherence",
-            "metrics/scoring",
-            "io",
-        ),
     output:
         features=results("metrics", "controlled", "{dataset}", "human.npz"),
         scores=results("metrics", "controlled", "{dataset}", "human.json"),
@@ -51,6 +43,7 @@ rule controlled_human:
     resources:
         **cluster_resources("controlled_human"),
     params:
+        code=code(),
         featurizers=FEATURIZERS,
         controlled=METRICS["controlled"],
         n_prompts=GPT2["sampling"]["n_prompts"],
@@ -77,14 +70,6 @@ rule controlled:
         ),
         human=results("metrics", "controlled", "{dataset}", "human.npz"),
         tokenizer=TOKENIZER_DIR,
-        code=code(
-            "metrics/fragments",
-            "metrics/features",
-            "metrics/mauve_score",
-            "metrics/coherence",
-            "metrics/scoring",
-            "io",
-        ),
     output:
         scores=controlled_path("{dataset}", "{model}", "{variant}", "{seed}"),
     log:
@@ -106,6 +91,7 @@ rule controlled:
     resources:
         **cluster_resources("controlled"),
     params:
+        code=code(),
         featurizers=FEATURIZERS,
         controlled=METRICS["controlled"],
         n_prompts=None,
@@ -120,7 +106,6 @@ rule controlled:
 rule collect_controlled:
     input:
         scores=controlled_inputs,
-        code=code("metrics/scoring", "io"),
     output:
         results("metrics", "controlled.csv"),
     log:
@@ -129,5 +114,7 @@ rule collect_controlled:
         results("benchmarks", "collect_controlled", "collect_controlled.tsv")
     conda:
         "../envs/eval.yaml"
+    params:
+        code=code(),
     script:
         "../scripts/gpt2_collect_controlled.py"

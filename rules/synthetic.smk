@@ -5,13 +5,6 @@
 rule synthetic_target:
     input:
         texts=real_text_file,
-        code=code(
-            "synthetic/pipeline",
-            "synthetic/target",
-            "synthetic/data",
-            "data/embedded",
-            "io",
-        ),
     output:
         npz=target_path("{init}", "{vocab}", "{seed}"),
         meta=target_path("{init}", "{vocab}", "{seed}", ext="json"),
@@ -26,6 +19,7 @@ rule synthetic_target:
     resources:
         **cluster_resources("synthetic_target"),
     params:
+        code=code(),
         spec=lambda wc: init_spec(wc.init),
         vocab_size=lambda wc: int(wc.vocab),
         seed=lambda wc: int(wc.seed),
@@ -44,7 +38,6 @@ rule synthetic_target:
 rule synthetic_data:
     input:
         target=target_path("{init}", "{vocab}", "{seed}"),
-        code=code("synthetic/pipeline", "synthetic/data", "io"),
     output:
         npz=data_path("{init}", "{vocab}", "{seed}"),
         summary=data_path("{init}", "{vocab}", "{seed}", ext="json"),
@@ -57,6 +50,7 @@ rule synthetic_data:
     resources:
         **cluster_resources("synthetic_data"),
     params:
+        code=code(),
         n_train=SYN["data"]["n_train"],
         n_dev=SYN["data"]["n_dev"],
         max_length=SYN["data"]["max_length"],
@@ -69,19 +63,6 @@ rule synthetic_train:
     input:
         targets=train_inputs("target"),
         data=train_inputs("data"),
-        code=code(
-            "synthetic/pipeline",
-            "synthetic/train",
-            "synthetic/exact",
-            "synthetic/settings",
-            "synthetic/select",
-            "synthetic/objectives",
-            "synthetic/model",
-            "synthetic/metrics",
-            "synthetic/data",
-            "objectives",
-            "io",
-        ),
     output:
         json=results(
             "synthetic", "train", "{init}", "V{vocab}", "{objective}", "eta{eta}.json"
@@ -118,6 +99,7 @@ rule synthetic_train:
     resources:
         **cluster_resources("synthetic_train"),
     params:
+        code=code(),
         init=lambda wc: wc.init,
         vocab_size=lambda wc: int(wc.vocab),
         objective=lambda wc: wc.objective,
@@ -132,7 +114,6 @@ rule synthetic_train:
 rule synthetic_summary:
     input:
         runs=train_outputs(),
-        code=code("synthetic/pipeline", "synthetic/select", "io"),
     output:
         **SUMMARY,
     log:
@@ -141,6 +122,8 @@ rule synthetic_summary:
         results("benchmarks", "synthetic_summary", "summary.tsv")
     conda:
         "../envs/report.yaml"
+    params:
+        code=code(),
     script:
         "../scripts/synthetic_summary.py"
 
@@ -148,7 +131,6 @@ rule synthetic_summary:
 rule synthetic_tables:
     input:
         selected=SUMMARY["selected"],
-        code=code("report/synthetic_tables", "report/latex", "synthetic/select", "io"),
     output:
         **{
             f"{table}_{ext}": path
@@ -162,6 +144,7 @@ rule synthetic_tables:
     conda:
         "../envs/report.yaml"
     params:
+        code=code(),
         tables=SYN["tables"],
         specs={init: init_spec(init) for init in INITS},
     script:
@@ -171,12 +154,6 @@ rule synthetic_tables:
 rule synthetic_figure:
     input:
         curve=SUMMARY["eta_curve"],
-        code=code(
-            "report/synthetic_figure",
-            "report/synthetic_tables",
-            "synthetic/select",
-            "io",
-        ),
     output:
         pdf=f"{FIGURE_STEM}.pdf",
         png=f"{FIGURE_STEM}.png",
@@ -187,6 +164,7 @@ rule synthetic_figure:
     conda:
         "../envs/report.yaml"
     params:
+        code=code(),
         inits=INITS,
         specs={init: init_spec(init) for init in INITS},
     script:

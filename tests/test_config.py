@@ -479,6 +479,18 @@ BAD_CONFIGS: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         "set it to 1",
     ),
     (
+        "gpt2_min_words_not_below_max_words",
+        _set("gpt2.data.min_words", 1000),
+        "gpt2.data.max_words = 1000 is not allowed with gpt2.data.min_words = 1000",
+        "no text would be kept",
+    ),
+    (
+        "gpt2_no_word_count_between_min_and_max",
+        lambda config: config["gpt2"]["data"].update(min_words=10, max_words=11),
+        "gpt2.data.max_words = 11",
+        "at least min_words + 2 = 12",
+    ),
+    (
         "gpt2_unknown_key",
         _set("gpt2.finetune.learning_rate", 1e-4),
         "gpt2.finetune.learning_rate",
@@ -513,6 +525,13 @@ def test_synthetic_cuda_with_a_gpu_per_training_job_is_valid(
     config = copy.deepcopy(base_config)
     config["synthetic"]["train"]["device"] = "cuda"
     config["cluster"]["rules"]["synthetic_train"]["gpu"] = 1
+    validate_config(config)
+
+
+def test_narrowest_word_range_that_keeps_texts_is_valid(base_config: dict[str, Any]) -> None:
+    """min_words < words < max_words: max_words = min_words + 2 keeps texts of one length."""
+    config = copy.deepcopy(base_config)
+    config["gpt2"]["data"].update(min_words=10, max_words=12)
     validate_config(config)
 
 

@@ -630,12 +630,13 @@ def test_new_sampling_seed_adds_only_its_jobs(test_run: tuple[Path, float], tmp_
 @pytest.mark.slow
 def test_code_edit_of_one_stage_reruns_it_and_below(test_run: tuple[Path, float]) -> None:
     """Editing the sampler's module reruns sampling and what reads samples, not training;
-    the file is restored (content and mtime) afterwards."""
+    the file is restored (content and mtime) afterwards. The edit changes what runs (a
+    comment alone reruns nothing: tests/test_reruns.py)."""
     workdir, _ = test_run
     module = workdir / "src" / "mixce" / "sample.py"
     original, stat = module.read_text(), module.stat()
     try:
-        module.write_text(original + "\n# an edit\n")
+        module.write_text(original + "\nimport math  # an edit: one more import at import time\n")
         counts = dry_run(workdir, "--configfile", "config/test.yaml")
     finally:
         module.write_text(original)

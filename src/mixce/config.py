@@ -356,8 +356,31 @@ def _synthetic_gpu_problems(
         )
 
 
+def _gpt2_data_problems(config: Mapping[str, Any]) -> Iterator[tuple[PathParts, str]]:
+    """gpt2.data: the length filter keeps min_words < words < max_words (both bounds
+    exclusive, mixce.data.clean.length_ok), so max_words <= min_words + 1 keeps no text."""
+    gpt2 = config.get("gpt2")
+    data = gpt2.get("data") if isinstance(gpt2, Mapping) else None
+    if not isinstance(data, Mapping):
+        return
+    low, high = data.get("min_words"), data.get("max_words")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)):
+        return
+    if high <= low + 1:
+        yield (
+            ("gpt2", "data", "max_words"),
+            (
+                f"config key gpt2.data.max_words = {high} is not allowed with gpt2.data."
+                f"min_words = {low}: a text is kept when min_words < its whitespace words < "
+                f"max_words, so no text would be kept; max_words must be at least "
+                f"min_words + 2 = {low + 2}"
+            ),
+        )
+
+
 def _semantic_problems(config: Mapping[str, Any]) -> Iterator[tuple[PathParts, str]]:
     """Cross-key rules a JSON schema cannot express (checked defensively)."""
+    yield from _gpt2_data_problems(config)
     synthetic = config.get("synthetic")
     if not isinstance(synthetic, Mapping):
         return
@@ -441,7 +464,8 @@ def validate_config(config: Mapping[str, Any], schema_path: Path | str | None = 
     cross-key rules: every init in ``synthetic.use_inits`` is defined in
     ``synthetic.inits``; every init named in ``synthetic.tables`` runs;
     ``tables.table7.vocab_size`` is one of ``synthetic.vocab_sizes``;
-    ``tables.table7.objectives`` are among ``synthetic.objectives``; in the gpt2 section,
+    ``tables.table7.objectives`` are among ``synthetic.objectives``; ``gpt2.data`` keeps
+    some text (``max_words >= min_words + 2``); in the gpt2 section,
     names in use_datasets, use_models, pretrain.datasets and train_sizes.models exist,
     selected_eta covers every dataset and model, and lengths fit the models
     (:func:`mixce.plan.iter_problems`, checked once the section passes the schema).

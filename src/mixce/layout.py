@@ -1,8 +1,8 @@
 """The files that make up the workflow, and a private copy of them (tests, docs scripts).
 
 A copy holds everything `snakemake` reads from the repository: rules, scripts, schemas,
-environments, configs, the source package (declared as inputs), report captions and the
-Slurm profile; no results, caches or virtual environment.
+environments, configs, the source package (whose code the rules fingerprint), report
+captions and the local and Slurm profiles; no results, caches or virtual environment.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ WORKFLOW_FILES: tuple[str, ...] = (
     "src",
     "report",
     "slurm",
+    "profiles",
 )
 IGNORED = ("__pycache__", "*.egg-info", "*.pyc")
 
