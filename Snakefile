@@ -9,8 +9,9 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# Rules run the code of this checkout (src/mixce, which they declare as inputs), also in
-# conda environments and when an older mixce is installed: src/ goes first on the paths.
+# Rules run the code of this checkout (src/mixce; each rule fingerprints the code it runs in
+# its `code` param), also in conda environments and when an older mixce is installed: src/
+# goes first on the paths.
 SRC = str(Path(workflow.basedir, "src"))
 sys.path.insert(0, SRC)
 os.environ.update(
