@@ -11,9 +11,14 @@ rule gpt2_tables:
         **{
             f"{table}_{ext}": report(
                 path,
-                caption="../report/gpt2_tables.rst",
-                category="GPT-2 tables",
-                labels={"table": table, "format": ext},
+                caption=f"../report/{table}.rst",
+                category="2. GPT-2 track (section 4.2)",
+                subcategory="Tables",
+                # the report sorts labels as text: pad to "Table  2" (HTML shows one space)
+                labels={
+                    "table": f"Table {table.removeprefix('table'):>2}",
+                    "format": {"csv": "CSV", "tex": "LaTeX"}[ext],
+                },
             )
             for table in GPT2_TABLES
             for ext, path in table_files(table).items()
@@ -76,9 +81,17 @@ rule figure2:
         pdf=report(
             figure_files("figure2")[0],
             caption="../report/figure2.rst",
-            category="GPT-2 figures",
+            category="2. GPT-2 track (section 4.2)",
+            subcategory="Figures",
+            labels={"figure": "Figure 2", "format": "Print (PDF)"},
         ),
-        png=figure_files("figure2")[1],
+        png=report(
+            figure_files("figure2")[1],
+            caption="../report/figure2.rst",
+            category="2. GPT-2 track (section 4.2)",
+            subcategory="Figures",
+            labels={"figure": "Figure 2", "format": "PNG"},
+        ),
     log:
         results("logs", "figure2", "figure2.log"),
     benchmark:
@@ -99,9 +112,17 @@ rule figure4:
         pdf=report(
             figure_files("figure4")[0],
             caption="../report/figure4.rst",
-            category="GPT-2 figures",
+            category="2. GPT-2 track (section 4.2)",
+            subcategory="Figures",
+            labels={"figure": "Figure 4", "format": "Print (PDF)"},
         ),
-        png=figure_files("figure4")[1],
+        png=report(
+            figure_files("figure4")[1],
+            caption="../report/figure4.rst",
+            category="2. GPT-2 track (section 4.2)",
+            subcategory="Figures",
+            labels={"figure": "Figure 4", "format": "PNG"},
+        ),
     log:
         results("logs", "figure4", "figure4.log"),
     benchmark:
@@ -167,8 +188,20 @@ rule human_eval_table:
         judgments=GPT2["human_eval"]["judgments"] or [],
         key=results("human_eval", "key.csv"),
     output:
-        csv=table_files("table4")["csv"],
-        tex=table_files("table4")["tex"],
+        csv=report(
+            table_files("table4")["csv"],
+            caption="../report/table4.rst",
+            category="2. GPT-2 track (section 4.2)",
+            subcategory="Tables",
+            labels={"table": "Table  4", "format": "CSV"},
+        ),
+        tex=report(
+            table_files("table4")["tex"],
+            caption="../report/table4.rst",
+            category="2. GPT-2 track (section 4.2)",
+            subcategory="Tables",
+            labels={"table": "Table  4", "format": "LaTeX"},
+        ),
     log:
         results("logs", "human_eval_table", "human_eval_table.log"),
     benchmark:
@@ -190,17 +223,31 @@ rule objectives_report:
         csv=report(
             table_files("objectives")["csv"],
             caption="../report/objectives.rst",
-            category="Beyond the paper",
-            labels={"table": "objectives", "format": "csv"},
+            category="3. Beyond the paper",
+            subcategory="Tables",
+            labels={"table": "Objectives", "format": "CSV"},
         ),
-        tex=table_files("objectives")["tex"],
+        tex=report(
+            table_files("objectives")["tex"],
+            caption="../report/objectives.rst",
+            category="3. Beyond the paper",
+            subcategory="Tables",
+            labels={"table": "Objectives", "format": "LaTeX"},
+        ),
         pdf=report(
             figure_files("quality_diversity")[0],
             caption="../report/quality_diversity.rst",
-            category="Beyond the paper",
-            labels={"figure": "quality_diversity"},
+            category="3. Beyond the paper",
+            subcategory="Figures",
+            labels={"figure": "Quality-diversity", "format": "Print (PDF)"},
         ),
-        png=figure_files("quality_diversity")[1],
+        png=report(
+            figure_files("quality_diversity")[1],
+            caption="../report/quality_diversity.rst",
+            category="3. Beyond the paper",
+            subcategory="Figures",
+            labels={"figure": "Quality-diversity", "format": "PNG"},
+        ),
     log:
         results("logs", "objectives_report", "objectives_report.log"),
     benchmark:

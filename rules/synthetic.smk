@@ -133,7 +133,17 @@ rule synthetic_tables:
         selected=SUMMARY["selected"],
     output:
         **{
-            f"{table}_{ext}": path
+            f"{table}_{ext}": report(
+                path,
+                caption=f"../report/{table}.rst",
+                category="1. Synthetic track (section 4.1)",
+                subcategory="Tables",
+                # the report sorts labels as text: pad to "Table  2" (HTML shows one space)
+                labels={
+                    "table": f"Table {table.removeprefix('table'):>2}",
+                    "format": {"csv": "CSV", "tex": "LaTeX"}[ext],
+                },
+            )
             for table in TABLES
             for ext, path in table_files(table).items()
         },
@@ -155,8 +165,20 @@ rule synthetic_figure:
     input:
         curve=SUMMARY["eta_curve"],
     output:
-        pdf=f"{FIGURE_STEM}.pdf",
-        png=f"{FIGURE_STEM}.png",
+        pdf=report(
+            f"{FIGURE_STEM}.pdf",
+            caption="../report/synthetic_eta.rst",
+            category="1. Synthetic track (section 4.1)",
+            subcategory="Figures",
+            labels={"figure": "Eta figure", "format": "Print (PDF)"},
+        ),
+        png=report(
+            f"{FIGURE_STEM}.png",
+            caption="../report/synthetic_eta.rst",
+            category="1. Synthetic track (section 4.1)",
+            subcategory="Figures",
+            labels={"figure": "Eta figure", "format": "PNG"},
+        ),
     log:
         results("logs", "synthetic_figure", "figure.log"),
     benchmark:

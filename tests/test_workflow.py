@@ -8,6 +8,7 @@ to the checkout while they run do not change what they measure.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import math
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -501,7 +503,7 @@ def test_gpt2_branch_end_to_end(test_run: tuple[Path, float]) -> None:
 
 
 @pytest.mark.slow
-def test_gpt2_tables_figures_and_report(test_run: tuple[Path, float], tmp_path: Path) -> None:
+def test_gpt2_tables_and_figures(test_run: tuple[Path, float]) -> None:
     workdir, _ = test_run
     config = load_config([workdir / "config.yaml", workdir / "config" / "test.yaml"])
     out = workdir / "results" / config["run"]
@@ -552,9 +554,78 @@ def test_gpt2_tables_figures_and_report(test_run: tuple[Path, float], tmp_path: 
     pairs = pd.read_csv(out / "human_eval" / "pairs.csv")
     assert {"pair_id", "text_1", "text_2"} <= set(pairs.columns)
     assert not {"mle_side", "mixce_side", "variant"} & set(pairs.columns)  # blinded
+
+
+# The report of config/test.yaml: category -> subcategory -> file names (Table 4 needs
+# human judgments, which the test config has none of).
+REPORT_LAYOUT = {
+    "1. Synthetic track (section 4.1)": {
+        "Tables": {
+            f"{t}.{e}" for t in ("table1", "table6", "table7", "table11") for e in ("csv", "tex")
+        },
+        "Figures": {"synthetic_eta.pdf", "synthetic_eta.png"},
+    },
+    "2. GPT-2 track (section 4.2)": {
+        "Tables": {f"table{n}.{e}" for n in (2, 3, 5, 8, 9, 10, 12) for e in ("csv", "tex")},
+        "Figures": {f"figure{n}.{e}" for n in (2, 4) for e in ("pdf", "png")},
+    },
+    "3. Beyond the paper": {
+        "Tables": {"objectives.csv", "objectives.tex"},
+        "Figures": {"quality_diversity.pdf", "quality_diversity.png"},
+    },
+}
+
+
+def report_variable(html: str, name: str) -> object:
+    """A JSON variable of a Snakemake HTML report (``var <name> = ...;``)."""
+    match = re.search(rf'<script id="[\w-]+">\s*var {name} = (.*?);\s*</script>', html, re.S)
+    assert match, f"no {name} in the report"
+    return json.loads(match.group(1))
+
+
+@pytest.mark.slow
+def test_report_has_every_table_and_figure_with_its_caption(
+    test_run: tuple[Path, float], tmp_path: Path
+) -> None:
+    workdir, _ = test_run
     report = tmp_path / "report.html"
     snakemake(workdir, "all", "--configfile", "config/test.yaml", "--report", str(report))
-    assert report.stat().st_size > 10_000
+    html = report.read_text()
+    categories = report_variable(html, "categories")
+    results = report_variable(html, "results")
+    found = {
+        category: {sub: {Path(p).name for p in paths} for sub, paths in subs.items()}
+        for category, subs in categories.items()
+    }
+    assert found == REPORT_LAYOUT
+    assert sorted(categories) == list(REPORT_LAYOUT)  # the report sorts them: paper order
+    for path, entry in results.items():
+        # the file itself is in the report, byte for byte
+        assert (
+            base64.b64decode(entry["data_uri"].split("base64,", 1)[1])
+            == (workdir / path).read_bytes()
+        ), path
+        caption = entry["caption"]
+        label = entry["labels"].get("table") or entry["labels"]["figure"]
+        name = " ".join(label.split())  # "Table  2" sorts before "Table 10"; shown "Table 2"
+        if name.startswith(("Table", "Figure")):
+            assert f"Paper {name}</strong>" in caption, (path, caption)
+        assert "How to read it." in caption, path
+        # the protocol of the run, official by default
+        assert re.search(r"<strong>Protocol</strong> <\w+[^>]*>official<", caption), path
+        assert "{{" not in caption and "``" not in caption, path
+        assert "system-message" not in caption, path
+        formats = {"csv": "CSV", "tex": "LaTeX", "pdf": "Print (PDF)", "png": "PNG"}
+        assert entry["labels"]["format"] == formats[path.rsplit(".", 1)[1]], path
+    # labels in paper order when sorted as text, as the report's list does
+    gpt2 = [
+        results[p]["labels"]["table"] for p in categories["2. GPT-2 track (section 4.2)"]["Tables"]
+    ]
+    assert sorted(set(gpt2)) == [f"Table {n:>2}" for n in (2, 3, 5, 8, 9, 10, 12)]
+    description = report_variable(html, "workflow_desc")
+    assert "system-message" not in description and "{{" not in description
+    for category in REPORT_LAYOUT:  # the description links every category
+        assert f"showCategory('{quote(category)}')" in description, category
 
 
 @pytest.mark.slow
