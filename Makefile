@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lock-stamp
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: venv demo test test-slurm lint bench dag cluster-plan
+.PHONY: venv demo test test-slurm lint bench gpu-check dag cluster-plan
 
 venv: $(STAMP)
 
@@ -44,6 +44,14 @@ bench: venv
 	$(BIN)/python bench/synthetic.py
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/sample.py
+
+# One GPU, at most 8 minutes: the project's training, sampling, featurizing and synthetic code
+# on random-weight models of the paper's shapes (no download), written to
+# bench/results/gpu.json, which `make cluster-plan` then reads. On a machine without the venv:
+# PYTHONPATH=src python3 bench/gpu_check.py (needs only torch, transformers, numpy, pandas,
+# scipy and tqdm). `--tiny` runs it on the CPU at tiny shapes (tests/test_gpu_check.py).
+gpu-check: venv
+	PYTHONPATH=src $(BIN)/python bench/gpu_check.py
 
 dag: venv
 	@mkdir -p docs

@@ -9,19 +9,28 @@ Slurm profile, in a temporary copy of the workflow (so no results/ of this check
 Jobs after the selection checkpoint (controlled metrics, Table 2 ...) are planned only once
 the selection has run, so the dry run cannot count them: the README says so.
 
-The GPU-hour estimate is a model, not a measurement (no GPU was available):
+The GPU-hour estimate is work over rate:
 - work per job in FLOPs: 6 x parameters x tokens for training, 2 x parameters x tokens for a
   forward pass (sampling, perplexity, features), with the token counts of config.yaml
   (texts are counted at their maximum length, so this is an upper bound);
-- the CPU rate measured by bench/ (bench/results/train_step.json: training; sample.json:
-  unbiased sampling) in FLOP/s, multiplied by an ASSUMED GPU speed-up (GPU_RATE below:
-  an A100-class GPU at a stated share of its bf16 peak).
+- rates MEASURED on a GPU by `make gpu-check` (bench/gpu_check.py) when
+  bench/results/gpu.json holds them: tokens/s per kind of work (training, sampling, forward
+  passes), model size and setting of the precision protocol point, turned into FLOP/s with
+  the same FLOPs per token as above; the config's precision setting picks the rows, sizes
+  between two measured models are interpolated (log-log) and sizes outside are given the
+  nearest one's rate. Results not measured on CUDA, or made with --tiny, are ignored;
+- otherwise the CPU rate measured by bench/ (bench/results/train_step.json: training;
+  sample.json: unbiased sampling) in FLOP/s, multiplied by an ASSUMED GPU speed-up
+  (GPU_RATE below: an A100-class GPU at a stated share of its bf16 peak).
+The block says which rates it used.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
+import math
 import re
 import subprocess
 import sys
@@ -35,6 +44,7 @@ sys.path.insert(0, str(REPO / "src"))
 from mixce.config import load_config  # noqa: E402
 from mixce.layout import copy_workflow  # noqa: E402
 from mixce.plan import BASE, parse_variant  # noqa: E402
+from mixce.protocol import point  # noqa: E402
 
 README = REPO / "README.md"
 START = "<!-- cluster-plan:start (python docs/cluster_plan.py --write) -->"
@@ -47,6 +57,11 @@ GPU_RATE = {"train": 0.30 * 312e12, "forward": 0.30 * 312e12, "decode": 0.03 * 3
 HUB_PARAMS = {"gpt2": 124e6, "gpt2-medium": 355e6, "gpt2-large": 774e6, "gpt2-xl": 1558e6}
 FEATURIZER_PARAMS = {"gpt2": None, "simcse": 110e6, "sentence": 22.7e6}
 VOCAB = 50257
+# Measured GPU rates: written by `make gpu-check` (bench/gpu_check.py); FLOPs per token and
+# parameter of each kind of work, as job_flops counts them.
+GPU_JSON = REPO / "bench/results/gpu.json"
+FLOPS_PER_TOKEN = {"train": 6, "forward": 2, "decode": 2}
+KIND_NAMES = {"train": "training", "decode": "sampling", "forward": "forward passes"}
 
 # Stages of the estimate: the rules whose jobs run on a GPU.
 STAGES = {
@@ -140,6 +155,57 @@ def job_flops(job: dict, config: dict) -> tuple[str, float]:
     raise KeyError(rule)
 
 
+def job_size(job: dict, config: dict) -> float:
+    """Parameters of the model doing a GPU job's work: the job's model, or the MAUVE featurizer
+    for the feature and score rules."""
+    gpt2, wc = config["gpt2"], job["wildcards"]
+    own = ("pretrain", "finetune", "sample", "perplexity", "nll_figure2")
+    if "model" in wc and job["rule"] in own:
+        return model_params(gpt2["models"][wc["model"]])
+    return featurizer_params(gpt2["metrics"]["mauve"]["featurizer"])
+
+
+def measured_rates(path: Path, precision: str) -> dict | None:
+    """GPU rates of bench/results/gpu.json for the ``precision`` protocol setting:
+    ``{"device": ..., "started_at": ..., "rates": {kind: [(parameters, FLOP/s), ...]}}``
+    sorted by size; None when the file is absent, was not measured on CUDA, or is a --tiny
+    run (the reason goes to stderr)."""
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    device = data.get("device", {})
+    if device.get("type") != "cuda" or data.get("tiny"):
+        print(
+            f"cluster_plan: ignoring {path}: measured on {device.get('type', '?')}"
+            f"{' with --tiny' if data.get('tiny') else ''}, not a CUDA GPU at full size",
+            file=sys.stderr,
+        )
+        return None
+    rates: dict[str, list[tuple[float, float]]] = {}
+    for row in data.get("rates", []):
+        kind = row["kind"]
+        if kind in FLOPS_PER_TOKEN and row["precision"] in (precision, "any"):
+            flops = FLOPS_PER_TOKEN[kind] * row["parameters"] * row["tokens_per_s"]
+            rates.setdefault(kind, []).append((float(row["parameters"]), flops))
+    for rows in rates.values():
+        rows.sort()
+    return {"device": device, "started_at": data.get("started_at", "?"), "rates": rates}
+
+
+def rate_at(rows: list[tuple[float, float]], size: float) -> float:
+    """FLOP/s at model ``size`` from measured (parameters, FLOP/s) rows sorted by size:
+    log-log interpolation between the two around it, the nearest one's rate outside."""
+    sizes = [p for p, _ in rows]
+    i = bisect.bisect_left(sizes, size)
+    if i == 0:
+        return rows[0][1]
+    if i == len(rows):
+        return rows[-1][1]
+    (p0, r0), (p1, r1) = rows[i - 1], rows[i]
+    t = math.log(size / p0) / math.log(p1 / p0)
+    return math.exp(math.log(r0) + t * (math.log(r1) - math.log(r0)))
+
+
 def cpu_rates() -> dict[str, float]:
     """FLOP/s measured on this project's CPU by bench/ (2 threads)."""
     step = json.loads((REPO / "bench/results/train_step.json").read_text())
@@ -163,7 +229,7 @@ def runtime_hours(job: dict) -> float:
     return gpus * float(job["resources"].get("runtime", 0)) / 60
 
 
-def markdown(jobs: list[dict], config: dict) -> str:
+def markdown(jobs: list[dict], config: dict, gpu_json: Path = GPU_JSON) -> str:
     counts = Counter(j["rule"] for j in jobs)
     local = {j["rule"] for j in jobs if j.get("local")}
     gpu_rules = {j["rule"] for j in jobs if int(j["resources"].get("gpu", 0) or 0) > 0}
@@ -193,7 +259,13 @@ def markdown(jobs: list[dict], config: dict) -> str:
         lines.append(f"| {rule} | {n} | {where} | {spans[0]} | {spans[1]} |")
     lines.append(f"| **total** | **{sum(counts.values())}** | | | |")
 
-    cpu = cpu_rates()
+    precision = point(config, "precision")
+    measured = measured_rates(gpu_json, precision)
+    gpu = measured["rates"] if measured else {}
+
+    def rate(kind: str, job: dict) -> float:
+        return rate_at(gpu[kind], job_size(job, config)) if kind in gpu else GPU_RATE[kind]
+
     lines += [
         "",
         "| GPU stage | jobs | estimated GPU-hours | GPU-hours asked (runtime x GPUs) |",
@@ -204,28 +276,62 @@ def markdown(jobs: list[dict], config: dict) -> str:
         rows = [j for j in jobs if j["rule"] == rule]
         if not rows:
             continue
-        hours = sum(
-            flops / GPU_RATE[kind] / 3600 for kind, flops in (job_flops(j, config) for j in rows)
-        )
+        hours = 0.0
+        for job in rows:
+            kind, flops = job_flops(job, config)
+            hours += flops / rate(kind, job) / 3600
         asked = sum(runtime_hours(j) for j in rows)
         total_est += hours
         total_asked += asked
         lines.append(f"| {stage} (`{rule}`) | {len(rows)} | {hours_str(hours)} | {asked:,.0f} |")
     lines.append(f"| **total** | | **{total_est:,.0f}** | **{total_asked:,.0f}** |")
-    lines += [
-        "",
-        "Rates behind the estimate: measured on this project's CPU (2 threads) by `bench/`, "
-        f"training {cpu['train'] / 1e9:.0f} GFLOP/s (`bench/results/train_step.json`) and "
-        f"unbiased sampling {cpu['decode'] / 1e9:.0f} GFLOP/s (`bench/results/sample.json`); "
+    lines += ["", rates_text(measured, precision), "", END]
+    return "\n".join(lines)
+
+
+def rates_text(measured: dict | None, precision: str) -> str:
+    """The README's sentence on the rates behind the estimate: measured or assumed."""
+    cpu = cpu_rates()
+    assumed = (
         "ASSUMED for one A100-class GPU (bf16): "
         f"training and forward passes {GPU_RATE['train'] / 1e12:.0f} TFLOP/s "
-        f"({GPU_RATE['train'] / cpu['train']:,.0f}x the CPU rate), sampling "
-        f"{GPU_RATE['decode'] / 1e12:.0f} TFLOP/s "
-        f"({GPU_RATE['decode'] / cpu['decode']:,.0f}x).",
-        "",
-        END,
-    ]
-    return "\n".join(lines)
+        f"({GPU_RATE['train'] / cpu['train']:,.0f}x the CPU rate measured by `bench/`, "
+        f"{cpu['train'] / 1e9:.0f} GFLOP/s, `bench/results/train_step.json`), sampling "
+        f"{GPU_RATE['decode'] / 1e12:.0f} TFLOP/s ({GPU_RATE['decode'] / cpu['decode']:,.0f}x "
+        f"the CPU's {cpu['decode'] / 1e9:.0f} GFLOP/s, `bench/results/sample.json`)"
+    )
+    setting = f"config.yaml's precision protocol point is {precision}"
+    if not measured:
+        text = (
+            "Rates behind the estimate: no GPU measurement in `bench/results/gpu.json` "
+            "(`make gpu-check` on a CUDA GPU writes one, and this estimate then uses it; "
+            f"results of a CPU or --tiny run are ignored), so {assumed}."
+        )
+        if precision == "official":
+            text += (
+                f" {setting}: training and sampling run in float32 with TF32 off, so they run "
+                "slower than these bf16 rates."
+            )
+        return text
+    device, rates = measured["device"], measured["rates"]
+    parts = []
+    for kind, name in KIND_NAMES.items():
+        if kind in rates:
+            values = ", ".join(
+                f"{r / 1e12:.0f} TFLOP/s at {p / 1e6:,.0f}M parameters" for p, r in rates[kind]
+            )
+            parts.append(f"{name} {values}")
+    missing = [KIND_NAMES[k] for k in KIND_NAMES if k not in rates]
+    text = (
+        f"Rates behind the estimate: MEASURED on one {device.get('name', 'GPU')} by "
+        f"`make gpu-check` (`bench/results/gpu.json`, {measured['started_at'][:10]}) at "
+        f"config.yaml's precision setting ({precision}): {'; '.join(parts)} (6 or 2 FLOPs "
+        "per parameter and token, as the work above; other model sizes interpolated log-log "
+        "between these, the nearest one's rate outside them). The hours are for that GPU."
+    )
+    if missing:
+        text += f" {' and '.join(missing).capitalize()}: not measured, so {assumed}."
+    return text
 
 
 def declared_localrules() -> set[str]:
