@@ -37,15 +37,15 @@ def protocol(*names):
 
 
 def sample_protocol():
-    """Points the sample rule reads: newlines only where generation_length is official (the
-    released length rule counts the human texts' tokens as its loader saw them)."""
+    """Protocol points of the sample jobs. Newlines only where generation_length is official
+    (the released length rule counts the human texts' tokens as its loader saw them)."""
     points = protocol("generation_length", "precision")
     if points["generation_length"] == "official":
         points.update(protocol("newlines"))
     return points
 
 
-# What reruns a rule when code changes: its `code` param, the content fingerprint of what
+# What reruns a job after a code change is its `code` param, the content fingerprint of what
 # its script runs (mixce.rerun: the script and the definitions it reaches in src/mixce,
 # found statically from its imports, inside functions too; comments, docstrings and
 # formatting left out). Snakemake's params trigger compares it with the one recorded at
@@ -59,7 +59,7 @@ _CODE = {}  # a rule's code param -> the fingerprint
 
 
 def code(*modules):
-    """The `code` param of a rule with a script: {file: digest} of the code it runs,
+    """The `code` param of each scripted rule, {file: digest} of the code it runs,
     derived from the rule's own script (no list to keep up to date)."""
     if modules:
         raise WorkflowError(
@@ -81,14 +81,14 @@ def _rule_code(param):
     if not _CODE_SCRIPTS:
         missing = []
         base = Path(workflow.basedir).resolve()
-        for rule in workflow.rules:
-            if rule.script is None:
+        for each in workflow.rules:
+            if each.script is None:
                 continue
-            params = [p for p in rule.params if getattr(p, "mixce_code", False)]
+            params = [p for p in each.params if getattr(p, "mixce_code", False)]
             if not params:
-                missing.append(rule.name)
+                missing.append(each.name)
                 continue
-            script = (Path(rule.snakefile).parent / rule.script).resolve()
+            script = (Path(each.snakefile).parent / each.script).resolve()
             _CODE_SCRIPTS[params[0]] = script, os.path.relpath(script, base)
         if missing:
             raise WorkflowError(
