@@ -91,10 +91,11 @@ def dry_run(env: dict | None = None) -> str:
 
 
 def parse_jobs(text: str) -> list[dict]:
-    """One dict per planned job: rule, wildcards (dict) and resources (dict of strings)."""
+    """One dict per planned job: rule, wildcards (dict) and resources (dict of strings).
+    The jobs of a group job are printed indented under the group's line: they count too."""
     jobs = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", text):
-        head = re.match(r"(?:local)?rule (\w+):\n", block)
+    for block in re.split(r"\n(?=[ \t]*(?:local)?rule \w+:\n)", text):
+        head = re.match(r"[ \t]*(?:local)?rule (\w+):\n", block)
         if not head or head[1] == "all":
             continue
         job = {"rule": head[1], "wildcards": {}, "resources": {}}

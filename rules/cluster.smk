@@ -1,44 +1,247 @@
 # Cluster resources of the jobs, from the config's cluster section: GPUs, runtime and
-# memory per job (per model size where the config gives one number per model).
+# memory per job (per model size where the config gives one number per model), within the
+# partition's time limit cluster.max_runtime (mixce.cluster: the arithmetic, tested alone).
 import math
+import os
+import sys
+
+from mixce.cluster import (
+    ClusterLimitError,
+    chain_retries,
+    group_factor,
+    job_runtime,
+    resolve_max_runtime,
+    training_attempts,
+)
 
 CLUSTER = config.get("cluster", {})
+try:
+    MAX_RUNTIME = resolve_max_runtime(CLUSTER.get("max_runtime"))
+except ClusterLimitError as error:
+    raise WorkflowError(str(error)) from None
+# For the Slurm profile's default-resources (runtime of the rules cluster.rules does not list).
+os.environ.update(
+    MIXCE_MAX_RUNTIME=str(MAX_RUNTIME if MAX_RUNTIME is not None else 10**9)
+)
+# Training rules resume from their checkpoint: past the limit they run as a chain of
+# attempts of at most MAX_RUNTIME minutes (the profile signals them 5 minutes before it).
+TRAINING_RULES = ("pretrain", "finetune")
+# On a cluster, the jobs of these rules for one model variant go to Slurm together: group
+# jobs of whole components (a sample and its score, or a perplexity), as many as fit in
+# cluster.group_runtime minutes (and max_runtime). Group ids are MODEL_PARTS_<variant>_<part>,
+# all under the name MODEL_PARTS, whose --group-components in slurm/config.yaml lets a
+# group span its components. A group job runs its jobs one after another (model_jobs,
+# below); each job still loads its own model.
+MODEL_PARTS = "model_parts"
+GROUPED_RULES = ("sample", "score_samples", "perplexity")
 
 
-def cluster_resources(name):
-    """The resources of the jobs of one rule, from config cluster.rules.<name>: gpu as a
-    number; runtime and mem_mb as functions of the job's wildcards (and attempt), capped by
-    cluster.max_runtime and cluster.max_mem_mb. The rule's script reads its gpu resource
-    (mixce.device.job_gpus): a device setting ``auto`` is the GPU the job was given, and a
-    job given one stops at once when torch cannot use CUDA (no silent CPU fallback).
-    """
+resource_scopes:
+    model_jobs="local",
+
+
+# The limit of model_jobs within a group job (see cluster_resources).
+workflow.register_resource("model_jobs", 1)
+
+
+def _rule_spec(name):
     specs = CLUSTER.get("rules", {})
     if name not in specs:
         raise WorkflowError(
             f"config cluster.rules has no entry for {name!r} (its gpu, runtime, mem_mb); "
             f"entries: {sorted(specs)}"
         )
-    spec = specs[name]
+    return specs[name]
 
-    def per_model(value, wildcards):
-        if isinstance(value, dict):
-            return value.get(wildcards.get("model"), value["default"])
-        return value
 
-    def capped(value, cap):
-        return value if cap is None else min(value, cap)
+def _per_model(value, wildcards):
+    if isinstance(value, dict):
+        return value.get(wildcards.get("model"), value["default"])
+    return value
+
+
+def runtime_estimate(name, wildcards):
+    """Minutes one job of rule ``name`` is estimated to take (config cluster.rules), before
+    any cap: per model, and for finetune x the variant's share of the training texts."""
+    spec = _rule_spec(name)
+    minutes = _per_model(spec["runtime"], wildcards)
+    if spec.get("scale_with_train_size") and wildcards.get("variant", BASE) != BASE:
+        n_train = parse_variant(wildcards.get("variant")).n_train
+        minutes *= max(0.25, n_train / GPT2["finetune"]["train_size"])
+    return minutes
+
+
+# --------------------------------------------------------------------------- training chains
+
+
+def _training_jobs(name):
+    """Wildcards of the planned jobs of a training rule."""
+    if name == "finetune":
+        return [
+            {"model": j.model, "variant": j.variant} for j in FINETUNE_PLAN.values()
+        ]
+    return [
+        {"model": m}
+        for m in (GPT2_MODELS if GPT2_ENABLED else [])
+        if model_spec(m)["source"] not in ("hub", "local")
+    ]
+
+
+def chain_message(name):
+    """The start-up line saying that a training rule runs as chains (or None)."""
+    estimates = [runtime_estimate(name, wc) for wc in _training_jobs(name)]
+    try:
+        longest = max(estimates, default=0)
+        attempts = training_attempts(longest, MAX_RUNTIME)
+    except ClusterLimitError as error:
+        raise WorkflowError(f"{name} jobs: {error}") from None
+    if attempts == 1:
+        return None
+    return (
+        f"cluster.max_runtime = {MAX_RUNTIME} min: {name} jobs estimated at up to "
+        f"{longest:.0f} min run as chains of up to {attempts} attempts of at most "
+        f"{MAX_RUNTIME} min, each resuming from the last one's checkpoint (retries: "
+        f"{attempts - 1} + the run's retries; --retries 0: one attempt)"
+    )
+
+
+if workflow.is_main_process:
+    for _name in TRAINING_RULES:
+        _message = chain_message(_name)
+        if _message:
+            print(_message, file=sys.stderr)
+
+
+_RETRIES_SET = set()
+
+
+def _set_chain_retries(name):
+    """Give training rule ``name`` the retries its chains need (mixce.cluster.chain_retries),
+    once, when its first job is planned: the run's --retries is known only then (not while
+    the rules are parsed), and --retries 0 means no resubmission, chains included."""
+    if name in _RETRIES_SET:
+        return
+    _RETRIES_SET.add(name)
+    estimates = [runtime_estimate(name, wc) for wc in _training_jobs(name)]
+    settings = getattr(workflow, "execution_settings", None)
+    spare = settings.retries if settings is not None else 0
+    retries = chain_retries(estimates, MAX_RUNTIME, spare)
+    if retries is not None:
+        workflow.get_rule(name).restart_times = retries
+
+
+# --------------------------------------------------------------------------- group jobs
+
+
+def _component_minutes(model):
+    """Estimated minutes of the longest component of a model's grouped jobs."""
+    wc = {"model": model}
+    sample, score, perplexity = (
+        math.ceil(runtime_estimate(name, wc)) for name in GROUPED_RULES
+    )
+    return max(sample + score, perplexity)
+
+
+def _group_parts():
+    """Group of each planned component: (dataset, model, variant, split, decoding, seed),
+    or with split, decoding and seed None for a perplexity -> (group id, factor), the factor
+    of mixce.cluster.group_factor. Each variant's components, in the plan's order, are cut
+    into parts of as many components as fit in cluster.group_runtime (at most max_runtime);
+    a model whose component does not fit is not grouped (and said so)."""
+    budget = CLUSTER.get("group_runtime")
+    if budget is None or not GPT2_ENABLED:
+        return {}
+    if MAX_RUNTIME is not None:
+        budget = min(budget, MAX_RUNTIME)
+    components = {}
+    for j in sample_jobs(GPT2):
+        key = (j.dataset, j.model, j.variant)
+        components.setdefault(key, []).append((j.split, j.decoding, str(j.seed)))
+    for key in FINETUNE_PLAN:
+        components.setdefault(key, []).append((None, None, None))
+    parts, skipped = {}, set()
+    for (dataset, model, variant), members in components.items():
+        minutes = _component_minutes(model)
+        size = budget // minutes
+        if size < 1:
+            skipped.add((model, minutes))
+            continue
+        factor = group_factor(minutes, size, MAX_RUNTIME)
+        for i, member in enumerate(members):
+            groupid = f"{MODEL_PARTS}_{dataset}_{model}_{variant}_{i // size}"
+            parts[(dataset, model, variant, *member)] = (groupid, factor)
+    if skipped and workflow.is_main_process:
+        print(
+            "cluster: "
+            + ", ".join(f"{m} ({n} min)" for m, n in sorted(skipped))
+            + f": a sample and its score take longer than the {budget} min a group job may "
+            "take (cluster.group_runtime, max_runtime): their jobs go to Slurm one by one",
+            file=sys.stderr,
+        )
+    return parts
+
+
+GROUP_PARTS = _group_parts()
+
+
+def _part(wildcards):
+    """(group id, factor) of a grouped job, or None (not grouped)."""
+    key = (wildcards.dataset, wildcards.model, wildcards.variant)
+    key += tuple(wildcards.get(name) for name in ("split", "decoding", "seed"))
+    return GROUP_PARTS.get(key)
+
+
+def model_group(wildcards):
+    """`group:` of the rules in GROUPED_RULES: the job's part, or None (not grouped). The id
+    is registered under MODEL_PARTS (as Snakemake does for a group string with wildcards),
+    so that the profile's --group-components MODEL_PARTS=N merges a part's components.
+    """
+    part = _part(wildcards)
+    if part is None:
+        return None
+    workflow.parent_groupids[part[0]] = MODEL_PARTS
+    return part[0]
+
+
+def cluster_resources(name):
+    """The resources of the jobs of one rule, from config cluster.rules.<name>: gpu as a
+    number; runtime and mem_mb as functions of the job's wildcards (and attempt), capped by
+    cluster.max_runtime (mixce.cluster.job_runtime: training rules ask for their estimate,
+    at most the cap, on every attempt; grouped jobs stay within their group's share) and
+    cluster.max_mem_mb. The rule's script reads its gpu resource (mixce.device.job_gpus): a
+    device setting ``auto`` is the GPU the job was given, and a job given one stops at once
+    when torch cannot use CUDA (no silent CPU fallback).
+    """
+    spec = _rule_spec(name)
+    training = name in TRAINING_RULES
+    grouped = name in GROUPED_RULES
 
     def runtime(wildcards, attempt):
-        minutes = per_model(spec["runtime"], wildcards)
-        if spec.get("scale_with_train_size") and wildcards.get("variant", BASE) != BASE:
-            n_train = parse_variant(wildcards.variant).n_train
-            minutes *= max(0.25, n_train / GPT2["finetune"]["train_size"])
-        return capped(math.ceil(minutes * attempt), CLUSTER.get("max_runtime"))
+        if training:
+            _set_chain_retries(name)
+        part = _part(wildcards) if grouped else None
+        return job_runtime(
+            runtime_estimate(name, wildcards),
+            attempt,
+            MAX_RUNTIME,
+            training=training,
+            group=part[1] if part else None,
+        )
 
     def mem_mb(wildcards):
-        return capped(per_model(spec["mem_mb"], wildcards), CLUSTER.get("max_mem_mb"))
+        value = _per_model(spec["mem_mb"], wildcards)
+        cap = CLUSTER.get("max_mem_mb")
+        return value if cap is None else min(value, cap)
 
     resources = {"runtime": runtime, "mem_mb": mem_mb}
     if spec.get("gpu"):
         resources["gpu"] = spec["gpu"]
+    if grouped:
+        # 1 in a group job, which then runs one such job at a time (model_jobs is a local
+        # resource: a limit within each group job, not a count across the cluster), so the
+        # group asks for one GPU, the largest memory and the sum of the runtimes. 0 where
+        # Snakemake forms no groups (a local run): no limit there.
+        resources["model_jobs"] = lambda wildcards: int(
+            workflow.non_local_exec_or_dryrun and _part(wildcards) is not None
+        )
     return resources

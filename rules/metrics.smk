@@ -107,6 +107,8 @@ rule score_samples:
             "{decoding}",
             "seed{seed}.tsv",
         )
+    group:
+        model_group
     conda:
         "../envs/eval.yaml"
     threads: 1
@@ -139,6 +141,8 @@ rule perplexity:
         results("logs", "perplexity", "{dataset}", "{model}", "{variant}.log"),
     benchmark:
         results("benchmarks", "perplexity", "{dataset}", "{model}", "{variant}.tsv")
+    group:
+        model_group
     conda:
         "../envs/torch.yaml"
     threads: 1

@@ -49,6 +49,8 @@ rule sample:
             "{decoding}",
             "seed{seed}.tsv",
         )
+    group:
+        model_group
     conda:
         "../envs/torch.yaml"
     threads: 1

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -15,7 +17,8 @@ import pytest
 import torch
 
 import mixce.train
-from mixce.models import load_model, save_model, scratch_model
+from mixce.cluster import MODEL_BYTES_PER_PARAM, RESUME_BYTES_PER_PARAM
+from mixce.models import count_parameters, load_model, save_model, scratch_model
 from mixce.objectives import mle
 from mixce.tokenizer import build_tokenizer, check_gpt2_bpe, encode_texts
 from mixce.train import (
@@ -325,6 +328,111 @@ def test_checkpoint_saves_only_plain_types(tmp_path):
     save_atomic({**good, "state": {"best_step": None, "log": [{"step": 1}]}}, path)
     back = torch.load(path, weights_only=True)
     assert torch.equal(back["rng"]["torch"], good["rng"]["torch"]) and back["best"] == math.inf
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def test_one_resume_checkpoint_of_12_bytes_per_parameter(tmp_path):
+    """A checkpoint at every step replaces the last: the work directory holds one resume.pt
+    and best/, nothing else (a stale temporary file of a save cut short is dropped). Its size
+    is what mixce.cluster counts for the README's disk table."""
+    settings = TrainSettings(objective="mle", lr=1e-3, epochs=1, batch_size=6, micro_batch_size=6)
+    (tmp_path / "once").mkdir()
+    (tmp_path / "once" / ".resume.pt.tmp").write_bytes(b"a save cut short by a kill")
+    run(settings, tmp_path / "once", checkpoint_every=0)  # no checkpoint to replace it
+    assert sorted(p.name for p in (tmp_path / "once").iterdir()) == ["best"]
+    tmp_path = tmp_path / "every_step"
+    model, summary = run(settings, tmp_path, checkpoint_every=1)
+    assert summary["steps"] == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best", "resume.pt"]
+    assert torch.load(tmp_path / "resume.pt", weights_only=True)["state"]["step"] == 4
+    n = count_parameters(model)
+    per_param = (tmp_path / "resume.pt").stat().st_size / n
+    assert RESUME_BYTES_PER_PARAM <= per_param < RESUME_BYTES_PER_PARAM * 1.01, per_param
+    best = (tmp_path / "best" / "model.safetensors").stat().st_size / n
+    assert MODEL_BYTES_PER_PARAM <= best < MODEL_BYTES_PER_PARAM * 1.01, best
+
+
+class StopAfter:
+    """Stands in for StopOnSignal in the rule's script: 'SIGTERM' after ``steps`` steps."""
+
+    steps = 2
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __enter__(self) -> StopAfter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return self.calls >= self.steps
+
+
+def train_job(tmp_path: Path) -> SimpleNamespace:
+    """scripts/gpt2_train.py's `snakemake` object for a scratch model on 12 short texts."""
+    from mixce.tokenizer import save_tokenizer
+
+    tokenizer = tmp_path / "tokenizer"
+    if not tokenizer.exists():
+        save_tokenizer("package", "gpt2", tokenizer)
+    words = "the a cat dog sat ran on under mat tree house big small red".split()
+    for split, n in (("train", 12), ("dev", 4)):
+        lines = [
+            json.dumps({"text": " ".join(words[(i * 5 + j * 3) % len(words)] for j in range(12))})
+            for i in range(n)
+        ]
+        (tmp_path / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    settings = {"objective": "mle", "lr": 1e-3, "epochs": 2, "batch_size": 4}
+    return SimpleNamespace(
+        rule="pretrain",
+        resources=SimpleNamespace(gpu=0, mem_mb=1000, runtime=10),
+        params=SimpleNamespace(
+            settings={**settings, "micro_batch_size": 4, "max_length": 32, "seed": 3},
+            architecture=ARCH,
+            work_dir=str(tmp_path / "work"),
+            checkpoint_every=100,
+            device="cpu",
+            n_train=None,
+        ),
+        input=SimpleNamespace(
+            tokenizer=str(tokenizer),
+            train=str(tmp_path / "train.jsonl"),
+            dev=str(tmp_path / "dev.jsonl"),
+        ),
+        output=SimpleNamespace(
+            model=str(out / "model"), log_csv=str(out / "log.csv"), summary=str(out / "s.json")
+        ),
+        threads=1,
+        log=[str(tmp_path / "job.log")],
+    )
+
+
+def test_rule_keeps_the_checkpoint_when_stopped_and_removes_it_when_done(tmp_path, monkeypatch):
+    """The training rule's script as Snakemake runs it: stopped ('SIGTERM' before the time
+    limit) it fails with Preempted, its one resume checkpoint kept and no outputs (so
+    Snakemake retries it); run again it resumes, writes its outputs and deletes its work
+    directory, checkpoint included."""
+    script = str(ROOT / "scripts" / "gpt2_train.py")
+    smk = train_job(tmp_path)
+    work = Path(smk.params.work_dir)
+    monkeypatch.setattr(mixce.train, "StopOnSignal", StopAfter)
+    with pytest.raises(mixce.train.Preempted, match="stopped at step 2 of 6"):
+        runpy.run_path(script, init_globals={"snakemake": smk})
+    assert sorted(p.name for p in work.iterdir()) == ["resume.pt"]  # no dev evaluation yet
+    assert not (tmp_path / "out").exists()
+
+    monkeypatch.setattr(StopAfter, "steps", 10**6)
+    runpy.run_path(script, init_globals={"snakemake": smk})
+    assert "resumed from" in (tmp_path / "job.log").read_text()
+    assert not work.exists()
+    assert json.loads((tmp_path / "out" / "s.json").read_text())["steps"] == 6
+    assert (tmp_path / "out" / "model" / "model.safetensors").is_file()
 
 
 # --------------------------------------------------------------------------- objectives

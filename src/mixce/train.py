@@ -383,12 +383,19 @@ def check_plain(obj: Any, where: str = "checkpoint") -> None:
         )
 
 
+def atomic_tmp(path: Path) -> Path:
+    """The temporary name beside ``path`` that :func:`save_atomic` writes to first."""
+    return path.with_name(f".{path.name}.tmp")
+
+
 def save_atomic(obj: Any, path: Path) -> None:
     """torch.save to a temporary name beside ``path``, then rename. ``obj`` must pass
-    :func:`check_plain`, so that :func:`load_resume` can read it back without unpickling."""
+    :func:`check_plain`, so that :func:`load_resume` can read it back without unpickling.
+    A job keeps one resume checkpoint: each save replaces the last (while it is written, the
+    two are on disk)."""
     check_plain(obj)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = atomic_tmp(path)
     torch.save(obj, tmp)
     os.replace(tmp, path)
 
@@ -535,9 +542,11 @@ def train(
 ) -> dict[str, Any]:
     """Train ``model`` on ``train_texts`` (token ids ending in EOS); see the module docstring.
 
-    ``work_dir`` receives ``resume.pt`` (the resume checkpoint) and ``best/`` (the model with
-    the lowest objective dev loss so far). Both live outside the job's declared outputs, so a
-    failed or preempted job (whose outputs Snakemake removes) loses neither. ``reference``:
+    ``work_dir`` receives ``resume.pt`` (the resume checkpoint: one, replaced at each
+    checkpoint, about 12 bytes per parameter) and ``best/`` (the model with the lowest
+    objective dev loss so far). Both live outside the job's declared outputs, so a failed or
+    preempted job (whose outputs Snakemake removes) loses neither; the rule's script deletes
+    ``work_dir`` once the job's outputs are written. ``reference``:
     the frozen second model of an objective whose spec needs one (LFD's degenerative model);
     a ValueError if it is missing, or given to an objective that takes none.
 
@@ -588,6 +597,8 @@ def train(
         "objective": {},
     }
     torch.manual_seed(settings.seed)
+    # a save cut short by a kill leaves its temporary file (a checkpoint's size): drop it
+    atomic_tmp(resume_path).unlink(missing_ok=True)
     if resume_path.is_file():
         saved = load_resume(resume_path)
         if saved.get("fingerprint") == key:

@@ -1,0 +1,209 @@
+"""Cluster limits: the runtime each job asks for under a partition's time limit.
+
+rules/cluster.smk turns config.yaml's ``cluster`` section into the rules' resources with these
+functions; they are pure (no Snakemake), so the rules' arithmetic is tested on its own.
+
+- **The limit** (``cluster.max_runtime``): minutes, or ``sinfo:<partition>[,<partition>...]``,
+  read once with ``sinfo -h -o %l -p <partition>`` (:func:`resolve_max_runtime`; the smallest
+  limit of the partitions named, ``infinite`` being none).
+- **Training chains**: a training job never asks for more than the limit. One whose estimate
+  exceeds it runs as a chain of attempts of ``limit`` minutes: Slurm signals it
+  :data:`SIGNAL_MINUTES` before the limit (slurm/config.yaml), the loop saves its resume
+  checkpoint and exits with an error, and Snakemake's retry resumes from the checkpoint.
+  :func:`training_attempts` counts the attempts (each makes ``limit -`` :data:`TRAINING_MARGIN`
+  minutes of progress), :func:`chain_retries` turns them into the rule's ``retries``.
+- **Group jobs**: the sampling and scoring jobs of one model variant run in one Slurm job of
+  up to N connected components (Snakemake ``group:`` and ``--group-components``), one job after
+  another. :func:`group_factor` says whether N components fit the limit and by how much each
+  job's runtime may grow on a retry so that the group still fits.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
+
+# Training jobs get SIGTERM this long before their time limit (slurm/config.yaml:
+# --signal=TERM@300) and save their resume checkpoint.
+SIGNAL_MINUTES = 5
+# ASSUMED time a training attempt spends before its first step: Python and Snakemake start-up,
+# reading and tokenizing the texts, loading the model and the resume checkpoint.
+STARTUP_MINUTES = 5
+TRAINING_MARGIN = SIGNAL_MINUTES + STARTUP_MINUTES
+# The limit read with sinfo, kept for the jobs' own Snakemake processes (they inherit the
+# environment of the process that submits them), so that sinfo runs once per workflow.
+SINFO_ENV = "MIXCE_SINFO_MAX_RUNTIME"
+SINFO_PREFIX = "sinfo:"
+
+
+class ClusterLimitError(ValueError):
+    """A cluster limit that cannot be used: the message names the config key."""
+
+
+def parse_slurm_minutes(text: str) -> int | None:
+    """Minutes (rounded down) of a Slurm time limit as sinfo prints it; None for none.
+
+    Slurm's formats: ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M``, ``D-H:M:S``; ``infinite``
+    / ``UNLIMITED`` is no limit. Anything else is a ValueError naming the text.
+    """
+    value = text.strip()
+    if value.lower() in ("infinite", "unlimited"):
+        return None
+    match = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", value)
+    if not match:
+        raise ValueError(f"{text!r} is not a Slurm time limit ([D-]H:M:S, M, M:S, infinite)")
+    days, first, second, third = match.groups()
+    if days is not None:  # D-H, D-H:M, D-H:M:S
+        seconds = ((int(days) * 24 + int(first)) * 60 + int(second or 0)) * 60 + int(third or 0)
+    elif third is not None:  # H:M:S
+        seconds = (int(first) * 60 + int(second)) * 60 + int(third)
+    elif second is not None:  # M:S
+        seconds = int(first) * 60 + int(second)
+    else:  # M
+        seconds = int(first) * 60
+    return seconds // 60
+
+
+Runner = Callable[..., subprocess.CompletedProcess]
+
+
+def sinfo_limit(partitions: Sequence[str], run: Runner = subprocess.run) -> int | None:
+    """The smallest time limit in minutes of ``partitions`` (``sinfo -h -o %l -p P``); None
+    when none has one. A missing sinfo, a failing one or an unknown partition raises
+    :class:`ClusterLimitError`."""
+    where = f"cluster.max_runtime = '{SINFO_PREFIX}{','.join(partitions)}'"
+    limits = []
+    for partition in partitions:
+        cmd = ["sinfo", "-h", "-o", "%l", "-p", partition]
+        try:
+            proc = run(cmd, capture_output=True, text=True, timeout=60)
+        except FileNotFoundError:
+            raise ClusterLimitError(
+                f"{where}: no `sinfo` command here; run Snakemake on a Slurm login node or "
+                "give the limit in minutes"
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise ClusterLimitError(f"{where}: `{' '.join(cmd)}` did not answer in 60 s") from None
+        if proc.returncode != 0:
+            raise ClusterLimitError(
+                f"{where}: `{' '.join(cmd)}` failed ({proc.returncode}): {proc.stderr.strip()}"
+            )
+        lines = [line for line in proc.stdout.splitlines() if line.strip()]
+        if not lines:
+            raise ClusterLimitError(f"{where}: sinfo lists no partition {partition!r}")
+        try:
+            values = [parse_slurm_minutes(line) for line in lines]
+        except ValueError as error:
+            raise ClusterLimitError(f"{where}: sinfo -p {partition}: {error}") from None
+        limits += [v for v in values if v is not None]
+    return min(limits) if limits else None
+
+
+def resolve_max_runtime(
+    value: int | str | None,
+    environ: MutableMapping[str, str] = os.environ,
+    run: Runner = subprocess.run,
+) -> int | None:
+    """``cluster.max_runtime`` in minutes: a number or None as given; ``sinfo:P[,P...]`` read
+    with :func:`sinfo_limit` once (the answer is kept in ``environ[SINFO_ENV]`` for processes
+    started from this one)."""
+    if value is None or isinstance(value, int):
+        return value
+    if not value.startswith(SINFO_PREFIX) or not value[len(SINFO_PREFIX) :]:
+        raise ClusterLimitError(
+            f"cluster.max_runtime = {value!r}: minutes, null, or 'sinfo:<partition>' (e.g. "
+            "'sinfo:gpu', 'sinfo:gpu,cpu')"
+        )
+    cached = environ.get(SINFO_ENV, "")
+    key, _, minutes = cached.rpartition("=")
+    if key == value:
+        return None if minutes == "none" else int(minutes)
+    limit = sinfo_limit(value[len(SINFO_PREFIX) :].split(","), run)
+    environ[SINFO_ENV] = f"{value}={'none' if limit is None else limit}"
+    return limit
+
+
+# --------------------------------------------------------------------------- training chains
+
+
+def training_attempts(estimate: float, cap: int | None) -> int:
+    """Attempts a training job of ``estimate`` minutes needs when no attempt may run longer
+    than ``cap`` minutes: 1 when it fits, else each attempt trains for ``cap -``
+    :data:`TRAINING_MARGIN` minutes (start-up, then the signal before the limit)."""
+    if cap is None or estimate <= cap:
+        return 1
+    usable = cap - TRAINING_MARGIN
+    if usable <= 0:
+        raise ClusterLimitError(
+            f"cluster.max_runtime = {cap} min leaves no time to train: an attempt spends "
+            f"about {STARTUP_MINUTES} min starting and gets SIGTERM {SIGNAL_MINUTES} min "
+            "before the limit; give the partition's real limit"
+        )
+    return math.ceil(estimate / usable)
+
+
+def chain_retries(estimates: Iterable[float], cap: int | None, spare: int) -> int | None:
+    """The ``retries`` of a training rule: the attempts its longest job needs beyond the
+    first, plus ``spare`` (the run's retries, for failures that are not the time limit).
+    None (the run's retries apply) when every job fits in one attempt, or when ``spare``
+    is 0 (``--retries 0``: nothing is resubmitted, a chain stops after one attempt)."""
+    attempts = max((training_attempts(e, cap) for e in estimates), default=1)
+    if attempts == 1 or spare == 0:
+        return None
+    return attempts - 1 + spare
+
+
+# --------------------------------------------------------------------------- group jobs
+
+
+def group_factor(component_minutes: float, components: int, cap: int | None) -> float | None:
+    """How far each job of a group job may stretch its runtime (retries) so that a group of
+    ``components`` connected components of at most ``component_minutes`` each stays within
+    ``cap``: ``cap / (components x component_minutes)`` (inf without a cap), or None when
+    the group does not fit (no grouping)."""
+    if cap is None:
+        return math.inf
+    need = components * component_minutes
+    return cap / need if need <= cap else None
+
+
+def job_runtime(
+    estimate: float,
+    attempt: int,
+    cap: int | None,
+    *,
+    training: bool = False,
+    group: float | None = None,
+) -> int:
+    """Minutes one attempt of a job asks for, never above ``cap``.
+
+    ``training``: the estimate (at most ``cap``) on every attempt: an attempt resumes from
+    the checkpoint of the one before, so it never needs more. ``group``: the
+    :func:`group_factor` of the job's group: attempt x estimate, at most factor x estimate,
+    so that the group's sum stays within ``cap``. Otherwise attempt x estimate, at most ``cap``.
+    """
+    if training:
+        minutes = math.ceil(estimate)
+    else:
+        minutes = math.ceil(estimate * attempt)
+        if group is not None and math.isfinite(group):
+            minutes = min(minutes, max(math.ceil(estimate), math.floor(estimate * group)))
+    return minutes if cap is None else min(minutes, cap)
+
+
+# --------------------------------------------------------------------------- disk
+
+# Bytes per parameter on disk: a resume checkpoint holds the fp32 weights and AdamW's two fp32
+# moments (tests/test_train.py measures a real one); a saved model is fp32 safetensors.
+RESUME_BYTES_PER_PARAM = 12
+MODEL_BYTES_PER_PARAM = 4
+
+
+def training_work_bytes(parameters: float) -> float:
+    """Peak disk of one running training job's work directory: the resume checkpoint, its
+    replacement being written beside it (atomic rename), and the best model so far (which
+    is replaced the same way, but not while a checkpoint is written)."""
+    return parameters * (2 * RESUME_BYTES_PER_PARAM + MODEL_BYTES_PER_PARAM)
