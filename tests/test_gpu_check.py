@@ -114,8 +114,7 @@ def test_script_imports_nothing_else_in_any_branch() -> None:
 
 
 def test_tiny_run_measures_every_section_with_the_projects_code(tiny) -> None:
-    result, _, seconds = tiny
-    assert seconds < 60
+    result, _, _ = tiny  # no time limit here: speed lives in the bench, not in tests
     assert result["tiny"] is True and result["device"]["type"] == "cpu"
     assert set(result["sections"]) == set(gpu_check.SECTIONS)
     for name, record in result["sections"].items():
