@@ -366,6 +366,19 @@ def dry_run(workdir: Path, *configfiles: str) -> dict[str, int]:
     return counts
 
 
+# Rules whose inputs come from the select_models checkpoint's table (selected_variants). When
+# an edit reruns the selection, a dry run cannot know the new table: it lists the rules that
+# aggregate over it (collect_controlled, human_eval_pairs) and cannot plan the per-variant
+# controlled jobs, and the rule graph draws these edges or not depending on the recorded
+# table. Snakemake's checkpoint semantics, not a rerun decision: compared without them.
+AFTER_SELECTION = {"controlled", "collect_controlled", "human_eval_pairs"}
+
+
+def same_reruns(counts: dict[str, int], expected: set[str]) -> bool:
+    """Whether a dry run's rules are the expected ones, up to :data:`AFTER_SELECTION`."""
+    return set(counts) - AFTER_SELECTION == expected - AFTER_SELECTION
+
+
 def downstream(graph: dict[str, set[str]], rules: set[str]) -> set[str]:
     """The rules and every rule that reads what they write (rule graph edges)."""
     out, queue = set(rules), list(rules)
@@ -472,7 +485,8 @@ def test_real_edit_of_the_diversity_function_reruns_scoring_and_tables_only(
     finally:
         restore(saved)
     # the two scoring rules run ngram_diversity; what reads their outputs follows
-    assert set(counts) == downstream(graph, {"score_human", "score_samples"})
+    expected = downstream(graph, {"score_human", "score_samples"})
+    assert same_reruns(counts, expected), (sorted(counts), sorted(expected))
     assert counts["score_samples"] == len(
         list((workdir / "results/test/metrics/samples").rglob("*.json"))
     )
@@ -498,7 +512,8 @@ def test_real_edit_of_the_mixce_loss_reruns_training_and_below(
         counts = dry_run(workdir)
     finally:
         restore(saved)
-    assert set(counts) == downstream(graph, {"pretrain", "finetune"})
+    expected = downstream(graph, {"pretrain", "finetune"})
+    assert same_reruns(counts, expected), (sorted(counts), sorted(expected))
     assert not {"prepare_dataset", "tokenizer", "score_human", "synthetic_train"} & set(counts)
 
 
