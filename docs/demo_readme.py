@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 START = "<!-- demo-numbers:start (python docs/demo_readme.py --write) -->"
 END = "<!-- demo-numbers:end -->"
-LABELS = {"human": "human", "mle": "MLE", "mixce": "MixCE"}
+LABELS = {"human": "human", "mle": "MLE", "mixce": "MixCE", "tailr": "TaiLr", "lfd": "LFD"}
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]")
 
 

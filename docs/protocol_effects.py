@@ -216,7 +216,7 @@ def one_point_rows(run_dir: Path, config: dict, dataset: str, model: str) -> Ite
                 f"newlines (scoring)|mauve L={top}|clean",
                 mauve(records, human_feats_nl, newlines="clean")[f"mauve_len{top}"],
             )
-        variant = sample_dir.parents[2].name
+        variant = sample_dir.parents[1].name  # samples/<d>/<m>/<variant>/test/unbiased
         lm = load_model(run_dir / "finetune" / dataset / model / variant / "model", "cpu")
         ids = encode_texts(tokenizer, loader_texts(texts, "official"), max_length)
         nlls = token_nll(lm, ids, batch_size=metrics["batch_size"], device="cpu")
