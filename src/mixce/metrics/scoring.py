@@ -63,26 +63,11 @@ from mixce.metrics.diversity import (
     word_length,
 )
 from mixce.metrics.features import make_featurizer
+from mixce.metrics.fragments import clean_up_spaces
 from mixce.metrics.mauve_score import mauve_from_features
 from mixce.protocol import Setting
 
 Record = dict[str, Any]
-
-# transformers 4.x's ``clean_up_tokenization`` (applied by ``decode`` by default there, and so
-# to every text the released code decoded): these replacements, in this order. transformers 5
-# no longer applies it to GPT-2's BPE, so it is written out here.
-_RELEASED_CLEANUP = (
-    (" .", "."),
-    (" ?", "?"),
-    (" !", "!"),
-    (" ,", ","),
-    (" ' ", "'"),
-    (" n't", "n't"),
-    (" 'm", "'m"),
-    (" 's", "'s"),
-    (" 've", "'ve"),
-    (" 're", "'re"),
-)
 
 
 def _check(name: str, setting: str) -> None:
@@ -156,10 +141,10 @@ def whole_ids(record: Record) -> list[int]:
 
 def released_cleanup(text: str) -> str:
     """transformers 4.x's clean-up of tokenization spaces (``" ."`` -> ``"."``, ``" n't"`` ->
-    ``"n't"``, ...), which the released code's ``decode`` calls applied to every text."""
-    for old, new in _RELEASED_CLEANUP:
-        text = text.replace(old, new)
-    return text
+    ``"n't"``, ...), which the released code's ``decode`` calls applied to every text
+    (transformers 5 no longer applies it to GPT-2's BPE): the rule of
+    :func:`mixce.metrics.fragments.clean_up_spaces`."""
+    return clean_up_spaces(text)
 
 
 def released_decode(tokenizer: Any, ids: Sequence[Sequence[int]]) -> list[str]:
