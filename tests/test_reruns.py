@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -22,14 +20,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from snakemake_run import job_counts, snakemake
 
 from mixce.config import load_config
 from mixce.layout import REPO, copy_workflow
 from mixce.rerun import CodeIndex, canonical_dump, code_fingerprint, main
-
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
-TIMEOUT_S = int(os.environ.get("MIXCE_TEST_TIMEOUT_S", "600"))
-
 
 # --------------------------------------------------------------------------- unit
 
@@ -324,22 +319,6 @@ def test_profiles_rerun_on_content_not_on_mtimes_of_code() -> None:
 # --------------------------------------------------------------------------- through Snakemake
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [str(SNAKEMAKE), *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
-    if check and proc.returncode != 0:
-        pytest.fail(
-            f"snakemake {' '.join(args)} exited with {proc.returncode}:\n"
-            f"{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
-        )
-    return proc
-
-
 def dry_run(workdir: Path, *configfiles: str) -> dict[str, int]:
     """Jobs per rule of a dry run through the local profile ({}: nothing to do)."""
     proc = snakemake(
@@ -353,16 +332,11 @@ def dry_run(workdir: Path, *configfiles: str) -> dict[str, int]:
         "config/test.yaml",
         *configfiles,
     )
-    text = proc.stdout + "\n" + proc.stderr
-    match = re.search(r"Job stats:\n(.*?)\n\s*\n", text + "\n\n", flags=re.S)
-    if match is None:
+    counts = job_counts(proc)
+    if not counts:
+        text = proc.stdout + "\n" + proc.stderr
         assert "Nothing to be done" in text, text[-3000:]
-        return {}
-    counts = {}
-    for line in match.group(1).splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "all"):
-            counts[parts[0]] = int(parts[1])
+    counts.pop("all", None)
     return counts
 
 

@@ -14,7 +14,6 @@ import json
 import math
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 import pytest
+from snakemake_run import job_counts, snakemake
 
 from mixce.config import load_config
 from mixce.io import (
@@ -49,11 +49,7 @@ from mixce.synthetic.pipeline import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 OBJECTIVES = ["forward_kl", "reverse_kl", "mix_kl", "js", "mixce_star", "mixce"]
-# A guard against a hung run, not a speed target: the test config takes about 5 minutes on
-# 2 idle cores; 30 minutes leaves room for a loaded machine (MIXCE_TEST_TIMEOUT_S overrides).
-TIMEOUT_S = int(os.environ.get("MIXCE_TEST_TIMEOUT_S", "1800"))
 
 
 # --------------------------------------------------------------------------- helpers (unit)
@@ -217,36 +213,6 @@ def test_runs_table_sorts_and_checks_columns() -> None:
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private copy of the workflow files."""
     return copy_workflow(tmp_path_factory.mktemp("workflow"))
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [str(SNAKEMAKE), *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
-    if check and proc.returncode != 0:
-        pytest.fail(
-            f"snakemake {' '.join(args)} exited with {proc.returncode}:\n"
-            f"{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
-        )
-    return proc
-
-
-def job_counts(proc: subprocess.CompletedProcess) -> dict[str, int]:
-    """The first "Job stats" table of a (dry) run; {} when there is nothing to do."""
-    text = proc.stdout + "\n" + proc.stderr
-    match = re.search(r"Job stats:\n(.*?)\n\s*\n", text + "\n\n", flags=re.S)
-    if match is None:
-        return {}
-    counts = {}
-    for line in match.group(1).splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
-            counts[parts[0]] = int(parts[1])
-    return counts
 
 
 def dry_run(workdir: Path, *args: str) -> dict[str, int]:
