@@ -23,7 +23,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "bench/gpu_check.py"
-#: what the device machine's python3 has that the check may use (/work/.library/device/KINDS.md)
+#: what the lent GPU machine's python3 has besides the standard library (all the check may use)
 ALLOWED = {"torch", "transformers", "numpy", "pandas", "scipy", "tqdm"}
 
 # Runs bench/gpu_check.py with an __import__ that refuses (and records) every import of a
