@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +23,10 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from mixce.io import replace_marked_block  # noqa: E402
+
 README = REPO / "README.md"
 START = "<!-- demo-numbers:start (python docs/demo_readme.py --write) -->"
 END = "<!-- demo-numbers:end -->"
@@ -142,10 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.write:
         print(text)
         return 0
-    doc = README.read_text()
-    head, rest = doc.split(START, 1)
-    _, tail = rest.split(END, 1)
-    README.write_text(f"{head}{START}\n{text}\n{END}{tail}")
+    README.write_text(replace_marked_block(README.read_text(), START, END, text))
     print(f"updated {README}")
     return 0
 

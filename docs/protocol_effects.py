@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from mixce.config import load_config  # noqa: E402
+from mixce.io import replace_marked_block  # noqa: E402
 
 DOC = REPO / "docs" / "PROTOCOL.md"
 START = "<!-- demo-effects:start (python docs/protocol_effects.py --write) -->"
@@ -272,10 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.write:
         print(text)
         return 0
-    doc = DOC.read_text()
-    head, rest = doc.split(START, 1)
-    _, tail = rest.split(END, 1)
-    DOC.write_text(f"{head}{START}\n{text}\n{END}{tail}")
+    DOC.write_text(replace_marked_block(DOC.read_text(), START, END, text))
     print(f"updated {DOC}")
     return 0
 

@@ -54,3 +54,16 @@ def test_docs_hold_the_generated_blocks() -> None:
     assert demo.START in readme and demo.END in readme
     protocol = (ROOT / "docs" / "PROTOCOL.md").read_text()
     assert effects.START in protocol and effects.END in protocol
+
+
+def test_replace_marked_block_keeps_the_markers_and_the_rest() -> None:
+    import pytest
+
+    from mixce.io import replace_marked_block
+
+    text = "intro\n<!-- a -->\nold\nlines\n<!-- b -->\noutro\n"
+    assert replace_marked_block(text, "<!-- a -->", "<!-- b -->", "new") == (
+        "intro\n<!-- a -->\nnew\n<!-- b -->\noutro\n"
+    )
+    with pytest.raises(ValueError, match="no block"):
+        replace_marked_block("<!-- b --> then <!-- a -->", "<!-- a -->", "<!-- b -->", "x")

@@ -34,6 +34,7 @@ __all__ = [
     "load_sequences",
     "read_json",
     "read_texts",
+    "replace_marked_block",
     "sequences_arrays",
     "write_csv",
     "write_json",
@@ -42,6 +43,23 @@ __all__ = [
 ]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+# --------------------------------------------------------------------------- generated docs
+
+
+def replace_marked_block(text: str, start: str, end: str, block: str) -> str:
+    """``text`` with what stands between the marker lines ``start`` and ``end`` replaced by
+    ``block`` (the markers kept): how docs/*.py write their generated parts of the docs.
+
+    Raises:
+        ValueError: a marker is missing.
+    """
+    if start not in text or end not in text.split(start, 1)[1]:
+        raise ValueError(f"no block {start} ... {end}")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{block}\n{end}{tail}"
 
 
 # --------------------------------------------------------------------------- atomic writes
