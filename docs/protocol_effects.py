@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from mixce.config import load_config  # noqa: E402
-from mixce.io import replace_marked_block  # noqa: E402
+from mixce.io import read_texts, replace_marked_block  # noqa: E402
 
 DOC = REPO / "docs" / "PROTOCOL.md"
 START = "<!-- demo-effects:start (python docs/protocol_effects.py --write) -->"
@@ -146,11 +146,7 @@ def one_point_rows(run_dir: Path, config: dict, dataset: str, model: str) -> Ite
     seed = metrics["mauve"]["seed"]
     torch.set_num_threads(2)
     tokenizer = load_tokenizer(run_dir / "models" / "tokenizer")
-    texts = [
-        __import__("json").loads(line)["text"]
-        for line in (run_dir / "data" / dataset / "test.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
+    texts = read_texts(run_dir / "data" / dataset / "test.jsonl")
     n = gpt2["sampling"]["n_prompts"]
     human = human_records(
         loader_texts(texts, "official")[: n or None],

@@ -64,7 +64,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mixce.io import atomic_output
+from mixce.io import atomic_output, read_texts
 from mixce.tokenizer import loader_texts
 
 __all__ = [
@@ -548,12 +548,7 @@ def read_token_ids(
     ``newlines`` official: the texts as the released loader saw them
     (:func:`mixce.tokenizer.loader_texts`: a line break ends every text but the file's last).
     """
-    texts = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                texts.append(json.loads(line)["text"])
-    texts = loader_texts(texts, newlines)
+    texts = loader_texts(read_texts(path), newlines)
     if n is not None:
         texts = texts[:n]
     if n is not None and len(texts) < n:
