@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,13 +22,59 @@ import torch
 
 from mixce.metrics.coherence import coherence, mean_coherence
 from mixce.metrics.features import (
+    SIMCSE_NAME,
     SimCSEFeaturizer,
-    TransformersSimCSEFeaturizer,
+    _BertEncoder,
     make_featurizer,
     simcse_class,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+class TransformersSimCSEFeaturizer(_BertEncoder):
+    """The project's earlier SimCSE path, ``transformers.AutoModel`` and our own pooling,
+    kept here as the cross-check of the ``simcse`` package (batches are sorted by length, so
+    padding differs: equal up to float rounding)."""
+
+    kind = "simcse-transformers"
+    POOLERS = SimCSEFeaturizer.POOLERS
+
+    def __init__(
+        self,
+        name: str | os.PathLike[str] = SIMCSE_NAME,
+        *,
+        tokenizer: Any = None,
+        max_len: int = 512,
+        batch_size: int = 32,
+        device: str | torch.device = "cpu",
+        pooler: str = "cls",
+        normalize: bool = True,
+    ) -> None:
+        if pooler not in self.POOLERS:
+            raise ValueError(f"unknown SimCSE pooler {pooler!r}: use one of {self.POOLERS}")
+        self.pooler = pooler
+        super().__init__(
+            name,
+            tokenizer=tokenizer,
+            max_len=max_len,
+            batch_size=batch_size,
+            device=device,
+            normalize=normalize,
+        )
+        if pooler == "cls" and getattr(self.model, "pooler", None) is None:
+            raise ValueError(f"{self.name} has no pooler layer: use pooler='cls_before_pooler'")
+
+    def describe(self) -> dict[str, Any]:
+        """As the base class, plus the pooler."""
+        return {**super().describe(), "pooler": self.pooler}
+
+    def _pool(self, outputs: Any, mask: torch.Tensor) -> torch.Tensor:
+        if self.pooler == "cls":
+            return outputs.pooler_output
+        return outputs.last_hidden_state[:, 0]
+
+
 TEXTS = [
     "the cat sat on the mat",
     "a dog ran",

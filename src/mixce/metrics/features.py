@@ -19,8 +19,6 @@ describes itself (:meth:`describe`) so that saved features record how they were 
   calls it; installed without its stale pins from ``requirements-nodeps.txt``): BERT's
   pooler output of ``[CLS]`` (``pooler="cls"``, SimCSE's choice for supervised models),
   L2-normalised (``encode``'s default; cosine similarity is unaffected).
-  :class:`TransformersSimCSEFeaturizer` is the project's earlier path to the same embeddings
-  (``transformers.AutoModel`` and our own pooling), kept as the package's cross-check.
 
 :func:`make_featurizer` builds one from a config dict; :func:`save_features` /
 :func:`load_features` store features with their metadata in an ``.npz`` file.
@@ -48,7 +46,6 @@ __all__ = [
     "GPT2Featurizer",
     "SentenceFeaturizer",
     "SimCSEFeaturizer",
-    "TransformersSimCSEFeaturizer",
     "length_batches",
     "load_features",
     "make_featurizer",
@@ -432,52 +429,6 @@ class SimCSEFeaturizer:
             normalize_to_unit=self.normalize,
         )
         return np.asarray(embeddings, dtype=np.float32)
-
-
-class TransformersSimCSEFeaturizer(_BertEncoder):
-    """The project's earlier SimCSE path: ``transformers.AutoModel`` and our own pooling.
-
-    Same embeddings as :class:`SimCSEFeaturizer` (up to float rounding: batches here are
-    sorted by length, so padding differs); tests/test_simcse.py checks that they agree. Not
-    a featurizer kind of the config: kept as the cross-check of the ``simcse`` package.
-    """
-
-    kind = "simcse-transformers"
-    POOLERS = SimCSEFeaturizer.POOLERS
-
-    def __init__(
-        self,
-        name: str | os.PathLike[str] = SIMCSE_NAME,
-        *,
-        tokenizer: Any = None,
-        max_len: int = 512,
-        batch_size: int = 32,
-        device: str | torch.device = "cpu",
-        pooler: str = "cls",
-        normalize: bool = True,
-    ) -> None:
-        if pooler not in self.POOLERS:
-            raise ValueError(f"unknown SimCSE pooler {pooler!r}: use one of {self.POOLERS}")
-        self.pooler = pooler
-        super().__init__(
-            name,
-            tokenizer=tokenizer,
-            max_len=max_len,
-            batch_size=batch_size,
-            device=device,
-            normalize=normalize,
-        )
-        if pooler == "cls" and getattr(self.model, "pooler", None) is None:
-            raise ValueError(f"{self.name} has no pooler layer: use pooler='cls_before_pooler'")
-
-    def describe(self) -> dict[str, Any]:
-        """As the base class, plus the pooler."""
-        return {**super().describe(), "pooler": self.pooler}
-
-    def _pool(self, outputs: Any, mask: torch.Tensor) -> torch.Tensor:
-        if self.pooler == "cls":
-            return outputs.pooler_output
-        return outputs.last_hidden_state[:, 0]
 
 
 # --------------------------------------------------------------------------- factory and files
