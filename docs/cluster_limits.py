@@ -13,8 +13,8 @@ as for a local run, summing what runs in parallel), and printed by a hook (PROBE
 Disk: from parameter counts (docs/cluster_plan.py's), bytes per parameter (mixce.cluster: a
 resume checkpoint is 12 bytes per parameter, a saved model 4) and the job counts of the dry
 run; sample files from their texts' token counts (config.yaml) and the bytes per token that
-mixce.sample.write_samples writes for English prose (measured here, on this repository's
-README).
+mixce.sample.write_samples writes for English prose (measured here, on PROSE: the prose lines of
+this repository's README at commit d15723a, kept fixed so that README edits move no number).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# English prose for the bytes per token of a sample file (see its first lines).
+PROSE = REPO / "docs" / "cluster_limits_prose.txt"
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "docs"))
 
@@ -124,15 +126,13 @@ def submissions(text: str, local_rules: set[str]) -> int:
 def sample_bytes_per_token(prompt_tokens: int, new_tokens: int) -> float:
     """Bytes per token of a sample file (mixce.sample.write_samples: text and token ids) of
     texts of ``prompt_tokens`` + ``new_tokens`` tokens, measured on English prose: the
-    paragraphs of this repository's README, cut into such texts."""
+    lines of PROSE (a fixed sample of this repository's documentation), cut into such texts."""
     from mixce.sample import Generation, parse_decoding, write_samples
     from mixce.tokenizer import build_tokenizer
 
     tokenizer = build_tokenizer("package")
     prose = " ".join(
-        line
-        for line in (REPO / "README.md").read_text().splitlines()
-        if line[:1].isalpha() and "|" not in line
+        line for line in PROSE.read_text().splitlines() if line[:1].isalpha() and "|" not in line
     )
     ids = tokenizer.encode(prose)
     size = prompt_tokens + new_tokens

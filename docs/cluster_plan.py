@@ -1,13 +1,13 @@
-"""Paper-scale job counts per rule and a GPU-hour estimate per stage, for the README.
+"""Paper-scale job counts per rule and a GPU-hour estimate per stage, for the Slurm guide.
 
     python docs/cluster_plan.py            # print the Markdown block
-    python docs/cluster_plan.py --write    # replace the block in README.md (make cluster-plan)
-    python docs/cluster_plan.py --check    # exit 1 if README.md's block is stale (a test)
+    python docs/cluster_plan.py --write    # rewrite slurm/README.md's block (make cluster-plan)
+    python docs/cluster_plan.py --check    # exit 1 if slurm/README.md's block is stale (a test)
 
 The job counts come from a dry run (`snakemake all -n --forceall`) of config.yaml through the
 Slurm profile, in a temporary copy of the workflow (so no results/ of this checkout count).
 Jobs after the selection checkpoint (controlled metrics, Table 2 ...) are planned only once
-the selection has run, so the dry run cannot count them: the README says so.
+the selection has run, so the dry run cannot count them: the guide says so.
 
 The GPU-hour estimate is work over rate:
 - work per job in FLOPs: 6 x parameters x tokens for training, 2 x parameters x tokens for a
@@ -46,7 +46,8 @@ from mixce.layout import copy_workflow  # noqa: E402
 from mixce.plan import BASE, parse_variant  # noqa: E402
 from mixce.protocol import point  # noqa: E402
 
-README = REPO / "README.md"
+# The Slurm guide, beside the profile, holds the generated block between START and END.
+GUIDE = REPO / "slurm" / "README.md"
 START = "<!-- cluster-plan:start (python docs/cluster_plan.py --write) -->"
 END = "<!-- cluster-plan:end -->"
 # ASSUMED sustained GPU rates (FLOP/s) on one A100-class GPU (bf16 autocast, as the training
@@ -291,7 +292,7 @@ def markdown(jobs: list[dict], config: dict, gpu_json: Path = GPU_JSON) -> str:
 
 
 def rates_text(measured: dict | None, precision: str) -> str:
-    """The README's sentence on the rates behind the estimate: measured or assumed."""
+    """The guide's sentence on the rates behind the estimate: measured or assumed."""
     cpu = cpu_rates()
     assumed = (
         "ASSUMED for one A100-class GPU (bf16): "
@@ -357,25 +358,26 @@ def plan(env: dict | None = None) -> tuple[list[dict], str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--write", action="store_true", help="rewrite the block in README.md")
-    group.add_argument("--check", action="store_true", help="exit 1 if README.md is stale")
+    group.add_argument("--write", action="store_true", help="rewrite the block in slurm/README.md")
+    group.add_argument("--check", action="store_true", help="exit 1 if slurm/README.md is stale")
     args = parser.parse_args()
     _, block = plan()
     if not (args.write or args.check):
         print(block)
         return 0
-    readme = README.read_text()
+    name = GUIDE.relative_to(REPO)
+    readme = GUIDE.read_text()
     pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), flags=re.S)
     if not pattern.search(readme):
-        print(f"README.md has no block {START} ... {END}", file=sys.stderr)
+        print(f"{name} has no block {START} ... {END}", file=sys.stderr)
         return 1
     updated = pattern.sub(lambda _: block, readme)
     if args.check:
         if updated != readme:
-            print("README.md's cluster plan is stale: run `make cluster-plan`", file=sys.stderr)
+            print(f"{name}'s cluster plan is stale: run `make cluster-plan`", file=sys.stderr)
             return 1
         return 0
-    README.write_text(updated)
+    GUIDE.write_text(updated)
     return 0
 
 

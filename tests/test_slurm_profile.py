@@ -4,7 +4,7 @@ One dry run (`snakemake --profile slurm all -n --forceall`, in a copy of the wor
 a site file of made-up names shows every job's resources as the plugin would submit them:
 GPU jobs to the site's GPU partition with one GPU of the site's model, every other job to
 the CPU partition, runtime and memory by model size from config.yaml's cluster section.
-The same run regenerates the README's job table (docs/cluster_plan.py), which must be current.
+The same run regenerates slurm/README.md's job table (docs/cluster_plan.py), which must be current.
 The real-Slurm tests are in tests/test_slurm.py (MIXCE_SLURM=1).
 """
 
@@ -123,11 +123,13 @@ def test_downloads_are_local_rules(paper_plan) -> None:
     assert not any("gpu" in j["resources"] for j in jobs if j["local"])
 
 
-def test_readme_cluster_plan_is_current(paper_plan) -> None:
+def test_slurm_guide_cluster_plan_is_current(paper_plan) -> None:
     _, block = paper_plan
-    readme = (REPO / "README.md").read_text()
-    assert block in readme, (
-        "README.md's job table is stale (job counts or resources changed): run `make cluster-plan`"
+    guide = cluster_plan.GUIDE.read_text()
+    assert cluster_plan.GUIDE == REPO / "slurm" / "README.md"
+    assert block in guide, (
+        "slurm/README.md's job table is stale (job counts or resources changed): "
+        "run `make cluster-plan`"
     )
 
 
@@ -152,7 +154,7 @@ def test_site_file_with_unknown_key_stops_before_any_job(tmp_path) -> None:
 
 def test_synthetic_training_on_gpus_through_config_and_site_file(tmp_path) -> None:
     """synthetic.train.device: cuda with one GPU per synthetic_train job in the config, and
-    the rule routed to the GPU partition by the site file, as the README says."""
+    the rule routed to the GPU partition by the site file, as slurm/README.md says."""
     root = copy_workflow(tmp_path / "wf", ignore=("site.yaml",))
     site = tmp_path / "site.yaml"
     site.write_text(SITE + "resources:\n  synthetic_train: {slurm_partition: \"'gpuq'\"}\n")
