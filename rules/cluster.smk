@@ -31,7 +31,7 @@ TRAINING_RULES = ("pretrain", "finetune")
 # cluster.group_runtime minutes (and max_runtime). Group ids are MODEL_PARTS_<variant>_<part>,
 # all under the name MODEL_PARTS, whose --group-components in slurm/config.yaml lets a
 # group span its components. A group job runs its jobs one after another (model_jobs,
-# below); each job still loads its own model.
+# below); each job loads its model once for all its seeds.
 MODEL_PARTS = "model_parts"
 GROUPED_RULES = ("sample", "score_samples", "perplexity")
 
@@ -60,11 +60,53 @@ def _per_model(value, wildcards):
     return value
 
 
+# Rules whose config runtime is per sample file. A job of these rules does every sampling
+# seed of its (model, split, decoding) with the model and featurizers loaded once, unless
+# that would not fit cluster.max_runtime: then the rule has one job per seed (seed_files).
+PER_SEED_RULES = ("sample", "score_samples", "controlled")
+
+
+def _every_seed_fits(name):
+    if MAX_RUNTIME is None or not GPT2_ENABLED:
+        return True
+    per_file = max(
+        _per_model(_rule_spec(name)["runtime"], {"model": m}) for m in GPT2_MODELS
+    )
+    return per_file * len(SAMPLE_SEEDS) <= MAX_RUNTIME
+
+
+JOB_PER_SEED = {name for name in PER_SEED_RULES if not _every_seed_fits(name)}
+if JOB_PER_SEED and workflow.is_main_process:
+    print(
+        f"cluster.max_runtime = {MAX_RUNTIME} min: {', '.join(sorted(JOB_PER_SEED))} jobs of "
+        f"all {len(SAMPLE_SEEDS)} sampling seeds would not fit: one job per seed (each "
+        "loads its model)",
+        file=sys.stderr,
+    )
+
+
+def seed_files(name, *parts):
+    """Output or input files of a job of ``name`` (one of PER_SEED_RULES), ``parts`` under
+    results/<run>/, the last the file name with ``{seed}``: one path per sampling seed, or
+    the ``{seed}`` pattern itself where the rule has one job per seed (JOB_PER_SEED)."""
+    if name in JOB_PER_SEED:
+        return results(*parts)
+    return expand(results(*parts), seed=SAMPLE_SEEDS, allow_missing=True)
+
+
+def seed_job_name(name, *parts):
+    """Log / benchmark path of a job of ``name`` (seed{seed} appended when one per seed)."""
+    return results(*parts, *(["seed{seed}"] if name in JOB_PER_SEED else []))
+
+
 def runtime_estimate(name, wildcards):
     """Minutes one job of rule ``name`` is estimated to take (config cluster.rules), before
-    any cap: per model, and for finetune x the variant's share of the training texts."""
+    any cap: per model, x the job's sample files for PER_SEED_RULES (greedy or one job per
+    seed: one), and for finetune x the variant's share of the training texts."""
     spec = _rule_spec(name)
     minutes = _per_model(spec["runtime"], wildcards)
+    if name in PER_SEED_RULES and name not in JOB_PER_SEED:
+        minutes *= 1 if wildcards.get("decoding") == "greedy" else len(SAMPLE_SEEDS)
     if spec.get("scale_with_train_size") and wildcards.get("variant", BASE) != BASE:
         n_train = parse_variant(wildcards.get("variant")).n_train
         minutes *= max(0.25, n_train / GPT2["finetune"]["train_size"])
@@ -134,17 +176,20 @@ def _set_chain_retries(name):
 
 
 def _component_minutes(model):
-    """Estimated minutes of the longest component of a model's grouped jobs."""
+    """Estimated minutes of the longest component of a model's grouped jobs: a (split,
+    decoding)'s sample and score jobs (every seed), or a perplexity."""
     wc = {"model": model}
     sample, score, perplexity = (
-        math.ceil(runtime_estimate(name, wc)) for name in GROUPED_RULES
+        math.ceil(runtime_estimate(name, wc))
+        * (len(SAMPLE_SEEDS) if name in JOB_PER_SEED else 1)
+        for name in GROUPED_RULES
     )
     return max(sample + score, perplexity)
 
 
 def _group_parts():
-    """Group of each planned component: (dataset, model, variant, split, decoding, seed),
-    or with split, decoding and seed None for a perplexity -> (group id, factor), the factor
+    """Group of each planned component: (dataset, model, variant, split, decoding) of a
+    sample job and its score job, or with split and decoding None for a perplexity -> (group id, factor), the factor
     of mixce.cluster.group_factor. Each variant's components, in the plan's order, are cut
     into parts of as many components as fit in cluster.group_runtime (at most max_runtime);
     a model whose component does not fit is not grouped (and said so)."""
@@ -154,11 +199,10 @@ def _group_parts():
     if MAX_RUNTIME is not None:
         budget = min(budget, MAX_RUNTIME)
     components = {}
-    for j in sample_jobs(GPT2):
-        key = (j.dataset, j.model, j.variant)
-        components.setdefault(key, []).append((j.split, j.decoding, str(j.seed)))
+    for dataset, model, variant, split, decoding in sample_groups(GPT2):
+        components.setdefault((dataset, model, variant), []).append((split, decoding))
     for key in FINETUNE_PLAN:
-        components.setdefault(key, []).append((None, None, None))
+        components.setdefault(key, []).append((None, None))
     parts, skipped = {}, set()
     for (dataset, model, variant), members in components.items():
         minutes = _component_minutes(model)
@@ -187,7 +231,7 @@ GROUP_PARTS = _group_parts()
 def _part(wildcards):
     """(group id, factor) of a grouped job, or None (not grouped)."""
     key = (wildcards.dataset, wildcards.model, wildcards.variant)
-    key += tuple(wildcards.get(name) for name in ("split", "decoding", "seed"))
+    key += tuple(wildcards.get(name) for name in ("split", "decoding"))
     return GROUP_PARTS.get(key)
 
 

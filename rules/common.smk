@@ -10,6 +10,7 @@ from mixce.plan import (
     finetune_job,
     finetune_jobs,
     parse_variant,
+    sample_groups,
     sample_jobs,
     scratch_models,
     variant_name,
@@ -186,10 +187,29 @@ TABLES = ("table1", "table6", "table7", "table11")
 FIGURE_STEM = results("figures", "synthetic_eta")
 
 
+TABLE_FORMATS = {"csv": "CSV", "tex": "LaTeX", "html": "HTML (view)"}
+
+
 def table_files(table):
+    """A paper table's files: its data (csv), LaTeX (tex) and a page the report shows (html)."""
+    return {ext: results("tables", f"{table}.{ext}") for ext in TABLE_FORMATS}
+
+
+def table_outputs(table, category, label=None):
+    """Named outputs ``<table>_<ext>`` of a table's files, each in the HTML report with the
+    table's caption (report/<table>.rst). The report sorts labels as text: "Table  2" (two
+    spaces, shown as one) sorts before "Table 10"."""
+    if label is None:
+        label = f"Table {table.removeprefix('table'):>2}"
     return {
-        "csv": results("tables", f"{table}.csv"),
-        "tex": results("tables", f"{table}.tex"),
+        f"{table}_{ext}": report(
+            path,
+            caption=f"../report/{table}.rst",
+            category=category,
+            subcategory="Tables",
+            labels={"table": label, "format": TABLE_FORMATS[ext]},
+        )
+        for ext, path in table_files(table).items()
     }
 
 
@@ -290,6 +310,11 @@ def model_dir(dataset, model, variant):
 
 def sample_path(job, ext="jsonl"):
     return results("samples", f"{job.path}.{ext}")
+
+
+SAMPLE_SEEDS = [int(s) for s in GPT2["sampling"]["seeds"]]
+# The wildcards of a sample job (rules/cluster.smk, seed_files: with or without {seed}).
+SAMPLE_DIR = ("{dataset}", "{model}", "{variant}", "{split}", "{decoding}")
 
 
 # The finetuning plan, built once (input functions and params look jobs up in it).
@@ -398,12 +423,16 @@ def featurizer_dir(role):
 
 
 def featurizer_inputs(wildcards=None):
-    """Local copies of the hub featurizers (none for the offline sentence model)."""
-    return {
-        role: featurizer_dir(role)
-        for role, spec in FEATURIZERS.items()
-        if spec["kind"] in ("gpt2", "simcse")
-    }
+    """Model directories of the featurizers: the local copy of a hub model, or the base model
+    of a gpt2.models entry (``model``, e.g. the demo's GPT-2 pretrained in the DAG); none
+    for the offline sentence model."""
+    inputs = {}
+    for role, spec in FEATURIZERS.items():
+        if spec.get("model"):
+            inputs[role] = base_model_dir(spec["model"])
+        elif spec["kind"] in ("gpt2", "simcse"):
+            inputs[role] = featurizer_dir(role)
+    return inputs
 
 
 def scored_sample_jobs():
@@ -462,9 +491,10 @@ def controlled_path(dataset, model, variant, seed):
 
 
 def controlled_inputs(wildcards):
-    seeds = GPT2["sampling"]["seeds"]
     runs = [
-        controlled_path(d, m, v, s) for d, m, v in selected_variants() for s in seeds
+        controlled_path(d, m, v, s)
+        for d, m, v in selected_variants()
+        for s in SAMPLE_SEEDS
     ]
     human = [results("metrics", "controlled", d, "human.json") for d in GPT2_DATASETS]
     return runs + human

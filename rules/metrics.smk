@@ -1,6 +1,7 @@
-# GPT-2 track, metrics: human features and scores once per (dataset, split); every scored
-# sample file against them (MAUVE, coherence, diversity, length); test perplexity of every
-# finetuned model; all of it collected into tidy CSVs.
+# GPT-2 track, metrics: human features and scores once per (dataset, split); the sample
+# files of every seed of a (model, split, decoding) against them in one job (MAUVE,
+# coherence, diversity, length); test perplexity of every finetuned model; all of it
+# collected into tidy CSVs.
 
 
 localrules:
@@ -49,6 +50,7 @@ rule score_human:
         n_prompts=GPT2["sampling"]["n_prompts"],
         max_length=GPT2["finetune"]["max_length"],  # the released human text: max_length - 1
         mauve_seed=METRICS["mauve"]["seed"],
+        seeds=SAMPLE_SEEDS,  # one human-vs-human split per sampling seed
         self_bleu=METRICS["self_bleu"],
         batch_size=METRICS["batch_size"],
         device=METRICS["device"],
@@ -62,51 +64,21 @@ rule score_human:
 rule score_samples:
     input:
         unpack(featurizer_inputs),
-        samples=results(
-            "samples",
-            "{dataset}",
-            "{model}",
-            "{variant}",
-            "{split}",
-            "{decoding}",
-            "seed{seed}.jsonl",
-        ),
+        samples=seed_files("score_samples", "samples", *SAMPLE_DIR, "seed{seed}.jsonl"),
         human=human_features,
         texts=split_path("{dataset}", "{split}"),
         tokenizer=TOKENIZER_DIR,
     output:
-        scores=results(
-            "metrics",
-            "samples",
-            "{dataset}",
-            "{model}",
-            "{variant}",
-            "{split}",
-            "{decoding}",
-            "seed{seed}.json",
+        scores=seed_files(
+            "score_samples", "metrics", "samples", *SAMPLE_DIR, "seed{seed}.json"
         ),
     log:
-        results(
-            "logs",
-            "score_samples",
-            "{dataset}",
-            "{model}",
-            "{variant}",
-            "{split}",
-            "{decoding}",
-            "seed{seed}.log",
-        ),
+        seed_job_name("score_samples", "logs", "score_samples", *SAMPLE_DIR) + ".log",
     benchmark:
-        results(
-            "benchmarks",
-            "score_samples",
-            "{dataset}",
-            "{model}",
-            "{variant}",
-            "{split}",
-            "{decoding}",
-            "seed{seed}.tsv",
-        )
+        seed_job_name("score_samples", "benchmarks", "score_samples", *SAMPLE_DIR)
+        + ".tsv"
+    wildcard_constraints:
+        decoding="unbiased|top_p[0-9.]+",
     group:
         model_group
     conda:

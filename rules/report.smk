@@ -9,19 +9,11 @@ rule gpt2_tables:
         controlled=results("metrics", "controlled.csv"),
     output:
         **{
-            f"{table}_{ext}": report(
-                path,
-                caption=f"../report/{table}.rst",
-                category="2. GPT-2 track (section 4.2)",
-                subcategory="Tables",
-                # the report sorts labels as text: pad to "Table  2" (HTML shows one space)
-                labels={
-                    "table": f"Table {table.removeprefix('table'):>2}",
-                    "format": {"csv": "CSV", "tex": "LaTeX"}[ext],
-                },
-            )
+            name: path
             for table in GPT2_TABLES
-            for ext, path in table_files(table).items()
+            for name, path in table_outputs(
+                table, "2. GPT-2 track (section 4.2)"
+            ).items()
         },
     log:
         results("logs", "gpt2_tables", "gpt2_tables.log"),
@@ -188,20 +180,7 @@ rule human_eval_table:
         judgments=GPT2["human_eval"]["judgments"] or [],
         key=results("human_eval", "key.csv"),
     output:
-        csv=report(
-            table_files("table4")["csv"],
-            caption="../report/table4.rst",
-            category="2. GPT-2 track (section 4.2)",
-            subcategory="Tables",
-            labels={"table": "Table  4", "format": "CSV"},
-        ),
-        tex=report(
-            table_files("table4")["tex"],
-            caption="../report/table4.rst",
-            category="2. GPT-2 track (section 4.2)",
-            subcategory="Tables",
-            labels={"table": "Table  4", "format": "LaTeX"},
-        ),
+        **table_outputs("table4", "2. GPT-2 track (section 4.2)"),
     log:
         results("logs", "human_eval_table", "human_eval_table.log"),
     benchmark:
@@ -220,20 +199,7 @@ rule objectives_report:
         **metrics_tables(),
         settings=SELECTION["settings"],
     output:
-        csv=report(
-            table_files("objectives")["csv"],
-            caption="../report/objectives.rst",
-            category="3. Beyond the paper",
-            subcategory="Tables",
-            labels={"table": "Objectives", "format": "CSV"},
-        ),
-        tex=report(
-            table_files("objectives")["tex"],
-            caption="../report/objectives.rst",
-            category="3. Beyond the paper",
-            subcategory="Tables",
-            labels={"table": "Objectives", "format": "LaTeX"},
-        ),
+        **table_outputs("objectives", "3. Beyond the paper", label="Objectives"),
         pdf=report(
             figure_files("quality_diversity")[0],
             caption="../report/quality_diversity.rst",

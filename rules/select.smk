@@ -59,7 +59,8 @@ rule controlled_human:
 rule controlled:
     input:
         unpack(featurizer_inputs),
-        samples=results(
+        samples=seed_files(
+            "controlled",
             "samples",
             "{dataset}",
             "{model}",
@@ -71,20 +72,30 @@ rule controlled:
         human=results("metrics", "controlled", "{dataset}", "human.npz"),
         tokenizer=TOKENIZER_DIR,
     output:
-        scores=controlled_path("{dataset}", "{model}", "{variant}", "{seed}"),
-    log:
-        results(
-            "logs", "controlled", "{dataset}", "{model}", "{variant}", "seed{seed}.log"
+        scores=seed_files(
+            "controlled",
+            "metrics",
+            "controlled",
+            "{dataset}",
+            "{model}",
+            "{variant}",
+            "seed{seed}.json",
         ),
+    log:
+        seed_job_name(
+            "controlled", "logs", "controlled", "{dataset}", "{model}", "{variant}"
+        )
+        + ".log",
     benchmark:
-        results(
+        seed_job_name(
+            "controlled",
             "benchmarks",
             "controlled",
             "{dataset}",
             "{model}",
             "{variant}",
-            "seed{seed}.tsv",
         )
+        + ".tsv"
     conda:
         "../envs/eval.yaml"
     threads: 1

@@ -133,19 +133,11 @@ rule synthetic_tables:
         selected=SUMMARY["selected"],
     output:
         **{
-            f"{table}_{ext}": report(
-                path,
-                caption=f"../report/{table}.rst",
-                category="1. Synthetic track (section 4.1)",
-                subcategory="Tables",
-                # the report sorts labels as text: pad to "Table  2" (HTML shows one space)
-                labels={
-                    "table": f"Table {table.removeprefix('table'):>2}",
-                    "format": {"csv": "CSV", "tex": "LaTeX"}[ext],
-                },
-            )
+            name: path
             for table in TABLES
-            for ext, path in table_files(table).items()
+            for name, path in table_outputs(
+                table, "1. Synthetic track (section 4.1)"
+            ).items()
         },
     log:
         results("logs", "synthetic_tables", "tables.log"),

@@ -98,89 +98,103 @@ def main(smk) -> None:
         torch.set_num_threads(max(1, smk.threads))
         tokenizer = load_tokenizer(smk.input.tokenizer)
         local = {role: getattr(smk.input, role, None) for role in ("mauve", "coherence")}
-        mauve_f = build_featurizer(p.featurizers["mauve"], local["mauve"], p.batch_size, device)
-        coh_f = build_featurizer(
-            p.featurizers["coherence"], local["coherence"], p.batch_size, device
+        mauve_f, coh_f = (
+            build_featurizer(
+                p.featurizers[role], local[role], p.batch_size, device, smk.input.tokenizer
+            )
+            for role in ("mauve", "coherence")
         )
         is_human = not hasattr(smk.input, "human")
+        n = ctl["n_fragments"]
+
+        def to_units(token_lists):
+            """Fragment units of the texts: words (official) or GPT-2 tokens (clean)."""
+            if not official:
+                return token_lists
+            decoded = tokenizer.batch_decode(
+                token_lists, skip_special_tokens=True, clean_up_tokenization_spaces=False
+            )
+            return [clean_up_spaces(text).split() for text in decoded]
+
+        def draw(units, length, draw_seed):
+            if official:
+                return word_draw(units, length, n, draw_seed, ctl["prompt_tokens"], mauve_f)
+            return token_draw(units, length, n, draw_seed, ctl["prompt_tokens"], mauve_f, tokenizer)
+
+        def score(units, seed, reference):
+            """{L: scores} of one set of texts, and the features of its draws; the human
+            set (reference None) is compared with a second draw of itself."""
+            logging.info(
+                "controlled_fragments %s: %d texts, %d fragments per L, seed %d",
+                p.protocol["controlled_fragments"],
+                len(units),
+                n,
+                seed,
+            )
+            results, arrays = {}, {}
+            for length in ctl["lengths"]:
+                if official:
+                    n_words = words_for_tokens(length)
+                    capacity = word_capacity(units, n_words)
+                    unit = f"{n_words} words (L = {length} tokens)"
+                else:
+                    capacity = fragment_capacity(units, length)
+                    unit = f"{length} tokens"
+                fragments = draw(units, length, seed)
+                if fragments is None or (reference is not None and f"len{length}" not in reference):
+                    why = f"skipped: {capacity} fragment positions of {unit}, need {n}"
+                    if fragments is not None:
+                        why = "skipped: the human fragments of this length ran out"
+                    results[str(length)] = {"status": why, "capacity": capacity}
+                    logging.warning("L=%d %s", length, why)
+                    continue
+                feats = fragments.features()
+                if reference is None:
+                    arrays[f"len{length}"] = feats
+                    human_feats = draw(units, length, seed + 1).features()
+                else:
+                    human_feats = reference[f"len{length}"]
+                c_mauve = mauve_from_features(human_feats, feats, seed=p.mauve_seed)["mauve"]
+                # coherence_split official: the released c-coh_L truncates SimCSE's input at L
+                with max_len_set_to(coh_f, length if truncate_at_l else None):
+                    c_coh = float(
+                        np.mean(
+                            coherence(
+                                coh_f.featurize(fragments.prompts),
+                                coh_f.featurize(fragments.rests),
+                            )
+                        )
+                    )
+                results[str(length)] = {
+                    "status": "ok",
+                    "capacity": capacity,
+                    "n_fragments": n,
+                    "c_mauve": float(c_mauve),
+                    "c_coherence": c_coh if math.isfinite(c_coh) else None,
+                }
+                if official:
+                    results[str(length)]["n_words"] = n_words
+                logging.info("L=%d: %s", length, results[str(length)])
+            return results, arrays
+
         if is_human:
             texts = read_texts(smk.input.texts)
             token_lists = tokenizer(texts, add_special_tokens=False)["input_ids"]
             if official:
                 token_lists = [cut_human_text(ids, p.max_length) for ids in token_lists]
-            seed = ctl["seed"]
-        else:
-            with open(smk.input.samples, encoding="utf-8") as handle:
+            results, arrays = score(to_units(token_lists), ctl["seed"], None)
+            write_npz(smk.output.features, arrays)
+            write_json(smk.output.scores, {"lengths": results})
+            return
+        with np.load(smk.input.human) as npz:
+            reference = {key: npz[key] for key in npz.files}
+        for samples_path, scores_path in zip(smk.input.samples, smk.output.scores, strict=True):
+            with open(samples_path, encoding="utf-8") as handle:
                 rows = [json.loads(line) for line in handle if line.strip()]
             token_lists = [r["prompt_ids"] + r["token_ids"] for r in rows]
             seed = ctl["seed"] + 1000 + int(rows[0]["seed"]) if rows else ctl["seed"]
-            reference = np.load(smk.input.human)
-        if official:
-            decoded = tokenizer.batch_decode(
-                token_lists, skip_special_tokens=True, clean_up_tokenization_spaces=False
-            )
-            units = [clean_up_spaces(text).split() for text in decoded]
-        else:
-            units = token_lists
-        n = ctl["n_fragments"]
-        logging.info(
-            "controlled_fragments %s: %d texts, %d fragments per L",
-            p.protocol["controlled_fragments"],
-            len(units),
-            n,
-        )
-
-        def draw(length, draw_seed):
-            if official:
-                return word_draw(units, length, n, draw_seed, ctl["prompt_tokens"], mauve_f)
-            return token_draw(units, length, n, draw_seed, ctl["prompt_tokens"], mauve_f, tokenizer)
-
-        results, arrays = {}, {}
-        for length in ctl["lengths"]:
-            if official:
-                n_words = words_for_tokens(length)
-                capacity = word_capacity(units, n_words)
-                unit = f"{n_words} words (L = {length} tokens)"
-            else:
-                capacity = fragment_capacity(units, length)
-                unit = f"{length} tokens"
-            fragments = draw(length, seed)
-            if fragments is None or (not is_human and f"len{length}" not in reference):
-                why = f"skipped: {capacity} fragment positions of {unit}, need {n}"
-                if fragments is not None:
-                    why = "skipped: the human fragments of this length ran out"
-                results[str(length)] = {"status": why, "capacity": capacity}
-                logging.warning("L=%d %s", length, why)
-                continue
-            feats = fragments.features()
-            if is_human:
-                arrays[f"len{length}"] = feats
-                human_feats = draw(length, seed + 1).features()
-            else:
-                human_feats = reference[f"len{length}"]
-            c_mauve = mauve_from_features(human_feats, feats, seed=p.mauve_seed)["mauve"]
-            # coherence_split official: the released c-coh_L truncates SimCSE's input at L
-            with max_len_set_to(coh_f, length if truncate_at_l else None):
-                c_coh = float(
-                    np.mean(
-                        coherence(
-                            coh_f.featurize(fragments.prompts), coh_f.featurize(fragments.rests)
-                        )
-                    )
-                )
-            results[str(length)] = {
-                "status": "ok",
-                "capacity": capacity,
-                "n_fragments": n,
-                "c_mauve": float(c_mauve),
-                "c_coherence": c_coh if math.isfinite(c_coh) else None,
-            }
-            if official:
-                results[str(length)]["n_words"] = n_words
-            logging.info("L=%d: %s", length, results[str(length)])
-        if is_human:
-            write_npz(smk.output.features, arrays)
-        write_json(smk.output.scores, {"lengths": results})
+            results, _ = score(to_units(token_lists), seed, reference)
+            write_json(scores_path, {"lengths": results})
 
 
 main(snakemake)  # noqa: F821

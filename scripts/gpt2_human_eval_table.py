@@ -5,8 +5,7 @@ import logging
 import pandas as pd
 
 from mixce.human_eval import judgments_table, table4
-from mixce.io import job_logging
-from mixce.report.gpt2_tables import write_table
+from mixce.io import job_logging, write_table
 
 
 def main(smk) -> None:
@@ -21,7 +20,7 @@ def main(smk) -> None:
                 continue
             results[dataset] = judgments_table(answers, part, seed=smk.params.seed)
         df, tex = table4(results)
-        write_table(df, tex, str(smk.output.csv).removesuffix(".csv"))
+        write_table(df, tex, str(smk.output.table4_csv).removesuffix(".csv"))
         logging.info("%s", df.to_string())
 
 

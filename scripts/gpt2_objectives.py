@@ -5,8 +5,7 @@ import logging
 
 import pandas as pd
 
-from mixce.io import job_logging
-from mixce.report.gpt2_tables import write_table
+from mixce.io import job_logging, write_table
 from mixce.report.objectives import objectives_table, quality_diversity_figure
 
 
@@ -20,7 +19,7 @@ def main(smk) -> None:
         df, tex = objectives_table(
             samples, human, ppl, settings, p.datasets, p.models, p.objectives
         )
-        write_table(df, tex, str(smk.output.csv).removesuffix(".csv"))
+        write_table(df, tex, str(smk.output.objectives_csv).removesuffix(".csv"))
         logging.info("objectives table: %d rows\n%s", len(df), df.to_string())
         frame = quality_diversity_figure(
             samples,

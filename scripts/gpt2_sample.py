@@ -1,4 +1,5 @@
-"""Rule gpt2_sample: continue the first tokens of each human text with a GPT-2 (one decoding).
+"""Rules sample / sample_greedy: continue the first tokens of each human text with a GPT-2, one
+decoding, every sampling seed (one file each) with the model loaded once.
 
 Protocol points (docs/PROTOCOL.md): generation_length (where a sample stops,
 mixce.sample.token_budgets) and precision (the forward pass's dtype, mixce.sample.forward_dtype).
@@ -11,7 +12,7 @@ import torch
 from transformers import GPT2TokenizerFast
 
 from mixce.device import job_device
-from mixce.io import job_logging, write_json
+from mixce.io import job_logging, seed_of_path, write_json
 from mixce.models import load_model
 from mixce.sample import (
     cut_prompts,
@@ -61,12 +62,13 @@ def main(smk) -> None:
             cap=p.max_length,
             prompt_tokens=p.prompt_tokens,
         )
+        seeds = [seed_of_path(path) for path in smk.output.samples]
         logging.info(
-            "%d prompts, decoding %s, seed %d, generation_length %s: %d to %d new tokens, "
+            "%d prompts, decoding %s, seeds %s, generation_length %s: %d to %d new tokens, "
             "batch %d, device %s, precision %s (autocast dtype %s)",
             len(prompts),
             decoding.name,
-            p.seed,
+            seeds,
             setting["generation_length"],
             min(budgets, default=0),
             max(budgets, default=0),
@@ -75,39 +77,42 @@ def main(smk) -> None:
             setting["precision"],
             dtype,
         )
-        start = time.perf_counter()
-        generations = generate(
-            model,
-            prompts,
-            decoding=decoding,
-            max_new_tokens=budgets,
-            eos_id=eos_id,
-            seed=p.seed,
-            batch_size=p.batch_size,
-            device=device,
-            dtype=dtype,
-        )
-        seconds = time.perf_counter() - start
-        summary = summarize(generations, seconds)
-        logging.info("generated %s", summary)
-        write_samples(
-            smk.output.samples, generations, tokenizer=tokenizer, seed=p.seed, decoding=decoding
-        )
-        summary.update(
-            decoding=decoding.name,
-            seed=p.seed,
-            max_new_tokens=p.max_new_tokens,
-            generation_length=setting["generation_length"],
-            precision=setting["precision"],
-            mean_budget=sum(budgets) / len(budgets) if budgets else None,
-            prompt_tokens=p.prompt_tokens,
-            batch_size=p.batch_size,
-            device=str(device),
-            dtype=str(dtype or torch.float32).removeprefix("torch."),
-            model=str(smk.input.model),
-            threads=smk.threads,
-        )
-        write_json(smk.output.summary, summary)
+        for seed, samples_path, summary_path in zip(
+            seeds, smk.output.samples, smk.output.summaries, strict=True
+        ):
+            start = time.perf_counter()
+            generations = generate(
+                model,
+                prompts,
+                decoding=decoding,
+                max_new_tokens=budgets,
+                eos_id=eos_id,
+                seed=seed,
+                batch_size=p.batch_size,
+                device=device,
+                dtype=dtype,
+            )
+            seconds = time.perf_counter() - start
+            summary = summarize(generations, seconds)
+            logging.info("seed %d: generated %s", seed, summary)
+            write_samples(
+                samples_path, generations, tokenizer=tokenizer, seed=seed, decoding=decoding
+            )
+            summary.update(
+                decoding=decoding.name,
+                seed=seed,
+                max_new_tokens=p.max_new_tokens,
+                generation_length=setting["generation_length"],
+                precision=setting["precision"],
+                mean_budget=sum(budgets) / len(budgets) if budgets else None,
+                prompt_tokens=p.prompt_tokens,
+                batch_size=p.batch_size,
+                device=str(device),
+                dtype=str(dtype or torch.float32).removeprefix("torch."),
+                model=str(smk.input.model),
+                threads=smk.threads,
+            )
+            write_json(summary_path, summary)
 
 
 main(snakemake)  # noqa: F821

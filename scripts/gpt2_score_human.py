@@ -1,5 +1,6 @@
 """Rule score_human: features (every length cut) and scores of one human split, computed once
-and reused by every model, eta and seed. The protocol points diversity, text_length,
+and reused by every model, eta and seed, and the human-vs-human MAUVE of two disjoint halves
+(the ceiling row). The protocol points diversity, text_length,
 length_cuts, newlines and coherence_split choose what is scored (docs/PROTOCOL.md)."""
 
 import logging
@@ -11,6 +12,7 @@ from mixce.io import job_logging, read_texts, write_json, write_npz
 from mixce.metrics.scoring import (
     build_featurizer,
     featurize,
+    human_ceiling,
     human_records,
     mauve_scores,
     text_scores,
@@ -38,9 +40,11 @@ def main(smk) -> None:
         logging.info("%d human texts, %d with a continuation", len(texts), len(records))
         logging.info("protocol %s", points)
         local = {role: getattr(smk.input, role, None) for role in ("mauve", "coherence")}
-        mauve_f = build_featurizer(p.featurizers["mauve"], local["mauve"], p.batch_size, device)
-        coh_f = build_featurizer(
-            p.featurizers["coherence"], local["coherence"], p.batch_size, device
+        mauve_f, coh_f = (
+            build_featurizer(
+                p.featurizers[role], local[role], p.batch_size, device, smk.input.tokenizer
+            )
+            for role in ("mauve", "coherence")
         )
         features = {
             length: featurize(
@@ -73,6 +77,9 @@ def main(smk) -> None:
             mauve_scores(features, {max(p.lengths): features[max(p.lengths)]}, p.mauve_seed)
         )
         scores["mauve"] = scores[f"mauve_len{max(p.lengths)}"]
+        # The ceiling a model can reach: two disjoint halves of the human texts, one random
+        # split per sampling seed (as many values as a model's MAUVE has).
+        scores.update(human_ceiling(features[max(p.lengths)], p.seeds, p.mauve_seed))
         logging.info("scores %s", scores)
         write_json(smk.output.scores, scores)
 

@@ -1,13 +1,15 @@
 """Rule score_samples: MAUVE (against the split's human features, per length cut), coherence,
-diversity and length of one sample file. The protocol points diversity, text_length,
-length_cuts, newlines and coherence_split choose what is scored (docs/PROTOCOL.md)."""
+diversity and length of the sample files of every seed of one (model, split, decoding), with
+the featurizers and the human features loaded once: one score file per seed. The protocol
+points diversity, text_length, length_cuts, newlines and coherence_split choose what is
+scored (docs/PROTOCOL.md)."""
 
 import logging
 
 import numpy as np
 
 from mixce.device import job_device
-from mixce.io import job_logging, read_texts, write_json
+from mixce.io import job_logging, read_texts, seed_of_path, write_json
 from mixce.metrics.scoring import (
     attach_human_ids,
     build_featurizer,
@@ -28,49 +30,55 @@ def main(smk) -> None:
         points = p.protocol
         torch.set_num_threads(max(1, smk.threads))
         tokenizer = load_tokenizer(smk.input.tokenizer)
-        records = sample_records(smk.input.samples)
         logging.info("protocol %s", points)
-        if points["coherence_split"] == "official":
-            # the released coherence split compares each sample with its human text
-            attach_human_ids(records, read_texts(smk.input.texts), tokenizer, p.max_length - 1)
-        local = {role: getattr(smk.input, role, None) for role in ("mauve", "coherence")}
-        mauve_f = build_featurizer(p.featurizers["mauve"], local["mauve"], p.batch_size, device)
-        coh_f = build_featurizer(
-            p.featurizers["coherence"], local["coherence"], p.batch_size, device
+        human_texts = (
+            read_texts(smk.input.texts) if points["coherence_split"] == "official" else None
         )
-        scores = text_scores(
-            records,
-            tokenizer,
-            coh_f,
-            self_bleu_max_texts=p.self_bleu["max_texts"],
-            self_bleu_seed=p.self_bleu["seed"],
-            diversity=points["diversity"],
-            text_length=points["text_length"],
-            newlines=points["newlines"],
-            coherence_split=points["coherence_split"],
+        local = {role: getattr(smk.input, role, None) for role in ("mauve", "coherence")}
+        mauve_f, coh_f = (
+            build_featurizer(
+                p.featurizers[role], local[role], p.batch_size, device, smk.input.tokenizer
+            )
+            for role in ("mauve", "coherence")
         )
         with np.load(smk.input.human) as human_npz:
             human = {length: human_npz[f"len{length}"] for length in p.lengths}
-        model = {
-            length: featurize(
-                mauve_f,
+        for samples_path, scores_path in zip(smk.input.samples, smk.output.scores, strict=True):
+            seed = seed_of_path(samples_path)
+            records = sample_records(samples_path)
+            if human_texts is not None:
+                # the released coherence split compares each sample with its human text
+                attach_human_ids(records, human_texts, tokenizer, p.max_length - 1)
+            scores = text_scores(
                 records,
                 tokenizer,
-                length,
-                length_cuts=points["length_cuts"],
+                coh_f,
+                self_bleu_max_texts=p.self_bleu["max_texts"],
+                self_bleu_seed=p.self_bleu["seed"],
+                diversity=points["diversity"],
+                text_length=points["text_length"],
                 newlines=points["newlines"],
+                coherence_split=points["coherence_split"],
             )
-            for length in p.lengths
-        }
-        for length, feats in model.items():
-            if feats is None:
-                logging.warning("no text to featurize at cut %d: no MAUVE", length)
-                scores[f"mauve_len{length}"] = float("nan")
-            else:
-                scores.update(mauve_scores(human, {length: feats}, p.mauve_seed))
-        scores["mauve"] = scores[f"mauve_len{max(p.lengths)}"]
-        logging.info("scores %s", scores)
-        write_json(smk.output.scores, scores)
+            for length in p.lengths:
+                feats = featurize(
+                    mauve_f,
+                    records,
+                    tokenizer,
+                    length,
+                    length_cuts=points["length_cuts"],
+                    newlines=points["newlines"],
+                )
+                if feats is None:
+                    logging.warning(
+                        "seed %d: no text to featurize at cut %d: no MAUVE", seed, length
+                    )
+                    scores[f"mauve_len{length}"] = float("nan")
+                else:
+                    scores.update(mauve_scores(human, {length: feats}, p.mauve_seed))
+            scores["mauve"] = scores[f"mauve_len{max(p.lengths)}"]
+            logging.info("seed %d: scores %s", seed, scores)
+            write_json(scores_path, scores)
 
 
 main(snakemake)  # noqa: F821

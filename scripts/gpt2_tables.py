@@ -4,7 +4,7 @@ import logging
 
 import pandas as pd
 
-from mixce.io import job_logging
+from mixce.io import job_logging, write_table
 from mixce.report.gpt2_tables import (
     table2,
     table3,
@@ -13,7 +13,6 @@ from mixce.report.gpt2_tables import (
     table9,
     table10,
     table12,
-    write_table,
 )
 
 

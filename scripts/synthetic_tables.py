@@ -4,13 +4,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from mixce.io import job_logging
+from mixce.io import job_logging, write_table
 from mixce.report.synthetic_tables import (
     init_label,
     table_best_eta,
     table_ci,
     table_main,
-    write_table,
 )
 
 

@@ -491,6 +491,18 @@ BAD_CONFIGS: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         "at least min_words + 2 = 12",
     ),
     (
+        "gpt2_featurizer_model_not_a_model",
+        _set("gpt2.metrics.mauve.featurizer.model", "huge"),
+        "gpt2.metrics.mauve.featurizer.model = 'huge' is not allowed",
+        "must be one of gpt2.models: small, medium, large",
+    ),
+    (
+        "gpt2_featurizer_model_not_gpt2",
+        lambda config: config["gpt2"]["metrics"]["coherence"]["featurizer"].update(model="small"),
+        "gpt2.metrics.coherence.featurizer.model = 'small' is not allowed with kind 'simcse'",
+        "only a gpt2 featurizer",
+    ),
+    (
         "gpt2_unknown_key",
         _set("gpt2.finetune.learning_rate", 1e-4),
         "gpt2.finetune.learning_rate",

@@ -67,3 +67,42 @@ def test_replace_marked_block_keeps_the_markers_and_the_rest() -> None:
     )
     with pytest.raises(ValueError, match="no block"):
         replace_marked_block("<!-- b --> then <!-- a -->", "<!-- a -->", "<!-- b -->", "x")
+
+
+def test_ceiling_row_and_largest_std_by_hand(tmp_path) -> None:
+    demo = load("demo_readme")
+    human = tmp_path / "human.csv"
+    pd.DataFrame(
+        {
+            "dataset": ["wiki", "wiki"],
+            "split": ["dev", "test"],
+            "mauve_halves": [0.5, 0.934],
+            "mauve_halves_std": [0.1, 0.0123],
+            "n_half": [100, 100],
+        }
+    ).to_csv(human, index=False)
+    assert demo.ceiling_row(human, "wiki") == (
+        "| human vs human | two halves of 100 texts | - | - | 0.93 (0.01) | - |"
+    )
+    assert demo.ceiling_row(human, "news") is None
+    table2 = tmp_path / "table2.csv"
+    pd.DataFrame({"wiki_mauve_std": [float("nan"), 0.021, 0.043]}).to_csv(table2, index=False)
+    assert demo.largest_std(table2, "wiki") == 0.043
+
+
+def test_timing_line_from_the_fresh_clone_record(tmp_path) -> None:
+    demo = load("demo_readme")
+    log = tmp_path / "x.snakemake.log"
+    log.write_text("Job stats:\njob    count\n-----  -----\ntotal    141\n\n")
+    timing = {
+        "commit": "0123456789abcdef",
+        "cores": 2,
+        "venv_s": 95.2,
+        "demo_s": 1000.0,
+        "total_s": 1095.2,
+        "loadavg_before": [0.2, 0.5, 1.0],
+    }
+    line = demo.timing_line(timing, log, "")
+    assert "commit 0123456" in line and "on 2 cores: **18 min 15 s** in all" in line
+    assert "1 min 35 s for the venv and 16 min 40 s for the workflow's 141 jobs" in line
+    assert "load average before the run: 0.2, 0.5, 1.0" in line

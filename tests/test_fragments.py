@@ -133,7 +133,7 @@ def words_of(letter: str, n: int) -> str:
 def run_script(tmp_path, tokenizer_dir, setting, monkeypatch, samples=None, human=None):
     featurizers: dict[str, Recorder] = {}
 
-    def build(spec, local, batch_size, device):
+    def build(spec, local, batch_size, device, tokenizer_dir=None):
         featurizers[spec["kind"]] = Recorder()
         return featurizers[spec["kind"]]
 
@@ -143,11 +143,13 @@ def run_script(tmp_path, tokenizer_dir, setting, monkeypatch, samples=None, huma
     texts.write_text("".join(json.dumps({"text": words_of(c, 60)}) + "\n" for c in "abcdef"))
     out = tmp_path / setting
     inputs = {"texts": str(texts), "tokenizer": str(tokenizer_dir)}
-    if samples is not None:
-        inputs = {"samples": str(samples), "human": str(human), "tokenizer": str(tokenizer_dir)}
+    output = SimpleNamespace(features=str(out / "human.npz"), scores=str(out / "s.json"))
+    if samples is not None:  # a model's job: every seed's file (here one)
+        inputs = {"samples": [str(samples)], "human": str(human), "tokenizer": str(tokenizer_dir)}
+        output = SimpleNamespace(scores=[str(out / "s.json")])
     smk = SimpleNamespace(
         input=SimpleNamespace(**inputs),
-        output=SimpleNamespace(features=str(out / "human.npz"), scores=str(out / "s.json")),
+        output=output,
         params=SimpleNamespace(
             featurizers={"mauve": {"kind": "mauve"}, "coherence": {"kind": "coherence"}},
             controlled={"lengths": [10, 2000], "n_fragments": 20, "prompt_tokens": 4, "seed": 0},

@@ -17,6 +17,7 @@ from mixce.human_eval import (
     table4,
     unblind,
 )
+from mixce.io import write_table
 from mixce.report.gpt2_figures import figure2, figure4, figure4_data
 from mixce.report.gpt2_tables import (
     model_label,
@@ -27,7 +28,6 @@ from mixce.report.gpt2_tables import (
     table9,
     table10,
     table12,
-    write_table,
 )
 
 DATASETS = ["wikitext", "webtext"]
@@ -589,6 +589,50 @@ def test_write_table(tmp_path, data):
     back = pd.read_csv(tmp_path / "out" / "table12.csv")
     assert list(back.columns) == list(df.columns) and len(back) == 2
     assert (tmp_path / "out" / "table12.tex").read_text() == tex
+    # the HTML view (for the report) holds the same cells, formatted, in a page
+    html = (tmp_path / "out" / "table12.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<title>Table 12</title>" in html
+    assert "<code>table12.csv</code>" in html
+    rows = html_rows(html)
+    assert rows[0] == list(df.columns) and len(rows) == len(df) + 1
+    for got_row, (_, want_row) in zip(rows[1:], df.iterrows(), strict=True):
+        for got, want in zip(got_row, want_row, strict=True):
+            if isinstance(want, float) and math.isfinite(want):
+                assert float(got) == pytest.approx(float(f"{want:.4g}"))
+            elif isinstance(want, float):
+                assert got == ""
+            else:
+                assert got == str(want)
+
+
+def html_rows(html: str) -> list[list[str]]:
+    """The header and body cells of the one table of an HTML page, as text."""
+    from html.parser import HTMLParser
+
+    class Cells(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[list[str]] = []
+            self.cell: list[str] | None = None
+
+        def handle_starttag(self, tag, attrs) -> None:
+            if tag == "tr":
+                self.rows.append([])
+            elif tag in ("td", "th"):
+                self.cell = []
+
+        def handle_endtag(self, tag) -> None:
+            if tag in ("td", "th") and self.cell is not None:
+                self.rows[-1].append("".join(self.cell).strip())
+                self.cell = None
+
+        def handle_data(self, data) -> None:
+            if self.cell is not None:
+                self.cell.append(data)
+
+    parser = Cells()
+    parser.feed(html)
+    return parser.rows
 
 
 # --------------------------------------------------------------------------- figures

@@ -43,15 +43,18 @@ from mixce.metrics.perplexity import (
 from mixce.metrics.scoring import (
     TEXT_SCORES,
     attach_human_ids,
+    build_featurizer,
     coherence_texts,
     common_prefix_split,
     diversity_tokens,
     flatten_newlines,
+    human_ceiling,
     human_records,
     length_texts,
     mauve_inputs,
     released_cleanup,
     sample_rows,
+    split_halves,
     text_scores,
 )
 
@@ -268,6 +271,35 @@ def test_mauve_identical_separated_and_seeded():
         mauve_from_features(p, q[:, :8])
 
 
+def test_split_halves_disjoint_seeded_odd_one_left_out():
+    first, second = split_halves(11, seed=0)
+    assert len(first) == len(second) == 5
+    assert not set(first) & set(second) and set(first) | set(second) < set(range(11))
+    assert list(first) == sorted(first)
+    again = split_halves(11, seed=0)
+    assert (first == again[0]).all() and (second == again[1]).all()
+    assert not (split_halves(11, seed=1)[0] == first).all()
+    with pytest.raises(ValueError, match="at least 2"):
+        split_halves(1, seed=0)
+
+
+def test_human_ceiling_one_split_per_seed():
+    """Halves of one distribution score high (a ceiling); the mean and std are those of one
+    random split per seed, as computed by hand; one seed has no std."""
+    rng = np.random.default_rng(0)
+    same = rng.normal(size=(400, 8)).astype(np.float32)
+    ceiling = human_ceiling(same, seeds=[0, 1, 2], mauve_seed=25)
+    assert ceiling["n_half"] == 200 and ceiling["mauve_halves"] > 0.9
+    assert 0 <= ceiling["mauve_halves_std"] < 0.05
+    by_hand = [
+        mauve_from_features(same[a], same[b], seed=25)["mauve"]
+        for a, b in (split_halves(400, s) for s in (0, 1, 2))
+    ]
+    assert ceiling["mauve_halves"] == pytest.approx(np.mean(by_hand))
+    assert ceiling["mauve_halves_std"] == pytest.approx(np.std(by_hand, ddof=1))
+    assert math.isnan(human_ceiling(same, seeds=[4], mauve_seed=25)["mauve_halves_std"])
+
+
 def test_drop_empty_counts():
     kept, index, n_empty = drop_empty(["a", "", "  \n", "b c"])
     assert (kept, index, n_empty) == (["a", "b c"], [0, 3], 2)
@@ -358,6 +390,14 @@ def test_gpt2_featurizer_last_real_token(tmp_path, gpt2_tokenizer):
     assert from_dir.describe() == {"kind": "gpt2", "name": str(tmp_path / "lm"), "max_len": 8}
     with pytest.raises(ValueError, match="empty"):
         feat.featurize_ids([[1, 2], []])
+    # a run's own model (``model``: a gpt2.models key) is read with the run's tokenizer, and
+    # a hub name inherited from a merged config is ignored
+    gpt2_tokenizer.save_pretrained(tmp_path / "tokenizer")
+    spec = {"kind": "gpt2", "model": "tiny", "name": "gpt2-large", "max_len": 8}
+    own = build_featurizer(spec, str(tmp_path / "lm"), 3, "cpu", str(tmp_path / "tokenizer"))
+    np.testing.assert_allclose(own.featurize(texts), batch, atol=1e-5)
+    with pytest.raises(ValueError, match="tokenizer directory"):
+        build_featurizer(spec, str(tmp_path / "lm"), 3, "cpu")
 
 
 def test_simcse_code_path_on_tiny_bert(tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mixce.config import load_config
+from mixce.io import seed_of_path
 from mixce.plan import (
     BASE,
     Variant,
@@ -17,6 +18,7 @@ from mixce.plan import (
     hyper_label,
     objective_grid,
     parse_variant,
+    sample_groups,
     sample_jobs,
     scratch_models,
     variant_name,
@@ -143,6 +145,26 @@ def test_paper_sample_jobs(paper: dict) -> None:
     }
     unbiased = [j for j in jobs if j.decoding == "unbiased" and j.variant != BASE]
     assert len(unbiased) == len(finetune_jobs(paper)) * 2 * 3
+
+
+def test_sample_groups_are_the_jobs_without_their_seeds(paper: dict) -> None:
+    """One sample job per (dataset, model, variant, split, decoding) covers every seed of
+    sample_jobs (greedy: its one file); the order is sample_jobs' order."""
+    groups, jobs = sample_groups(paper), sample_jobs(paper)
+    assert len(set(groups)) == len(groups)
+    seeds = Counter((j.dataset, j.model, j.variant, j.split, j.decoding) for j in jobs)
+    assert list(seeds) == groups
+    n_seeds = len(paper["sampling"]["seeds"])
+    assert all(n == (1 if g[4] == "greedy" else n_seeds) for g, n in seeds.items())
+    assert len(groups) == 495 + 9  # rules sample and sample_greedy in test_workflow.py
+
+
+def test_seed_of_path() -> None:
+    assert seed_of_path("results/x/samples/a/test/unbiased/seed12.jsonl") == 12
+    assert seed_of_path(Path("seed0.json")) == 0
+    for bad in ("samples.jsonl", "seedx.json", "seed.json", "12.json"):
+        with pytest.raises(ValueError, match="seed<N>"):
+            seed_of_path(bad)
 
 
 def test_missing_selected_eta_is_named(paper: dict) -> None:

@@ -533,52 +533,71 @@ def test_read_prompts(tmp_path, tokenizer, caplog):
 
 @pytest.mark.parametrize("setting", ["official", "clean"])
 def test_snakemake_script(tmp_path, tokenizer_dir, tokenizer, setting):
-    """scripts/gpt2_sample.py end to end on a saved tiny GPT-2 with the real vocabulary."""
+    """scripts/gpt2_sample.py end to end on a saved tiny GPT-2 with the real vocabulary: one
+    job writes every seed's files (its seeds read from its output names), and a job of one
+    seed writes the same bytes for it (the rules have one job per seed when a job of every
+    seed would not fit the cluster's time limit)."""
     model_dir = tmp_path / "model"
     tiny_gpt2(vocab=50257, init=0.02).save_pretrained(model_dir)
     texts = tmp_path / "test.jsonl"
     text = " ".join(f"token{i}" for i in range(40))
     texts.write_text("".join(json.dumps({"text": f"{i} {text}"}) + "\n" for i in range(5)))
+
+    def run(out: Path, seeds: list[int]) -> None:
+        smk = SimpleNamespace(
+            input=SimpleNamespace(
+                model=str(model_dir), tokenizer=str(tokenizer_dir), texts=str(texts)
+            ),
+            output=SimpleNamespace(
+                samples=[str(out / f"seed{seed}.jsonl") for seed in seeds],
+                summaries=[str(out / f"seed{seed}.json") for seed in seeds],
+            ),
+            params=SimpleNamespace(
+                decoding="top_p0.95",
+                max_new_tokens=6,
+                prompt_tokens=20,
+                n_prompts=3,
+                batch_size=2,
+                max_length=30,
+                device="auto",
+                protocol={"generation_length": setting, "precision": setting},
+            ),
+            threads=1,
+            log=[str(out / "s.log")],
+        )
+        threads = torch.get_num_threads()
+        try:
+            runpy.run_path(
+                str(ROOT / "scripts" / "gpt2_sample.py"), init_globals={"snakemake": smk}
+            )
+        finally:
+            torch.set_num_threads(threads)
+
     out = tmp_path / "out"
-    smk = SimpleNamespace(
-        input=SimpleNamespace(model=str(model_dir), tokenizer=str(tokenizer_dir), texts=str(texts)),
-        output=SimpleNamespace(samples=str(out / "s.jsonl"), summary=str(out / "s.json")),
-        params=SimpleNamespace(
-            decoding="top_p0.95",
-            seed=4,
-            max_new_tokens=6,
-            prompt_tokens=20,
-            n_prompts=3,
-            batch_size=2,
-            max_length=30,
-            device="auto",
-            protocol={"generation_length": setting, "precision": setting},
-        ),
-        threads=1,
-        log=[str(out / "s.log")],
-    )
-    threads = torch.get_num_threads()
-    try:
-        runpy.run_path(str(ROOT / "scripts" / "gpt2_sample.py"), init_globals={"snakemake": smk})
-    finally:
-        torch.set_num_threads(threads)
-    lines = [json.loads(line) for line in (out / "s.jsonl").read_text().splitlines()]
-    assert [line["index"] for line in lines] == [0, 1, 2]
-    assert all(len(line["prompt_ids"]) == 20 and line["decoding"] == "top_p0.95" for line in lines)
+    run(out, [4, 7])
     # clean: 6 new tokens at most; official: every text has far more than 30 tokens, so each
     # sample stops at the cap of 30 tokens in all: 10 after its 20-token prompt
     assert len(tokenizer(f"0 {text}")["input_ids"]) > 30
     budget = 6 if setting == "clean" else 10
-    assert all(line["seed"] == 4 and len(line["token_ids"]) <= budget for line in lines)
-    assert all(
-        len(line["token_ids"]) == budget for line in lines if line["finish_reason"] == "length"
-    )
-    summary = json.loads((out / "s.json").read_text())
-    assert summary["n"] == 3 and summary["device"] == "cpu" and summary["dtype"] == "float32"
-    assert summary["generation_length"] == summary["precision"] == setting
-    assert summary["mean_budget"] == budget
-    assert summary["model"] == str(model_dir) and summary["seconds"] > 0
+    for seed in (4, 7):
+        lines = [json.loads(line) for line in (out / f"seed{seed}.jsonl").read_text().splitlines()]
+        assert [line["index"] for line in lines] == [0, 1, 2]
+        assert all(
+            len(line["prompt_ids"]) == 20 and line["decoding"] == "top_p0.95" for line in lines
+        )
+        assert all(line["seed"] == seed and len(line["token_ids"]) <= budget for line in lines)
+        assert all(
+            len(line["token_ids"]) == budget for line in lines if line["finish_reason"] == "length"
+        )
+        summary = json.loads((out / f"seed{seed}.json").read_text())
+        assert summary["n"] == 3 and summary["device"] == "cpu" and summary["dtype"] == "float32"
+        assert summary["generation_length"] == summary["precision"] == setting
+        assert summary["mean_budget"] == budget and summary["seed"] == seed
+        assert summary["model"] == str(model_dir) and summary["seconds"] > 0
+    assert (out / "seed4.jsonl").read_text() != (out / "seed7.jsonl").read_text()
     assert "generate top_p0.95" in (out / "s.log").read_text()
+    run(tmp_path / "alone", [7])
+    assert (tmp_path / "alone" / "seed7.jsonl").read_bytes() == (out / "seed7.jsonl").read_bytes()
 
 
 def test_float32_head_under_bf16_autocast(model):

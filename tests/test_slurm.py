@@ -53,6 +53,7 @@ GPU_RULES = {
     "finetune",
     "pretrain",
     "sample",
+    "sample_greedy",
     "score_samples",
     "score_human",
     "controlled",

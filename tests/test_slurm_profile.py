@@ -71,6 +71,7 @@ def cluster_config() -> dict:
 def test_gpu_jobs_ask_for_one_gpu_on_the_gpu_partition(paper_plan, cluster_config) -> None:
     jobs, _ = paper_plan
     gpu_rules = {name for name, spec in cluster_config["rules"].items() if spec.get("gpu")}
+    gpu_rules.add("sample_greedy")  # rule sample's greedy variant, with sample's resources
     seen = set()
     for job in jobs:
         if job["local"]:
@@ -303,7 +304,10 @@ def test_max_runtime_read_with_sinfo_caps_jobs_and_chains_training(tmp_path) -> 
     assert finetune and all(j["resources"]["runtime"] == "30" for j in finetune)
     assert all(int(j["resources"]["runtime"]) <= 30 for j in jobs if "runtime" in j["resources"])
     assert "finetune jobs estimated at up to 60 min run as chains of up to 3 attempts" in text
-    assert not groups and "tiny (60 min): a sample and its score take longer" in text
+    # a job of both seeds (60 min) does not fit 30: one job per seed, and a component (2 x
+    # (30 + 30) min) no group job
+    assert "sample, score_samples jobs of all 2 sampling seeds would not fit" in text
+    assert not groups and "tiny (120 min): a sample and its score take longer" in text
     # 3 attempts of 30 - 10 min for 60 min of finetuning: 2 retries + the profile's 1
     retries = cluster_limits.rule_retries(text)
     assert retries["finetune"] == 3 and retries["pretrain"] == math.ceil(240 / 20)
@@ -328,11 +332,12 @@ def test_max_runtime_from_a_failing_sinfo_stops_before_any_job(tmp_path) -> None
 
 
 def test_group_jobs_of_the_test_config(tmp_path) -> None:
-    """config/test.yaml with a 200-min limit: the sample, score and perplexity jobs of each
-    model variant go to Slurm in parts of whole components (sample + score: 60 min, so 3),
-    each job in one group job; a group job asks for one GPU, the largest memory of its jobs
-    and at most the limit; without group_runtime, no group jobs."""
-    text, groups = limits_run(tmp_path, "cluster: {max_runtime: 200}\n")
+    """config/test.yaml with a 400-min limit: the sample, score and perplexity jobs of each
+    model variant go to Slurm in parts of whole components (a sample job and its score job,
+    2 seeds x (30 + 30) = 120 min, so 3), each job in one group job; a group job asks for one
+    GPU, the largest memory of its jobs and at most the limit; without group_runtime, no
+    group jobs."""
+    text, groups = limits_run(tmp_path, "cluster: {max_runtime: 400}\n")
     specs = load_config([REPO / "config.yaml", REPO / "config/test.yaml"])["cluster"]["rules"]
     mem = {rule: specs[rule]["mem_mb"] for rule in GROUPED}
     mem = {rule: m["default"] if isinstance(m, dict) else m for rule, m in mem.items()}
@@ -342,15 +347,15 @@ def test_group_jobs_of_the_test_config(tmp_path) -> None:
     for group in groups:
         res = group["resources"]
         assert res["gpu"] == 1 and res["model_jobs"] == 1, group
-        assert res["runtime"] <= 200, group
+        assert res["runtime"] <= 400, group
         assert res["mem_mb"] == max(mem[rule] for rule in group["rules"]), group
         assert Counter(group["rules"])["sample"] <= 3, group
-    # each variant's components (its samples, each with its score, and its perplexity) in
-    # parts of 3: 200 min // (30 + 30 min)
+    # each variant's components (its sample jobs, each with its score, and its perplexity)
+    # in parts of 3: 400 min // 120 min
     components = Counter(
         (j["wildcards"]["model"], j["wildcards"]["variant"])
         for j in jobs
-        if j["rule"] in ("sample", "perplexity")
+        if j["rule"] in ("sample", "sample_greedy", "perplexity")
     )
     assert len(groups) == sum(math.ceil(n / 3) for n in components.values())
     local = cluster_plan.declared_localrules()
@@ -362,7 +367,7 @@ def test_group_jobs_of_the_test_config(tmp_path) -> None:
     assert cluster_limits.submissions(plain, local) == singles
 
 
-GROUPED = ("sample", "score_samples", "perplexity")
+GROUPED = ("sample", "sample_greedy", "score_samples", "perplexity")
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from mixce.io import write_table
 from mixce.report.latex import Cell, bold, booktabs_table, escape_latex, sci
 from mixce.report.synthetic_figure import plot_eta_curves
 from mixce.report.synthetic_tables import (
@@ -16,7 +17,6 @@ from mixce.report.synthetic_tables import (
     table_best_eta,
     table_ci,
     table_main,
-    write_table,
 )
 from mixce.synthetic.select import eta_curve, select_best_eta
 
@@ -256,7 +256,8 @@ def test_init_label() -> None:
 def test_table_main(selected: pd.DataFrame, tmp_path) -> None:
     df, tex = table_main(selected, INITS, LABELS)
     write_table(df, tex, tmp_path / "table1")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["table1.csv", "table1.tex"]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["table1.csv", "table1.html", "table1.tex"]
     assert (tmp_path / "table1.csv").stat().st_mode & 0o777 == 0o644
     csv = pd.read_csv(tmp_path / "table1.csv")
     assert list(csv.columns) == [

@@ -36,7 +36,7 @@ from mixce.io import (
     write_npz,
 )
 from mixce.layout import copy_workflow
-from mixce.plan import finetune_jobs, sample_jobs, scratch_models
+from mixce.plan import finetune_jobs, sample_groups, sample_jobs, scratch_models
 from mixce.synthetic.pipeline import (
     RUNS_COLUMNS,
     eta_str,
@@ -224,21 +224,21 @@ def gpt2_job_count(config: dict) -> int:
     gpt2 = config["gpt2"]
     datasets = set(gpt2["use_datasets"]) | set(gpt2["pretrain"]["datasets"])
     n_data = len(gpt2["use_datasets"])
-    finetunes, samples = finetune_jobs(gpt2), sample_jobs(gpt2)
-    scored = [j for j in samples if j.variant != "base" and j.decoding != "greedy"]
-    selected = n_data * len(gpt2["use_models"]) * 2 * len(gpt2["sampling"]["seeds"])
+    finetunes, samples = finetune_jobs(gpt2), sample_groups(gpt2)  # a job: every seed
+    scored = [g for g in samples if g[2] != "base" and g[4] != "greedy"]
+    selected = n_data * len(gpt2["use_models"]) * 2  # every seed in one job
     return (
         1  # tokenizer
         + len(datasets)  # prepare_dataset
         + len(scratch_models(gpt2))  # pretrain
         + len(finetunes)  # finetune
-        + len(samples)  # sample
+        + len(samples)  # sample, sample_greedy
         + n_data * len(gpt2["sampling"]["splits"])  # score_human
         + len(scored)  # score_samples
         + len(finetunes)  # perplexity
         + 2  # collect_metrics, select_models
         + n_data  # controlled_human
-        + selected  # controlled (MLE and the selected MixCE, every seed)
+        + selected  # controlled (MLE and the selected MixCE, every seed in one job)
         + 1  # collect_controlled
         + 1  # gpt2_tables
         + n_data  # nll_figure2
@@ -246,6 +246,11 @@ def gpt2_job_count(config: dict) -> int:
         + 1  # human_eval_pairs
         + 1  # objectives_report
     )
+
+
+def sampled(counts: dict[str, int]) -> int:
+    """Sample jobs of a dry run: rule sample and rule sample_greedy."""
+    return counts.get("sample", 0) + counts.get("sample_greedy", 0)
 
 
 def write_yaml(path: Path, text: str) -> str:
@@ -273,15 +278,16 @@ def test_paper_scale_dry_run_counts(workdir: Path) -> None:
         assert counts[rule] == 1
     # GPT-2: 3 datasets x 3 models x (MLE + 8 etas) + Table 5: small x 3 datasets x 3 sizes x 2
     assert counts["finetune"] == 3 * 3 * 9 + 3 * 3 * 2 == 99
-    # unbiased on dev + test x 3 seeds for every finetuned model; the 8-value top-p grid on
-    # dev + test x 3 seeds for MLE and the selected MixCE; base model: unbiased (3 seeds) and
-    # greedy (1) on test
-    assert counts["sample"] == 99 * 2 * 3 + 9 * 2 * 8 * 2 * 3 + 9 * (3 + 1) == 1494
+    # one job per (model, split, decoding), sampling its 3 seeds: unbiased on dev + test for
+    # every finetuned model; the 8-value top-p grid on dev + test for MLE and the selected
+    # MixCE; base model: unbiased (3 seeds) and greedy (1 file) on test
+    assert counts["sample"] == 99 * 2 + 9 * 2 * 8 * 2 + 9 == 495
+    assert counts["sample_greedy"] == 9
     assert counts["download_dataset"] == counts["prepare_dataset"] == 3
     assert counts["fetch_model"] == 3 and counts["tokenizer"] == 1
     assert "pretrain" not in counts  # hub models are not pretrained
     # every finetuned model's unbiased and top-p files are scored; test perplexity per model
-    assert counts["score_samples"] == 1494 - 9 * 4
+    assert counts["score_samples"] == 495 - 9
     assert counts["perplexity"] == 99
     assert counts["score_human"] == 3 * 2
     assert counts["fetch_featurizer"] == 2  # gpt2-large (MAUVE) and SimCSE (coherence)
@@ -527,16 +533,20 @@ def test_gpt2_tables_and_figures(test_run: tuple[Path, float]) -> None:
 REPORT_LAYOUT = {
     "1. Synthetic track (section 4.1)": {
         "Tables": {
-            f"{t}.{e}" for t in ("table1", "table6", "table7", "table11") for e in ("csv", "tex")
+            f"{t}.{e}"
+            for t in ("table1", "table6", "table7", "table11")
+            for e in ("csv", "tex", "html")
         },
         "Figures": {"synthetic_eta.pdf", "synthetic_eta.png"},
     },
     "2. GPT-2 track (section 4.2)": {
-        "Tables": {f"table{n}.{e}" for n in (2, 3, 5, 8, 9, 10, 12) for e in ("csv", "tex")},
+        "Tables": {
+            f"table{n}.{e}" for n in (2, 3, 5, 8, 9, 10, 12) for e in ("csv", "tex", "html")
+        },
         "Figures": {f"figure{n}.{e}" for n in (2, 4) for e in ("pdf", "png")},
     },
     "3. Beyond the paper": {
-        "Tables": {"objectives.csv", "objectives.tex"},
+        "Tables": {"objectives.csv", "objectives.tex", "objectives.html"},
         "Figures": {"quality_diversity.pdf", "quality_diversity.png"},
     },
 }
@@ -581,7 +591,13 @@ def test_report_has_every_table_and_figure_with_its_caption(
         assert re.search(r"<strong>Protocol</strong> <\w+[^>]*>official<", caption), path
         assert "{{" not in caption and "``" not in caption, path
         assert "system-message" not in caption, path
-        formats = {"csv": "CSV", "tex": "LaTeX", "pdf": "Print (PDF)", "png": "PNG"}
+        formats = {
+            "csv": "CSV",
+            "tex": "LaTeX",
+            "html": "HTML (view)",
+            "pdf": "Print (PDF)",
+            "png": "PNG",
+        }
         assert entry["labels"]["format"] == formats[path.rsplit(".", 1)[1]], path
     # labels in paper order when sorted as text, as the report's list does
     gpt2 = [
@@ -600,7 +616,7 @@ def test_sampling_change_reruns_no_training(test_run: tuple[Path, float], tmp_pa
     change = write_yaml(tmp_path / "s.yaml", "gpt2:\n  sampling:\n    max_new_tokens: 12\n")
     counts = dry_run(workdir, "--configfile", "config/test.yaml", change)
     config = load_config([workdir / "config.yaml", workdir / "config" / "test.yaml"])
-    assert counts["sample"] == len(sample_jobs(config["gpt2"]))
+    assert sampled(counts) == len(sample_groups(config["gpt2"]))
     assert not {"finetune", "pretrain", "prepare_dataset", "synthetic_train"} & set(counts)
     assert counts["score_samples"] > 0 and counts["gpt2_tables"] == 1
 
@@ -622,12 +638,11 @@ def test_new_gpt2_eta_adds_only_its_jobs(test_run: tuple[Path, float], tmp_path:
     change = write_yaml(tmp_path / "e.yaml", "gpt2:\n  finetune:\n    etas: [0.1, 0.5]\n")
     counts = dry_run(workdir, "--configfile", "config/test.yaml", change)
     config = load_config([workdir / "config.yaml", workdir / "config" / "test.yaml"])
-    sampling = config["gpt2"]["sampling"]
-    new_files = len(sampling["splits"]) * len(sampling["seeds"])
-    # one new model, sampled (unbiased) on every split with every seed, scored; the
+    splits = config["gpt2"]["sampling"]["splits"]
+    # one new model, sampled (unbiased, every seed in one job) on every split, scored; the
     # collections, selection and tables below them are refreshed
     assert counts["finetune"] == 1 and counts["perplexity"] == 1
-    assert counts["sample"] == counts["score_samples"] == new_files
+    assert counts["sample"] == counts["score_samples"] == len(splits)
     assert not {"pretrain", "prepare_dataset", "score_human"} & set(counts)
 
 
@@ -640,14 +655,16 @@ def test_finetune_setting_reruns_finetune_and_sampling_not_pretraining(
     counts = dry_run(workdir, "--configfile", "config/test.yaml", change)
     config = load_config([workdir / "config.yaml", workdir / "config" / "test.yaml"])
     gpt2 = config["gpt2"]
-    finetuned = [j for j in sample_jobs(gpt2) if j.variant != "base"]
+    finetuned = [g for g in sample_groups(gpt2) if g[2] != "base"]
     assert counts["finetune"] == len(finetune_jobs(gpt2))
-    assert counts["sample"] == len(finetuned)
+    assert sampled(counts) == counts["sample"] == len(finetuned)
     assert not {"pretrain", "prepare_dataset", "score_human", "nll_figure2"} & set(counts)
 
 
 @pytest.mark.slow
-def test_new_sampling_seed_adds_only_its_jobs(test_run: tuple[Path, float], tmp_path: Path) -> None:
+def test_new_sampling_seed_reruns_only_the_jobs_it_grows(
+    test_run: tuple[Path, float], tmp_path: Path
+) -> None:
     workdir, _ = test_run
     config = load_config([workdir / "config.yaml", workdir / "config" / "test.yaml"])
     gpt2 = config["gpt2"]
@@ -655,9 +672,15 @@ def test_new_sampling_seed_adds_only_its_jobs(test_run: tuple[Path, float], tmp_
     change = write_yaml(tmp_path / "seed.yaml", f"gpt2:\n  sampling:\n    seeds: {seeds}\n")
     counts = dry_run(workdir, "--configfile", "config/test.yaml", change)
     grown = {**gpt2, "sampling": {**gpt2["sampling"], "seeds": seeds}}
-    new = [j for j in sample_jobs(grown) if j.seed == 9]
-    assert new and counts["sample"] == len(new)
-    scored = [j for j in new if j.variant != "base" and j.decoding != "greedy"]
+    # a job samples every seed of its (model, split, decoding): the jobs that gain a file
+    # rerun (their other seeds give the same bytes again), greedy (first seed only) does not
+    gaining = {
+        (j.dataset, j.model, j.variant, j.split, j.decoding)
+        for j in sample_jobs(grown)
+        if j.seed == 9
+    }
+    assert gaining and counts["sample"] == len(gaining) and "sample_greedy" not in counts
+    scored = [g for g in gaining if g[2] != "base"]
     assert counts["score_samples"] == len(scored)
     assert not {"finetune", "pretrain", "perplexity", "score_human", "synthetic_train"} & set(
         counts
@@ -679,7 +702,7 @@ def test_code_edit_of_one_stage_reruns_it_and_below(test_run: tuple[Path, float]
         module.write_text(original)
         os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     config = load_config([workdir / "config.yaml", workdir / "config" / "test.yaml"])
-    assert counts["sample"] == len(sample_jobs(config["gpt2"]))
+    assert sampled(counts) == len(sample_groups(config["gpt2"]))
     assert {"score_samples", "collect_metrics", "gpt2_tables"} <= set(counts)
     assert not {"finetune", "pretrain", "prepare_dataset", "synthetic_train"} & set(counts)
     assert dry_run(workdir, "--configfile", "config/test.yaml") == {}

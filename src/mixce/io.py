@@ -135,6 +135,47 @@ def write_csv(path: str | os.PathLike[str], df: Any) -> None:
         df.to_csv(handle, index=False)
 
 
+_HTML_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<style>
+body {{ font-family: sans-serif; margin: 1em; }}
+table {{ border-collapse: collapse; font-size: 0.9em; }}
+th, td {{ border-bottom: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
+th {{ border-bottom: 2px solid #333; }}
+td:first-child, th:first-child {{ text-align: left; }}
+</style>
+</head>
+<body>
+<p>{title}: the data of <code>{csv}</code> (4 significant digits; empty: not measured).</p>
+{table}
+</body>
+</html>
+"""
+
+
+def table_html(df: Any, title: str, csv_name: str) -> str:
+    """A standalone HTML page showing a table's data (the HTML report can show it; a CSV
+    or LaTeX file it can only offer for download)."""
+    table = df.to_html(
+        index=False, na_rep="", float_format=lambda x: f"{x:.4g}", border=0, escape=True
+    )
+    return _HTML_PAGE.format(title=title, csv=csv_name, table=table)
+
+
+def write_table(df: Any, tex: str, stem: str | os.PathLike[str]) -> None:
+    """Write a paper table as ``stem.csv`` (no index; missing values empty), ``stem.tex`` and
+    ``stem.html`` (:func:`table_html`, for the HTML report), each atomically."""
+    stem = Path(stem)
+    csv = stem.with_name(stem.name + ".csv")
+    write_csv(csv, df)
+    write_text(stem.with_name(stem.name + ".tex"), tex)
+    title = stem.name.replace("table", "Table ") if stem.name[5:].isdigit() else stem.name
+    write_text(stem.with_name(stem.name + ".html"), table_html(df, title, csv.name))
+
+
 def read_texts(path: str | os.PathLike[str], field: str = "text") -> list[str]:
     """The ``field`` of every line of a jsonl file; a bad line is an error naming file and line."""
     texts = []
@@ -149,6 +190,17 @@ def read_texts(path: str | os.PathLike[str], field: str = "text") -> list[str]:
                     f"{path}, line {number}: no JSON {field!r} field ({error})"
                 ) from None
     return texts
+
+
+def seed_of_path(path: str | os.PathLike[str]) -> int:
+    """The sampling seed of a per-seed file, from its name ``seed<N>.<ext>``: a job that
+    writes several seeds' files reads its seeds from its outputs, so that the same file
+    has the same params whether one job writes every seed or one job each."""
+    name = Path(path).name
+    stem = name.split(".", 1)[0]
+    if not (stem.startswith("seed") and stem[4:].isdigit()):
+        raise ValueError(f"{path}: not a per-seed file name (seed<N>.<ext>)")
+    return int(stem[4:])
 
 
 def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:

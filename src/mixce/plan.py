@@ -294,6 +294,13 @@ def sample_jobs(gpt2: Mapping[str, Any]) -> list[SampleJob]:
     return list(jobs)
 
 
+def sample_groups(gpt2: Mapping[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(dataset, model, variant, split, decoding) of every sample job: one job samples every
+    seed of its decoding (greedy: the first seed only), in :func:`sample_jobs`' order."""
+    groups = ((j.dataset, j.model, j.variant, j.split, j.decoding) for j in sample_jobs(gpt2))
+    return list(dict.fromkeys(groups))
+
+
 def scratch_models(gpt2: Mapping[str, Any]) -> list[str]:
     """Models of this run that are pretrained inside the DAG."""
     return [m for m in gpt2["use_models"] if gpt2["models"][m]["source"] == "scratch"]
@@ -333,6 +340,22 @@ def iter_problems(gpt2: Mapping[str, Any]) -> Iterator[tuple[tuple[str | int, ..
                 ("gpt2", *parts),
                 f"config key gpt2.{'.'.join(parts)} = {name!r} is not allowed: must be one of "
                 f"gpt2.use_models: {', '.join(gpt2.get('use_models', []))}",
+            )
+    for role in ("mauve", "coherence"):
+        spec = gpt2.get("metrics", {}).get(role, {}).get("featurizer", {})
+        name = spec.get("model")
+        key = ("gpt2", "metrics", role, "featurizer", "model")
+        if name is not None and spec.get("kind") != "gpt2":
+            yield (
+                key,
+                f"config key gpt2.metrics.{role}.featurizer.model = {name!r} is not allowed "
+                f"with kind {spec.get('kind')!r}: only a gpt2 featurizer can be a run's model",
+            )
+        elif name is not None and name not in models:
+            yield (
+                key,
+                f"config key gpt2.metrics.{role}.featurizer.model = {name!r} is not allowed: "
+                f"must be one of gpt2.models: {', '.join(models)}",
             )
     yield from _objective_problems(gpt2.get("finetune", {}))
     selected = gpt2.get("selected_eta", {})

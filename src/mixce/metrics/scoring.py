@@ -286,22 +286,31 @@ def coherence_texts(
 
 
 def build_featurizer(
-    spec: Mapping[str, Any], local_dir: str | None, batch_size: int, device: str
+    spec: Mapping[str, Any],
+    local_dir: str | None,
+    batch_size: int,
+    device: str,
+    tokenizer_dir: str | None = None,
 ) -> Any:
     """The featurizer of a config spec; hub models are read from their local copy.
 
     ``sentence`` is always the bundled all-MiniLM-L6-v2: a ``name`` inherited from a merged
-    config (config.yaml's gpt2-large under an override's ``kind: sentence``) is ignored.
+    config (config.yaml's gpt2-large under an override's ``kind: sentence``) is ignored. A
+    ``gpt2`` spec with ``model`` (a key of gpt2.models) is that model's base model, in
+    ``local_dir``, read with the run's GPT-2 tokenizer in ``tokenizer_dir``.
     """
     options = dict(spec)
+    own_model = options.pop("model", None)
     if options["kind"] == "sentence":
         options.pop("name", None)
     if options["kind"] in ("gpt2", "simcse"):
         if local_dir is None:
-            raise ValueError(f"featurizer {options} needs its fetched model directory")
+            raise ValueError(f"featurizer {spec} needs its model directory")
         options["name"] = local_dir
         if options["kind"] == "gpt2":
-            options["tokenizer"] = local_dir
+            if own_model is not None and tokenizer_dir is None:
+                raise ValueError(f"featurizer {spec} needs the run's tokenizer directory")
+            options["tokenizer"] = tokenizer_dir if own_model is not None else local_dir
     return make_featurizer({**options, "batch_size": batch_size, "device": device})
 
 
@@ -390,6 +399,35 @@ def mauve_scores(
     return {
         f"mauve_len{length}": float(mauve_from_features(human[length], feats, seed=seed)["mauve"])
         for length, feats in model.items()
+    }
+
+
+def split_halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint halves of ``range(n)`` (``n // 2`` indices each, the odd one left out),
+    drawn by ``numpy.random.default_rng(seed).permutation``."""
+    if n < 2:
+        raise ValueError(f"need at least 2 texts to split into halves, got {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    half = n // 2
+    return np.sort(order[:half]), np.sort(order[half : 2 * half])
+
+
+def human_ceiling(features: np.ndarray, seeds: Sequence[int], mauve_seed: int) -> dict[str, Any]:
+    """MAUVE between two disjoint halves of the human texts, once per seed of ``seeds`` (a
+    new random split each): the ceiling of a model's MAUVE on half as many texts. Returns
+    ``{"mauve_halves": mean, "mauve_halves_std": std over seeds (ddof 1; nan for one seed),
+    "n_half": texts per half}``."""
+    features = np.asarray(features)
+    values = []
+    for seed in seeds:
+        first, second = split_halves(len(features), int(seed))
+        values.append(
+            float(mauve_from_features(features[first], features[second], seed=mauve_seed)["mauve"])
+        )
+    return {
+        "mauve_halves": float(np.mean(values)),
+        "mauve_halves_std": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan,
+        "n_half": len(features) // 2,
     }
 
 

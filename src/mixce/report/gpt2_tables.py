@@ -33,12 +33,10 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mixce.io import write_csv, write_text
 from mixce.plan import parse_variant
 from mixce.report.latex import MISSING, Cell, CellLike, bold, booktabs_table, num, raw
 
@@ -56,7 +54,6 @@ __all__ = [
     "table9",
     "table10",
     "table12",
-    "write_table",
 ]
 
 #: Display names of the datasets (others: title-cased).
@@ -1060,13 +1057,3 @@ def table12(
         )
     df = _frame_from_rows(rows, ["model"], value_cols)
     return df, booktabs_table(header, body, spec, caption, label)
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def write_table(df: pd.DataFrame, tex: str, stem: str | Path) -> None:
-    """Write ``stem.csv`` (no index; missing values empty) and ``stem.tex``, each atomically."""
-    stem = Path(stem)
-    write_csv(stem.with_name(stem.name + ".csv"), df)
-    write_text(stem.with_name(stem.name + ".tex"), tex)

@@ -13,10 +13,7 @@ In the CSVs the ``objective`` column holds the config names (``forward_kl``,
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import pandas as pd
 
@@ -342,29 +339,3 @@ def table_best_eta(
         midrules_after=_group_midrules(vocabs, offset=0),
     )
     return df, tex
-
-
-def _atomic_write(path: Path, write: object) -> None:
-    """Write via ``write(fileobj)`` to a temp file next to ``path``, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            write(fh)  # type: ignore[operator]
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are shared results
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_table(df: pd.DataFrame, tex: str, stem: Path) -> None:
-    """Write ``stem.csv`` and ``stem.tex`` atomically (temp file + ``os.replace``).
-
-    The CSV has no index; missing values are empty fields.
-    """
-    stem = Path(stem)
-    _atomic_write(stem.with_name(stem.name + ".csv"), lambda fh: df.to_csv(fh, index=False))
-    _atomic_write(stem.with_name(stem.name + ".tex"), lambda fh: fh.write(tex))
