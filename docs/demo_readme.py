@@ -4,16 +4,18 @@
     python docs/demo_readme.py --write               # replace the block in README.md
     python docs/demo_readme.py --run-dir DIR --log LOG --context "..."
 
-Reads results/<run>/tables/table2.csv and objectives.csv, and the run's Snakemake log
-(.snakemake/log/*.snakemake.log, the newest by default) for the job count and the wall time
-(from its first to its last time stamp). ``--context`` says how the run was made (e.g. what
-else shared the machine); it is printed beside the wall time.
+By default it reads the fresh-clone run that `python bench/fresh_demo.py` timed
+(bench/results/fresh_demo.json: the venv and workflow times, the run's directory and log);
+``--run-dir`` / ``--log`` read another run instead. From the run: tables/table2.csv and
+objectives.csv, metrics/human.csv (the human-vs-human ceiling), and the Snakemake log for
+the job count. ``--context`` says how the run was made; it is printed beside the time.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import re
 import sys
 from collections.abc import Sequence
@@ -28,6 +30,7 @@ sys.path.insert(0, str(REPO / "src"))
 from mixce.io import replace_marked_block  # noqa: E402
 
 README = REPO / "README.md"
+TIMING = REPO / "bench" / "results" / "fresh_demo.json"
 START = "<!-- demo-numbers:start (python docs/demo_readme.py --write) -->"
 END = "<!-- demo-numbers:end -->"
 LABELS = {"human": "human", "mle": "MLE", "mixce": "MixCE", "tailr": "TaiLr", "lfd": "LFD"}
@@ -80,6 +83,24 @@ def table2_md(path: Path, dataset: str) -> str:
     return "\n".join(lines)
 
 
+def ceiling_row(human_csv: Path, dataset: str) -> str | None:
+    """Table 2's human-vs-human row: MAUVE of two disjoint halves of the test texts (mean and
+    std over the splits), or None when the run has no such score."""
+    df = pd.read_csv(human_csv)
+    rows = df[(df["dataset"] == dataset) & (df["split"] == "test")]
+    if rows.empty or "mauve_halves" not in rows:
+        return None
+    row = rows.iloc[0]
+    cell = f"{num(row['mauve_halves'], 2)} ({num(row['mauve_halves_std'], 2)})"
+    half = int(row["n_half"])
+    return f"| human vs human | two halves of {half} texts | - | - | {cell} | - |"
+
+
+def largest_std(path: Path, dataset: str) -> float:
+    """The largest seed-to-seed standard deviation of test MAUVE among Table 2's models."""
+    return float(pd.read_csv(path)[f"{dataset}_mauve_std"].max())
+
+
 def objectives_md(path: Path) -> str:
     df = pd.read_csv(path)
     cols = ["ppl", "div", "mauve", "coh", "distinct_1", "self_bleu", "seq_rep_4"]
@@ -97,7 +118,31 @@ def objectives_md(path: Path) -> str:
     return "\n".join(lines)
 
 
-def block(run_dir: Path, log: Path | None, context: str) -> str:
+def timing_line(timing: dict | None, log: Path | None, context: str) -> str | None:
+    """Where the numbers come from and how long the run took."""
+    jobs, wall = log_facts(log) if log is not None else (None, None)
+    if timing is not None:
+        load = ", ".join(f"{x:.1f}" for x in timing["loadavg_before"])
+        return (
+            f"Last generated from `python bench/fresh_demo.py` (a fresh clone of commit "
+            f"{timing['commit'][:7]}, then `make venv` and `make demo`) on {timing['cores']} "
+            f"cores: **{minutes(timing['total_s'])}** in all, {minutes(timing['venv_s'])} for "
+            f"the venv and {minutes(timing['demo_s'])} for the workflow's {jobs} jobs (load "
+            f"average before the run: {load}){'; ' + context if context else ''}."
+        )
+    if wall is None:
+        return None
+    return (
+        f"Last generated from a `make demo` run: {jobs} jobs, **{minutes(wall)}** wall time "
+        f"from the first to the last line of its Snakemake log{'; ' + context if context else ''}."
+    )
+
+
+def minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+
+
+def block(run_dir: Path, log: Path | None, context: str, timing: dict | None = None) -> str:
     tables = run_dir / "tables"
     dataset = next(
         c.removesuffix("_ppl")
@@ -105,26 +150,30 @@ def block(run_dir: Path, log: Path | None, context: str) -> str:
         if c.endswith("_ppl")
     )
     parts = []
-    if log is not None:
-        jobs, wall = log_facts(log)
-        when = f"{int(wall // 60)} min {int(wall % 60)} s" if wall is not None else "?"
-        parts.append(
-            f"Last generated from a `make demo` run: {jobs} jobs, **{when}** wall time from "
-            f"the first to the last line of its Snakemake log{'; ' + context if context else ''}."
-        )
+    line = timing_line(timing, log, context)
+    if line:
+        parts.append(line)
+    table = table2_md(tables / "table2.csv", dataset)
+    ceiling = ceiling_row(run_dir / "metrics" / "human.csv", dataset)
+    if ceiling is not None:
+        table += "\n" + ceiling
     parts += [
         "",
-        f"Table 2 as produced (`{tables.relative_to(run_dir.parent.parent)}/table2.csv`, "
-        "test split, means over the sampling seeds, MAUVE's standard deviation over seeds "
-        "in brackets):",
+        "Table 2 as produced (`results/demo/tables/table2.csv`, test split, means over the "
+        "sampling seeds, MAUVE's standard deviation over seeds in brackets), with the "
+        "human-vs-human ceiling (`results/demo/metrics/human.csv`: MAUVE between two disjoint "
+        "halves of the test texts, one random split per sampling seed):",
         "",
-        table2_md(tables / "table2.csv", dataset),
+        table,
+        "",
+        f"The largest seed-to-seed standard deviation of test MAUVE among these models is "
+        f"{largest_std(tables / 'table2.csv', dataset):.3f}.",
     ]
     if (tables / "objectives.csv").exists():
         parts += [
             "",
-            "The comparison of objectives (`tables/objectives.csv`, each objective at the "
-            "setting dev MAUVE selected):",
+            "The comparison of objectives (`results/demo/tables/objectives.csv`, each "
+            "objective at the setting dev MAUVE selected):",
             "",
             objectives_md(tables / "objectives.csv"),
         ]
@@ -133,17 +182,24 @@ def block(run_dir: Path, log: Path | None, context: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", default=str(REPO / "results" / "demo"))
+    parser.add_argument("--timing", default=str(TIMING), help="bench/fresh_demo.py's record")
+    parser.add_argument("--run-dir", default=None, help="another run (default: the timed one)")
     parser.add_argument("--log", default=None, help="the run's Snakemake log (default: newest)")
     parser.add_argument("--context", default="", help="how the run was made (printed)")
     parser.add_argument("--write", action="store_true", help="update README.md")
     args = parser.parse_args(argv)
-    run_dir = Path(args.run_dir).resolve()
-    log = Path(args.log) if args.log else None
-    if log is None:
-        logs = sorted((run_dir.parent.parent / ".snakemake" / "log").glob("*.snakemake.log"))
-        log = logs[-1] if logs else None
-    text = block(run_dir, log, args.context)
+    timing = None
+    if args.run_dir is None:
+        timing = json.loads(Path(args.timing).read_text())
+        run_dir = Path(timing["run_dir"])
+        log = Path(timing["snakemake_log"])
+    else:
+        run_dir = Path(args.run_dir).resolve()
+        log = Path(args.log) if args.log else None
+        if log is None:
+            logs = sorted((run_dir.parent.parent / ".snakemake" / "log").glob("*.snakemake.log"))
+            log = logs[-1] if logs else None
+    text = block(run_dir, log, args.context, timing)
     if not args.write:
         print(text)
         return 0
