@@ -14,6 +14,7 @@ from mixce.config import (
     DEFAULT_SCHEMA_PATH,
     ConfigError,
     load_config,
+    load_schema,
     merge_configs,
     selected_inits,
     validate_config,
@@ -124,6 +125,37 @@ def test_snakemake_validate_accepts_configs() -> None:
     for override in [None, *OVERRIDES.values()]:
         paths = [BASE] if override is None else [BASE, override]
         snakemake_utils.validate(load_config(paths), str(DEFAULT_SCHEMA_PATH))
+
+
+def test_snakemake_validate_fills_defaults_inside_defs(base_config: dict[str, Any]) -> None:
+    """snakemake.utils.validate fills a default written inside a $defs entry's properties
+    (the featurizer's max_len); a default at a definition's top level would be skipped
+    (it looks beside each key's own schema), so no definition has one."""
+    snakemake_utils = pytest.importorskip("snakemake.utils")
+    config = copy.deepcopy(base_config)
+    for metric in ("mauve", "coherence"):
+        del config["gpt2"]["metrics"][metric]["featurizer"]["max_len"]
+    snakemake_utils.validate(config, str(DEFAULT_SCHEMA_PATH))
+    for metric in ("mauve", "coherence"):
+        assert config["gpt2"]["metrics"][metric]["featurizer"]["max_len"] == 512
+    raw = yaml.safe_load(DEFAULT_SCHEMA_PATH.read_text())
+    assert raw["$defs"] and not [name for name, d in raw["$defs"].items() if "default" in d]
+
+
+def test_load_schema_inlines_refs(tmp_path: Path) -> None:
+    schema = load_schema()
+    assert "$ref" not in str(schema) and "$defs" not in schema
+    etas = schema["properties"]["synthetic"]["properties"]["etas"]
+    assert etas["minItems"] == 1 and etas["items"]["maximum"] == 1  # list + fraction
+    assert etas["description"].startswith("Mixing ratios")  # the use site's description
+    clash = {
+        "$defs": {"list": {"type": "array", "minItems": 1}},
+        "properties": {"x": {"$ref": "#/$defs/list", "minItems": 2}},
+    }
+    path = tmp_path / "schema.yaml"
+    path.write_text(yaml.safe_dump(clash))
+    with pytest.raises(ValueError, match=r"siblings of \$ref '#/\$defs/list' repeat.*minItems"):
+        load_schema(path)
 
 
 def test_schema_override_path(tmp_path: Path, base_config: dict[str, Any]) -> None:
@@ -601,11 +633,9 @@ def test_config_docs_match_schema() -> None:
 def test_objective_schema_entries_match_the_registry() -> None:
     """Each registered objective is in the schema's enum, and its grid entry lists exactly
     the hyper-parameters its function takes (a reference iff the function needs one)."""
-    import yaml
-
     from mixce.objectives import get_spec, objective_names
 
-    schema = yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text())
+    schema = load_schema()
     finetune = schema["properties"]["gpt2"]["properties"]["finetune"]["properties"]
     assert sorted(finetune["objectives"]["items"]["enum"]) == objective_names()
     grids = finetune["grids"]["properties"]

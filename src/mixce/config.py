@@ -9,6 +9,8 @@ lists and scalars are replaced.
 ``schemas/config.schema.yaml`` (the same schema the Snakefile gives to
 ``snakemake.utils.validate``) plus the cross-key rules a JSON schema cannot
 express, and reports every problem in plain words in a :class:`ConfigError`.
+It validates the schema with its ``$ref`` entries inlined (:func:`load_schema`), so an
+error about a key names the whole shape that key accepts.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "DEFAULT_SCHEMA_PATH",
     "ConfigError",
     "load_config",
+    "load_schema",
     "merge_configs",
     "selected_inits",
     "validate_config",
@@ -137,15 +140,63 @@ _Validator = jsonschema.validators.extend(
 
 _schema_cache: dict[Path, dict[str, Any]] = {}
 
+#: Keywords a ``$ref``'s siblings may repeat from its definition (the sibling wins).
+_ANNOTATIONS = frozenset({"description", "default", "title", "$comment"})
+#: Keywords that read each other: all of a group sit on the same side of a ``$ref``.
+_COUPLED = (
+    frozenset({"properties", "patternProperties", "additionalProperties"}),
+    frozenset({"prefixItems", "items"}),
+    frozenset({"if", "then", "else"}),
+)
 
-def _load_schema(schema_path: Path) -> dict[str, Any]:
-    schema_path = schema_path.resolve()
-    if schema_path not in _schema_cache:
-        with schema_path.open(encoding="utf-8") as handle:
+
+def _inline_refs(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` with every ``{"$ref": "#/$defs/<name>", ...}`` replaced by the definition
+    merged with the ref's siblings, and ``$defs`` dropped.
+
+    A sibling of a ``$ref`` adds a keyword (``items`` to a ``list``) or an annotation
+    (``description``), so the merge validates what JSON Schema's ``$ref`` (an "all of")
+    validates; any other overlap is an error. Errors of the inlined schema carry the whole
+    schema of their key, so they name every allowed value.
+    """
+    defs = schema.get("$defs", {})
+
+    def inline(node: Any, where: str) -> Any:
+        if isinstance(node, list):
+            return [inline(item, where) for item in node]
+        if not isinstance(node, Mapping):
+            return node
+        out = {k: inline(v, f"{where}/{k}") for k, v in node.items() if k != "$defs"}
+        ref = out.pop("$ref", None)
+        if ref is None:
+            return out
+        name = ref.removeprefix("#/$defs/")
+        if name == ref or name not in defs:
+            raise ValueError(f"schema {where}: $ref {ref!r} is not a #/$defs/<name> entry")
+        target = inline(defs[name], f"#/$defs/{name}")
+        clash = (set(target) & set(out)) - _ANNOTATIONS
+        clash |= {
+            k for group in _COUPLED if group & set(target) and group & set(out) for k in group
+        }
+        if clash:
+            raise ValueError(
+                f"schema {where}: siblings of $ref {ref!r} repeat or split {sorted(clash)}"
+            )
+        return {**target, **out}
+
+    return inline(schema, "#")
+
+
+def load_schema(schema_path: Path | str | None = None) -> dict[str, Any]:
+    """The config schema (``schemas/config.schema.yaml`` unless given), checked as
+    JSON Schema 2020-12, with its ``$ref`` entries inlined (see :func:`_inline_refs`)."""
+    path = Path(schema_path).resolve() if schema_path is not None else DEFAULT_SCHEMA_PATH
+    if path not in _schema_cache:
+        with path.open(encoding="utf-8") as handle:
             schema = yaml.safe_load(handle)
         _Validator.check_schema(schema)
-        _schema_cache[schema_path] = schema
-    return _schema_cache[schema_path]
+        _schema_cache[path] = _inline_refs(schema)
+    return _schema_cache[path]
 
 
 PathParts = tuple[str | int, ...]
@@ -484,7 +535,7 @@ def validate_config(config: Mapping[str, Any], schema_path: Path | str | None = 
         raise ConfigError(
             [f"the configuration must be a mapping of config keys, not {_type_name(config)}"]
         )
-    schema = _load_schema(Path(schema_path) if schema_path is not None else DEFAULT_SCHEMA_PATH)
+    schema = load_schema(schema_path)
     problems: dict[tuple[PathParts, str], None] = {}
     for error in _Validator(schema).iter_errors(config):
         for item in _schema_problems(error):
@@ -518,7 +569,7 @@ def _schema_rows(schema: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, 
 
 def schema_markdown(schema_path: Path | str | None = None) -> str:
     """A Markdown table of every config key: allowed values and description (docs/CONFIG.md)."""
-    schema = _load_schema(Path(schema_path) if schema_path else DEFAULT_SCHEMA_PATH)
+    schema = load_schema(schema_path or None)
     lines = [
         "# Config keys",
         "",
