@@ -94,12 +94,19 @@ def test_merge_is_recursive_and_replaces_lists() -> None:
     assert base == {"a": {"b": 1, "c": [1, 2], "d": {"e": 1}}, "f": 1}  # unchanged
 
 
-def test_merge_matches_snakemake(tmp_path: Path) -> None:
-    snakemake_utils = pytest.importorskip("snakemake.utils")
-    expected = yaml.safe_load(BASE.read_text())
-    override = yaml.safe_load(OVERRIDES["test"].read_text())
-    snakemake_utils.update_config(expected, override)
-    assert load_config([BASE, OVERRIDES["test"]]) == expected
+@pytest.mark.parametrize("names", [["test"], ["demo"], ["demo", "test"], ["test", "demo"]])
+def test_merge_matches_snakemake(names: list[str]) -> None:
+    """load_config gives what Snakemake builds from the Snakefile's configfile: and
+    --configfile <overrides> (its own loader, ConfigSettings and update_config)."""
+    pytest.importorskip("snakemake")
+    from snakemake.common.configfile import load_configfile
+    from snakemake.settings.types import ConfigSettings
+    from snakemake.utils import update_config
+
+    overrides = [OVERRIDES[name] for name in names]
+    expected = load_configfile(BASE)
+    update_config(expected, ConfigSettings(configfiles=overrides).overwrite_config)
+    assert load_config([BASE, *overrides]) == expected
 
 
 def test_load_config_files_in_order(tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
 """Loading and validation of the workflow configuration.
 
 ``config.yaml`` holds the paper-scale run; smaller runs (``config/demo.yaml``,
-``config/test.yaml``) are override files merged on top of it exactly as
-Snakemake's ``--configfile`` does: nested mappings are merged key by key,
-lists and scalars are replaced.
+``config/test.yaml``) are override files merged on top of it by Snakemake's own
+``--configfile`` merge (:func:`snakemake.utils.update_config`): nested mappings are
+merged key by key, lists and scalars are replaced.
 
 :func:`validate_config` checks a merged configuration against
 ``schemas/config.schema.yaml`` (the same schema the Snakefile gives to
@@ -50,29 +50,27 @@ class ConfigError(ValueError):
 
 
 def merge_configs(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Return ``base`` updated with ``override`` like Snakemake's ``--configfile``.
+    """Return ``base`` updated with ``override`` by Snakemake's own merge,
+    :func:`snakemake.utils.update_config` (nested mappings are merged key by key; any other
+    value of ``override``, a scalar, a list or ``None``, replaces the value in ``base``),
+    on copies: neither argument is modified."""
+    from snakemake.utils import update_config
 
-    Nested mappings are merged recursively; any other value of ``override``
-    (scalars, lists, ``None``) replaces the value in ``base``. Neither argument
-    is modified.
-    """
     merged: dict[str, Any] = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping):
-            sub = merged.get(key)
-            merged[key] = merge_configs(sub if isinstance(sub, Mapping) else {}, value)
-        else:
-            merged[key] = copy.deepcopy(value)
+    update_config(merged, copy.deepcopy(dict(override)))
     return merged
 
 
 def load_config(path_or_paths: str | Path | Sequence[str | Path]) -> dict[str, Any]:
-    """Load a configuration file, or a base file followed by override files.
+    """Load a configuration file, or a base file followed by override files, as
+    ``snakemake --configfile <override>...`` does with the Snakefile's ``configfile:``.
 
     Args:
         path_or_paths: one YAML file, or a list of them: the first is the base
-            configuration (normally ``config.yaml``) and each following file is
-            merged on top of the result in order (see :func:`merge_configs`).
+            configuration (normally ``config.yaml``); the following files are merged
+            into one override in order, which is then merged on top of the base (both
+            steps with :func:`merge_configs`, Snakemake's own merge). An empty file
+            changes nothing.
 
     Returns:
         The merged configuration (not validated; see :func:`validate_config`).
@@ -84,22 +82,26 @@ def load_config(path_or_paths: str | Path | Sequence[str | Path]) -> dict[str, A
     paths = [path_or_paths] if isinstance(path_or_paths, (str, Path)) else list(path_or_paths)
     if not paths:
         raise ValueError("load_config needs at least one configuration file")
-    config: dict[str, Any] = {}
-    for path in paths:
-        path = Path(path)
-        with path.open(encoding="utf-8") as handle:
-            try:
-                data = yaml.safe_load(handle)
-            except yaml.YAMLError as exc:
-                raise ConfigError([f"config file {path} is not valid YAML: {exc}"]) from exc
-        if data is None:  # an empty override file changes nothing
-            continue
-        if not isinstance(data, Mapping):
-            raise ConfigError(
-                [f"config file {path} must hold a mapping of config keys, not {_type_name(data)}"]
-            )
-        config = merge_configs(config, data)
-    return config
+    base, *overrides = (_read_config_file(Path(path)) for path in paths)
+    override: dict[str, Any] = {}
+    for data in overrides:
+        override = merge_configs(override, data)
+    return merge_configs(base, override)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        try:
+            data = yaml.safe_load(handle)
+        except yaml.YAMLError as exc:
+            raise ConfigError([f"config file {path} is not valid YAML: {exc}"]) from exc
+    if data is None:  # an empty file
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            [f"config file {path} must hold a mapping of config keys, not {_type_name(data)}"]
+        )
+    return dict(data)
 
 
 def canonical(value: Any) -> Any:
