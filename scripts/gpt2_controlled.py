@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mixce.device import job_device
-from mixce.io import job_logging, read_texts, write_json, write_npz
+from mixce.io import job_logging, path_list, read_texts, write_json, write_npz
 from mixce.metrics.coherence import coherence
 from mixce.metrics.features import max_len_set_to
 from mixce.metrics.fragments import (
@@ -188,7 +188,8 @@ def main(smk) -> None:
             return
         with np.load(smk.input.human) as npz:
             reference = {key: npz[key] for key in npz.files}
-        for samples_path, scores_path in zip(smk.input.samples, smk.output.scores, strict=True):
+        files = zip(path_list(smk.input.samples), path_list(smk.output.scores), strict=True)
+        for samples_path, scores_path in files:
             with open(samples_path, encoding="utf-8") as handle:
                 rows = [json.loads(line) for line in handle if line.strip()]
             token_lists = [r["prompt_ids"] + r["token_ids"] for r in rows]

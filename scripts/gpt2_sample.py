@@ -12,7 +12,7 @@ import torch
 from transformers import GPT2TokenizerFast
 
 from mixce.device import job_device
-from mixce.io import job_logging, seed_of_path, write_json
+from mixce.io import job_logging, path_list, seed_of_path, write_json
 from mixce.models import load_model
 from mixce.sample import (
     cut_prompts,
@@ -62,7 +62,8 @@ def main(smk) -> None:
             cap=p.max_length,
             prompt_tokens=p.prompt_tokens,
         )
-        seeds = [seed_of_path(path) for path in smk.output.samples]
+        outputs = path_list(smk.output.samples), path_list(smk.output.summaries)
+        seeds = [seed_of_path(path) for path in outputs[0]]
         logging.info(
             "%d prompts, decoding %s, seeds %s, generation_length %s: %d to %d new tokens, "
             "batch %d, device %s, precision %s (autocast dtype %s)",
@@ -77,9 +78,7 @@ def main(smk) -> None:
             setting["precision"],
             dtype,
         )
-        for seed, samples_path, summary_path in zip(
-            seeds, smk.output.samples, smk.output.summaries, strict=True
-        ):
+        for seed, samples_path, summary_path in zip(seeds, *outputs, strict=True):
             start = time.perf_counter()
             generations = generate(
                 model,

@@ -9,7 +9,7 @@ import logging
 import numpy as np
 
 from mixce.device import job_device
-from mixce.io import job_logging, read_texts, seed_of_path, write_json
+from mixce.io import job_logging, path_list, read_texts, seed_of_path, write_json
 from mixce.metrics.scoring import (
     attach_human_ids,
     build_featurizer,
@@ -43,7 +43,8 @@ def main(smk) -> None:
         )
         with np.load(smk.input.human) as human_npz:
             human = {length: human_npz[f"len{length}"] for length in p.lengths}
-        for samples_path, scores_path in zip(smk.input.samples, smk.output.scores, strict=True):
+        files = zip(path_list(smk.input.samples), path_list(smk.output.scores), strict=True)
+        for samples_path, scores_path in files:
             seed = seed_of_path(samples_path)
             records = sample_records(samples_path)
             if human_texts is not None:

@@ -144,9 +144,9 @@ def run_script(tmp_path, tokenizer_dir, setting, monkeypatch, samples=None, huma
     out = tmp_path / setting
     inputs = {"texts": str(texts), "tokenizer": str(tokenizer_dir)}
     output = SimpleNamespace(features=str(out / "human.npz"), scores=str(out / "s.json"))
-    if samples is not None:  # a model's job: every seed's file (here one)
-        inputs = {"samples": [str(samples)], "human": str(human), "tokenizer": str(tokenizer_dir)}
-        output = SimpleNamespace(scores=[str(out / "s.json")])
+    if samples is not None:  # a model's job of one seed: Snakemake gives plain strings
+        inputs = {"samples": str(samples), "human": str(human), "tokenizer": str(tokenizer_dir)}
+        output = SimpleNamespace(scores=str(out / "s.json"))
     smk = SimpleNamespace(
         input=SimpleNamespace(**inputs),
         output=output,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mixce.config import load_config
-from mixce.io import seed_of_path
+from mixce.io import path_list, seed_of_path
 from mixce.plan import (
     BASE,
     Variant,
@@ -157,6 +157,12 @@ def test_sample_groups_are_the_jobs_without_their_seeds(paper: dict) -> None:
     n_seeds = len(paper["sampling"]["seeds"])
     assert all(n == (1 if g[4] == "greedy" else n_seeds) for g, n in seeds.items())
     assert len(groups) == 495 + 9  # rules sample and sample_greedy in test_workflow.py
+
+
+def test_path_list_one_or_several() -> None:
+    assert path_list("a/seed0.json") == ["a/seed0.json"]
+    assert path_list(Path("a/seed0.json")) == ["a/seed0.json"]
+    assert path_list(["a/seed0.json", Path("a/seed1.json")]) == ["a/seed0.json", "a/seed1.json"]
 
 
 def test_seed_of_path() -> None:

@@ -544,14 +544,15 @@ def test_snakemake_script(tmp_path, tokenizer_dir, tokenizer, setting):
     texts.write_text("".join(json.dumps({"text": f"{i} {text}"}) + "\n" for i in range(5)))
 
     def run(out: Path, seeds: list[int]) -> None:
+        samples = [str(out / f"seed{seed}.jsonl") for seed in seeds]
+        summaries = [str(out / f"seed{seed}.json") for seed in seeds]
+        if len(seeds) == 1:  # Snakemake gives a single path as a plain string
+            samples, summaries = samples[0], summaries[0]
         smk = SimpleNamespace(
             input=SimpleNamespace(
                 model=str(model_dir), tokenizer=str(tokenizer_dir), texts=str(texts)
             ),
-            output=SimpleNamespace(
-                samples=[str(out / f"seed{seed}.jsonl") for seed in seeds],
-                summaries=[str(out / f"seed{seed}.json") for seed in seeds],
-            ),
+            output=SimpleNamespace(samples=samples, summaries=summaries),
             params=SimpleNamespace(
                 decoding="top_p0.95",
                 max_new_tokens=6,

@@ -192,6 +192,14 @@ def read_texts(path: str | os.PathLike[str], field: str = "text") -> list[str]:
     return texts
 
 
+def path_list(paths: str | os.PathLike[str] | Any) -> list[str]:
+    """A rule's named input or output as a list of paths: Snakemake gives one path as a plain
+    string (a job of one seed, the greedy file) and several as a list."""
+    if isinstance(paths, str | os.PathLike):
+        return [str(paths)]
+    return [str(path) for path in paths]
+
+
 def seed_of_path(path: str | os.PathLike[str]) -> int:
     """The sampling seed of a per-seed file, from its name ``seed<N>.<ext>``: a job that
     writes several seeds' files reads its seeds from its outputs, so that the same file
