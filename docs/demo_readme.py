@@ -77,7 +77,7 @@ def table2_md(path: Path, dataset: str) -> str:
             objective += f" (eta {eta:g})"
         lines.append(
             f"| {df.at[i, 'model']} | {objective} | {num(df.at[i, f'{dataset}_ppl'], 0)} "
-            f"| {num(df.at[i, f'{dataset}_div'], 2)} | {with_std(df, i, f'{dataset}_mauve')} "
+            f"| {num(df.at[i, f'{dataset}_div'], 2)} | {with_std(df, i, f'{dataset}_mauve', 3)} "
             f"| {num(df.at[i, f'{dataset}_coh'], 3)} |"
         )
     return "\n".join(lines)
@@ -91,7 +91,7 @@ def ceiling_row(human_csv: Path, dataset: str) -> str | None:
     if rows.empty or "mauve_halves" not in rows:
         return None
     row = rows.iloc[0]
-    cell = f"{num(row['mauve_halves'], 2)} ({num(row['mauve_halves_std'], 2)})"
+    cell = f"{num(row['mauve_halves'], 3)} ({num(row['mauve_halves_std'], 3)})"
     half = int(row["n_half"])
     return f"| human vs human | two halves of {half} texts | - | - | {cell} | - |"
 
@@ -113,7 +113,7 @@ def objectives_md(path: Path) -> str:
         cells = []
         for col in cols:
             digits = 0 if col == "ppl" else 3 if col in ("coh", "self_bleu", "seq_rep_4") else 2
-            cells.append(with_std(df, i, col) if col == "mauve" else num(df.at[i, col], digits))
+            cells.append(with_std(df, i, col, 3) if col == "mauve" else num(df.at[i, col], digits))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -44,8 +44,8 @@ def test_table2_markdown_by_hand(tmp_path) -> None:
         }
     ).to_csv(path, index=False)
     lines = demo.table2_md(path, "wiki").splitlines()
-    assert lines[2] == "| human | human | - | 0.94 | 1.00 | 0.489 |"
-    assert lines[3] == "| tiny | MixCE (eta 0.1) | 2917 | 1.00 | 0.25 (0.03) | 0.046 |"
+    assert lines[2] == "| human | human | - | 0.94 | 1.000 | 0.489 |"
+    assert lines[3] == "| tiny | MixCE (eta 0.1) | 2917 | 1.00 | 0.250 (0.031) | 0.046 |"
 
 
 def test_docs_hold_the_generated_blocks() -> None:
@@ -82,7 +82,7 @@ def test_ceiling_row_and_largest_std_by_hand(tmp_path) -> None:
         }
     ).to_csv(human, index=False)
     assert demo.ceiling_row(human, "wiki") == (
-        "| human vs human | two halves of 100 texts | - | - | 0.93 (0.01) | - |"
+        "| human vs human | two halves of 100 texts | - | - | 0.934 (0.012) | - |"
     )
     assert demo.ceiling_row(human, "news") is None
     table2 = tmp_path / "table2.csv"
