@@ -63,7 +63,7 @@ dag: venv
 		echo "graphviz 'dot' not found: install it (apt-get install graphviz), then rerun 'make dag'"; \
 	fi
 
-# README's paper-scale job table and GPU-hour estimate (a dry run of config.yaml through the
-# Slurm profile); tests/test_slurm_profile.py fails when it is stale.
+# slurm/README.md's paper-scale job table and GPU-hour estimate (a dry run of config.yaml
+# through the Slurm profile); tests/test_slurm_profile.py fails when it is stale.
 cluster-plan: venv
 	$(BIN)/python docs/cluster_plan.py --write

@@ -155,8 +155,20 @@ def one_point_rows(run_dir: Path, config: dict, dataset: str, model: str) -> Ite
         gpt2["sampling"]["max_new_tokens"],
         whole_tokens=max_length - 1,
     )
+
+    def own_model(spec: dict) -> str | None:
+        """The directory of a featurizer that is the run's own (pretrained) GPT-2."""
+        name = spec.get("model")
+        return str(run_dir / "models" / "pretrain" / name / "model") if name else None
+
     feats = {
-        role: build_featurizer(metrics[role]["featurizer"], None, metrics["batch_size"], "cpu")
+        role: build_featurizer(
+            metrics[role]["featurizer"],
+            own_model(metrics[role]["featurizer"]),
+            metrics["batch_size"],
+            "cpu",
+            str(run_dir / "models" / "tokenizer"),
+        )
         for role in ("mauve", "coherence")
     }
     official = {"diversity": "official", "text_length": "official", "newlines": "official"}
