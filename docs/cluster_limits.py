@@ -185,16 +185,28 @@ def disk_rows(jobs: list[dict], config: dict) -> list[tuple[str, float, str]]:
     per_token = sample_bytes_per_token(sampling["prompt_tokens"], sampling["max_new_tokens"])
     n_split = {"dev": gpt2["data"]["n_dev"], "test": gpt2["data"]["n_test"]}
     tokens = sampling["prompt_tokens"] + sampling["max_new_tokens"]
-    sample_bytes = sum(
-        (sampling["n_prompts"] or n_split[j["wildcards"]["split"]]) * tokens * per_token
+    # a sample job writes one file per sampling seed (one job per seed: a {seed} wildcard);
+    # sample_greedy one file
+    files = {
+        id(j): 1
+        if j["rule"] == "sample_greedy" or "seed" in j["wildcards"]
+        else len(sampling["seeds"])
         for j in jobs
-        if j["rule"] == "sample"
+        if j["rule"] in ("sample", "sample_greedy")
+    }
+    sample_bytes = sum(
+        files[id(j)]
+        * (sampling["n_prompts"] or n_split[j["wildcards"]["split"]])
+        * tokens
+        * per_token
+        for j in jobs
+        if id(j) in files
     )
     rows.append(
         (
             "sample files (`results/<run>/samples/`)",
             sample_bytes,
-            f"{count_rule(jobs, 'sample')} files x texts x {tokens} tokens x "
+            f"{sum(files.values())} files x texts x {tokens} tokens x "
             f"{per_token:.1f} B/token (at most)",
         )
     )

@@ -69,6 +69,7 @@ STAGES = {
     "pretrain": "pretraining (scratch models)",
     "finetune": "finetuning",
     "sample": "sampling",
+    "sample_greedy": "greedy sampling (base models)",
     "perplexity": "perplexity",
     "nll_figure2": "Figure 2 NLLs",
     "score_human": "human-text features and scores",
@@ -133,6 +134,9 @@ def job_flops(job: dict, config: dict) -> tuple[str, float]:
     mauve = featurizer_params(metrics["mauve"]["featurizer"])
     coherence = featurizer_params(metrics["coherence"]["featurizer"])
     text_tokens = sampling["prompt_tokens"] + sampling["max_new_tokens"]
+    # a sample, score or controlled job does every seed's file (one job per seed: a {seed}
+    # wildcard); sample_greedy one file
+    files = 1 if "seed" in wc else len(sampling["seeds"])
     if rule == "pretrain":
         pre = gpt2["pretrain"]
         return "train", 6 * n_params * pre["max_steps"] * pre["batch_size"] * pre["max_length"]
@@ -141,19 +145,23 @@ def job_flops(job: dict, config: dict) -> tuple[str, float]:
         train = 6 * n_params * n_train * ft["epochs"] * ft["max_length"]
         dev = 2 * n_params * n_split["dev"] * ft["epochs"] * ft["max_length"]
         return "train", train + dev
-    if rule == "sample":
+    if rule in ("sample", "sample_greedy"):
         n = sampling["n_prompts"] or n_split[wc["split"]]
-        return "decode", 2 * n_params * n * text_tokens
+        return "decode", 2 * n_params * n * text_tokens * (files if rule == "sample" else 1)
     if rule == "perplexity":
         return "forward", 2 * n_params * n_split["test"] * ft["max_length"]
     if rule == "nll_figure2":
         return "forward", 3 * 2 * n_params * n_split["test"] * ft["max_length"]
     if rule in ("score_human", "score_samples"):
         n = sampling["n_prompts"] or n_split[wc["split"]]
-        return "forward", 2 * (mauve + coherence) * n * text_tokens
+        files_ = files if rule == "score_samples" else 1
+        return "forward", 2 * (mauve + coherence) * n * text_tokens * files_
     if rule in ("controlled_human", "controlled"):
         ctl = metrics["controlled"]
-        return "forward", 2 * (mauve + coherence) * ctl["n_fragments"] * sum(ctl["lengths"])
+        files_ = files if rule == "controlled" else 1
+        return "forward", 2 * (mauve + coherence) * ctl["n_fragments"] * sum(
+            ctl["lengths"]
+        ) * files_
     raise KeyError(rule)
 
 
@@ -161,7 +169,7 @@ def job_size(job: dict, config: dict) -> float:
     """Parameters of the model doing a GPU job's work: the job's model, or the MAUVE featurizer
     for the feature and score rules."""
     gpt2, wc = config["gpt2"], job["wildcards"]
-    own = ("pretrain", "finetune", "sample", "perplexity", "nll_figure2")
+    own = ("pretrain", "finetune", "sample", "sample_greedy", "perplexity", "nll_figure2")
     if "model" in wc and job["rule"] in own:
         return model_params(gpt2["models"][wc["model"]])
     return featurizer_params(gpt2["metrics"]["mauve"]["featurizer"])
