@@ -2,6 +2,10 @@
 
     python bench/fresh_demo.py                    # clone HEAD into /tmp/mixce-fresh-demo
     python bench/fresh_demo.py --clone-dir DIR    # elsewhere (DIR must not exist)
+    python bench/fresh_demo.py --update           # pull HEAD into that clone, make demo again
+
+``--update`` records, beside the fresh run, the commit the clone was updated to and what
+`make demo` then reran (its jobs and seconds): what a user sees after pulling a change.
 
 Writes bench/results/fresh_demo.json: the commit, the seconds of each step and in all, the
 machine's cores and its load average before and after (a loaded machine makes every number
@@ -41,8 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clone-dir", default="/tmp/mixce-fresh-demo")
     parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--update", action="store_true", help="pull HEAD into the clone, rerun")
     args = parser.parse_args(argv)
     clone = Path(args.clone_dir)
+    if args.update:
+        return update(clone, Path(args.out))
     if clone.exists():
         raise SystemExit(f"{clone} exists: remove it or pass another --clone-dir")
     commit = subprocess.run(
@@ -80,6 +87,34 @@ def main(argv: list[str] | None = None) -> int:
     }
     Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
+    return 0
+
+
+def update(clone: Path, out: Path) -> int:
+    """Pull this repository's HEAD into an existing clone and time `make demo` there."""
+    record = json.loads(out.read_text())
+    if Path(record["run_dir"]).parent.parent != clone:
+        raise SystemExit(f"{out} records another clone than {clone}")
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    subprocess.run(
+        ["git", "pull", "--quiet", "--ff-only", str(REPO), "HEAD"], cwd=clone, check=True
+    )
+    log = clone.parent / f"{clone.name}.log"
+    load_before = os.getloadavg()
+    seconds = timed(["make", "demo"], clone, log)
+    logs = sorted((clone / ".snakemake" / "log").glob("*.snakemake.log"))
+    record["update"] = {
+        "command": "python bench/fresh_demo.py --update",
+        "commit": commit,
+        "demo_s": round(seconds, 1),
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "snakemake_log": str(logs[-1]) if logs else None,
+    }
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record["update"], indent=2))
     return 0
 
 

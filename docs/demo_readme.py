@@ -123,13 +123,24 @@ def timing_line(timing: dict | None, log: Path | None, context: str) -> str | No
     jobs, wall = log_facts(log) if log is not None else (None, None)
     if timing is not None:
         load = ", ".join(f"{x:.1f}" for x in timing["loadavg_before"])
-        return (
+        fresh_jobs = log_facts(Path(timing["snakemake_log"]))[0] if "update" in timing else jobs
+        text = (
             f"Last generated from `python bench/fresh_demo.py` (a fresh clone of commit "
             f"{timing['commit'][:7]}, then `make venv` and `make demo`) on {timing['cores']} "
             f"cores: **{minutes(timing['total_s'])}** in all, {minutes(timing['venv_s'])} for "
-            f"the venv and {minutes(timing['demo_s'])} for the workflow's {jobs} jobs (load "
+            f"the venv and {minutes(timing['demo_s'])} for the workflow's {fresh_jobs} jobs (load "
             f"average before the run: {load}){'; ' + context if context else ''}."
         )
+        if "update" in timing:
+            up = timing["update"]
+            up_load = ", ".join(f"{x:.1f}" for x in up["loadavg_before"])
+            text += (
+                f" The numbers below come from the same clone updated to commit "
+                f"{up['commit'][:7]} (`python bench/fresh_demo.py --update`), where `make demo` "
+                f"reran only the {jobs} jobs the change touched, in {minutes(up['demo_s'])} "
+                f"(load average before: {up_load})."
+            )
+        return text
     if wall is None:
         return None
     return (
@@ -192,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.run_dir is None:
         timing = json.loads(Path(args.timing).read_text())
         run_dir = Path(timing["run_dir"])
-        log = Path(timing["snakemake_log"])
+        log = Path(timing.get("update", timing)["snakemake_log"])
     else:
         run_dir = Path(args.run_dir).resolve()
         log = Path(args.log) if args.log else None

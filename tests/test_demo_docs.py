@@ -106,3 +106,29 @@ def test_timing_line_from_the_fresh_clone_record(tmp_path) -> None:
     assert "commit 0123456" in line and "on 2 cores: **18 min 15 s** in all" in line
     assert "1 min 35 s for the venv and 16 min 40 s for the workflow's 141 jobs" in line
     assert "load average before the run: 0.2, 0.5, 1.0" in line
+
+
+def test_timing_line_after_an_update(tmp_path) -> None:
+    demo = load("demo_readme")
+    fresh, rerun = tmp_path / "fresh.snakemake.log", tmp_path / "rerun.snakemake.log"
+    fresh.write_text("Job stats:\njob    count\n-----  -----\ntotal    141\n\n")
+    rerun.write_text("Job stats:\njob    count\n-----  -----\ntotal    23\n\n")
+    timing = {
+        "commit": "0123456789abcdef",
+        "cores": 2,
+        "venv_s": 60.0,
+        "demo_s": 960.0,
+        "total_s": 1020.0,
+        "loadavg_before": [0.2, 0.5, 1.0],
+        "snakemake_log": str(fresh),
+        "update": {
+            "commit": "fedcba9876543210",
+            "demo_s": 125.0,
+            "loadavg_before": [2.0, 2.0, 2.0],
+            "snakemake_log": str(rerun),
+        },
+    }
+    line = demo.timing_line(timing, rerun, "")
+    assert "16 min 0 s for the workflow's 141 jobs" in line
+    assert "updated to commit fedcba9" in line and "reran only the 23 jobs" in line
+    assert "in 2 min 5 s (load average before: 2.0, 2.0, 2.0)" in line
