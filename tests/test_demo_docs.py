@@ -86,8 +86,14 @@ def test_ceiling_row_and_largest_std_by_hand(tmp_path) -> None:
     )
     assert demo.ceiling_row(human, "news") is None
     table2 = tmp_path / "table2.csv"
-    pd.DataFrame({"wiki_mauve_std": [float("nan"), 0.021, 0.043]}).to_csv(table2, index=False)
-    assert demo.largest_std(table2, "wiki") == 0.043
+    pd.DataFrame(
+        {"objective": ["human", "mle", "mixce"], "wiki_mauve_std": [float("nan"), 0.021, 0.043]}
+    ).to_csv(table2, index=False)
+    assert demo.largest_std(table2, "wiki") == (0.043, "MixCE")
+    objectives = tmp_path / "objectives.csv"
+    pd.DataFrame({"objective": ["tailr", "lfd"], "mauve_std": [0.13, 0.01]}).to_csv(objectives)
+    assert demo.largest_std(table2, "wiki", objectives) == (0.13, "TaiLr")
+    assert demo.largest_std(table2, "wiki", tmp_path / "none.csv") == (0.043, "MixCE")
 
 
 def test_timing_line_from_the_fresh_clone_record(tmp_path) -> None:

@@ -339,7 +339,8 @@ def test_group_jobs_of_the_test_config(tmp_path) -> None:
     group jobs."""
     text, groups = limits_run(tmp_path, "cluster: {max_runtime: 400}\n")
     specs = load_config([REPO / "config.yaml", REPO / "config/test.yaml"])["cluster"]["rules"]
-    mem = {rule: specs[rule]["mem_mb"] for rule in GROUPED}
+    # sample_greedy is rule sample's greedy variant, with sample's resources
+    mem = {rule: specs[rule.removesuffix("_greedy")]["mem_mb"] for rule in GROUPED}
     mem = {rule: m["default"] if isinstance(m, dict) else m for rule, m in mem.items()}
     jobs = cluster_plan.parse_jobs(text)
     grouped = Counter(j["rule"] for j in jobs if j["rule"] in GROUPED)
