@@ -169,7 +169,7 @@ chown mysql:mysql "$ROOT/mysql" "$ROOT/mysql-run"
 chmod 755 "$ROOT" "$ROOT/log"
 
 HOST=$(hostname -s)
-NCPU=$(nproc)
+NCPU=$(OMP_NUM_THREADS= OMP_THREAD_LIMIT= nproc)  # nproc alone honours OMP_NUM_THREADS
 MEM_MB=${MIXCE_SLURM_MEM_MB:-$(awk '/^MemTotal:/ {print int($2 / 1024 * 3 / 4)}' /proc/meminfo)}
 
 # --------------------------------------------------------------------------- munge
