@@ -182,9 +182,13 @@ def one_point_rows(run_dir: Path, config: dict, dataset: str, model: str) -> Ite
         model_feats = {L: featurize(feats["mauve"], records, tokenizer, L, **kw) for L in lengths}
         return mauve_scores(human_feats, model_feats, seed)
 
+    # every other point official: the human texts' line breaks too (as rule score_human)
     human_feats = {
         setting: {
-            L: featurize(feats["mauve"], human, tokenizer, L, length_cuts=setting) for L in lengths
+            L: featurize(
+                feats["mauve"], human, tokenizer, L, length_cuts=setting, newlines="official"
+            )
+            for L in lengths
         }
         for setting in ("official", "clean")
     }
