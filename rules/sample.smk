@@ -50,5 +50,3 @@ use rule sample as sample_greedy with:
         results("benchmarks", "sample", *SAMPLE_DIR) + ".tsv"
     wildcard_constraints:
         decoding="greedy",
-    params:
-        decoding="greedy",  # the other params are the sample rule's
