@@ -37,7 +37,7 @@ config.clear()
 config.update(_canonical)
 
 
-report: "report/workflow.rst"
+report: "rules/report/workflow.rst"
 
 
 include: "rules/common.smk"

@@ -20,12 +20,12 @@ import numpy as np
 import torch
 
 from mixce.config import load_config
+from mixce.gpt2.metrics.features import make_featurizer
+from mixce.gpt2.metrics.mauve_score import mauve_from_features
+from mixce.gpt2.models import load_model
+from mixce.gpt2.sample import generate, parse_decoding
+from mixce.gpt2.tokenizer import load_tokenizer
 from mixce.io import read_texts, write_json
-from mixce.metrics.features import make_featurizer
-from mixce.metrics.mauve_score import mauve_from_features
-from mixce.models import load_model
-from mixce.sample import generate, parse_decoding
-from mixce.tokenizer import load_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 N = 200

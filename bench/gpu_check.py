@@ -14,18 +14,18 @@ status is then 1), and the JSON is written after every section.
 
 1. ``matmul``: a bf16 and a float32 (TF32 off) matrix product on random data: the ceilings
    the other figures can be read against.
-2. ``finetune``: :func:`mixce.train.train` itself (the workflow's loop: micro-batches, loss,
+2. ``finetune``: :func:`mixce.gpt2.train.train` itself (the workflow's loop: micro-batches, loss,
    backward, clipping, fused AdamW) for GPT-2 small and large shapes, batch 64 x 512 tokens
    with config.yaml's micro-batch sizes, MLE and MixCE, under both settings of the precision
    protocol point (clean: bf16 autocast with TF32; official: float32, TF32 off). Per run:
    median step seconds after warm-up steps, tokens/s, model FLOP/s (6 x parameters x
    tokens/s), MFU (over the GPU's datasheet peak of that dtype; null for an unknown GPU),
    peak GPU memory; per model and precision the MixCE / MLE step-time ratio.
-3. ``sample``: :func:`mixce.sample.generate` (unbiased sampling, float32 logits from the
+3. ``sample``: :func:`mixce.gpt2.sample.generate` (unbiased sampling, float32 logits from the
    float32 LM head) against transformers' ``model.generate`` on the same model, prompts and
    batch (32 prompts of 50 tokens, 512 new tokens, batch 32), GPT-2 large and small shapes,
    both precision settings; generated tokens/s of each, alternated after a short warm-up.
-4. ``featurize``: :class:`mixce.metrics.features.GPT2Featurizer` (MAUVE's gpt2-large
+4. ``featurize``: :class:`mixce.gpt2.metrics.features.GPT2Featurizer` (MAUVE's gpt2-large
    features, float32) on 128 texts of 512 tokens, batch 16: texts/s and tokens/s.
 5. ``synthetic``: exact synthetic training (:func:`mixce.synthetic.train.train_q`) at V = 1000
    with the paper's data sizes on the GPU, per objective, and the NumPy CPU backend on the same
@@ -173,7 +173,7 @@ def datasheet_peaks(name: str) -> dict[str, Any]:
 
 def reset_matmul_flags() -> None:
     """PyTorch's defaults: float32 matmuls without TF32 (each job of the workflow is a fresh
-    process; mixce.train.train sets the flags for its own precision)."""
+    process; mixce.gpt2.train.train sets the flags for its own precision)."""
     torch.set_float32_matmul_precision("highest")
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = True
@@ -195,11 +195,11 @@ def median_seconds(fn: Callable[[], Any], ctx: Context, warmup: int, repeats: in
 
 
 def gpt2_lm(shape: tuple[int, int, int], vocab: int, ctx: Context, seed: int) -> Any:
-    """A random-weight GPT-2 LM of ``shape`` (mixce.models.scratch_config), built on the
+    """A random-weight GPT-2 LM of ``shape`` (mixce.gpt2.models.scratch_config), built on the
     device (no copy of a large model through the host)."""
     from transformers import GPT2LMHeadModel
 
-    from mixce.models import scratch_config
+    from mixce.gpt2.models import scratch_config
 
     torch.manual_seed(seed)
     config = scratch_config(*shape, N_POSITIONS, vocab_size=vocab)
@@ -221,7 +221,7 @@ def free(ctx: Context) -> None:
 
 
 def peak_mb(ctx: Context) -> float:
-    from mixce.train import peak_memory_mb
+    from mixce.gpt2.train import peak_memory_mb
 
     return round(peak_memory_mb(ctx.device), 1)
 
@@ -278,9 +278,9 @@ def finetune_run(
     objective: str,
     shape: dict[str, int],
 ) -> dict[str, Any]:
-    """One call of mixce.train.train: warm-up steps, then timed steps of batch x length."""
-    from mixce.models import count_parameters
-    from mixce.train import TrainSettings, protocol_settings, train
+    """One call of mixce.gpt2.train.train: warm-up steps, then timed steps of batch x length."""
+    from mixce.gpt2.models import count_parameters
+    from mixce.gpt2.train import TrainSettings, protocol_settings, train
 
     warmup, timed = (1, 2) if ctx.tiny or precision == "official" else (2, 3)
     steps = warmup + timed
@@ -378,10 +378,10 @@ def section_finetune(ctx: Context, clock: Clock, record: dict[str, Any]) -> None
 def sample_run(
     ctx: Context, model: Any, prompts: torch.Tensor, precision: str, settings: dict[str, Any]
 ) -> tuple[dict[str, Any], list[float]]:
-    """mixce.sample.generate against transformers' generate on one model under one precision
+    """mixce.gpt2.sample.generate against transformers' generate on one model under one precision
     setting: a short warm-up of each, then ``repeats`` timed runs of each, alternated (so that
     load hits both alike). Returns the row and the wall seconds of the timed runs."""
-    from mixce.sample import forward_dtype, generate, parse_decoding
+    from mixce.gpt2.sample import forward_dtype, generate, parse_decoding
 
     n, prompt_len = prompts.shape
     eos, new, batch = settings["eos_id"], settings["max_new_tokens"], settings["batch_size"]
@@ -464,8 +464,8 @@ def sample_run(
 
 
 def section_sample(ctx: Context, clock: Clock, record: dict[str, Any]) -> None:
-    from mixce.models import count_parameters
-    from mixce.sample import float32_head
+    from mixce.gpt2.models import count_parameters
+    from mixce.gpt2.sample import float32_head
 
     shapes = TINY_SHAPES if ctx.tiny else GPT2_SHAPES
     vocab = TINY_VOCAB if ctx.tiny else VOCAB
@@ -512,8 +512,8 @@ def section_sample(ctx: Context, clock: Clock, record: dict[str, Any]) -> None:
 def section_featurize(ctx: Context, clock: Clock, record: dict[str, Any]) -> None:
     from transformers import GPT2Model
 
-    from mixce.metrics.features import GPT2Featurizer
-    from mixce.models import count_parameters, scratch_config
+    from mixce.gpt2.metrics.features import GPT2Featurizer
+    from mixce.gpt2.models import count_parameters, scratch_config
 
     shape = TINY_SHAPES["large"] if ctx.tiny else GPT2_SHAPES["large"]
     vocab = TINY_VOCAB if ctx.tiny else VOCAB

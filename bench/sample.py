@@ -1,4 +1,4 @@
-"""Decoding speed: mixce.sample.generate against transformers' model.generate, in one run.
+"""Decoding speed: mixce.gpt2.sample.generate against transformers' model.generate, in one run.
 
 A random-weight GPT-2 (no download), ``--n-prompts`` prompts of ``--prompt-len`` random tokens,
 the same batch size and threads for both. Cases:
@@ -33,7 +33,7 @@ from typing import Any
 import torch
 import transformers
 
-from mixce.sample import generate, parse_decoding
+from mixce.gpt2.sample import generate, parse_decoding
 
 
 def make_model(args: argparse.Namespace, eos_bias: float = 0.0) -> torch.nn.Module:

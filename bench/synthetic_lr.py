@@ -23,14 +23,23 @@ import argparse
 import json
 import multiprocessing as mp
 import platform
+import sys
 import time
 from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-from mixce.layout import load_bench
 from mixce.synthetic import exact
 from mixce.synthetic.settings import TrainConfig
+
+
+def _synthetic_bench():
+    """bench/synthetic.py, the sibling benchmark whose data this one reuses."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import synthetic
+
+    return synthetic
+
 
 RUNS = [("forward_kl", 1.0), ("mixce", 0.5), ("mix_kl", 0.5), ("mixce_star", 0.5)]
 
@@ -85,7 +94,7 @@ def summarize(runs: list[dict], lrs: list[float], patience: int) -> dict:
 def one_run(job: tuple) -> dict:
     vocab, objective, eta, lr, steps, every, seed = job
     with threadpool_limits(1):
-        chain, train, dev = load_bench("synthetic").data_for(vocab, 50_000, 5_000, 500)
+        chain, train, dev = _synthetic_bench().data_for(vocab, 50_000, 5_000, 500)
         cfg = TrainConfig(
             lr=lr,
             max_steps=steps,

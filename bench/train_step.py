@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
-from mixce.models import count_parameters, scratch_model
+from mixce.gpt2.models import count_parameters, scratch_model
+from mixce.gpt2.train import autocast, pad_batch, peak_memory_mb
 from mixce.objectives import check_hyper, get_objective
-from mixce.train import autocast, pad_batch, peak_memory_mb
 
 
 def step_seconds(model, optimizer, batch, objective: str, device: torch.device) -> float:

@@ -13,8 +13,9 @@ as for a local run, summing what runs in parallel), and printed by a hook (PROBE
 Disk: from parameter counts (docs/cluster_plan.py's), bytes per parameter (mixce.cluster: a
 resume checkpoint is 12 bytes per parameter, a saved model 4) and the job counts of the dry
 run; sample files from their texts' token counts (config.yaml) and the bytes per token that
-mixce.sample.write_samples writes for English prose (measured here, on PROSE: the prose lines of
-this repository's README at commit d15723a, kept fixed so that README edits move no number).
+mixce.gpt2.sample.write_samples writes for English prose (measured here, on PROSE: the prose
+lines of this repository's README at commit d15723a, kept fixed so that README edits move no
+number).
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # English prose for the bytes per token of a sample file (see its first lines).
 PROSE = REPO / "docs" / "cluster_limits_prose.txt"
-sys.path.insert(0, str(REPO / "src"))
+sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]  # the package; the tests' layout helper
 sys.path.insert(0, str(REPO / "docs"))
 
 import cluster_plan  # noqa: E402
+from layout import copy_workflow  # noqa: E402
 
 from mixce.cluster import (  # noqa: E402
     MODEL_BYTES_PER_PARAM,
@@ -42,7 +44,6 @@ from mixce.cluster import (  # noqa: E402
     training_work_bytes,
 )
 from mixce.config import load_config  # noqa: E402
-from mixce.layout import copy_workflow  # noqa: E402
 
 # Run Snakemake's CLI with hooks that print, for each group job the dry run submits (and
 # prints), its resources as a cluster run computes them (run_local=False: layers one after
@@ -124,11 +125,11 @@ def submissions(text: str, local_rules: set[str]) -> int:
 
 
 def sample_bytes_per_token(prompt_tokens: int, new_tokens: int) -> float:
-    """Bytes per token of a sample file (mixce.sample.write_samples: text and token ids) of
+    """Bytes per token of a sample file (mixce.gpt2.sample.write_samples: text and token ids) of
     texts of ``prompt_tokens`` + ``new_tokens`` tokens, measured on English prose: the
     lines of PROSE (a fixed sample of this repository's documentation), cut into such texts."""
-    from mixce.sample import Generation, parse_decoding, write_samples
-    from mixce.tokenizer import build_tokenizer
+    from mixce.gpt2.sample import Generation, parse_decoding, write_samples
+    from mixce.gpt2.tokenizer import build_tokenizer
 
     tokenizer = build_tokenizer("package")
     prose = " ".join(

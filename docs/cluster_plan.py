@@ -39,12 +39,13 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]  # the package; the tests' layout helper
+
+from layout import copy_workflow  # noqa: E402
 
 from mixce.config import load_config  # noqa: E402
-from mixce.layout import copy_workflow  # noqa: E402
-from mixce.plan import BASE, parse_variant  # noqa: E402
-from mixce.protocol import point  # noqa: E402
+from mixce.gpt2.plan import BASE, parse_variant  # noqa: E402
+from mixce.gpt2.protocol import point  # noqa: E402
 
 # The Slurm guide, beside the profile, holds the generated block between START and END.
 GUIDE = REPO / "slurm" / "README.md"

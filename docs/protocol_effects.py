@@ -9,8 +9,8 @@ run is the same command with `--config run=demo_clean protocol=clean`):
 1. Every point at once: Table 2, Table 10 and the controlled metrics of the official run
    against the clean run (each from its own tables/*.csv).
 2. The scoring points one at a time, on the official run's own samples and models: the
-   metric each point moves, computed by the workflow's functions (mixce.metrics.scoring,
-   mixce.metrics.perplexity) with that point official and then clean, every other point
+   metric each point moves, computed by the workflow's functions (mixce.gpt2.metrics.scoring,
+   mixce.gpt2.metrics.perplexity) with that point official and then clean, every other point
    official. The training, data and sampling points cannot be switched one at a time without
    a demo run each; the first measurement covers them together.
 """
@@ -126,8 +126,8 @@ def variant_dirs(run_dir: Path, dataset: str, model: str) -> dict[str, Path]:
 def one_point_rows(run_dir: Path, config: dict, dataset: str, model: str) -> Iterator[list[str]]:
     import torch
 
-    from mixce.metrics.perplexity import RELEASED_EVAL_BATCH_SIZE, perplexity, token_nll
-    from mixce.metrics.scoring import (
+    from mixce.gpt2.metrics.perplexity import RELEASED_EVAL_BATCH_SIZE, perplexity, token_nll
+    from mixce.gpt2.metrics.scoring import (
         attach_human_ids,
         build_featurizer,
         featurize,
@@ -136,8 +136,8 @@ def one_point_rows(run_dir: Path, config: dict, dataset: str, model: str) -> Ite
         sample_records,
         text_scores,
     )
-    from mixce.models import load_model
-    from mixce.tokenizer import encode_texts, load_tokenizer, loader_texts
+    from mixce.gpt2.models import load_model
+    from mixce.gpt2.tokenizer import encode_texts, load_tokenizer, loader_texts
 
     gpt2 = config["gpt2"]
     metrics = gpt2["metrics"]

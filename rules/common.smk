@@ -4,8 +4,8 @@ from pathlib import Path
 
 from mixce.config import selected_inits
 from mixce.rerun import CodeIndex
-from mixce import protocol as _protocol
-from mixce.plan import (
+from mixce.gpt2 import protocol as _protocol
+from mixce.gpt2.plan import (
     BASE,
     finetune_job,
     finetune_jobs,
@@ -204,7 +204,7 @@ def table_outputs(table, category, label=None):
     return {
         f"{table}_{ext}": report(
             path,
-            caption=f"../report/{table}.rst",
+            caption=f"report/{table}.rst",
             category=category,
             subcategory="Tables",
             labels={"table": label, "format": TABLE_FORMATS[ext]},
@@ -326,7 +326,7 @@ FINETUNE_PLAN = (
 
 
 def planned_finetune(wildcards):
-    """The planned finetuning job of the wildcards (mixce.plan.FinetuneJob)."""
+    """The planned finetuning job of the wildcards (mixce.gpt2.plan.FinetuneJob)."""
     key = (wildcards.dataset, wildcards.model, wildcards.variant)
     if key not in FINETUNE_PLAN:
         return finetune_job(GPT2, *key)  # raises a KeyError naming the job
@@ -342,7 +342,7 @@ def reference_model(wildcards):
 
 
 def finetune_settings(wildcards):
-    """TrainSettings fields of one finetuning job (mixce.train.TrainSettings)."""
+    """TrainSettings fields of one finetuning job (mixce.gpt2.train.TrainSettings)."""
     job = planned_finetune(wildcards)
     ft = GPT2["finetune"]
     return {

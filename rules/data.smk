@@ -2,8 +2,8 @@
 # clean, filter by length, split into dev / test / train (nested train subsets); the
 # protocol points data_selection and detokenizer decide how (docs/PROTOCOL.md).
 
-from mixce.data.download import ChangedFileError
-from mixce.data.sources import check_pins, content_spec, needs_download
+from mixce.gpt2.data.download import ChangedFileError
+from mixce.gpt2.data.sources import check_pins, content_spec, needs_download
 
 
 localrules:
@@ -14,7 +14,7 @@ localrules:
 # resources/, not $HOME (small on clusters).
 HF_HOME = str(Path("resources", "huggingface"))
 
-# Pins (sha256 / size / revision, mixce.data.sources.PIN_KEYS) are checks, not params: the
+# Pins (sha256 / size / revision, mixce.gpt2.data.sources.PIN_KEYS) are checks, not params: the
 # download script reads them from the config, so adding a pin that agrees with what was
 # downloaded reruns nothing, and one that disagrees with the record stops here, at start-up.
 for _dataset in prepared_datasets():
@@ -41,7 +41,7 @@ rule download_dataset:
         spec=lambda wc: content_spec(dataset_spec(wc.dataset)),
         hf_home=HF_HOME,
     script:
-        "../scripts/gpt2_download.py"
+        "scripts/gpt2_download.py"
 
 
 rule prepare_dataset:
@@ -75,4 +75,4 @@ rule prepare_dataset:
         max_words=GPT2["data"]["max_words"],
         protocol=protocol("data_selection", "detokenizer"),
     script:
-        "../scripts/gpt2_prepare.py"
+        "scripts/gpt2_prepare.py"

@@ -1,5 +1,5 @@
 # GPT-2 track, finetuning: one job per (dataset, model, variant), every objective through
-# the same loop (mixce.train); resumes from its checkpoint when rerun after a kill. An
+# the same loop (mixce.gpt2.train); resumes from its checkpoint when rerun after a kill. An
 # objective that trains through a frozen reference model (LFD) gets it as input.reference.
 
 
@@ -46,4 +46,4 @@ rule finetune:
         device=GPT2["finetune"]["device"],
         n_train=lambda wc: parse_variant(wc.variant).n_train,
     script:
-        "../scripts/gpt2_train.py"
+        "scripts/gpt2_train.py"

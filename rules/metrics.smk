@@ -21,7 +21,7 @@ rule fetch_featurizer:
         code=code(),
         spec=lambda wc: FEATURIZERS[wc.role],
     script:
-        "../scripts/gpt2_fetch_featurizer.py"
+        "scripts/gpt2_fetch_featurizer.py"
 
 
 rule score_human:
@@ -58,7 +58,7 @@ rule score_human:
             "diversity", "text_length", "length_cuts", "newlines", "coherence_split"
         ),
     script:
-        "../scripts/gpt2_score_human.py"
+        "scripts/gpt2_score_human.py"
 
 
 rule score_samples:
@@ -99,7 +99,7 @@ rule score_samples:
             "diversity", "text_length", "length_cuts", "newlines", "coherence_split"
         ),
     script:
-        "../scripts/gpt2_score_samples.py"
+        "scripts/gpt2_score_samples.py"
 
 
 rule perplexity:
@@ -127,7 +127,7 @@ rule perplexity:
         device=METRICS["device"],
         protocol=protocol("perplexity_average", "newlines"),
     script:
-        "../scripts/gpt2_perplexity.py"
+        "scripts/gpt2_perplexity.py"
 
 
 rule collect_metrics:
@@ -154,4 +154,4 @@ rule collect_metrics:
         code=code(),
         lengths=MAUVE_LENGTHS,
     script:
-        "../scripts/gpt2_collect_metrics.py"
+        "scripts/gpt2_collect_metrics.py"

@@ -1,7 +1,7 @@
 # GPT-2 track, models: the tokenizer, hub models fetched once (on the submitting machine),
 # and the MLE pretraining of scratch models.
 
-from mixce.data.download import check_model_pin, model_record_path
+from mixce.gpt2.data.download import check_model_pin, model_record_path
 
 
 localrules:
@@ -23,7 +23,7 @@ rule tokenizer:
         source=GPT2["tokenizer"]["source"],
         name=GPT2["tokenizer"].get("name", "gpt2"),
     script:
-        "../scripts/gpt2_tokenizer.py"
+        "scripts/gpt2_tokenizer.py"
 
 
 # A hub model's pinned revision is a check, not a param (see rules/data.smk): one that
@@ -51,7 +51,7 @@ rule fetch_model:
         name=lambda wc: model_spec(wc.model)["name"],
         hf_home=HF_HOME,
     script:
-        "../scripts/gpt2_fetch_model.py"
+        "scripts/gpt2_fetch_model.py"
 
 
 rule pretrain:
@@ -81,4 +81,4 @@ rule pretrain:
         device=GPT2["finetune"]["device"],
         n_train=None,
     script:
-        "../scripts/gpt2_train.py"
+        "scripts/gpt2_train.py"

@@ -27,7 +27,7 @@ rule gpt2_tables:
         models=GPT2_MODELS,
         main_n_train=GPT2["finetune"]["train_size"],
     script:
-        "../scripts/gpt2_tables.py"
+        "scripts/gpt2_tables.py"
 
 
 rule nll_figure2:
@@ -60,7 +60,7 @@ rule nll_figure2:
         batch_size=METRICS["batch_size"],
         device=METRICS["device"],
     script:
-        "../scripts/gpt2_nll.py"
+        "scripts/gpt2_nll.py"
 
 
 rule figure2:
@@ -72,14 +72,14 @@ rule figure2:
     output:
         pdf=report(
             figure_files("figure2")[0],
-            caption="../report/figure2.rst",
+            caption="report/figure2.rst",
             category="2. GPT-2 track (section 4.2)",
             subcategory="Figures",
             labels={"figure": "Figure 2", "format": "Print (PDF)"},
         ),
         png=report(
             figure_files("figure2")[1],
-            caption="../report/figure2.rst",
+            caption="report/figure2.rst",
             category="2. GPT-2 track (section 4.2)",
             subcategory="Figures",
             labels={"figure": "Figure 2", "format": "PNG"},
@@ -94,7 +94,7 @@ rule figure2:
         code=code(),
         datasets=GPT2_DATASETS,
     script:
-        "../scripts/gpt2_figure2.py"
+        "scripts/gpt2_figure2.py"
 
 
 rule figure4:
@@ -103,14 +103,14 @@ rule figure4:
     output:
         pdf=report(
             figure_files("figure4")[0],
-            caption="../report/figure4.rst",
+            caption="report/figure4.rst",
             category="2. GPT-2 track (section 4.2)",
             subcategory="Figures",
             labels={"figure": "Figure 4", "format": "Print (PDF)"},
         ),
         png=report(
             figure_files("figure4")[1],
-            caption="../report/figure4.rst",
+            caption="report/figure4.rst",
             category="2. GPT-2 track (section 4.2)",
             subcategory="Figures",
             labels={"figure": "Figure 4", "format": "PNG"},
@@ -127,7 +127,7 @@ rule figure4:
         models=GPT2_MODELS,
         lengths=MAUVE_LENGTHS,
     script:
-        "../scripts/gpt2_figure4.py"
+        "scripts/gpt2_figure4.py"
 
 
 rule human_eval_pairs:
@@ -172,7 +172,7 @@ rule human_eval_pairs:
         datasets=GPT2_DATASETS,
         seed=GPT2["human_eval"]["seed"],
     script:
-        "../scripts/gpt2_human_eval_pairs.py"
+        "scripts/gpt2_human_eval_pairs.py"
 
 
 rule human_eval_table:
@@ -191,7 +191,7 @@ rule human_eval_table:
         code=code(),
         seed=GPT2["human_eval"]["seed"],
     script:
-        "../scripts/gpt2_human_eval_table.py"
+        "scripts/gpt2_human_eval_table.py"
 
 
 rule objectives_report:
@@ -202,14 +202,14 @@ rule objectives_report:
         **table_outputs("objectives", "3. Beyond the paper", label="Objectives"),
         pdf=report(
             figure_files("quality_diversity")[0],
-            caption="../report/quality_diversity.rst",
+            caption="report/quality_diversity.rst",
             category="3. Beyond the paper",
             subcategory="Figures",
             labels={"figure": "Quality-diversity", "format": "Print (PDF)"},
         ),
         png=report(
             figure_files("quality_diversity")[1],
-            caption="../report/quality_diversity.rst",
+            caption="report/quality_diversity.rst",
             category="3. Beyond the paper",
             subcategory="Figures",
             labels={"figure": "Quality-diversity", "format": "PNG"},
@@ -226,4 +226,4 @@ rule objectives_report:
         models=GPT2_MODELS,
         objectives=GPT2["finetune"]["objectives"],
     script:
-        "../scripts/gpt2_objectives.py"
+        "scripts/gpt2_objectives.py"

@@ -37,7 +37,7 @@ rule sample:
         device=GPT2["sampling"]["device"],
         protocol=sample_protocol(),
     script:
-        "../scripts/gpt2_sample.py"
+        "scripts/gpt2_sample.py"
 
 
 use rule sample as sample_greedy with:

@@ -22,7 +22,7 @@ checkpoint select_models:
         models=GPT2_MODELS,
         objectives=GPT2["finetune"]["objectives"],
     script:
-        "../scripts/gpt2_select.py"
+        "scripts/gpt2_select.py"
 
 
 rule controlled_human:
@@ -53,7 +53,7 @@ rule controlled_human:
         batch_size=METRICS["batch_size"],
         device=METRICS["device"],
     script:
-        "../scripts/gpt2_controlled.py"
+        "scripts/gpt2_controlled.py"
 
 
 rule controlled:
@@ -111,7 +111,7 @@ rule controlled:
         batch_size=METRICS["batch_size"],
         device=METRICS["device"],
     script:
-        "../scripts/gpt2_controlled.py"
+        "scripts/gpt2_controlled.py"
 
 
 rule collect_controlled:
@@ -128,4 +128,4 @@ rule collect_controlled:
     params:
         code=code(),
     script:
-        "../scripts/gpt2_collect_controlled.py"
+        "scripts/gpt2_collect_controlled.py"

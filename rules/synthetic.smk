@@ -32,7 +32,7 @@ rule synthetic_target:
         ),
         texts=real_text_settings,
     script:
-        "../scripts/synthetic_target.py"
+        "scripts/synthetic_target.py"
 
 
 rule synthetic_data:
@@ -56,7 +56,7 @@ rule synthetic_data:
         max_length=SYN["data"]["max_length"],
         seed=lambda wc: int(wc.seed),
     script:
-        "../scripts/synthetic_data.py"
+        "scripts/synthetic_data.py"
 
 
 rule synthetic_train:
@@ -108,7 +108,7 @@ rule synthetic_train:
         # with the protocol points synthetic_js_clamp (JS) and synthetic_forced_eos
         train=train_params,
     script:
-        "../scripts/synthetic_train.py"
+        "scripts/synthetic_train.py"
 
 
 rule synthetic_summary:
@@ -125,7 +125,7 @@ rule synthetic_summary:
     params:
         code=code(),
     script:
-        "../scripts/synthetic_summary.py"
+        "scripts/synthetic_summary.py"
 
 
 rule synthetic_tables:
@@ -150,7 +150,7 @@ rule synthetic_tables:
         tables=SYN["tables"],
         specs={init: init_spec(init) for init in INITS},
     script:
-        "../scripts/synthetic_tables.py"
+        "scripts/synthetic_tables.py"
 
 
 rule synthetic_figure:
@@ -159,14 +159,14 @@ rule synthetic_figure:
     output:
         pdf=report(
             f"{FIGURE_STEM}.pdf",
-            caption="../report/synthetic_eta.rst",
+            caption="report/synthetic_eta.rst",
             category="1. Synthetic track (section 4.1)",
             subcategory="Figures",
             labels={"figure": "Eta figure", "format": "Print (PDF)"},
         ),
         png=report(
             f"{FIGURE_STEM}.png",
-            caption="../report/synthetic_eta.rst",
+            caption="report/synthetic_eta.rst",
             category="1. Synthetic track (section 4.1)",
             subcategory="Figures",
             labels={"figure": "Eta figure", "format": "PNG"},
@@ -182,4 +182,4 @@ rule synthetic_figure:
         inits=INITS,
         specs={init: init_spec(init) for init in INITS},
     script:
-        "../scripts/synthetic_figure.py"
+        "scripts/synthetic_figure.py"

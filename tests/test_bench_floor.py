@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from mixce.layout import load_bench
+from layout import load_bench
 
 
 def _bench():

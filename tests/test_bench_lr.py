@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mixce.layout import load_bench
+from layout import load_bench
 
 
 def _curve(losses: list[float], every: int = 20) -> list[dict]:

@@ -6,8 +6,8 @@ import math
 
 import pandas as pd
 import pytest
+from layout import load_bench
 
-from mixce.layout import load_bench
 from mixce.synthetic.select import SELECTED_COLUMNS
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mixce.report.compare_paper import PAPER_CSV, agreement, markdown, side_by_side
+from mixce.synthetic.compare_paper import PAPER_CSV, agreement, markdown, side_by_side
 
 
 def test_paper_csv_holds_tables_1_and_6() -> None:
@@ -34,7 +34,7 @@ def test_agreement_detects_order_and_claims() -> None:
 
 
 def test_summary_counts_cells_within_a_factor_and_best_objectives() -> None:
-    from mixce.report.compare_paper import summary, summary_markdown
+    from mixce.synthetic.compare_paper import summary, summary_markdown
 
     paper = pd.read_csv(PAPER_CSV, comment="#").query("init == 'random50' and vocab_size == 20")
     ours = paper.rename(columns={"avg_js": "avg_js_mean", "avg_0s": "avg_0s_mean"})

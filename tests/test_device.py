@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import mixce.device
-import mixce.models
+import mixce.gpt2.models
 import mixce.synthetic.pipeline
 from mixce.device import CudaUnusable, cuda_problem, has_kernel, job_gpus, resolve_device
 from mixce.synthetic.settings import TrainConfig
@@ -238,8 +238,8 @@ def test_job_gpus_reads_the_rules_gpu_resource():
 def test_models_resolve_device_is_the_same_rule(monkeypatch):
     fake_cpu_only(monkeypatch)
     with pytest.raises(CudaUnusable, match="CPU-only build"):
-        mixce.models.resolve_device("auto", 1)
-    assert mixce.models.resolve_device("auto", 0) == torch.device("cpu")
+        mixce.gpt2.models.resolve_device("auto", 1)
+    assert mixce.gpt2.models.resolve_device("auto", 0) == torch.device("cpu")
 
 
 # --------------------------------------------------------------------------- the rule scripts
@@ -273,7 +273,7 @@ def test_a_job_given_a_gpu_without_usable_cuda_stops_before_loading_anything(
     its inputs do not exist and every loader is replaced by a tripwire, so any work done
     before the device check would fail otherwise."""
     fake_no_cuda(monkeypatch, TOO_OLD, warned=TOO_OLD)
-    monkeypatch.setattr(mixce.models, "load_model", never)
+    monkeypatch.setattr(mixce.gpt2.models, "load_model", never)
     monkeypatch.setattr(mixce.synthetic.pipeline, "train_seeds", never)
     missing = str(tmp_path / "missing")
     log = tmp_path / "job.log"
@@ -289,7 +289,7 @@ def test_a_job_given_a_gpu_without_usable_cuda_stops_before_loading_anything(
     )
     monkeypatch.setattr(sys, "argv", [script])
     with pytest.raises(CudaUnusable) as error:
-        runpy.run_path(str(ROOT / "scripts" / script), init_globals={"snakemake": smk})
+        runpy.run_path(str(ROOT / "rules" / "scripts" / script), init_globals={"snakemake": smk})
     text = str(error.value)
     assert text.startswith(f"{key} is auto and this job was given 1 GPU(s)")
     assert f"cluster.rules.{rule}.gpu" in text and "driver is too old" in text

@@ -27,10 +27,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from mixce import models
 from mixce.config import load_config, validate_config
-from mixce.data import download as download_module
-from mixce.data.download import (
+from mixce.gpt2 import models
+from mixce.gpt2.data import download as download_module
+from mixce.gpt2.data.download import (
     ChangedFileError,
     DownloadError,
     check_model_pin,
@@ -38,7 +38,7 @@ from mixce.data.download import (
     is_commit,
     model_record_path,
 )
-from mixce.data.sources import (
+from mixce.gpt2.data.sources import (
     MANIFEST,
     RECORD,
     check_pins,
@@ -398,7 +398,7 @@ def test_hub_model_revision_recorded_and_pinned(
 
 
 def run_script(name: str, smk: SimpleNamespace) -> None:
-    runpy.run_path(str(ROOT / "scripts" / name), init_globals={"snakemake": smk})
+    runpy.run_path(str(ROOT / "rules" / "scripts" / name), init_globals={"snakemake": smk})
 
 
 def test_download_script_reads_pins_and_refresh_from_the_config_and_caches_under_resources(

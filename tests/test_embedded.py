@@ -7,8 +7,7 @@ import logging
 
 import pytest
 
-from mixce.data import load_texts
-from mixce.data.embedded import embedded_texts, news_texts, wiki_paragraphs
+from mixce.embedded import embedded_texts, load_texts, news_texts, wiki_paragraphs
 from mixce.synthetic.target import words
 
 
@@ -47,7 +46,7 @@ def test_embedded_is_deterministic(embedded: list[str]) -> None:
 def test_fewer_texts_than_asked_is_logged(
     embedded: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="mixce.data.embedded"):
+    with caplog.at_level(logging.WARNING, logger="mixce.embedded"):
         texts = load_texts("embedded", len(embedded) + 10)
     assert texts == embedded
     assert "fewer than" in caplog.text

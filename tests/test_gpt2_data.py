@@ -23,8 +23,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from mixce.data import download as download_module
-from mixce.data.clean import (
+from mixce.gpt2.data import download as download_module
+from mixce.gpt2.data.clean import (
     CLEANERS,
     clean_plain,
     clean_webtext,
@@ -41,9 +41,9 @@ from mixce.data.clean import (
     strip_at_marks,
     word_count,
 )
-from mixce.data.download import ChangedFileError, DownloadError, download, sha256_file
-from mixce.data.prepare import Selection, check_sizes, prepare, read_split, select_splits
-from mixce.data.sources import fetch, format_of, needs_download, read_raw
+from mixce.gpt2.data.download import ChangedFileError, DownloadError, download, sha256_file
+from mixce.gpt2.data.prepare import Selection, check_sizes, prepare, read_split, select_splits
+from mixce.gpt2.data.sources import fetch, format_of, needs_download, read_raw
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {"backoff": 0.01, "timeout": 5.0}
@@ -753,7 +753,7 @@ SCRIPT_SIZES = (("tr", 24), ("dv", 30), ("te", 30))
 
 
 def run_script(name: str, smk: SimpleNamespace) -> None:
-    runpy.run_path(str(ROOT / "scripts" / name), init_globals={"snakemake": smk})
+    runpy.run_path(str(ROOT / "rules" / "scripts" / name), init_globals={"snakemake": smk})
 
 
 def test_scripts_download_and_prepare(

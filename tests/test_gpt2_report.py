@@ -10,16 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixce.human_eval import (
+from mixce.gpt2.figures import figure2, figure4, figure4_data
+from mixce.gpt2.human_eval import (
     judgments_table,
     make_pairs,
     split_sentences,
     table4,
     unblind,
 )
-from mixce.io import write_table
-from mixce.report.gpt2_figures import figure2, figure4, figure4_data
-from mixce.report.gpt2_tables import (
+from mixce.gpt2.tables import (
     model_label,
     table2,
     table3,
@@ -29,6 +28,7 @@ from mixce.report.gpt2_tables import (
     table10,
     table12,
 )
+from mixce.io import write_table
 
 DATASETS = ["wikitext", "webtext"]
 MODELS = ["small", "medium"]

@@ -122,10 +122,10 @@ def test_tiny_run_measures_every_section_with_the_projects_code(tiny) -> None:
         assert positive(record["peak_memory_mb"]), name
     # the real code: training loop, objectives, sampler, featurizer, synthetic training
     for module in (
-        "mixce.train",
+        "mixce.gpt2.train",
         "mixce.objectives",
-        "mixce.sample",
-        "mixce.metrics.features",
+        "mixce.gpt2.sample",
+        "mixce.gpt2.metrics.features",
         "mixce.synthetic.train",
         "mixce.synthetic.exact",
     ):

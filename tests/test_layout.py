@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
-
-from mixce.layout import REPO, WORKFLOW_FILES, copy_workflow
+from layout import REPO, WORKFLOW_FILES, copy_workflow
 
 
 def test_copy_has_every_workflow_file_and_no_caches(tmp_path: Path) -> None:
@@ -19,14 +19,17 @@ def test_copy_has_every_workflow_file_and_no_caches(tmp_path: Path) -> None:
     assert not (dest / "results").exists() and not (dest / ".venv").exists()
 
 
-def test_every_include_and_script_of_the_workflow_is_copied() -> None:
-    """Paths the Snakefile and rules name resolve inside the copied top-level entries."""
-    text = (REPO / "Snakefile").read_text() + "".join(
-        p.read_text() for p in sorted((REPO / "rules").glob("*.smk"))
-    )
-    for top in ("rules", "scripts", "schemas", "envs", "report"):
-        if f"{top}/" in text:
-            assert top in WORKFLOW_FILES, top
+def test_every_script_and_caption_the_rules_name_is_copied(tmp_path: Path) -> None:
+    """Each script and report caption a rules file names (a path relative to rules/) exists
+    in a copy of the workflow."""
+    dest = copy_workflow(tmp_path / "copy")
+    named = set()
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        named |= set(re.findall(r'"((?:scripts|report)/[^"{}]+)"', smk.read_text()))
+    assert len(named) >= 20, named
+    for path in sorted(named):
+        assert (dest / "rules" / path).is_file(), path
+    assert (dest / "rules/report/workflow.rst").is_file()
 
 
 def test_missing_workflow_file_is_named(tmp_path: Path) -> None:

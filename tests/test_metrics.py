@@ -1,4 +1,4 @@
-"""Metrics of the GPT-2 track (mixce.metrics) on hand cases and tiny random models."""
+"""Metrics of the GPT-2 track (mixce.gpt2.metrics) on hand cases and tiny random models."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from mixce.metrics.coherence import coherence, mean_coherence
-from mixce.metrics.diversity import (
+from mixce.gpt2.metrics.coherence import coherence, mean_coherence
+from mixce.gpt2.metrics.diversity import (
     distinct_n,
     diversity_score,
     mean_diversity,
@@ -24,7 +24,7 @@ from mixce.metrics.diversity import (
     seq_rep_n,
     word_length,
 )
-from mixce.metrics.features import (
+from mixce.gpt2.metrics.features import (
     GPT2Featurizer,
     SentenceFeaturizer,
     SimCSEFeaturizer,
@@ -32,15 +32,15 @@ from mixce.metrics.features import (
     make_featurizer,
     save_features,
 )
-from mixce.metrics.fragments import fragment_capacity, sample_fragments, split_prompt
-from mixce.metrics.mauve_score import drop_empty, mauve_from_features
-from mixce.metrics.perplexity import (
+from mixce.gpt2.metrics.fragments import fragment_capacity, sample_fragments, split_prompt
+from mixce.gpt2.metrics.mauve_score import drop_empty, mauve_from_features
+from mixce.gpt2.metrics.perplexity import (
     RELEASED_EVAL_BATCH_SIZE,
     continuation_nll,
     perplexity,
     token_nll,
 )
-from mixce.metrics.scoring import (
+from mixce.gpt2.metrics.scoring import (
     TEXT_SCORES,
     attach_human_ids,
     build_featurizer,
@@ -351,7 +351,7 @@ def test_sentence_featurizer_offline(minilm):
 
 @pytest.fixture(scope="module")
 def gpt2_tokenizer():
-    from mixce.tokenizer import build_tokenizer
+    from mixce.gpt2.tokenizer import build_tokenizer
 
     return build_tokenizer("package")
 
@@ -403,7 +403,7 @@ def test_gpt2_featurizer_last_real_token(tmp_path, gpt2_tokenizer):
 def test_simcse_code_path_on_tiny_bert(tmp_path):
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from mixce.metrics.features import minilm_path
+    from mixce.gpt2.metrics.features import minilm_path
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))

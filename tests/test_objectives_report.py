@@ -1,4 +1,4 @@
-"""The comparison of objectives beyond the paper (mixce.report.objectives)."""
+"""The comparison of objectives beyond the paper (mixce.gpt2.comparison)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from mixce.metrics.scoring import variant_columns
-from mixce.report.objectives import COLUMNS, objectives_table, quality_diversity_figure
+from mixce.gpt2.comparison import COLUMNS, objectives_table, quality_diversity_figure
+from mixce.gpt2.metrics.scoring import variant_columns
 
 METRICS = [column for _, column, *_ in COLUMNS]
 VARIANTS = {

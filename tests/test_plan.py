@@ -1,4 +1,4 @@
-"""Which GPT-2 jobs a configuration asks for (mixce.plan)."""
+"""Which GPT-2 jobs a configuration asks for (mixce.gpt2.plan)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from mixce.config import load_config
-from mixce.io import path_list, seed_of_path
-from mixce.plan import (
+from mixce.gpt2.plan import (
     BASE,
     Variant,
     finetune_job,
@@ -23,6 +22,7 @@ from mixce.plan import (
     scratch_models,
     variant_name,
 )
+from mixce.io import path_list, seed_of_path
 
 REPO = Path(__file__).resolve().parents[1]
 

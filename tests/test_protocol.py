@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mixce.protocol import POINTS, point, points, resolve
+from mixce.gpt2.protocol import POINTS, point, points, resolve
 
 
 def test_default_is_official_for_every_point() -> None:
@@ -52,7 +52,7 @@ def test_every_point_is_a_config_key_and_documented() -> None:
 
 
 def test_loader_texts_keep_a_line_break_on_all_but_the_last() -> None:
-    from mixce.tokenizer import loader_texts
+    from mixce.gpt2.tokenizer import loader_texts
 
     texts = ["One text.", "Two texts.", "Three."]
     assert loader_texts(texts, "clean") == texts
@@ -65,8 +65,8 @@ def test_loader_texts_keep_a_line_break_on_all_but_the_last() -> None:
 def test_official_newlines_reach_tokens_and_sampling_lengths(tmp_path) -> None:
     import json
 
-    from mixce.sample import read_token_ids
-    from mixce.tokenizer import build_tokenizer, encode_texts, loader_texts
+    from mixce.gpt2.sample import read_token_ids
+    from mixce.gpt2.tokenizer import build_tokenizer, encode_texts, loader_texts
 
     tok = build_tokenizer("package")
     newline = tok("\n", add_special_tokens=False)["input_ids"]

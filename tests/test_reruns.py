@@ -20,10 +20,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from layout import REPO, copy_workflow
 from snakemake_run import job_counts, snakemake
 
 from mixce.config import load_config
-from mixce.layout import REPO, copy_workflow
 from mixce.rerun import CodeIndex, canonical_dump, code_fingerprint, main
 
 # --------------------------------------------------------------------------- unit
@@ -297,15 +297,15 @@ def direct_imports(script: Path) -> set[str]:
 
 def test_every_rule_script_covers_the_modules_it_imports() -> None:
     """The code of each script of this repository covers every mixce module it imports
-    (the hand-written lists this replaces missed some, e.g. mixce.tokenizer)."""
+    (the hand-written lists this replaces missed some, e.g. mixce.gpt2.tokenizer)."""
     index = CodeIndex(REPO / "src")
-    scripts = sorted((REPO / "scripts").glob("*.py"))
+    scripts = sorted((REPO / "rules/scripts").glob("*.py"))
     assert len(scripts) >= 27
     for script in scripts:
         covered = set(index.fingerprint(script, "script")) - {"script"}
         assert direct_imports(script) <= covered, script.name
     for name in ("gpt2_nll", "gpt2_score_human", "gpt2_score_samples", "gpt2_controlled"):
-        assert "mixce.tokenizer" in index.fingerprint(REPO / "scripts" / f"{name}.py")
+        assert "mixce.gpt2.tokenizer" in index.fingerprint(REPO / "rules/scripts" / f"{name}.py")
 
 
 def test_profiles_rerun_on_content_not_on_mtimes_of_code() -> None:
@@ -428,8 +428,8 @@ def test_comment_docstring_format_and_mtime_changes_rerun_nothing(
     script: new mtimes everywhere, no change in what runs."""
     workdir, _ = recorded
     io_py = workdir / "src/mixce/io.py"
-    script = workdir / "scripts/gpt2_train.py"
-    code_files = [*(workdir / "src").rglob("*.py"), *(workdir / "scripts").glob("*.py")]
+    script = workdir / "rules/scripts/gpt2_train.py"
+    code_files = [*(workdir / "src").rglob("*.py"), *(workdir / "rules/scripts").glob("*.py")]
     saved = restoring(*code_files)
     try:
         text = io_py.read_text()
@@ -452,7 +452,7 @@ def test_real_edit_of_the_diversity_function_reruns_scoring_and_tables_only(
     recorded: tuple[Path, dict],
 ) -> None:
     workdir, graph = recorded
-    module = workdir / "src/mixce/metrics/diversity.py"
+    module = workdir / "src/mixce/gpt2/metrics/diversity.py"
     saved = restoring(module)
     try:
         edit(module, "        unique = len(set(grams))\n", "        unique = len(set(grams)) + 0\n")
@@ -545,7 +545,7 @@ def test_a_rule_without_its_code_param_is_rejected(recorded: tuple[Path, dict]) 
     saved = restoring(rules)
     extra = (
         "\n\nrule extra:\n    output:\n        'extra.txt',\n{params}"
-        "    script:\n        '../scripts/gpt2_tokenizer.py'\n"
+        "    script:\n        'scripts/gpt2_tokenizer.py'\n"
     )
     try:
         rules.write_text(

@@ -1,4 +1,4 @@
-"""Batched KV-cache decoding (mixce.sample) on tiny random GPT-2s."""
+"""Batched KV-cache decoding (mixce.gpt2.sample) on tiny random GPT-2s."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import pytest
 import torch
 from scipy import stats
 
-import mixce.sample
-from mixce.sample import (
+import mixce.gpt2.sample
+from mixce.gpt2.sample import (
     SAMPLE_KEYS,
     Decoding,
     Generation,
@@ -306,13 +306,13 @@ def test_sampling_logits_are_float32_under_bf16_autocast(model, monkeypatch):
         raw = model(prompt).logits
     assert raw.dtype == torch.bfloat16  # what the cast has to undo
     seen: list[torch.dtype] = []
-    choose = mixce.sample._choose
+    choose = mixce.gpt2.sample._choose
 
     def spy(logits, decoding, u):
         seen.append(logits.dtype)
         return choose(logits, decoding, u)
 
-    monkeypatch.setattr(mixce.sample, "_choose", spy)
+    monkeypatch.setattr(mixce.gpt2.sample, "_choose", spy)
     for name in ("unbiased", "top_p0.90"):
         run(model, [[5, 17, 42, 8], [3, 1]], name, dtype=torch.bfloat16, max_new_tokens=4)
     assert seen and set(seen) == {torch.float32}
@@ -513,7 +513,7 @@ def test_read_prompts(tmp_path, tokenizer, caplog):
     texts = [long_text, "A short text.", long_text[::-1]]
     path = tmp_path / "dev.jsonl"
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    with caplog.at_level(logging.WARNING, logger="mixce.sample"):
+    with caplog.at_level(logging.WARNING, logger="mixce.gpt2.sample"):
         prompts = read_prompts(path, tokenizer=tokenizer)
     full = tokenizer(long_text, add_special_tokens=False)["input_ids"]
     assert len(full) > 100
@@ -569,7 +569,7 @@ def test_snakemake_script(tmp_path, tokenizer_dir, tokenizer, setting):
         threads = torch.get_num_threads()
         try:
             runpy.run_path(
-                str(ROOT / "scripts" / "gpt2_sample.py"), init_globals={"snakemake": smk}
+                str(ROOT / "rules" / "scripts" / "gpt2_sample.py"), init_globals={"snakemake": smk}
             )
         finally:
             torch.set_num_threads(threads)
@@ -603,7 +603,7 @@ def test_snakemake_script(tmp_path, tokenizer_dir, tokenizer, setting):
 
 def test_float32_head_under_bf16_autocast(model):
     """precision clean: the body may run in bf16, the LM head's product runs in float32."""
-    from mixce.sample import float32_head
+    from mixce.gpt2.sample import float32_head
 
     prompt = torch.tensor([[5, 17, 42, 8]])
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):

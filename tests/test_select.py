@@ -1,4 +1,4 @@
-"""Model selection by dev MAUVE (mixce.select)."""
+"""Model selection by dev MAUVE (mixce.gpt2.select)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from mixce.select import select_eta, select_settings, select_top_p
+from mixce.gpt2.select import select_eta, select_settings, select_top_p
 
 
 def rows(dataset, model, objective, eta, decoding, top_p, split, mauves, n_train=100):
@@ -68,7 +68,7 @@ def test_one_value_grid_needs_no_dev_files() -> None:
 
 
 def generic_rows(variant: str, split: str, mauves, dataset="d", model="m", n_train=100):
-    from mixce.metrics.scoring import variant_columns
+    from mixce.gpt2.metrics.scoring import variant_columns
 
     name = f"{variant}_n{n_train}"
     return [

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import torch
 
-from mixce.metrics.coherence import coherence, mean_coherence
-from mixce.metrics.features import (
+from mixce.gpt2.metrics.coherence import coherence, mean_coherence
+from mixce.gpt2.metrics.features import (
     SIMCSE_NAME,
     SimCSEFeaturizer,
     _BertEncoder,

@@ -1,7 +1,7 @@
 """The workflow on a real Slurm cluster, through the profile slurm/ (snakemake --profile slurm).
 
 A single-node cluster (munge, MariaDB + slurmdbd, slurmctld, slurmd; partitions cpu and gpu,
-two fake GPUs) is started by ci/slurm_up.sh for the session and stopped by ci/slurm_down.sh
+two fake GPUs) is started by .ci/slurm_up.sh for the session and stopped by .ci/slurm_down.sh
 afterwards, which must leave no daemon behind. It needs root (or password-less sudo) and,
 the first time, the Debian packages slurm-wlm, slurmdbd, munge and mariadb-server
 (slurm_up.sh installs them with apt-get), so the tests run only when MIXCE_SLURM=1 is set:
@@ -36,13 +36,13 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+import layout
 import numpy as np
 import pandas as pd
 import pytest
 
-from mixce import layout
 from mixce.config import load_config
-from mixce.plan import finetune_jobs
+from mixce.gpt2.plan import finetune_jobs
 from mixce.synthetic.pipeline import objective_etas
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ pytestmark = [
     pytest.mark.slurm,
     pytest.mark.skipif(
         os.environ.get("MIXCE_SLURM") != "1",
-        reason="needs a Slurm cluster started by ci/slurm_up.sh (root or sudo, apt packages); "
+        reason="needs a Slurm cluster started by .ci/slurm_up.sh (root or sudo, apt packages); "
         "set MIXCE_SLURM=1 to run",
     ),
 ]
@@ -83,7 +83,7 @@ def slurm_env() -> dict[str, str]:
     The cluster is shared: pytest sessions that run at the same time (there can be only one
     cluster per machine: Slurm's ports are fixed) register under STATE.users/, and the last
     one to finish stops the cluster, if a test session started it. A cluster started by hand
-    (ci/slurm_up.sh) is used and left running.
+    (.ci/slurm_up.sh) is used and left running.
     """
     state = Path(os.environ.get("MIXCE_SLURM_STATE", "/tmp/mixce-slurm-test"))
     users = Path(f"{state}.users")
@@ -105,7 +105,7 @@ def slurm_env() -> dict[str, str]:
         if up.returncode != 0:
             if not others:
                 down(state, env)
-            pytest.fail(f"ci/slurm_up.sh failed ({up.returncode}):\n{up.stdout}\n{up.stderr}")
+            pytest.fail(f".ci/slurm_up.sh failed ({up.returncode}):\n{up.stdout}\n{up.stderr}")
         if "already running" not in up.stdout:  # started here: a test session stops it
             (users / ".started").write_text(controller_pid(state))
         me.touch()
@@ -175,7 +175,7 @@ def down(state: Path, env: dict[str, str]) -> None:
         timeout=300,
     )
     print(proc.stdout, end="")
-    assert proc.returncode == 0, f"ci/slurm_down.sh failed:\n{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode == 0, f".ci/slurm_down.sh failed:\n{proc.stdout}\n{proc.stderr}"
     # Every daemon the cluster started is gone (slurm_down.sh forgets a PID once it exited).
     left = {p.stem: p.read_text().strip() for p in (state / "run").glob("*.pid")}
     assert not left, f"daemons still recorded as running: {left}"
@@ -198,7 +198,7 @@ CLUSTER_TEST = "cluster: {max_mem_mb: 1500, max_runtime: 20}\n"
 def copy_workflow(root: Path) -> Path:
     """A private copy of the workflow, with the test cluster's site settings."""
     layout.copy_workflow(root, ignore=("site.yaml",))
-    # The test cluster: account and partitions as ci/slurm_up.sh makes them.
+    # The test cluster: account and partitions as .ci/slurm_up.sh makes them.
     (root / "slurm" / "site.yaml").write_text(
         f"account: {ACCOUNT}\npartitions: {{cpu: cpu, gpu: gpu}}\n"
     )

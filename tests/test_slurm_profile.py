@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from layout import copy_workflow
 
 from mixce.cluster import (
     ClusterLimitError,
@@ -31,8 +32,7 @@ from mixce.cluster import (
     training_work_bytes,
 )
 from mixce.config import load_config
-from mixce.layout import copy_workflow
-from mixce.plan import parse_variant
+from mixce.gpt2.plan import parse_variant
 
 REPO = Path(__file__).resolve().parents[1]
 LOCAL_RULES = {"download_dataset", "tokenizer", "fetch_model", "fetch_featurizer"}

@@ -10,15 +10,15 @@ import pytest
 from scipy import stats
 
 from mixce.io import write_table
-from mixce.report.latex import Cell, bold, booktabs_table, escape_latex, sci
-from mixce.report.synthetic_figure import plot_eta_curves
-from mixce.report.synthetic_tables import (
+from mixce.latex import Cell, bold, booktabs_table, escape_latex, sci
+from mixce.synthetic.figure import plot_eta_curves
+from mixce.synthetic.select import eta_curve, select_best_eta
+from mixce.synthetic.tables import (
     init_label,
     table_best_eta,
     table_ci,
     table_main,
 )
-from mixce.synthetic.select import eta_curve, select_best_eta
 
 INITS = ["random50", "realtext"]
 VOCABS = [20, 50]

@@ -1,4 +1,4 @@
-"""The GPT-2 training loop (mixce.train), tokenizer and model sources."""
+"""The GPT-2 training loop (mixce.gpt2.train), tokenizer and model sources."""
 
 from __future__ import annotations
 
@@ -16,12 +16,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import mixce.train
+import mixce.gpt2.train
 from mixce.cluster import MODEL_BYTES_PER_PARAM, RESUME_BYTES_PER_PARAM
-from mixce.models import count_parameters, load_model, save_model, scratch_model
-from mixce.objectives import mle
-from mixce.tokenizer import build_tokenizer, check_gpt2_bpe, encode_texts
-from mixce.train import (
+from mixce.gpt2.models import count_parameters, load_model, save_model, scratch_model
+from mixce.gpt2.tokenizer import build_tokenizer, check_gpt2_bpe, encode_texts
+from mixce.gpt2.train import (
     RESUME_KEYS,
     CheckpointError,
     NonFiniteLoss,
@@ -41,6 +40,7 @@ from mixce.train import (
     tf32_allowed,
     train,
 )
+from mixce.objectives import mle
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "tests" / "train_harness.py"
@@ -375,7 +375,7 @@ class StopAfter:
 
 def train_job(tmp_path: Path) -> SimpleNamespace:
     """scripts/gpt2_train.py's `snakemake` object for a scratch model on 12 short texts."""
-    from mixce.tokenizer import save_tokenizer
+    from mixce.gpt2.tokenizer import save_tokenizer
 
     tokenizer = tmp_path / "tokenizer"
     if not tokenizer.exists():
@@ -418,11 +418,11 @@ def test_rule_keeps_the_checkpoint_when_stopped_and_removes_it_when_done(tmp_pat
     limit) it fails with Preempted, its one resume checkpoint kept and no outputs (so
     Snakemake retries it); run again it resumes, writes its outputs and deletes its work
     directory, checkpoint included."""
-    script = str(ROOT / "scripts" / "gpt2_train.py")
+    script = str(ROOT / "rules" / "scripts" / "gpt2_train.py")
     smk = train_job(tmp_path)
     work = Path(smk.params.work_dir)
-    monkeypatch.setattr(mixce.train, "StopOnSignal", StopAfter)
-    with pytest.raises(mixce.train.Preempted, match="stopped at step 2 of 6"):
+    monkeypatch.setattr(mixce.gpt2.train, "StopOnSignal", StopAfter)
+    with pytest.raises(mixce.gpt2.train.Preempted, match="stopped at step 2 of 6"):
         runpy.run_path(script, init_globals={"snakemake": smk})
     assert sorted(p.name for p in work.iterdir()) == ["resume.pt"]  # no dev evaluation yet
     assert not (tmp_path / "out").exists()
@@ -672,7 +672,7 @@ def test_training_forward_takes_the_precision_and_dev_loss_is_float32(
         calls.append((device.type, precision))
         return autocast(device, precision)
 
-    monkeypatch.setattr(mixce.train, "autocast", spy)
+    monkeypatch.setattr(mixce.gpt2.train, "autocast", spy)
     seen_tf32 = []  # TF32 flag at each dev (eval-mode) forward
     model = scratch_model(ARCH, 0)
     model.register_forward_pre_hook(

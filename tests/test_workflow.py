@@ -22,21 +22,20 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 import pytest
+from layout import copy_workflow
 from snakemake_run import job_counts, snakemake
 
 from mixce.config import load_config
+from mixce.gpt2.plan import finetune_jobs, sample_groups, sample_jobs, scratch_models
 from mixce.io import (
     ProgressStream,
     atomic_output,
     job_logging,
-    load_sequences,
     read_json,
-    sequences_arrays,
     write_json,
     write_npz,
 )
-from mixce.layout import copy_workflow
-from mixce.plan import finetune_jobs, sample_groups, sample_jobs, scratch_models
+from mixce.synthetic.data import load_sequences, sequences_arrays
 from mixce.synthetic.pipeline import (
     RUNS_COLUMNS,
     eta_str,

@@ -12,8 +12,8 @@ import time
 
 import torch
 
-from mixce.models import scratch_model
-from mixce.train import Preempted, StopOnSignal, TrainSettings, train
+from mixce.gpt2.models import scratch_model
+from mixce.gpt2.train import Preempted, StopOnSignal, TrainSettings, train
 
 ARCH = {"n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": 64}
 COMMON = {"lr": 3e-3, "epochs": 3, "batch_size": 6, "micro_batch_size": 4, "seed": 5}

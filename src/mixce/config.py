@@ -411,7 +411,7 @@ def _synthetic_gpu_problems(
 
 def _gpt2_data_problems(config: Mapping[str, Any]) -> Iterator[tuple[PathParts, str]]:
     """gpt2.data: the length filter keeps min_words < words < max_words (both bounds
-    exclusive, mixce.data.clean.length_ok), so max_words <= min_words + 1 keeps no text."""
+    exclusive, mixce.gpt2.data.clean.length_ok), so max_words <= min_words + 1 keeps no text."""
     gpt2 = config.get("gpt2")
     data = gpt2.get("data") if isinstance(gpt2, Mapping) else None
     if not isinstance(data, Mapping):
@@ -521,7 +521,7 @@ def validate_config(config: Mapping[str, Any], schema_path: Path | str | None = 
     some text (``max_words >= min_words + 2``); in the gpt2 section,
     names in use_datasets, use_models, pretrain.datasets and train_sizes.models exist,
     selected_eta covers every dataset and model, and lengths fit the models
-    (:func:`mixce.plan.iter_problems`, checked once the section passes the schema).
+    (:func:`mixce.gpt2.plan.iter_problems`, checked once the section passes the schema).
 
     Args:
         config: the configuration, e.g. from :func:`load_config`. Not modified.
@@ -546,7 +546,7 @@ def validate_config(config: Mapping[str, Any], schema_path: Path | str | None = 
         problems[item] = None
     gpt2 = config.get("gpt2")
     if isinstance(gpt2, Mapping) and not any(p[0][:1] == ("gpt2",) for p in problems):
-        from mixce.plan import iter_problems
+        from mixce.gpt2.plan import iter_problems
 
         for item in iter_problems(gpt2):
             problems[item] = None

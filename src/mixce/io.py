@@ -3,8 +3,6 @@
 - Atomic writes: every output is written to a temporary name in its own directory and then
   moved into place with ``os.replace``, so an interrupted job never leaves a complete-looking
   file behind.
-- :class:`~mixce.synthetic.data.Sequences` to and from ``.npz`` arrays under a prefix
-  (``train_tokens``, ``train_offsets``, ``train_forced``).
 - :func:`job_logging`: one job's Python logging, stdout and stderr (tqdm) into its log file,
   with tqdm's carriage-return refreshes turned into at most one line every few seconds.
 """
@@ -26,16 +24,12 @@ from typing import IO, Any
 
 import numpy as np
 
-from mixce.synthetic.data import Sequences
-
 __all__ = [
     "atomic_output",
     "job_logging",
-    "load_sequences",
     "read_json",
     "read_texts",
     "replace_marked_block",
-    "sequences_arrays",
     "write_csv",
     "write_json",
     "write_npz",
@@ -215,30 +209,6 @@ def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) ->
     """Write arrays to a compressed ``.npz`` atomically (the name is kept as given)."""
     with atomic_output(path, "wb") as handle:
         np.savez_compressed(handle, **arrays)
-
-
-# --------------------------------------------------------------------------- sequences
-
-
-def sequences_arrays(seqs: Sequences, prefix: str) -> dict[str, np.ndarray]:
-    """``{prefix}_tokens``, ``{prefix}_offsets`` and ``{prefix}_forced`` of ``seqs``."""
-    return {
-        f"{prefix}_tokens": np.asarray(seqs.tokens, dtype=np.int32),
-        f"{prefix}_offsets": np.asarray(seqs.offsets, dtype=np.int64),
-        f"{prefix}_forced": np.asarray(seqs.forced, dtype=bool),
-    }
-
-
-def load_sequences(npz: Mapping[str, np.ndarray], prefix: str) -> Sequences:
-    """The :class:`Sequences` stored under ``prefix`` by :func:`sequences_arrays`."""
-    keys = [f"{prefix}_{part}" for part in ("tokens", "offsets", "forced")]
-    missing = [k for k in keys if k not in npz]
-    if missing:
-        raise KeyError(f"no sequences {prefix!r} in the file: missing {', '.join(missing)}")
-    tokens, offsets, forced = (np.asarray(npz[k]) for k in keys)
-    if offsets.ndim != 1 or len(forced) != len(offsets) - 1 or offsets[-1] != len(tokens):
-        raise ValueError(f"sequences {prefix!r}: tokens, offsets and forced do not match")
-    return Sequences(tokens.astype(np.int32), offsets.astype(np.int64), forced.astype(bool))
 
 
 # --------------------------------------------------------------------------- job logging

@@ -39,7 +39,7 @@ docstring or reformatting edit changes no fingerprint; any edit that changes wha
 executes in the included code does. The serialisation skips empty and ``None`` fields, so
 that a newer Python's extra empty AST fields (3.12's ``type_params``) change nothing either.
 
-``python -m mixce.rerun scripts/<script>.py`` prints, per module, the statements a script's
+``python -m mixce.rerun rules/scripts/<script>.py`` prints, per module, the statements a script's
 rule depends on (to see why an edit reruns a rule, or why it does not).
 """
 
@@ -538,7 +538,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         prog="python -m mixce.rerun",
         description="Print, per module, the code a rule script's fingerprint covers.",
     )
-    parser.add_argument("scripts", nargs="+", type=Path, help="rule scripts (scripts/*.py)")
+    parser.add_argument("scripts", nargs="+", type=Path, help="rule scripts (rules/scripts/*.py)")
     parser.add_argument("--src", type=Path, default=SRC, help="directory holding mixce/")
     args = parser.parse_args(None if argv is None else list(argv))
     for script in args.scripts:

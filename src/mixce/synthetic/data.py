@@ -15,6 +15,7 @@ first tokens. Their columns are the V tokens.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,3 +124,24 @@ def sequence_logprob(
     v = chain_log.shape[1]
     prev, nxt, seq = seqs.transitions(v, count_forced)
     return np.bincount(seq, weights=chain_log[prev, nxt], minlength=len(seqs))
+
+
+def sequences_arrays(seqs: Sequences, prefix: str) -> dict[str, np.ndarray]:
+    """``{prefix}_tokens``, ``{prefix}_offsets`` and ``{prefix}_forced`` of ``seqs``."""
+    return {
+        f"{prefix}_tokens": np.asarray(seqs.tokens, dtype=np.int32),
+        f"{prefix}_offsets": np.asarray(seqs.offsets, dtype=np.int64),
+        f"{prefix}_forced": np.asarray(seqs.forced, dtype=bool),
+    }
+
+
+def load_sequences(npz: Mapping[str, np.ndarray], prefix: str) -> Sequences:
+    """The :class:`Sequences` stored under ``prefix`` by :func:`sequences_arrays`."""
+    keys = [f"{prefix}_{part}" for part in ("tokens", "offsets", "forced")]
+    missing = [k for k in keys if k not in npz]
+    if missing:
+        raise KeyError(f"no sequences {prefix!r} in the file: missing {', '.join(missing)}")
+    tokens, offsets, forced = (np.asarray(npz[k]) for k in keys)
+    if offsets.ndim != 1 or len(forced) != len(offsets) - 1 or offsets[-1] != len(tokens):
+        raise ValueError(f"sequences {prefix!r}: tokens, offsets and forced do not match")
+    return Sequences(tokens.astype(np.int32), offsets.astype(np.int64), forced.astype(bool))

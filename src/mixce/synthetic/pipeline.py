@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mixce.protocol import points
+from mixce.gpt2.protocol import points
 from mixce.synthetic.data import Sequences, chain_matrix, sample_sequences
 from mixce.synthetic.select import FIXED_ETA, REQUIRED_COLUMNS, objective_rank
 from mixce.synthetic.target import check_target, random_target, real_text_target, uniform_start

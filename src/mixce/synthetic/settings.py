@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 BACKENDS = ("numpy", "torch")
-#: the two settings of every protocol point (mixce.protocol.SETTINGS)
+#: the two settings of every protocol point (mixce.gpt2.protocol.SETTINGS)
 PROTOCOL_SETTINGS = ("official", "clean")
 #: the released code's limit on |log Q(x) - log P(x)| inside JS's log M (its
 #: ``log_prob_truncation``; protocol point ``synthetic_js_clamp``)

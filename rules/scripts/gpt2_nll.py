@@ -1,0 +1,62 @@
+"""Rule nll_figure2: NLL under the pretrained model of the continuations of human test texts,
+of its unbiased samples and of its greedy outputs (Figure 2): per text the mean token NLL
+(sequence level) and every token's NLL (token level)."""
+
+import json
+import logging
+
+import numpy as np
+
+from mixce.device import job_device
+from mixce.gpt2.metrics.perplexity import continuation_nll
+from mixce.gpt2.metrics.scoring import human_records
+from mixce.gpt2.models import load_model
+from mixce.gpt2.tokenizer import load_tokenizer
+from mixce.io import job_logging, read_texts, write_npz
+
+
+def records_of(path):
+    with open(path, encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    return [{"prompt_ids": r["prompt_ids"], "cont_ids": r["token_ids"]} for r in rows]
+
+
+def main(smk) -> None:
+    import torch
+
+    with job_logging(smk.log[0]):
+        p = smk.params
+        torch.set_num_threads(max(1, smk.threads))
+        device = job_device(smk, "gpt2.metrics.device")  # fails here if CUDA is unusable
+        tokenizer = load_tokenizer(smk.input.tokenizer)
+        model = load_model(smk.input.model, device).eval()
+        texts = read_texts(smk.input.texts)
+        if p.n_prompts is not None:
+            texts = texts[: p.n_prompts]
+        sources = {
+            "human": human_records(texts, tokenizer, p.prompt_tokens, p.max_new_tokens),
+            "unbiased": records_of(smk.input.unbiased),
+            "greedy": records_of(smk.input.greedy),
+        }
+        arrays = {}
+        for source, records in sources.items():
+            records = [r for r in records if r["cont_ids"]]
+            nlls = continuation_nll(
+                model,
+                [r["prompt_ids"] for r in records],
+                [r["cont_ids"] for r in records],
+                batch_size=p.batch_size,
+                device=device,
+            )
+            arrays[f"{source}_seq"] = np.array([float(x.mean()) for x in nlls])
+            arrays[f"{source}_tok"] = np.concatenate(nlls) if nlls else np.zeros(0)
+            logging.info(
+                "%s: %d texts, mean sequence NLL %.3f",
+                source,
+                len(nlls),
+                arrays[f"{source}_seq"].mean() if nlls else float("nan"),
+            )
+        write_npz(smk.output[0], arrays)
+
+
+main(snakemake)  # noqa: F821

@@ -1,0 +1,120 @@
+"""Rules pretrain and finetune: one run of the training loop (mixce.gpt2.train.train).
+
+pretrain: a scratch GPT-2 (params.architecture) trained with MLE on the train splits of the
+pretraining datasets. finetune: the base model trained with the variant's objective on the
+first params.n_train texts of the dataset's train split. Both keep the model with the lowest
+dev loss; a rerun after a kill or SIGTERM resumes from params.work_dir.
+
+params.settings: the fields of mixce.gpt2.train.TrainSettings (``objective`` and its ``hyper``
+among them). params.protocol (finetune only): the protocol points grad_clip,
+grad_accumulation and precision, applied by mixce.gpt2.train.protocol_settings; pretrain gives
+none, so the pretraining of scratch models keeps the settings as they are. An objective
+that needs a reference model (LFD) gets it from the named input ``reference`` (a model
+directory); the rule gives an empty list for the other objectives.
+"""
+
+import logging
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from mixce.device import job_device
+from mixce.gpt2.models import count_parameters, load_model, save_model, scratch_model
+from mixce.gpt2.tokenizer import encode_texts, load_tokenizer, loader_texts
+from mixce.gpt2.train import StopOnSignal, TrainSettings, protocol_settings, train
+from mixce.io import job_logging, read_texts, write_csv, write_json
+
+
+def texts_of(paths: list[str], n: int | None) -> list[str]:
+    texts = [t for path in paths for t in read_texts(path)]
+    if n is not None:
+        if len(texts) < n:
+            raise ValueError(f"{', '.join(paths)} holds {len(texts)} texts, the run needs {n}")
+        texts = texts[:n]
+    return texts
+
+
+def reference_dir(smk) -> str | None:
+    """The model directory of the named input ``reference``, if the rule gives one."""
+    paths = getattr(smk.input, "reference", [])
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    if len(paths) > 1:
+        raise ValueError(f"input reference must be one model directory, got {paths}")
+    return paths[0] if paths else None
+
+
+def main(smk) -> None:
+    import torch
+
+    with job_logging(smk.log[0]):
+        p = smk.params
+        torch.set_num_threads(max(1, smk.threads))
+        device = job_device(smk, "gpt2.finetune.device")  # fails here if CUDA is unusable
+        settings = TrainSettings(**protocol_settings(p.settings, getattr(p, "protocol", {})))
+        tokenizer = load_tokenizer(smk.input.tokenizer)
+        train_paths = (
+            [smk.input.train] if isinstance(smk.input.train, str) else list(smk.input.train)
+        )
+        dev_paths = [smk.input.dev] if isinstance(smk.input.dev, str) else list(smk.input.dev)
+        # protocol point newlines: the released loader keeps each line's break
+        newlines = getattr(p, "protocol", {}).get("newlines", "clean")
+        train_texts = loader_texts(texts_of(train_paths, p.n_train), newlines)
+        dev_texts = loader_texts(texts_of(dev_paths, None), newlines)
+        train_ids = encode_texts(tokenizer, train_texts, settings.max_length)
+        dev_ids = encode_texts(tokenizer, dev_texts, settings.max_length)
+        if p.architecture is not None:
+            model = scratch_model(p.architecture, settings.seed)
+            source = f"scratch {p.architecture}"
+        else:
+            model = load_model(smk.input.base)
+            source = smk.input.base
+        reference_path = reference_dir(smk)
+        reference = load_model(reference_path) if reference_path is not None else None
+        logging.info(
+            "%s (%d parameters) on %s: %d train / %d dev texts, %s, reference model %s",
+            source,
+            count_parameters(model),
+            device,
+            len(train_ids),
+            len(dev_ids),
+            settings,
+            reference_path,
+        )
+        with StopOnSignal() as stop:
+            summary = train(
+                model,
+                train_ids,
+                dev_ids,
+                settings,
+                work_dir=p.work_dir,
+                device=device,
+                checkpoint_every=p.checkpoint_every,
+                should_stop=stop,
+                reference=reference,
+            )
+        log = summary.pop("log")
+        best = Path(p.work_dir, "best")
+        save_model(load_model(best), smk.output.model)
+        write_csv(smk.output.log_csv, pd.DataFrame(log))
+        write_json(
+            smk.output.summary,
+            {
+                **summary,
+                "source": source,
+                "reference": reference_path,
+                "n_train": len(train_ids),
+                "n_dev": len(dev_ids),
+            },
+        )
+        logging.info(
+            "best dev loss %.4f at step %s of %d; %.0f tokens/s",
+            summary["best_dev_loss"],
+            summary["best_step"],
+            summary["steps"],
+            summary["tokens_per_second"],
+        )
+        shutil.rmtree(p.work_dir, ignore_errors=True)
+
+
+main(snakemake)  # noqa: F821

@@ -1,0 +1,1 @@
+"""The GPT-2 datasets: sources and their pins, downloads, cleaning and preparation."""

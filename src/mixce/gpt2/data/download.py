@@ -1,0 +1,359 @@
+"""Verified, atomic HTTP(S) downloads (pooch's ``HTTPDownloader``, i.e. requests) and hub
+revisions resolved to commit hashes.
+
+Rules of :func:`download`:
+
+- The body is streamed by :class:`pooch.HTTPDownloader` into a temporary file in the
+  destination's own directory (named ``.<dest name>.<random>.part``) while a tqdm bar reports
+  progress on stderr (inside a job, :func:`mixce.io.job_logging` turns it into a few log
+  lines).
+- Only after the whole body arrived is it checked: a body shorter than the ``Content-Length``
+  header is a *truncated* download (urllib3 enforces the length), the byte count must equal
+  ``size`` when given, and the SHA-256 must equal ``sha256`` when given. Then, and only then,
+  the temporary file is moved onto ``dest`` with ``os.replace``.
+- On any failure the temporary file is removed and ``dest`` is neither created nor changed (a
+  file that was there before is left as it was); :class:`DownloadError` is raised with the
+  URL, the destination and the reason (for a checksum, both hashes). ``KeyboardInterrupt``
+  (and other ``BaseException``\\ s) clean up the same way and then propagate unchanged.
+- Transient failures are retried ``retries`` times with an exponential back-off: connection
+  errors and time-outs, HTTP 5xx / 408 / 429, and truncated bodies. HTTP 4xx (404 ...), size
+  and checksum mismatches and local file-system errors fail at once.
+- Cache: an existing ``dest`` is never downloaded again. When ``sha256`` / ``size`` are given
+  it must match them, else :class:`ChangedFileError` (naming the file and both values) is
+  raised and nothing is fetched; ``refresh=True`` downloads it again (replacing it only when
+  the new download succeeds and matches).
+
+Hub revisions: :func:`hub_commit` asks the hub which commit a revision (a branch, a tag,
+None for the default branch) points to; a fetched hub model records it in
+:func:`model_record_path`, and :func:`check_model_pin` compares a config's pin with it.
+
+Why not ``pooch.retrieve`` / ``Pooch.fetch`` whole (measured with pooch 1.9.0 against a local
+server): an existing file whose hash differs from the known one is replaced silently
+("Updating data"), a 404 and a checksum mismatch are retried like network errors (3 requests
+and 3 s with ``retry_if_failed=2``), and there is no size check before the file is moved into
+place. So pooch does the transfer and the hashing, and this module keeps the policy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pooch
+import requests
+from tqdm import tqdm
+
+__all__ = [
+    "ChangedFileError",
+    "DownloadError",
+    "check_model_pin",
+    "download",
+    "file_differs",
+    "hub_commit",
+    "is_commit",
+    "model_record_path",
+    "sha256_file",
+]
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 1 << 20  # bytes per read
+USER_AGENT = f"mixce-workflow/0.1 (pooch {pooch.__version__})"
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_INCOMPLETE = re.compile(r"IncompleteRead\((\d+) bytes read, (\d+) more expected\)")
+
+
+class DownloadError(RuntimeError):
+    """A download failed; the message names the URL, the destination and the reason."""
+
+    def __init__(self, url: str, dest: Path | str, reason: str) -> None:
+        super().__init__(f"download of {url} to {dest} failed: {reason}")
+        self.url = url
+        self.dest = Path(dest)
+        self.reason = reason
+
+
+class ChangedFileError(RuntimeError):
+    """A file (or hub revision) differs from the one pinned in the config or recorded at the
+    first download; the message names it, both values and how to accept the new one."""
+
+    def __init__(self, what: Path | str, expected: str, got: str, hint: str = "") -> None:
+        message = f"{what} changed: expected {expected}, found {got}"
+        super().__init__(message + (f"; {hint}" if hint else ""))
+        self.what = str(what)
+        self.expected = expected
+        self.got = got
+
+
+class _Failure(Exception):
+    """One failed attempt; ``transient`` says whether another attempt may succeed."""
+
+    def __init__(self, reason: str, transient: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.transient = transient
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return str(pooch.file_hash(str(path), alg="sha256"))
+
+
+def is_commit(revision: str | None) -> bool:
+    """Whether ``revision`` is a full 40-hex-digit commit hash (not a branch or tag)."""
+    return revision is not None and bool(_COMMIT.match(revision))
+
+
+def hub_commit(
+    repo_type: str, name: str, revision: str | None = None, endpoint: str | None = None
+) -> str:
+    """The commit hash a Hugging Face hub ``revision`` (None: the default branch) points to now.
+
+    ``repo_type`` is ``"model"`` or ``"dataset"``; ``endpoint`` defaults to huggingface_hub's
+    (the ``HF_ENDPOINT`` variable or https://huggingface.co). A full commit hash is returned
+    as it is, without asking the hub.
+    """
+    if is_commit(revision):
+        return str(revision)
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=endpoint)
+    if repo_type == "model":
+        info = api.model_info(name, revision=revision)
+    elif repo_type == "dataset":
+        info = api.dataset_info(name, revision=revision)
+    else:
+        raise ValueError(f"repo_type must be 'model' or 'dataset', got {repo_type!r}")
+    if not is_commit(info.sha):
+        raise ValueError(f"hub {repo_type} {name!r} revision {revision!r}: no commit hash")
+    logger.info("hub %s %s: revision %s is commit %s", repo_type, name, revision, info.sha)
+    return str(info.sha)
+
+
+class _Progress:
+    """pooch's progress-bar protocol (``total``, ``update``, ``reset``, ``close``) on a tqdm bar.
+
+    pooch tests the bar's truth value, which a tqdm without a total refuses (TypeError) and
+    a tqdm with total 0 (no Content-Length) denies, so the bar is wrapped.
+    """
+
+    def __init__(self, desc: str) -> None:
+        self.bar = tqdm(
+            total=None,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=desc,
+            file=sys.stderr,
+            mininterval=1.0,
+        )
+
+    def __bool__(self) -> bool:
+        return True
+
+    @property
+    def total(self) -> int | None:
+        return self.bar.total
+
+    @total.setter
+    def total(self, value: int) -> None:
+        self.bar.total = value or None  # pooch sets 0 when there is no Content-Length
+
+    def update(self, n: int) -> None:
+        self.bar.update(n)
+
+    def reset(self) -> None:
+        self.bar.reset(total=self.bar.total)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _truncated(exc: Exception, total: int | None) -> str:
+    """The reason for a body cut short (urllib3 says how many bytes came and were missing)."""
+    found = _INCOMPLETE.search(str(exc))
+    if found:
+        got, missing = int(found.group(1)), int(found.group(2))
+        return f"truncated: got {got} of {got + missing} bytes"
+    return f"truncated (Content-Length {total}): {exc}"
+
+
+def model_record_path(out_dir: str | os.PathLike[str]) -> Path:
+    """Where the first fetch of a hub model records its commit: ``<out_dir>.record.json``."""
+    out = Path(out_dir)
+    return out.with_name(f"{out.name}.record.json")
+
+
+def check_model_pin(spec: Mapping[str, Any], record_path: str | os.PathLike[str]) -> None:
+    """Compare a hub model spec (name, ``revision`` pin) with the record of its first fetch.
+
+    Cheap (reads the record only), so the workflow runs it when it starts; no record passes.
+
+    Raises:
+        mixce.gpt2.data.download.ChangedFileError: the name or the pinned revision differs from
+            the recorded name / commit.
+    """
+    path = Path(record_path)
+    if not path.is_file():
+        return
+    record = json.loads(path.read_text(encoding="utf-8"))
+    origin = f"recorded at the first fetch in {path}"
+    hint = (
+        "to fetch the new one, refresh (snakemake --config 'refresh_downloads=[<model>]' "
+        "--forcerun <the model directory>; docs/CONFIG.md)"
+    )
+    if record.get("name") != spec.get("name"):
+        raise ChangedFileError(
+            path.parent,
+            f"hub model {spec.get('name')!r} (the config)",
+            f"{record.get('name')!r} ({origin})",
+            hint,
+        )
+    pin = spec.get("revision")
+    if pin is not None and pin not in (record.get("revision"), record.get("commit")):
+        raise ChangedFileError(
+            path.parent,
+            f"revision {pin} of {spec.get('name')} (pinned in the config)",
+            f"commit {record.get('commit')} ({origin})",
+            hint,
+        )
+
+
+def file_differs(
+    path: str | os.PathLike[str], sha256: str | None, size: int | None
+) -> tuple[str, str] | None:
+    """None when ``path`` has the given size and sha256 (each checked only when given), else
+    (expected, found): both described by the same checks, e.g. ``"18 bytes, sha256 ..."``."""
+    path = Path(path)
+    found_size = path.stat().st_size
+    got = sha256_file(path) if sha256 is not None else None
+    if (size is None or found_size == size) and (got is None or got == sha256.lower()):
+        return None
+    expected, found = [], []
+    if size is not None:
+        expected.append(f"{size} bytes")
+        found.append(f"{found_size} bytes")
+    if sha256 is not None:
+        expected.append(f"sha256 {sha256.lower()}")
+        found.append(f"sha256 {got}")
+    return ", ".join(expected), ", ".join(found)
+
+
+def _attempt(
+    url: str, dest: Path, sha256: str | None, size: int | None, timeout: float
+) -> tuple[int, str]:
+    """Download once into a temporary file and move it onto ``dest``; (bytes, sha256)."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        bar = _Progress(dest.name)
+        downloader = pooch.HTTPDownloader(
+            progressbar=bar,
+            chunk_size=CHUNK,
+            timeout=timeout,
+            headers={"User-Agent": USER_AGENT},
+        )
+        try:
+            downloader(url, str(tmp), None)
+        except requests.HTTPError as exc:
+            code = exc.response.status_code if exc.response is not None else 0
+            reason = exc.response.reason if exc.response is not None else exc
+            raise _Failure(f"HTTP {code} {reason}", code >= 500 or code in (408, 429)) from exc
+        except requests.exceptions.ChunkedEncodingError as exc:
+            raise _Failure(_truncated(exc, bar.total), True) from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise _Failure(f"connection error: {exc}", True) from exc
+        except requests.RequestException as exc:  # invalid URL, too many redirects ...
+            raise _Failure(f"request error: {exc}", False) from exc
+        finally:
+            bar.close()
+        received = tmp.stat().st_size
+        got = sha256_file(tmp)
+        wrong = []
+        if size is not None and received != size:
+            wrong.append(f"size mismatch: expected {size} bytes, got {received}")
+        if sha256 is not None and got != sha256.lower():
+            wrong.append(f"sha256 mismatch: expected {sha256.lower()}, got {got}")
+        elif wrong:
+            wrong.append(f"sha256 {got}")
+        if wrong:
+            raise _Failure("; ".join(wrong), False)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; downloads are shared
+        os.replace(tmp, dest)
+        return received, got
+    except _Failure:
+        tmp.unlink(missing_ok=True)
+        raise
+    except OSError as exc:  # local file system (disk full, permissions ...)
+        tmp.unlink(missing_ok=True)
+        raise _Failure(f"local file error: {exc}", False) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike[str],
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    refresh: bool = False,
+    timeout: float = 60.0,
+    retries: int = 2,
+    backoff: float = 1.0,
+) -> Path:
+    """Download ``url`` to ``dest`` and return ``dest`` (see the module docstring for the rules).
+
+    Args:
+        url: an http(s) URL.
+        dest: the file to create; its directory is created when missing.
+        sha256: expected hex SHA-256 of the body, or None to skip the check.
+        size: expected number of bytes, or None to skip the check.
+        refresh: download again even when ``dest`` exists.
+        timeout: seconds for connecting and for each read.
+        retries: extra attempts after a transient failure.
+        backoff: seconds before the first retry; doubled for each further one.
+
+    Raises:
+        DownloadError: the download failed; ``dest`` is unchanged and no temporary file is left.
+        ChangedFileError: ``dest`` exists but does not match ``sha256`` / ``size`` (and
+            ``refresh`` is False); nothing was downloaded.
+    """
+    dest = Path(dest)
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, got {retries}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists() and not refresh:
+        differs = file_differs(dest, sha256, size)
+        if differs is not None:
+            raise ChangedFileError(dest, *differs, hint="nothing downloaded; refresh replaces it")
+        logger.info("cache hit: %s exists (and matches what is given), not downloading", dest)
+        return dest
+    attempts = retries + 1
+    for attempt in range(1, attempts + 1):
+        logger.info("downloading %s -> %s (attempt %d of %d)", url, dest, attempt, attempts)
+        try:
+            received, got = _attempt(url, dest, sha256, size, timeout)
+        except _Failure as failure:
+            if failure.transient and attempt < attempts:
+                delay = backoff * 2 ** (attempt - 1)
+                logger.warning("%s: %s; retrying in %.1f s", url, failure.reason, delay)
+                time.sleep(delay)
+                continue
+            reason = failure.reason
+            if attempt > 1:
+                reason += f" (after {attempt} attempts)"
+            raise DownloadError(url, dest, reason) from failure
+        logger.info("downloaded %s: %d bytes, sha256 %s", dest, received, got)
+        return dest
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,343 @@
+"""Clean, filter and split the raw documents of one GPT-2 dataset.
+
+Two protocol points (docs/PROTOCOL.md) shape the output: ``detokenizer`` picks the cleaners
+(:func:`mixce.gpt2.data.clean.cleaner_for`) and ``data_selection`` picks how dev, test and train
+are drawn (:func:`select_splits`). Rules of :func:`prepare`, in order:
+
+1. Cleaning: every raw document goes through the format's cleaner.
+2. Filtering, per input split, each document counted under exactly one reason: ``empty``
+   (nothing left after cleaning), ``too_short`` (``words <= min_words``), ``too_long``
+   (``words >= max_words``), ``duplicate`` (the same cleaned text earlier in the same split),
+   ``overlap`` (the cleaned text is in a split of higher priority: dev > test > train). What
+   is left is ``kept``; ``read = kept + the sum of the dropped counts``. The duplicate and
+   overlap filters run under ``data_selection = clean`` only (the released code has neither);
+   under ``official`` the report counts the repeats that stay (``repeats``).
+3. Splits (:func:`select_splits`). ``clean``: the kept official dev and test texts are each
+   shuffled with the seed and cut to ``n_dev`` / ``n_test``; where they are short, they are
+   topped up from the shuffled train pool (dev first, then test), and train is what remains
+   of that pool. ``official`` (the released data scripts): no shuffle; dev and test are the
+   first ``n_dev`` / ``n_test`` kept texts of their official split in file order; a short
+   test is topped up with the first train texts, then a short dev with the next ones, and
+   those texts leave train; train keeps its file order. A source with a single split ``all``
+   is treated as train with empty dev and test: shuffled and cut into dev, test, then train
+   (``clean``) or cut in file order into test, dev, then train (``official``). Under
+   ``clean`` train never holds a text of dev or test (the overlap filter guarantees it, and
+   it is checked again at the end).
+4. Train sizes are nested: train is the pool left after the top-ups cut to
+   ``max(train_sizes)`` (or the whole pool with ``keep_all_train``), so the
+   train set of size N is the first N texts of ``train`` for every N. A pool smaller than a
+   requested size is not an error here: everything available is kept and the report lists
+   the sizes that cannot be met; :func:`check_sizes` turns that into an error for callers
+   that need every size.
+5. Randomness (``clean`` only): one ``numpy.random.default_rng(seed)`` permutes dev, test
+   and train, in that order, so the same raw documents and seed always give the same output.
+   ``official`` uses no randomness.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from mixce.gpt2.data.clean import MAX_WORDS, MIN_WORDS, cleaner_for, word_count
+from mixce.gpt2.protocol import SETTINGS, Setting
+from mixce.io import atomic_output
+
+__all__ = [
+    "DROP_REASONS",
+    "Selection",
+    "check_sizes",
+    "prepare",
+    "read_split",
+    "select_splits",
+    "write_jsonl",
+]
+
+logger = logging.getLogger(__name__)
+
+DROP_REASONS = ("empty", "too_short", "too_long", "duplicate", "overlap")
+OUTPUT_SPLITS = ("train", "dev", "test")
+
+
+def _filter(
+    docs: Iterable[str],
+    cleaner: Any,
+    min_words: int,
+    max_words: int,
+    exclude: set[str],
+    dedup: bool = True,
+) -> tuple[list[str], dict[str, int]]:
+    """Clean and filter one split: the kept texts (in order) and counts.
+
+    With ``dedup`` a repeated text and a text in ``exclude`` are dropped (first occurrences
+    kept); without it only the empty and length filters apply.
+    """
+    dropped = dict.fromkeys(DROP_REASONS, 0)
+    kept: list[str] = []
+    seen: set[str] = set()
+    read = 0
+    for doc in docs:
+        read += 1
+        text = cleaner(doc)
+        if not text:
+            dropped["empty"] += 1
+            continue
+        words = word_count(text)
+        if words <= min_words:
+            dropped["too_short"] += 1
+        elif words >= max_words:
+            dropped["too_long"] += 1
+        elif dedup and text in seen:
+            dropped["duplicate"] += 1
+        elif dedup and text in exclude:
+            dropped["overlap"] += 1
+        else:
+            seen.add(text)
+            kept.append(text)
+    stats = {"read": read, **{f"dropped_{k}": v for k, v in dropped.items()}, "kept": len(kept)}
+    return kept, stats
+
+
+def _shuffled(texts: Sequence[str], rng: np.random.Generator) -> list[str]:
+    return [texts[i] for i in rng.permutation(len(texts))]
+
+
+class Selection(NamedTuple):
+    """Dev, test and the train pool left after the top-ups (:func:`select_splits`)."""
+
+    dev: list[str]
+    test: list[str]
+    train_pool: list[str]
+    #: texts of dev / test taken from the train pool
+    top_dev: int
+    top_test: int
+
+
+def select_splits(
+    pools: Mapping[str, Sequence[str]],
+    n_dev: int,
+    n_test: int,
+    *,
+    data_selection: Setting,
+    seed: int,
+) -> Selection:
+    """Draw dev and test from the kept texts of each split, topping them up from train.
+
+    Args:
+        pools: the kept texts of ``dev``, ``test`` and ``train``, in file order (a missing
+            split is empty).
+        n_dev, n_test: dev and test sizes.
+        data_selection: protocol point ``data_selection``. ``"clean"``: ``rng =
+            numpy.random.default_rng(seed)`` permutes dev, test and train (in that order); dev
+            is the first ``n_dev`` of its shuffled pool, topped up from the head of the
+            shuffled train pool, then test likewise from the next train texts. ``"official"``
+            (the released code): file order; test is the first ``n_test`` of its pool topped
+            up from the first train texts, then dev the first ``n_dev`` of its pool topped up
+            from the next ones. Either way the texts used for top-ups leave the train pool, and
+            a top-up never takes more than the train pool holds.
+        seed: seed of the shuffles (unused under ``"official"``).
+    """
+    if data_selection not in SETTINGS:
+        raise ValueError(f"data_selection {data_selection!r} is not one of {SETTINGS}")
+    dev_pool, test_pool, train = (list(pools.get(s, [])) for s in ("dev", "test", "train"))
+    if data_selection == "clean":
+        rng = np.random.default_rng(seed)
+        dev_pool, test_pool, train = (_shuffled(p, rng) for p in (dev_pool, test_pool, train))
+        dev = dev_pool[:n_dev]
+        top_dev = min(n_dev - len(dev), len(train))
+        dev += train[:top_dev]
+        test = test_pool[:n_test]
+        top_test = min(n_test - len(test), len(train) - top_dev)
+        test += train[top_dev : top_dev + top_test]
+    else:
+        test = test_pool[:n_test]
+        top_test = min(n_test - len(test), len(train))
+        test += train[:top_test]
+        dev = dev_pool[:n_dev]
+        top_dev = min(n_dev - len(dev), len(train) - top_test)
+        dev += train[top_test : top_test + top_dev]
+    return Selection(dev, test, train[top_dev + top_test :], top_dev, top_test)
+
+
+def _repeats(splits: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """Repeated texts: within each split (copies beyond the first) and across splits."""
+    held_out = set(splits["dev"]) | set(splits["test"])
+    counts = {f"within_{s}": len(splits[s]) - len(set(splits[s])) for s in OUTPUT_SPLITS}
+    counts["train_in_dev_or_test"] = sum(t in held_out for t in splits["train"])
+    counts["dev_in_test"] = len(set(splits["dev"]) & set(splits["test"]))
+    return counts
+
+
+def prepare(
+    raw: Mapping[str, Sequence[str]],
+    fmt: str,
+    *,
+    n_dev: int,
+    n_test: int,
+    train_sizes: Sequence[int],
+    seed: int,
+    min_words: int = MIN_WORDS,
+    max_words: int = MAX_WORDS,
+    dataset: str | None = None,
+    keep_all_train: bool = False,
+    data_selection: Setting = "official",
+    detokenizer: Setting = "official",
+) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Clean, filter and split raw documents (see the module docstring for the rules).
+
+    Args:
+        raw: documents per official split (``train`` and optionally ``dev`` / ``test``) or in
+            one split ``all``.
+        fmt: the text format (a key of :data:`mixce.gpt2.data.clean.CLEANERS`).
+        n_dev, n_test: dev and test sizes.
+        train_sizes: the nested train sizes wanted; train keeps ``max(train_sizes)`` texts.
+        keep_all_train: keep the whole train pool (its prefixes are still the nested train
+            sets), e.g. for a dataset that also feeds pretraining.
+        seed: seed of the shuffles (``data_selection = "clean"`` only).
+        min_words, max_words: exclusive bounds on the whitespace word count.
+        dataset: name for the report and messages.
+        data_selection: protocol point ``data_selection`` (:func:`select_splits`; under
+            ``"clean"`` also the duplicate and overlap filters).
+        detokenizer: protocol point ``detokenizer`` (:func:`mixce.gpt2.data.clean.cleaner_for`).
+
+    Returns:
+        ``({"train": [...], "dev": [...], "test": [...]}, report)``; the report is JSON-able.
+    """
+    cleaner = cleaner_for(fmt, detokenizer)
+    if data_selection not in SETTINGS:
+        raise ValueError(f"data_selection {data_selection!r} is not one of {SETTINGS}")
+    dedup = data_selection == "clean"
+    if n_dev < 0 or n_test < 0:
+        raise ValueError(f"n_dev and n_test must be >= 0, got {n_dev} and {n_test}")
+    sizes = sorted({int(s) for s in train_sizes})
+    if (not sizes and not keep_all_train) or (sizes and sizes[0] < 1):
+        raise ValueError(f"train_sizes must be positive integers, got {list(train_sizes)}")
+    if min_words >= max_words:
+        raise ValueError(f"min_words ({min_words}) must be < max_words ({max_words})")
+    keys = set(raw)
+    if keys == {"all"}:
+        single = True
+        official: dict[str, Sequence[str]] = {"dev": [], "test": [], "train": raw["all"]}
+    elif "train" in keys and keys <= set(OUTPUT_SPLITS):
+        single = False
+        official = {"dev": raw.get("dev", []), "test": raw.get("test", []), "train": raw["train"]}
+    else:
+        raise ValueError(
+            f"raw splits must be 'train' (+ 'dev', 'test') or just 'all', got {sorted(keys)}"
+        )
+
+    pools: dict[str, list[str]] = {}
+    stats: dict[str, dict[str, int]] = {}
+    exclude: set[str] = set()
+    for split in ("dev", "test", "train"):  # priority order for the overlap rule
+        pools[split], stats[split] = _filter(
+            official[split], cleaner, min_words, max_words, exclude, dedup
+        )
+        exclude.update(pools[split])
+    dev, test, rest, top_dev, top_test = select_splits(
+        pools, n_dev, n_test, data_selection=data_selection, seed=seed
+    )
+    train = rest if keep_all_train else rest[: sizes[-1]]
+
+    repeats = _repeats({"train": train, "dev": dev, "test": test})
+    if dedup and any(repeats.values()):
+        raise RuntimeError(f"internal error: repeated texts after deduplication: {repeats}")
+
+    if single:
+        split_stats = {"all": stats["train"]}
+        origin = {"dev": {"all": len(dev)}, "test": {"all": len(test)}}
+    else:
+        split_stats = {s: stats[s] for s in OUTPUT_SPLITS if s in raw}
+        origin = {
+            "dev": {"dev": len(dev) - top_dev, "train": top_dev},
+            "test": {"test": len(test) - top_test, "train": top_test},
+        }
+    report: dict[str, Any] = {
+        "dataset": dataset,
+        "format": fmt,
+        "protocol": {"data_selection": data_selection, "detokenizer": detokenizer},
+        "selection": "seeded shuffle" if dedup else "file order",
+        "seed": seed,
+        "min_words": min_words,
+        "max_words": max_words,
+        "length_rule": f"{min_words} < whitespace words < {max_words}",
+        "requested": {"dev": n_dev, "test": n_test, "train_sizes": sizes},
+        "splits": split_stats,
+        "final": {"train": len(train), "dev": len(dev), "test": len(test)},
+        "origin": origin,
+        "train_pool": len(rest),
+        "unused": {
+            "dev": 0 if single else len(pools["dev"]) - (len(dev) - top_dev),
+            "test": 0 if single else len(pools["test"]) - (len(test) - top_test),
+            "train": len(rest) - len(train),
+        },
+        "available_train_sizes": [s for s in sizes if s <= len(rest)],
+        "unmet_train_sizes": [s for s in sizes if s > len(rest)],
+        "short": {"dev": n_dev - len(dev), "test": n_test - len(test)},
+        "repeats": repeats,
+    }
+    name = dataset or "dataset"
+    for split, st in split_stats.items():
+        logger.info("%s %s: %s", name, split, st)
+    if any(repeats.values()):
+        logger.info("%s: repeated texts kept (as the released code keeps them): %s", name, repeats)
+    logger.info(
+        "%s: train %d, dev %d (%d topped up from train), test %d (%d topped up from train)",
+        name,
+        len(train),
+        len(dev),
+        0 if single else top_dev,
+        len(test),
+        0 if single else top_test,
+    )
+    if report["unmet_train_sizes"]:
+        logger.warning(
+            "%s: only %d usable train texts; train sizes %s cannot be met",
+            name,
+            len(rest),
+            report["unmet_train_sizes"],
+        )
+    return {"train": train, "dev": dev, "test": test}, report
+
+
+def check_sizes(
+    report: Mapping[str, Any], train_sizes: Sequence[int], dataset: str | None = None
+) -> None:
+    """Raise ValueError if dev, test or a train size of ``train_sizes`` cannot be met.
+
+    The message names the dataset, the size asked for and the number of texts available.
+    """
+    name = dataset or report.get("dataset") or "dataset"
+    problems = []
+    for split in ("dev", "test"):
+        short = report["short"][split]
+        if short > 0:
+            wanted = report["requested"][split]
+            problems.append(f"{split} size {wanted} (only {wanted - short} usable texts)")
+    available = report["train_pool"]
+    for size in sorted({int(s) for s in train_sizes}):
+        if size > available:
+            problems.append(f"train size {size} (only {available} usable train texts available)")
+    if problems:
+        raise ValueError(
+            f"dataset {name!r}: cannot provide {'; '.join(problems)} after cleaning and the "
+            f"{report['length_rule']} filter; lower the sizes or use more data"
+        )
+
+
+def write_jsonl(path: str | os.PathLike[str], texts: Iterable[str]) -> None:
+    """Write texts atomically as JSON lines, one ``{"text": ...}`` per line."""
+    with atomic_output(path) as handle:
+        for text in texts:
+            handle.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
+
+
+def read_split(path: str | os.PathLike[str]) -> list[str]:
+    """The texts of a file written by :func:`write_jsonl`, in order."""
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line)["text"] for line in handle if line.strip()]

@@ -1,0 +1,654 @@
+"""Where the GPT-2 track's texts come from: dataset specs, downloads and raw documents.
+
+A dataset spec is the dict under the config key ``gpt2.datasets.<name>``. Four sources:
+
+``hub``
+    ``{"source": "hub", "name": "Salesforce/wikitext", "subset": "wikitext-103-raw-v1",
+    "format": "wikitext"}``; optional ``revision`` (a commit hash pins it; a branch or tag
+    is resolved to one), ``data_files`` and ``text_field`` (default ``"text"``). :func:`fetch`
+    resolves the revision to a commit, calls ``datasets.load_dataset(name, subset,
+    revision=commit, ...)`` and writes every split to ``<split>.jsonl`` (one ``{"text": ...}``
+    per line), the splits renamed ``validation``/``valid`` -> ``dev`` (``train`` and ``test``
+    kept). ``name`` may be anything ``load_dataset`` reads, e.g. a local directory, or
+    ``"parquet"`` / ``"json"`` with ``data_files`` (that is how the tests run it offline;
+    those have no commit).
+``url``
+    ``{"source": "url", "urls": {"train": URL, "dev": URL, "test": URL} | {"archive": URL},
+    "sha256": {key: hex | null} (optional pins), "size": {key: int | null} (optional pins),
+    "format": "webtext" | "writingprompts"}``. ``webtext``: one JSON-lines file per split with a
+    ``"text"`` field (GPT-2 output-dataset ``webtext.{train,valid,test}.jsonl``).
+    ``writingprompts``: one ``.tar.gz`` (``writingPrompts.tar.gz``) holding
+    ``writingPrompts/{train,valid,test}.wp_source`` and ``.wp_target``; line *i* of the source
+    is the prompt of line *i* of the target. It is read straight from the tarball.
+``local``
+    ``{"source": "local", "path": "...", "format": "jsonl" | "txt", "text_field": "text"}``:
+    JSON lines with a text field, or plain text with one document per blank-line-separated
+    block. Relative paths are relative to the working directory.
+``embedded``
+    ``{"source": "embedded", "corpus": "news" | "enwiki" | "all"}``: the gensim corpora of
+    :mod:`mixce.embedded`.
+
+:func:`fetch` (hub / url only) downloads into ``dest_dir`` (``resources/datasets/<dataset>/``)
+and writes ``dest_dir/manifest.json`` last and atomically (files, sizes, sha256, urls, the
+hub commit, the spec).
+
+Pins and records. A url file is pinned by ``sha256`` and ``size``, a hub dataset by
+``revision`` (:data:`PIN_KEYS`). The first download records what it got in
+``dest_dir/record.json`` (every file's sha256 and size, the hub commit); unlike the manifest,
+which Snakemake deletes before it reruns the download rule, the record stays. From then on a
+file is never fetched again: one on disk is checked against its pin or record (size, then
+sha256) and kept (one with neither is adopted and recorded: files are only ever put in
+place whole); a missing one is downloaded again and must match them (a hub dataset is
+loaded again at the recorded commit). A file that differs, and a pin that disagrees with the
+record, stop with :class:`~mixce.gpt2.data.download.ChangedFileError` or
+:class:`~mixce.gpt2.data.download.DownloadError` naming the file and both values, unless
+``refresh=True``, which downloads everything again (checked against the pins only) and
+records it anew. :func:`read_raw` checks every file's size and sha256 against the manifest.
+
+:func:`read_raw` returns raw documents per official split (``train``, ``dev``, ``test``) for
+hub / url sources, and one split ``all`` for local / embedded ones. For WikiText a document is
+a non-empty line that does not start with ``=``; heading and blank lines are skipped (and
+counted in the log); WebText and WritingPrompts give one document per record; WritingPrompts
+documents are ``"{prompt} {story}"`` (raw, cleaned later by :mod:`mixce.gpt2.data.prepare`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+import tarfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from mixce.gpt2.data.clean import CLEANERS, clean_wikitext_line
+from mixce.gpt2.data.download import (
+    ChangedFileError,
+    DownloadError,
+    download,
+    file_differs,
+    hub_commit,
+    sha256_file,
+)
+from mixce.io import atomic_output, read_json, write_json
+
+__all__ = [
+    "MANIFEST",
+    "PIN_KEYS",
+    "RECORD",
+    "SOURCES",
+    "check_pins",
+    "content_spec",
+    "fetch",
+    "format_of",
+    "needs_download",
+    "pins_of",
+    "read_jsonl_texts",
+    "read_raw",
+    "read_txt_texts",
+    "validate_spec",
+]
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+RECORD = "record.json"
+# Spec keys that say what a download must be without changing it: a pin that agrees with the
+# record changes no file (the workflow keeps them out of its rules' params).
+PIN_KEYS = ("sha256", "size", "revision")
+REFRESH_HINT = (
+    "to accept the new one, download again with refresh (snakemake --config "
+    "'refresh_downloads=[<name>]' --forcerun <its manifest.json>; docs/CONFIG.md)"
+)
+SOURCES = ("hub", "url", "local", "embedded")
+OFFICIAL_SPLITS = ("train", "dev", "test")
+URL_FORMATS = ("webtext", "writingprompts")
+LOCAL_FORMATS = ("jsonl", "txt")
+EMBEDDED_CORPORA = ("news", "enwiki", "all")
+# official split names -> ours
+SPLIT_NAMES = {"train": "train", "validation": "dev", "valid": "dev", "dev": "dev", "test": "test"}
+WP_SPLITS = {"train": "train", "valid": "dev", "test": "test"}
+
+
+# --------------------------------------------------------------------------- specs
+
+
+def _source(spec: Mapping[str, Any]) -> str:
+    source = spec.get("source")
+    if source not in SOURCES:
+        raise ValueError(f"dataset spec {dict(spec)!r}: source must be one of {SOURCES}")
+    return str(source)
+
+
+def validate_spec(spec: Mapping[str, Any]) -> None:
+    """Raise ValueError naming what is wrong with a dataset spec."""
+    source = _source(spec)
+
+    def need(key: str) -> Any:
+        if spec.get(key) in (None, ""):
+            raise ValueError(f"{source} dataset spec {dict(spec)!r}: missing {key!r}")
+        return spec[key]
+
+    if source == "hub":
+        need("name")
+        fmt = spec.get("format", "plain")
+        if fmt not in CLEANERS:
+            raise ValueError(f"hub dataset spec: unknown format {fmt!r}")
+        for key in ("sha256", "size"):
+            if spec.get(key):
+                raise ValueError(f"hub dataset spec: {key} pins url files; pin it by revision")
+    elif source == "url":
+        fmt = need("format")
+        urls = need("urls")
+        if fmt not in URL_FORMATS:
+            raise ValueError(f"url dataset spec: format must be one of {URL_FORMATS}, got {fmt!r}")
+        if not isinstance(urls, Mapping):
+            raise ValueError(f"url dataset spec: urls must be a mapping, got {urls!r}")
+        wanted = {"archive"} if fmt == "writingprompts" else set(OFFICIAL_SPLITS)
+        if set(urls) != wanted:
+            raise ValueError(
+                f"url dataset spec ({fmt}): urls must have the keys {sorted(wanted)}, "
+                f"got {sorted(urls)}"
+            )
+        for key in ("sha256", "size"):
+            if not isinstance(spec.get(key) or {}, Mapping):
+                raise ValueError(f"url dataset spec: {key} must map keys of urls to values")
+            extra = set(spec.get(key) or {}) - set(urls)
+            if extra:
+                raise ValueError(f"url dataset spec: {key} has keys not in urls: {sorted(extra)}")
+        if spec.get("revision") is not None:
+            raise ValueError("url dataset spec: revision pins hub sources; pin files by sha256")
+    elif source == "local":
+        need("path")
+        fmt = need("format")
+        if fmt not in LOCAL_FORMATS:
+            raise ValueError(f"local dataset spec: format must be one of {LOCAL_FORMATS}")
+    else:
+        corpus = need("corpus")
+        if corpus not in EMBEDDED_CORPORA:
+            raise ValueError(f"embedded dataset spec: corpus must be one of {EMBEDDED_CORPORA}")
+
+
+def needs_download(spec: Mapping[str, Any]) -> bool:
+    """Whether the spec's data must be fetched first (hub and url sources)."""
+    return _source(spec) in ("hub", "url")
+
+
+def content_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec without its pins (:data:`PIN_KEYS`): what to download, not how to check it."""
+    return {key: value for key, value in spec.items() if key not in PIN_KEYS}
+
+
+def pins_of(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The pins (:data:`PIN_KEYS`) a spec sets (absent and null ones left out)."""
+    return {key: spec[key] for key in PIN_KEYS if spec.get(key) is not None}
+
+
+def format_of(spec: Mapping[str, Any]) -> str:
+    """The text format that decides the cleaner (a key of :data:`.clean.CLEANERS`)."""
+    source = _source(spec)
+    if source == "embedded":
+        return "embedded"
+    return str(spec.get("format", "plain"))
+
+
+# --------------------------------------------------------------------------- fetch
+
+
+def _file_name(key: str, url: str, taken: set[str]) -> str:
+    name = Path(urlparse(url).path).name
+    if not name or name in taken or name in (MANIFEST, RECORD) or name.startswith("."):
+        name = f"{key}.download"
+    return name
+
+
+def _file_entry(path: Path) -> dict[str, Any]:
+    return {"file": path.name, "size": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _read_record(dest: Path) -> dict[str, Any] | None:
+    path = dest / RECORD
+    return read_json(path) if path.is_file() else None
+
+
+def _write_record(dest: Path, record: dict[str, Any]) -> None:
+    write_json(dest / RECORD, {**record, "updated_at": _now()})
+
+
+def _recorded(dest: Path) -> str:
+    return f"recorded at the first download in {dest / RECORD}"
+
+
+def _check_file(path: Path, sha256: str | None, size: int | None, origin: str) -> None:
+    """Raise ChangedFileError, naming both values, when ``path`` differs from them."""
+    differs = file_differs(path, sha256, size)
+    if differs is not None:
+        raise ChangedFileError(path, f"{differs[0]} ({origin})", differs[1], REFRESH_HINT)
+
+
+def _hub_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: spec.get(key) for key in ("name", "subset", "data_files", "text_field")}
+
+
+def check_pins(spec: Mapping[str, Any], dest_dir: str | Path) -> None:
+    """Compare a spec's pins (and a hub spec's dataset) with ``dest_dir/record.json``.
+
+    Cheap (it reads the record, no data file), so the workflow runs it when it starts.
+    Nothing to compare (no record, no pins) passes.
+
+    Raises:
+        ChangedFileError: a pin, the hub dataset named or the source differs from the record.
+    """
+    dest = Path(dest_dir)
+    record = _read_record(dest)
+    if record is None:
+        return
+    origin = _recorded(dest)
+    if record.get("source") != spec.get("source"):
+        raise ChangedFileError(
+            dest,
+            f"a {spec.get('source')} source (the config)",
+            f"a {record.get('source')} source ({origin})",
+            REFRESH_HINT,
+        )
+    if spec["source"] == "url":
+        files = record.get("files", {})
+        for kind in ("sha256", "size"):
+            for key, pin in (spec.get(kind) or {}).items():
+                entry = files.get(key)
+                if pin is None or entry is None:
+                    continue
+                pinned = pin.lower() if isinstance(pin, str) else pin
+                if pinned != entry[kind]:
+                    show = (
+                        (lambda v: f"sha256 {v}") if kind == "sha256" else (lambda v: f"{v} bytes")
+                    )
+                    raise ChangedFileError(
+                        dest / entry["file"],
+                        f"{show(pinned)} (pinned in the config)",
+                        f"{show(entry[kind])} ({origin})",
+                        REFRESH_HINT,
+                    )
+        return
+    hub = record.get("hub", {})
+    for key, value in _hub_identity(spec).items():
+        if hub.get(key) != value:
+            raise ChangedFileError(
+                dest,
+                f"hub {key} {value!r} (the config)",
+                f"{hub.get(key)!r} ({origin})",
+                REFRESH_HINT,
+            )
+    pin = spec.get("revision")
+    if pin is not None and pin not in (hub.get("revision"), hub.get("commit")):
+        raise ChangedFileError(
+            dest,
+            f"hub revision {pin} (pinned in the config)",
+            f"commit {hub.get('commit')} ({origin})",
+            REFRESH_HINT,
+        )
+
+
+def _fetch_url(
+    spec: Mapping[str, Any], dest_dir: Path, record: dict[str, Any] | None, refresh: bool
+) -> dict[str, Any]:
+    sha = spec.get("sha256") or {}
+    sizes = spec.get("size") or {}
+    recorded = (record or {}).get("files", {})
+    new_record = {
+        "source": "url",
+        "files": {},
+        "created_at": (record or {}).get("created_at", _now()),
+    }
+    files: dict[str, Any] = {}
+    taken: set[str] = set()
+    for key, url in spec["urls"].items():
+        entry = recorded.get(key)
+        name = entry["file"] if entry else _file_name(key, url, taken)
+        taken.add(name)
+        path = dest_dir / name
+        pin_sha = sha[key].lower() if sha.get(key) else None
+        pin_size = sizes.get(key)
+        pinned = pin_sha is not None or pin_size is not None
+        want_sha = pin_sha or (entry or {}).get("sha256")
+        want_size = pin_size if pin_size is not None else (entry or {}).get("size")
+        origin = "pinned in the config" if pinned else _recorded(dest_dir)
+        source_url = url
+        if path.exists() and not refresh:
+            _check_file(path, want_sha, want_size, origin)
+            if entry and entry.get("url") != url:
+                source_url = entry["url"]
+                logger.warning(
+                    "%s: the config now names %s; kept the file downloaded from %s (as "
+                    "recorded; refresh downloads it from the new URL)",
+                    path,
+                    url,
+                    source_url,
+                )
+            logger.info("%s: already downloaded, kept (not fetched again)", path)
+        else:
+            try:
+                download(url, path, sha256=want_sha, size=want_size, refresh=refresh)
+            except DownloadError as error:
+                if "mismatch" not in error.reason or not (pinned or entry):
+                    raise
+                reason = f"{error.reason} (expected: {origin}); {REFRESH_HINT}"
+                raise DownloadError(url, path, reason) from error
+        files[key] = {
+            "file": name,
+            "size": path.stat().st_size,
+            "sha256": want_sha or sha256_file(path),  # checked above when known
+            "url": source_url,
+        }
+        new_record["files"][key] = files[key]
+        _write_record(dest_dir, new_record)  # after each file, so a later failure keeps it
+    return files
+
+
+def _is_hub_repo(name: str) -> bool:
+    """Whether ``name`` is a hub repository (not a local directory or a packaged builder)."""
+    from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
+
+    return not Path(name).exists() and name not in _PACKAGED_DATASETS_MODULES
+
+
+def _fetch_hub(
+    spec: Mapping[str, Any],
+    dest_dir: Path,
+    record: dict[str, Any] | None,
+    cache_dir: Path | None,
+    endpoint: str | None,
+) -> dict[str, Any]:
+    recorded = (record or {}).get("files", {})
+    hub_rec = (record or {}).get("hub")
+    origin = _recorded(dest_dir)
+    present = {}
+    for key, entry in recorded.items():
+        path = dest_dir / entry["file"]
+        if path.exists():
+            _check_file(path, entry["sha256"], entry["size"], origin)
+            present[key] = entry
+    if recorded and len(present) == len(recorded):
+        commit = (hub_rec or {}).get("commit")
+        logger.info("%s: every file as recorded (commit %s), not fetched again", dest_dir, commit)
+        return {"files": dict(recorded), "hub": hub_rec}
+
+    import datasets
+
+    # exactly the recorded commit, else the pinned (or default) revision resolved to a commit
+    revision = (hub_rec or {}).get("commit") or spec.get("revision")
+    commit = None
+    if _is_hub_repo(spec["name"]):
+        commit = hub_commit("dataset", spec["name"], revision, endpoint)
+    kwargs: dict[str, Any] = {}
+    if spec.get("data_files"):
+        kwargs["data_files"] = spec["data_files"]
+    if commit or revision:
+        kwargs["revision"] = commit or revision
+    if cache_dir is not None:
+        kwargs["cache_dir"] = str(cache_dir)
+    field = spec.get("text_field", "text")
+    logger.info("datasets.load_dataset(%r, %r, %s)", spec["name"], spec.get("subset"), kwargs)
+    loaded = datasets.load_dataset(spec["name"], spec.get("subset"), **kwargs)
+    files: dict[str, Any] = {}
+    for split, part in loaded.items():
+        ours = SPLIT_NAMES.get(split, split)
+        if ours in files:
+            raise ValueError(f"hub dataset {spec['name']!r}: two splits map to {ours!r}")
+        if ours in present:
+            files[ours] = present[ours]
+            continue
+        if field not in part.column_names:
+            raise ValueError(
+                f"hub dataset {spec['name']!r} split {split!r}: no column {field!r} "
+                f"(columns: {part.column_names})"
+            )
+        path = dest_dir / f"{ours}.jsonl"
+        new = dest_dir / f".{ours}.jsonl.new"
+        with atomic_output(new) as handle:
+            for batch in part.select_columns([field]).iter(batch_size=10_000):
+                for text in batch[field]:
+                    handle.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
+        if ours in recorded:  # written again after it went missing: must be the same bytes
+            try:
+                _check_file(new, recorded[ours]["sha256"], recorded[ours]["size"], origin)
+            except ChangedFileError as error:
+                new.unlink(missing_ok=True)
+                raise ChangedFileError(path, error.expected, error.got, REFRESH_HINT) from None
+        new.replace(path)
+        files[ours] = {**_file_entry(path), "split": split, "rows": part.num_rows}
+        logger.info("wrote %s: %d rows of split %r", path, part.num_rows, split)
+    hub = hub_rec or {
+        **_hub_identity(spec),
+        "revision": spec.get("revision"),
+        "commit": commit,
+        "datasets_version": datasets.__version__,
+    }
+    created = (record or {}).get("created_at", _now())
+    _write_record(dest_dir, {"source": "hub", "hub": hub, "files": files, "created_at": created})
+    return {"files": files, "hub": hub}
+
+
+def fetch(
+    spec: Mapping[str, Any],
+    dest_dir: str | Path,
+    *,
+    refresh: bool = False,
+    cache_dir: str | Path | None = None,
+    endpoint: str | None = None,
+) -> dict[str, Any]:
+    """Download a hub / url dataset into ``dest_dir``; write and return its manifest.
+
+    Files already there are kept when they match their pins and record, and never fetched
+    again (see the module docstring); ``refresh=True`` downloads everything again and
+    records it anew. ``dest_dir/manifest.json`` is written last and atomically, so its
+    presence means every file it lists is complete. ``cache_dir`` is passed to
+    ``datasets.load_dataset`` (hub only; None: the Hugging Face default cache); ``endpoint``
+    is the hub's address (None: huggingface_hub's default).
+
+    Raises:
+        ValueError: the spec is invalid, or is a local / embedded one (nothing to download).
+        download.ChangedFileError: a file on disk, or a pin, differs from the record.
+        mixce.gpt2.data.download.DownloadError: a url download failed or got another file.
+    """
+    validate_spec(spec)
+    if not needs_download(spec):
+        raise ValueError(f"{spec['source']} dataset spec: nothing to download")
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    # an old manifest must not vouch for files that are about to be checked or replaced
+    (dest / MANIFEST).unlink(missing_ok=True)
+    if refresh:
+        logger.info("%s: refresh asked: downloading everything again", dest)
+        record = None
+    else:
+        check_pins(spec, dest)
+        record = _read_record(dest)
+    if spec["source"] == "url":
+        manifest: dict[str, Any] = {"files": _fetch_url(spec, dest, record, refresh)}
+    else:
+        cache = None if cache_dir is None else Path(cache_dir)
+        manifest = _fetch_hub(spec, dest, record, cache, endpoint)
+    manifest = {
+        "source": spec["source"],
+        "format": format_of(spec),
+        **manifest,
+        "spec": dict(spec),
+        "fetched_at": _now(),
+    }
+    write_json(dest / MANIFEST, manifest)
+    logger.info("wrote %s (%d files)", dest / MANIFEST, len(manifest["files"]))
+    return manifest
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def _jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}, line {number}: not valid JSON: {exc}") from exc
+
+
+def read_jsonl_texts(path: str | Path, text_field: str = "text") -> list[str]:
+    """The ``text_field`` of every record of a JSON-lines file, in file order.
+
+    Blank lines are skipped; empty texts are kept (they are counted as empty later).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a line that is not a JSON object with a string ``text_field``, naming the
+            file and the line number.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path} (working directory {Path.cwd()})")
+    texts = []
+    for number, record in _jsonl_records(path):
+        if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
+            raise ValueError(
+                f"{path}, line {number}: expected a JSON object with a string {text_field!r} field"
+            )
+        texts.append(record[text_field])
+    return texts
+
+
+def read_txt_texts(path: str | Path) -> list[str]:
+    """The blank-line-separated blocks of a text file (ends stripped, empty blocks skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path} (working directory {Path.cwd()})")
+    blocks: list[str] = []
+    current: list[str] = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                current.append(line)
+            elif current:
+                blocks.append("".join(current).strip())
+                current = []
+    if current:
+        blocks.append("".join(current).strip())
+    return blocks
+
+
+def _wikitext_documents(lines: list[str], split: str) -> list[str]:
+    docs = [line for line in lines if clean_wikitext_line(line) is not None]
+    logger.info(
+        "wikitext %s: %d lines, %d documents (blank and '=' heading lines skipped)",
+        split,
+        len(lines),
+        len(docs),
+    )
+    return docs
+
+
+def _read_writingprompts(archive: Path) -> dict[str, list[str]]:
+    wanted = {
+        f"{stem}.{kind}": (split, kind)
+        for stem, split in WP_SPLITS.items()
+        for kind in ("wp_source", "wp_target")
+    }
+    found: dict[tuple[str, str], list[str]] = {}
+    with tarfile.open(archive, "r:*") as tar:
+        for member in tar:
+            base = Path(member.name).name
+            if not member.isfile() or base not in wanted:
+                continue
+            if wanted[base] in found:
+                raise ValueError(f"{archive}: more than one member named {base}")
+            binary = tar.extractfile(member)
+            assert binary is not None
+            # streamed line by line; only "\n" ends a line (no universal newlines, so the
+            # source and target line numbers stay aligned)
+            with io.TextIOWrapper(binary, encoding="utf-8", errors="replace", newline="\n") as text:
+                found[wanted[base]] = [line.rstrip("\n") for line in text]
+    missing = sorted(name for name, key in wanted.items() if key not in found)
+    if missing:
+        raise ValueError(f"{archive}: no member(s) {', '.join(missing)} in the archive")
+    raw: dict[str, list[str]] = {}
+    for split in WP_SPLITS.values():
+        prompts, stories = found[(split, "wp_source")], found[(split, "wp_target")]
+        if len(prompts) != len(stories):
+            raise ValueError(
+                f"{archive}: {split} has {len(prompts)} prompts but {len(stories)} stories"
+            )
+        raw[split] = [f"{p.strip()} {s.strip()}" for p, s in zip(prompts, stories, strict=True)]
+    return raw
+
+
+def _manifest_files(manifest_dir: Path) -> tuple[dict[str, Any], dict[str, Path]]:
+    path = manifest_dir / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"no manifest {path}: run the download step first")
+    manifest = read_json(path)
+    files: dict[str, Path] = {}
+    for key, entry in manifest["files"].items():
+        file = manifest_dir / entry["file"]
+        if not file.is_file():
+            raise FileNotFoundError(f"{path} lists {file}, which is missing")
+        _check_file(file, entry.get("sha256"), entry["size"], f"as {path} says")
+        files[key] = file
+    return manifest, files
+
+
+def read_raw(spec: Mapping[str, Any], manifest_dir: str | Path | None) -> dict[str, list[str]]:
+    """Raw documents per official split (hub / url) or in one split ``"all"`` (local / embedded).
+
+    ``manifest_dir`` is the directory :func:`fetch` wrote (it is ignored for local / embedded
+    sources and may be None there).
+    """
+    validate_spec(spec)
+    source = spec["source"]
+    if source == "local":
+        path = Path(spec["path"])
+        if spec["format"] == "jsonl":
+            texts = read_jsonl_texts(path, spec.get("text_field", "text"))
+        else:
+            texts = read_txt_texts(path)
+        logger.info("read %d documents from %s", len(texts), path)
+        return {"all": texts}
+    if source == "embedded":
+        from mixce import embedded
+
+        corpus = spec["corpus"]
+        if corpus == "news":
+            texts = embedded.news_texts()
+        elif corpus == "enwiki":
+            texts = embedded.wiki_paragraphs()
+        else:
+            texts = embedded.embedded_texts()
+        logger.info("read %d documents from the embedded %s corpus", len(texts), corpus)
+        return {"all": texts}
+
+    if manifest_dir is None:
+        raise ValueError(f"{source} dataset spec: read_raw needs the download directory")
+    _manifest, files = _manifest_files(Path(manifest_dir))
+    fmt = format_of(spec)
+    if fmt == "writingprompts":
+        raw = _read_writingprompts(files["archive"])
+    else:
+        field = "text" if source == "hub" else spec.get("text_field", "text")
+        raw = {}
+        for split in OFFICIAL_SPLITS:
+            if split not in files:
+                logger.warning("%s has no %s split", manifest_dir, split)
+                raw[split] = []
+                continue
+            texts = read_jsonl_texts(files[split], field)
+            raw[split] = _wikitext_documents(texts, split) if fmt == "wikitext" else texts
+    for split, docs in raw.items():
+        logger.info("%s: %d raw %s documents", manifest_dir, len(docs), split)
+    return raw

@@ -1,0 +1,312 @@
+"""Figures 2 and 4 of the paper (the GPT-2 track).
+
+- :func:`figure4`: dev MAUVE of unbiased samples against eta, one line per generation-length
+  cut L, one panel per (dataset, model); MLE is drawn at eta = 1.
+- :func:`figure2`: density histograms of sequence-level and token-level NLL of human texts,
+  unbiased samples and greedy outputs under the pretrained model.
+
+Both are drawn on the Agg canvas directly (no pyplot state), so they work headless and do not
+change the caller's matplotlib backend, and both write ``<out_stem>.pdf`` and
+``<out_stem>.png`` atomically.  Panels are sized for a paper column (about 3.3 in wide).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from mixce.gpt2.tables import SAMPLES_COLUMNS, dataset_label, model_label
+from mixce.io import atomic_output
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FIGURE2_SOURCES", "figure2", "figure4", "figure4_data"]
+
+_RC = {
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 8,
+    "axes.linewidth": 0.6,
+    "lines.linewidth": 1.2,
+    "lines.markersize": 4,
+    "svg.hashsalt": "mixce",
+}
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+_TOL = 1e-6
+
+#: Sources of Figure 2, in drawing order, with their legend labels.
+FIGURE2_SOURCES: dict[str, str] = {
+    "human": "human",
+    "unbiased": "unbiased sample",
+    "greedy": "greedy",
+}
+
+
+def _save(fig: Figure, out_stem: Path) -> None:
+    out_stem = Path(out_stem)
+    with atomic_output(out_stem.with_name(out_stem.name + ".pdf"), "wb") as handle:
+        fig.savefig(handle, format="pdf", metadata={"CreationDate": None})
+    with atomic_output(out_stem.with_name(out_stem.name + ".png"), "wb") as handle:
+        fig.savefig(handle, format="png", dpi=200)
+
+
+def _no_data(ax, text: str = "no data") -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+
+
+# --------------------------------------------------------------------------- Figure 4
+
+
+def figure4_data(
+    samples: pd.DataFrame,
+    lengths: Sequence[int],
+    *,
+    n_train: int | None = None,
+) -> pd.DataFrame:
+    """The points of Figure 4: dev MAUVE (unbiased) per dataset, model, eta and length cut.
+
+    Uses the dev-split unbiased rows of MLE (placed at eta = 1) and MixCE trained on
+    ``n_train`` texts (default: the train size with the most such rows).  Rows of one seed
+    are averaged first; mean and std (``ddof=1``, NaN for one seed) are over seeds.
+
+    Returns:
+        Columns dataset, model, eta, length, mauve_mean, mauve_std, n_seeds (a length whose
+        ``mauve_len{L}`` column is absent has no rows, with a logged warning).
+    """
+    columns = ["dataset", "model", "eta", "length", "mauve_mean", "mauve_std", "n_seeds"]
+    if samples is None or samples.empty:
+        log.warning("Figure 4: the samples input is empty")
+        return pd.DataFrame(columns=columns)
+    missing = [c for c in SAMPLES_COLUMNS if c not in samples.columns]
+    if missing:
+        raise ValueError(f"samples is missing column(s): {', '.join(missing)}")
+    dev = samples[
+        (samples["split"].astype(str) == "dev")
+        & (samples["decoding"].astype(str) == "unbiased")
+        & samples["objective"].astype(str).isin(["mle", "mixce"])
+    ].copy()
+    sizes = pd.to_numeric(dev["n_train"], errors="coerce")
+    if n_train is None and sizes.notna().any():
+        n_train = int(sizes.value_counts().idxmax())
+        if sizes.nunique() > 1:
+            log.info("Figure 4: using the models trained on %d texts", n_train)
+    if n_train is not None:
+        dev = dev[np.isclose(sizes.to_numpy(dtype=float), float(n_train), rtol=0, atol=_TOL)]
+    dev["eta"] = np.where(
+        dev["objective"].astype(str) == "mle", 1.0, pd.to_numeric(dev["eta"], errors="coerce")
+    )
+    dev = dev[np.isfinite(dev["eta"].to_numpy(dtype=float))]
+    records = []
+    for L in lengths:
+        col = f"mauve_len{int(L)}"
+        if col not in dev.columns:
+            log.warning("Figure 4: samples has no column %s; length %d left out", col, int(L))
+            continue
+        d = dev[["dataset", "model", "eta", "seed", col]].copy()
+        d[col] = pd.to_numeric(d[col], errors="coerce")
+        d["eta"] = d["eta"].round(6)
+        per_seed = d.groupby(["dataset", "model", "eta", "seed"], as_index=False)[col].mean()
+        per_seed = per_seed.dropna(subset=[col])
+        for (ds, m, eta), g in per_seed.groupby(["dataset", "model", "eta"]):
+            vals = g[col].to_numpy(dtype=float)
+            records.append(
+                {
+                    "dataset": ds,
+                    "model": m,
+                    "eta": float(eta),
+                    "length": int(L),
+                    "mauve_mean": float(vals.mean()),
+                    "mauve_std": float(vals.std(ddof=1)) if len(vals) > 1 else math.nan,
+                    "n_seeds": len(vals),
+                }
+            )
+    out = pd.DataFrame(records, columns=columns)
+    return out.sort_values(["dataset", "model", "length", "eta"], kind="stable").reset_index(
+        drop=True
+    )
+
+
+def figure4(
+    samples: pd.DataFrame,
+    lengths: Sequence[int],
+    datasets: Sequence[str],
+    models: Sequence[str],
+    out_stem: str | Path,
+    *,
+    n_train: int | None = None,
+    model_labels: Mapping[str, str] | None = None,
+    dataset_labels: Mapping[str, str] | None = None,
+    panel_size: tuple[float, float] = (3.3, 2.3),
+) -> pd.DataFrame:
+    """Figure 4: dev MAUVE against eta, one line per max generation length; PDF and PNG.
+
+    Panels form a grid with one row per dataset and one column per model; each length cut L
+    of ``lengths`` is a line (from ``mauve_len{L}``) with +-1 std error bars over seeds.  MLE
+    is the point at eta = 1.  A panel without data says so.
+
+    Returns:
+        The plotted points (:func:`figure4_data`).
+    """
+    data = figure4_data(samples, lengths, n_train=n_train)
+    lengths = [int(L) for L in lengths]
+    palette = sns.color_palette("colorblind", n_colors=max(len(lengths), 1))
+    colors = {L: palette[i] for i, L in enumerate(lengths)}
+    markers = {L: _MARKERS[i % len(_MARKERS)] for i, L in enumerate(lengths)}
+    nrows, ncols = max(len(datasets), 1), max(len(models), 1)
+    with mpl.rc_context(_RC):
+        fig = Figure(
+            figsize=(panel_size[0] * ncols, panel_size[1] * nrows + 0.4), layout="constrained"
+        )
+        FigureCanvasAgg(fig)
+        axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
+        for r, ds in enumerate(datasets):
+            for c, m in enumerate(models):
+                ax = axes[r, c]
+                ax.set_title(f"{dataset_label(ds, dataset_labels)}, {model_label(m, model_labels)}")
+                panel = data[(data["dataset"] == ds) & (data["model"] == m)]
+                if panel.empty:
+                    _no_data(ax)
+                for L in lengths:
+                    d = panel[panel["length"] == L].sort_values("eta")
+                    if d.empty:
+                        continue
+                    ax.errorbar(
+                        d["eta"],
+                        d["mauve_mean"],
+                        yerr=np.nan_to_num(d["mauve_std"].to_numpy(dtype=float), nan=0.0),
+                        color=colors[L],
+                        marker=markers[L],
+                        capsize=2,
+                        elinewidth=0.8,
+                    )
+                ax.set_xlim(-0.05, 1.05)
+                ax.set_ylim(0.0, 1.05)
+                ax.set_xticks([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+                ax.grid(True, linewidth=0.4, alpha=0.4)
+                if r == nrows - 1:
+                    ax.set_xlabel(r"mixing ratio $\eta$ (1 = MLE)")
+                if c == 0:
+                    ax.set_ylabel("dev MAUVE")
+        handles = [
+            Line2D([], [], color=colors[L], marker=markers[L], label=f"{L}") for L in lengths
+        ]
+        if handles:
+            fig.legend(
+                handles=handles,
+                loc="outside lower center",
+                ncol=len(handles),
+                frameon=False,
+                title="max generation length (tokens)",
+                title_fontsize=8,
+            )
+        _save(fig, Path(out_stem))
+    return data
+
+
+# --------------------------------------------------------------------------- Figure 2
+
+
+def figure2(
+    nll: Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]],
+    datasets: Sequence[str],
+    out_stem: str | Path,
+    *,
+    sources: Sequence[str] = tuple(FIGURE2_SOURCES),
+    dataset_labels: Mapping[str, str] | None = None,
+    bins: int = 50,
+    panel_size: tuple[float, float] = (3.3, 2.2),
+) -> pd.DataFrame:
+    """Figure 2: histograms (density) of sequence- and token-level NLL; PDF and PNG.
+
+    Args:
+        nll: ``(dataset, source) -> (seq_nll, token_nll)``: per text the mean token NLL, and
+            the token NLLs, under the pretrained model.  Sources: ``human``, ``unbiased``,
+            ``greedy``; a missing key or an empty array is left out of its panel.
+        datasets: one column of panels per dataset, in this order.
+        out_stem: output path without suffix.
+        sources: the sources drawn, in order.
+        dataset_labels: display names of the datasets.
+        bins: histogram bins; each panel's bins span the range of all its (finite) data.
+        panel_size: (width, height) in inches of one panel.
+
+    Returns:
+        A summary per dataset, source and level (``sequence`` / ``token``): n, mean, median,
+        std of the finite values drawn.
+    """
+    levels = (("sequence", "sequence-level NLL (mean per text)"), ("token", "token-level NLL"))
+    palette = sns.color_palette("colorblind", n_colors=max(len(sources), 3))
+    colors = {s: palette[i] for i, s in enumerate(sources)}
+    records = []
+    ncols = max(len(datasets), 1)
+    with mpl.rc_context(_RC):
+        fig = Figure(figsize=(panel_size[0] * ncols, panel_size[1] * 2 + 0.4), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = np.atleast_2d(fig.subplots(2, ncols, squeeze=False))
+        for c, ds in enumerate(datasets):
+            for r, (level, xlabel) in enumerate(levels):
+                ax = axes[r, c]
+                values = {}
+                for src in sources:
+                    arrays = nll.get((ds, src))
+                    if arrays is None:
+                        continue
+                    v = np.asarray(arrays[r], dtype=float).ravel()
+                    v = v[np.isfinite(v)]
+                    if v.size:
+                        values[src] = v
+                        records.append(
+                            {
+                                "dataset": ds,
+                                "source": src,
+                                "level": level,
+                                "n": int(v.size),
+                                "mean": float(v.mean()),
+                                "median": float(np.median(v)),
+                                "std": float(v.std(ddof=1)) if v.size > 1 else math.nan,
+                            }
+                        )
+                if r == 0:
+                    ax.set_title(dataset_label(ds, dataset_labels))
+                if not values:
+                    _no_data(ax)
+                else:
+                    lo = min(float(v.min()) for v in values.values())
+                    hi = max(float(v.max()) for v in values.values())
+                    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+                    for src, v in values.items():
+                        ax.hist(
+                            v,
+                            bins=edges,
+                            density=True,
+                            histtype="stepfilled",
+                            alpha=0.35,
+                            color=colors[src],
+                            edgecolor=colors[src],
+                            linewidth=1.0,
+                        )
+                ax.set_xlabel(xlabel)
+                if c == 0:
+                    ax.set_ylabel("density")
+                ax.grid(True, linewidth=0.4, alpha=0.4)
+        handles = [
+            Line2D([], [], color=colors[s], linewidth=4, alpha=0.6, label=FIGURE2_SOURCES.get(s, s))
+            for s in sources
+        ]
+        fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
+        _save(fig, Path(out_stem))
+    return pd.DataFrame(
+        records, columns=["dataset", "source", "level", "n", "mean", "median", "std"]
+    )

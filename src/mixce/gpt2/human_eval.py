@@ -1,0 +1,583 @@
+r"""Blind A/B human evaluation of MLE against MixCE (paper section 4.2 and appendix H).
+
+The paper shows annotators two paragraphs that share a beginning (the prompt) and differ in
+the continuation -- one from the MLE model, one from the MixCE model, in random order -- and
+asks which is better (or whether they are the same), with a justification.  A good paragraph
+is fluent, coherent, informative and sensical (:data:`INSTRUCTIONS`).  Only paragraphs of 5 to
+8 sentences are used (longer ones are cut to 8 sentences), paragraphs with fewer than 400 or
+more than 2000 characters are removed, and pairs whose lengths differ by more than one
+sentence or more than 200 characters are not used.  Three annotators judge each pair; Table 4
+counts the answers and marks a significant preference (bootstrap test, Efron and
+Tibshirani 1994).
+
+Workflow:
+
+1. :func:`make_pairs` builds the annotation sheet (``pairs``: pair_id, prompt, text_1, text_2
+   and empty answer columns -- nothing in it tells the source) and the ``key`` (which side is
+   MLE), reproducibly from a seed, and counts why pairs were dropped.
+2. Annotators fill the answer columns with ``1``, ``2`` or ``tie`` (one row per pair and
+   annotator; an ``annotator`` column is optional).
+3. :func:`judgments_table` un-blinds the answers through the key and gives Table 4's counts,
+   shares and the bootstrap p-values; :func:`table4` renders the LaTeX.
+
+Sentence splitting (:func:`split_sentences`) is deliberately simple: a sentence ends at a run
+of ``.``, ``!`` or ``?`` (plus closing quotes or brackets) followed by whitespace and then an
+upper-case letter, a digit or an opening quote or bracket; a single ``.`` after a common title
+abbreviation (Mr, Mrs, Dr, St, ...) or after a single capital letter (an initial) is not an
+end.  Text after the last sentence end (an unfinished sentence) counts as a sentence.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from mixce.latex import Cell, CellLike, booktabs_table, raw
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ALLOWED_ANSWERS",
+    "DROP_REASONS",
+    "INSTRUCTIONS",
+    "QUESTIONS",
+    "PairSet",
+    "cut_sentences",
+    "judgments_table",
+    "make_pairs",
+    "split_sentences",
+    "table4",
+    "unblind",
+]
+
+#: The paper's question: which paragraph is better ("1", "2" or "tie" = non-distinguishable).
+QUESTIONS: tuple[str, ...] = ("better",)
+#: Free-text column for the annotator's justification (not analysed; asked to deter random
+#: choices and to spot bad annotators, as in the paper).
+JUSTIFICATION = "justification"
+ALLOWED_ANSWERS: tuple[str, ...] = ("1", "2", "tie")
+
+#: Instructions to annotators (paper appendix H).
+INSTRUCTIONS = """\
+You will read two text paragraphs that share the same beginning but continue differently.
+Choose which paragraph is better ("1" or "2"), or "tie" if you cannot distinguish them, and
+justify your choice in a sentence or two. A good paragraph is:
+- Fluent: has no obviously ungrammatical sentences, missing components, etc. that make the
+  text difficult to read.
+- Coherent: stays on topic with the beginning and builds from sentence to sentence to a
+  coherent body of information.
+- Informative: has diverse and interesting content.
+- Sensical: generally makes sense.
+"""
+
+#: Why a pair can be dropped by :func:`make_pairs`, in the order the checks run.
+DROP_REASONS: tuple[str, ...] = (
+    "empty",
+    "too_few_sentences",
+    "too_short",
+    "too_long",
+    "sentence_diff",
+    "char_diff",
+    "identical",
+    "not_sampled",
+)
+
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof st jr sr vs gen col lt sgt capt cmdr adm gov sen rep rev mt ft".split()
+)
+_END_RE = re.compile(r"[.!?]+[\"')\]\u201d\u2019]*\s+")
+_NEXT_OK_RE = re.compile(r"[A-Z0-9\"'(\[\u201c\u2018]")
+
+
+# --------------------------------------------------------------------------- sentences
+
+
+def _sentence_ends(text: str) -> list[int]:
+    """Offsets just after each sentence end (before the following whitespace)."""
+    ends = []
+    for match in _END_RE.finditer(text):
+        after = match.end()
+        if after >= len(text) or not _NEXT_OK_RE.match(text, after):
+            continue
+        punct = match.group(0).rstrip()
+        if punct == ".":
+            word = re.search(r"(\S+)$", text[: match.start()])
+            token = word.group(1) if word else ""
+            if token.lower().strip("\"'([") in _ABBREVIATIONS or re.fullmatch(r"[A-Z]", token):
+                continue
+        ends.append(match.start() + len(punct))
+    return ends
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of ``text`` (see the module docstring for the rule), stripped."""
+    text = str(text)
+    out, start = [], 0
+    for end in _sentence_ends(text):
+        piece = text[start:end].strip()
+        if piece:
+            out.append(piece)
+        start = end
+    tail = text[start:].strip()
+    if tail:
+        out.append(tail)
+    return out
+
+
+def cut_sentences(text: str, max_sentences: int) -> tuple[str, int]:
+    """``text`` cut after its ``max_sentences``-th sentence (stripped), and its sentence count."""
+    text = str(text).strip()
+    ends = [e for e in _sentence_ends(text) if text[:e].strip()]
+    if len(ends) >= max_sentences and len(ends) > 0:
+        cut = text[: ends[max_sentences - 1]].rstrip()
+        return cut, max_sentences
+    return text, len(split_sentences(text))
+
+
+# --------------------------------------------------------------------------- pairs
+
+
+class PairSet(NamedTuple):
+    """What :func:`make_pairs` returns.
+
+    Attributes:
+        pairs: the blind annotation sheet: pair_id, prompt, text_1, text_2, one empty column
+            per question and ``justification``.
+        key: pair_id, index (position in the inputs), mle_side and mixce_side (1 or 2),
+            mle_sentences, mixce_sentences, mle_chars, mixce_chars.
+        dropped: count per reason of :data:`DROP_REASONS`, plus ``total`` and ``kept``.
+    """
+
+    pairs: pd.DataFrame
+    key: pd.DataFrame
+    dropped: dict[str, int]
+
+
+def make_pairs(
+    a_texts: Sequence[str],
+    b_texts: Sequence[str],
+    *,
+    prompts: Sequence[str],
+    seed: int,
+    min_sentences: int = 5,
+    max_sentences: int = 8,
+    min_chars: int = 400,
+    max_chars: int = 2000,
+    max_sentence_diff: int = 1,
+    max_char_diff: int = 200,
+    n_pairs: int | None = None,
+    texts_include_prompt: bool = False,
+    questions: Sequence[str] = QUESTIONS,
+    id_prefix: str = "pair",
+) -> PairSet:
+    """Build a blind A/B annotation sheet from MLE (``a``) and MixCE (``b``) continuations.
+
+    The texts are index-aligned with ``prompts``.  Each paragraph shown is ``prompt +
+    continuation`` (plain concatenation: the continuation is the decoded tokens after the
+    prompt; with ``texts_include_prompt`` the texts are used as they are), cut to at most
+    ``max_sentences`` sentences.  A pair is kept when both paragraphs are non-empty, have
+    ``min_sentences``..``max_sentences`` sentences and ``min_chars``..``max_chars``
+    characters, differ by at most ``max_sentence_diff`` sentences and ``max_char_diff``
+    characters, and are not identical.  With ``n_pairs``, that many kept pairs are drawn at
+    random (the paper uses 105 per dataset).  The pairs are shuffled, and in exactly half of
+    them (one more or less for an odd count, at random) MixCE is shown as Text 1.  The same
+    inputs and seed give the same sheet.  Pair ids are ``<id_prefix>0001``, ... in sheet
+    order (give each dataset its own prefix, e.g. ``wikitext-``, to pool sheets).
+
+    Returns:
+        A :class:`PairSet` ``(pairs, key, dropped)``.
+
+    Raises:
+        ValueError: the three inputs differ in length, a bound is inconsistent or a question
+            name clashes with a sheet column.
+    """
+    if not len(a_texts) == len(b_texts) == len(prompts):
+        raise ValueError(
+            f"a_texts, b_texts and prompts must have the same length, got "
+            f"{len(a_texts)}, {len(b_texts)}, {len(prompts)}"
+        )
+    if not 1 <= min_sentences <= max_sentences:
+        raise ValueError(
+            f"need 1 <= min_sentences <= max_sentences, got {min_sentences}, {max_sentences}"
+        )
+    if min_chars > max_chars:
+        raise ValueError(f"need min_chars <= max_chars, got {min_chars}, {max_chars}")
+    reserved = {"pair_id", "prompt", "text_1", "text_2", JUSTIFICATION}
+    if not questions or reserved & set(questions) or len(set(questions)) != len(questions):
+        raise ValueError(
+            f"bad questions {list(questions)}: names must be unique and not "
+            f"one of {sorted(reserved)}"
+        )
+
+    dropped = {reason: 0 for reason in DROP_REASONS}
+    kept: list[dict[str, object]] = []
+    for i, (a, b, prompt) in enumerate(zip(a_texts, b_texts, prompts, strict=True)):
+        prompt = "" if prompt is None else str(prompt)
+        paras = []
+        for text in (a, b):
+            text = "" if text is None or (isinstance(text, float) and math.isnan(text)) else text
+            text = str(text)
+            paras.append((text if texts_include_prompt else prompt + text, text))
+        if any(not cont.strip() for _, cont in paras):
+            dropped["empty"] += 1
+            continue
+        (pa, na), (pb, nb) = (cut_sentences(p, max_sentences) for p, _ in paras)
+        ca, cb = len(pa), len(pb)
+        if min(na, nb) < min_sentences:
+            reason = "too_few_sentences"
+        elif min(ca, cb) < min_chars:
+            reason = "too_short"
+        elif max(ca, cb) > max_chars:
+            reason = "too_long"
+        elif abs(na - nb) > max_sentence_diff:
+            reason = "sentence_diff"
+        elif abs(ca - cb) > max_char_diff:
+            reason = "char_diff"
+        elif pa == pb:
+            reason = "identical"
+        else:
+            reason = ""
+        if reason:
+            dropped[reason] += 1
+            continue
+        kept.append({"index": i, "prompt": prompt, "a": pa, "b": pb, "na": na, "nb": nb})
+
+    rng = np.random.default_rng(seed)
+    if n_pairs is not None:
+        if n_pairs < 0:
+            raise ValueError(f"n_pairs must be >= 0, got {n_pairs}")
+        if n_pairs > len(kept):
+            log.warning(
+                "make_pairs: %d pairs asked for, only %d pass the filters", n_pairs, len(kept)
+            )
+        else:
+            chosen = np.sort(rng.choice(len(kept), size=n_pairs, replace=False))
+            dropped["not_sampled"] = len(kept) - n_pairs
+            kept = [kept[j] for j in chosen]
+    n = len(kept)
+    order = rng.permutation(n)
+    swap = np.zeros(n, dtype=bool)
+    n_swap = n // 2 + (int(rng.integers(0, 2)) if n % 2 else 0)
+    swap[rng.permutation(n)[:n_swap]] = True
+
+    sheet, key = [], []
+    for k, j in enumerate(order):
+        item = kept[int(j)]
+        pair_id = f"{id_prefix}{k + 1:04d}"
+        text_1, text_2 = (item["b"], item["a"]) if swap[k] else (item["a"], item["b"])
+        sheet.append(
+            {
+                "pair_id": pair_id,
+                "prompt": item["prompt"],
+                "text_1": text_1,
+                "text_2": text_2,
+                **{q: "" for q in questions},
+                JUSTIFICATION: "",
+            }
+        )
+        key.append(
+            {
+                "pair_id": pair_id,
+                "index": item["index"],
+                "mle_side": 2 if swap[k] else 1,
+                "mixce_side": 1 if swap[k] else 2,
+                "mle_sentences": item["na"],
+                "mixce_sentences": item["nb"],
+                "mle_chars": len(item["a"]),  # type: ignore[arg-type]
+                "mixce_chars": len(item["b"]),  # type: ignore[arg-type]
+            }
+        )
+    pairs_df = pd.DataFrame(
+        sheet, columns=["pair_id", "prompt", "text_1", "text_2", *questions, JUSTIFICATION]
+    )
+    key_df = pd.DataFrame(
+        key,
+        columns=[
+            "pair_id",
+            "index",
+            "mle_side",
+            "mixce_side",
+            "mle_sentences",
+            "mixce_sentences",
+            "mle_chars",
+            "mixce_chars",
+        ],
+    )
+    counts = {"total": len(a_texts), "kept": n, **dropped}
+    log.info("make_pairs: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return PairSet(pairs_df, key_df, counts)
+
+
+def _check_key(key_df: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in ("pair_id", "mle_side") if c not in key_df.columns]
+    if missing:
+        raise ValueError(f"key is missing column(s): {', '.join(missing)}")
+    if key_df["pair_id"].duplicated().any():
+        dup = key_df.loc[key_df["pair_id"].duplicated(), "pair_id"].astype(str).tolist()
+        raise ValueError(f"key column 'pair_id' has duplicates: {', '.join(dup[:5])}")
+    sides = pd.to_numeric(key_df["mle_side"], errors="coerce")
+    if not sides.isin([1, 2]).all():
+        raise ValueError("key column 'mle_side' must hold 1 or 2")
+    return key_df.assign(pair_id=key_df["pair_id"].astype(str), mle_side=sides.astype(int))
+
+
+def unblind(pairs_df: pd.DataFrame, key_df: pd.DataFrame) -> pd.DataFrame:
+    """The sheet with sources restored: pair_id, index, prompt, mle_text, mixce_text."""
+    key = _check_key(key_df)
+    merged = pairs_df.assign(pair_id=pairs_df["pair_id"].astype(str)).merge(
+        key, on="pair_id", how="left", validate="one_to_one"
+    )
+    if merged["mle_side"].isna().any():
+        bad = merged.loc[merged["mle_side"].isna(), "pair_id"].tolist()
+        raise ValueError(f"pairs column 'pair_id': not in the key: {', '.join(bad[:5])}")
+    first = merged["mle_side"] == 1
+    out = pd.DataFrame(
+        {
+            "pair_id": merged["pair_id"],
+            "index": merged["index"] if "index" in merged.columns else np.nan,
+            "prompt": merged["prompt"],
+            "mle_text": np.where(first, merged["text_1"], merged["text_2"]),
+            "mixce_text": np.where(first, merged["text_2"], merged["text_1"]),
+        }
+    )
+    return out
+
+
+# --------------------------------------------------------------------------- judgments
+
+
+def _normalize_answer(value: object) -> str | None:
+    """``"1"``, ``"2"`` or ``"tie"`` for an allowed answer (1, 2.0, " Tie "), else None."""
+    if value is None:
+        return None
+    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
+        if isinstance(value, float | np.floating) and math.isnan(value):
+            return None
+        return str(int(value)) if float(value) in (1.0, 2.0) else None
+    text = str(value).strip().lower()
+    if text in ("1.0", "2.0"):
+        text = text[0]
+    return text if text in ALLOWED_ANSWERS else None
+
+
+def _bootstrap_p(diff: np.ndarray, n_bootstrap: int, seed: int) -> tuple[float, float]:
+    """One-sided bootstrap p-values over pairs.
+
+    ``diff[i]`` is MixCE wins minus MLE wins of pair ``i``.  Pairs are resampled with
+    replacement; returns ``((k_le + 1) / (B + 1), (k_ge + 1) / (B + 1))`` where ``k_le``
+    counts resamples in which MixCE wins <= MLE wins (p for "MixCE preferred") and ``k_ge``
+    those in which MLE wins <= MixCE wins (p for "MLE preferred").
+    """
+    n = len(diff)
+    if n == 0 or n_bootstrap <= 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    k_le = k_ge = 0
+    chunk = max(1, 2_000_000 // n)
+    done = 0
+    while done < n_bootstrap:
+        b = min(chunk, n_bootstrap - done)
+        totals = diff[rng.integers(0, n, size=(b, n))].sum(axis=1)
+        k_le += int((totals <= 0).sum())
+        k_ge += int((totals >= 0).sum())
+        done += b
+    return (k_le + 1) / (n_bootstrap + 1), (k_ge + 1) / (n_bootstrap + 1)
+
+
+JUDGMENT_COLUMNS = (
+    "question",
+    "n_pairs",
+    "n_judgments",
+    "mixce_wins",
+    "mle_wins",
+    "ties",
+    "mixce_share",
+    "mle_share",
+    "tie_share",
+    "p_mixce_better",
+    "p_mle_better",
+    "significant",
+    "all_agree",
+    "partial_agree",
+    "no_agreement",
+)
+
+
+def judgments_table(
+    judgments_df: pd.DataFrame,
+    key_df: pd.DataFrame,
+    *,
+    questions: Sequence[str] = QUESTIONS,
+    n_bootstrap: int = 10000,
+    seed: int = 0,
+    alpha: float = 0.01,
+) -> pd.DataFrame:
+    """Table 4 from filled answers: counts, shares and bootstrap p-values per question.
+
+    Args:
+        judgments_df: one row per pair and annotator, with ``pair_id`` and one column per
+            question holding ``1`` / ``2`` (the better text) or ``tie`` (case and spaces
+            ignored; 1.0 / 2.0 from a CSV are accepted).
+        key_df: the key of :func:`make_pairs` (``pair_id``, ``mle_side``).
+        questions: the answer columns to analyse.
+        n_bootstrap: bootstrap resamples (of pairs, with replacement, keeping each pair's
+            annotators together).
+        seed: the bootstrap's random seed.
+        alpha: significance level of ``significant`` (the paper's star: p < 0.01).
+
+    Returns:
+        One row per question; columns :data:`JUDGMENT_COLUMNS`: counts of judgments won by
+        MixCE / MLE and ties (as the paper's Table 4), their shares, ``p_mixce_better`` (the
+        add-one bootstrap p-value of "MixCE preferred over MLE": the share of resamples in
+        which MixCE wins <= MLE wins), ``p_mle_better`` (the mirror), ``significant``
+        (``p_mixce_better < alpha``) and the inter-annotator agreement among pairs with at
+        least two judgments (shares of pairs where all agree, some agree, none agree; the
+        paper's Table 13).
+
+    Raises:
+        ValueError: a column is missing, an answer is not allowed (the message names the
+            column and the pair ids) or a pair_id is not in the key.
+    """
+    key = _check_key(key_df)
+    missing = [c for c in ("pair_id", *questions) if c not in judgments_df.columns]
+    if missing:
+        raise ValueError(f"judgments are missing column(s): {', '.join(missing)}")
+    judgments = judgments_df.assign(pair_id=judgments_df["pair_id"].astype(str))
+    unknown = sorted(set(judgments["pair_id"]) - set(key["pair_id"]))
+    if unknown:
+        raise ValueError(
+            f"judgments column 'pair_id': {len(unknown)} id(s) not in the key: "
+            f"{', '.join(unknown[:5])}"
+        )
+    mle_side = dict(zip(key["pair_id"], key["mle_side"].astype(str), strict=True))
+
+    rows = []
+    for q in questions:
+        answers = judgments[q].map(_normalize_answer)
+        bad = answers.isna()
+        if bad.any():
+            examples = [
+                f"{v!r} (pair_id {p})"
+                for v, p in zip(judgments.loc[bad, q], judgments.loc[bad, "pair_id"], strict=True)
+            ]
+            raise ValueError(
+                f"judgments column {q!r}: {int(bad.sum())} answer(s) not one of "
+                f"{', '.join(ALLOWED_ANSWERS)}: {', '.join(examples[:5])}"
+            )
+        winner = np.where(
+            answers == "tie",
+            "tie",
+            np.where(answers == judgments["pair_id"].map(mle_side), "mle", "mixce"),
+        )
+        frame = pd.DataFrame({"pair_id": judgments["pair_id"], "winner": winner, "answer": answers})
+        counts = frame.groupby("pair_id")["winner"].value_counts().unstack(fill_value=0)
+        for c in ("mixce", "mle", "tie"):
+            if c not in counts.columns:
+                counts[c] = 0
+        diff = (counts["mixce"] - counts["mle"]).to_numpy(dtype=np.int64)
+        p_mix, p_mle = _bootstrap_p(diff, n_bootstrap, seed)
+        total = len(frame)
+        wins = {c: int(counts[c].sum()) for c in ("mixce", "mle", "tie")}
+
+        agree = {"all_agree": math.nan, "partial_agree": math.nan, "no_agreement": math.nan}
+        per_pair = frame.groupby("pair_id")["answer"]
+        sizes = per_pair.size()
+        multi = sizes[sizes >= 2].index
+        if len(multi):
+            top = (
+                frame[frame["pair_id"].isin(multi)]
+                .groupby("pair_id")["answer"]
+                .agg(lambda s: s.value_counts().iloc[0])
+            )
+            k = sizes[multi]
+            agree = {
+                "all_agree": float((top == k).mean()),
+                "partial_agree": float(((top > 1) & (top < k)).mean()),
+                "no_agreement": float((top == 1).mean()),
+            }
+        rows.append(
+            {
+                "question": q,
+                "n_pairs": int(len(counts)),
+                "n_judgments": total,
+                "mixce_wins": wins["mixce"],
+                "mle_wins": wins["mle"],
+                "ties": wins["tie"],
+                "mixce_share": wins["mixce"] / total if total else math.nan,
+                "mle_share": wins["mle"] / total if total else math.nan,
+                "tie_share": wins["tie"] / total if total else math.nan,
+                "p_mixce_better": p_mix,
+                "p_mle_better": p_mle,
+                "significant": bool(p_mix < alpha) if not math.isnan(p_mix) else False,
+                **agree,
+            }
+        )
+    return pd.DataFrame(rows, columns=list(JUDGMENT_COLUMNS))
+
+
+def table4(
+    results: Mapping[str, pd.DataFrame],
+    *,
+    question: str = "better",
+    alpha: float = 0.01,
+    dataset_labels: Mapping[str, str] | None = None,
+    caption: str | None = None,
+    label: str = "tab:human-eval",
+) -> tuple[pd.DataFrame, str]:
+    """Table 4: per dataset, the judgments won by MixCE, by MLE and ties.
+
+    Args:
+        results: dataset -> output of :func:`judgments_table` (row order = dict order).
+        question: which question's row to show.
+        alpha: a count gets a star when that side is preferred with bootstrap p < alpha.
+
+    Returns:
+        ``(df, tex)``; df columns: dataset, mixce_wins, mle_wins, ties, p_mixce_better,
+        p_mle_better (a dataset without the question has NaN / ``--``).
+    """
+    from mixce.gpt2.tables import dataset_label  # avoid a cycle at import time
+
+    cols = ["dataset", "mixce_wins", "mle_wins", "ties", "p_mixce_better", "p_mle_better"]
+    records, body = [], []
+    for ds, res in results.items():
+        row = res[res["question"] == question] if "question" in res.columns else res.iloc[0:0]
+        rec: dict[str, object] = {"dataset": ds}
+        for c in cols[1:]:
+            rec[c] = float(row[c].iloc[0]) if len(row) else math.nan
+        records.append(rec)
+
+        def count(c: str, p: str, rec=rec) -> CellLike:
+            v = rec[c]
+            if isinstance(v, float) and math.isnan(v):
+                return "--"
+            star = not math.isnan(rec[p]) and rec[p] < alpha  # type: ignore[arg-type]
+            return f"{int(v)}*" if star else str(int(v))
+
+        body.append(
+            [
+                dataset_label(ds, dataset_labels),
+                count("mixce_wins", "p_mixce_better"),
+                count("mle_wins", "p_mle_better"),
+                "--" if math.isnan(rec["ties"]) else str(int(rec["ties"])),  # type: ignore[arg-type]
+            ]
+        )
+    df = pd.DataFrame(records, columns=cols)
+    header: list[list[CellLike]] = [
+        ["", Cell("Which is better?", colspan=3)],
+        ["Dataset", "MixCE", "MLE", "Same"],
+    ]
+    cap: CellLike = (
+        caption
+        if caption is not None
+        else raw(
+            "Human evaluation results (counts of judgments). The star (*) means significantly "
+            f"better (bootstrap test over pairs, $p < {alpha:g}$)."
+        )
+    )
+    return df, booktabs_table(header, body, "lccc", cap, label)

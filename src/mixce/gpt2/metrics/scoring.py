@@ -1,0 +1,486 @@
+"""What the metric rules compute for one text set, the same way for human and model texts.
+
+A *record* is one text cut as the paper does: ``prompt_ids`` (the first ``prompt_tokens``
+GPT-2 tokens of a human text) and ``cont_ids`` (the continuation: the model's generated
+tokens, or for a human text the tokens that follow its prompt, cut to ``max_new_tokens``).
+A human record also holds ``whole_ids``, the human text as the released code scores it (its
+first ``max_length - 1`` tokens); a sample record may hold ``index`` (its human text's
+position in the split) and, for the released coherence split, ``human_ids`` (that text's
+``whole_ids``). Human and model records therefore look alike, and the human reference row
+of every table is computed by the same functions.
+
+Protocol points (docs/PROTOCOL.md); ``clean`` is the project's choice, ``official`` the
+released code's:
+
+- ``diversity`` (:func:`diversity_tokens`, :func:`mixce.gpt2.metrics.diversity.diversity_score`):
+  clean: mean over n = 1..4 of unique/total n-grams of the continuation's GPT-2 tokens,
+  averaged over non-empty continuations; official: the pooled ratio of the whole text
+  (prompt + continuation) as the released code saw it: decoded with special tokens skipped
+  and transformers 4's clean-up of tokenization spaces (:func:`released_decode`), line breaks
+  kept, tokenized again; averaged over every text.
+- ``text_length`` (:func:`length_texts`): whitespace words of the decoded continuation
+  (clean) or of the whole text decoded as the released code did (official).
+- ``length_cuts`` (:func:`mauve_inputs`): MAUVE features of the prompt + the first L
+  continuation tokens of non-empty continuations (clean), or of the whole text's first L
+  GPT-2 tokens, every text included (official, as ``mauve.compute_mauve(max_text_length=L)``
+  cuts the texts it is given).
+- ``newlines`` (:func:`mauve_inputs`, :func:`coherence_texts`): clean: MAUVE sees the token
+  ids as generated, coherence the decoded prompt and continuation, line breaks kept;
+  official: the texts MAUVE and coherence see are decoded as the released code did, every
+  ``\\n`` and ``\\r`` made a space and the ends stripped (:func:`flatten_newlines`; the
+  released code writes one text per line and reads them back stripped) and MAUVE tokenizes
+  that text again.
+- ``coherence_split`` (:func:`coherence_texts`): clean: prompt and continuation are the
+  prompt tokens and the generated tokens, empty continuations left out; official: a model
+  text is split where its space-separated words stop matching its human text's words, and
+  every text counts, an empty continuation included (the released ``compute_coherence``).
+
+The LFD paper's diversity metrics (beyond the paper; every setting), on the continuations'
+GPT-2 tokens: corpus distinct-1..4 (``distinct_1`` .. ``distinct_4``), ``self_bleu`` (BLEU-4
+of each continuation against the others, on a seeded subset of ``self_bleu_max_texts``
+continuations) and ``seq_rep_4`` (mean over continuations of 1 - unique/total 4-grams).
+
+Empty continuations (the model wrote EOS first) are counted (``n_empty``); the clean settings
+leave them out of MAUVE, diversity, length and coherence, the official ones keep them (the
+released code scores the whole text, prompt included).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from mixce.gpt2.metrics.coherence import coherence
+from mixce.gpt2.metrics.diversity import (
+    distinct_n,
+    diversity_score,
+    mean_seq_rep_n,
+    self_bleu,
+    word_length,
+)
+from mixce.gpt2.metrics.features import make_featurizer
+from mixce.gpt2.metrics.fragments import clean_up_spaces
+from mixce.gpt2.metrics.mauve_score import mauve_from_features
+from mixce.gpt2.protocol import Setting
+
+Record = dict[str, Any]
+
+
+def _check(name: str, setting: str) -> None:
+    if setting not in ("official", "clean"):
+        raise ValueError(f"{name}: setting must be official or clean, got {setting!r}")
+
+
+def human_records(
+    texts: Sequence[str],
+    tokenizer: Any,
+    prompt_tokens: int,
+    max_new_tokens: int,
+    whole_tokens: int | None = None,
+) -> list[Record]:
+    """Human texts cut like the samples: prompt = first tokens, continuation = the next ones.
+
+    Texts with no token after the prompt are skipped (they cannot be continued).
+    ``whole_tokens``: also keep ``whole_ids``, the text's first ``whole_tokens`` tokens (the
+    released code's human text: finetuning ``max_length`` - 1, the EOS slot left out).
+    """
+    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    records: list[Record] = []
+    for ids in encoded:
+        if len(ids) <= prompt_tokens:
+            continue
+        record: Record = {
+            "prompt_ids": ids[:prompt_tokens],
+            "cont_ids": ids[prompt_tokens:][:max_new_tokens],
+        }
+        if whole_tokens is not None:
+            record["whole_ids"] = ids[:whole_tokens]
+        records.append(record)
+    return records
+
+
+def sample_records(path: str) -> list[Record]:
+    """Records of a sample file written by :func:`mixce.gpt2.sample.write_samples`."""
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                row = json.loads(line)
+                record = {"prompt_ids": row["prompt_ids"], "cont_ids": row["token_ids"]}
+                if "index" in row:
+                    record["index"] = int(row["index"])
+                records.append(record)
+    return records
+
+
+def attach_human_ids(
+    records: Sequence[Record], texts: Sequence[str], tokenizer: Any, whole_tokens: int
+) -> None:
+    """Give each sample record ``human_ids``: the first ``whole_tokens`` tokens of its human
+    text (``texts[record["index"]]``), for the released coherence split."""
+    indices = sorted({int(r["index"]) for r in records})
+    encoded = tokenizer([texts[i] for i in indices], add_special_tokens=False)["input_ids"]
+    by_index = {i: ids[:whole_tokens] for i, ids in zip(indices, encoded, strict=True)}
+    for record in records:
+        record["human_ids"] = by_index[int(record["index"])]
+
+
+# --------------------------------------------------------------------------- text preparation
+
+
+def whole_ids(record: Record) -> list[int]:
+    """The whole text's tokens: a human record's ``whole_ids``, else prompt + continuation."""
+    if "whole_ids" in record:
+        return list(record["whole_ids"])
+    return list(record["prompt_ids"]) + list(record["cont_ids"])
+
+
+def released_cleanup(text: str) -> str:
+    """transformers 4.x's clean-up of tokenization spaces (``" ."`` -> ``"."``, ``" n't"`` ->
+    ``"n't"``, ...), which the released code's ``decode`` calls applied to every text
+    (transformers 5 no longer applies it to GPT-2's BPE): the rule of
+    :func:`mixce.gpt2.metrics.fragments.clean_up_spaces`."""
+    return clean_up_spaces(text)
+
+
+def released_decode(tokenizer: Any, ids: Sequence[Sequence[int]]) -> list[str]:
+    """Texts of token id lists as the released code decoded them: special tokens skipped,
+    then :func:`released_cleanup`."""
+    texts = tokenizer.batch_decode(
+        [list(x) for x in ids], skip_special_tokens=True, clean_up_tokenization_spaces=False
+    )
+    return [released_cleanup(t) for t in texts]
+
+
+def flatten_newlines(text: str) -> str:
+    """Every ``\\n`` and ``\\r`` made a space, the ends stripped: the released code writes
+    each text on one line this way and reads it back with ``strip()``."""
+    return text.replace("\n", " ").replace("\r", " ").strip()
+
+
+def encode(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
+    """GPT-2 token ids of each text, no special tokens added."""
+    if not texts:
+        return []
+    return [list(x) for x in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+
+def diversity_tokens(
+    records: Sequence[Record], tokenizer: Any, setting: Setting
+) -> list[list[int]]:
+    """The token lists diversity is computed on (protocol point ``diversity``).
+
+    clean: the non-empty continuations' token ids as they are. official: every record's whole
+    text (:func:`whole_ids`) decoded as the released code did (:func:`released_decode`, line
+    breaks kept) and tokenized again.
+    """
+    _check("diversity", setting)
+    if setting == "clean":
+        return [list(r["cont_ids"]) for r in records if r["cont_ids"]]
+    return encode(tokenizer, released_decode(tokenizer, [whole_ids(r) for r in records]))
+
+
+def length_texts(records: Sequence[Record], tokenizer: Any, setting: Setting) -> list[str]:
+    """The texts whose whitespace words Table 10 counts (protocol point ``text_length``).
+
+    clean: the decoded non-empty continuations. official: every record's whole text decoded
+    as the released code did (:func:`released_decode`).
+    """
+    _check("text_length", setting)
+    if setting == "clean":
+        return tokenizer.batch_decode([r["cont_ids"] for r in records if r["cont_ids"]])
+    return released_decode(tokenizer, [whole_ids(r) for r in records])
+
+
+def mauve_inputs(
+    records: Sequence[Record],
+    tokenizer: Any,
+    length: int,
+    *,
+    length_cuts: Setting,
+    newlines: Setting,
+) -> list[list[int]]:
+    """Token ids the MAUVE featurizer sees at cut ``length`` (points ``length_cuts``, ``newlines``).
+
+    length_cuts clean: prompt + the first ``length`` continuation tokens of each non-empty
+    continuation; official: each record's whole text (:func:`whole_ids`), every record, cut
+    to its first ``length`` tokens. newlines clean: those ids as they are; official: they are
+    decoded as the released code did, :func:`flatten_newlines` applied and tokenized again
+    (with official cuts, the cut is made on the new tokens, as the mauve library cuts the text
+    it tokenizes). Texts left with no token are dropped (the mauve library drops empty texts).
+    """
+    _check("length_cuts", length_cuts)
+    _check("newlines", newlines)
+    if length_cuts == "clean":
+        ids = [
+            list(r["prompt_ids"]) + list(r["cont_ids"][:length]) for r in records if r["cont_ids"]
+        ]
+    else:
+        ids = [whole_ids(r) for r in records]
+    if newlines == "official":
+        texts = [flatten_newlines(t) for t in released_decode(tokenizer, ids)]
+        ids = encode(tokenizer, texts)
+    if length_cuts == "official":
+        ids = [x[:length] for x in ids]
+    return [x for x in ids if x]
+
+
+def common_prefix_split(human_text: str, model_text: str) -> tuple[str, str]:
+    """The released coherence split of a model text: both texts stripped and split on single
+    spaces; the prompt is the model's words up to the first position where the two differ,
+    the continuation the rest (each joined again with single spaces)."""
+    human_words = human_text.strip().split(" ")
+    model_words = model_text.strip().split(" ")
+    common = 0
+    for human_word, model_word in zip(human_words, model_words, strict=False):
+        if human_word != model_word:
+            break
+        common += 1
+    return " ".join(model_words[:common]), " ".join(model_words[common:])
+
+
+def coherence_texts(
+    records: Sequence[Record],
+    tokenizer: Any,
+    newlines: Setting,
+    coherence_split: Setting = "clean",
+) -> tuple[list[str], list[str]]:
+    """(prompts, continuations) that coherence embeds (points ``newlines``, ``coherence_split``).
+
+    newlines clean: texts decoded as they are, line breaks kept; official: decoded as the
+    released code did and :func:`flatten_newlines` applied. coherence_split clean: the decoded
+    prompt and continuation tokens of each non-empty continuation; official: every record, a
+    record with ``human_ids`` (a model sample) split by :func:`common_prefix_split` against its
+    human text, as the released code does; a record without (a human text: the released code
+    has no human coherence) split at its prompt tokens.
+    """
+    _check("newlines", newlines)
+    _check("coherence_split", coherence_split)
+
+    def decode(ids: Sequence[Sequence[int]]) -> list[str]:
+        if newlines == "clean":
+            return tokenizer.batch_decode(ids)
+        return [flatten_newlines(t) for t in released_decode(tokenizer, ids)]
+
+    if coherence_split == "clean":
+        kept = [r for r in records if r["cont_ids"]]
+        return decode([r["prompt_ids"] for r in kept]), decode([r["cont_ids"] for r in kept])
+    prompts, continuations = [], []
+    paired = [r for r in records if "human_ids" in r]
+    if paired:
+        humans = decode([r["human_ids"] for r in paired])
+        models = decode([whole_ids(r) for r in paired])
+        for human, model in zip(humans, models, strict=True):
+            prompt, continuation = common_prefix_split(human, model)
+            prompts.append(prompt)
+            continuations.append(continuation)
+    alone = [r for r in records if "human_ids" not in r]
+    if alone:
+        prompts += decode([r["prompt_ids"] for r in alone])
+        continuations += decode([whole_ids(r)[len(r["prompt_ids"]) :] for r in alone])
+    return prompts, continuations
+
+
+def build_featurizer(
+    spec: Mapping[str, Any],
+    local_dir: str | None,
+    batch_size: int,
+    device: str,
+    tokenizer_dir: str | None = None,
+) -> Any:
+    """The featurizer of a config spec; hub models are read from their local copy.
+
+    ``sentence`` is always the bundled all-MiniLM-L6-v2: a ``name`` inherited from a merged
+    config (config.yaml's gpt2-large under an override's ``kind: sentence``) is ignored. A
+    ``gpt2`` spec with ``model`` (a key of gpt2.models) is that model's base model, in
+    ``local_dir``, read with the run's GPT-2 tokenizer in ``tokenizer_dir``.
+    """
+    options = dict(spec)
+    own_model = options.pop("model", None)
+    if options["kind"] == "sentence":
+        options.pop("name", None)
+    if options["kind"] in ("gpt2", "simcse"):
+        if local_dir is None:
+            raise ValueError(f"featurizer {spec} needs its model directory")
+        options["name"] = local_dir
+        if options["kind"] == "gpt2":
+            if own_model is not None and tokenizer_dir is None:
+                raise ValueError(f"featurizer {spec} needs the run's tokenizer directory")
+            options["tokenizer"] = tokenizer_dir if own_model is not None else local_dir
+    return make_featurizer({**options, "batch_size": batch_size, "device": device})
+
+
+def featurize(
+    featurizer: Any,
+    records: Sequence[Record],
+    tokenizer: Any,
+    length: int,
+    *,
+    length_cuts: Setting = "clean",
+    newlines: Setting = "clean",
+) -> Any:
+    """MAUVE features at cut ``length`` of the texts :func:`mauve_inputs` chooses; None when
+    no text is left. GPT-2 featurizers take the ids, text featurizers their decoded text."""
+    ids = mauve_inputs(records, tokenizer, length, length_cuts=length_cuts, newlines=newlines)
+    if not ids:
+        return None
+    if getattr(featurizer, "kind", None) == "gpt2":
+        return featurizer.featurize_ids(ids)
+    return featurizer.featurize(tokenizer.batch_decode(ids))
+
+
+# Scores of text_scores besides n and n_empty, in order (the columns of the collected tables).
+TEXT_SCORES = (
+    "diversity",
+    "distinct_1",
+    "distinct_2",
+    "distinct_3",
+    "distinct_4",
+    "self_bleu",
+    "seq_rep_4",
+    "length_words",
+    "coherence",
+)
+
+
+def text_scores(
+    records: Sequence[Record],
+    tokenizer: Any,
+    coherence_featurizer: Any,
+    self_bleu_max_texts: int | None = 500,
+    self_bleu_seed: int = 0,
+    *,
+    diversity: Setting = "clean",
+    text_length: Setting = "clean",
+    newlines: Setting = "clean",
+    coherence_split: Setting = "clean",
+) -> dict:
+    """n, n_empty and :data:`TEXT_SCORES` of a set of records.
+
+    ``diversity``, ``text_length``, ``newlines`` and ``coherence_split`` are the protocol
+    points' settings (see
+    the module docstring); the LFD metrics use the non-empty continuations in every setting.
+    Self-BLEU compares every continuation with every other one, so it is computed on a
+    random subset of ``self_bleu_max_texts`` continuations (seeded by ``self_bleu_seed``;
+    all of them when None or fewer). A score with nothing to average is nan.
+    """
+    kept = [r for r in records if r["cont_ids"]]
+    out: dict[str, Any] = {"n": len(records), "n_empty": len(records) - len(kept)}
+    scores: dict[str, Any] = dict.fromkeys(TEXT_SCORES, math.nan)
+    if kept:
+        tokens = [r["cont_ids"] for r in kept]
+        scores.update({f"distinct_{n}": distinct_n(tokens, n) for n in (1, 2, 3, 4)})
+        scores["self_bleu"] = self_bleu(tokens, max_texts=self_bleu_max_texts, seed=self_bleu_seed)
+        scores["seq_rep_4"] = mean_seq_rep_n(tokens, 4)
+    scores["diversity"] = diversity_score(
+        diversity_tokens(records, tokenizer, diversity), diversity
+    )
+    lengths = [word_length(t) for t in length_texts(records, tokenizer, text_length)]
+    if lengths:
+        scores["length_words"] = float(np.mean(lengths))
+    prompts, continuations = coherence_texts(records, tokenizer, newlines, coherence_split)
+    if prompts:
+        cosine = coherence(
+            coherence_featurizer.featurize(prompts),
+            coherence_featurizer.featurize(continuations),
+        )
+        scores["coherence"] = float(np.mean(cosine))
+    return {**out, **scores}
+
+
+def mauve_scores(
+    human: Mapping[int, np.ndarray], model: Mapping[int, np.ndarray], seed: int
+) -> dict[str, float]:
+    """``{"mauve_len<L>": MAUVE(human features at L, model features at L)}`` for each L."""
+    return {
+        f"mauve_len{length}": float(mauve_from_features(human[length], feats, seed=seed)["mauve"])
+        for length, feats in model.items()
+    }
+
+
+def split_halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint halves of ``range(n)`` (``n // 2`` indices each, the odd one left out),
+    drawn by ``numpy.random.default_rng(seed).permutation``."""
+    if n < 2:
+        raise ValueError(f"need at least 2 texts to split into halves, got {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    half = n // 2
+    return np.sort(order[:half]), np.sort(order[half : 2 * half])
+
+
+def human_ceiling(features: np.ndarray, seeds: Sequence[int], mauve_seed: int) -> dict[str, Any]:
+    """MAUVE between two disjoint halves of the human texts, once per seed of ``seeds`` (a
+    new random split each): the ceiling of a model's MAUVE on half as many texts. Returns
+    ``{"mauve_halves": mean, "mauve_halves_std": std over seeds (ddof 1; nan for one seed),
+    "n_half": texts per half}``."""
+    features = np.asarray(features)
+    values = []
+    for seed in seeds:
+        first, second = split_halves(len(features), int(seed))
+        values.append(
+            float(mauve_from_features(features[first], features[second], seed=mauve_seed)["mauve"])
+        )
+    return {
+        "mauve_halves": float(np.mean(values)),
+        "mauve_halves_std": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan,
+        "n_half": len(features) // 2,
+    }
+
+
+# --------------------------------------------------------------------------- tidy tables
+
+
+def variant_columns(variant: str) -> dict[str, Any]:
+    """objective, eta, setting (its hyper-parameters, e.g. ``gamma=0.5, wmin=0.1``) and
+    n_train of a variant name (``base``: objective base, NaNs)."""
+    from mixce.gpt2.plan import BASE, hyper_label, parse_variant
+
+    if variant == BASE:
+        return {"objective": BASE, "eta": math.nan, "setting": "", "n_train": math.nan}
+    parsed = parse_variant(variant)
+    return {
+        "objective": parsed.objective,
+        "eta": parsed.eta,
+        "setting": hyper_label(variant),
+        "n_train": parsed.n_train,
+    }
+
+
+def decoding_top_p(decoding: str) -> float:
+    """top-p of a decoding name: 1.0 for unbiased sampling, NaN for greedy."""
+    if decoding == "unbiased":
+        return 1.0
+    if decoding == "greedy":
+        return math.nan
+    return float(decoding.removeprefix("top_p"))
+
+
+def sample_rows(paths: Sequence[str], lengths: Sequence[int]) -> list[dict[str, Any]]:
+    """One row per score file ``<dataset>/<model>/<variant>/<split>/<decoding>/seed<s>.json``."""
+    rows = []
+    for path in paths:
+        parts = str(path).split("/")
+        dataset, model, variant, split, decoding, seed_file = parts[-6:]
+        with open(path, encoding="utf-8") as handle:
+            scores = json.load(handle)
+        row = {
+            "dataset": dataset,
+            "model": model,
+            "variant": variant,
+            **variant_columns(variant),
+            "split": split,
+            "decoding": decoding,
+            "top_p": decoding_top_p(decoding),
+            "seed": int(seed_file.removeprefix("seed").removesuffix(".json")),
+        }
+        base = ("n", "n_empty", "diversity", "mauve", "coherence", "length_words")
+        for key in (*base, *(k for k in TEXT_SCORES if k not in base)):
+            row[key] = scores.get(key, math.nan)
+        for length in lengths:
+            row[f"mauve_len{length}"] = scores.get(f"mauve_len{length}", math.nan)
+        rows.append(row)
+    return rows

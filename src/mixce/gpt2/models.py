@@ -1,0 +1,186 @@
+"""Model sources of the GPT-2 track: a hub name, a local directory, or ``scratch``.
+
+- ``hub``: ``AutoModelForCausalLM.from_pretrained(name)`` (paper: gpt2, gpt2-medium,
+  gpt2-large), fetched once by a local rule and saved under resources/ so that GPU nodes
+  without internet read it from disk (:func:`fetch_hub_model`: an optional ``revision`` pins
+  it; the commit it got is recorded, and a later fetch loads that commit again);
+- ``local``: a directory that ``from_pretrained`` reads (used in place);
+- ``scratch``: a GPT-2 of the configured size with random weights drawn from a seed; the
+  workflow pretrains it with MLE before finetuning (:func:`scratch_model`).
+
+Every model directory is written whole or not at all (:func:`save_model`), in safetensors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+SOURCES = ("hub", "local", "scratch")
+MANIFEST = "manifest.json"  # written into a fetched hub model's directory
+
+logger = logging.getLogger(__name__)
+
+
+def scratch_config(
+    n_layer: int, n_head: int, n_embd: int, n_positions: int, vocab_size: int = 50257
+) -> Any:
+    """A GPT-2 configuration of the given size (GPT-2's defaults otherwise; EOS = last id)."""
+    from transformers import GPT2Config
+
+    if n_embd % n_head:
+        raise ValueError(f"n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
+    return GPT2Config(
+        n_layer=n_layer,
+        n_head=n_head,
+        n_embd=n_embd,
+        n_positions=n_positions,
+        vocab_size=vocab_size,
+        bos_token_id=vocab_size - 1,
+        eos_token_id=vocab_size - 1,
+    )
+
+
+def scratch_model(spec: dict[str, int], seed: int) -> Any:
+    """A randomly initialised GPT-2 of ``spec``'s size; the same seed gives the same weights."""
+    from transformers import GPT2LMHeadModel
+
+    config = scratch_config(spec["n_layer"], spec["n_head"], spec["n_embd"], spec["n_positions"])
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        return GPT2LMHeadModel(config)
+    finally:
+        torch.random.set_rng_state(generator_state)
+
+
+def hub_model(
+    name: str, revision: str | None = None, cache_dir: str | os.PathLike[str] | None = None
+) -> Any:
+    """The model ``name`` from the hub (or from a directory, which from_pretrained accepts).
+
+    ``cache_dir``: the Hugging Face cache to use (None: ``HF_HOME``'s); a commit ``revision``
+    found there is read without contacting the hub.
+    """
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(
+        name,
+        revision=revision,
+        cache_dir=None if cache_dir is None else str(cache_dir),
+        dtype=torch.float32,
+    )
+
+
+def fetch_hub_model(
+    name: str,
+    out_dir: str | os.PathLike[str],
+    record_path: str | os.PathLike[str],
+    *,
+    revision: str | None = None,
+    refresh: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    endpoint: str | None = None,
+) -> dict[str, Any]:
+    """Fetch hub model ``name`` at a pinned commit and save it into ``out_dir``.
+
+    The first fetch resolves ``revision`` (None: the default branch) to a commit hash, loads
+    that commit and records name, revision and commit in ``record_path`` (beside ``out_dir``,
+    which Snakemake deletes before a rerun; the record stays). Later fetches load the recorded
+    commit again, from ``cache_dir`` without downloading when it is there, and stop when the
+    config pins another revision (:func:`mixce.gpt2.data.download.check_model_pin`) unless
+    ``refresh``, which fetches ``revision`` anew and records it. A ``name`` that is a local
+    directory has no commit. ``out_dir`` gets the weights (safetensors) and ``manifest.json``
+    (the record plus versions). Returns that manifest.
+    """
+    import transformers
+
+    from mixce.gpt2.data.download import check_model_pin, hub_commit, is_commit
+    from mixce.io import write_json
+
+    record_file = Path(record_path)
+    spec = {"name": name, "revision": revision}
+    record = None
+    if not refresh and record_file.is_file():
+        check_model_pin(spec, record_file)
+        record = json.loads(record_file.read_text(encoding="utf-8"))
+    wanted = (record or {}).get("commit") or revision
+    commit = None
+    if not Path(name).is_dir():
+        commit = wanted if is_commit(wanted) else hub_commit("model", name, wanted, endpoint)
+    model = hub_model(name, revision=commit or wanted, cache_dir=cache_dir)
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    if record is None:
+        record = {"name": name, "revision": revision, "commit": commit, "recorded_at": now}
+        write_json(record_file, record)
+        logger.info("recorded %s at commit %s in %s", name, commit, record_file)
+    else:
+        logger.info("%s: the recorded commit %s (%s)", name, commit, record_file)
+    manifest = {
+        **record,
+        "parameters": count_parameters(model),
+        "transformers_version": transformers.__version__,
+        "fetched_at": now,
+    }
+    save_model(model, out_dir, manifest=manifest)
+    return manifest
+
+
+def save_model(
+    model: Any, out_dir: str | os.PathLike[str], manifest: Mapping[str, Any] | None = None
+) -> None:
+    """Save ``model`` (safetensors) into ``out_dir``, replacing it only once complete.
+
+    ``manifest``: written into the directory as ``manifest.json`` (with the weights, so the
+    directory never holds one without the other).
+    """
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one bar per save clutters the job logs
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        if manifest is not None:
+            (tmp / MANIFEST).write_text(json.dumps(dict(manifest), indent=2) + "\n", "utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Any:
+    """The causal LM saved in ``path``, in float32, on ``device``."""
+    from transformers import AutoModelForCausalLM
+
+    if not Path(path, "config.json").is_file():
+        raise FileNotFoundError(f"{path} holds no model (config.json missing)")
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    return model.to(device)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Number of distinct parameters (tied weights counted once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def resolve_device(
+    device: str, gpus: int | None = None, *, key: str = "device", rule: str | None = None
+) -> torch.device:
+    """The device of setting ``device`` for a job given ``gpus`` GPUs (None: not a workflow
+    job): :func:`mixce.device.resolve_device`, which fails when needed CUDA is unusable."""
+    from mixce.device import resolve_device as resolve
+
+    return resolve(device, gpus, key=key, rule=rule)

@@ -1,0 +1,677 @@
+"""Batched decoding for GPT-2-style causal LMs with the KV cache.
+
+The sampler
+-----------
+Prompts are decoded ``batch_size`` at a time. A batch is left-padded (attention mask 0 on the
+padding, position ids counted from each prompt's first real token), the prompts are fed once,
+and then one token per step is fed together with the cached keys and values. A row ends at EOS
+(the EOS token closes the continuation and is not part of it) or after its budget of new tokens
+(``max_new_tokens``: one number for every prompt, or one per prompt).
+Ended rows are removed from the batch and from the cache at once, so they cost nothing more;
+the batch stops when no row is left.
+
+At every step the next-token logits are taken in float32 (also when the forward pass runs in
+bf16 under autocast) and a token is chosen:
+
+- ``unbiased``: temperature 1, no truncation: the full softmax;
+- ``top_p``: nucleus sampling: the most probable tokens, in order, until their total probability
+  reaches p (the token that crosses p is kept, at least one token is kept), the same rule as
+  transformers' ``TopPLogitsWarper``; the kept probabilities are renormalized;
+- ``greedy``: the argmax.
+
+Sampling is by inverse CDF: row ``i`` has its own uniform numbers, drawn from a
+``torch.Generator`` seeded from ``(seed, i)`` (one number per step), and takes the first token
+whose cumulative probability (summed in float64) exceeds ``u`` times the total. The continuation
+of prompt ``i`` therefore depends only on the seed, ``i``, the model and the decoding: not on the
+batch size nor on the other prompts of its batch. (Differently shaped batches can change the
+logits by float rounding, about 1e-7; a token changes only if ``u`` falls that close to a CDF
+boundary.)
+
+Every generation also carries its NLL under the model's untruncated temperature-1 distribution:
+the sum of ``-log p`` over the generated tokens, the EOS token included when the row ended on it
+(``n_scored`` counts them), whatever the decoding.
+
+Protocol points (docs/PROTOCOL.md)
+----------------------------------
+- ``generation_length`` (:func:`token_budgets`): ``official`` stops a sample where the authors'
+  released code stops it: at a total length (prompt included) equal to the longest human text
+  of its group of ``batch_size`` texts in file order, counted in GPT-2 tokens with the appended
+  EOS and cut at the finetuning ``max_length``, and at least ``prompt_tokens + 1``
+  (:func:`total_lengths`); ``clean`` allows ``max_new_tokens`` new tokens after every prompt.
+  Both stop a row at EOS. Only the budgets depend on the groups: the sampler itself stays
+  independent of how prompts are batched.
+- ``precision`` (:func:`forward_dtype`): ``official`` runs the forward pass in float32;
+  ``clean`` runs the transformer body under bf16 autocast on CUDA (float32 elsewhere) and
+  the LM head in float32 (:func:`float32_head`). The logits are cast to
+  float32 before the softmax and the top-p rule in both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import logging
+import math
+import os
+import re
+import statistics
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from mixce.gpt2.tokenizer import loader_texts
+from mixce.io import atomic_output, read_texts
+
+__all__ = [
+    "Decoding",
+    "Generation",
+    "cut_prompts",
+    "forward_dtype",
+    "generate",
+    "nucleus_mask",
+    "parse_decoding",
+    "read_prompts",
+    "read_token_ids",
+    "summarize",
+    "token_budgets",
+    "total_lengths",
+    "write_samples",
+]
+
+log = logging.getLogger(__name__)
+
+KINDS = ("unbiased", "top_p", "greedy")
+_TOP_P_NAME = re.compile(r"top_p(\d+(?:\.\d+)?(?:e-?\d+)?)")
+_NAME_FORMS = (
+    "'unbiased', 'greedy' or 'top_p<P>' with 0 < P <= 1 written with two decimals "
+    "(e.g. 'top_p0.95')"
+)
+
+
+# --------------------------------------------------------------------------- decodings
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """A decoding rule: ``kind`` is "unbiased", "top_p" or "greedy"; ``top_p`` only for top_p."""
+
+    kind: str
+    top_p: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown decoding kind {self.kind!r}; expected one of {KINDS}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        if self.kind != "top_p" and self.top_p != 1.0:
+            raise ValueError(f"top_p={self.top_p!r} given for decoding kind {self.kind!r}")
+
+    @property
+    def name(self) -> str:
+        """The name used in file paths: "unbiased", "greedy", "top_p0.95"."""
+        if self.kind != "top_p":
+            return self.kind
+        # Two decimals for the paper's grid; values with more digits keep all of them.
+        p = self.top_p
+        return f"top_p{p:.2f}" if round(p, 2) == p else f"top_p{p!r}"
+
+
+def parse_decoding(name: str) -> Decoding:
+    """The :class:`Decoding` named ``name`` (the inverse of :attr:`Decoding.name`)."""
+    if name in ("unbiased", "greedy"):
+        return Decoding(name)
+    match = _TOP_P_NAME.fullmatch(name)
+    if match is None:
+        raise ValueError(f"bad decoding name {name!r}: expected {_NAME_FORMS}")
+    p = float(match.group(1))
+    if not 0.0 < p <= 1.0:
+        raise ValueError(f"bad decoding name {name!r}: top_p must be in (0, 1]; {_NAME_FORMS}")
+    decoding = Decoding("top_p", p)
+    if decoding.name != name:
+        raise ValueError(f"bad decoding name {name!r}: write it as {decoding.name!r}")
+    return decoding
+
+
+# --------------------------------------------------------------------------- protocol points
+
+
+def total_lengths(
+    human_token_lengths: Sequence[int], *, group: int, floor: int, cap: int
+) -> list[int]:
+    """Total length (prompt included) at which each text's sample stops: the released rule.
+
+    The texts are taken ``group`` at a time in the order given (file order); each text of a
+    group gets ``max(floor, min(cap, longest + 1))``, where ``longest`` is the group's longest
+    human text in tokens (no special tokens): the released code appends EOS to every text and
+    cuts it to ``cap`` tokens (``cap - 1`` text tokens + EOS), pads the group to its longest
+    text and generates up to that width, or up to ``floor`` (the prompt length + 1) when the
+    width is smaller.
+
+    Args:
+        human_token_lengths: GPT-2 tokens of each human text, EOS not counted.
+        group: texts per group (the released evaluation batch size, 32).
+        floor: the smallest total length (released: prompt length + 1 = 51).
+        cap: the largest total length (released: the finetuning ``max_length``, 512).
+    """
+    if group < 1:
+        raise ValueError(f"group must be >= 1, got {group}")
+    if not 1 <= floor <= cap:
+        raise ValueError(f"need 1 <= floor <= cap, got floor={floor}, cap={cap}")
+    lengths = [int(n) for n in human_token_lengths]
+    if any(n < 0 for n in lengths):
+        raise ValueError("token lengths must be >= 0")
+    totals: list[int] = []
+    for start in range(0, len(lengths), group):
+        members = lengths[start : start + group]
+        width = min(cap, max(members) + 1)  # + 1: the appended EOS
+        totals += [max(floor, width)] * len(members)
+    return totals
+
+
+def token_budgets(
+    setting: str,
+    prompt_lengths: Sequence[int],
+    human_token_lengths: Sequence[int],
+    *,
+    max_new_tokens: int,
+    group: int,
+    cap: int,
+    prompt_tokens: int,
+) -> list[int]:
+    """New tokens allowed after each prompt under the ``generation_length`` protocol point.
+
+    ``clean``: ``max_new_tokens`` for every prompt. ``official``: the total length of
+    :func:`total_lengths` (floor ``prompt_tokens + 1``) less the prompt's length, so the text
+    (prompt + continuation) has at most that many tokens; every budget is at least 1.
+    """
+    if len(prompt_lengths) != len(human_token_lengths):
+        raise ValueError(
+            f"{len(prompt_lengths)} prompts and {len(human_token_lengths)} human lengths"
+        )
+    if setting == "clean":
+        return [int(max_new_tokens)] * len(prompt_lengths)
+    if setting != "official":
+        raise ValueError(f"generation_length: unknown setting {setting!r}")
+    totals = total_lengths(human_token_lengths, group=group, floor=prompt_tokens + 1, cap=cap)
+    budgets = [total - int(n) for total, n in zip(totals, prompt_lengths, strict=True)]
+    short = [i for i, b in enumerate(budgets) if b < 1]
+    if short:
+        raise ValueError(f"text {short[0]}: its prompt leaves no room under the length rule")
+    return budgets
+
+
+def forward_dtype(setting: str, device_type: str) -> torch.dtype | None:
+    """Autocast dtype of the sampling forward pass under the ``precision`` protocol point.
+
+    None (float32, no autocast) under ``official`` and on every device but CUDA; bf16 on CUDA
+    under ``clean``. Either way :func:`generate` casts the logits to float32 before sampling.
+    """
+    if setting not in ("official", "clean"):
+        raise ValueError(f"precision: unknown setting {setting!r}")
+    if setting == "clean" and device_type == "cuda":
+        return torch.bfloat16
+    return None
+
+
+# --------------------------------------------------------------------------- generation
+
+
+@dataclass
+class Generation:
+    """One prompt's continuation.
+
+    ``token_ids`` excludes the EOS token; ``nll`` sums ``-log p`` (untruncated temperature-1
+    distribution) over the ``n_scored`` generated tokens, EOS included when
+    ``finish_reason == "eos"``.
+    """
+
+    index: int
+    prompt_ids: list[int]
+    token_ids: list[int]
+    finish_reason: str  # "eos" | "length"
+    nll: float
+    n_scored: int
+
+
+def generate(
+    model: torch.nn.Module,
+    prompts: Sequence[Sequence[int]],
+    *,
+    decoding: Decoding,
+    max_new_tokens: int | Sequence[int],
+    eos_id: int,
+    seed: int,
+    batch_size: int,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    progress: bool = True,
+) -> list[Generation]:
+    """Continue every prompt (token ids) with ``decoding``; one :class:`Generation` per prompt.
+
+    ``model`` is a causal LM (e.g. transformers' ``GPT2LMHeadModel``) already on ``device``,
+    whose forward takes ``input_ids``, ``attention_mask``, ``position_ids`` and the cache and
+    returns ``logits`` and the cache. ``max_new_tokens`` is the budget of every prompt, or a
+    list of one budget per prompt (:func:`token_budgets`). With ``dtype`` (e.g.
+    ``torch.bfloat16`` on CUDA) the transformer body runs under ``torch.autocast`` and the LM
+    head in float32 (:func:`float32_head`); the sampling step is always float32/float64.
+    """
+    if isinstance(max_new_tokens, int):
+        budgets = [max_new_tokens] * len(prompts)
+        lowest = max_new_tokens
+    else:
+        budgets = [int(b) for b in max_new_tokens]
+        if len(budgets) != len(prompts):
+            raise ValueError(f"{len(budgets)} budgets for {len(prompts)} prompts")
+        lowest = min(budgets, default=1)
+    if lowest < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {lowest}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    prompts = [list(map(int, p)) for p in prompts]
+    empty = [i for i, p in enumerate(prompts) if not p]
+    if empty:
+        raise ValueError(f"{len(empty)} empty prompt(s), the first is prompt {empty[0]}")
+    config = getattr(model, "config", None)
+    n_positions = getattr(config, "n_positions", None) or getattr(
+        config, "max_position_embeddings", None
+    )
+    # The last token fed to the model is the one before the last generated token.
+    longest = max((len(p) + b - 1 for p, b in zip(prompts, budgets, strict=True)), default=0)
+    if n_positions is not None and longest > n_positions:
+        raise ValueError(
+            f"prompt + continuation needs {longest} positions, the model has {n_positions}"
+        )
+
+    device = torch.device(device)
+    if dtype is None:
+        autocast: Callable[[], Any] = contextlib.nullcontext
+    else:
+
+        def autocast() -> Any:
+            return torch.autocast(device.type, dtype=dtype)
+
+    forward = _forward_fn(model, autocast)
+    was_training = model.training
+    model.eval()
+    generations: list[Generation] = []
+    starts = range(0, len(prompts), batch_size)
+    try:
+        with torch.inference_mode():
+            for start in tqdm(starts, desc=f"generate {decoding.name}", disable=not progress):
+                batch = prompts[start : start + batch_size]
+                indices = list(range(start, start + len(batch)))
+                generations += _generate_batch(
+                    forward,
+                    batch,
+                    indices,
+                    decoding,
+                    budgets[start : start + batch_size],
+                    eos_id,
+                    seed,
+                    device,
+                )
+    finally:
+        model.train(was_training)
+    return generations
+
+
+def _generate_batch(
+    forward: Callable[..., tuple[torch.Tensor, Any]],
+    prompts: list[list[int]],
+    indices: list[int],
+    decoding: Decoding,
+    budgets: list[int],
+    eos_id: int,
+    seed: int,
+    device: torch.device,
+) -> list[Generation]:
+    """Decode one batch: the prompt forward, then one cached step per token.
+
+    Row ``r`` ends at EOS or after ``budgets[r]`` tokens; its uniforms are the first ones of
+    its own stream (a prefix of the same draws whatever the other rows' budgets).
+    """
+    n = len(prompts)
+    lengths = [len(p) for p in prompts]
+    width = max(lengths)
+    input_ids = torch.zeros((n, width), dtype=torch.long)  # padding: any valid id
+    attention_mask = torch.zeros((n, width), dtype=torch.long)
+    for r, prompt in enumerate(prompts):
+        input_ids[r, width - len(prompt) :] = torch.tensor(prompt)
+        attention_mask[r, width - len(prompt) :] = 1
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    input_ids, position_ids = input_ids.to(device), position_ids.to(device)
+    attention_mask = attention_mask.to(device)
+    next_position = torch.tensor(lengths, device=device)
+    uniforms = None
+    if decoding.kind != "greedy":
+        uniforms = _row_uniforms(seed, indices, max(budgets)).to(device)
+
+    # `active` lists the batch rows (0..n-1) still decoding, in cache order.
+    active = list(range(n))
+    active_t = torch.arange(n, device=device)
+    tokens: list[list[int]] = [[] for _ in range(n)]
+    finish = ["length"] * n
+    nll = torch.zeros(n, dtype=torch.float64, device=device)
+    cache = None
+    for step in range(max(budgets)):
+        logits, cache = forward(input_ids, attention_mask, position_ids, cache)
+        u = None if uniforms is None else uniforms[active_t, step]
+        token, logp = _choose(logits[:, -1, :].float(), decoding, u)
+        nll.index_add_(0, active_t, -logp.double())
+
+        keep = []
+        for i, (row, t) in enumerate(zip(active, token.tolist(), strict=True)):
+            if t == eos_id:
+                finish[row] = "eos"
+            else:
+                tokens[row].append(t)
+                if len(tokens[row]) < budgets[row]:
+                    keep.append(i)
+        if not keep:
+            break
+        if len(keep) < len(active):  # drop the ended rows from the batch and the cache
+            keep_t = torch.tensor(keep, device=device)
+            active = [active[i] for i in keep]
+            active_t, token = active_t[keep_t], token[keep_t]
+            attention_mask, next_position = attention_mask[keep_t], next_position[keep_t]
+            cache = _select_rows(cache, keep_t)
+        input_ids = token[:, None]
+        position_ids = next_position[:, None]
+        next_position = next_position + 1
+        attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(active), 1))], 1)
+
+    nll_list = nll.tolist()
+    return [
+        Generation(
+            index=indices[r],
+            prompt_ids=prompts[r],
+            token_ids=tokens[r],
+            finish_reason=finish[r],
+            nll=nll_list[r],
+            n_scored=len(tokens[r]) + (finish[r] == "eos"),
+        )
+        for r in range(n)
+    ]
+
+
+def _choose(
+    logits: torch.Tensor, decoding: Decoding, u: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next tokens ``[B]`` and their untruncated log-probabilities, from float32 ``logits``."""
+    lse = torch.logsumexp(logits, dim=-1)
+    if decoding.kind == "greedy":
+        token = logits.argmax(dim=-1)
+    else:
+        assert u is not None
+        probs = torch.exp(logits - lse[:, None])
+        if decoding.kind == "top_p" and decoding.top_p < 1.0:
+            sorted_probs, order, cdf, n_keep = _nucleus(probs, decoding.top_p)
+            total = cdf.gather(1, (n_keep - 1)[:, None])
+            rank = torch.searchsorted(cdf, u[:, None] * total, right=True)
+            rank = torch.minimum(rank, (n_keep - 1)[:, None])
+            token = order.gather(1, rank).squeeze(1)
+        else:
+            cdf = probs.double().cumsum(dim=-1)
+            token = torch.searchsorted(cdf, u[:, None] * cdf[:, -1:], right=True).squeeze(1)
+            token = token.clamp(max=logits.shape[-1] - 1)
+    logp = logits.gather(1, token[:, None]).squeeze(1) - lse
+    return token, logp
+
+
+def _nucleus(
+    probs: torch.Tensor, top_p: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Probabilities sorted in decreasing order, their order, float64 CDF and nucleus size.
+
+    The nucleus is the shortest prefix whose total reaches ``top_p``: a token is kept when the
+    probability before it is below ``top_p`` (so the crossing token is kept, and the first
+    token always is).
+    """
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    cdf = sorted_probs.double().cumsum(dim=-1)
+    before = torch.nn.functional.pad(cdf[:, :-1], (1, 0))
+    n_keep = (before < top_p).sum(dim=-1)
+    return sorted_probs, order, cdf, n_keep
+
+
+def nucleus_mask(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Boolean mask ``[B, V]`` of the tokens top-p sampling can pick from ``probs`` ``[B, V]``."""
+    _, order, _, n_keep = _nucleus(probs, top_p)
+    ranks = torch.arange(probs.shape[-1], device=probs.device)
+    kept_sorted = ranks[None, :] < n_keep[:, None]
+    return torch.zeros_like(kept_sorted).scatter(1, order, kept_sorted)
+
+
+def _row_seed(seed: int, index: int) -> int:
+    """A 64-bit seed for prompt ``index``'s random stream."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0])
+
+
+def _row_uniforms(seed: int, indices: list[int], steps: int) -> torch.Tensor:
+    """``[len(indices), steps]`` float64 uniforms in [0, 1); row r from its own generator."""
+    rows = []
+    for index in indices:
+        generator = torch.Generator().manual_seed(_row_seed(seed, index))
+        rows.append(torch.rand(steps, generator=generator, dtype=torch.float64))
+    return torch.stack(rows)
+
+
+@contextlib.contextmanager
+def float32_head(model: torch.nn.Module) -> Iterator[None]:
+    """Run ``model``'s output layer (the LM head) in float32, outside autocast.
+
+    Under bf16 autocast the head's matrix product rounds the logits to bf16 (steps of 0.25
+    nats at |logit| 64-128), which a later cast cannot undo; sampling from those logits is not
+    sampling from the model. Inside this context the head takes float32 hidden states and
+    float32 weights, so only the transformer body runs in bf16. The head's ``forward`` is
+    wrapped on the instance and restored on exit.
+    """
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is None:
+        yield
+        return
+    original = head.forward
+
+    def forward32(hidden: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(hidden.device.type, enabled=False):
+            return original(hidden.float())
+
+    head.forward = forward32
+    try:
+        yield
+    finally:
+        del head.forward  # the class's forward again
+
+
+def _forward_fn(
+    model: torch.nn.Module, autocast: Callable[[], Any]
+) -> Callable[..., tuple[torch.Tensor, Any]]:
+    """``forward(input_ids, attention_mask, position_ids, cache) -> (logits, cache)``.
+
+    Bridges transformers versions: the cache argument is ``cache`` in transformers 5 (where
+    ``past_key_values`` is deprecated) and ``past_key_values`` before; ``logits_to_keep=1``
+    skips the LM head on all prompt positions but the last where the model supports it.
+    """
+    params = inspect.signature(model.forward).parameters
+    cache_arg = "cache" if "cache" in params else "past_key_values"
+    extra = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+
+    def forward(
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        cache: Any,
+    ) -> tuple[torch.Tensor, Any]:
+        with autocast(), float32_head(model):
+            out = model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                use_cache=True,
+                **{cache_arg: cache},
+                **extra,
+            )
+        new_cache = out["cache"] if "cache" in out else out["past_key_values"]
+        return out["logits"], new_cache
+
+    return forward
+
+
+def _select_rows(cache: Any, rows: torch.Tensor) -> Any:
+    """Keep only ``rows`` (batch indices) of a KV cache: a transformers Cache or legacy tuples."""
+    if hasattr(cache, "batch_select_indices"):
+        cache.batch_select_indices(rows)
+        return cache
+    return tuple(tuple(t.index_select(0, rows) for t in layer) for layer in cache)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def read_token_ids(
+    path: str | os.PathLike[str],
+    *,
+    tokenizer: Any,
+    n: int | None = None,
+    newlines: str = "clean",
+) -> list[list[int]]:
+    """GPT-2 token ids of each ``{"text": ...}`` line of a jsonl file, in file order.
+
+    No special tokens are added; an empty text is an error. ``n`` keeps the first ``n`` texts.
+    ``newlines`` official: the texts as the released loader saw them
+    (:func:`mixce.gpt2.tokenizer.loader_texts`: a line break ends every text but the file's last).
+    """
+    texts = loader_texts(read_texts(path), newlines)
+    if n is not None:
+        texts = texts[:n]
+    if n is not None and len(texts) < n:
+        raise ValueError(f"{path}: {n} prompts asked for, the file has {len(texts)} texts")
+    token_ids = []
+    for i, text in enumerate(texts):
+        ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+        if not ids:
+            raise ValueError(f"{path}: text {i} has no tokens")
+        token_ids.append(list(ids))
+    return token_ids
+
+
+def cut_prompts(
+    token_ids: Sequence[Sequence[int]], prompt_tokens: int = 50, source: str = "texts"
+) -> list[list[int]]:
+    """The first ``prompt_tokens`` tokens of each text; a shorter text keeps all it has.
+
+    The number of such shorter texts is logged as a warning naming ``source``.
+    """
+    if prompt_tokens < 1:
+        raise ValueError(f"prompt_tokens must be >= 1, got {prompt_tokens}")
+    prompts = [list(ids[:prompt_tokens]) for ids in token_ids]
+    short = sum(len(p) < prompt_tokens for p in prompts)
+    if short:
+        log.warning(
+            "%s: %d of %d texts have fewer than %d tokens; their prompts are the whole text",
+            source,
+            short,
+            len(prompts),
+            prompt_tokens,
+        )
+    return prompts
+
+
+def read_prompts(
+    path: str | os.PathLike[str],
+    *,
+    tokenizer: Any,
+    prompt_tokens: int = 50,
+    n: int | None = None,
+) -> list[list[int]]:
+    """The first ``prompt_tokens`` tokens of each ``{"text": ...}`` line of a jsonl file.
+
+    No special tokens are added. A text with fewer tokens keeps all it has (the number of such
+    texts is logged as a warning); an empty one is an error. ``n`` keeps the first ``n`` texts.
+    """
+    if prompt_tokens < 1:
+        raise ValueError(f"prompt_tokens must be >= 1, got {prompt_tokens}")
+    token_ids = read_token_ids(path, tokenizer=tokenizer, n=n)
+    return cut_prompts(token_ids, prompt_tokens, str(path))
+
+
+def _records(
+    generations: Sequence[Generation],
+    tokenizer: Any,
+    seed: int,
+    decoding: Decoding,
+    extra: dict[str, Any],
+) -> Iterator[dict[str, Any]]:
+    def decode(ids: list[int]) -> str:
+        return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    for g in generations:
+        yield {
+            "index": g.index,
+            "prompt": decode(g.prompt_ids),
+            "continuation": decode(g.token_ids),
+            "prompt_ids": g.prompt_ids,
+            "token_ids": g.token_ids,
+            "finish_reason": g.finish_reason,
+            "seed": seed,
+            "decoding": decoding.name,
+            "nll": g.nll,
+            "n_scored": g.n_scored,
+            **extra,
+        }
+
+
+SAMPLE_KEYS = (
+    "index",
+    "prompt",
+    "continuation",
+    "prompt_ids",
+    "token_ids",
+    "finish_reason",
+    "seed",
+    "decoding",
+    "nll",
+    "n_scored",
+)
+
+
+def write_samples(
+    path: str | os.PathLike[str],
+    generations: Sequence[Generation],
+    *,
+    tokenizer: Any,
+    seed: int,
+    decoding: Decoding,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write one JSON line per generation (keys :data:`SAMPLE_KEYS`, then ``extra``) atomically."""
+    extra = dict(extra or {})
+    clash = sorted(set(extra) & set(SAMPLE_KEYS))
+    if clash:
+        raise ValueError(f"extra keys {clash} would overwrite sample fields")
+    with atomic_output(path) as handle:
+        for record in _records(generations, tokenizer, seed, decoding, extra):
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def summarize(generations: Sequence[Generation], seconds: float) -> dict[str, Any]:
+    """Counts and speed of a decoding run (continuation lengths in tokens, EOS excluded)."""
+    lengths = [len(g.token_ids) for g in generations]
+    n, tokens = len(generations), sum(lengths)
+    return {
+        "n": n,
+        "tokens": tokens,
+        "seconds": seconds,
+        "tokens_per_s": tokens / seconds if seconds > 0 else math.nan,
+        "eos_share": sum(g.finish_reason == "eos" for g in generations) / n if n else math.nan,
+        "mean_length": statistics.fmean(lengths) if n else math.nan,
+        "median_length": statistics.median(lengths) if n else math.nan,
+        "n_empty": sum(length == 0 for length in lengths),
+    }

@@ -1,0 +1,1059 @@
+r"""Tables 2, 3, 5, 8, 9, 10 and 12 of the paper (the GPT-2 track) from tidy DataFrames.
+
+Every builder returns ``(df, tex)``: a wide DataFrame for the CSV (numbers unformatted, a
+missing cell is NaN) and the booktabs LaTeX table (numbers as in the paper, a missing cell is
+``--``).  Nothing is invented: a cell without data stays missing, and an entirely empty input
+gives the header with no data rows (and a logged warning).
+
+Inputs (the workflow's CSV contract; see each builder for the columns it reads):
+
+- ``samples``: one row per scored sample file -- dataset, model, variant, objective (``mle``,
+  ``mixce``, ``base``), eta, n_train, split, decoding (``unbiased``, ``greedy``,
+  ``top_p0.95``, ...), top_p, seed, n, n_empty, diversity, mauve, coherence, length_words and
+  ``mauve_len{L}`` per generation-length cut.
+- ``human``: dataset, split, n, diversity, mauve, coherence, length_words.
+- ``perplexity``: dataset, model, variant, objective, eta, n_train, ppl, nll, tokens.
+- ``controlled``: dataset, model, variant, objective, eta, seed, length, c_mauve,
+  c_coherence, n_fragments, status (``ok`` or ``skipped: <reason>``); the human rows have
+  model, variant and objective ``human``.
+- ``selection``: dataset, model, eta (selected by dev MAUVE), dev_mauve_mean,
+  dev_mauve_std, config_eta (the eta of the config, used for top-p sampling and Table 5).
+- ``top_p``: dataset, model, objective, variant, best_p, dev_mauve_mean.
+
+Conventions: "mean" is the mean over sampling seeds and "std" the sample standard deviation
+over seeds (``ddof=1``; NaN with a single seed).  Etas, train sizes and top-p values are
+matched with a tolerance of 1e-6.  Bold marks, per (dataset, model, metric), the value of MLE
+or MixCE that is closer to the human value, compared at the displayed precision (so a
+displayed tie bolds both); perplexity has no human value and is never bold.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from mixce.gpt2.plan import parse_variant
+from mixce.latex import MISSING, Cell, CellLike, bold, booktabs_table, num, raw
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DATASET_LABELS",
+    "MODEL_LABELS",
+    "dataset_label",
+    "model_label",
+    "table2",
+    "table3",
+    "table5",
+    "table8",
+    "table9",
+    "table10",
+    "table12",
+]
+
+#: Display names of the datasets (others: title-cased).
+DATASET_LABELS: dict[str, str] = {
+    "wikitext": "WikiText",
+    "webtext": "WebText",
+    "writingprompts": "WritingPrompts",
+}
+#: Display names of the model sizes (others: title-cased).
+MODEL_LABELS: dict[str, str] = {"small": "Small", "medium": "Medium", "large": "Large"}
+OBJECTIVE_LABELS: dict[str, str] = {"mle": "MLE", "mixce": "MixCE", "human": "Human"}
+
+#: Shown instead of a value that cannot exist (human perplexity, human best p).
+NOT_APPLICABLE = "-"
+_TOL = 1e-6
+
+#: (CSV short name, input column, LaTeX header, format) of the main metrics.
+_METRICS: tuple[tuple[str, str, str, str], ...] = (
+    ("div", "diversity", "div", ".2f"),
+    ("mauve", "mauve", "mauve", ".2f"),
+    ("coh", "coherence", "coh", ".3f"),
+)
+
+SAMPLES_COLUMNS = (
+    "dataset",
+    "model",
+    "variant",
+    "objective",
+    "eta",
+    "n_train",
+    "split",
+    "decoding",
+    "top_p",
+    "seed",
+    "n_empty",
+    "diversity",
+    "mauve",
+    "coherence",
+    "length_words",
+)
+HUMAN_COLUMNS = ("dataset", "split", "diversity", "mauve", "coherence", "length_words")
+PERPLEXITY_COLUMNS = ("dataset", "model", "objective", "eta", "n_train", "ppl")
+CONTROLLED_COLUMNS = (
+    "dataset",
+    "model",
+    "objective",
+    "eta",
+    "seed",
+    "length",
+    "c_mauve",
+    "c_coherence",
+    "status",
+)
+SELECTION_COLUMNS = ("dataset", "model", "eta")
+#: Fragment lengths of Tables 8 and 9 used when the input has none (the paper's).
+CONTROLLED_LENGTHS = (100, 200, 300)
+TOP_P_COLUMNS = ("dataset", "model", "objective", "variant", "best_p")
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def dataset_label(name: str, labels: Mapping[str, str] | None = None) -> str:
+    """Display name of a dataset (``wikitext`` -> ``WikiText``; unknown names title-cased)."""
+    labels = {**DATASET_LABELS, **(labels or {})}
+    return labels.get(name, str(name).title())
+
+
+def model_label(name: str, labels: Mapping[str, str] | None = None) -> str:
+    """Display name of a model size (``small`` -> ``Small``; unknown names title-cased)."""
+    labels = {**MODEL_LABELS, **(labels or {})}
+    return labels.get(name, str(name).title())
+
+
+def _size_label(n_train: int) -> str:
+    """``50000`` -> ``50K``; sizes that are not whole thousands are written out."""
+    n = int(n_train)
+    return f"{n // 1000}K" if n % 1000 == 0 and n > 0 else str(n)
+
+
+# --------------------------------------------------------------------------- input handling
+
+
+def _frame(df: pd.DataFrame | None, required: Sequence[str], name: str) -> pd.DataFrame:
+    """``df`` checked for ``required`` columns; None or an empty frame gives an empty frame.
+
+    Raises:
+        ValueError: a non-empty ``df`` lacks a required column (named in the message).
+    """
+    if df is None or df.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in required})
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(f"{name} is missing column(s): {', '.join(missing)}")
+    return df
+
+
+def _close(series: pd.Series, value: float | None) -> pd.Series:
+    """Boolean mask: ``series`` (numeric) equals ``value`` within the tolerance (NaN: False)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return pd.Series(False, index=series.index)
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+    return pd.Series(np.isclose(values, float(value), rtol=0.0, atol=_TOL), index=series.index)
+
+
+def _is(series: pd.Series, value: str) -> pd.Series:
+    return series.astype(str) == str(value)
+
+
+def _float(x: object) -> float:
+    try:
+        v = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return v
+
+
+def _seed_stats(rows: pd.DataFrame, column: str, what: str) -> tuple[float, float, int]:
+    """(mean, std, n_seeds) of ``column`` over seeds; rows of one seed are averaged first."""
+    if rows.empty or column not in rows.columns:
+        return math.nan, math.nan, 0
+    if "variant" in rows.columns and rows["variant"].nunique() > 1:
+        log.warning(
+            "%s: rows of several variants match (%s); averaging them",
+            what,
+            ", ".join(sorted(rows["variant"].astype(str).unique())),
+        )
+    values = pd.to_numeric(rows[column], errors="coerce")
+    per_seed = values.groupby(rows["seed"].to_numpy(), dropna=False).mean().dropna()
+    n = len(per_seed)
+    if n == 0:
+        return math.nan, math.nan, 0
+    std = float(per_seed.std(ddof=1)) if n > 1 else math.nan
+    return float(per_seed.mean()), std, n
+
+
+def _selection_lookup(selection: pd.DataFrame) -> dict[tuple[str, str], pd.Series]:
+    return {(str(r["dataset"]), str(r["model"])): r for _, r in selection.iterrows()}
+
+
+def _selected_eta(sel: Mapping[tuple[str, str], pd.Series], dataset: str, model: str) -> float:
+    row = sel.get((dataset, model))
+    return math.nan if row is None else _float(row["eta"])
+
+
+def _config_eta(sel: Mapping[tuple[str, str], pd.Series], dataset: str, model: str) -> float:
+    """The config's eta (Table 5 / top-p); the selected eta where the config's is missing."""
+    row = sel.get((dataset, model))
+    if row is None:
+        return math.nan
+    eta = _float(row.get("config_eta", math.nan))
+    return eta if not math.isnan(eta) else _float(row["eta"])
+
+
+# --------------------------------------------------------------------------- LaTeX helpers
+
+
+def _fmt(x: object, spec: str) -> str:
+    return num(_float(x), spec) if not isinstance(x, str) else x
+
+
+def _units(x: float, spec: str) -> int | None:
+    """``x`` in units of its displayed last digit (None when missing)."""
+    if math.isnan(x):
+        return None
+    decimals = int(spec.strip(".f")) if spec.endswith("f") else 6
+    return int(round(round(x, decimals) * 10**decimals))
+
+
+def _closer(a: float, b: float, ref: float, spec: str) -> tuple[bool, bool]:
+    """Whether ``a`` and ``b`` are bold: the one closer to ``ref`` at the displayed precision.
+
+    No bold when any of the three is missing; a tie bolds both.
+    """
+    ua, ub, ur = _units(a, spec), _units(b, spec), _units(ref, spec)
+    if ua is None or ub is None or ur is None:
+        return False, False
+    da, db = abs(ua - ur), abs(ub - ur)
+    return da <= db, db <= da
+
+
+@dataclass
+class _Row:
+    """One table row: CSV key columns, LaTeX label cells and per-dataset values."""
+
+    keys: dict[str, object]
+    labels: list[CellLike]
+    values: dict[str, float] = field(default_factory=dict)
+    # (dataset, short metric) -> displayed text override, e.g. "-" for human perplexity
+    text: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Col:
+    """One LaTeX value column: CSV short name, header and number format."""
+
+    short: str
+    header: CellLike
+    spec: str
+    compare: bool = True  # bold the value closer to human
+
+
+def _render(
+    rows: Sequence[_Row],
+    datasets: Sequence[str],
+    cols: Sequence[_Col],
+    label_headers: Sequence[str],
+    dataset_labels: Mapping[str, str] | None,
+    caption: CellLike,
+    label: str,
+    midrules_after: Sequence[int],
+    pairs: Sequence[tuple[int, int, int]] = (),
+) -> str:
+    """LaTeX of a dataset-grouped table.
+
+    ``pairs``: (mle row, mixce row, human row) indices whose compared columns get bold.
+    """
+    header: list[list[CellLike]] = [
+        [
+            *[""] * len(label_headers),
+            *[Cell(dataset_label(d, dataset_labels), colspan=len(cols)) for d in datasets],
+        ],
+        [*label_headers, *[c.header for _ in datasets for c in cols]],
+    ]
+    bolds: set[tuple[int, str, str]] = set()
+    for a, b, h in pairs:
+        for d in datasets:
+            for c in cols:
+                if not c.compare:
+                    continue
+                key = f"{d}_{c.short}"
+                ba, bb = _closer(
+                    rows[a].values.get(key, math.nan),
+                    rows[b].values.get(key, math.nan),
+                    rows[h].values.get(key, math.nan),
+                    c.spec,
+                )
+                if ba:
+                    bolds.add((a, d, c.short))
+                if bb:
+                    bolds.add((b, d, c.short))
+    body: list[list[CellLike]] = []
+    for i, row in enumerate(rows):
+        cells: list[CellLike] = list(row.labels)
+        for d in datasets:
+            for c in cols:
+                text = row.text.get((d, c.short))
+                if text is None:
+                    text = _fmt(row.values.get(f"{d}_{c.short}", math.nan), c.spec)
+                cells.append(bold(text) if (i, d, c.short) in bolds and text != MISSING else text)
+        body.append(cells)
+    spec = "l" * len(label_headers) + "c" * (len(cols) * len(datasets))
+    return booktabs_table(header, body, spec, caption, label, midrules_after=midrules_after)
+
+
+def _frame_from_rows(rows: Sequence[_Row], key_cols: Sequence[str], value_cols: Sequence[str]):
+    records = [{**{k: r.keys.get(k) for k in key_cols}, **r.values} for r in rows]
+    df = pd.DataFrame(records, columns=[*key_cols, *value_cols])
+    for c in value_cols:
+        if not c.endswith("_note"):
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    return df
+
+
+def _midrules(groups: Sequence[int]) -> list[int]:
+    """Body indices after which a group ends, from the group sizes in order."""
+    out, i = [], -1
+    for size in groups[:-1]:
+        i += size
+        out.append(i)
+    return out
+
+
+# --------------------------------------------------------------------------- main-metric tables
+
+
+def _metric_value_cols(datasets: Sequence[str], first: str) -> list[str]:
+    cols = []
+    for d in datasets:
+        cols += [f"{d}_eta", f"{d}_n_seeds", f"{d}_{first}"]
+        for short, *_ in _METRICS:
+            cols += [f"{d}_{short}", f"{d}_{short}_std"]
+        cols.append(f"{d}_n_empty")
+    return cols
+
+
+def _human_row(human: pd.DataFrame, datasets: Sequence[str], first: str, keys) -> _Row:
+    row = _Row(keys=keys, labels=["Human", ""])
+    test = human[_is(human["split"], "test")]
+    for d in datasets:
+        h = test[_is(test["dataset"], d)]
+        row.text[(d, first)] = NOT_APPLICABLE
+        row.values[f"{d}_eta"] = math.nan
+        row.values[f"{d}_n_seeds"] = math.nan
+        row.values[f"{d}_{first}"] = math.nan
+        for short, column, *_ in _METRICS:
+            row.values[f"{d}_{short}"] = (
+                float(pd.to_numeric(h[column], errors="coerce").mean()) if len(h) else math.nan
+            )
+            row.values[f"{d}_{short}_std"] = math.nan
+        row.values[f"{d}_n_empty"] = math.nan
+    return row
+
+
+def _fill_metrics(row: _Row, d: str, rows: pd.DataFrame, what: str) -> None:
+    """Seed means/stds of the main metrics of ``rows`` into ``row`` for dataset ``d``."""
+    n_seeds = 0
+    for short, column, *_ in _METRICS:
+        mean, std, n = _seed_stats(rows, column, what)
+        row.values[f"{d}_{short}"] = mean
+        row.values[f"{d}_{short}_std"] = std
+        n_seeds = max(n_seeds, n)
+    row.values[f"{d}_n_seeds"] = float(n_seeds) if n_seeds else math.nan
+    row.values[f"{d}_n_empty"] = _seed_stats(rows, "n_empty", what)[0]
+    etas = pd.to_numeric(rows["eta"], errors="coerce").dropna().unique() if len(rows) else []
+    row.values[f"{d}_eta"] = float(etas[0]) if len(etas) == 1 else math.nan
+
+
+def _ppl(perplexity: pd.DataFrame, d: str, model: str, objective: str, eta: float, n_train: int):
+    p = perplexity[
+        _is(perplexity["dataset"], d)
+        & _is(perplexity["model"], model)
+        & _is(perplexity["objective"], objective)
+        & _close(perplexity["n_train"], n_train)
+    ]
+    if objective != "mle":
+        p = p[_close(p["eta"], eta)]
+    values = pd.to_numeric(p["ppl"], errors="coerce").dropna()
+    if len(values) > 1:
+        log.warning("perplexity: %d rows for %s/%s/%s; averaging", len(values), d, model, objective)
+    return float(values.mean()) if len(values) else math.nan
+
+
+def _unbiased_rows(
+    samples: pd.DataFrame, d: str, model: str, objective: str, eta: float, n_train: int
+) -> pd.DataFrame:
+    s = samples[
+        _is(samples["split"], "test")
+        & _is(samples["decoding"], "unbiased")
+        & _is(samples["dataset"], d)
+        & _is(samples["model"], model)
+        & _is(samples["objective"], objective)
+        & _close(samples["n_train"], n_train)
+    ]
+    if objective != "mle":
+        s = s[_close(s["eta"], eta)]
+    return s
+
+
+def _variant_n_train(variant: object) -> float:
+    try:
+        return float(parse_variant(str(variant)).n_train)
+    except ValueError:
+        return math.nan
+
+
+def _at_train_size(df: pd.DataFrame, n_train: int) -> pd.Series:
+    """Rows of human texts or of models trained on ``n_train`` texts.
+
+    Uses the ``n_train`` column where there is one, else the train size in the variant name
+    (``mixce_eta0.10_n50000``).
+    """
+    human = _is(df["objective"], "human")
+    if "n_train" in df.columns:
+        return human | _close(df["n_train"], n_train)
+    if "variant" in df.columns:
+        sizes = df["variant"].map(_variant_n_train)
+        return human | _close(sizes, n_train)
+    return pd.Series(True, index=df.index)
+
+
+def _empty_warning(name: str, table: str) -> None:
+    log.warning("%s: the %s input is empty; writing the header with no data rows", table, name)
+
+
+def _main_cols(first: _Col) -> list[_Col]:
+    return [first, *[_Col(short, header, spec) for short, _, header, spec in _METRICS]]
+
+
+_TABLE2_CAPTION = (
+    "Unbiased sampling results of models finetuned by MLE or MixCE on the test sets. For all "
+    "metrics, the closer to the human scores the better. Bold numbers are the ones closer to "
+    "human scores in each setting. Each number is the mean over the sampling seeds; MixCE "
+    "uses the eta selected by dev MAUVE; -- marks a missing run."
+)
+
+
+def table2(
+    samples: pd.DataFrame,
+    human: pd.DataFrame,
+    perplexity: pd.DataFrame,
+    selection: pd.DataFrame,
+    *,
+    datasets: Sequence[str],
+    models: Sequence[str],
+    main_n_train: int,
+    model_labels: Mapping[str, str] | None = None,
+    dataset_labels: Mapping[str, str] | None = None,
+    caption: str = _TABLE2_CAPTION,
+    label: str = "tab:gpt2-unbiased",
+) -> tuple[pd.DataFrame, str]:
+    """Table 2: unbiased sampling on the test split, MLE vs MixCE per model size.
+
+    Rows: Human, then per model (in ``models`` order) MLE and MixCE, where MixCE is the
+    variant at the eta of ``selection`` for (dataset, model), trained on ``main_n_train``
+    texts.  Columns per dataset: ppl (from ``perplexity``), div, mauve, coh.
+
+    Returns:
+        ``(df, tex)``; df columns: ``model`` (``human`` on the human row), ``objective``
+        (``human``, ``mle``, ``mixce``), then per dataset ``<d>_eta``, ``<d>_n_seeds``,
+        ``<d>_ppl``, ``<d>_div``, ``<d>_div_std``, ``<d>_mauve``, ``<d>_mauve_std``,
+        ``<d>_coh``, ``<d>_coh_std``, ``<d>_n_empty`` (mean over seeds of the empty texts).
+    """
+    return _main_table(
+        samples,
+        human,
+        perplexity,
+        selection,
+        datasets=datasets,
+        models=models,
+        n_train_of=lambda _m: main_n_train,
+        group_key=("model", list(models)),
+        group_label=lambda m: model_label(m, model_labels),
+        eta_of=_selected_eta,
+        dataset_labels=dataset_labels,
+        caption=caption,
+        label=label,
+        table="Table 2",
+        first_header="Model Size",
+    )
+
+
+def _main_table(
+    samples,
+    human,
+    perplexity,
+    selection,
+    *,
+    datasets,
+    models,
+    n_train_of: Callable[[object], int],
+    group_key: tuple[str, list],
+    group_label: Callable[[object], str],
+    eta_of,
+    dataset_labels,
+    caption,
+    label,
+    table: str,
+    first_header: str,
+    model: str | None = None,
+) -> tuple[pd.DataFrame, str]:
+    """Tables 2 and 5: groups (model sizes or train sizes) of MLE / MixCE rows."""
+    samples = _frame(samples, SAMPLES_COLUMNS, "samples")
+    human = _frame(human, HUMAN_COLUMNS, "human")
+    perplexity = _frame(perplexity, PERPLEXITY_COLUMNS, "perplexity")
+    selection = _frame(selection, SELECTION_COLUMNS, "selection")
+    key_name, groups = group_key
+    key_cols = [key_name, "objective"] if key_name == "model" else ["model", key_name, "objective"]
+    value_cols = _metric_value_cols(datasets, "ppl")
+    cols = _main_cols(_Col("ppl", "ppl", ".2f", compare=False))
+    headers = [first_header, "Objective"]
+    if samples.empty or not groups:
+        if samples.empty:
+            _empty_warning("samples", table)
+        else:
+            log.warning("%s: no %s rows; writing the header with no data rows", table, key_name)
+        df = _frame_from_rows([], key_cols, value_cols)
+        return df, _render([], datasets, cols, headers, dataset_labels, caption, label, [])
+
+    sel = _selection_lookup(selection)
+    human_keys = {key_name: "human", "objective": "human"}
+    if key_name != "model":
+        human_keys = {"model": "human", key_name: math.nan, "objective": "human"}
+    rows = [_human_row(human, datasets, "ppl", human_keys)]
+    pairs = []
+    for g in groups:
+        m = model if model is not None else g
+        n_train = n_train_of(g)
+        for j, objective in enumerate(("mle", "mixce")):
+            keys = {key_name: g, "objective": objective}
+            if key_name != "model":
+                keys["model"] = m
+            row = _Row(
+                keys=keys,
+                labels=[group_label(g) if j == 0 else "", OBJECTIVE_LABELS[objective]],
+            )
+            for d in datasets:
+                eta = 1.0 if objective == "mle" else eta_of(sel, d, m)
+                what = f"{table} {d}/{m}/{objective}/n{n_train}"
+                s = _unbiased_rows(samples, d, m, objective, eta, n_train)
+                _fill_metrics(row, d, s, what)
+                row.values[f"{d}_eta"] = eta
+                row.values[f"{d}_ppl"] = _ppl(perplexity, d, m, objective, eta, n_train)
+            rows.append(row)
+        pairs.append((len(rows) - 2, len(rows) - 1, 0))
+    df = _frame_from_rows(rows, key_cols, value_cols)
+    if key_name == "n_train":
+        df["n_train"] = pd.to_numeric(df["n_train"], errors="coerce").round().astype("Int64")
+    midrules = _midrules([1, *[2] * len(groups)])
+    tex = _render(rows, datasets, cols, headers, dataset_labels, caption, label, midrules, pairs)
+    return df, tex
+
+
+_TABLE5_CAPTION = (
+    "Unbiased sampling results of GPT-2 {model} models finetuned by MLE or MixCE with "
+    "different training data sizes. All metrics are the closer to the human scores the better. "
+    "Bold numbers are the ones closer to human scores in each setting. MixCE uses the eta of "
+    "the config; each number is the mean over the sampling seeds; -- marks a missing run."
+)
+
+
+def table5(
+    samples: pd.DataFrame,
+    human: pd.DataFrame,
+    perplexity: pd.DataFrame,
+    selection: pd.DataFrame,
+    *,
+    datasets: Sequence[str],
+    main_n_train: int,
+    model: str = "small",
+    model_labels: Mapping[str, str] | None = None,
+    dataset_labels: Mapping[str, str] | None = None,
+    caption: str | None = None,
+    label: str = "tab:gpt2-train-sizes",
+) -> tuple[pd.DataFrame, str]:
+    """Table 5: unbiased sampling of ``model`` at the train sizes other than ``main_n_train``.
+
+    Row groups: each n_train != ``main_n_train`` found in ``samples`` or ``perplexity`` for
+    ``model`` (ascending), with MLE and MixCE; MixCE at the ``config_eta`` of ``selection``
+    (the selected eta where the config's is missing).  Columns as Table 2.
+
+    Returns:
+        ``(df, tex)``; df columns: ``model``, ``n_train`` (NaN on the human row),
+        ``objective``, then the per-dataset columns of :func:`table2`.
+    """
+    s = _frame(samples, SAMPLES_COLUMNS, "samples")
+    p = _frame(perplexity, PERPLEXITY_COLUMNS, "perplexity")
+    sizes: set[int] = set()
+    for frame in (s, p):
+        if frame.empty:
+            continue
+        mine = frame[_is(frame["model"], model) & frame["objective"].isin(["mle", "mixce"])]
+        for n in pd.to_numeric(mine["n_train"], errors="coerce").dropna().unique():
+            if not math.isclose(float(n), float(main_n_train), abs_tol=_TOL):
+                sizes.add(int(round(float(n))))
+    groups = sorted(sizes)
+    if caption is None:
+        caption = _TABLE5_CAPTION.format(model=model_label(model, model_labels).lower())
+    return _main_table(
+        samples,
+        human,
+        perplexity,
+        selection,
+        datasets=datasets,
+        models=[model],
+        n_train_of=lambda n: int(n),  # type: ignore[arg-type]
+        group_key=("n_train", groups),
+        group_label=lambda n: _size_label(int(n)),  # type: ignore[arg-type]
+        eta_of=_config_eta,
+        dataset_labels=dataset_labels,
+        caption=caption,
+        label=label,
+        table="Table 5",
+        first_header="Data Size",
+        model=model,
+    )
+
+
+_TABLE3_CAPTION = (
+    "Top-p sampling results of the same models as the unbiased-sampling table, each objective "
+    "at its best p (selected by dev MAUVE). Since changing the decoding method does not affect "
+    "perplexity, the selected best p is reported instead. MixCE uses the eta of the config; "
+    "each number is the mean over the sampling seeds; -- marks a missing run."
+)
+
+
+def table3(
+    samples: pd.DataFrame,
+    human: pd.DataFrame,
+    top_p: pd.DataFrame,
+    *,
+    datasets: Sequence[str],
+    models: Sequence[str],
+    main_n_train: int,
+    model_labels: Mapping[str, str] | None = None,
+    dataset_labels: Mapping[str, str] | None = None,
+    caption: str = _TABLE3_CAPTION,
+    label: str = "tab:gpt2-top-p",
+) -> tuple[pd.DataFrame, str]:
+    """Table 3: top-p sampling on the test split, each objective at its best p.
+
+    For (dataset, model, objective) the ``top_p`` selection gives the variant and best p;
+    the test rows of ``samples`` of that variant (at ``main_n_train``) with a ``top_p*``
+    decoding at that p are averaged over seeds.
+
+    Returns:
+        ``(df, tex)``; df columns: ``model``, ``objective``, then per dataset ``<d>_eta``,
+        ``<d>_n_seeds``, ``<d>_best_p``, ``<d>_div``, ``<d>_div_std``, ``<d>_mauve``,
+        ``<d>_mauve_std``, ``<d>_coh``, ``<d>_coh_std``, ``<d>_n_empty``.
+    """
+    samples = _frame(samples, SAMPLES_COLUMNS, "samples")
+    human = _frame(human, HUMAN_COLUMNS, "human")
+    top_p = _frame(top_p, TOP_P_COLUMNS, "top_p")
+    key_cols = ["model", "objective"]
+    value_cols = _metric_value_cols(datasets, "best_p")
+    cols = _main_cols(_Col("best_p", "best p", ".2f", compare=False))
+    headers = ["Model Size", "Objective"]
+    if samples.empty:
+        _empty_warning("samples", "Table 3")
+        df = _frame_from_rows([], key_cols, value_cols)
+        return df, _render([], datasets, cols, headers, dataset_labels, caption, label, [])
+
+    best = {
+        (str(r["dataset"]), str(r["model"]), str(r["objective"])): r for _, r in top_p.iterrows()
+    }
+    decoding = samples["decoding"].astype(str)
+    test = samples[_is(samples["split"], "test") & decoding.str.startswith("top_p")]
+    rows = [_human_row(human, datasets, "best_p", {"model": "human", "objective": "human"})]
+    pairs = []
+    for m in models:
+        for j, objective in enumerate(("mle", "mixce")):
+            row = _Row(
+                keys={"model": m, "objective": objective},
+                labels=[
+                    model_label(m, model_labels) if j == 0 else "",
+                    OBJECTIVE_LABELS[objective],
+                ],
+            )
+            for d in datasets:
+                b = best.get((d, m, objective))
+                p = math.nan if b is None else _float(b["best_p"])
+                s = test.iloc[0:0]
+                if b is not None:
+                    s = test[
+                        _is(test["dataset"], d)
+                        & _is(test["model"], m)
+                        & _is(test["variant"], str(b["variant"]))
+                        & _close(test["top_p"], p)
+                        & _close(test["n_train"], main_n_train)
+                    ]
+                _fill_metrics(row, d, s, f"Table 3 {d}/{m}/{objective}/p{p}")
+                row.values[f"{d}_best_p"] = p
+            rows.append(row)
+        pairs.append((len(rows) - 2, len(rows) - 1, 0))
+    df = _frame_from_rows(rows, key_cols, value_cols)
+    midrules = _midrules([1, *[2] * len(models)])
+    tex = _render(rows, datasets, cols, headers, dataset_labels, caption, label, midrules, pairs)
+    return df, tex
+
+
+_TABLE10_CAPTION = (
+    "Unbiased sampling text lengths (test set) of models finetuned by MLE or MixCE. Length is "
+    "computed by splitting text by whitespace; each number is the mean over the sampling seeds; "
+    "-- marks a missing run."
+)
+
+
+def table10(
+    samples: pd.DataFrame,
+    human: pd.DataFrame,
+    selection: pd.DataFrame,
+    *,
+    datasets: Sequence[str],
+    models: Sequence[str],
+    main_n_train: int,
+    model_labels: Mapping[str, str] | None = None,
+    dataset_labels: Mapping[str, str] | None = None,
+    caption: str = _TABLE10_CAPTION,
+    label: str = "tab:gpt2-length",
+) -> tuple[pd.DataFrame, str]:
+    """Table 10: mean text length in whitespace words (unbiased sampling, test split).
+
+    Rows: Human, then per model MLE and MixCE (the models of Table 2).
+
+    Returns:
+        ``(df, tex)``; df columns: ``model``, ``objective``, then per dataset ``<d>_eta``,
+        ``<d>_n_seeds``, ``<d>_length``, ``<d>_length_std``.
+    """
+    samples = _frame(samples, SAMPLES_COLUMNS, "samples")
+    human = _frame(human, HUMAN_COLUMNS, "human")
+    selection = _frame(selection, SELECTION_COLUMNS, "selection")
+    key_cols = ["model", "objective"]
+    value_cols = [
+        c for d in datasets for c in (f"{d}_eta", f"{d}_n_seeds", f"{d}_length", f"{d}_length_std")
+    ]
+    cols = [_Col("length", "avg. len", ".1f", compare=False)]
+    headers = ["Model Size", "Objective"]
+    if samples.empty:
+        _empty_warning("samples", "Table 10")
+        df = _frame_from_rows([], key_cols, value_cols)
+        return df, _render([], datasets, cols, headers, dataset_labels, caption, label, [])
+
+    sel = _selection_lookup(selection)
+    test = human[_is(human["split"], "test")]
+    hrow = _Row(keys={"model": "human", "objective": "human"}, labels=["Human", ""])
+    for d in datasets:
+        h = pd.to_numeric(test.loc[_is(test["dataset"], d), "length_words"], errors="coerce")
+        hrow.values.update(
+            {
+                f"{d}_eta": math.nan,
+                f"{d}_n_seeds": math.nan,
+                f"{d}_length": float(h.mean()) if len(h) else math.nan,
+                f"{d}_length_std": math.nan,
+            }
+        )
+    rows = [hrow]
+    for m in models:
+        for j, objective in enumerate(("mle", "mixce")):
+            row = _Row(
+                keys={"model": m, "objective": objective},
+                labels=[
+                    model_label(m, model_labels) if j == 0 else "",
+                    OBJECTIVE_LABELS[objective],
+                ],
+            )
+            for d in datasets:
+                eta = 1.0 if objective == "mle" else _selected_eta(sel, d, m)
+                s = _unbiased_rows(samples, d, m, objective, eta, main_n_train)
+                what = f"Table 10 {d}/{m}/{objective}"
+                mean, std, n = _seed_stats(s, "length_words", what)
+                row.values.update(
+                    {
+                        f"{d}_eta": eta,
+                        f"{d}_n_seeds": float(n) if n else math.nan,
+                        f"{d}_length": mean,
+                        f"{d}_length_std": std,
+                    }
+                )
+            rows.append(row)
+    df = _frame_from_rows(rows, key_cols, value_cols)
+    midrules = _midrules([1, *[2] * len(models)])
+    tex = _render(rows, datasets, cols, headers, dataset_labels, caption, label, midrules)
+    return df, tex
+
+
+# --------------------------------------------------------------------------- controlled tables
+
+
+def _controlled_table(
+    controlled: pd.DataFrame,
+    selection: pd.DataFrame,
+    *,
+    metric: str,
+    short: str,
+    header: str,
+    spec: str,
+    datasets: Sequence[str],
+    models: Sequence[str],
+    lengths: Sequence[int] | None,
+    main_n_train: int | None,
+    model_labels: Mapping[str, str] | None,
+    dataset_labels: Mapping[str, str] | None,
+    caption: str,
+    label: str,
+    table: str,
+) -> tuple[pd.DataFrame, str]:
+    controlled = _frame(controlled, CONTROLLED_COLUMNS, "controlled")
+    if main_n_train is not None and not controlled.empty:
+        human = _is(controlled["objective"], "human")  # the reference rows have no train size
+        controlled = controlled[_at_train_size(controlled, main_n_train) | human]
+    selection = _frame(selection, SELECTION_COLUMNS, "selection")
+    if lengths is None:
+        found = pd.to_numeric(controlled["length"], errors="coerce").dropna().unique()
+        lengths = sorted(int(round(float(x))) for x in found) or list(CONTROLLED_LENGTHS)
+    lengths = [int(L) for L in lengths]
+    key_cols = ["model", "objective"]
+    value_cols = [
+        c
+        for d in datasets
+        for L in lengths
+        for c in (f"{d}_{short}_{L}", f"{d}_{short}_{L}_std", f"{d}_{short}_{L}_note")
+    ]
+    cols = [_Col(f"{short}_{L}", raw(rf"{header}$_{{{L}}}$"), spec) for L in lengths]
+    headers = ["Model Size", "Objective"]
+    if controlled.empty:
+        _empty_warning("controlled", table)
+        df = _frame_from_rows([], key_cols, value_cols)
+        return df, _render([], datasets, cols, headers, dataset_labels, caption, label, [])
+
+    sel = _selection_lookup(selection)
+    notes: dict[tuple[str, int], set[str]] = {}
+
+    def fill(row: _Row, sub: pd.DataFrame, what: str) -> None:
+        for d in datasets:
+            for L in lengths:
+                cell = sub[_is(sub["dataset"], d) & _close(sub["length"], L)]
+                status = cell["status"].astype(str).str.strip()
+                ok = cell[status.str.lower() == "ok"]
+                skipped = sorted(set(status[status.str.lower() != "ok"]))
+                mean, std, n = _seed_stats(ok, metric, f"{what} {d} L={L}")
+                note = ""
+                if skipped:
+                    note = "; ".join(skipped)
+                    if n:
+                        note = f"{len(cell) - len(ok)} of {len(cell)} runs {note}"
+                    notes.setdefault((d, L), set()).update(skipped)
+                row.values[f"{d}_{short}_{L}"] = mean
+                row.values[f"{d}_{short}_{L}_std"] = std
+                row.values[f"{d}_{short}_{L}_note"] = note  # type: ignore[assignment]
+
+    hrow = _Row(keys={"model": "human", "objective": "human"}, labels=["Human", ""])
+    fill(hrow, controlled[_is(controlled["objective"], "human")], f"{table} human")
+    rows = [hrow]
+    pairs = []
+    for m in models:
+        for j, objective in enumerate(("mle", "mixce")):
+            row = _Row(
+                keys={"model": m, "objective": objective},
+                labels=[
+                    model_label(m, model_labels) if j == 0 else "",
+                    OBJECTIVE_LABELS[objective],
+                ],
+            )
+            sub = controlled[_is(controlled["model"], m) & _is(controlled["objective"], objective)]
+            if objective == "mixce":
+                mask = pd.Series(False, index=sub.index)
+                for d in datasets:
+                    mask |= _is(sub["dataset"], d) & _close(sub["eta"], _selected_eta(sel, d, m))
+                sub = sub[mask]
+            fill(row, sub, f"{table} {m}/{objective}")
+            rows.append(row)
+        pairs.append((len(rows) - 2, len(rows) - 1, 0))
+    df = _frame_from_rows(rows, key_cols, value_cols)
+    if notes:
+        parts = [
+            f"{dataset_label(d, dataset_labels)}, L = {L}: {'; '.join(sorted(reasons))}"
+            for (d, L), reasons in sorted(notes.items())
+        ]
+        caption = f"{caption} Skipped ({MISSING}): {' | '.join(parts)}."
+    midrules = _midrules([1, *[2] * len(models)])
+    tex = _render(rows, datasets, cols, headers, dataset_labels, caption, label, midrules, pairs)
+    return df, tex
+
+
+_TABLE8_CAPTION = (
+    "Controlled mauve results (c-mauve_L: MAUVE between random L-token fragments of human and "
+    "model texts). Unbiased sampling, the same generations as the unbiased-sampling table. "
+    "Human scores are not 1 because sampling the fragments twice gives two different sets. "
+    "Bold: closer to the human score. Each number is the mean over the sampling seeds."
+)
+_TABLE9_CAPTION = (
+    "Controlled coherence results (c-coh_L: coherence of random L-token fragments, the first "
+    "50 tokens as the prompt). Unbiased sampling, the same generations as the "
+    "unbiased-sampling table. Bold: closer to the human score. Each number is the mean over "
+    "the sampling seeds."
+)
+
+
+def table8(
+    controlled: pd.DataFrame,
+    selection: pd.DataFrame,
+    *,
+    datasets: Sequence[str],
+    models: Sequence[str],
+    lengths: Sequence[int] | None = None,
+    main_n_train: int | None = None,
+    model_labels: Mapping[str, str] | None = None,
+    dataset_labels: Mapping[str, str] | None = None,
+    caption: str = _TABLE8_CAPTION,
+    label: str = "tab:gpt2-c-mauve",
+) -> tuple[pd.DataFrame, str]:
+    """Table 8: controlled MAUVE (c-mauve_L) per dataset and fragment length L.
+
+    Rows: Human, then per model MLE and MixCE (at the selected eta of ``selection``).
+    Columns per dataset: one per L (``lengths``, default: every L in ``controlled``, or
+    :data:`CONTROLLED_LENGTHS` when it has none).  Values
+    are means over the seeds whose status is ``ok``; a cell whose runs were all skipped is
+    ``--`` and its reason (the ``status`` text) is listed in the caption.  With
+    ``main_n_train``, model rows of other train sizes are left out (by the ``n_train``
+    column if there is one, else by the train size in the variant name).
+
+    Returns:
+        ``(df, tex)``; df columns: ``model``, ``objective``, then per dataset and L
+        ``<d>_c_mauve_<L>``, ``<d>_c_mauve_<L>_std`` and ``<d>_c_mauve_<L>_note`` (the skip
+        reason, empty when every run is ok or there is no run).
+    """
+    return _controlled_table(
+        controlled,
+        selection,
+        metric="c_mauve",
+        short="c_mauve",
+        header="c-mauve",
+        spec=".2f",
+        datasets=datasets,
+        models=models,
+        lengths=lengths,
+        main_n_train=main_n_train,
+        model_labels=model_labels,
+        dataset_labels=dataset_labels,
+        caption=caption,
+        label=label,
+        table="Table 8",
+    )
+
+
+def table9(
+    controlled: pd.DataFrame,
+    selection: pd.DataFrame,
+    *,
+    datasets: Sequence[str],
+    models: Sequence[str],
+    lengths: Sequence[int] | None = None,
+    main_n_train: int | None = None,
+    model_labels: Mapping[str, str] | None = None,
+    dataset_labels: Mapping[str, str] | None = None,
+    caption: str = _TABLE9_CAPTION,
+    label: str = "tab:gpt2-c-coh",
+) -> tuple[pd.DataFrame, str]:
+    """Table 9: controlled coherence (c-coh_L); layout and rules as :func:`table8`.
+
+    Returns:
+        ``(df, tex)``; df columns: ``model``, ``objective``, then per dataset and L
+        ``<d>_c_coh_<L>``, ``<d>_c_coh_<L>_std`` and ``<d>_c_coh_<L>_note``.
+    """
+    return _controlled_table(
+        controlled,
+        selection,
+        metric="c_coherence",
+        short="c_coh",
+        header="c-coh",
+        spec=".3f",
+        datasets=datasets,
+        models=models,
+        lengths=lengths,
+        main_n_train=main_n_train,
+        model_labels=model_labels,
+        dataset_labels=dataset_labels,
+        caption=caption,
+        label=label,
+        table="Table 9",
+    )
+
+
+# --------------------------------------------------------------------------- Table 12
+
+_TABLE12_CAPTION = (
+    "The selected best eta of the GPT-2 experiments (MixCE of the unbiased-sampling table), "
+    "selected by MAUVE (max length) of unbiased samples on the dev set."
+)
+
+
+def table12(
+    selection: pd.DataFrame,
+    *,
+    datasets: Sequence[str],
+    models: Sequence[str],
+    model_labels: Mapping[str, str] | None = None,
+    dataset_labels: Mapping[str, str] | None = None,
+    caption: str = _TABLE12_CAPTION,
+    label: str = "tab:gpt2-best-eta",
+) -> tuple[pd.DataFrame, str]:
+    """Table 12: the selected eta per model size (rows) and dataset (columns).
+
+    Where the config's eta (used for top-p sampling and Table 5) differs from the selected
+    one, the cell shows it in parentheses, e.g. ``0.1 (config 0.5)``.
+
+    Returns:
+        ``(df, tex)``; df columns: ``model``, then per dataset ``<d>_eta``,
+        ``<d>_dev_mauve_mean``, ``<d>_dev_mauve_std``, ``<d>_config_eta``.
+    """
+    selection = _frame(selection, SELECTION_COLUMNS, "selection")
+    value_cols = [
+        c
+        for d in datasets
+        for c in (f"{d}_eta", f"{d}_dev_mauve_mean", f"{d}_dev_mauve_std", f"{d}_config_eta")
+    ]
+    header: list[list[CellLike]] = [
+        ["", "", *[dataset_label(d, dataset_labels) for d in datasets]],
+        ["Model Size", "Objective", *[raw(r"best $\eta$") for _ in datasets]],
+    ]
+    spec = "ll" + "c" * len(datasets)
+    if selection.empty:
+        _empty_warning("selection", "Table 12")
+        df = _frame_from_rows([], ["model"], value_cols)
+        return df, booktabs_table(header, [], spec, caption, label)
+
+    sel = _selection_lookup(selection)
+    rows, body, differs = [], [], False
+    for m in models:
+        row = _Row(keys={"model": m}, labels=[])
+        cells: list[CellLike] = [model_label(m, model_labels), "MixCE"]
+        for d in datasets:
+            r = sel.get((d, m))
+            values = {
+                c: math.nan if r is None else _float(r.get(c, math.nan))
+                for c in ("eta", "dev_mauve_mean", "dev_mauve_std", "config_eta")
+            }
+            row.values.update({f"{d}_{c}": v for c, v in values.items()})
+            eta, cfg = values["eta"], values["config_eta"]
+            text = num(eta, "g")
+            if not math.isnan(eta) and not math.isnan(cfg) and not math.isclose(eta, cfg):
+                text = f"{text} (config {cfg:g})"
+                differs = True
+            cells.append(text)
+        rows.append(row)
+        body.append(cells)
+    if differs:
+        caption = (
+            f"{caption} In parentheses: the eta of the config, used for top-p sampling and the "
+            "train-size table, where it differs from the selection."
+        )
+    df = _frame_from_rows(rows, ["model"], value_cols)
+    return df, booktabs_table(header, body, spec, caption, label)

@@ -1,0 +1,727 @@
+"""One training loop for the GPT-2 track: finetuning with any registered objective, and the
+MLE pretraining of scratch models.
+
+Read it top to bottom in :func:`train`. What it does, in order:
+
+1. Every optimizer step takes ``batch_size`` texts (the epoch's order is a permutation drawn
+   from ``seed`` and the epoch number), cut into micro-batches of ``micro_batch_size``;
+   gradients accumulate (:func:`micro_batch_weights`). ``accumulation="tokens"`` (protocol
+   point grad_accumulation, clean): the step's texts are sorted by length before the cut
+   (bucketing: little padding) and the step's loss is the objective's mean over every real
+   target token of the whole step (each micro-batch's mean is weighted by its share of the
+   step's tokens), so bucketing and the micro-batch size do not change the gradient.
+   ``"micro_batches"`` (official, as the authors' released script): micro-batches are cut in
+   the epoch's order and each micro-batch's token mean counts 1 / (number of micro-batches
+   of a full step), whatever its number of tokens.
+2. Texts are GPT-2 ids with EOS appended (:func:`mixce.gpt2.tokenizer.encode_texts`); a batch is
+   right-padded with EOS under attention mask 0; the model sees ``ids[:-1]`` and predicts
+   ``ids[1:]`` (no BOS, the first token is not scored).
+3. AdamW with a linear schedule (optional warm-up), gradient clipping at ``grad_clip``
+   (None: none, protocol point grad_clip official; the step's gradient norm is logged either
+   way, :func:`clip_gradients`), then the next step.
+   A loss that is NaN or infinite stops the job (:class:`NonFiniteLoss`, naming the step, the
+   micro-batch and the texts in it).
+4. At the end of each epoch (or every ``eval_every`` steps) the dev loss is computed with the
+   training objective (so MixCE keeps its mixed loss, as the reference code does) and with
+   plain NLL, always in float32 (no autocast, no TF32 matmuls); the model with the lowest
+   objective dev loss is saved (safetensors).
+5. Every ``checkpoint_every`` steps, and when ``should_stop()`` turns true (SIGTERM, see
+   :class:`StopOnSignal`), the model, optimizer, scheduler, RNG states, position in the data,
+   the objective's state and the log so far are saved atomically to ``resume_path``;
+   :func:`train` resumes from it when its fingerprint (settings + data) matches, so an
+   interrupted and resumed run ends with the same weights as an uninterrupted one. The
+   checkpoint holds only tensors and plain types and is read with ``weights_only=True``
+   (:func:`load_resume`): a file that holds any pickled object is refused
+   (:class:`CheckpointError`), never unpickled.
+
+The loop knows objectives only through their :class:`~mixce.objectives.ObjectiveSpec`: the
+hyper-parameters (``settings.hyper``, checked and completed by
+:func:`~mixce.objectives.check_hyper`); ``needs_reference``: a frozen ``reference`` model runs
+on every micro-batch (training and dev) under ``torch.no_grad`` and its logits are passed as
+``reference_logits``; ``stateful``: one state dict, passed as ``state`` in training and saved
+in the resume checkpoint, and ``state=None`` in the dev evaluation.
+
+``precision`` (protocol point precision): ``"bf16_autocast"`` (clean) runs the training
+forward on CUDA under bf16 autocast with TF32 matmuls; ``"float32"`` (official, as the
+released script on its V100) trains in float32 with TF32 off. The CPU always runs float32,
+and the dev evaluation is float32 under both settings. CUDA uses fused AdamW either way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import pickle
+import resource
+import signal
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import torch
+
+from mixce.gpt2.models import save_model
+from mixce.objectives import ObjectiveSpec, check_hyper, get_spec, masked_mean, token_logprobs
+
+logger = logging.getLogger(__name__)
+
+#: How micro-batch losses combine into an optimizer step's loss (protocol point
+#: grad_accumulation): "tokens" (clean), "micro_batches" (official).
+Accumulation = Literal["tokens", "micro_batches"]
+#: Training precision on CUDA (protocol point precision): "bf16_autocast" (clean), "float32"
+#: (official). The CPU always runs float32.
+Precision = Literal["bf16_autocast", "float32"]
+#: How the dev loss averages its batches (protocol point perplexity_average): "tokens"
+#: (clean: token-weighted mean over length-sorted batches), "batch_means" (official: the
+#: released evaluation loop, the mean of per-batch token means over batches of
+#: RELEASED_EVAL_BATCH_SIZE texts in file order, each batch weighted by its number of texts).
+DevAverage = Literal["tokens", "batch_means"]
+#: Texts per dev batch in the released training script (run.py passes 32 for every model).
+RELEASED_EVAL_BATCH_SIZE = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """Everything that shapes the trained weights (the fingerprint of a resume checkpoint)."""
+
+    objective: str = "mle"
+    # The objective's hyper-parameters (mixce.objectives.check_hyper: defaults are filled in
+    # at construction, so equal runs have equal settings and fingerprints).
+    hyper: dict[str, float] = dataclasses.field(default_factory=dict, hash=False)
+    lr: float = 5e-5
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    grad_clip: float | None = 1.0
+    epochs: int = 5
+    max_steps: int | None = None  # cap on optimizer steps (pretraining); None: whole epochs
+    batch_size: int = 64  # texts per optimizer step (effective batch)
+    micro_batch_size: int = 8
+    max_length: int = 512  # tokens per text, EOS included
+    seed: int = 0
+    eval_every: int = 0  # optimizer steps between dev evaluations; 0: at each epoch's end
+    dev_batch_size: int = 16
+    accumulation: Accumulation = "tokens"  # see micro_batch_weights
+    precision: Precision = "bf16_autocast"  # see autocast_dtype
+    dev_average: DevAverage = "tokens"  # see evaluate
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hyper", check_hyper(self.objective, self.hyper))
+        for name, kind in (
+            ("accumulation", Accumulation),
+            ("precision", Precision),
+            ("dev_average", DevAverage),
+        ):
+            if getattr(self, name) not in get_args(kind):
+                raise ValueError(
+                    f"TrainSettings.{name}: {getattr(self, name)!r} is not one of "
+                    f"{', '.join(get_args(kind))}"
+                )
+
+    def objective_kwargs(self) -> dict[str, float]:
+        """The objective's hyper-parameters, defaults filled in, as keyword arguments."""
+        return check_hyper(self.objective, self.hyper)
+
+
+def protocol_settings(
+    settings: Mapping[str, Any], points: Mapping[str, Literal["official", "clean"]]
+) -> dict[str, Any]:
+    """:class:`TrainSettings` fields ``settings`` under the protocol ``points`` given.
+
+    ``points`` (from :func:`mixce.gpt2.protocol.points`) may hold grad_clip, grad_accumulation,
+    precision and perplexity_average; a point it lacks leaves its fields as ``settings`` has
+    them (the pretraining of scratch models, our own stage, passes none). Official (the
+    released script): ``grad_clip=None``, ``accumulation="micro_batches"``, ``precision="float32"``,
+    ``dev_average="batch_means"`` with ``dev_batch_size=RELEASED_EVAL_BATCH_SIZE``. Clean:
+    ``settings["grad_clip"]`` as given, ``"tokens"``, ``"bf16_autocast"``, ``"tokens"`` with
+    the configured ``dev_batch_size``.
+    """
+    out = dict(settings)
+    for name, setting in points.items():
+        if setting not in ("official", "clean"):
+            raise ValueError(f"protocol point {name}: {setting!r} is not official or clean")
+        official = setting == "official"
+        if name == "grad_clip":
+            if official:
+                out["grad_clip"] = None
+        elif name == "grad_accumulation":
+            out["accumulation"] = "micro_batches" if official else "tokens"
+        elif name == "precision":
+            out["precision"] = "float32" if official else "bf16_autocast"
+        elif name == "newlines":
+            pass  # read by the rule's script (mixce.gpt2.tokenizer.loader_texts), not the loop
+        elif name == "perplexity_average":
+            out["dev_average"] = "batch_means" if official else "tokens"
+            if official:
+                out["dev_batch_size"] = RELEASED_EVAL_BATCH_SIZE
+        else:
+            raise KeyError(f"protocol point {name!r} does not concern the training loop")
+    return out
+
+
+class NonFiniteLoss(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+class Preempted(RuntimeError):
+    """Training stopped on request (SIGTERM) after saving a resume checkpoint."""
+
+
+class StopOnSignal:
+    """Context manager: SIGTERM (and SIGINT) set a flag that the loop checks between steps."""
+
+    def __init__(self, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> None:
+        self.signals = tuple(signals)
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopOnSignal:
+        for sig in self.signals:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        logger.warning("received %s: stopping after the current step", signal.Signals(signum).name)
+        self.received = signum
+
+    def __call__(self) -> bool:
+        return self.received is not None
+
+    def __exit__(self, *_: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def pad_batch(
+    sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(inputs, attention mask, targets, target mask) of right-padded ``sequences``.
+
+    inputs = ids[:-1], targets = ids[1:]; masks are 1 on real tokens.
+    """
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    real = torch.zeros((len(sequences), width), dtype=torch.bool)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+        real[row, : len(seq)] = True
+    ids, real = ids.to(device), real.to(device)
+    return ids[:, :-1], real[:, :-1].long(), ids[:, 1:], real[:, 1:]
+
+
+def step_batches(
+    lengths: Sequence[int],
+    order: Sequence[int],
+    batch_size: int,
+    micro_batch_size: int,
+    by_length: bool = True,
+) -> list[list[list[int]]]:
+    """Optimizer steps of one epoch: for each step, its micro-batches of text indices.
+
+    ``by_length``: the texts of a step are sorted by length (longest first, ties by index)
+    before being cut into micro-batches, so a micro-batch holds texts of similar lengths;
+    otherwise they are cut in ``order``.
+    """
+    steps = []
+    for start in range(0, len(order), batch_size):
+        chunk = list(order[start : start + batch_size])
+        if by_length:
+            chunk.sort(key=lambda i: (-lengths[i], i))
+        steps.append(
+            [chunk[m : m + micro_batch_size] for m in range(0, len(chunk), micro_batch_size)]
+        )
+    return steps
+
+
+def micro_batch_weights(
+    token_counts: Sequence[int], accumulation: Accumulation, steps_per_update: int
+) -> list[float]:
+    """Weight of each micro-batch's mean loss in its optimizer step's loss.
+
+    ``token_counts``: real target tokens of each micro-batch of the step. ``"tokens"``: its
+    share of the step's tokens (the step's loss is the token mean over the whole step).
+    ``"micro_batches"``: ``1 / steps_per_update`` each (the released script divides every
+    micro-batch's loss by its gradient_accumulation_steps, so a micro-batch counts the same
+    however many tokens it holds, and a short last step of an epoch weighs less).
+    """
+    if accumulation == "tokens":
+        total = sum(token_counts)
+        return [n / total for n in token_counts]
+    if accumulation == "micro_batches":
+        return [1.0 / steps_per_update] * len(token_counts)
+    raise ValueError(f"accumulation {accumulation!r} is not one of {get_args(Accumulation)}")
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The permutation of ``n`` texts for ``epoch`` (a function of seed and epoch only)."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator).tolist()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def fingerprint(settings: TrainSettings, *arrays: Sequence[Sequence[int]]) -> str:
+    """Hash of the settings and token ids: a resume checkpoint is used only if it matches."""
+    digest = hashlib.sha256(json.dumps(dataclasses.asdict(settings), sort_keys=True).encode())
+    for array in arrays:
+        for seq in array:
+            digest.update(len(seq).to_bytes(4, "little"))
+            digest.update(torch.as_tensor(seq, dtype=torch.int32).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def linear_schedule(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """LR multiplier: linear warm-up to 1, then linear decay to 0 at ``total_steps``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return factor
+
+
+def autocast_dtype(device_type: str, precision: Precision) -> torch.dtype | None:
+    """The autocast dtype of a training forward: bf16 on CUDA under ``"bf16_autocast"``;
+    None (no autocast, float32) on any other device or under ``"float32"``."""
+    if precision not in get_args(Precision):
+        raise ValueError(f"precision {precision!r} is not one of {get_args(Precision)}")
+    return torch.bfloat16 if device_type == "cuda" and precision == "bf16_autocast" else None
+
+
+def autocast(device: torch.device, precision: Precision = "bf16_autocast") -> Any:
+    """Autocast to :func:`autocast_dtype` (bf16 on CUDA by default); a disabled (float32)
+    context where that is None."""
+    dtype = autocast_dtype(device.type, precision)
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def tf32_allowed(device_type: str, precision: Precision) -> bool:
+    """Whether CUDA matmuls may use TF32 in training: only under ``"bf16_autocast"``."""
+    return device_type == "cuda" and precision == "bf16_autocast"
+
+
+@contextmanager
+def float32_matmuls() -> Iterator[None]:
+    """TF32 off for CUDA matmuls and convolutions inside; the previous flags restored after."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def clip_gradients(parameters: Iterable[torch.nn.Parameter], max_norm: float | None) -> float:
+    """The total 2-norm of the gradients, before clipping; scales them down to ``max_norm``
+    (``torch.nn.utils.clip_grad_norm_``) unless it is None."""
+    parameters = [p for p in parameters if p.grad is not None]
+    if max_norm is not None:
+        return float(torch.nn.utils.clip_grad_norm_(parameters, max_norm))
+    return float(torch.nn.utils.get_total_norm([p.grad for p in parameters]))
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak GPU memory allocated (CUDA) or peak resident memory of the process (CPU), MiB."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.random.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.random.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# what a resume checkpoint may hold: ``torch.load(..., weights_only=True)`` reads these
+# without unpickling any other object (so without running code a file's writer chose)
+# (exact types: numpy.float64, say, is a float that such a load refuses)
+PLAIN_TYPES = (str, int, float, bool, type(None))
+RESUME_KEYS = ("fingerprint", "model", "optimizer", "scheduler", "rng", "state")
+
+
+class CheckpointError(RuntimeError):
+    """A resume checkpoint that is refused: it holds pickled objects, or is not one at all."""
+
+
+def check_plain(obj: Any, where: str = "checkpoint") -> None:
+    """A TypeError naming the first value in ``obj`` (at ``where``) that is not a tensor, a
+    plain scalar, or a list/tuple/dict of them with plain keys, i.e. that a
+    ``weights_only=True`` load would refuse."""
+    if type(obj) in (dict, OrderedDict):
+        for key, value in obj.items():
+            if type(key) not in (str, int):
+                raise TypeError(f"{where} has a key of type {type(key).__name__}: {key!r}")
+            check_plain(value, f"{where}[{key!r}]")
+    elif type(obj) in (list, tuple):
+        for i, value in enumerate(obj):
+            check_plain(value, f"{where}[{i}]")
+    elif type(obj) not in PLAIN_TYPES and type(obj) not in (torch.Tensor, torch.nn.Parameter):
+        raise TypeError(
+            f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}: a resume "
+            "checkpoint holds only tensors, str/int/float/bool/None and lists/dicts of them"
+        )
+
+
+def atomic_tmp(path: Path) -> Path:
+    """The temporary name beside ``path`` that :func:`save_atomic` writes to first."""
+    return path.with_name(f".{path.name}.tmp")
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """torch.save to a temporary name beside ``path``, then rename. ``obj`` must pass
+    :func:`check_plain`, so that :func:`load_resume` can read it back without unpickling.
+    A job keeps one resume checkpoint: each save replaces the last (while it is written, the
+    two are on disk)."""
+    check_plain(obj)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = atomic_tmp(path)
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_resume(path: Path) -> dict[str, Any]:
+    """The resume checkpoint at ``path``, read with ``weights_only=True``: tensors and plain
+    types only, nothing unpickled. A file holding any other object (which a plain
+    ``torch.load`` would unpickle, running whatever code its writer put there: on a shared
+    filesystem, not necessarily you) or one that is not a resume checkpoint raises
+    :class:`CheckpointError` naming the file; nothing in it is run."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        try:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except (ValueError, RuntimeError, pickle.UnpicklingError):  # not a torch.save file
+            names = []
+        # torch's message advises weights_only=False: keep only what its reader found
+        found = str(error).partition("WeightsUnpickler error:")[2]
+        found = " ".join(found.partition("Check the documentation")[0].split())[:200]
+        what = (
+            f"holds pickled objects ({', '.join(names)}) that loading would unpickle, which "
+            "can run any code"
+            if names
+            else f"is no checkpoint that torch.save wrote ({found or 'unreadable'})"
+        )
+        raise CheckpointError(
+            f"refusing resume checkpoint {path}: it {what}. This workflow writes only "
+            "tensors and plain types there; if you did not put the file there, find out who "
+            "did, then delete it to start this training run over"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise CheckpointError(
+            f"cannot read resume checkpoint {path} ({error}); delete it to start this "
+            "training run over"
+        ) from error
+    missing = [k for k in RESUME_KEYS if not isinstance(saved, dict) or k not in saved]
+    if missing:
+        raise CheckpointError(
+            f"{path} is not a resume checkpoint: no {', '.join(missing)}; delete it to start "
+            "this training run over"
+        )
+    return saved
+
+
+def reference_inputs(
+    reference: torch.nn.Module | None, inputs: torch.Tensor, attention: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """``{"reference_logits": ...}`` of the frozen reference model (no grad), or ``{}``.
+
+    Call it under the same autocast as the main model's forward.
+    """
+    if reference is None:
+        return {}
+    with torch.no_grad():
+        return {"reference_logits": reference(input_ids=inputs, attention_mask=attention).logits}
+
+
+def prepare_reference(
+    spec: ObjectiveSpec, reference: torch.nn.Module | None, device: torch.device
+) -> torch.nn.Module | None:
+    """The reference model on ``device``, in eval mode and frozen; checks that the objective
+    takes one exactly when one is given."""
+    if spec.needs_reference and reference is None:
+        raise ValueError(
+            f"objective {spec.name!r} needs a reference model (train(..., reference=model))"
+        )
+    if reference is not None and not spec.needs_reference:
+        raise ValueError(f"objective {spec.name!r} takes no reference model, but one was given")
+    if reference is not None:
+        reference.to(device).eval().requires_grad_(False)
+    return reference
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    texts: Sequence[Sequence[int]],
+    settings: TrainSettings,
+    device: torch.device,
+    reference: torch.nn.Module | None = None,
+) -> dict[str, float]:
+    """Dev loss of the training objective and plain NLL over ``texts``.
+
+    ``settings.dev_average`` "tokens" (clean): batches of ``dev_batch_size`` texts sorted by
+    length, the token-weighted mean. "batch_means" (official, the released evaluation loop):
+    batches of ``dev_batch_size`` texts in the order given, each batch's token mean, and the
+    mean of those means weighted by each batch's number of texts.
+    Always float32, whatever ``settings.precision``: no autocast and no TF32 matmuls (these
+    are the reported dev NLL and the loss that selects the best checkpoint). A stateful
+    objective gets ``state=None`` (its evaluation form, e.g. loss truncation's plain NLL); an
+    objective that needs a reference model gets its logits.
+    """
+    spec = get_spec(settings.objective)
+    reference = prepare_reference(spec, reference, device)
+    hyper = settings.objective_kwargs()
+    was_training = model.training
+    model.eval()
+    lengths = [len(t) for t in texts]
+    order = list(range(len(texts)))
+    if settings.dev_average == "tokens":
+        order.sort(key=lambda i: (-lengths[i], i))
+    loss_sum = nll_sum = weight_sum = 0.0
+    total_tokens = 0
+    for start in range(0, len(order), settings.dev_batch_size):
+        batch = [texts[i] for i in order[start : start + settings.dev_batch_size]]
+        inputs, attention, targets, mask = pad_batch(batch, batch[0][-1], device)
+        with float32_matmuls():
+            logits = model(input_ids=inputs, attention_mask=attention).logits
+            extra = reference_inputs(reference, inputs, attention)
+        if spec.stateful:
+            extra["state"] = None
+        n = int(mask.sum())
+        # weight of this batch's token mean: its tokens (clean) or its texts (official)
+        weight = n if settings.dev_average == "tokens" else len(batch)
+        loss = spec.fn(logits, targets, mask, **hyper, **extra)
+        loss_sum += float(loss) * weight
+        nll_sum += float(masked_mean(-token_logprobs(logits, targets), mask)) * weight
+        weight_sum += weight
+        total_tokens += n
+    model.train(was_training)
+    return {
+        "loss": loss_sum / max(weight_sum, 1),
+        "nll": nll_sum / max(weight_sum, 1),
+        "tokens": total_tokens,
+    }
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def train(
+    model: torch.nn.Module,
+    train_texts: Sequence[Sequence[int]],
+    dev_texts: Sequence[Sequence[int]],
+    settings: TrainSettings,
+    *,
+    work_dir: str | os.PathLike[str],
+    device: torch.device,
+    checkpoint_every: int = 100,
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: bool = True,
+    reference: torch.nn.Module | None = None,
+) -> dict[str, Any]:
+    """Train ``model`` on ``train_texts`` (token ids ending in EOS); see the module docstring.
+
+    ``work_dir`` receives ``resume.pt`` (the resume checkpoint: one, replaced at each
+    checkpoint, about 12 bytes per parameter) and ``best/`` (the model with the lowest
+    objective dev loss so far). Both live outside the job's declared outputs, so a failed or
+    preempted job (whose outputs Snakemake removes) loses neither; the rule's script deletes
+    ``work_dir`` once the job's outputs are written. ``reference``:
+    the frozen second model of an objective whose spec needs one (LFD's degenerative model);
+    a ValueError if it is missing, or given to an objective that takes none.
+
+    Returns the run's summary (dev losses per evaluation, best step, timings) and the
+    per-step log rows under ``"log"``. Raises :class:`Preempted` after saving a resume
+    checkpoint when ``should_stop()`` turns true, :class:`NonFiniteLoss` on a NaN/inf loss,
+    :class:`CheckpointError` when ``resume.pt`` holds pickled objects (it is not loaded).
+    """
+    from tqdm import tqdm
+
+    if not train_texts or not dev_texts:
+        raise ValueError(f"need train and dev texts, got {len(train_texts)} and {len(dev_texts)}")
+    spec = get_spec(settings.objective)
+    hyper = settings.objective_kwargs()
+    reference = prepare_reference(spec, reference, device)
+    resume_path = Path(work_dir, "resume.pt")
+    best_dir = Path(work_dir, "best")
+    lengths = [len(t) for t in train_texts]
+    steps_per_epoch = math.ceil(len(train_texts) / settings.batch_size)
+    total_steps = steps_per_epoch * settings.epochs
+    if settings.max_steps is not None:
+        total_steps = min(total_steps, settings.max_steps)
+    eval_every = settings.eval_every or steps_per_epoch
+
+    if device.type == "cuda":
+        tf32 = tf32_allowed(device.type, settings.precision)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+    steps_per_update = math.ceil(settings.batch_size / settings.micro_batch_size)
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=settings.lr,
+        weight_decay=settings.weight_decay,
+        fused=device.type == "cuda",
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, linear_schedule(total_steps, settings.warmup_steps)
+    )
+
+    key = fingerprint(settings, train_texts, dev_texts)
+    # "objective": the stateful objective's own state (e.g. loss truncation's loss buffer)
+    state: dict[str, Any] = {
+        "step": 0,
+        "best": math.inf,
+        "best_step": None,
+        "evals": [],
+        "log": [],
+        "objective": {},
+    }
+    torch.manual_seed(settings.seed)
+    # a save cut short by a kill leaves its temporary file (a checkpoint's size): drop it
+    atomic_tmp(resume_path).unlink(missing_ok=True)
+    if resume_path.is_file():
+        saved = load_resume(resume_path)
+        if saved.get("fingerprint") == key:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            set_rng_state(saved["rng"])
+            state = saved["state"]
+            logger.info("resumed from %s at step %d", resume_path, state["step"])
+        else:
+            logger.warning("ignoring %s: written for other settings or data", resume_path)
+
+    def checkpoint() -> None:
+        save_atomic(
+            {
+                "fingerprint": key,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": rng_state(),
+                "state": state,
+            },
+            resume_path,
+        )
+        logger.info("checkpoint at step %d -> %s", state["step"], resume_path)
+
+    def dev_eval() -> None:
+        result = evaluate(model, dev_texts, settings, device, reference)
+        epoch = state["step"] / steps_per_epoch
+        state["evals"].append({"step": state["step"], "epoch": epoch, **result})
+        logger.info(
+            "step %d (epoch %.2f): dev loss %.4f, dev nll %.4f",
+            state["step"],
+            epoch,
+            result["loss"],
+            result["nll"],
+        )
+        if result["loss"] < state["best"]:
+            state["best"], state["best_step"] = result["loss"], state["step"]
+            save_model(model, best_dir)
+
+    started = time.perf_counter()
+    bar = tqdm(total=total_steps, initial=state["step"], disable=not progress, desc="train")
+    while state["step"] < total_steps:
+        epoch, in_epoch = divmod(state["step"], steps_per_epoch)
+        step_plan = step_batches(
+            lengths,
+            epoch_order(len(train_texts), settings.seed, epoch),
+            settings.batch_size,
+            settings.micro_batch_size,
+            by_length=settings.accumulation == "tokens",
+        )[in_epoch]
+        micro_tokens = [sum(lengths[i] - 1 for i in micro) for micro in step_plan]
+        step_tokens = sum(micro_tokens)
+        weights = micro_batch_weights(micro_tokens, settings.accumulation, steps_per_update)
+        step_loss = 0.0
+        tic = time.perf_counter()
+        for m, micro in enumerate(step_plan):
+            inputs, attention, targets, mask = pad_batch(
+                [train_texts[i] for i in micro], train_texts[micro[0]][-1], device
+            )
+            with autocast(device, settings.precision):
+                logits = model(input_ids=inputs, attention_mask=attention).logits
+                extra = reference_inputs(reference, inputs, attention)
+            if spec.stateful:
+                extra["state"] = state["objective"]
+            loss = spec.fn(logits, targets, mask, **hyper, **extra)
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(
+                    f"{settings.objective} loss is {float(loss.detach())} at optimizer step "
+                    f"{state['step'] + 1} (epoch {epoch}, step {in_epoch} of the epoch), "
+                    f"micro-batch {m} holding train texts {micro} "
+                    f"(lr {scheduler.get_last_lr()[0]:.3g})"
+                )
+            (loss * weights[m]).backward()
+            step_loss += float(loss.detach()) * weights[m]
+        grad_norm = clip_gradients(model.parameters(), settings.grad_clip)
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        state["step"] += 1
+        seconds = time.perf_counter() - tic
+        state["log"].append(
+            {
+                "step": state["step"],
+                "epoch": epoch,
+                "lr": lr,
+                "loss": step_loss,
+                "grad_norm": grad_norm,
+                "tokens": step_tokens,
+                "seconds": seconds,
+            }
+        )
+        bar.update(1)
+        bar.set_postfix(loss=f"{step_loss:.3f}")
+        if state["step"] % eval_every == 0 or state["step"] == total_steps:
+            dev_eval()
+        if should_stop():
+            checkpoint()
+            bar.close()
+            raise Preempted(
+                f"stopped at step {state['step']} of {total_steps}; resume checkpoint saved "
+                f"to {resume_path}: rerun the job to continue"
+            )
+        if checkpoint_every and state["step"] % checkpoint_every == 0:
+            checkpoint()
+    bar.close()
+
+    seconds = time.perf_counter() - started
+    trained_tokens = sum(row["tokens"] for row in state["log"])
+    return {
+        "settings": dataclasses.asdict(settings),
+        "steps": state["step"],
+        "steps_per_epoch": steps_per_epoch,
+        "best_dev_loss": state["best"],
+        "best_step": state["best_step"],
+        "evals": state["evals"],
+        "seconds_this_session": seconds,
+        "tokens_per_second": sum(r["tokens"] for r in state["log"])
+        / max(sum(r["seconds"] for r in state["log"]), 1e-9),
+        "trained_tokens": trained_tokens,
+        "peak_memory_mb": peak_memory_mb(device),
+        "device": str(device),
+        "log": state["log"],
+    }

@@ -1,1 +1,0 @@
-"""Reporting helpers: LaTeX tables and figures reproducing the paper."""

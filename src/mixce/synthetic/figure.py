@@ -1,0 +1,224 @@
+"""Eta-sensitivity figure of the synthetic experiments.
+
+One panel per (init, vocabulary size): mean avg. js over seeds (log scale)
+against eta for each objective with an eta grid, with +-1 sd error bars;
+forward KL (eta = 1) and reverse KL (eta = 0) are dashed horizontal
+reference lines.  Drawn with the Agg canvas directly (no pyplot state), so it
+works headless and does not change the caller's matplotlib backend.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from mixce.synthetic.select import CURVE_COLUMNS, NO_ETA_OBJECTIVES, objective_rank
+from mixce.synthetic.tables import init_label, objective_label
+
+#: Reference objectives drawn as horizontal lines, with their line styles.
+_REFERENCE_STYLES: dict[str, str] = {"forward_kl": "--", "reverse_kl": "-."}
+_REFERENCE_COLOR = "0.35"
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+_RC = {
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 8,
+    "axes.linewidth": 0.6,
+    "lines.linewidth": 1.2,
+    "lines.markersize": 4,
+    "svg.hashsalt": "mixce",
+}
+
+
+def _save_atomic(fig: Figure, path: Path, fmt: str, **kwargs: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format=fmt, **kwargs)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are shared results
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def plot_eta_curves(
+    curve: pd.DataFrame,
+    out_stem: Path,
+    *,
+    inits: Sequence[str] | None = None,
+    init_labels: Mapping[str, str] | None = None,
+    panel_size: tuple[float, float] = (3.3, 2.4),
+) -> None:
+    """Plot mean avg. js against eta; save ``out_stem.pdf`` and ``out_stem.png``.
+
+    Panels form a grid: one row per init, one column per vocabulary size
+    (ascending).  Each objective with an eta grid is a line (hue) with +-1 sd
+    error bars (the sd over seeds; a lower bar reaching zero or below is cut
+    at the panel bottom, as the y axis is logarithmic).  The x axis places the
+    eta grid values at evenly spaced positions (ascending), labelled with the
+    values, since the paper's grid (0.01 ... 0.99) is neither linear nor
+    logarithmic.  Forward KL and reverse KL, which have no eta grid, are
+    labelled horizontal reference lines.  A panel without data says so.
+
+    Args:
+        curve: output of ``eta_curve`` (columns ``CURVE_COLUMNS``).
+        out_stem: output path without suffix.
+        inits: row order of the inits (default: sorted names in ``curve``).
+        init_labels: display label per init (default: :func:`init_label`).
+        panel_size: (width, height) in inches of one panel.
+
+    Raises:
+        ValueError: ``curve`` is empty or lacks a column.
+    """
+    missing = [c for c in CURVE_COLUMNS if c not in curve.columns]
+    if missing:
+        raise ValueError(f"curve is missing column(s): {', '.join(missing)}")
+    if curve.empty:
+        raise ValueError("curve is empty: nothing to plot")
+    out_stem = Path(out_stem)
+    init_labels = dict(init_labels or {})
+    row_inits = list(inits) if inits is not None else sorted(curve["init"].astype(str).unique())
+    vocabs = sorted(int(v) for v in curve["vocab_size"].unique())
+    grid_objs = sorted(
+        {str(o) for o in curve["objective"] if o not in NO_ETA_OBJECTIVES}, key=objective_rank
+    )
+    ref_objs = [o for o in _REFERENCE_STYLES if o in set(curve["objective"])]
+    etas = sorted(float(e) for e in curve.loc[curve["objective"].isin(grid_objs), "eta"].unique())
+    xpos = {e: i for i, e in enumerate(etas)}
+    palette = sns.color_palette("colorblind", n_colors=max(len(grid_objs), 1))
+    colors = {o: palette[i] for i, o in enumerate(grid_objs)}
+    markers = {o: _MARKERS[i % len(_MARKERS)] for i, o in enumerate(grid_objs)}
+    # Small horizontal dodge so that overlapping error bars stay visible.
+    width = 0.3
+    dodge = {
+        o: (i - (len(grid_objs) - 1) / 2) * (width / max(len(grid_objs), 1))
+        for i, o in enumerate(grid_objs)
+    }
+
+    nrows, ncols = len(row_inits), len(vocabs)
+    with mpl.rc_context(_RC):
+        fig = Figure(
+            figsize=(panel_size[0] * ncols, panel_size[1] * nrows + 0.6),
+            layout="constrained",
+        )
+        FigureCanvasAgg(fig)
+        axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
+        for r, init in enumerate(row_inits):
+            label = init_labels.get(init) or init_label(init)
+            for c, vocab in enumerate(vocabs):
+                ax = axes[r, c]
+                panel = curve[(curve["init"].astype(str) == init) & (curve["vocab_size"] == vocab)]
+                ax.set_title(f"{label}, V = {vocab}")
+                _draw_panel(ax, panel, grid_objs, ref_objs, xpos, colors, markers, dodge)
+                ax.set_xticks(range(len(etas)), [f"{e:g}" for e in etas])
+                if len(etas):
+                    ax.set_xlim(-0.5, len(etas) - 0.5)
+                ax.grid(True, which="major", axis="both", linewidth=0.4, alpha=0.4)
+                if r == nrows - 1:
+                    ax.set_xlabel(r"$\eta$")
+                if c == 0:
+                    ax.set_ylabel("avg. js (mean over seeds)")
+
+        handles = [
+            Line2D([], [], color=colors[o], marker=markers[o], label=objective_label(o))
+            for o in grid_objs
+        ]
+        handles += [
+            Line2D(
+                [],
+                [],
+                color=_REFERENCE_COLOR,
+                linestyle=_REFERENCE_STYLES[o],
+                label=f"{objective_label(o)} ($\\eta$ = {'1' if o == 'forward_kl' else '0'})",
+            )
+            for o in ref_objs
+        ]
+        fig.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncol=min(len(handles), 6),
+            frameon=False,
+        )
+        _save_atomic(
+            fig, out_stem.with_name(out_stem.name + ".pdf"), "pdf", metadata={"CreationDate": None}
+        )
+        _save_atomic(fig, out_stem.with_name(out_stem.name + ".png"), "png", dpi=200)
+
+
+def _draw_panel(
+    ax: Axes,
+    panel: pd.DataFrame,
+    grid_objs: Sequence[str],
+    ref_objs: Sequence[str],
+    xpos: Mapping[float, int],
+    colors: Mapping[str, object],
+    markers: Mapping[str, str],
+    dodge: Mapping[str, float],
+) -> None:
+    """Draw one (init, vocab) panel on ``ax`` (log y)."""
+    means = panel["avg_js_mean"].to_numpy(dtype=float)
+    sds = np.nan_to_num(panel["avg_js_sd"].to_numpy(dtype=float), nan=0.0)
+    positive = means[np.isfinite(means) & (means > 0)]
+    if positive.size == 0:
+        ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
+        ax.set_yticks([])
+        return
+    lows = means - sds
+    lo_candidates = np.concatenate([positive, lows[np.isfinite(lows) & (lows > 0)]])
+    ymin = float(lo_candidates.min()) / 1.6
+    ymax = float(np.nanmax(means + sds)) * 1.6
+    if not math.isfinite(ymax) or ymax <= ymin:
+        ymax = ymin * 10
+
+    for obj in grid_objs:
+        d = panel[panel["objective"] == obj].sort_values("eta")
+        d = d[np.isfinite(d["avg_js_mean"]) & (d["avg_js_mean"] > 0)]
+        if d.empty:
+            continue
+        x = np.array([xpos[float(e)] for e in d["eta"]], dtype=float) + dodge[obj]
+        y = d["avg_js_mean"].to_numpy(dtype=float)
+        sd = np.nan_to_num(d["avg_js_sd"].to_numpy(dtype=float), nan=0.0)
+        lower = np.minimum(sd, y - ymin)  # cut at the panel bottom on a log axis
+        ax.errorbar(
+            x,
+            y,
+            yerr=np.vstack([lower, sd]),
+            color=colors[obj],
+            marker=markers[obj],
+            capsize=2,
+            elinewidth=0.8,
+            label=objective_label(obj),
+        )
+    for obj in ref_objs:
+        d = panel[panel["objective"] == obj]
+        vals = d["avg_js_mean"].to_numpy(dtype=float)
+        vals = vals[np.isfinite(vals) & (vals > 0)]
+        if vals.size == 0:
+            continue
+        ax.axhline(
+            float(vals.mean()),
+            color=_REFERENCE_COLOR,
+            linestyle=_REFERENCE_STYLES[obj],
+            linewidth=1.0,
+            label=objective_label(obj),
+        )
+    ax.set_yscale("log")
+    ax.set_ylim(ymin, ymax)
