@@ -21,57 +21,37 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-__all__ = ["POINTS", "SETTINGS", "Setting", "point", "points", "resolve"]
-
 Setting = Literal["official", "clean"]
 
 #: The two settings of every point.
 SETTINGS: tuple[Setting, ...] = ("official", "clean")
 
-#: Every protocol point and what it governs (docs/PROTOCOL.md has the full account).
-POINTS: dict[str, str] = {
+#: Every protocol point; what each governs: schemas/config.schema.yaml (protocol_points) and
+#: docs/PROTOCOL.md.
+POINTS: tuple[str, ...] = (
     # GPT-2 track
-    "generation_length": "where a sample stops: the released code's per-batch total length "
-    "(official) or a fixed number of new tokens (clean)",
-    "diversity": "diversity over the whole text with one pooled n-gram ratio (official) or "
-    "over the continuation, mean over n (clean)",
-    "text_length": "Table 10's length: whole text (official) or continuation (clean)",
-    "length_cuts": "Figure 4's cuts: the whole text's first L tokens (official) or the prompt "
-    "plus L continuation tokens (clean)",
-    "controlled_fragments": "Tables 8-9's fragments: whitespace words, positions drawn "
-    "without replacement, human texts cut at 511 tokens (official) or GPT-2 tokens, texts "
-    "drawn with replacement, uncut human texts (clean)",
-    "grad_clip": "no gradient clipping (official) or clipping at gpt2.finetune.grad_clip (clean)",
-    "grad_accumulation": "mean of micro-batch token means (official) or token-weighted mean "
-    "over the optimizer step (clean)",
-    "data_selection": "first texts in file order, dev/test topped up from train (official) "
-    "or a seeded shuffle (clean)",
-    "detokenizer": "Moses detokenizer, sacremoses (official) or the project's regex rules (clean)",
-    "perplexity_average": "exp of the mean of per-batch token means (official) or of the "
-    "token-weighted mean (clean)",
-    "newlines": "newline handling before MAUVE and coherence as in the released code "
-    "(official) or the project's (clean)",
-    "coherence_split": "coherence's prompt: the longest run of leading words the sample shares "
-    "with the human text, empty continuations averaged in, controlled coherence truncated at L "
-    "word pieces (official), or the first prompt_tokens GPT-2 tokens, empty continuations left "
-    "out, the featurizer's max_len (clean)",
-    "precision": "float32 everywhere (official) or bf16 autocast for training on CUDA with "
-    "float32 sampling logits and reported NLLs (clean)",
+    "generation_length",
+    "diversity",
+    "text_length",
+    "length_cuts",
+    "controlled_fragments",
+    "grad_clip",
+    "grad_accumulation",
+    "data_selection",
+    "detokenizer",
+    "perplexity_average",
+    "newlines",
+    "coherence_split",
+    "precision",
     # synthetic track
-    "synthetic_js_clamp": "JS clamps log q - log p to [-30, 30] before log M (official) or "
-    "not (clean)",
-    "synthetic_zeroing": "random P zeroes each non-EOS entry with probability f (official) "
-    "or exactly round(f (V - 1)) entries per row (clean)",
-    "synthetic_forced_eos": "the EOS forced at the length limit counts as a transition "
-    "(official) or not (clean)",
-}
+    "synthetic_js_clamp",
+    "synthetic_zeroing",
+    "synthetic_forced_eos",
+)
 
 
 def resolve(config: Mapping[str, Any]) -> dict[str, Setting]:
     """Setting of every point: ``protocol_points.<point>`` where given, else ``protocol``.
-
-    Args:
-        config: the merged workflow configuration (``protocol`` defaults to ``official``).
 
     Raises:
         ValueError: an unknown setting or point name (the config check reports these first).
@@ -94,13 +74,6 @@ def resolve(config: Mapping[str, Any]) -> dict[str, Setting]:
     return resolved
 
 
-def point(config: Mapping[str, Any], name: str) -> Setting:
-    """Setting of one point (see :func:`resolve`)."""
-    if name not in POINTS:
-        raise KeyError(f"unknown protocol point {name!r}")
-    return resolve(config)[name]
-
-
 def points(config: Mapping[str, Any], *names: str) -> dict[str, Setting]:
     """Settings of the named points only: what a rule passes in ``params``."""
     resolved = resolve(config)
@@ -108,3 +81,8 @@ def points(config: Mapping[str, Any], *names: str) -> dict[str, Setting]:
     if missing:
         raise KeyError(f"unknown protocol point(s) {', '.join(missing)}")
     return {name: resolved[name] for name in names}
+
+
+def point(config: Mapping[str, Any], name: str) -> Setting:
+    """Setting of one point (see :func:`resolve`)."""
+    return points(config, name)[name]

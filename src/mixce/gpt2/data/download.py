@@ -1,31 +1,17 @@
-"""Verified, atomic HTTP(S) downloads (pooch's ``HTTPDownloader``, i.e. requests) and hub
-revisions resolved to commit hashes.
+"""Verified, atomic HTTP(S) downloads and hub revisions resolved to commit hashes.
 
-Rules of :func:`download`:
-
-- The body is streamed by :class:`pooch.HTTPDownloader` into a temporary file in the
-  destination's own directory (named ``.<dest name>.<random>.part``) while a tqdm bar reports
-  progress on stderr (inside a job, :func:`mixce.io.job_logging` turns it into a few log
-  lines).
-- Only after the whole body arrived is it checked: a body shorter than the ``Content-Length``
-  header is a *truncated* download (urllib3 enforces the length), the byte count must equal
-  ``size`` when given, and the SHA-256 must equal ``sha256`` when given. Then, and only then,
-  the temporary file is moved onto ``dest`` with ``os.replace``.
-- On any failure the temporary file is removed and ``dest`` is neither created nor changed (a
-  file that was there before is left as it was); :class:`DownloadError` is raised with the
-  URL, the destination and the reason (for a checksum, both hashes). ``KeyboardInterrupt``
-  (and other ``BaseException``\\ s) clean up the same way and then propagate unchanged.
-- Transient failures are retried ``retries`` times with an exponential back-off: connection
-  errors and time-outs, HTTP 5xx / 408 / 429, and truncated bodies. HTTP 4xx (404 ...), size
-  and checksum mismatches and local file-system errors fail at once.
-- Cache: an existing ``dest`` is never downloaded again. When ``sha256`` / ``size`` are given
-  it must match them, else :class:`ChangedFileError` (naming the file and both values) is
-  raised and nothing is fetched; ``refresh=True`` downloads it again (replacing it only when
-  the new download succeeds and matches).
-
-Hub revisions: :func:`hub_commit` asks the hub which commit a revision (a branch, a tag,
-None for the default branch) points to; a fetched hub model records it in
-:func:`model_record_path`, and :func:`check_model_pin` compares a config's pin with it.
+:func:`download` streams the body with pooch's ``HTTPDownloader`` (requests) into
+``.<dest name>.<random>.part`` beside ``dest`` (a tqdm bar on stderr; in a job
+:func:`mixce.io.job_logging` turns it into log lines). Only the whole body is checked: shorter
+than ``Content-Length`` is *truncated* (urllib3 enforces the length), then ``size`` and
+``sha256`` when given; only then is it moved onto ``dest`` (``os.replace``). On any failure,
+``KeyboardInterrupt`` included, the part file is removed and ``dest`` is left as it was;
+:class:`DownloadError` names the URL, the destination and the reason (both hashes for a
+checksum). Retried ``retries`` times with exponential back-off: connection errors, time-outs,
+HTTP 5xx / 408 / 429 and truncated bodies; 4xx, size / checksum mismatches and local file
+errors fail at once. An existing ``dest`` is never downloaded again: it must match
+``sha256`` / ``size`` when given, else :class:`ChangedFileError` and nothing is fetched;
+``refresh=True`` downloads it again (replacing it only when the new one succeeds and matches).
 
 Why not ``pooch.retrieve`` / ``Pooch.fetch`` whole (measured with pooch 1.9.0 against a local
 server): an existing file whose hash differs from the known one is replaced silently
@@ -51,18 +37,6 @@ import pooch
 import requests
 from tqdm import tqdm
 
-__all__ = [
-    "ChangedFileError",
-    "DownloadError",
-    "check_model_pin",
-    "download",
-    "file_differs",
-    "hub_commit",
-    "is_commit",
-    "model_record_path",
-    "sha256_file",
-]
-
 logger = logging.getLogger(__name__)
 
 CHUNK = 1 << 20  # bytes per read
@@ -76,9 +50,7 @@ class DownloadError(RuntimeError):
 
     def __init__(self, url: str, dest: Path | str, reason: str) -> None:
         super().__init__(f"download of {url} to {dest} failed: {reason}")
-        self.url = url
-        self.dest = Path(dest)
-        self.reason = reason
+        self.url, self.dest, self.reason = url, Path(dest), reason
 
 
 class ChangedFileError(RuntimeError):
@@ -88,9 +60,7 @@ class ChangedFileError(RuntimeError):
     def __init__(self, what: Path | str, expected: str, got: str, hint: str = "") -> None:
         message = f"{what} changed: expected {expected}, found {got}"
         super().__init__(message + (f"; {hint}" if hint else ""))
-        self.what = str(what)
-        self.expected = expected
-        self.got = got
+        self.what, self.expected, self.got = str(what), expected, got
 
 
 class _Failure(Exception):
@@ -98,8 +68,7 @@ class _Failure(Exception):
 
     def __init__(self, reason: str, transient: bool) -> None:
         super().__init__(reason)
-        self.reason = reason
-        self.transient = transient
+        self.reason, self.transient = reason, transient
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -118,20 +87,15 @@ def hub_commit(
     """The commit hash a Hugging Face hub ``revision`` (None: the default branch) points to now.
 
     ``repo_type`` is ``"model"`` or ``"dataset"``; ``endpoint`` defaults to huggingface_hub's
-    (the ``HF_ENDPOINT`` variable or https://huggingface.co). A full commit hash is returned
-    as it is, without asking the hub.
+    (``HF_ENDPOINT`` or https://huggingface.co). A full commit hash is returned without asking.
     """
     if is_commit(revision):
         return str(revision)
     from huggingface_hub import HfApi
 
-    api = HfApi(endpoint=endpoint)
-    if repo_type == "model":
-        info = api.model_info(name, revision=revision)
-    elif repo_type == "dataset":
-        info = api.dataset_info(name, revision=revision)
-    else:
+    if repo_type not in ("model", "dataset"):
         raise ValueError(f"repo_type must be 'model' or 'dataset', got {repo_type!r}")
+    info = getattr(HfApi(endpoint=endpoint), f"{repo_type}_info")(name, revision=revision)
     if not is_commit(info.sha):
         raise ValueError(f"hub {repo_type} {name!r} revision {revision!r}: no commit hash")
     logger.info("hub %s %s: revision %s is commit %s", repo_type, name, revision, info.sha)
@@ -139,25 +103,19 @@ def hub_commit(
 
 
 class _Progress:
-    """pooch's progress-bar protocol (``total``, ``update``, ``reset``, ``close``) on a tqdm bar.
-
-    pooch tests the bar's truth value, which a tqdm without a total refuses (TypeError) and
-    a tqdm with total 0 (no Content-Length) denies, so the bar is wrapped.
-    """
+    """pooch's progress-bar protocol on a tqdm bar: pooch tests the bar's truth value, which a
+    tqdm without a total refuses (TypeError) and one with total 0 (no Content-Length) denies."""
 
     def __init__(self, desc: str) -> None:
         self.bar = tqdm(
-            total=None,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            desc=desc,
-            file=sys.stderr,
-            mininterval=1.0,
+            unit="B", unit_scale=True, unit_divisor=1024, desc=desc, file=sys.stderr, mininterval=1
         )
 
     def __bool__(self) -> bool:
         return True
+
+    def __getattr__(self, name: str) -> Any:  # update, reset, close
+        return getattr(self.bar, name)
 
     @property
     def total(self) -> int | None:
@@ -166,15 +124,6 @@ class _Progress:
     @total.setter
     def total(self, value: int) -> None:
         self.bar.total = value or None  # pooch sets 0 when there is no Content-Length
-
-    def update(self, n: int) -> None:
-        self.bar.update(n)
-
-    def reset(self) -> None:
-        self.bar.reset(total=self.bar.total)
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 def _truncated(exc: Exception, total: int | None) -> str:
@@ -193,14 +142,9 @@ def model_record_path(out_dir: str | os.PathLike[str]) -> Path:
 
 
 def check_model_pin(spec: Mapping[str, Any], record_path: str | os.PathLike[str]) -> None:
-    """Compare a hub model spec (name, ``revision`` pin) with the record of its first fetch.
-
-    Cheap (reads the record only), so the workflow runs it when it starts; no record passes.
-
-    Raises:
-        mixce.gpt2.data.download.ChangedFileError: the name or the pinned revision differs from
-            the recorded name / commit.
-    """
+    """Raise ChangedFileError when a hub model spec's name or ``revision`` pin differs from the
+    record of its first fetch. Cheap (reads the record only; none passes), so the workflow
+    runs it when it starts."""
     path = Path(record_path)
     if not path.is_file():
         return
@@ -211,12 +155,8 @@ def check_model_pin(spec: Mapping[str, Any], record_path: str | os.PathLike[str]
         "--forcerun <the model directory>; docs/CONFIG.md)"
     )
     if record.get("name") != spec.get("name"):
-        raise ChangedFileError(
-            path.parent,
-            f"hub model {spec.get('name')!r} (the config)",
-            f"{record.get('name')!r} ({origin})",
-            hint,
-        )
+        expected = f"hub model {spec.get('name')!r} (the config)"
+        raise ChangedFileError(path.parent, expected, f"{record.get('name')!r} ({origin})", hint)
     pin = spec.get("revision")
     if pin is not None and pin not in (record.get("revision"), record.get("commit")):
         raise ChangedFileError(
@@ -232,8 +172,7 @@ def file_differs(
 ) -> tuple[str, str] | None:
     """None when ``path`` has the given size and sha256 (each checked only when given), else
     (expected, found): both described by the same checks, e.g. ``"18 bytes, sha256 ..."``."""
-    path = Path(path)
-    found_size = path.stat().st_size
+    found_size = Path(path).stat().st_size
     got = sha256_file(path) if sha256 is not None else None
     if (size is None or found_size == size) and (got is None or got == sha256.lower()):
         return None
@@ -256,14 +195,11 @@ def _attempt(
     tmp = Path(tmp_name)
     try:
         bar = _Progress(dest.name)
-        downloader = pooch.HTTPDownloader(
-            progressbar=bar,
-            chunk_size=CHUNK,
-            timeout=timeout,
-            headers={"User-Agent": USER_AGENT},
-        )
+        headers = {"User-Agent": USER_AGENT}
         try:
-            downloader(url, str(tmp), None)
+            pooch.HTTPDownloader(
+                progressbar=bar, chunk_size=CHUNK, timeout=timeout, headers=headers
+            )(url, str(tmp), None)
         except requests.HTTPError as exc:
             code = exc.response.status_code if exc.response is not None else 0
             reason = exc.response.reason if exc.response is not None else exc
@@ -290,14 +226,10 @@ def _attempt(
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; downloads are shared
         os.replace(tmp, dest)
         return received, got
-    except _Failure:
+    except BaseException as exc:  # KeyboardInterrupt too: no part file is left
         tmp.unlink(missing_ok=True)
-        raise
-    except OSError as exc:  # local file system (disk full, permissions ...)
-        tmp.unlink(missing_ok=True)
-        raise _Failure(f"local file error: {exc}", False) from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # local file system (disk full, permissions ...)
+            raise _Failure(f"local file error: {exc}", False) from exc
         raise
 
 
@@ -312,17 +244,10 @@ def download(
     retries: int = 2,
     backoff: float = 1.0,
 ) -> Path:
-    """Download ``url`` to ``dest`` and return ``dest`` (see the module docstring for the rules).
-
-    Args:
-        url: an http(s) URL.
-        dest: the file to create; its directory is created when missing.
-        sha256: expected hex SHA-256 of the body, or None to skip the check.
-        size: expected number of bytes, or None to skip the check.
-        refresh: download again even when ``dest`` exists.
-        timeout: seconds for connecting and for each read.
-        retries: extra attempts after a transient failure.
-        backoff: seconds before the first retry; doubled for each further one.
+    """Download ``url`` to ``dest`` (its directory created) and return ``dest``; the rules are
+    in the module docstring. ``sha256`` / ``size``: expected hex SHA-256 and byte count (None:
+    not checked); ``timeout``: seconds for connecting and each read; ``retries``: extra attempts
+    after a transient failure, the first after ``backoff`` seconds, doubled for each further one.
 
     Raises:
         DownloadError: the download failed; ``dest`` is unchanged and no temporary file is left.
@@ -344,16 +269,13 @@ def download(
         logger.info("downloading %s -> %s (attempt %d of %d)", url, dest, attempt, attempts)
         try:
             received, got = _attempt(url, dest, sha256, size, timeout)
+            logger.info("downloaded %s: %d bytes, sha256 %s", dest, received, got)
+            return dest
         except _Failure as failure:
-            if failure.transient and attempt < attempts:
-                delay = backoff * 2 ** (attempt - 1)
-                logger.warning("%s: %s; retrying in %.1f s", url, failure.reason, delay)
-                time.sleep(delay)
-                continue
-            reason = failure.reason
-            if attempt > 1:
-                reason += f" (after {attempt} attempts)"
-            raise DownloadError(url, dest, reason) from failure
-        logger.info("downloaded %s: %d bytes, sha256 %s", dest, received, got)
-        return dest
+            if not failure.transient or attempt == attempts:
+                reason = failure.reason + (f" (after {attempt} attempts)" if attempt > 1 else "")
+                raise DownloadError(url, dest, reason) from failure
+            delay = backoff * 2 ** (attempt - 1)
+            logger.warning("%s: %s; retrying in %.1f s", url, failure.reason, delay)
+            time.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
