@@ -1,7 +1,7 @@
 """Rule score_human: features (every length cut) and scores of one human split, computed once
 and reused by every model, eta and seed, and the human-vs-human MAUVE of two disjoint halves
-(the ceiling row). The protocol points diversity, text_length,
-length_cuts, newlines and coherence_split choose what is scored (docs/PROTOCOL.md)."""
+(the ceiling row). The protocol points diversity, text_length, length_cuts, newlines and
+coherence_split choose what is scored (docs/PROTOCOL.md)."""
 
 import logging
 
@@ -9,12 +9,11 @@ import numpy as np
 
 from mixce.device import job_device
 from mixce.gpt2.metrics.scoring import (
-    build_featurizer,
-    featurize,
     human_ceiling,
     human_records,
     mauve_scores,
-    text_scores,
+    rule_featurizers,
+    rule_scores,
 )
 from mixce.gpt2.tokenizer import load_tokenizer, loader_texts
 from mixce.io import job_logging, read_texts, write_json, write_npz
@@ -26,11 +25,10 @@ def main(smk) -> None:
     with job_logging(smk.log[0]):
         p = smk.params
         device = str(job_device(smk, "gpt2.metrics.device"))  # fails here if CUDA is unusable
-        points = p.protocol
         torch.set_num_threads(max(1, smk.threads))
         tokenizer = load_tokenizer(smk.input.tokenizer)
         # protocol point newlines: the human texts as the released loader saw them
-        texts = loader_texts(read_texts(smk.input.texts), points["newlines"])
+        texts = loader_texts(read_texts(smk.input.texts), p.protocol["newlines"])
         if p.n_prompts is not None:
             texts = texts[: p.n_prompts]
         # whole_ids: the released code's human text, its first max_length - 1 tokens
@@ -38,48 +36,20 @@ def main(smk) -> None:
             texts, tokenizer, p.prompt_tokens, p.max_new_tokens, whole_tokens=p.max_length - 1
         )
         logging.info("%d human texts, %d with a continuation", len(texts), len(records))
-        logging.info("protocol %s", points)
-        local = {role: getattr(smk.input, role, None) for role in ("mauve", "coherence")}
-        mauve_f, coh_f = (
-            build_featurizer(
-                p.featurizers[role], local[role], p.batch_size, device, smk.input.tokenizer
-            )
-            for role in ("mauve", "coherence")
-        )
-        features = {
-            length: featurize(
-                mauve_f,
-                records,
-                tokenizer,
-                length,
-                length_cuts=points["length_cuts"],
-                newlines=points["newlines"],
-            )
-            for length in p.lengths
-        }
+        logging.info("protocol %s", p.protocol)
+        mauve_f, coh_f = rule_featurizers(p, smk.input, device)
+        scores, features = rule_scores(p, records, tokenizer, mauve_f, coh_f)
         empty = [length for length, feats in features.items() if feats is None]
         if empty:
             raise ValueError(f"no human text left to featurize at cuts {empty}")
         write_npz(smk.output.features, {f"len{k}": np.asarray(v) for k, v in features.items()})
-        scores = text_scores(
-            records,
-            tokenizer,
-            coh_f,
-            self_bleu_max_texts=p.self_bleu["max_texts"],
-            self_bleu_seed=p.self_bleu["seed"],
-            diversity=points["diversity"],
-            text_length=points["text_length"],
-            newlines=points["newlines"],
-            coherence_split=points["coherence_split"],
-        )
         # The human reference row's MAUVE, by the same code: the human set against itself.
-        scores.update(
-            mauve_scores(features, {max(p.lengths): features[max(p.lengths)]}, p.mauve_seed)
-        )
-        scores["mauve"] = scores[f"mauve_len{max(p.lengths)}"]
+        top = max(p.lengths)
+        scores.update(mauve_scores(features, {top: features[top]}, p.mauve_seed))
+        scores["mauve"] = scores[f"mauve_len{top}"]
         # The ceiling a model can reach: two disjoint halves of the human texts, one random
         # split per sampling seed (as many values as a model's MAUVE has).
-        scores.update(human_ceiling(features[max(p.lengths)], p.seeds, p.mauve_seed))
+        scores.update(human_ceiling(features[top], p.seeds, p.mauve_seed))
         logging.info("scores %s", scores)
         write_json(smk.output.scores, scores)
 

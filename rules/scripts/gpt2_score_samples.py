@@ -11,11 +11,10 @@ import numpy as np
 from mixce.device import job_device
 from mixce.gpt2.metrics.scoring import (
     attach_human_ids,
-    build_featurizer,
-    featurize,
     mauve_scores,
+    rule_featurizers,
+    rule_scores,
     sample_records,
-    text_scores,
 )
 from mixce.gpt2.tokenizer import load_tokenizer
 from mixce.io import job_logging, path_list, read_texts, seed_of_path, write_json
@@ -27,20 +26,12 @@ def main(smk) -> None:
     with job_logging(smk.log[0]):
         p = smk.params
         device = str(job_device(smk, "gpt2.metrics.device"))  # fails here if CUDA is unusable
-        points = p.protocol
         torch.set_num_threads(max(1, smk.threads))
         tokenizer = load_tokenizer(smk.input.tokenizer)
-        logging.info("protocol %s", points)
-        human_texts = (
-            read_texts(smk.input.texts) if points["coherence_split"] == "official" else None
-        )
-        local = {role: getattr(smk.input, role, None) for role in ("mauve", "coherence")}
-        mauve_f, coh_f = (
-            build_featurizer(
-                p.featurizers[role], local[role], p.batch_size, device, smk.input.tokenizer
-            )
-            for role in ("mauve", "coherence")
-        )
+        logging.info("protocol %s", p.protocol)
+        official_split = p.protocol["coherence_split"] == "official"
+        human_texts = read_texts(smk.input.texts) if official_split else None
+        mauve_f, coh_f = rule_featurizers(p, smk.input, device)
         with np.load(smk.input.human) as human_npz:
             human = {length: human_npz[f"len{length}"] for length in p.lengths}
         files = zip(path_list(smk.input.samples), path_list(smk.output.scores), strict=True)
@@ -50,26 +41,8 @@ def main(smk) -> None:
             if human_texts is not None:
                 # the released coherence split compares each sample with its human text
                 attach_human_ids(records, human_texts, tokenizer, p.max_length - 1)
-            scores = text_scores(
-                records,
-                tokenizer,
-                coh_f,
-                self_bleu_max_texts=p.self_bleu["max_texts"],
-                self_bleu_seed=p.self_bleu["seed"],
-                diversity=points["diversity"],
-                text_length=points["text_length"],
-                newlines=points["newlines"],
-                coherence_split=points["coherence_split"],
-            )
-            for length in p.lengths:
-                feats = featurize(
-                    mauve_f,
-                    records,
-                    tokenizer,
-                    length,
-                    length_cuts=points["length_cuts"],
-                    newlines=points["newlines"],
-                )
+            scores, features = rule_scores(p, records, tokenizer, mauve_f, coh_f)
+            for length, feats in features.items():
                 if feats is None:
                     logging.warning(
                         "seed %d: no text to featurize at cut %d: no MAUVE", seed, length

@@ -6,8 +6,7 @@ tokens, or for a human text the tokens that follow its prompt, cut to ``max_new_
 A human record also holds ``whole_ids``, the human text as the released code scores it (its
 first ``max_length - 1`` tokens); a sample record may hold ``index`` (its human text's
 position in the split) and, for the released coherence split, ``human_ids`` (that text's
-``whole_ids``). Human and model records therefore look alike, and the human reference row
-of every table is computed by the same functions.
+``whole_ids``). The human reference row of every table is computed by the same functions.
 
 Protocol points (docs/PROTOCOL.md); ``clean`` is the project's choice, ``official`` the
 released code's:
@@ -69,6 +68,14 @@ from mixce.gpt2.protocol import Setting
 
 Record = dict[str, Any]
 
+# Scores of text_scores besides n and n_empty, in order (the columns of the collected tables).
+TEXT_SCORES = (
+    "diversity", "distinct_1", "distinct_2", "distinct_3", "distinct_4",
+    "self_bleu", "seq_rep_4", "length_words", "coherence",
+)  # fmt: skip
+# The protocol points text_scores takes.
+TEXT_POINTS = ("diversity", "text_length", "newlines", "coherence_split")
+
 
 def _check(name: str, setting: str) -> None:
     if setting not in ("official", "clean"):
@@ -82,18 +89,15 @@ def human_records(
     max_new_tokens: int,
     whole_tokens: int | None = None,
 ) -> list[Record]:
-    """Human texts cut like the samples: prompt = first tokens, continuation = the next ones.
-
-    Texts with no token after the prompt are skipped (they cannot be continued).
-    ``whole_tokens``: also keep ``whole_ids``, the text's first ``whole_tokens`` tokens (the
-    released code's human text: finetuning ``max_length`` - 1, the EOS slot left out).
-    """
-    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    """Human texts cut like the samples (prompt = first tokens, continuation = the next ones);
+    texts with no token after the prompt are skipped. ``whole_tokens``: also keep
+    ``whole_ids``, the first ``whole_tokens`` tokens (the released code's human text:
+    finetuning ``max_length`` - 1, the EOS slot left out)."""
     records: list[Record] = []
-    for ids in encoded:
+    for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
         if len(ids) <= prompt_tokens:
             continue
-        record: Record = {
+        record = {
             "prompt_ids": ids[:prompt_tokens],
             "cont_ids": ids[prompt_tokens:][:max_new_tokens],
         }
@@ -105,16 +109,13 @@ def human_records(
 
 def sample_records(path: str) -> list[Record]:
     """Records of a sample file written by :func:`mixce.gpt2.sample.write_samples`."""
-    records = []
     with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                row = json.loads(line)
-                record = {"prompt_ids": row["prompt_ids"], "cont_ids": row["token_ids"]}
-                if "index" in row:
-                    record["index"] = int(row["index"])
-                records.append(record)
-    return records
+        rows = [json.loads(line) for line in handle if line.strip()]
+    return [
+        {"prompt_ids": row["prompt_ids"], "cont_ids": row["token_ids"]}
+        | ({"index": int(row["index"])} if "index" in row else {})
+        for row in rows
+    ]
 
 
 def attach_human_ids(
@@ -139,17 +140,15 @@ def whole_ids(record: Record) -> list[int]:
     return list(record["prompt_ids"]) + list(record["cont_ids"])
 
 
-def released_cleanup(text: str) -> str:
-    """transformers 4.x's clean-up of tokenization spaces (``" ."`` -> ``"."``, ``" n't"`` ->
-    ``"n't"``, ...), which the released code's ``decode`` calls applied to every text
-    (transformers 5 no longer applies it to GPT-2's BPE): the rule of
-    :func:`mixce.gpt2.metrics.fragments.clean_up_spaces`."""
-    return clean_up_spaces(text)
+# transformers 4.x's clean-up of tokenization spaces (" ." -> ".", " n't" -> "n't", ...), which
+# the released code's decode calls applied to every text (transformers 5 no longer applies it
+# to GPT-2's BPE).
+released_cleanup = clean_up_spaces
 
 
 def released_decode(tokenizer: Any, ids: Sequence[Sequence[int]]) -> list[str]:
-    """Texts of token id lists as the released code decoded them: special tokens skipped,
-    then :func:`released_cleanup`."""
+    """Texts as the released code decoded them: special tokens skipped, then
+    :func:`released_cleanup`."""
     texts = tokenizer.batch_decode(
         [list(x) for x in ids], skip_special_tokens=True, clean_up_tokenization_spaces=False
     )
@@ -172,12 +171,9 @@ def encode(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
 def diversity_tokens(
     records: Sequence[Record], tokenizer: Any, setting: Setting
 ) -> list[list[int]]:
-    """The token lists diversity is computed on (protocol point ``diversity``).
-
-    clean: the non-empty continuations' token ids as they are. official: every record's whole
-    text (:func:`whole_ids`) decoded as the released code did (:func:`released_decode`, line
-    breaks kept) and tokenized again.
-    """
+    """The token lists diversity is computed on (point ``diversity``): clean, the non-empty
+    continuations; official, every whole text (:func:`whole_ids`) decoded as the released
+    code did (line breaks kept) and tokenized again."""
     _check("diversity", setting)
     if setting == "clean":
         return [list(r["cont_ids"]) for r in records if r["cont_ids"]]
@@ -185,11 +181,8 @@ def diversity_tokens(
 
 
 def length_texts(records: Sequence[Record], tokenizer: Any, setting: Setting) -> list[str]:
-    """The texts whose whitespace words Table 10 counts (protocol point ``text_length``).
-
-    clean: the decoded non-empty continuations. official: every record's whole text decoded
-    as the released code did (:func:`released_decode`).
-    """
+    """The texts whose words Table 10 counts (point ``text_length``): clean, the decoded
+    non-empty continuations; official, every whole text decoded as the released code did."""
     _check("text_length", setting)
     if setting == "clean":
         return tokenizer.batch_decode([r["cont_ids"] for r in records if r["cont_ids"]])
@@ -222,8 +215,7 @@ def mauve_inputs(
     else:
         ids = [whole_ids(r) for r in records]
     if newlines == "official":
-        texts = [flatten_newlines(t) for t in released_decode(tokenizer, ids)]
-        ids = encode(tokenizer, texts)
+        ids = encode(tokenizer, [flatten_newlines(t) for t in released_decode(tokenizer, ids)])
     if length_cuts == "official":
         ids = [x[:length] for x in ids]
     return [x for x in ids if x]
@@ -285,6 +277,9 @@ def coherence_texts(
     return prompts, continuations
 
 
+# --------------------------------------------------------------------------- featurizers
+
+
 def build_featurizer(
     spec: Mapping[str, Any],
     local_dir: str | None,
@@ -314,6 +309,21 @@ def build_featurizer(
     return make_featurizer({**options, "batch_size": batch_size, "device": device})
 
 
+def rule_featurizers(params: Any, inputs: Any, device: str) -> tuple[Any, Any]:
+    """The (mauve, coherence) featurizers of a metric rule: its ``featurizers`` and
+    ``batch_size`` params, the local model copies and tokenizer among its inputs."""
+    return tuple(  # type: ignore[return-value]
+        build_featurizer(
+            params.featurizers[role],
+            getattr(inputs, role, None),
+            params.batch_size,
+            device,
+            inputs.tokenizer,
+        )
+        for role in ("mauve", "coherence")
+    )
+
+
 def featurize(
     featurizer: Any,
     records: Sequence[Record],
@@ -333,18 +343,7 @@ def featurize(
     return featurizer.featurize(tokenizer.batch_decode(ids))
 
 
-# Scores of text_scores besides n and n_empty, in order (the columns of the collected tables).
-TEXT_SCORES = (
-    "diversity",
-    "distinct_1",
-    "distinct_2",
-    "distinct_3",
-    "distinct_4",
-    "self_bleu",
-    "seq_rep_4",
-    "length_words",
-    "coherence",
-)
+# --------------------------------------------------------------------------- scores
 
 
 def text_scores(
@@ -359,15 +358,11 @@ def text_scores(
     newlines: Setting = "clean",
     coherence_split: Setting = "clean",
 ) -> dict:
-    """n, n_empty and :data:`TEXT_SCORES` of a set of records.
-
-    ``diversity``, ``text_length``, ``newlines`` and ``coherence_split`` are the protocol
-    points' settings (see
-    the module docstring); the LFD metrics use the non-empty continuations in every setting.
-    Self-BLEU compares every continuation with every other one, so it is computed on a
-    random subset of ``self_bleu_max_texts`` continuations (seeded by ``self_bleu_seed``;
-    all of them when None or fewer). A score with nothing to average is nan.
-    """
+    """n, n_empty and :data:`TEXT_SCORES` of a set of records, under the protocol points'
+    settings (module docstring); the LFD metrics use the non-empty continuations in every
+    setting. Self-BLEU compares every continuation with every other one, so it is computed on
+    a random subset of ``self_bleu_max_texts`` continuations (seeded by ``self_bleu_seed``;
+    all of them when None or fewer). A score with nothing to average is nan."""
     kept = [r for r in records if r["cont_ids"]]
     out: dict[str, Any] = {"n": len(records), "n_empty": len(records) - len(kept)}
     scores: dict[str, Any] = dict.fromkeys(TEXT_SCORES, math.nan)
@@ -390,6 +385,25 @@ def text_scores(
         )
         scores["coherence"] = float(np.mean(cosine))
     return {**out, **scores}
+
+
+def rule_scores(
+    params: Any, records: Sequence[Record], tokenizer: Any, mauve_f: Any, coh_f: Any
+) -> tuple[dict[str, Any], dict[int, Any]]:
+    """(:func:`text_scores`, {L: MAUVE features or None}) of a metric rule's records, with its
+    ``self_bleu``, ``lengths`` and ``protocol`` params (rules score_human and score_samples)."""
+    points = params.protocol
+    scores = text_scores(
+        records,
+        tokenizer,
+        coh_f,
+        self_bleu_max_texts=params.self_bleu["max_texts"],
+        self_bleu_seed=params.self_bleu["seed"],
+        **{point: points[point] for point in TEXT_POINTS},
+    )
+    cuts = {"length_cuts": points["length_cuts"], "newlines": points["newlines"]}
+    features = {L: featurize(mauve_f, records, tokenizer, L, **cuts) for L in params.lengths}
+    return scores, features
 
 
 def mauve_scores(
@@ -461,26 +475,24 @@ def decoding_top_p(decoding: str) -> float:
 
 def sample_rows(paths: Sequence[str], lengths: Sequence[int]) -> list[dict[str, Any]]:
     """One row per score file ``<dataset>/<model>/<variant>/<split>/<decoding>/seed<s>.json``."""
+    base = ("n", "n_empty", "diversity", "mauve", "coherence", "length_words")
+    keys = [*base, *(k for k in TEXT_SCORES if k not in base), *(f"mauve_len{L}" for L in lengths)]
     rows = []
     for path in paths:
-        parts = str(path).split("/")
-        dataset, model, variant, split, decoding, seed_file = parts[-6:]
+        dataset, model, variant, split, decoding, seed_file = str(path).split("/")[-6:]
         with open(path, encoding="utf-8") as handle:
             scores = json.load(handle)
-        row = {
-            "dataset": dataset,
-            "model": model,
-            "variant": variant,
-            **variant_columns(variant),
-            "split": split,
-            "decoding": decoding,
-            "top_p": decoding_top_p(decoding),
-            "seed": int(seed_file.removeprefix("seed").removesuffix(".json")),
-        }
-        base = ("n", "n_empty", "diversity", "mauve", "coherence", "length_words")
-        for key in (*base, *(k for k in TEXT_SCORES if k not in base)):
-            row[key] = scores.get(key, math.nan)
-        for length in lengths:
-            row[f"mauve_len{length}"] = scores.get(f"mauve_len{length}", math.nan)
-        rows.append(row)
+        rows.append(
+            {
+                "dataset": dataset,
+                "model": model,
+                "variant": variant,
+                **variant_columns(variant),
+                "split": split,
+                "decoding": decoding,
+                "top_p": decoding_top_p(decoding),
+                "seed": int(seed_file.removeprefix("seed").removesuffix(".json")),
+            }
+            | {key: scores.get(key, math.nan) for key in keys}
+        )
     return rows
