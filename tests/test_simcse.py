@@ -20,11 +20,10 @@ import numpy as np
 import pytest
 import torch
 
-from mixce.gpt2.metrics.coherence import coherence, mean_coherence
+from mixce.gpt2.metrics.coherence import coherence
 from mixce.gpt2.metrics.features import (
-    SIMCSE_NAME,
+    SentenceFeaturizer,
     SimCSEFeaturizer,
-    _BertEncoder,
     make_featurizer,
     simcse_class,
 )
@@ -32,42 +31,19 @@ from mixce.gpt2.metrics.features import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class TransformersSimCSEFeaturizer(_BertEncoder):
+class TransformersSimCSEFeaturizer(SentenceFeaturizer):
     """The project's earlier SimCSE path, ``transformers.AutoModel`` and our own pooling,
     kept here as the cross-check of the ``simcse`` package (batches are sorted by length, so
     padding differs: equal up to float rounding)."""
 
     kind = "simcse-transformers"
-    POOLERS = SimCSEFeaturizer.POOLERS
 
-    def __init__(
-        self,
-        name: str | os.PathLike[str] = SIMCSE_NAME,
-        *,
-        tokenizer: Any = None,
-        max_len: int = 512,
-        batch_size: int = 32,
-        device: str | torch.device = "cpu",
-        pooler: str = "cls",
-        normalize: bool = True,
-    ) -> None:
-        if pooler not in self.POOLERS:
-            raise ValueError(f"unknown SimCSE pooler {pooler!r}: use one of {self.POOLERS}")
+    def __init__(self, name: str | os.PathLike[str], *, pooler: str = "cls", **options) -> None:
+        assert pooler in SimCSEFeaturizer.POOLERS
         self.pooler = pooler
-        super().__init__(
-            name,
-            tokenizer=tokenizer,
-            max_len=max_len,
-            batch_size=batch_size,
-            device=device,
-            normalize=normalize,
-        )
-        if pooler == "cls" and getattr(self.model, "pooler", None) is None:
-            raise ValueError(f"{self.name} has no pooler layer: use pooler='cls_before_pooler'")
-
-    def describe(self) -> dict[str, Any]:
-        """As the base class, plus the pooler."""
-        return {**super().describe(), "pooler": self.pooler}
+        super().__init__(name, **options)
+        if pooler == "cls":
+            assert getattr(self.model, "pooler", None) is not None
 
     def _pool(self, outputs: Any, mask: torch.Tensor) -> torch.Tensor:
         if self.pooler == "cls":
@@ -195,7 +171,7 @@ def test_coherence_known_answer_and_the_released_cosine(bert_dir):
     a = np.array([[1.0, 0.0], [3.0, 4.0], [1.0, 1.0]])
     b = np.array([[0.0, 1.0], [4.0, 3.0], [2.0, 2.0]])
     np.testing.assert_allclose(coherence(a, b), [0.0, 0.96, 1.0], atol=1e-12)
-    assert mean_coherence(a, b) == pytest.approx((0 + 0.96 + 1) / 3)
+    assert np.mean(coherence(a, b)) == pytest.approx((0 + 0.96 + 1) / 3)
     # on SimCSE embeddings: the released per-pair scikit-learn cosine and its mean
     feat = SimCSEFeaturizer(bert_dir, batch_size=2)
     prompts, continuations = feat.featurize(TEXTS[:3]), feat.featurize(TEXTS[2:])
@@ -203,7 +179,8 @@ def test_coherence_known_answer_and_the_released_cosine(bert_dir):
         cosine_similarity([p], [c])[0][0] for p, c in zip(prompts, continuations, strict=True)
     ]
     np.testing.assert_allclose(coherence(prompts, continuations), released, atol=1e-6)
-    assert mean_coherence(prompts, continuations) == pytest.approx(np.mean(released), abs=1e-6)
+    mean = np.mean(coherence(prompts, continuations))
+    assert mean == pytest.approx(np.mean(released), abs=1e-6)
 
 
 def test_weights_stored_in_half_precision_are_used_in_float32(bert_dir, tmp_path):

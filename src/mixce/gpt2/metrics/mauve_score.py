@@ -6,10 +6,6 @@ Human features are computed once per dataset and split, model texts with the sam
 ``num_buckets="auto"`` (the library's ``max(2, round(min(n_p, n_q) / 10))`` k-means
 clusters), PCA keeping 0.9 of the variance (on all the data, ``pca_max_data=-1``), k-means
 with 5 restarts x 500 iterations, scaling factor 5, seed 25.
-
-The library silently drops empty texts when it featurizes text itself; here texts are
-featurized by :mod:`mixce.gpt2.metrics.features`, and :func:`drop_empty` lets callers count and
-report empty texts instead.
 """
 
 from __future__ import annotations
@@ -18,31 +14,11 @@ import contextlib
 import io
 import logging
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["drop_empty", "mauve_from_features"]
-
 log = logging.getLogger(__name__)
-
-
-def drop_empty(
-    texts: Sequence[str], *, whitespace_is_empty: bool = True
-) -> tuple[list[str], list[int], int]:
-    """``(kept_texts, kept_index, n_empty)``: the non-empty texts, their indices, the count.
-
-    A text is empty when it is ``""`` or, with ``whitespace_is_empty`` (default), only
-    whitespace (the library itself drops only ``""``).
-    """
-    kept: list[str] = []
-    index: list[int] = []
-    for i, text in enumerate(texts):
-        if (text.strip() if whitespace_is_empty else text) != "":
-            kept.append(text)
-            index.append(i)
-    return kept, index, len(texts) - len(kept)
 
 
 def _as_features(name: str, features: Any) -> np.ndarray:
@@ -67,15 +43,11 @@ def mauve_from_features(
     scaling_factor: float = 5,
     device_id: int = -1,
 ) -> dict[str, Any]:
-    """MAUVE between feature sets P (e.g. human) and Q (e.g. model), ``[n_p, d]``, ``[n_q, d]``.
-
-    Calls ``mauve.compute_mauve(p_features=..., q_features=...)`` with the arguments above
-    (``scaling_factor`` is the library's ``mauve_scaling_factor``; ``device_id`` only matters
-    for featurization, which does not happen here). The library's printing is captured and
-    sent to this module's logger at DEBUG level.
-
-    Returns ``{"mauve", "frontier_integral", "n_p", "n_q", "num_buckets", "seed"}``.
-    """
+    """MAUVE between feature sets P (e.g. human) and Q (e.g. model), ``[n_p, d]``, ``[n_q, d]``:
+    ``mauve.compute_mauve(p_features=..., q_features=...)`` with these arguments
+    (``scaling_factor``: the library's ``mauve_scaling_factor``), its printing sent to this
+    module's logger at DEBUG level. Returns ``{"mauve", "frontier_integral", "n_p", "n_q",
+    "num_buckets", "seed"}``."""
     import mauve
 
     p = _as_features("p_features", p_features)
