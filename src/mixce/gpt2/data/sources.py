@@ -6,50 +6,44 @@ A dataset spec is the dict under the config key ``gpt2.datasets.<name>``. Four s
     ``{"source": "hub", "name": "Salesforce/wikitext", "subset": "wikitext-103-raw-v1",
     "format": "wikitext"}``; optional ``revision`` (a commit hash pins it; a branch or tag
     is resolved to one), ``data_files`` and ``text_field`` (default ``"text"``). :func:`fetch`
-    resolves the revision to a commit, calls ``datasets.load_dataset(name, subset,
-    revision=commit, ...)`` and writes every split to ``<split>.jsonl`` (one ``{"text": ...}``
-    per line), the splits renamed ``validation``/``valid`` -> ``dev`` (``train`` and ``test``
-    kept). ``name`` may be anything ``load_dataset`` reads, e.g. a local directory, or
-    ``"parquet"`` / ``"json"`` with ``data_files`` (that is how the tests run it offline;
-    those have no commit).
+    calls ``datasets.load_dataset(name, subset, revision=commit, ...)`` and writes every split
+    to ``<split>.jsonl`` (one ``{"text": ...}`` per line), ``validation``/``valid`` renamed
+    ``dev``. ``name`` may be anything ``load_dataset`` reads, e.g. a local directory or
+    ``"parquet"`` / ``"json"`` with ``data_files`` (how the tests run offline; no commit).
 ``url``
     ``{"source": "url", "urls": {"train": URL, "dev": URL, "test": URL} | {"archive": URL},
-    "sha256": {key: hex | null} (optional pins), "size": {key: int | null} (optional pins),
-    "format": "webtext" | "writingprompts"}``. ``webtext``: one JSON-lines file per split with a
-    ``"text"`` field (GPT-2 output-dataset ``webtext.{train,valid,test}.jsonl``).
-    ``writingprompts``: one ``.tar.gz`` (``writingPrompts.tar.gz``) holding
-    ``writingPrompts/{train,valid,test}.wp_source`` and ``.wp_target``; line *i* of the source
-    is the prompt of line *i* of the target. It is read straight from the tarball.
+    "sha256": {key: hex | null}, "size": {key: int | null} (optional pins),
+    "format": "webtext" | "writingprompts"}``. ``webtext``: one JSON-lines file per split with
+    a ``"text"`` field (GPT-2 output-dataset ``webtext.{train,valid,test}.jsonl``).
+    ``writingprompts``: ``writingPrompts.tar.gz`` holding
+    ``writingPrompts/{train,valid,test}.wp_source`` and ``.wp_target`` (line *i* of the source
+    is the prompt of line *i* of the target), read straight from the tarball.
 ``local``
     ``{"source": "local", "path": "...", "format": "jsonl" | "txt", "text_field": "text"}``:
-    JSON lines with a text field, or plain text with one document per blank-line-separated
-    block. Relative paths are relative to the working directory.
+    JSON lines, or plain text with one document per blank-line-separated block (paths
+    relative to the working directory).
 ``embedded``
-    ``{"source": "embedded", "corpus": "news" | "enwiki" | "all"}``: the gensim corpora of
-    :mod:`mixce.embedded`.
+    ``{"source": "embedded", "corpus": "news" | "enwiki" | "all"}``: :mod:`mixce.embedded`.
 
-:func:`fetch` (hub / url only) downloads into ``dest_dir`` (``resources/datasets/<dataset>/``)
-and writes ``dest_dir/manifest.json`` last and atomically (files, sizes, sha256, urls, the
-hub commit, the spec).
+:func:`fetch` (hub / url) downloads into ``dest_dir`` (``resources/datasets/<dataset>/``) and
+writes ``manifest.json`` last and atomically (files, sizes, sha256, urls, hub commit, spec).
 
 Pins and records. A url file is pinned by ``sha256`` and ``size``, a hub dataset by
-``revision`` (:data:`PIN_KEYS`). The first download records what it got in
-``dest_dir/record.json`` (every file's sha256 and size, the hub commit); unlike the manifest,
-which Snakemake deletes before it reruns the download rule, the record stays. From then on a
-file is never fetched again: one on disk is checked against its pin or record (size, then
-sha256) and kept (one with neither is adopted and recorded: files are only ever put in
-place whole); a missing one is downloaded again and must match them (a hub dataset is
-loaded again at the recorded commit). A file that differs, and a pin that disagrees with the
-record, stop with :class:`~mixce.gpt2.data.download.ChangedFileError` or
-:class:`~mixce.gpt2.data.download.DownloadError` naming the file and both values, unless
-``refresh=True``, which downloads everything again (checked against the pins only) and
-records it anew. :func:`read_raw` checks every file's size and sha256 against the manifest.
+``revision`` (:data:`PIN_KEYS`). The first download records what it got in ``record.json``
+(every file's sha256 and size, the hub commit); unlike the manifest, which Snakemake deletes
+before it reruns the download rule, the record stays. From then on a file is never fetched
+again: one on disk is checked against its pin or record (size, then sha256) and kept (one
+with neither is adopted and recorded: files are only ever put in place whole); a missing one
+is downloaded again and must match them (a hub dataset is loaded again at the recorded
+commit). A file that differs, and a pin that disagrees with the record, stop with
+:class:`~.download.ChangedFileError` or :class:`~.download.DownloadError` naming the file and
+both values, unless ``refresh=True``, which downloads everything again (checked against the
+pins only) and records it anew. :func:`read_raw` checks every file against the manifest.
 
 :func:`read_raw` returns raw documents per official split (``train``, ``dev``, ``test``) for
-hub / url sources, and one split ``all`` for local / embedded ones. For WikiText a document is
-a non-empty line that does not start with ``=``; heading and blank lines are skipped (and
-counted in the log); WebText and WritingPrompts give one document per record; WritingPrompts
-documents are ``"{prompt} {story}"`` (raw, cleaned later by :mod:`mixce.gpt2.data.prepare`).
+hub / url sources, one split ``all`` for local / embedded ones. A WikiText document is a
+non-empty line not starting with ``=``; WebText and WritingPrompts give one document per
+record, WritingPrompts ``"{prompt} {story}"`` (cleaned later by :mod:`.prepare`).
 """
 
 from __future__ import annotations
@@ -59,11 +53,12 @@ import io
 import json
 import logging
 import tarfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from mixce import embedded
 from mixce.gpt2.data.clean import CLEANERS, clean_wikitext_line
 from mixce.gpt2.data.download import (
     ChangedFileError,
@@ -73,24 +68,8 @@ from mixce.gpt2.data.download import (
     hub_commit,
     sha256_file,
 )
-from mixce.io import atomic_output, read_json, write_json
-
-__all__ = [
-    "MANIFEST",
-    "PIN_KEYS",
-    "RECORD",
-    "SOURCES",
-    "check_pins",
-    "content_spec",
-    "fetch",
-    "format_of",
-    "needs_download",
-    "pins_of",
-    "read_jsonl_texts",
-    "read_raw",
-    "read_txt_texts",
-    "validate_spec",
-]
+from mixce.gpt2.data.prepare import write_jsonl
+from mixce.io import read_json, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +86,11 @@ SOURCES = ("hub", "url", "local", "embedded")
 OFFICIAL_SPLITS = ("train", "dev", "test")
 URL_FORMATS = ("webtext", "writingprompts")
 LOCAL_FORMATS = ("jsonl", "txt")
-EMBEDDED_CORPORA = ("news", "enwiki", "all")
+EMBEDDED_CORPORA = {
+    "news": embedded.news_texts,
+    "enwiki": embedded.wiki_paragraphs,
+    "all": embedded.embedded_texts,
+}
 # official split names -> ours
 SPLIT_NAMES = {"train": "train", "validation": "dev", "valid": "dev", "dev": "dev", "test": "test"}
 WP_SPLITS = {"train": "train", "valid": "dev", "test": "test"}
@@ -163,13 +146,10 @@ def validate_spec(spec: Mapping[str, Any]) -> None:
             raise ValueError("url dataset spec: revision pins hub sources; pin files by sha256")
     elif source == "local":
         need("path")
-        fmt = need("format")
-        if fmt not in LOCAL_FORMATS:
+        if need("format") not in LOCAL_FORMATS:
             raise ValueError(f"local dataset spec: format must be one of {LOCAL_FORMATS}")
-    else:
-        corpus = need("corpus")
-        if corpus not in EMBEDDED_CORPORA:
-            raise ValueError(f"embedded dataset spec: corpus must be one of {EMBEDDED_CORPORA}")
+    elif need("corpus") not in EMBEDDED_CORPORA:
+        raise ValueError(f"embedded dataset spec: corpus must be one of {tuple(EMBEDDED_CORPORA)}")
 
 
 def needs_download(spec: Mapping[str, Any]) -> bool:
@@ -189,10 +169,7 @@ def pins_of(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 def format_of(spec: Mapping[str, Any]) -> str:
     """The text format that decides the cleaner (a key of :data:`.clean.CLEANERS`)."""
-    source = _source(spec)
-    if source == "embedded":
-        return "embedded"
-    return str(spec.get("format", "plain"))
+    return "embedded" if _source(spec) == "embedded" else str(spec.get("format", "plain"))
 
 
 # --------------------------------------------------------------------------- fetch
@@ -203,10 +180,6 @@ def _file_name(key: str, url: str, taken: set[str]) -> str:
     if not name or name in taken or name in (MANIFEST, RECORD) or name.startswith("."):
         name = f"{key}.download"
     return name
-
-
-def _file_entry(path: Path) -> dict[str, Any]:
-    return {"file": path.name, "size": path.stat().st_size, "sha256": sha256_file(path)}
 
 
 def _now() -> str:
@@ -238,14 +211,9 @@ def _hub_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_pins(spec: Mapping[str, Any], dest_dir: str | Path) -> None:
-    """Compare a spec's pins (and a hub spec's dataset) with ``dest_dir/record.json``.
-
-    Cheap (it reads the record, no data file), so the workflow runs it when it starts.
-    Nothing to compare (no record, no pins) passes.
-
-    Raises:
-        ChangedFileError: a pin, the hub dataset named or the source differs from the record.
-    """
+    """Raise ChangedFileError when a spec's pins, its source or a hub spec's dataset differ
+    from ``dest_dir/record.json``. Cheap (it reads the record only), so the workflow runs it
+    when it starts; nothing to compare (no record, no pins) passes."""
     dest = Path(dest_dir)
     record = _read_record(dest)
     if record is None:
@@ -260,32 +228,25 @@ def check_pins(spec: Mapping[str, Any], dest_dir: str | Path) -> None:
         )
     if spec["source"] == "url":
         files = record.get("files", {})
-        for kind in ("sha256", "size"):
+        for kind, show in (("sha256", "sha256 {}"), ("size", "{} bytes")):
             for key, pin in (spec.get(kind) or {}).items():
                 entry = files.get(key)
                 if pin is None or entry is None:
                     continue
                 pinned = pin.lower() if isinstance(pin, str) else pin
                 if pinned != entry[kind]:
-                    show = (
-                        (lambda v: f"sha256 {v}") if kind == "sha256" else (lambda v: f"{v} bytes")
-                    )
                     raise ChangedFileError(
                         dest / entry["file"],
-                        f"{show(pinned)} (pinned in the config)",
-                        f"{show(entry[kind])} ({origin})",
+                        f"{show.format(pinned)} (pinned in the config)",
+                        f"{show.format(entry[kind])} ({origin})",
                         REFRESH_HINT,
                     )
         return
     hub = record.get("hub", {})
     for key, value in _hub_identity(spec).items():
         if hub.get(key) != value:
-            raise ChangedFileError(
-                dest,
-                f"hub {key} {value!r} (the config)",
-                f"{hub.get(key)!r} ({origin})",
-                REFRESH_HINT,
-            )
+            expected = f"hub {key} {value!r} (the config)"
+            raise ChangedFileError(dest, expected, f"{hub.get(key)!r} ({origin})", REFRESH_HINT)
     pin = spec.get("revision")
     if pin is not None and pin not in (hub.get("revision"), hub.get("commit")):
         raise ChangedFileError(
@@ -302,23 +263,20 @@ def _fetch_url(
     sha = spec.get("sha256") or {}
     sizes = spec.get("size") or {}
     recorded = (record or {}).get("files", {})
-    new_record = {
-        "source": "url",
-        "files": {},
-        "created_at": (record or {}).get("created_at", _now()),
-    }
+    created = (record or {}).get("created_at", _now())
+    new_record: dict[str, Any] = {"source": "url", "files": {}, "created_at": created}
     files: dict[str, Any] = {}
     taken: set[str] = set()
     for key, url in spec["urls"].items():
-        entry = recorded.get(key)
+        entry = recorded.get(key) or {}
         name = entry["file"] if entry else _file_name(key, url, taken)
         taken.add(name)
         path = dest_dir / name
         pin_sha = sha[key].lower() if sha.get(key) else None
         pin_size = sizes.get(key)
         pinned = pin_sha is not None or pin_size is not None
-        want_sha = pin_sha or (entry or {}).get("sha256")
-        want_size = pin_size if pin_size is not None else (entry or {}).get("size")
+        want_sha = pin_sha or entry.get("sha256")
+        want_size = pin_size if pin_size is not None else entry.get("size")
         origin = "pinned in the config" if pinned else _recorded(dest_dir)
         source_url = url
         if path.exists() and not refresh:
@@ -341,29 +299,21 @@ def _fetch_url(
                     raise
                 reason = f"{error.reason} (expected: {origin}); {REFRESH_HINT}"
                 raise DownloadError(url, path, reason) from error
-        files[key] = {
+        files[key] = new_record["files"][key] = {
             "file": name,
             "size": path.stat().st_size,
             "sha256": want_sha or sha256_file(path),  # checked above when known
             "url": source_url,
         }
-        new_record["files"][key] = files[key]
         _write_record(dest_dir, new_record)  # after each file, so a later failure keeps it
     return files
-
-
-def _is_hub_repo(name: str) -> bool:
-    """Whether ``name`` is a hub repository (not a local directory or a packaged builder)."""
-    from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
-
-    return not Path(name).exists() and name not in _PACKAGED_DATASETS_MODULES
 
 
 def _fetch_hub(
     spec: Mapping[str, Any],
     dest_dir: Path,
     record: dict[str, Any] | None,
-    cache_dir: Path | None,
+    cache_dir: str | Path | None,
     endpoint: str | None,
 ) -> dict[str, Any]:
     recorded = (record or {}).get("files", {})
@@ -381,41 +331,41 @@ def _fetch_hub(
         return {"files": dict(recorded), "hub": hub_rec}
 
     import datasets
+    from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
 
     # exactly the recorded commit, else the pinned (or default) revision resolved to a commit
     revision = (hub_rec or {}).get("commit") or spec.get("revision")
     commit = None
-    if _is_hub_repo(spec["name"]):
-        commit = hub_commit("dataset", spec["name"], revision, endpoint)
+    name = spec["name"]
+    if not Path(name).exists() and name not in _PACKAGED_DATASETS_MODULES:  # a hub repository
+        commit = hub_commit("dataset", name, revision, endpoint)
     kwargs: dict[str, Any] = {}
     if spec.get("data_files"):
         kwargs["data_files"] = spec["data_files"]
     if commit or revision:
         kwargs["revision"] = commit or revision
     if cache_dir is not None:
-        kwargs["cache_dir"] = str(cache_dir)
+        kwargs["cache_dir"] = str(Path(cache_dir))
     field = spec.get("text_field", "text")
-    logger.info("datasets.load_dataset(%r, %r, %s)", spec["name"], spec.get("subset"), kwargs)
-    loaded = datasets.load_dataset(spec["name"], spec.get("subset"), **kwargs)
+    logger.info("datasets.load_dataset(%r, %r, %s)", name, spec.get("subset"), kwargs)
+    loaded = datasets.load_dataset(name, spec.get("subset"), **kwargs)
     files: dict[str, Any] = {}
     for split, part in loaded.items():
         ours = SPLIT_NAMES.get(split, split)
         if ours in files:
-            raise ValueError(f"hub dataset {spec['name']!r}: two splits map to {ours!r}")
+            raise ValueError(f"hub dataset {name!r}: two splits map to {ours!r}")
         if ours in present:
             files[ours] = present[ours]
             continue
         if field not in part.column_names:
             raise ValueError(
-                f"hub dataset {spec['name']!r} split {split!r}: no column {field!r} "
+                f"hub dataset {name!r} split {split!r}: no column {field!r} "
                 f"(columns: {part.column_names})"
             )
         path = dest_dir / f"{ours}.jsonl"
         new = dest_dir / f".{ours}.jsonl.new"
-        with atomic_output(new) as handle:
-            for batch in part.select_columns([field]).iter(batch_size=10_000):
-                for text in batch[field]:
-                    handle.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
+        batches = part.select_columns([field]).iter(batch_size=10_000)
+        write_jsonl(new, (text for batch in batches for text in batch[field]))
         if ours in recorded:  # written again after it went missing: must be the same bytes
             try:
                 _check_file(new, recorded[ours]["sha256"], recorded[ours]["size"], origin)
@@ -423,7 +373,13 @@ def _fetch_hub(
                 new.unlink(missing_ok=True)
                 raise ChangedFileError(path, error.expected, error.got, REFRESH_HINT) from None
         new.replace(path)
-        files[ours] = {**_file_entry(path), "split": split, "rows": part.num_rows}
+        files[ours] = {
+            "file": path.name,
+            "size": path.stat().st_size,
+            "sha256": sha256_file(path),
+            "split": split,
+            "rows": part.num_rows,
+        }
         logger.info("wrote %s: %d rows of split %r", path, part.num_rows, split)
     hub = hub_rec or {
         **_hub_identity(spec),
@@ -446,17 +402,15 @@ def fetch(
 ) -> dict[str, Any]:
     """Download a hub / url dataset into ``dest_dir``; write and return its manifest.
 
-    Files already there are kept when they match their pins and record, and never fetched
-    again (see the module docstring); ``refresh=True`` downloads everything again and
-    records it anew. ``dest_dir/manifest.json`` is written last and atomically, so its
-    presence means every file it lists is complete. ``cache_dir`` is passed to
-    ``datasets.load_dataset`` (hub only; None: the Hugging Face default cache); ``endpoint``
-    is the hub's address (None: huggingface_hub's default).
+    Files already there are kept when they match their pins and record (module docstring);
+    ``refresh=True`` downloads everything again and records it anew. ``manifest.json`` is
+    written last and atomically, so it vouches for every file it lists. ``cache_dir``: for
+    ``datasets.load_dataset`` (None: its default); ``endpoint``: the hub's address.
 
     Raises:
         ValueError: the spec is invalid, or is a local / embedded one (nothing to download).
-        download.ChangedFileError: a file on disk, or a pin, differs from the record.
-        mixce.gpt2.data.download.DownloadError: a url download failed or got another file.
+        ChangedFileError: a file on disk, or a pin, differs from the record.
+        DownloadError: a url download failed or got another file.
     """
     validate_spec(spec)
     if not needs_download(spec):
@@ -472,14 +426,13 @@ def fetch(
         check_pins(spec, dest)
         record = _read_record(dest)
     if spec["source"] == "url":
-        manifest: dict[str, Any] = {"files": _fetch_url(spec, dest, record, refresh)}
+        got: dict[str, Any] = {"files": _fetch_url(spec, dest, record, refresh)}
     else:
-        cache = None if cache_dir is None else Path(cache_dir)
-        manifest = _fetch_hub(spec, dest, record, cache, endpoint)
+        got = _fetch_hub(spec, dest, record, cache_dir, endpoint)
     manifest = {
         "source": spec["source"],
         "format": format_of(spec),
-        **manifest,
+        **got,
         "spec": dict(spec),
         "fetched_at": _now(),
     }
@@ -491,68 +444,39 @@ def fetch(
 # --------------------------------------------------------------------------- readers
 
 
-def _jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}, line {number}: not valid JSON: {exc}") from exc
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path} (working directory {Path.cwd()})")
+    return path
 
 
 def read_jsonl_texts(path: str | Path, text_field: str = "text") -> list[str]:
-    """The ``text_field`` of every record of a JSON-lines file, in file order.
-
-    Blank lines are skipped; empty texts are kept (they are counted as empty later).
+    """The ``text_field`` of every record of a JSON-lines file, in file order; blank lines
+    skipped, empty texts kept (counted as empty later).
 
     Raises:
         FileNotFoundError: no such file.
         ValueError: a line that is not a JSON object with a string ``text_field``, naming the
             file and the line number.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path} (working directory {Path.cwd()})")
+    path = _existing(path)
     texts = []
-    for number, record in _jsonl_records(path):
-        if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
-            raise ValueError(
-                f"{path}, line {number}: expected a JSON object with a string {text_field!r} field"
-            )
-        texts.append(record[text_field])
-    return texts
-
-
-def read_txt_texts(path: str | Path) -> list[str]:
-    """The blank-line-separated blocks of a text file (ends stripped, empty blocks skipped)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path} (working directory {Path.cwd()})")
-    blocks: list[str] = []
-    current: list[str] = []
     with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                current.append(line)
-            elif current:
-                blocks.append("".join(current).strip())
-                current = []
-    if current:
-        blocks.append("".join(current).strip())
-    return blocks
-
-
-def _wikitext_documents(lines: list[str], split: str) -> list[str]:
-    docs = [line for line in lines if clean_wikitext_line(line) is not None]
-    logger.info(
-        "wikitext %s: %d lines, %d documents (blank and '=' heading lines skipped)",
-        split,
-        len(lines),
-        len(docs),
-    )
-    return docs
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}, line {number}: not valid JSON: {exc}") from exc
+            if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
+                raise ValueError(
+                    f"{path}, line {number}: expected a JSON object with a string "
+                    f"{text_field!r} field"
+                )
+            texts.append(record[text_field])
+    return texts
 
 
 def _read_writingprompts(archive: Path) -> dict[str, list[str]]:
@@ -589,26 +513,25 @@ def _read_writingprompts(archive: Path) -> dict[str, list[str]]:
     return raw
 
 
-def _manifest_files(manifest_dir: Path) -> tuple[dict[str, Any], dict[str, Path]]:
+def _manifest_files(manifest_dir: Path) -> dict[str, Path]:
+    """The files a manifest lists, each checked against its size and sha256."""
     path = manifest_dir / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"no manifest {path}: run the download step first")
-    manifest = read_json(path)
     files: dict[str, Path] = {}
-    for key, entry in manifest["files"].items():
+    for key, entry in read_json(path)["files"].items():
         file = manifest_dir / entry["file"]
         if not file.is_file():
             raise FileNotFoundError(f"{path} lists {file}, which is missing")
         _check_file(file, entry.get("sha256"), entry["size"], f"as {path} says")
         files[key] = file
-    return manifest, files
+    return files
 
 
 def read_raw(spec: Mapping[str, Any], manifest_dir: str | Path | None) -> dict[str, list[str]]:
     """Raw documents per official split (hub / url) or in one split ``"all"`` (local / embedded).
 
-    ``manifest_dir`` is the directory :func:`fetch` wrote (it is ignored for local / embedded
-    sources and may be None there).
+    ``manifest_dir`` is the directory :func:`fetch` wrote (None for local / embedded sources).
     """
     validate_spec(spec)
     source = spec["source"]
@@ -617,25 +540,17 @@ def read_raw(spec: Mapping[str, Any], manifest_dir: str | Path | None) -> dict[s
         if spec["format"] == "jsonl":
             texts = read_jsonl_texts(path, spec.get("text_field", "text"))
         else:
-            texts = read_txt_texts(path)
+            texts = embedded.read_txt(_existing(path))
         logger.info("read %d documents from %s", len(texts), path)
         return {"all": texts}
     if source == "embedded":
-        from mixce import embedded
-
-        corpus = spec["corpus"]
-        if corpus == "news":
-            texts = embedded.news_texts()
-        elif corpus == "enwiki":
-            texts = embedded.wiki_paragraphs()
-        else:
-            texts = embedded.embedded_texts()
-        logger.info("read %d documents from the embedded %s corpus", len(texts), corpus)
+        texts = EMBEDDED_CORPORA[spec["corpus"]]()
+        logger.info("read %d documents from the embedded %s corpus", len(texts), spec["corpus"])
         return {"all": texts}
 
     if manifest_dir is None:
         raise ValueError(f"{source} dataset spec: read_raw needs the download directory")
-    _manifest, files = _manifest_files(Path(manifest_dir))
+    files = _manifest_files(Path(manifest_dir))
     fmt = format_of(spec)
     if fmt == "writingprompts":
         raw = _read_writingprompts(files["archive"])
@@ -648,7 +563,16 @@ def read_raw(spec: Mapping[str, Any], manifest_dir: str | Path | None) -> dict[s
                 raw[split] = []
                 continue
             texts = read_jsonl_texts(files[split], field)
-            raw[split] = _wikitext_documents(texts, split) if fmt == "wikitext" else texts
+            if fmt == "wikitext":
+                docs = [line for line in texts if clean_wikitext_line(line) is not None]
+                logger.info(
+                    "wikitext %s: %d lines, %d documents (blank and '=' heading lines skipped)",
+                    split,
+                    len(texts),
+                    len(docs),
+                )
+                texts = docs
+            raw[split] = texts
     for split, docs in raw.items():
         logger.info("%s: %d raw %s documents", manifest_dir, len(docs), split)
     return raw
