@@ -2,15 +2,14 @@
 
 - :func:`select_eta`: per (dataset, model) the MixCE eta whose unbiased dev samples have the
   highest MAUVE (mean over sampling seeds) at the main train size (Table 12). Ties go to the
-  larger eta (closer to MLE). MLE is not a candidate: the paper searches MixCE's grid.
+  larger eta (closer to MLE). MLE is not a candidate: the paper searches MixCE's grid. The
+  config's ``selected_eta`` (the eta that top-p sampling and Table 5 used) is shown beside
+  the selection so that a disagreement is visible.
 - :func:`select_top_p`: per (dataset, model, objective) the top-p with the highest mean dev
   MAUVE among the top-p files that exist (Table 3).
 - :func:`select_settings`: per (dataset, model, objective) the hyper-parameter setting
   (variant) whose unbiased dev samples have the highest mean MAUVE, for the comparison of
   objectives beyond the paper. Ties go to the first variant in name order.
-
-Both return tidy DataFrames; the config's ``selected_eta`` (the eta that top-p sampling and
-Table 5 used) is shown beside the selection so that a disagreement is visible.
 """
 
 from __future__ import annotations
@@ -21,31 +20,32 @@ from typing import Any
 
 import pandas as pd
 
-ETA_COLUMNS = [
-    "dataset",
-    "model",
-    "eta",
-    "dev_mauve_mean",
-    "dev_mauve_std",
-    "n_seeds",
-    "config_eta",
-]
+ETA_COLUMNS = "dataset model eta dev_mauve_mean dev_mauve_std n_seeds config_eta".split()
 TOP_P_COLUMNS = ["dataset", "model", "objective", "variant", "best_p", "dev_mauve_mean"]
 SETTING_COLUMNS = [
-    "dataset",
-    "model",
-    "objective",
-    "variant",
-    "setting",
-    "dev_mauve_mean",
-    "dev_mauve_std",
-    "n_seeds",
-    "n_settings",
-]
+    "dataset", "model", "objective", "variant", "setting",
+    "dev_mauve_mean", "dev_mauve_std", "n_seeds", "n_settings",
+]  # fmt: skip
 
 
 def _dev(samples: pd.DataFrame, n_train: int) -> pd.DataFrame:
     return samples[(samples["split"] == "dev") & (samples["n_train"] == n_train)]
+
+
+def _best(runs: pd.DataFrame, by: str, larger_first: bool, what: str) -> tuple[Any, dict]:
+    """The candidate ``by`` with the best mean MAUVE over ``runs`` (ties: the larger ``by``
+    first, else the smaller), its mean/std/seed-count columns and the number of candidates."""
+    if runs.empty:
+        raise ValueError(f"no unbiased dev samples of {what}")
+    stats = runs.groupby(by)["mauve"].agg(["mean", "std", "count"]).reset_index()
+    stats["key"] = stats["mean"].round(12)  # float noise is no preference
+    best = stats.sort_values(["key", by], ascending=[False, not larger_first]).iloc[0]
+    return best[by], {
+        "dev_mauve_mean": float(best["mean"]),
+        "dev_mauve_std": float(best["std"]) if best["count"] > 1 else math.nan,
+        "n_seeds": int(best["count"]),
+        "n_settings": len(stats),
+    }
 
 
 def select_eta(
@@ -62,34 +62,19 @@ def select_eta(
     for dataset in datasets:
         for model in models:
             runs = dev[(dev["dataset"] == dataset) & (dev["model"] == model)]
-            if runs.empty:
-                raise ValueError(
-                    f"no unbiased dev samples of MixCE for dataset {dataset!r}, model {model!r}"
-                )
-            stats = runs.groupby("eta")["mauve"].agg(["mean", "std", "count"]).reset_index()
-            stats["key"] = stats["mean"].round(12)  # float noise is no preference
-            stats = stats.sort_values(["key", "eta"], ascending=[False, False])
-            best = stats.iloc[0]
+            what = f"MixCE for dataset {dataset!r}, model {model!r}"
+            eta, stats = _best(runs, "eta", larger_first=True, what=what)
+            config = float(config_eta.get(dataset, {}).get(model, math.nan))
             rows.append(
-                {
-                    "dataset": dataset,
-                    "model": model,
-                    "eta": float(best["eta"]),
-                    "dev_mauve_mean": float(best["mean"]),
-                    "dev_mauve_std": float(best["std"]) if best["count"] > 1 else math.nan,
-                    "n_seeds": int(best["count"]),
-                    "config_eta": float(config_eta.get(dataset, {}).get(model, math.nan)),
-                }
+                {"dataset": dataset, "model": model, "eta": float(eta), **stats}
+                | {"config_eta": config}
             )
     return pd.DataFrame(rows, columns=ETA_COLUMNS)
 
 
 def select_top_p(samples: pd.DataFrame, n_train: int) -> pd.DataFrame:
-    """Best top-p per (dataset, model, objective, variant) by mean dev MAUVE.
-
-    A one-value grid has no dev files (nothing to choose): its test files give the rows,
-    with dev_mauve_mean NaN.
-    """
+    """Best top-p per (dataset, model, objective, variant) by mean dev MAUVE. A one-value grid
+    has no dev files (nothing to choose): its test files give the rows, dev_mauve_mean NaN."""
     top = samples[samples["decoding"].str.startswith("top_p") & (samples["n_train"] == n_train)]
     if top["top_p"].nunique() == 1:
         keys = ["dataset", "model", "objective", "variant", "top_p"]
@@ -98,21 +83,11 @@ def select_top_p(samples: pd.DataFrame, n_train: int) -> pd.DataFrame:
     dev = _dev(samples, n_train)
     dev = dev[dev["decoding"].str.startswith("top_p")]
     rows = []
-    for (dataset, model, objective, variant), runs in dev.groupby(
-        ["dataset", "model", "objective", "variant"], sort=True
-    ):
+    for keys, runs in dev.groupby(["dataset", "model", "objective", "variant"], sort=True):
         stats = runs.groupby("top_p")["mauve"].mean().reset_index()
         stats = stats.sort_values(["mauve", "top_p"], ascending=[False, False])
-        rows.append(
-            {
-                "dataset": dataset,
-                "model": model,
-                "objective": objective,
-                "variant": variant,
-                "best_p": float(stats.iloc[0]["top_p"]),
-                "dev_mauve_mean": float(stats.iloc[0]["mauve"]),
-            }
-        )
+        best = [float(stats.iloc[0]["top_p"]), float(stats.iloc[0]["mauve"])]
+        rows.append(dict(zip(TOP_P_COLUMNS, [*keys, *best], strict=True)))
     return pd.DataFrame(rows, columns=TOP_P_COLUMNS)
 
 
@@ -135,27 +110,12 @@ def select_settings(
                     & (dev["model"] == model)
                     & (dev["objective"] == objective)
                 ]
-                if runs.empty:
-                    raise ValueError(
-                        f"no unbiased dev samples of {objective} for dataset {dataset!r}, "
-                        f"model {model!r}"
-                    )
-                stats = runs.groupby("variant")["mauve"].agg(["mean", "std", "count"])
-                stats = stats.reset_index()
-                stats["key"] = -stats["mean"].round(12)  # float noise is no preference
-                best = stats.sort_values(["key", "variant"]).iloc[0]
-                setting = runs.loc[runs["variant"] == best["variant"], "setting"].iloc[0]
+                what = f"{objective} for dataset {dataset!r}, model {model!r}"
+                variant, stats = _best(runs, "variant", larger_first=False, what=what)
+                setting = runs.loc[runs["variant"] == variant, "setting"].iloc[0]
+                setting = "" if pd.isna(setting) else str(setting)
                 rows.append(
-                    {
-                        "dataset": dataset,
-                        "model": model,
-                        "objective": objective,
-                        "variant": best["variant"],
-                        "setting": "" if pd.isna(setting) else str(setting),
-                        "dev_mauve_mean": float(best["mean"]),
-                        "dev_mauve_std": float(best["std"]) if best["count"] > 1 else math.nan,
-                        "n_seeds": int(best["count"]),
-                        "n_settings": len(stats),
-                    }
+                    {"dataset": dataset, "model": model, "objective": objective}
+                    | {"variant": variant, "setting": setting, **stats}
                 )
     return pd.DataFrame(rows, columns=SETTING_COLUMNS)
