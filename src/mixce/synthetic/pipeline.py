@@ -17,33 +17,15 @@ import pandas as pd
 
 from mixce.gpt2.protocol import points
 from mixce.synthetic.data import Sequences, chain_matrix, sample_sequences
-from mixce.synthetic.select import FIXED_ETA, REQUIRED_COLUMNS, objective_rank
+from mixce.synthetic.select import REQUIRED_COLUMNS, sort_runs
+from mixce.synthetic.settings import FIXED_ETA, TrainConfig
 from mixce.synthetic.target import check_target, random_target, real_text_target, uniform_start
 
 logger = logging.getLogger(__name__)
 
 #: Columns of runs.csv, one row per trained Q: what selection needs, then the run's record.
-RUNS_COLUMNS: tuple[str, ...] = (
-    *REQUIRED_COLUMNS,
-    "dev_loss",
-    "best_step",
-    "steps",
-    "seconds",
-    "estimator",
-)
-
-
-#: TrainConfig fields each estimator uses (the others keep their defaults).
-_COMMON_FIELDS = (
-    "estimator",
-    "dtype",
-    "weight_decay",
-    "log_eps",
-    "patience",
-    "hidden_size",
-    "dropout",
-    "max_length",
-)
+RUNS_COLUMNS = (*REQUIRED_COLUMNS, "dev_loss", "best_step", "steps", "seconds", "estimator")
+#: TrainConfig fields of config key synthetic.train.<estimator> (the others keep their defaults)
 _ESTIMATOR_FIELDS = {
     "exact": ("cpu_backend", "lr", "max_steps", "eval_every"),
     "gumbel": ("lr", "batch_size", "max_epochs", "tau"),
@@ -51,10 +33,7 @@ _ESTIMATOR_FIELDS = {
 
 
 def eta_str(eta: float) -> str:
-    """Canonical text of an eta in file names: shortest round-trip decimal, never exponent.
-
-    ``0.99 -> "0.99"``, ``1 -> "1.0"``, ``1e-05 -> "0.00001"``.
-    """
+    """An eta in file names: shortest round-trip decimal, no exponent (1e-05 -> "0.00001")."""
     return np.format_float_positional(float(eta), unique=True, trim="0")
 
 
@@ -68,11 +47,6 @@ def objective_etas(objective: str, etas: Sequence[float]) -> list[float]:
 # --------------------------------------------------------------------------- target
 
 
-def _zero_fractions(m: np.ndarray) -> np.ndarray:
-    """Share of zero entries among the V-1 non-EOS entries of each non-EOS row."""
-    return (m[:-1, :-1] == 0).mean(axis=1)
-
-
 def make_target(
     spec: Mapping[str, Any],
     vocab_size: int,
@@ -81,20 +55,10 @@ def make_target(
     texts: Sequence[str] | None = None,
     zeroing: str = "clean",
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Build and check a target P; return its chain matrix and a metadata record.
-
-    Args:
-        spec: one entry of config ``synthetic.inits`` (``kind`` and, for random,
-            ``zero_fraction``).
-        vocab_size: V, EOS included.
-        seed: the run seed (random inits draw with ``default_rng([seed, 0])``).
-        alpha: Dirichlet concentration (random inits).
-        texts: the real texts (real_text inits).
-        zeroing: protocol point ``synthetic_zeroing`` (random inits):
-            :func:`~mixce.synthetic.target.random_target`'s ``zeroing``.
-
-    Returns:
-        ``(chain, meta)``: the (V + 1) x V chain (rows of M, then pi) and a JSON-ready dict.
+    """Build and check a target P: its (V + 1) x V chain (rows of M, then pi) and a JSON-ready
+    metadata record. ``spec`` is one entry of config ``synthetic.inits``; random inits draw with
+    ``default_rng([seed, 0])`` from Dirichlet(``alpha``), zeroed as protocol point
+    ``synthetic_zeroing`` says (``zeroing``); real_text inits count ``texts``.
     """
     kind = spec.get("kind")
     meta: dict[str, Any] = {"init": dict(spec), "vocab_size": int(vocab_size), "seed": int(seed)}
@@ -107,27 +71,16 @@ def make_target(
         if texts is None:
             raise ValueError("a real_text init needs texts")
         m, vocab = real_text_target(texts, vocab_size)
-        meta["real_text"] = {
-            "words": vocab.words,
-            "n_texts": vocab.n_texts,
-            "n_tokens": vocab.n_tokens,
-            "coverage": vocab.coverage,
-            "n_texts_given": len(texts),
-        }
+        meta["real_text"] = {**dataclasses.asdict(vocab), "n_texts_given": len(texts)}
     else:
         raise ValueError(f"unknown init kind {kind!r}: known are random, real_text")
     pi = uniform_start(vocab_size)
     check_target(m, pi)
-    zeros = _zero_fractions(m)
-    meta.update(
-        {
-            "row_sums_ok": bool(np.allclose(m[:-1].sum(axis=1), 1.0)),
-            "zero_fraction_mean": float(zeros.mean()),
-            "zero_fraction_min": float(zeros.min()),
-            "zero_fraction_max": float(zeros.max()),
-            "zero_fraction_per_row": [float(z) for z in zeros],
-        }
-    )
+    zeros = (m[:-1, :-1] == 0).mean(axis=1)  # share of zeros among each row's non-EOS entries
+    meta["row_sums_ok"] = bool(np.allclose(m[:-1].sum(axis=1), 1.0))
+    for stat in ("mean", "min", "max"):
+        meta[f"zero_fraction_{stat}"] = float(getattr(zeros, stat)())
+    meta["zero_fraction_per_row"] = [float(z) for z in zeros]
     return chain_matrix(m, pi), meta
 
 
@@ -173,31 +126,23 @@ def make_data(
 def train_settings(config: Mapping[str, Any], objective: str) -> dict[str, Any]:
     """The TrainConfig fields one (objective, estimator) uses, from the workflow config.
 
-    Only the settings that change the result are returned, so a changed gumbel setting does
-    not rerun exact-estimator jobs (and ``js_samples`` reaches only JS). So do the protocol
-    points (docs/PROTOCOL.md) training reads: ``synthetic_js_clamp`` (as ``js_clamp``) for
-    JS only, ``synthetic_forced_eos`` (as ``forced_eos``) for every objective with a data
-    term, i.e. all but reverse KL, which never reads the data.
+    Only settings that change the result, so a changed gumbel setting does not rerun exact jobs
+    (and ``js_samples`` reaches only JS); likewise the protocol points: ``synthetic_js_clamp``
+    (as ``js_clamp``) for JS only, ``synthetic_forced_eos`` (as ``forced_eos``) for every
+    objective with a data term, i.e. all but reverse KL, which never reads the data.
     """
     syn = config["synthetic"]
     train = syn["train"]
     estimator = train["estimator"]
-    values: dict[str, Any] = {
-        "estimator": estimator,
-        "device": train.get("device", "cpu"),
-        "dtype": train["dtype"],
-        "weight_decay": train["weight_decay"],
-        "log_eps": train["log_eps"],
-        "patience": train["patience"],
-        "hidden_size": syn["model"]["hidden_size"],
-        "dropout": syn["model"]["dropout"],
-        "max_length": syn["data"]["max_length"],
+    values: dict[str, Any] = {"estimator": estimator, "device": train.get("device", "cpu")}
+    values |= {key: train[key] for key in ("dtype", "weight_decay", "log_eps", "patience")}
+    values |= {key: syn["model"][key] for key in ("hidden_size", "dropout")}
+    values["max_length"] = syn["data"]["max_length"]
+    own = train[estimator]  # cpu_backend is optional, NumPy by default
+    values |= {
+        f: own.get(f, "numpy") if f == "cpu_backend" else own[f]
+        for f in _ESTIMATOR_FIELDS[estimator]
     }
-    for field in _ESTIMATOR_FIELDS[estimator]:
-        if field == "cpu_backend":  # optional key, NumPy by default
-            values[field] = train[estimator].get("cpu_backend", "numpy")
-        else:
-            values[field] = train[estimator][field]
     if objective == "js":
         values["js_samples"] = train["js_samples"]
         values["js_clamp"] = points(config, "synthetic_js_clamp")["synthetic_js_clamp"]
@@ -206,10 +151,8 @@ def train_settings(config: Mapping[str, Any], objective: str) -> dict[str, Any]:
     return values
 
 
-def train_config(settings: Mapping[str, Any]) -> Any:
-    """A :class:`~mixce.synthetic.train.TrainConfig` from :func:`train_settings` output."""
-    from mixce.synthetic.settings import TrainConfig
-
+def train_config(settings: Mapping[str, Any]) -> TrainConfig:
+    """A :class:`TrainConfig` from :func:`train_settings` output."""
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(settings) - known)
     if unknown:
@@ -221,18 +164,15 @@ def train_seeds(
     runs: Iterable[tuple[int, np.ndarray, Sequences, Sequences]],
     objective: str,
     eta: float,
-    cfg: Any,
+    cfg: TrainConfig,
     *,
     init: str,
     vocab_size: int,
     progress: bool = True,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Train one Q per ``(seed, chain, train, dev)`` of ``runs`` (consumed lazily).
-
-    Returns ``(results, log_rows)``: one result per seed (train_q's result plus ``init`` and
-    ``vocab_size``) and train_q's log rows with ``init``, ``vocab_size``, ``objective`` and
-    ``eta`` added.
-    """
+    """Train one Q per ``(seed, chain, train, dev)`` of ``runs`` (consumed lazily): one result
+    per seed and all log rows, each with ``init`` and ``vocab_size`` (log rows also ``objective``
+    and ``eta``) added."""
     if cfg.uses_numpy():  # no torch import: a NumPy job starts 1.5-3 s sooner
         from mixce.synthetic.exact import train as train_q
     else:
@@ -247,20 +187,13 @@ def train_seeds(
         results.append({"init": init, "vocab_size": int(vocab_size), **result})
         keys = {"init": init, "vocab_size": int(vocab_size), "objective": objective, "eta": eta}
         log_rows.extend({**keys, **row} for row in rows)
+        nan = float("nan")
         logger.info(
-            "%s V=%d %s eta=%s seed=%d: avg_js=%.4g avg_0s=%.4g dev_loss=%.5g "
-            "best_step=%s steps=%d (%.1f s)",
-            init,
-            vocab_size,
-            objective,
-            eta_str(eta),
-            seed,
-            result.get("avg_js", float("nan")),
-            result.get("avg_0s", float("nan")),
-            result.get("dev_loss", float("nan")),
-            result.get("best_step"),
-            result.get("steps", 0),
-            result.get("seconds", 0.0),
+            "%s V=%d %s eta=%s seed=%d: avg_js=%.4g avg_0s=%.4g dev_loss=%.5g best_step=%s "
+            "steps=%d (%.1f s)",
+            *(init, vocab_size, objective, eta_str(eta), seed),
+            *(result.get(k, nan) for k in ("avg_js", "avg_0s", "dev_loss")),
+            *(result.get("best_step"), result.get("steps", 0), result.get("seconds", 0.0)),
         )
     return results, log_rows
 
@@ -269,11 +202,8 @@ def train_seeds(
 
 
 def runs_table(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per trained Q with :data:`RUNS_COLUMNS`, sorted by init, V, objective, eta, seed.
-
-    Raises:
-        ValueError: no results, or a result lacks a column.
-    """
+    """One row per trained Q with :data:`RUNS_COLUMNS`, sorted by init, V, objective, eta, seed;
+    ValueError for no results, or a result that lacks a column."""
     records = [dict(r) for r in results]
     if not records:
         raise ValueError("no training results")
@@ -282,13 +212,4 @@ def runs_table(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         if missing:
             raise ValueError(f"a training result lacks {', '.join(missing)}: {record}")
     df = pd.DataFrame(records, columns=list(RUNS_COLUMNS))
-    df["vocab_size"] = df["vocab_size"].astype(int)
-    df["seed"] = df["seed"].astype(int)
-    df["eta"] = df["eta"].astype(float)
-    rank = df["objective"].map(lambda o: objective_rank(o)[0])
-    return (
-        df.assign(_rank=rank)
-        .sort_values(["init", "vocab_size", "_rank", "eta", "seed"], kind="mergesort")
-        .drop(columns="_rank")
-        .reset_index(drop=True)
-    )
+    return sort_runs(df.astype({"vocab_size": int, "seed": int, "eta": float}), ["eta", "seed"])

@@ -1,4 +1,5 @@
-"""The settings of one synthetic training run (torch-free, so a NumPy job never imports torch)."""
+"""The synthetic objectives' names and the settings of one training run (torch-free, so a NumPy
+job never imports torch)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ import math
 import time
 from dataclasses import dataclass
 
+#: the six objectives, in the order the paper lists them (Tables 1, 6, 7, 11)
+OBJECTIVES = ("forward_kl", "reverse_kl", "mix_kl", "js", "mixce_star", "mixce")
+#: The eta a single-eta objective is by definition: forward KL is the mixture at eta = 1,
+#: reverse KL at eta = 0. They have no eta grid.
+FIXED_ETA: dict[str, float] = {"forward_kl": 1.0, "reverse_kl": 0.0}
 BACKENDS = ("numpy", "torch")
 #: the two settings of every protocol point (mixce.gpt2.protocol.SETTINGS)
 PROTOCOL_SETTINGS = ("official", "clean")
@@ -14,24 +20,26 @@ PROTOCOL_SETTINGS = ("official", "clean")
 JS_CLAMP = 30.0
 
 
+def check_objective(name: str) -> None:
+    """Raise KeyError unless ``name`` is one of :data:`OBJECTIVES`."""
+    if name not in OBJECTIVES:
+        raise KeyError(f"unknown synthetic objective {name!r}: known are {', '.join(OBJECTIVES)}")
+
+
 @dataclass
 class TrainConfig:
     """The settings of one training run (config key synthetic.train and friends).
 
     ``cpu_backend`` (exact estimator on the CPU): ``numpy`` runs :mod:`mixce.synthetic.exact`;
-    ``torch`` runs the PyTorch loop of :mod:`mixce.synthetic.train` (the reference
-    implementation). On a GPU (``device`` cuda, or auto in a job given one: ``gpus`` >= 1, or
-    auto outside a workflow job with CUDA usable; :func:`mixce.device.resolve_device`) the
-    exact estimator runs in PyTorch whatever ``cpu_backend`` says, and so does the Gumbel
-    estimator always.
+    ``torch`` the PyTorch loop of :mod:`mixce.synthetic.train` (the reference). On a GPU
+    (``device`` cuda, or auto in a job given one: ``gpus`` >= 1, or auto outside a workflow job
+    with CUDA usable; :func:`mixce.device.resolve_device`) the exact estimator runs in PyTorch
+    whatever ``cpu_backend`` says, and so does the Gumbel estimator always.
 
-    Two protocol points (docs/PROTOCOL.md) reach training through here, ``official`` or
-    ``clean``; the defaults are ``clean`` (the workflow always passes the config's setting):
-
-    - ``js_clamp`` (``synthetic_js_clamp``): JS's log M with log Q(x) - log P(x) clamped to
-      [-JS_CLAMP, JS_CLAMP] (official) or exact (clean); see :meth:`js_clamp_limit`;
-    - ``forced_eos`` (``synthetic_forced_eos``): the data's EOS forced at ``max_length``
-      counted as a transition (official) or not (clean); see :meth:`counts_forced_eos`.
+    Two protocol points (docs/PROTOCOL.md) reach training here, ``official`` or ``clean``
+    (default; the workflow always passes the config's setting): ``js_clamp``
+    (``synthetic_js_clamp``, :meth:`js_clamp_limit`) and ``forced_eos``
+    (``synthetic_forced_eos``, :meth:`counts_forced_eos`).
     """
 
     estimator: str = "exact"
@@ -74,11 +82,12 @@ class TrainConfig:
         return self.device == "cpu"
 
     def js_clamp_limit(self) -> float | None:
-        """The clamp on log Q(x) - log P(x) in JS's log M: JS_CLAMP (official) or None."""
+        """JS's log M with log Q(x) - log P(x) clamped to [-JS_CLAMP, JS_CLAMP] (official),
+        or exact (clean: None)."""
         return JS_CLAMP if _setting("js_clamp", self.js_clamp) == "official" else None
 
     def counts_forced_eos(self) -> bool:
-        """True when the data's forced EOS counts as a transition (official)."""
+        """True when the data's EOS forced at ``max_length`` counts as a transition (official)."""
         return _setting("forced_eos", self.forced_eos) == "official"
 
 
@@ -91,9 +100,9 @@ def _setting(name: str, value: str) -> str:
 
 
 class DevChecks:
-    """The bookkeeping both training loops (NumPy and PyTorch) share: one log row per dev
-    check, the best check so far, early stopping after ``patience`` checks without a better
-    dev loss, and the run's result record."""
+    """What both training loops (NumPy and PyTorch) share: one log row per dev check, the best
+    check so far, early stopping after ``patience`` checks without a better dev loss, and the
+    run's result record."""
 
     def __init__(
         self, objective: str, eta: float, seed: int, estimator: str, patience: int
@@ -109,15 +118,8 @@ class DevChecks:
         self, step: int, train_loss: float, dev_loss: float, metrics: dict[str, float]
     ) -> bool:
         """Record one dev check; True when training must stop."""
-        self.log.append(
-            {
-                "seed": self.head["seed"],
-                "step": step,
-                "train_loss": train_loss,
-                "dev_loss": dev_loss,
-                **metrics,
-            }
-        )
+        row = {"step": step, "train_loss": train_loss, "dev_loss": dev_loss, **metrics}
+        self.log.append({"seed": self.head["seed"], **row})
         if dev_loss < self.best["dev_loss"]:
             self.best = {"dev_loss": dev_loss, "best_step": step, **metrics}
             self.bad = 0
@@ -128,10 +130,5 @@ class DevChecks:
     def result(self, device: str, steps: int) -> tuple[dict, list[dict]]:
         """(the result of the best checkpoint, the log rows)."""
         seconds = time.perf_counter() - self.t0
-        return {
-            **self.head,
-            "device": device,
-            "steps": steps,
-            "seconds": seconds,
-            **self.best,
-        }, self.log
+        run = {**self.head, "device": device, "steps": steps, "seconds": seconds}
+        return {**run, **self.best}, self.log
