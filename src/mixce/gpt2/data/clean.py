@@ -1,38 +1,24 @@
-"""Text cleaning for the GPT-2 datasets (pure functions, no I/O).
+"""Text cleaning for the GPT-2 datasets (pure functions), chosen by the protocol point
+``detokenizer`` (:func:`cleaner_for`; docs/PROTOCOL.md).
 
-Two sets of cleaners, chosen by the protocol point ``detokenizer`` (docs/PROTOCOL.md;
-:func:`cleaner_for`):
+``clean`` (:data:`CLEANERS`, the project's rules): ``wikitext``: a document is a non-empty line
+not starting with ``=`` (headings), then :func:`detokenize`. ``webtext``: whitespace
+collapsed, no detokenization (raw web text). ``writingprompts``: ``"{prompt} {story}"`` with
+``<newline>`` made a space and the quote tokens ````` / ``''`` made ``"``, then
+:func:`detokenize`; the prompt's tag (``[ WP ]`` ...) is kept, as the reference does not say to
+remove it (detokenized to ``[WP]``). ``plain`` (local files, embedded corpora; also ``jsonl``,
+``txt``, ``embedded``): whitespace collapsed. Every ``clean`` cleaner ends by collapsing
+whitespace runs into one space and stripping the ends; ``None`` or ``""`` means no document.
 
-``clean`` (``CLEANERS``; the project's rules, docs/PROTOCOL.md):
+``official`` (:data:`OFFICIAL_CLEANERS`, as the authors' released data scripts do it):
+``wikitext``: line breaks made spaces, blank and ``=`` lines dropped, :func:`strip_at_marks`,
+then :func:`moses_detokenize`. ``webtext``: line breaks made spaces and the ends stripped,
+other whitespace kept (``"\\n\\n"`` becomes two spaces). ``writingprompts``: ``<newline>`` and
+the quotes as above, then :func:`moses_detokenize`. The plain formats as under ``clean``
+(the released code has none).
 
-- ``wikitext``: a document is one non-empty line that does not start with ``=`` (headings);
-  :func:`clean_wikitext_line` drops the others, then :func:`detokenize` undoes the tokenization.
-- ``webtext``: newlines replaced by a space (:func:`clean_webtext`); no detokenization, the
-  texts are raw web text.
-- ``writingprompts``: ``"{prompt} {story}"``, ``<newline>`` replaced by a space, the quote
-  tokens ````` and ``''`` made ``"``, then detokenized (:func:`clean_writingprompts`). The
-  prompt's tag (``[ WP ]``, ``[ EU ]``, ...) is kept: the reference does not say to remove it;
-  detokenization turns it into ``[WP]``.
-- ``plain`` (local files and the embedded corpora; also registered as ``jsonl``, ``txt`` and
-  ``embedded``): whitespace normalised only (:func:`clean_plain`).
-
-Every ``clean`` cleaner ends by collapsing runs of whitespace into one space and stripping the
-ends, and returns ``None`` or ``""`` for a text that is not a document.
-
-``official`` (``OFFICIAL_CLEANERS``; as the authors' released data scripts do it):
-
-- ``wikitext`` (:func:`clean_wikitext_official`): line breaks made spaces, ends stripped,
-  blank and ``=`` lines dropped; every ``" @"`` and then every ``"@ "`` deleted
-  (:func:`strip_at_marks`); then the Moses detokenizer for English (:func:`moses_detokenize`).
-- ``webtext`` (:func:`clean_webtext_official`): line breaks made spaces and the ends stripped;
-  other whitespace is left as it is (a paragraph break ``"\n\n"`` becomes two spaces).
-- ``writingprompts`` (:func:`clean_writingprompts_official`): ``<newline>`` made a space,
-  ````` and ``''`` made ``"``, then the Moses detokenizer.
-- the plain formats: :func:`clean_plain`, as under ``clean`` (the released code has none).
-
-Length filter: :func:`word_count` counts whitespace-separated words of the *cleaned* text and
-:func:`length_ok` keeps ``min_words < words < max_words`` (both bounds exclusive; 50 and 1000
-by default). The released code applies the same rule to the same (cleaned, detokenized) text.
+Length filter: :func:`length_ok` keeps ``min_words < words < max_words`` (both exclusive; 50
+and 1000 by default) on whitespace words of the *cleaned* text, as the released code does.
 """
 
 from __future__ import annotations
@@ -43,26 +29,6 @@ from collections.abc import Callable
 from typing import Any
 
 from mixce.gpt2.protocol import SETTINGS, Setting
-
-__all__ = [
-    "CLEANERS",
-    "OFFICIAL_CLEANERS",
-    "clean_plain",
-    "clean_webtext",
-    "clean_webtext_official",
-    "clean_wikitext",
-    "clean_wikitext_line",
-    "clean_wikitext_official",
-    "clean_writingprompts",
-    "clean_writingprompts_official",
-    "clean_writingprompts_text",
-    "cleaner_for",
-    "detokenize",
-    "length_ok",
-    "moses_detokenize",
-    "strip_at_marks",
-    "word_count",
-]
 
 MIN_WORDS = 50
 MAX_WORDS = 1000
@@ -77,9 +43,12 @@ _DOUBLE_QUOTED = re.compile(r'"\s*([^"]*?)\s*"')
 _WHITESPACE = re.compile(r"\s+")
 
 
-def _collapse(text: str) -> str:
+def clean_plain(text: str) -> str:
     """Every run of whitespace (newlines included) as one space; ends stripped."""
     return _WHITESPACE.sub(" ", text).strip()
+
+
+clean_webtext = clean_plain  # WebText's clean cleaner: newlines made spaces like any run
 
 
 def detokenize(text: str) -> str:
@@ -87,19 +56,16 @@ def detokenize(text: str) -> str:
 
     1. ``" @-@ "`` -> ``"-"``, ``" @,@ "`` -> ``","``, ``" @.@ "`` -> ``"."``.
     2. Whitespace collapsed (one space between words, ends stripped).
-    3. No space before ``, . ; : ! ? % ) ] }`` and ``...``.
-    4. No space after ``( [ {`` and ``$``.
-    5. Contractions and possessives attached: ``do n't`` -> ``don't``, ``John 's`` ->
+    3. No space before ``, . ; : ! ? % ) ] }`` and ``...``; none after ``( [ {`` and ``$``.
+    4. Contractions and possessives attached: ``do n't`` -> ``don't``, ``John 's`` ->
        ``John's`` (also ``'re 've 'm 'll 'd``); ``players ' union`` -> ``players' union``.
-    6. Double quotes paired left to right, with the spaces just inside each pair removed:
-       ``say " hi there " now`` -> ``say "hi there" now``. An unpaired last quote is left.
+    5. Double quotes paired left to right, the spaces just inside each pair removed
+       (``say " hi there " now`` -> ``say "hi there" now``); an unpaired last one is left.
 
     Single quotes used as quotation marks are left alone (they cannot be told apart from
-    apostrophes without a tokenizer). The rules are deterministic and idempotent on their own
-    output.
+    apostrophes without a tokenizer). Deterministic and idempotent on its own output.
     """
-    text = _AT_SPLIT.sub(r"\1", text)
-    text = _collapse(text)
+    text = clean_plain(_AT_SPLIT.sub(r"\1", text))
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     text = _SPACE_AFTER_OPEN.sub(r"\1", text)
     text = _CONTRACTION.sub(r"\1", text)
@@ -111,9 +77,7 @@ def detokenize(text: str) -> str:
 def clean_wikitext_line(line: str) -> str | None:
     """A WikiText line with its ends stripped; None for empty lines and ``=`` headings."""
     line = line.strip()
-    if not line or line.startswith("="):
-        return None
-    return line
+    return None if not line or line.startswith("=") else line
 
 
 def clean_wikitext(line: str) -> str | None:
@@ -122,32 +86,15 @@ def clean_wikitext(line: str) -> str | None:
     return None if kept is None else detokenize(kept)
 
 
-def clean_webtext(text: str) -> str:
-    """WebText: newlines (and every other whitespace run) replaced by one space."""
-    return _collapse(text)
-
-
 def clean_writingprompts_text(text: str) -> str:
-    """WritingPrompts on an already joined ``"{prompt} {story}"`` text.
-
-    ``<newline>`` -> space, ````` and ``''`` -> ``"``, then :func:`detokenize`.
-    """
-    text = text.replace("<newline>", " ")
-    text = text.replace("``", '"').replace("''", '"')
-    return detokenize(text)
+    """WritingPrompts on the joined ``"{prompt} {story}"``: ``<newline>`` -> space, `````
+    and ``''`` -> ``"``, then :func:`detokenize`."""
+    return detokenize(text.replace("<newline>", " ").replace("``", '"').replace("''", '"'))
 
 
 def clean_writingprompts(prompt: str, story: str) -> str:
-    """WritingPrompts: ``"{prompt} {story}"`` cleaned by :func:`clean_writingprompts_text`.
-
-    The prompt's ``[ WP ]``-style tag is kept (see the module docstring).
-    """
+    """:func:`clean_writingprompts_text` on ``"{prompt} {story}"`` (the tag is kept)."""
     return clean_writingprompts_text(f"{prompt.strip()} {story.strip()}")
-
-
-def clean_plain(text: str) -> str:
-    """Whitespace normalised: runs of whitespace as one space, ends stripped."""
-    return _collapse(text)
 
 
 CLEANERS: dict[str, Callable[[str], str | None]] = {
@@ -189,23 +136,17 @@ def _moses() -> Any:
 
 
 def moses_detokenize(text: str) -> str:
-    """The Moses detokenizer for English (``detokenizer.perl -l en``), on one line.
+    """The Moses detokenizer for English (``detokenizer.perl -l en``) on one line.
 
-    Built on sacremoses' ``MosesDetokenizer(lang="en")``, with the input prepared so that the
-    result is the Perl script's: XML entities unescaped once (``&amp;`` -> ``&``, ``&quot;``
-    -> ``"``, ...); no space before ``, . ? ! : ; % ) ] }``, none after ``( [ {``, ``¿ ¡``
-    and currency signs; a word starting with ``'`` and a letter (``'s``, ``'re``) joined to
-    the word before when that word ends in a letter or digit (``( Smith ) 's`` stays apart),
-    while ``n't`` stays a word of its own (``did n't``); quotes ``"`` and ``'`` paired left
-    to right and closed onto the words inside; a lone ``'`` after a word ending in ``s``
-    joined as a possessive; runs of spaces collapsed and the ends stripped. Words are split
-    at single spaces only, as in the Perl script: a tab or a no-break space stays inside its
-    word, and a run of spaces holds empty words (so ``( <2 spaces> a`` stays ``( a``).
-    A line that is a single ``<...>`` tag is returned as it is, and a blank line as ``""``.
-
-    Checked against the Perl script (mosesdecoder master, last changed 2020) on 90,000 random
-    lines of words in several scripts, punctuation, quotes, entities, tabs and no-break
-    spaces: the same output on every line but blank ones (which the released code strips).
+    sacremoses' ``MosesDetokenizer(lang="en")`` with the input prepared so that the result is
+    the Perl script's: words split at single spaces only (a tab or no-break space stays inside
+    its word; a run of spaces holds empty words, so ``( <2 spaces> a`` stays ``( a``); ``'s``,
+    ``'re`` ... joined only to a word ending in a letter or digit (``( Smith ) 's`` stays
+    apart), ``n't`` a word of its own (``did n't``); entities unescaped once; a line that is
+    one ``<...>`` tag returned as it is, a blank line as ``""``. Checked against the Perl
+    script (mosesdecoder master, last changed 2020) on 90,000 random lines of words in several
+    scripts, punctuation, quotes, entities, tabs and no-break spaces: the same output on every
+    line but blank ones (which the released code strips).
     """
     line = text[:-1] if text.endswith("\n") else text
     if _TAG_LINE.fullmatch(line) or not line.strip():
@@ -248,8 +189,8 @@ def _single_line(text: str) -> str:
 
 
 def clean_wikitext_official(line: str) -> str | None:
-    """WikiText as released: line breaks made spaces, ends stripped; ``None`` for a blank line
-    or an ``=`` heading; otherwise :func:`strip_at_marks`, then :func:`moses_detokenize`."""
+    """WikiText as released: :func:`_single_line`; ``None`` for a blank line or an ``=``
+    heading; otherwise :func:`strip_at_marks`, then :func:`moses_detokenize`."""
     line = _single_line(line)
     if not line or line.startswith("="):
         return None
@@ -257,24 +198,19 @@ def clean_wikitext_official(line: str) -> str | None:
 
 
 def clean_webtext_official(text: str) -> str:
-    """WebText as released: line breaks made spaces, ends stripped, nothing else.
-
-    Runs of spaces stay (``"a.\\n\\nB"`` -> ``"a.  B"``); there is no detokenization. The
-    released script replaces ``"\\n"`` only; a ``"\\r"`` would end a line of its output file
-    and so split the text in two when it is read back. Here ``"\\r"`` is made a space too.
-    """
+    """WebText as released: :func:`_single_line` only; runs of spaces stay (``"a.\\n\\nB"``
+    -> ``"a.  B"``). The released script replaces ``"\\n"`` only; a ``"\\r"`` would end a
+    line of its output file and split the text in two when read back, so it is a space here."""
     return _single_line(text)
 
 
 def clean_writingprompts_official(text: str) -> str:
-    """WritingPrompts as released, on the joined ``"{prompt} {story}"`` text.
-
-    ``<newline>`` -> space, ````` and ``''`` -> ``"``, then :func:`moses_detokenize`. The released
-    script makes the replacements in the story only and strips the story before joining; the
-    joined raw text (:func:`mixce.gpt2.data.sources.read_raw`) no longer says where the prompt ends,
-    so here the replacements apply to the prompt too (a prompt's ````` and ``''`` stay as they
-    are in the released data), and a story that opens with ``<newline>`` leaves a run of
-    spaces after the prompt (an empty word for the Moses rules).
+    """WritingPrompts as released, on the joined ``"{prompt} {story}"``: ``<newline>`` ->
+    space, ````` and ``''`` -> ``"``, then :func:`moses_detokenize`. The released script
+    replaces in the story only and strips it before joining; the joined raw text
+    (:func:`.sources.read_raw`) no longer says where the prompt ends, so the replacements
+    reach the prompt too (a prompt's ````` / ``''`` stay in the released data), and a story
+    opening with ``<newline>`` leaves a run of spaces after the prompt (an empty Moses word).
     """
     text = _single_line(text.replace("<newline>", " "))
     return moses_detokenize(text.replace("``", '"').replace("''", '"')).strip()
@@ -289,18 +225,16 @@ OFFICIAL_CLEANERS: dict[str, Callable[[str], str | None]] = {
 
 
 def cleaner_for(fmt: str, detokenizer: Setting = "official") -> Callable[[str], str | None]:
-    """The cleaner of a dataset format (a key of :data:`CLEANERS`) under the protocol point
-    ``detokenizer``: :data:`OFFICIAL_CLEANERS` (``"official"``) or :data:`CLEANERS`
-    (``"clean"``)."""
+    """The cleaner of a format (a key of :data:`CLEANERS`) under the protocol point
+    ``detokenizer``: from :data:`OFFICIAL_CLEANERS` or :data:`CLEANERS`."""
     if detokenizer not in SETTINGS:
         raise ValueError(f"detokenizer: {detokenizer!r} is not one of {', '.join(SETTINGS)}")
     table = OFFICIAL_CLEANERS if detokenizer == "official" else CLEANERS
-    try:
-        return table[fmt]
-    except KeyError:
+    if fmt not in table:
         raise ValueError(
             f"unknown text format {fmt!r}: expected one of {', '.join(sorted(CLEANERS))}"
-        ) from None
+        )
+    return table[fmt]
 
 
 def word_count(text: str) -> int:
