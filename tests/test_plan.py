@@ -21,6 +21,7 @@ from mixce.gpt2.plan import (
     sample_jobs,
     scratch_models,
     variant_name,
+    variant_value,
 )
 from mixce.io import path_list, seed_of_path
 
@@ -53,6 +54,14 @@ def test_variant_names_round_trip() -> None:
         variant_name("mixce", 10)
     with pytest.raises(ValueError, match="takes no eta"):
         variant_name("tailr", 10, 0.5)
+
+
+def test_variant_values() -> None:
+    """Two decimals when exact, whole numbers from 10 on, else repr (the synthetic track's
+    file names write 0.1 as '0.1')."""
+    cases = {0.1: "0.10", 1: "1.00", 0: "0.00", -0.3: "-0.30", 10: "10", 512.0: "512"}
+    cases |= {12.5: "12.50", 0.125: "0.125", 1e-5: "1e-05"}
+    assert {value: variant_value(value) for value in cases} == cases
 
 
 @pytest.mark.parametrize(

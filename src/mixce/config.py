@@ -2,20 +2,17 @@
 
 ``config.yaml`` holds the paper-scale run; smaller runs (``config/demo.yaml``,
 ``config/test.yaml``) are override files merged on top of it by Snakemake's own
-``--configfile`` merge (:func:`snakemake.utils.update_config`): nested mappings are
-merged key by key, lists and scalars are replaced.
-
+``--configfile`` merge (nested mappings key by key, lists and scalars replaced).
 :func:`validate_config` checks a merged configuration against
-``schemas/config.schema.yaml`` (the same schema the Snakefile gives to
-``snakemake.utils.validate``) plus the cross-key rules a JSON schema cannot
-express, and reports every problem in plain words in a :class:`ConfigError`.
-It validates the schema with its ``$ref`` entries inlined (:func:`load_schema`), so an
-error about a key names the whole shape that key accepts.
+``schemas/config.schema.yaml`` (with its ``$ref`` entries inlined, so an error names the
+whole shape its key accepts), then the rules that tie keys together
+(:func:`cross_key_problems`), and reports every problem in plain words.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -24,18 +21,11 @@ from typing import Any
 import jsonschema
 import yaml
 
-__all__ = [
-    "DEFAULT_SCHEMA_PATH",
-    "ConfigError",
-    "load_config",
-    "load_schema",
-    "merge_configs",
-    "selected_inits",
-    "validate_config",
-]
-
 #: ``schemas/config.schema.yaml`` of the repository (src/mixce/config.py -> ../../schemas).
 DEFAULT_SCHEMA_PATH: Path = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+
+PathParts = tuple[str | int, ...]
+Problem = tuple[PathParts, str]
 
 
 class ConfigError(ValueError):
@@ -50,10 +40,7 @@ class ConfigError(ValueError):
 
 
 def merge_configs(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Return ``base`` updated with ``override`` by Snakemake's own merge,
-    :func:`snakemake.utils.update_config` (nested mappings are merged key by key; any other
-    value of ``override``, a scalar, a list or ``None``, replaces the value in ``base``),
-    on copies: neither argument is modified."""
+    """``base`` updated with ``override`` by :func:`snakemake.utils.update_config`, on copies."""
     from snakemake.utils import update_config
 
     merged: dict[str, Any] = copy.deepcopy(dict(base))
@@ -62,31 +49,14 @@ def merge_configs(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[
 
 
 def load_config(path_or_paths: str | Path | Sequence[str | Path]) -> dict[str, Any]:
-    """Load a configuration file, or a base file followed by override files, as
-    ``snakemake --configfile <override>...`` does with the Snakefile's ``configfile:``.
-
-    Args:
-        path_or_paths: one YAML file, or a list of them: the first is the base
-            configuration (normally ``config.yaml``); the following files are merged
-            into one override in order, which is then merged on top of the base (both
-            steps with :func:`merge_configs`, Snakemake's own merge). An empty file
-            changes nothing.
-
-    Returns:
-        The merged configuration (not validated; see :func:`validate_config`).
-
-    Raises:
-        ConfigError: a file is not valid YAML or its top level is not a mapping.
-        FileNotFoundError: a file does not exist.
-    """
+    """One YAML file, or a base file and override files merged as ``snakemake --configfile``
+    merges them onto ``configfile:`` (the overrides into one, in order, then onto the base).
+    Not validated. Raises ConfigError for a file that is not YAML or not a mapping."""
     paths = [path_or_paths] if isinstance(path_or_paths, (str, Path)) else list(path_or_paths)
     if not paths:
         raise ValueError("load_config needs at least one configuration file")
     base, *overrides = (_read_config_file(Path(path)) for path in paths)
-    override: dict[str, Any] = {}
-    for data in overrides:
-        override = merge_configs(override, data)
-    return merge_configs(base, override)
+    return merge_configs(base, functools.reduce(merge_configs, overrides, {}))
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -115,18 +85,14 @@ def canonical(value: Any) -> Any:
 
 
 def selected_inits(config: Mapping[str, Any]) -> list[str]:
-    """Names of the synthetic inits this run trains, in order.
-
-    ``synthetic.use_inits`` when present, otherwise every key of
-    ``synthetic.inits`` (in file order).
-    """
+    """The synthetic inits this run trains: ``synthetic.use_inits``, else all of ``inits``."""
     synthetic = config["synthetic"]
-    if synthetic.get("use_inits") is not None:
-        return list(synthetic["use_inits"])
-    return list(synthetic["inits"])
+    return list(
+        synthetic["inits"] if synthetic.get("use_inits") is None else synthetic["use_inits"]
+    )
 
 
-# --------------------------------------------------------------------------- validation
+# --------------------------------------------------------------------------- schema
 
 
 def _strict_integer(_checker: Any, instance: Any) -> bool:
@@ -153,14 +119,10 @@ _COUPLED = (
 
 
 def _inline_refs(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """``schema`` with every ``{"$ref": "#/$defs/<name>", ...}`` replaced by the definition
-    merged with the ref's siblings, and ``$defs`` dropped.
-
-    A sibling of a ``$ref`` adds a keyword (``items`` to a ``list``) or an annotation
-    (``description``), so the merge validates what JSON Schema's ``$ref`` (an "all of")
-    validates; any other overlap is an error. Errors of the inlined schema carry the whole
-    schema of their key, so they name every allowed value.
-    """
+    """``schema`` with each ``{"$ref": "#/$defs/<name>", ...}`` replaced by the definition
+    merged with the ref's siblings, and ``$defs`` dropped. A sibling adds a keyword (``items``
+    to a ``list``) or an annotation, so the merge validates what ``$ref`` (an "all of")
+    validates; any other overlap is an error."""
     defs = schema.get("$defs", {})
 
     def inline(node: Any, where: str) -> Any:
@@ -190,8 +152,8 @@ def _inline_refs(schema: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_schema(schema_path: Path | str | None = None) -> dict[str, Any]:
-    """The config schema (``schemas/config.schema.yaml`` unless given), checked as
-    JSON Schema 2020-12, with its ``$ref`` entries inlined (see :func:`_inline_refs`)."""
+    """The config schema (default :data:`DEFAULT_SCHEMA_PATH`), checked as JSON Schema
+    2020-12, with its ``$ref`` entries inlined."""
     path = Path(schema_path).resolve() if schema_path is not None else DEFAULT_SCHEMA_PATH
     if path not in _schema_cache:
         with path.open(encoding="utf-8") as handle:
@@ -201,39 +163,31 @@ def load_schema(schema_path: Path | str | None = None) -> dict[str, Any]:
     return _schema_cache[path]
 
 
-PathParts = tuple[str | int, ...]
+# --------------------------------------------------------------------------- plain words
 
 
 def _format_path(parts: Iterable[str | int]) -> str:
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "<top level>"
+    dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+    return dotted.removeprefix(".") or "<top level>"
 
 
 def _sort_key(parts: PathParts) -> tuple[tuple[int, int, str], ...]:
     return tuple((0, p, "") if isinstance(p, int) else (1, 0, p) for p in parts)
 
 
+_TYPE_NAMES = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a float"),
+    (str, "a string"),
+    (Mapping, "a mapping"),
+    (list, "a list"),
+)
+
+
 def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
+    names = [name for kind, name in _TYPE_NAMES if isinstance(value, kind)]
+    return "null" if value is None else (names or [type(value).__name__])[0]
 
 
 def _describe(schema: Any) -> str:
@@ -247,27 +201,18 @@ def _describe(schema: Any) -> str:
     kind = schema.get("type")
     if kind in ("integer", "number"):
         noun = "an integer" if kind == "integer" else "a number"
-        low, low_open = schema.get("minimum"), False
-        if "exclusiveMinimum" in schema:
-            low, low_open = schema["exclusiveMinimum"], True
-        high, high_open = schema.get("maximum"), False
-        if "exclusiveMaximum" in schema:
-            high, high_open = schema["exclusiveMaximum"], True
-        if low is not None and high is not None:
-            lb, rb = "(" if low_open else "[", ")" if high_open else "]"
-            return f"{noun} in {lb}{low!r}, {high!r}{rb}"
-        if low is not None:
-            return f"{noun} {'>' if low_open else '>='} {low!r}"
-        if high is not None:
-            return f"{noun} {'<' if high_open else '<='} {high!r}"
-        return noun
+        low = ("(", ">", schema["exclusiveMinimum"]) if "exclusiveMinimum" in schema else None
+        low = low or ("[", ">=", schema.get("minimum"))
+        high = (")", "<", schema["exclusiveMaximum"]) if "exclusiveMaximum" in schema else None
+        high = high or ("]", "<=", schema.get("maximum"))
+        if low[2] is not None and high[2] is not None:
+            return f"{noun} in {low[0]}{low[2]!r}, {high[2]!r}{high[0]}"
+        bound = next((b for b in (low, high) if b[2] is not None), None)
+        return f"{noun} {bound[1]} {bound[2]!r}" if bound else noun
     if kind == "string":
-        words = "a string"
         if "pattern" in schema:
-            words += f" matching {schema['pattern']}"
-        elif schema.get("minLength", 0) >= 1:
-            words = "a non-empty string"
-        return words
+            return f"a string matching {schema['pattern']}"
+        return "a non-empty string" if schema.get("minLength", 0) >= 1 else "a string"
     if kind == "boolean":
         return "true or false"
     if kind == "array":
@@ -281,11 +226,6 @@ def _describe(schema: Any) -> str:
     return "a valid value"
 
 
-def _short_repr(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _yaml_string_hint(value: Any, schema: Mapping[str, Any]) -> str:
     if schema.get("type") == "number" and isinstance(value, str):
         try:
@@ -296,260 +236,200 @@ def _yaml_string_hint(value: Any, schema: Mapping[str, Any]) -> str:
     return ""
 
 
-def _schema_problems(
-    error: jsonschema.ValidationError,
-) -> Iterator[tuple[PathParts, str]]:
-    """Translate one jsonschema error into (path, message) pairs."""
-    parts: PathParts = tuple(error.absolute_path)
-    where = _format_path(parts)
-    schema = error.schema if isinstance(error.schema, Mapping) else {}
-    value = error.instance
-    keyword = error.validator
+def _key(parts: PathParts, text: str) -> Problem:
+    """The problem "config key <parts as a dotted path> <text>" at ``parts``."""
+    return parts, f"config key {_format_path(parts)} {text}"
 
+
+def _schema_problems(error: jsonschema.ValidationError) -> Iterator[Problem]:
+    """One jsonschema error in plain words, as (path, message) pairs."""
+    parts: PathParts = tuple(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    value, keyword = error.instance, error.validator
     if keyword == "additionalProperties":
         allowed = list(schema.get("properties", {}))
         patterns = schema.get("patternProperties", {})
+        hint = "allowed keys are " + ", ".join(allowed) if allowed else "this mapping takes no keys"
         for key in sorted(value, key=str):
-            if key in allowed or any(re.search(p, str(key)) for p in patterns):
-                continue
-            hint = (
-                "allowed keys are " + ", ".join(allowed)
-                if allowed
-                else "this mapping takes no keys"
-            )
-            yield (
-                parts + (key,),
-                f"unknown config key {_format_path(parts + (key,))}: {hint}",
-            )
-        return
-    if keyword == "required":
-        missing = error.validator_value
+            if key not in allowed and not any(re.search(p, str(key)) for p in patterns):
+                yield (*parts, key), f"unknown config key {_format_path((*parts, key))}: {hint}"
+    elif keyword == "required":
         props = schema.get("properties", {})
-        for key in missing:
-            if isinstance(value, Mapping) and key in value:
-                continue
+        for key in (k for k in error.validator_value if k not in value):
             reason = props.get(key, {}).get("description") or schema.get("description", "")
-            msg = f"missing config key {_format_path(parts + (key,))}"
-            if reason:
-                msg += f": {reason.rstrip('.')}"
-            yield parts + (key,), msg
-        return
-    schema_path = list(error.absolute_schema_path)
-    if len(schema_path) >= 2 and schema_path[-2] == "propertyNames":
+            message = f"missing config key {_format_path((*parts, key))}"
+            yield (*parts, key), message + (f": {reason.rstrip('.')}" if reason else "")
+    elif list(error.absolute_schema_path)[-2:-1] == ["propertyNames"]:
         # a key of the mapping failed propertyNames; the error instance is that key
-        yield (
-            parts + (str(value),),
-            (
-                f"config key {_format_path(parts + (str(value),))} has an invalid name "
-                f"{value!r}: names must be {_describe(schema)}"
-            ),
-        )
-        return
-    if keyword == "not":
-        reason = schema.get("description", "it is not allowed here")
-        yield parts, f"config key {where} is not allowed: {reason}"
-        return
-    if keyword == "minItems":
-        yield (
-            parts,
-            f"config key {where} = {_short_repr(value)} is not allowed: "
-            f"must be {_describe(schema)}",
-        )
-        return
-    if keyword == "minProperties":
-        yield (
-            parts,
-            f"config key {where} is empty: must be a mapping with at least one entry",
-        )
-        return
-    if keyword == "uniqueItems":
-        seen: list[Any] = []
-        dups: list[Any] = []
-        for item in value:
-            if item in seen and item not in dups:
-                dups.append(seen[seen.index(item)])
-            seen.append(item)
-        listed = ", ".join(repr(d) for d in dups)
-        yield (
-            parts,
-            (
-                f"config key {where} = {_short_repr(value)} is not allowed: must be "
-                f"{_describe(schema)} ({listed} appears more than once)"
-            ),
-        )
-        return
-    # type, enum, const, minimum, maximum, exclusive*, pattern, minLength, ...
-    yield (
-        parts,
-        (
-            f"config key {where} = {_short_repr(value)} is not allowed: must be "
-            f"{_describe(schema)}{_yaml_string_hint(value, schema)}"
-        ),
+        name = (*parts, str(value))
+        yield _key(name, f"has an invalid name {value!r}: names must be {_describe(schema)}")
+    elif keyword == "not":
+        yield _key(parts, f"is not allowed: {schema.get('description', 'it is not allowed here')}")
+    elif keyword == "minProperties":
+        yield _key(parts, "is empty: must be a mapping with at least one entry")
+    else:  # type, enum, const, minimum, maximum, pattern, minItems, uniqueItems, ...
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        message = f"= {shown} is not allowed: must be {_describe(schema)}"
+        message += _yaml_string_hint(value, schema)
+        if keyword == "uniqueItems":
+            repeated: list[Any] = []
+            for i, item in enumerate(value):
+                if item in value[:i] and item not in repeated:
+                    repeated.append(value[value.index(item)])
+            message += f" ({', '.join(map(repr, repeated))} appears more than once)"
+        yield _key(parts, message)
+
+
+# --------------------------------------------------------------------------- cross-key rules
+
+
+def _one_of(parts: PathParts, value: Any, what: str, allowed: Iterable[Any]) -> Problem:
+    listed = ", ".join(map(str, allowed))
+    return _key(parts, f"= {value!r} is not allowed: must be one of {what}: {listed}")
+
+
+def _members(parts: PathParts, values: list[Any], what: str, allowed: Any) -> Iterator[Problem]:
+    allowed = list(allowed)
+    for i, value in enumerate(values):
+        if value not in allowed:
+            yield _one_of((*parts, i), value, what, allowed)
+
+
+def cross_key_problems(config: Mapping[str, Any]) -> Iterator[Problem]:
+    """Every rule that ties two config keys together, for the sections ``synthetic``
+    (with ``cluster``) and ``gpt2`` present in ``config``; each section must match the
+    schema (:func:`validate_config` leaves out those that do not)."""
+    if "synthetic" in config:
+        yield from _synthetic_problems(config["synthetic"], config.get("cluster", {}))
+    if "gpt2" in config:
+        yield from _gpt2_problems(config["gpt2"])
+
+
+def _synthetic_problems(syn: Mapping[str, Any], cluster: Mapping[str, Any]) -> Iterator[Problem]:
+    inits = list(syn["inits"])
+    use_inits = syn.get("use_inits") or inits
+    yield from _members(
+        ("synthetic", "use_inits"), use_inits, "the inits defined in synthetic.inits", inits
     )
-
-
-def _synthetic_gpu_problems(
-    config: Mapping[str, Any], synthetic: Mapping[str, Any]
-) -> Iterator[tuple[PathParts, str]]:
-    """synthetic.train.device: cuda needs a GPU for the synthetic_train jobs on a cluster."""
-    train = synthetic.get("train")
-    if not isinstance(train, Mapping) or train.get("device") != "cuda":
-        return
-    rules = (config.get("cluster") or {}).get("rules") or {}
-    spec = rules.get("synthetic_train") if isinstance(rules, Mapping) else None
-    gpu = spec.get("gpu") if isinstance(spec, Mapping) else None
-    if isinstance(gpu, int) and gpu < 1:
-        yield (
+    running = [name for name in use_inits if name in inits]
+    tables, table7 = syn["tables"], syn["tables"]["table7"]
+    named = [
+        (("synthetic", "tables", table, i), name)
+        for table in ("table1", "table6", "table11")
+        for i, name in enumerate(tables[table])
+    ]
+    for parts, name in [*named, (("synthetic", "tables", "table7", "init"), table7["init"])]:
+        if name not in inits:
+            yield _one_of(parts, name, "the inits of this run", running)
+        elif name not in running:
+            yield _key(
+                parts,
+                f"= {name!r} is not allowed: init {name!r} does not run (not in "
+                f"synthetic.use_inits); must be one of {', '.join(running)}",
+            )
+    if table7["vocab_size"] not in syn["vocab_sizes"]:
+        parts = ("synthetic", "tables", "table7", "vocab_size")
+        yield _one_of(parts, table7["vocab_size"], "synthetic.vocab_sizes", syn["vocab_sizes"])
+    parts = ("synthetic", "tables", "table7", "objectives")
+    yield from _members(parts, table7["objectives"], "synthetic.objectives", syn["objectives"])
+    gpu = cluster.get("rules", {}).get("synthetic_train", {}).get("gpu")
+    if syn["train"].get("device") == "cuda" and gpu is not None and gpu < 1:
+        yield _key(
             ("cluster", "rules", "synthetic_train", "gpu"),
-            (
-                f"config key cluster.rules.synthetic_train.gpu = {gpu} is not allowed: "
-                "synthetic.train.device is cuda, so each synthetic_train job needs a GPU; "
-                "set it to 1 (or set synthetic.train.device to cpu or auto)"
-            ),
+            f"= {gpu} is not allowed: synthetic.train.device is cuda, so each synthetic_train "
+            "job needs a GPU; set it to 1 (or set synthetic.train.device to cpu or auto)",
         )
 
 
-def _gpt2_data_problems(config: Mapping[str, Any]) -> Iterator[tuple[PathParts, str]]:
-    """gpt2.data: the length filter keeps min_words < words < max_words (both bounds
-    exclusive, mixce.gpt2.data.clean.length_ok), so max_words <= min_words + 1 keeps no text."""
-    gpt2 = config.get("gpt2")
-    data = gpt2.get("data") if isinstance(gpt2, Mapping) else None
-    if not isinstance(data, Mapping):
-        return
-    low, high = data.get("min_words"), data.get("max_words")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)):
-        return
+def _gpt2_problems(gpt2: Mapping[str, Any]) -> Iterator[Problem]:
+    datasets, models, used = gpt2["datasets"], gpt2["models"], gpt2["use_models"]
+    yield from _members(("gpt2", "use_datasets"), gpt2["use_datasets"], "gpt2.datasets", datasets)
+    yield from _members(("gpt2", "use_models"), used, "gpt2.models", models)
+    pretrain = gpt2["pretrain"]["datasets"]
+    yield from _members(("gpt2", "pretrain", "datasets"), pretrain, "gpt2.datasets", datasets)
+    sizes = gpt2["train_sizes"]["models"]
+    yield from _members(("gpt2", "train_sizes", "models"), sizes, "gpt2.use_models", used)
+    for section, key in (("figures", "figure2_model"), ("human_eval", "model")):
+        if gpt2[section][key] not in used:
+            yield _one_of(("gpt2", section, key), gpt2[section][key], "gpt2.use_models", used)
+    for role in ("mauve", "coherence"):
+        spec = gpt2["metrics"][role]["featurizer"]
+        parts = ("gpt2", "metrics", role, "featurizer", "model")
+        if "model" in spec and spec["kind"] != "gpt2":
+            yield _key(
+                parts,
+                f"= {spec['model']!r} is not allowed with kind {spec['kind']!r}: only a gpt2 "
+                "featurizer can be a run's model",
+            )
+        elif "model" in spec and spec["model"] not in models:
+            yield _one_of(parts, spec["model"], "gpt2.models", models)
+    # A reference model gives one value per hyper-parameter of its objective's grid (the
+    # schema's enum keeps the objectives that train through a reference out of reference).
+    grids = gpt2["finetune"]["grids"]
+    for objective, grid in grids.items():
+        reference = grid.get("reference", {})
+        want = sorted(k for k in grids.get(reference.get("objective"), {}) if k != "reference")
+        have = sorted(k for k in reference if k != "objective")
+        if reference and want != have:
+            yield _key(
+                ("gpt2", "finetune", "grids", objective, "reference"),
+                f"must give one value for each hyper-parameter of {reference['objective']} "
+                f"({', '.join(want) or 'none'}), got {', '.join(have) or 'none'}",
+            )
+    for dataset in gpt2["use_datasets"]:
+        for model in used:
+            if model not in gpt2["selected_eta"].get(dataset, {}):
+                yield _key(
+                    ("gpt2", "selected_eta", dataset, model),
+                    "is missing: every dataset and model of the run needs the MixCE eta used "
+                    "by Table 5 and top-p",
+                )
+    max_length, sampling = gpt2["finetune"]["max_length"], gpt2["sampling"]
+    for name, spec in models.items():
+        n_positions = spec.get("n_positions")
+        if name not in used or n_positions is None:
+            continue
+        if max_length > n_positions:
+            yield _key(
+                ("gpt2", "finetune", "max_length"),
+                f"= {max_length} is not allowed: model {name!r} has n_positions {n_positions}",
+            )
+        if sampling["prompt_tokens"] + sampling["max_new_tokens"] > n_positions:
+            yield _key(
+                ("gpt2", "sampling", "max_new_tokens"),
+                f"= {sampling['max_new_tokens']} is not allowed: prompt_tokens + max_new_tokens "
+                f"must fit model {name!r}'s n_positions {n_positions}",
+            )
+    # The length filter keeps min_words < words < max_words (mixce.gpt2.data.clean.length_ok).
+    low, high = gpt2["data"]["min_words"], gpt2["data"]["max_words"]
     if high <= low + 1:
-        yield (
+        yield _key(
             ("gpt2", "data", "max_words"),
-            (
-                f"config key gpt2.data.max_words = {high} is not allowed with gpt2.data."
-                f"min_words = {low}: a text is kept when min_words < its whitespace words < "
-                f"max_words, so no text would be kept; max_words must be at least "
-                f"min_words + 2 = {low + 2}"
-            ),
+            f"= {high} is not allowed with gpt2.data.min_words = {low}: a text is kept when "
+            "min_words < its whitespace words < max_words, so no text would be kept; "
+            f"max_words must be at least min_words + 2 = {low + 2}",
         )
 
 
-def _semantic_problems(config: Mapping[str, Any]) -> Iterator[tuple[PathParts, str]]:
-    """Cross-key rules a JSON schema cannot express (checked defensively)."""
-    yield from _gpt2_data_problems(config)
-    synthetic = config.get("synthetic")
-    if not isinstance(synthetic, Mapping):
-        return
-    yield from _synthetic_gpu_problems(config, synthetic)
-    inits = synthetic.get("inits")
-    init_names = [k for k in inits] if isinstance(inits, Mapping) else None
-
-    running = init_names
-    use_inits = synthetic.get("use_inits")
-    if isinstance(use_inits, list) and init_names is not None:
-        running = [n for n in use_inits if isinstance(n, str) and n in init_names]
-        for i, name in enumerate(use_inits):
-            if isinstance(name, str) and name not in init_names:
-                yield (
-                    ("synthetic", "use_inits", i),
-                    (
-                        f"config key synthetic.use_inits[{i}] = {name!r} is not allowed: "
-                        f"must be one of the inits defined in synthetic.inits: "
-                        f"{', '.join(init_names)}"
-                    ),
-                )
-
-    def check_init(parts: PathParts, name: Any) -> Iterator[tuple[PathParts, str]]:
-        if running is None or not isinstance(name, str) or name in running:
-            return
-        where = _format_path(parts)
-        if init_names is not None and name in init_names:
-            msg = (
-                f"config key {where} = {name!r} is not allowed: init {name!r} does not "
-                f"run (not in synthetic.use_inits); must be one of {', '.join(running)}"
-            )
-        else:
-            msg = (
-                f"config key {where} = {name!r} is not allowed: must be one of the inits "
-                f"of this run: {', '.join(running)}"
-            )
-        yield parts, msg
-
-    tables = synthetic.get("tables")
-    if not isinstance(tables, Mapping):
-        return
-    for table, entry in tables.items():
-        if isinstance(entry, list):
-            for i, name in enumerate(entry):
-                yield from check_init(("synthetic", "tables", table, i), name)
-    table7 = tables.get("table7")
-    if not isinstance(table7, Mapping):
-        return
-    yield from check_init(("synthetic", "tables", "table7", "init"), table7.get("init"))
-
-    vocab_sizes = synthetic.get("vocab_sizes")
-    vocab = table7.get("vocab_size")
-    if isinstance(vocab_sizes, list) and isinstance(vocab, int) and vocab not in vocab_sizes:
-        yield (
-            ("synthetic", "tables", "table7", "vocab_size"),
-            (
-                f"config key synthetic.tables.table7.vocab_size = {vocab!r} is not allowed: "
-                f"must be one of synthetic.vocab_sizes: {', '.join(map(str, vocab_sizes))}"
-            ),
-        )
-    objectives = synthetic.get("objectives")
-    wanted = table7.get("objectives")
-    if isinstance(objectives, list) and isinstance(wanted, list):
-        for i, name in enumerate(wanted):
-            if isinstance(name, str) and name not in objectives:
-                yield (
-                    ("synthetic", "tables", "table7", "objectives", i),
-                    (
-                        f"config key synthetic.tables.table7.objectives[{i}] = {name!r} is not "
-                        f"allowed: must be one of synthetic.objectives: "
-                        f"{', '.join(map(str, objectives))}"
-                    ),
-                )
+# --------------------------------------------------------------------------- validation
 
 
 def validate_config(config: Mapping[str, Any], schema_path: Path | str | None = None) -> None:
-    """Check a (merged) configuration; raise :class:`ConfigError` listing every problem.
-
-    Checks the JSON schema (``schemas/config.schema.yaml`` unless
-    ``schema_path`` is given; integers must be true integers, not 7.0) and the
-    cross-key rules: every init in ``synthetic.use_inits`` is defined in
-    ``synthetic.inits``; every init named in ``synthetic.tables`` runs;
-    ``tables.table7.vocab_size`` is one of ``synthetic.vocab_sizes``;
-    ``tables.table7.objectives`` are among ``synthetic.objectives``; ``gpt2.data`` keeps
-    some text (``max_words >= min_words + 2``); in the gpt2 section,
-    names in use_datasets, use_models, pretrain.datasets and train_sizes.models exist,
-    selected_eta covers every dataset and model, and lengths fit the models
-    (:func:`mixce.gpt2.plan.iter_problems`, checked once the section passes the schema).
-
-    Args:
-        config: the configuration, e.g. from :func:`load_config`. Not modified.
-        schema_path: JSON schema file (YAML or JSON); defaults to
-            :data:`DEFAULT_SCHEMA_PATH`.
-
-    Raises:
-        ConfigError: one line per problem, sorted by config key, each naming
-            the key as a dotted path (``synthetic.etas[2]``), the bad value and
-            the allowed values.
-    """
+    """Check a merged configuration (not modified) against the schema (default
+    :data:`DEFAULT_SCHEMA_PATH`; integers must be true integers, not 7.0), then
+    :func:`cross_key_problems` on the sections that match it. Raises :class:`ConfigError`:
+    one line per problem, sorted by key, naming the key as a dotted path
+    (``synthetic.etas[2]``), the bad value and the allowed values."""
     if not isinstance(config, Mapping):
         raise ConfigError(
             [f"the configuration must be a mapping of config keys, not {_type_name(config)}"]
         )
-    schema = load_schema(schema_path)
-    problems: dict[tuple[PathParts, str], None] = {}
-    for error in _Validator(schema).iter_errors(config):
-        for item in _schema_problems(error):
-            problems[item] = None
-    for item in _semantic_problems(config):
-        problems[item] = None
-    gpt2 = config.get("gpt2")
-    if isinstance(gpt2, Mapping) and not any(p[0][:1] == ("gpt2",) for p in problems):
-        from mixce.gpt2.plan import iter_problems
-
-        for item in iter_problems(gpt2):
-            problems[item] = None
+    problems: dict[Problem, None] = {}
+    for error in _Validator(load_schema(schema_path)).iter_errors(config):
+        problems.update(dict.fromkeys(_schema_problems(error)))
+    invalid = {parts[0] for parts, _ in problems if parts}
+    valid = {key: value for key, value in config.items() if key not in invalid}
+    problems.update(dict.fromkeys(cross_key_problems(valid)))
     if problems:
         ordered = sorted(problems, key=lambda item: (_sort_key(item[0]), item[1]))
         raise ConfigError([message for _, message in ordered])
@@ -557,11 +437,9 @@ def validate_config(config: Mapping[str, Any], schema_path: Path | str | None = 
 
 def _schema_rows(schema: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, str, str]]:
     """(dotted key, allowed values, description) for every key below ``schema``."""
-    props = schema.get("properties", {})
-    for name, sub in props.items():
+    for name, sub in schema.get("properties", {}).items():
         key = f"{prefix}.{name}" if prefix else name
-        desc = " ".join(str(sub.get("description", "")).split())
-        yield key, _describe(sub), desc
+        yield key, _describe(sub), " ".join(str(sub.get("description", "")).split())
         if sub.get("type") == "object" and "properties" in sub:
             yield from _schema_rows(sub, key)
         extra = sub.get("additionalProperties")
@@ -571,19 +449,15 @@ def _schema_rows(schema: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, 
 
 def schema_markdown(schema_path: Path | str | None = None) -> str:
     """A Markdown table of every config key: allowed values and description (docs/CONFIG.md)."""
-    schema = load_schema(schema_path or None)
     lines = [
-        "# Config keys",
-        "",
+        "# Config keys\n",
         "Generated from schemas/config.schema.yaml by `python -m mixce.config > docs/CONFIG.md`;",
-        "a test fails when this file and the schema disagree.",
-        "",
+        "a test fails when this file and the schema disagree.\n",
         "| key | allowed values | meaning |",
         "| --- | --- | --- |",
     ]
-    for key, allowed, desc in _schema_rows(schema, ""):
-        cells = (key, allowed, desc)
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    for row in _schema_rows(load_schema(schema_path or None), ""):
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,26 +1,21 @@
 """Which GPT-2 jobs a configuration asks for (pure functions of the config's ``gpt2`` section).
 
-A finetuned model is named by its *variant*: the objective, its hyper-parameters (keys
-without "_", sorted) and the number of training texts: ``mle_n50000``,
-``mixce_eta0.10_n50000``, ``tailr_gamma0.50_wmin0.10_n50000``; ``base`` is the model before
-finetuning (hub weights, or the scratch model after pretraining). Paths are
-``<dataset>/<model>/<variant>``.
+A finetuned model is named by its *variant*: objective, hyper-parameters (keys without "_",
+sorted) and number of training texts (``mle_n50000``, ``mixce_eta0.10_n50000``,
+``tailr_gamma0.50_wmin0.10_n50000``); ``base`` is the model before finetuning (hub weights,
+or the scratch model after pretraining). Paths are ``<dataset>/<model>/<variant>``.
 
-Jobs:
-
-- finetune: every dataset x model x objective of ``finetune.objectives`` at every setting of
-  its grid (MixCE: ``finetune.etas``; the others: every combination of
-  ``finetune.grids.<objective>``; none: once) at ``finetune.train_size``; an objective whose
-  grid names a ``reference`` (LFD's degenerative model) first gets that reference model
-  trained, once per (dataset, model, train size), shared by every run that uses it; plus,
-  for Table 5, the models of ``train_sizes.models`` at each of ``train_sizes.sizes`` with
-  MLE and MixCE at the dataset's ``selected_eta``.
+- finetune: every dataset x model x objective of ``finetune.objectives`` at each setting of
+  its grid (MixCE: ``finetune.etas``; others: every combination of
+  ``finetune.grids.<objective>``; none: once) at ``finetune.train_size``. A grid's
+  ``reference`` (LFD's degenerative model) is trained first, once per (dataset, model, train
+  size), shared by every run that uses it. Table 5: the models of ``train_sizes.models`` at
+  each of ``train_sizes.sizes`` with MLE and MixCE at the dataset's ``selected_eta``.
 - sample: unbiased decoding of every finetuned variant (reference-only models excepted) on
-  every split of ``sampling.splits``
-  and every seed; the top-p grid for MLE and the selected MixCE of the main train size (on
-  dev only when the grid has more than one value to choose from); for
-  Figure 2, unbiased and greedy decoding of ``base`` on the test split (greedy once: it does
-  not depend on the seed).
+  every split of ``sampling.splits`` and every seed; the top-p grid for MLE and the selected
+  MixCE of the main train size (on dev only when the grid has more than one value to choose
+  from); Figure 2: unbiased and greedy decoding of ``base`` on the test split (greedy once:
+  it does not depend on the seed).
 """
 
 from __future__ import annotations
@@ -28,7 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +35,6 @@ VARIANT_RE = re.compile(
     r"(?P<hyper>(?:_[a-z]+-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)*)_n(?P<n>\d+)$"
 )
 HYPER_RE = re.compile(r"_(?P<key>[a-z]+)(?P<value>-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)")
-DECODING_RE = re.compile(r"^(unbiased|greedy|top_p\d\.\d\d)$")
 # MixCE's hyper-parameter grid is finetune.etas (the paper's grid); other objectives take
 # theirs from finetune.grids.<objective>.
 ETA_OBJECTIVES = ("mixce",)
@@ -48,12 +42,7 @@ ETA_OBJECTIVES = ("mixce",)
 REFERENCE_KEY = "reference"
 
 
-def eta_str(eta: float) -> str:
-    """eta as it appears in variant names: two decimals (0.1 -> '0.10')."""
-    return f"{float(eta):.2f}"
-
-
-def value_str(value: float) -> str:
+def variant_value(value: float) -> str:
     """A hyper-parameter value in a variant name: two decimals when that is exact
     (0.1 -> '0.10'), integers of 10 and more without decimals, else Python's repr."""
     value = float(value)
@@ -61,11 +50,6 @@ def value_str(value: float) -> str:
         return str(int(value))
     text = f"{value:.2f}"
     return text if float(text) == value else repr(value)
-
-
-def hyper_items(hyper: Mapping[str, float] | None) -> tuple[tuple[str, float], ...]:
-    """Hyper-parameters as sorted (key, value) pairs: the canonical, hashable form."""
-    return tuple(sorted((str(k), float(v)) for k, v in (hyper or {}).items()))
 
 
 def variant_name(
@@ -77,15 +61,14 @@ def variant_name(
     """``mle_n50000``, ``mixce_eta0.10_n50000``, ``tailr_gamma0.50_wmin0.10_n50000``."""
     hyper = dict(hyper or {})
     if objective in ETA_OBJECTIVES:
-        if eta is None:
-            eta = hyper.get("eta")
+        eta = hyper.get("eta") if eta is None else eta
         if eta is None:
             raise ValueError(f"objective {objective!r} needs an eta")
         hyper = {"eta": eta}
     elif eta is not None:
         raise ValueError(f"objective {objective!r} takes no eta")
     named = sorted((key.replace("_", ""), value) for key, value in hyper.items())
-    parts = [objective, *(f"{key}{value_str(value)}" for key, value in named)]
+    parts = [objective, *(f"{key}{variant_value(value)}" for key, value in named)]
     return "_".join([*parts, f"n{int(n_train)}"])
 
 
@@ -116,20 +99,14 @@ def parse_variant(name: str) -> Variant:
         raise ValueError(f"bad model variant {name!r}: mle takes no hyper-parameter")
     if objective in ETA_OBJECTIVES:
         eta = hyper[0][1]
-    elif objective == "mle":
-        eta = 1.0
     else:
-        eta = math.nan
+        eta = 1.0 if objective == "mle" else math.nan
     return Variant(objective, eta, int(match["n"]), hyper)
 
 
 def hyper_label(variant: str) -> str:
     """Hyper-parameters of a variant for tables: 'gamma=0.5, wmin=0.1' ('' for none)."""
     return ", ".join(f"{k}={v:g}" for k, v in parse_variant(variant).hyper)
-
-
-def decoding_names(sampling: Mapping[str, Any]) -> list[str]:
-    return ["unbiased", *(f"top_p{p:.2f}" for p in sampling["top_p"])]
 
 
 @dataclass(frozen=True)
@@ -160,10 +137,8 @@ class SampleJob:
 
     @property
     def path(self) -> str:
-        return (
-            f"{self.dataset}/{self.model}/{self.variant}/{self.split}/{self.decoding}/"
-            f"seed{self.seed}"
-        )
+        parts = (self.dataset, self.model, self.variant, self.split, self.decoding)
+        return "/".join(parts) + f"/seed{self.seed}"
 
 
 def selected_eta(gpt2: Mapping[str, Any], dataset: str, model: str) -> float:
@@ -182,42 +157,12 @@ def objective_grid(finetune: Mapping[str, Any], objective: str) -> list[dict[str
     the others over every combination of ``grids.<objective>`` (none: one run)."""
     if objective in ETA_OBJECTIVES:
         return [{"eta": float(eta)} for eta in finetune["etas"]]
-    grid = {
-        key: values
-        for key, values in finetune.get("grids", {}).get(objective, {}).items()
-        if key != REFERENCE_KEY
-    }
-    keys = sorted(grid)
+    grid = finetune.get("grids", {}).get(objective, {})
+    keys = sorted(key for key in grid if key != REFERENCE_KEY)
     return [
         dict(zip(keys, map(float, values), strict=True))
         for values in itertools.product(*(grid[key] for key in keys))
     ]
-
-
-def reference_of(finetune: Mapping[str, Any], objective: str) -> dict[str, Any] | None:
-    """``grids.<objective>.reference``: {objective, <its hyper-parameters>} or None."""
-    reference = finetune.get("grids", {}).get(objective, {}).get(REFERENCE_KEY)
-    return dict(reference) if reference is not None else None
-
-
-def make_job(
-    dataset: str,
-    model: str,
-    objective: str,
-    n_train: int,
-    hyper: Mapping[str, float],
-    reference: str | None = None,
-    sampled: bool = True,
-) -> FinetuneJob:
-    return FinetuneJob(
-        dataset,
-        model,
-        variant_name(objective, n_train, hyper=hyper),
-        objective,
-        hyper_items(hyper),
-        reference,
-        sampled,
-    )
 
 
 def finetune_jobs(gpt2: Mapping[str, Any]) -> list[FinetuneJob]:
@@ -225,33 +170,37 @@ def finetune_jobs(gpt2: Mapping[str, Any]) -> list[FinetuneJob]:
     before the jobs that train through it and is shared by all of them."""
     jobs: dict[FinetuneJob, None] = {}
     finetune = gpt2["finetune"]
-    n_main = int(finetune["train_size"])
-    mains = set(finetune["objectives"])
 
     def add(dataset: str, model: str, objective: str, n: int, hyper: Mapping[str, float]):
-        reference = reference_of(finetune, objective)
+        reference = dict(finetune.get("grids", {}).get(objective, {}).get(REFERENCE_KEY) or {})
         ref_variant = None
-        if reference is not None:
+        if reference:
             ref_objective = reference.pop("objective")
-            ref_job = make_job(
-                dataset, model, ref_objective, n, reference, sampled=ref_objective in mains
+            ref_variant = variant_name(ref_objective, n, hyper=reference)
+            sampled = ref_objective in finetune["objectives"]
+            job = FinetuneJob(
+                dataset, model, ref_variant, ref_objective, _items(reference), sampled=sampled
             )
-            ref_variant = ref_job.variant
-            jobs.setdefault(ref_job, None)
-        job = make_job(dataset, model, objective, n, hyper, ref_variant)
+            jobs.setdefault(job, None)
+        variant = variant_name(objective, n, hyper=hyper)
+        job = FinetuneJob(dataset, model, variant, objective, _items(hyper), ref_variant)
         jobs.setdefault(job, None)
 
     for dataset in gpt2["use_datasets"]:
         for model in gpt2["use_models"]:
             for objective in finetune["objectives"]:
                 for hyper in objective_grid(finetune, objective):
-                    add(dataset, model, objective, n_main, hyper)
+                    add(dataset, model, objective, int(finetune["train_size"]), hyper)
             if model in gpt2["train_sizes"]["models"]:
                 eta = selected_eta(gpt2, dataset, model)
                 for n in gpt2["train_sizes"]["sizes"]:
                     add(dataset, model, "mle", n, {})
                     add(dataset, model, "mixce", n, {"eta": eta})
     return list(jobs)
+
+
+def _items(hyper: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
+    return tuple(sorted((str(k), float(v)) for k, v in hyper.items()))
 
 
 def finetune_job(gpt2: Mapping[str, Any], dataset: str, model: str, variant: str) -> FinetuneJob:
@@ -271,6 +220,9 @@ def sample_jobs(gpt2: Mapping[str, Any]) -> list[SampleJob]:
     seeds = [int(s) for s in sampling["seeds"]]
     splits = list(sampling["splits"])
     n_main = int(gpt2["finetune"]["train_size"])
+    top_p = [f"top_p{p:.2f}" for p in sampling["top_p"]]
+    # dev files serve only to choose p: a one-value grid needs none
+    top_p_splits = splits if len(top_p) > 1 else [s for s in splits if s != "dev"]
     jobs: dict[SampleJob, None] = {}
 
     def add(dataset: str, model: str, variant: str, decodings: list[str], splits_: list[str]):
@@ -285,9 +237,6 @@ def sample_jobs(gpt2: Mapping[str, Any]) -> list[SampleJob]:
     for dataset in gpt2["use_datasets"]:
         for model in gpt2["use_models"]:
             eta = selected_eta(gpt2, dataset, model)
-            top_p = decoding_names(sampling)[1:]
-            # dev files serve only to choose p: a one-value grid needs none
-            top_p_splits = splits if len(top_p) > 1 else [s for s in splits if s != "dev"]
             for variant in (variant_name("mle", n_main), variant_name("mixce", n_main, eta)):
                 add(dataset, model, variant, top_p, top_p_splits)
             add(dataset, model, BASE, ["unbiased", "greedy"], ["test"])
@@ -304,119 +253,3 @@ def sample_groups(gpt2: Mapping[str, Any]) -> list[tuple[str, str, str, str, str
 def scratch_models(gpt2: Mapping[str, Any]) -> list[str]:
     """Models of this run that are pretrained inside the DAG."""
     return [m for m in gpt2["use_models"] if gpt2["models"][m]["source"] == "scratch"]
-
-
-def iter_problems(gpt2: Mapping[str, Any]) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    """Cross-key problems of the gpt2 section: (config key parts, message)."""
-    datasets = gpt2.get("datasets", {})
-    models = gpt2.get("models", {})
-    for key, catalogue in (("use_datasets", datasets), ("use_models", models)):
-        for i, name in enumerate(gpt2.get(key, [])):
-            if name not in catalogue:
-                yield (
-                    ("gpt2", key, i),
-                    f"config key gpt2.{key}[{i}] = {name!r} is not allowed: must be one of "
-                    f"gpt2.{'datasets' if key == 'use_datasets' else 'models'}: "
-                    f"{', '.join(catalogue)}",
-                )
-    for i, name in enumerate(gpt2.get("pretrain", {}).get("datasets", [])):
-        if name not in datasets:
-            yield (
-                ("gpt2", "pretrain", "datasets", i),
-                f"config key gpt2.pretrain.datasets[{i}] = {name!r} is not allowed: must be "
-                f"one of gpt2.datasets: {', '.join(datasets)}",
-            )
-    for i, name in enumerate(gpt2.get("train_sizes", {}).get("models", [])):
-        if name not in gpt2.get("use_models", []):
-            yield (
-                ("gpt2", "train_sizes", "models", i),
-                f"config key gpt2.train_sizes.models[{i}] = {name!r} is not allowed: must be "
-                f"one of gpt2.use_models: {', '.join(gpt2.get('use_models', []))}",
-            )
-    for parts in (("figures", "figure2_model"), ("human_eval", "model")):
-        name = gpt2.get(parts[0], {}).get(parts[1])
-        if name is not None and name not in gpt2.get("use_models", []):
-            yield (
-                ("gpt2", *parts),
-                f"config key gpt2.{'.'.join(parts)} = {name!r} is not allowed: must be one of "
-                f"gpt2.use_models: {', '.join(gpt2.get('use_models', []))}",
-            )
-    for role in ("mauve", "coherence"):
-        spec = gpt2.get("metrics", {}).get(role, {}).get("featurizer", {})
-        name = spec.get("model")
-        key = ("gpt2", "metrics", role, "featurizer", "model")
-        if name is not None and spec.get("kind") != "gpt2":
-            yield (
-                key,
-                f"config key gpt2.metrics.{role}.featurizer.model = {name!r} is not allowed "
-                f"with kind {spec.get('kind')!r}: only a gpt2 featurizer can be a run's model",
-            )
-        elif name is not None and name not in models:
-            yield (
-                key,
-                f"config key gpt2.metrics.{role}.featurizer.model = {name!r} is not allowed: "
-                f"must be one of gpt2.models: {', '.join(models)}",
-            )
-    yield from _objective_problems(gpt2.get("finetune", {}))
-    selected = gpt2.get("selected_eta", {})
-    for dataset in gpt2.get("use_datasets", []):
-        for model in gpt2.get("use_models", []):
-            if model not in selected.get(dataset, {}):
-                yield (
-                    ("gpt2", "selected_eta", dataset),
-                    f"config key gpt2.selected_eta.{dataset}.{model} is missing: every dataset "
-                    f"and model of the run needs the MixCE eta used by Table 5 and top-p",
-                )
-    max_positions = [
-        (name, spec["n_positions"])
-        for name, spec in models.items()
-        if name in gpt2.get("use_models", []) and "n_positions" in spec
-    ]
-    max_length = gpt2.get("finetune", {}).get("max_length")
-    new_tokens = gpt2.get("sampling", {}).get("max_new_tokens")
-    prompt = gpt2.get("sampling", {}).get("prompt_tokens")
-    for name, n_positions in max_positions:
-        if isinstance(max_length, int) and max_length > n_positions:
-            yield (
-                ("gpt2", "finetune", "max_length"),
-                f"config key gpt2.finetune.max_length = {max_length} is not allowed: model "
-                f"{name!r} has n_positions {n_positions}",
-            )
-        if isinstance(new_tokens, int) and isinstance(prompt, int):
-            if new_tokens + prompt > n_positions:
-                yield (
-                    ("gpt2", "sampling", "max_new_tokens"),
-                    f"config key gpt2.sampling.max_new_tokens = {new_tokens} is not allowed: "
-                    f"prompt_tokens + max_new_tokens must fit model {name!r}'s n_positions "
-                    f"{n_positions}",
-                )
-
-
-def _objective_problems(finetune: Mapping[str, Any]) -> Iterator[tuple[tuple[str, ...], str]]:
-    """A reference model's hyper-parameters must match its objective's grid keys, and a
-    reference may not itself train through a reference."""
-    grids = finetune.get("grids", {})
-    for objective, grid in grids.items():
-        reference = grid.get(REFERENCE_KEY) if isinstance(grid, Mapping) else None
-        if not isinstance(reference, Mapping) or "objective" not in reference:
-            continue
-        key = ("gpt2", "finetune", "grids", objective, REFERENCE_KEY)
-        ref_objective = reference["objective"]
-        ref_grid = grids.get(ref_objective, {})
-        if isinstance(ref_grid, Mapping) and REFERENCE_KEY in ref_grid:
-            yield (
-                key,
-                f"config key gpt2.finetune.grids.{objective}.reference.objective = "
-                f"{ref_objective!r} is not allowed: that objective trains through a reference "
-                f"itself",
-            )
-            continue
-        want = sorted(k for k in ref_grid if k != REFERENCE_KEY)
-        have = sorted(k for k in reference if k != "objective")
-        if want != have:
-            yield (
-                key,
-                f"config key gpt2.finetune.grids.{objective}.reference must give one value for "
-                f"each hyper-parameter of {ref_objective} ({', '.join(want) or 'none'}), "
-                f"got {', '.join(have) or 'none'}",
-            )
