@@ -10,7 +10,6 @@ import pytest
 from scipy import stats
 
 from mixce.io import write_table
-from mixce.latex import Cell, bold, booktabs_table, escape_latex, sci
 from mixce.synthetic.figure import plot_eta_curves
 from mixce.synthetic.select import eta_curve, select_best_eta
 from mixce.synthetic.tables import (
@@ -19,6 +18,7 @@ from mixce.synthetic.tables import (
     table_ci,
     table_main,
 )
+from mixce.tables import closest, escape, header, latex_table, objective_label, sci
 
 INITS = ["random50", "realtext"]
 VOCABS = [20, 50]
@@ -216,29 +216,37 @@ def test_sci_and_escape() -> None:
     assert sci(None) == "--"
     assert sci(np.float64(2.5e-6)) == "2.50e-6"
     assert sci(1234.0) == "1.23e3"
-    assert escape_latex("Random (50%) a_b & $x^2$ #1 {y} ~") == (
-        r"Random (50\%) a\_b \& \$x\textasciicircum{}2\$ \#1 \{y\} \textasciitilde{}"
+    assert escape("Random (50%) a_b & $x^2$ #1 {y} ~") == (
+        r"Random (50\%) a\_b \& $x^2$ \#1 \{y\} \textasciitilde{}"
     )
 
 
-def test_booktabs_table_bold_and_checks() -> None:
-    tex = booktabs_table(
-        [["", Cell("A_1", colspan=2)], ["x", "p", "q"]],
-        [["r%", bold("0.93"), Cell(r"$\pm$", raw=True)], ["s", "1", "2"]],
-        "lcc",
-        "Cap 50%",
-        "tab:t",
-        midrules_after=[0],
+def test_latex_table_groups_bold_midrules() -> None:
+    cells = pd.DataFrame(
+        [["r%", "0.93", r"$\pm$"], ["s", "1", None], ["t", "2", "3"]],
+        columns=header(["A_1"], ["p", "q"], ["x"]),
     )
-    assert r"\multicolumn{2}{c}{A\_1}" in tex
+    bold = np.array([[False, True, False], [False] * 3, [False] * 3])
+    tex = latex_table(cells, "Cap 50% $p$", "tab:t", labels=1, bold=bold, midrules=[0, 2])
+    assert r"\begin{tabular}{lcc}" in tex and tex.count(r"\begin{tabular}") == 1
+    assert r" & \multicolumn{2}{c}{A\_1} \\" in tex
     assert r"\cmidrule(lr){2-3}" in tex
-    assert r"r\% & \textbf{0.93} & $\pm$ \\" in tex
-    assert r"\caption{Cap 50\%}" in tex
     lines = tex.splitlines()
     assert lines.index(r"\toprule") < lines.index(r"\bottomrule")
-    assert lines[lines.index(r"r\% & \textbf{0.93} & $\pm$ \\") + 1] == r"\midrule"
-    with pytest.raises(ValueError, match="columns"):
-        booktabs_table([["a", "b"]], [], "lcc", "c", "l")
+    row = lines.index(r"r\% & \textbf{0.93} & $\pm$ \\")
+    assert lines[row + 1] == r"\midrule" and lines[row + 2] == r"s & 1 & -- \\"
+    assert tex.count(r"\midrule") == 2  # after the header and after row 0; not after the last
+    assert lines[-3:] == [r"\caption{Cap 50\% $p$}", r"\label{tab:t}", r"\end{table}"]
+    assert tex.count("{") == tex.count("}")
+
+
+def test_closest_and_objective_label() -> None:
+    assert closest([0.86, 0.82], 0.84, ".2f") == [True, True]  # a displayed tie
+    assert closest([0.600, 0.590], 0.633, ".3f") == [True, False]
+    assert closest([0.5, math.nan], 0.4, ".2f") == [True, False]
+    assert closest([0.5, 0.6], math.nan, ".2f") == [False, False]
+    assert objective_label("mix_kl") == "Mix KLs" and objective_label("mle") == "MLE"
+    assert objective_label("new_thing") == "New Thing"
 
 
 def test_init_label() -> None:

@@ -24,37 +24,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mixce.gpt2.tables import dataset_label, model_label
-from mixce.latex import MISSING, Cell, bold, booktabs_table, num
+from mixce.tables import closest, dataset_label, latex_table, model_label, num, objective_label
 
-OBJECTIVE_LABELS = {
-    "mle": "MLE",
-    "mixce": "MixCE",
-    "tailr": "TaiLr",
-    "loss_truncation": "Loss trunc.",
-    "unlikelihood": "Unlikelihood",
-    "truncated_ce": "Truncated CE",
-    "lfd": "LFD",
-    "human": "Human",
-}
-
-#: (CSV column, samples column, LaTeX header, format, compared with human).
-COLUMNS: tuple[tuple[str, str, str, str, bool], ...] = (
-    ("div", "diversity", "div", ".2f", True),
-    ("mauve", "mauve", "mauve", ".2f", True),
-    ("coh", "coherence", "coh", ".3f", True),
-    ("distinct_1", "distinct_1", "d-1", ".2f", True),
-    ("distinct_2", "distinct_2", "d-2", ".2f", True),
-    ("distinct_3", "distinct_3", "d-3", ".2f", True),
-    ("distinct_4", "distinct_4", "d-4", ".2f", True),
-    ("self_bleu", "self_bleu", "self-BLEU", ".2f", True),
-    ("seq_rep_4", "seq_rep_4", "rep-4", ".3f", True),
+#: (CSV column, samples column, LaTeX header, format); each is compared with human.
+COLUMNS: tuple[tuple[str, str, str, str], ...] = (
+    ("div", "diversity", "div", ".2f"),
+    ("mauve", "mauve", "mauve", ".2f"),
+    ("coh", "coherence", "coh", ".3f"),
+    ("distinct_1", "distinct_1", "d-1", ".2f"),
+    ("distinct_2", "distinct_2", "d-2", ".2f"),
+    ("distinct_3", "distinct_3", "d-3", ".2f"),
+    ("distinct_4", "distinct_4", "d-4", ".2f"),
+    ("self_bleu", "self_bleu", "self-BLEU", ".2f"),
+    ("seq_rep_4", "seq_rep_4", "rep-4", ".3f"),
 )
 KEYS = ["dataset", "model", "objective", "setting", "variant"]
-
-
-def objective_label(name: str) -> str:
-    return OBJECTIVE_LABELS.get(name, name.replace("_", " ").title())
 
 
 def _test_unbiased(samples: pd.DataFrame) -> pd.DataFrame:
@@ -119,66 +103,53 @@ def objectives_table(
     return df, _latex(df, datasets, models)
 
 
-def _closest(values: Sequence[float], ref: float, spec: str) -> list[bool]:
-    """Which displayed values are closest to the displayed human value (ties: all)."""
-    if math.isnan(ref):
-        return [False] * len(values)
-    shown = [float(format(v, spec)) if not math.isnan(v) else math.nan for v in values]
-    ref_shown = float(format(ref, spec))
-    gaps = [abs(v - ref_shown) if not math.isnan(v) else math.inf for v in shown]
-    best = min(gaps, default=math.inf)
-    return [g == best and not math.isinf(g) for g in gaps]
-
-
 def _latex(df: pd.DataFrame, datasets: Sequence[str], models: Sequence[str]) -> str:
-    header = ["Dataset", "Model", "Objective", "ppl"] + [head for _, _, head, _, _ in COLUMNS]
-    body: list[list] = []
-    midrules: list[int] = []
+    """Per dataset the human row, then each model's objectives; bold: closest to human."""
+    shown, bold, midrules = [], [], []
     for dataset in datasets:
         block = df[df["dataset"] == dataset]
         human = block[block["objective"] == "human"]
-        ref = {name: float(human[name].iloc[0]) if len(human) else math.nan for name, *_ in COLUMNS}
-        first = True
+        named = False  # the dataset is named on its first row
         for model in ["human", *models]:
             group = block[block["model"] == model]
             if group.empty:
                 continue
-            marks = {
-                name: _closest(list(group[name].astype(float)), ref[name], spec)
-                if model != "human" and compare
+            marks = [
+                closest(
+                    list(group[name].astype(float)),
+                    float(human[name].iloc[0]) if len(human) else math.nan,
+                    spec,
+                )
+                if model != "human"
                 else [False] * len(group)
-                for name, _, _, spec, compare in COLUMNS
-            }
+                for name, _, _, spec in COLUMNS
+            ]
             for i, row in enumerate(group.itertuples(index=False)):
                 label = objective_label(row.objective)
                 if row.setting:
                     label += f" ({row.setting})"
-                cells: list = [
-                    dataset_label(dataset) if first else "",
-                    "" if model == "human" else model_label(model),
-                    label,
-                    MISSING if math.isnan(row.ppl) else num(row.ppl, ".2f"),
-                ]
-                first = False
-                for name, _, _, spec, _ in COLUMNS:
-                    value = float(getattr(row, name))
-                    cell: Cell | str = MISSING if math.isnan(value) else num(value, spec)
-                    cells.append(bold(cell) if marks[name][i] else cell)
-                body.append(cells)
-            midrules.append(len(body) - 1)
+                shown.append(
+                    [
+                        "" if named else dataset_label(dataset),
+                        "" if model == "human" else model_label(model),
+                        label,
+                        num(row.ppl, ".2f"),
+                        *[num(float(getattr(row, name)), spec) for name, _, _, spec in COLUMNS],
+                    ]
+                )
+                bold.append([False] * 4 + [m[i] for m in marks])
+                named = True
+            midrules.append(len(shown) - 1)
+    header = ["Dataset", "Model", "Objective", "ppl"] + [head for _, _, head, _ in COLUMNS]
     caption = (
         "Training objectives compared under one protocol: each at the setting selected by "
         "dev MAUVE, unbiased sampling on test (means over sampling seeds). Bold: closest to "
         "the human value."
     )
-    return booktabs_table(
-        [header],
-        body,
-        "lll" + "c" * (len(header) - 3),
-        caption,
-        "tab:objectives",
-        midrules,
-        size="small",
+    table = pd.DataFrame(shown, columns=header)
+    bold_cells = np.array(bold, dtype=bool).reshape(len(shown), len(header))
+    return latex_table(
+        table, caption, "tab:objectives", labels=3, bold=bold_cells, midrules=midrules, size="small"
     )
 
 

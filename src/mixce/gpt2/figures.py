@@ -25,8 +25,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from mixce.gpt2.tables import SAMPLES_COLUMNS, dataset_label, model_label
+from mixce.gpt2.tables import SAMPLES_COLUMNS
 from mixce.io import atomic_output
+from mixce.tables import dataset_label, model_label
 
 log = logging.getLogger(__name__)
 

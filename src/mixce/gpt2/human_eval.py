@@ -38,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from mixce.latex import Cell, CellLike, booktabs_table, raw
+from mixce.tables import dataset_label, header, latex_table
 
 log = logging.getLogger(__name__)
 
@@ -541,43 +541,35 @@ def table4(
         ``(df, tex)``; df columns: dataset, mixce_wins, mle_wins, ties, p_mixce_better,
         p_mle_better (a dataset without the question has NaN / ``--``).
     """
-    from mixce.gpt2.tables import dataset_label  # avoid a cycle at import time
-
     cols = ["dataset", "mixce_wins", "mle_wins", "ties", "p_mixce_better", "p_mle_better"]
-    records, body = [], []
+    records, shown = [], []
     for ds, res in results.items():
         row = res[res["question"] == question] if "question" in res.columns else res.iloc[0:0]
-        rec: dict[str, object] = {"dataset": ds}
-        for c in cols[1:]:
-            rec[c] = float(row[c].iloc[0]) if len(row) else math.nan
+        rec = {
+            "dataset": ds,
+            **{c: float(row[c].iloc[0]) if len(row) else math.nan for c in cols[1:]},
+        }
         records.append(rec)
 
-        def count(c: str, p: str, rec=rec) -> CellLike:
-            v = rec[c]
-            if isinstance(v, float) and math.isnan(v):
+        def count(c: str, p: str | None = None, rec=rec) -> str:
+            if math.isnan(rec[c]):
                 return "--"
-            star = not math.isnan(rec[p]) and rec[p] < alpha  # type: ignore[arg-type]
-            return f"{int(v)}*" if star else str(int(v))
+            star = p is not None and not math.isnan(rec[p]) and rec[p] < alpha
+            return f"{int(rec[c])}*" if star else str(int(rec[c]))
 
-        body.append(
+        shown.append(
             [
                 dataset_label(ds, dataset_labels),
                 count("mixce_wins", "p_mixce_better"),
                 count("mle_wins", "p_mle_better"),
-                "--" if math.isnan(rec["ties"]) else str(int(rec["ties"])),  # type: ignore[arg-type]
+                count("ties"),
             ]
         )
-    df = pd.DataFrame(records, columns=cols)
-    header: list[list[CellLike]] = [
-        ["", Cell("Which is better?", colspan=3)],
-        ["Dataset", "MixCE", "MLE", "Same"],
-    ]
-    cap: CellLike = (
-        caption
-        if caption is not None
-        else raw(
+    if caption is None:
+        caption = (
             "Human evaluation results (counts of judgments). The star (*) means significantly "
             f"better (bootstrap test over pairs, $p < {alpha:g}$)."
         )
-    )
-    return df, booktabs_table(header, body, "lccc", cap, label)
+    columns = header(["Which is better?"], ["MixCE", "MLE", "Same"], ["Dataset"])
+    table = pd.DataFrame(shown, columns=columns)
+    return pd.DataFrame(records, columns=cols), latex_table(table, caption, label, labels=1)

@@ -32,46 +32,31 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from mixce.gpt2.plan import parse_variant
-from mixce.latex import MISSING, Cell, CellLike, bold, booktabs_table, num, raw
+from mixce.tables import (
+    MISSING,
+    closest,
+    dataset_label,
+    header,
+    latex_table,
+    model_label,
+    num,
+    objective_label,
+)
 
 log = logging.getLogger(__name__)
-
-__all__ = [
-    "DATASET_LABELS",
-    "MODEL_LABELS",
-    "dataset_label",
-    "model_label",
-    "table2",
-    "table3",
-    "table5",
-    "table8",
-    "table9",
-    "table10",
-    "table12",
-]
-
-#: Display names of the datasets (others: title-cased).
-DATASET_LABELS: dict[str, str] = {
-    "wikitext": "WikiText",
-    "webtext": "WebText",
-    "writingprompts": "WritingPrompts",
-}
-#: Display names of the model sizes (others: title-cased).
-MODEL_LABELS: dict[str, str] = {"small": "Small", "medium": "Medium", "large": "Large"}
-OBJECTIVE_LABELS: dict[str, str] = {"mle": "MLE", "mixce": "MixCE", "human": "Human"}
 
 #: Shown instead of a value that cannot exist (human perplexity, human best p).
 NOT_APPLICABLE = "-"
 _TOL = 1e-6
 
 #: (CSV short name, input column, LaTeX header, format) of the main metrics.
-_METRICS: tuple[tuple[str, str, str, str], ...] = (
+_METRICS = (
     ("div", "diversity", "div", ".2f"),
     ("mauve", "mauve", "mauve", ".2f"),
     ("coh", "coherence", "coh", ".3f"),
@@ -111,21 +96,6 @@ SELECTION_COLUMNS = ("dataset", "model", "eta")
 #: Fragment lengths of Tables 8 and 9 used when the input has none (the paper's).
 CONTROLLED_LENGTHS = (100, 200, 300)
 TOP_P_COLUMNS = ("dataset", "model", "objective", "variant", "best_p")
-
-
-# --------------------------------------------------------------------------- labels
-
-
-def dataset_label(name: str, labels: Mapping[str, str] | None = None) -> str:
-    """Display name of a dataset (``wikitext`` -> ``WikiText``; unknown names title-cased)."""
-    labels = {**DATASET_LABELS, **(labels or {})}
-    return labels.get(name, str(name).title())
-
-
-def model_label(name: str, labels: Mapping[str, str] | None = None) -> str:
-    """Display name of a model size (``small`` -> ``Small``; unknown names title-cased)."""
-    labels = {**MODEL_LABELS, **(labels or {})}
-    return labels.get(name, str(name).title())
 
 
 def _size_label(n_train: int) -> str:
@@ -208,123 +178,66 @@ def _config_eta(sel: Mapping[tuple[str, str], pd.Series], dataset: str, model: s
     return eta if not math.isnan(eta) else _float(row["eta"])
 
 
-# --------------------------------------------------------------------------- LaTeX helpers
-
-
-def _fmt(x: object, spec: str) -> str:
-    return num(_float(x), spec) if not isinstance(x, str) else x
-
-
-def _units(x: float, spec: str) -> int | None:
-    """``x`` in units of its displayed last digit (None when missing)."""
-    if math.isnan(x):
-        return None
-    decimals = int(spec.strip(".f")) if spec.endswith("f") else 6
-    return int(round(round(x, decimals) * 10**decimals))
-
-
-def _closer(a: float, b: float, ref: float, spec: str) -> tuple[bool, bool]:
-    """Whether ``a`` and ``b`` are bold: the one closer to ``ref`` at the displayed precision.
-
-    No bold when any of the three is missing; a tie bolds both.
-    """
-    ua, ub, ur = _units(a, spec), _units(b, spec), _units(ref, spec)
-    if ua is None or ub is None or ur is None:
-        return False, False
-    da, db = abs(ua - ur), abs(ub - ur)
-    return da <= db, db <= da
-
-
-@dataclass
-class _Row:
-    """One table row: CSV key columns, LaTeX label cells and per-dataset values."""
-
-    keys: dict[str, object]
-    labels: list[CellLike]
-    values: dict[str, float] = field(default_factory=dict)
-    # (dataset, short metric) -> displayed text override, e.g. "-" for human perplexity
-    text: dict[tuple[str, str], str] = field(default_factory=dict)
+# --------------------------------------------------------------------------- rendering
 
 
 @dataclass(frozen=True)
 class _Col:
-    """One LaTeX value column: CSV short name, header and number format."""
+    """One LaTeX value column per dataset: CSV short name, header and number format."""
 
     short: str
-    header: CellLike
+    header: str
     spec: str
-    compare: bool = True  # bold the value closer to human
+    compare: bool = True  # bold the value of MLE or MixCE closer to human
+    human: str | None = None  # shown on the human row instead of its value
 
 
 def _render(
-    rows: Sequence[_Row],
+    df: pd.DataFrame,
     datasets: Sequence[str],
     cols: Sequence[_Col],
-    label_headers: Sequence[str],
+    first_header: str,
+    group_labels: Sequence[str],
     dataset_labels: Mapping[str, str] | None,
-    caption: CellLike,
+    caption: str,
     label: str,
-    midrules_after: Sequence[int],
-    pairs: Sequence[tuple[int, int, int]] = (),
 ) -> str:
-    """LaTeX of a dataset-grouped table.
-
-    ``pairs``: (mle row, mixce row, human row) indices whose compared columns get bold.
-    """
-    header: list[list[CellLike]] = [
+    """LaTeX of a table whose rows are Human, then MLE and MixCE per group (model or size)."""
+    shown = [
         [
-            *[""] * len(label_headers),
-            *[Cell(dataset_label(d, dataset_labels), colspan=len(cols)) for d in datasets],
-        ],
-        [*label_headers, *[c.header for _ in datasets for c in cols]],
+            *(["Human", ""] if i == 0 else [group_labels[(i - 1) // 2] if i % 2 else ""]),
+            *([] if i == 0 else [objective_label(row["objective"])]),
+            *[
+                c.human if i == 0 and c.human else num(row[f"{d}_{c.short}"], c.spec)
+                for d in datasets
+                for c in cols
+            ],
+        ]
+        for i, row in enumerate(df.to_dict("records"))
     ]
-    bolds: set[tuple[int, str, str]] = set()
-    for a, b, h in pairs:
-        for d in datasets:
-            for c in cols:
-                if not c.compare:
-                    continue
-                key = f"{d}_{c.short}"
-                ba, bb = _closer(
-                    rows[a].values.get(key, math.nan),
-                    rows[b].values.get(key, math.nan),
-                    rows[h].values.get(key, math.nan),
-                    c.spec,
-                )
-                if ba:
-                    bolds.add((a, d, c.short))
-                if bb:
-                    bolds.add((b, d, c.short))
-    body: list[list[CellLike]] = []
-    for i, row in enumerate(rows):
-        cells: list[CellLike] = list(row.labels)
-        for d in datasets:
-            for c in cols:
-                text = row.text.get((d, c.short))
-                if text is None:
-                    text = _fmt(row.values.get(f"{d}_{c.short}", math.nan), c.spec)
-                cells.append(bold(text) if (i, d, c.short) in bolds and text != MISSING else text)
-        body.append(cells)
-    spec = "l" * len(label_headers) + "c" * (len(cols) * len(datasets))
-    return booktabs_table(header, body, spec, caption, label, midrules_after=midrules_after)
+    bold = np.zeros((len(df), 2 + len(datasets) * len(cols)), dtype=bool)
+    for mle in range(1, len(df), 2):
+        for j, (d, c) in enumerate((d, c) for d in datasets for c in cols):
+            values = df.loc[[mle, mle + 1], f"{d}_{c.short}"].tolist()
+            if c.compare and not any(math.isnan(v) for v in values):
+                bold[[mle, mle + 1], 2 + j] = closest(values, df.at[0, f"{d}_{c.short}"], c.spec)
+    columns = header(
+        [dataset_label(d, dataset_labels) for d in datasets],
+        [c.header for c in cols],
+        [first_header, "Objective"],
+    )
+    table = pd.DataFrame(shown, columns=columns)
+    return latex_table(table, caption, label, bold=bold, midrules=range(0, len(df), 2))
 
 
-def _frame_from_rows(rows: Sequence[_Row], key_cols: Sequence[str], value_cols: Sequence[str]):
-    records = [{**{k: r.keys.get(k) for k in key_cols}, **r.values} for r in rows]
-    df = pd.DataFrame(records, columns=[*key_cols, *value_cols])
+def _frame_from_rows(
+    rows: Sequence[dict], key_cols: Sequence[str], value_cols: Sequence[str]
+) -> pd.DataFrame:
+    df = pd.DataFrame(list(rows), columns=[*key_cols, *value_cols])
     for c in value_cols:
         if not c.endswith("_note"):
             df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
     return df
-
-
-def _midrules(groups: Sequence[int]) -> list[int]:
-    """Body indices after which a group ends, from the group sizes in order."""
-    out, i = [], -1
-    for size in groups[:-1]:
-        i += size
-        out.append(i)
-    return out
 
 
 # --------------------------------------------------------------------------- main-metric tables
@@ -340,36 +253,31 @@ def _metric_value_cols(datasets: Sequence[str], first: str) -> list[str]:
     return cols
 
 
-def _human_row(human: pd.DataFrame, datasets: Sequence[str], first: str, keys) -> _Row:
-    row = _Row(keys=keys, labels=["Human", ""])
+def _human_row(human: pd.DataFrame, datasets: Sequence[str], keys: dict) -> dict:
+    """Test-split human means of the main metrics (every other value column stays NaN)."""
+    row = dict(keys)
     test = human[_is(human["split"], "test")]
     for d in datasets:
         h = test[_is(test["dataset"], d)]
-        row.text[(d, first)] = NOT_APPLICABLE
-        row.values[f"{d}_eta"] = math.nan
-        row.values[f"{d}_n_seeds"] = math.nan
-        row.values[f"{d}_{first}"] = math.nan
         for short, column, *_ in _METRICS:
-            row.values[f"{d}_{short}"] = (
+            row[f"{d}_{short}"] = (
                 float(pd.to_numeric(h[column], errors="coerce").mean()) if len(h) else math.nan
             )
-            row.values[f"{d}_{short}_std"] = math.nan
-        row.values[f"{d}_n_empty"] = math.nan
     return row
 
 
-def _fill_metrics(row: _Row, d: str, rows: pd.DataFrame, what: str) -> None:
+def _fill_metrics(row: dict, d: str, rows: pd.DataFrame, what: str) -> None:
     """Seed means/stds of the main metrics of ``rows`` into ``row`` for dataset ``d``."""
     n_seeds = 0
     for short, column, *_ in _METRICS:
         mean, std, n = _seed_stats(rows, column, what)
-        row.values[f"{d}_{short}"] = mean
-        row.values[f"{d}_{short}_std"] = std
+        row[f"{d}_{short}"] = mean
+        row[f"{d}_{short}_std"] = std
         n_seeds = max(n_seeds, n)
-    row.values[f"{d}_n_seeds"] = float(n_seeds) if n_seeds else math.nan
-    row.values[f"{d}_n_empty"] = _seed_stats(rows, "n_empty", what)[0]
+    row[f"{d}_n_seeds"] = float(n_seeds) if n_seeds else math.nan
+    row[f"{d}_n_empty"] = _seed_stats(rows, "n_empty", what)[0]
     etas = pd.to_numeric(rows["eta"], errors="coerce").dropna().unique() if len(rows) else []
-    row.values[f"{d}_eta"] = float(etas[0]) if len(etas) == 1 else math.nan
+    row[f"{d}_eta"] = float(etas[0]) if len(etas) == 1 else math.nan
 
 
 def _ppl(perplexity: pd.DataFrame, d: str, model: str, objective: str, eta: float, n_train: int):
@@ -411,22 +319,21 @@ def _variant_n_train(variant: object) -> float:
 
 
 def _at_train_size(df: pd.DataFrame, n_train: int) -> pd.Series:
-    """Rows of human texts or of models trained on ``n_train`` texts.
-
-    Uses the ``n_train`` column where there is one, else the train size in the variant name
-    (``mixce_eta0.10_n50000``).
-    """
+    """Rows of human texts or of models trained on ``n_train`` texts, by the ``n_train``
+    column where there is one, else by the train size in the variant name."""
     human = _is(df["objective"], "human")
     if "n_train" in df.columns:
         return human | _close(df["n_train"], n_train)
     if "variant" in df.columns:
-        sizes = df["variant"].map(_variant_n_train)
-        return human | _close(sizes, n_train)
+        return human | _close(df["variant"].map(_variant_n_train), n_train)
     return pd.Series(True, index=df.index)
 
 
-def _empty_warning(name: str, table: str) -> None:
+def _empty(name: str, table: str, key_cols, value_cols, render) -> tuple[pd.DataFrame, str]:
+    """The header with no data rows, with a logged warning, for an empty input."""
     log.warning("%s: the %s input is empty; writing the header with no data rows", table, name)
+    df = _frame_from_rows([], key_cols, value_cols)
+    return df, render(df, [])
 
 
 def _main_cols(first: _Col) -> list[_Col]:
@@ -459,13 +366,11 @@ def table2(
 
     Rows: Human, then per model (in ``models`` order) MLE and MixCE, where MixCE is the
     variant at the eta of ``selection`` for (dataset, model), trained on ``main_n_train``
-    texts.  Columns per dataset: ppl (from ``perplexity``), div, mauve, coh.
-
-    Returns:
-        ``(df, tex)``; df columns: ``model`` (``human`` on the human row), ``objective``
-        (``human``, ``mle``, ``mixce``), then per dataset ``<d>_eta``, ``<d>_n_seeds``,
-        ``<d>_ppl``, ``<d>_div``, ``<d>_div_std``, ``<d>_mauve``, ``<d>_mauve_std``,
-        ``<d>_coh``, ``<d>_coh_std``, ``<d>_n_empty`` (mean over seeds of the empty texts).
+    texts.  Columns per dataset: ppl (from ``perplexity``), div, mauve, coh.  df columns:
+    ``model`` (``human`` on the human row), ``objective`` (``human``, ``mle``, ``mixce``),
+    then per dataset ``<d>_eta``, ``<d>_n_seeds``, ``<d>_ppl``, ``<d>_div``,
+    ``<d>_div_std``, ``<d>_mauve``, ``<d>_mauve_std``, ``<d>_coh``, ``<d>_coh_std``,
+    ``<d>_n_empty`` (mean over seeds of the empty texts).
     """
     return _main_table(
         samples,
@@ -473,7 +378,6 @@ def table2(
         perplexity,
         selection,
         datasets=datasets,
-        models=models,
         n_train_of=lambda _m: main_n_train,
         group_key=("model", list(models)),
         group_label=lambda m: model_label(m, model_labels),
@@ -493,7 +397,6 @@ def _main_table(
     selection,
     *,
     datasets,
-    models,
     n_train_of: Callable[[object], int],
     group_key: tuple[str, list],
     group_label: Callable[[object], str],
@@ -513,48 +416,39 @@ def _main_table(
     key_name, groups = group_key
     key_cols = [key_name, "objective"] if key_name == "model" else ["model", key_name, "objective"]
     value_cols = _metric_value_cols(datasets, "ppl")
-    cols = _main_cols(_Col("ppl", "ppl", ".2f", compare=False))
-    headers = [first_header, "Objective"]
-    if samples.empty or not groups:
-        if samples.empty:
-            _empty_warning("samples", table)
-        else:
-            log.warning("%s: no %s rows; writing the header with no data rows", table, key_name)
+    cols = _main_cols(_Col("ppl", "ppl", ".2f", compare=False, human=NOT_APPLICABLE))
+
+    def render(df: pd.DataFrame, labels: list[str]) -> str:
+        return _render(df, datasets, cols, first_header, labels, dataset_labels, caption, label)
+
+    if samples.empty:
+        return _empty("samples", table, key_cols, value_cols, render)
+    if not groups:
+        log.warning("%s: no %s rows; writing the header with no data rows", table, key_name)
         df = _frame_from_rows([], key_cols, value_cols)
-        return df, _render([], datasets, cols, headers, dataset_labels, caption, label, [])
+        return df, render(df, [])
 
     sel = _selection_lookup(selection)
-    human_keys = {key_name: "human", "objective": "human"}
+    human_keys = {"model": "human", key_name: "human", "objective": "human"}
     if key_name != "model":
-        human_keys = {"model": "human", key_name: math.nan, "objective": "human"}
-    rows = [_human_row(human, datasets, "ppl", human_keys)]
-    pairs = []
+        human_keys[key_name] = math.nan
+    rows = [_human_row(human, datasets, human_keys)]
     for g in groups:
         m = model if model is not None else g
         n_train = n_train_of(g)
-        for j, objective in enumerate(("mle", "mixce")):
-            keys = {key_name: g, "objective": objective}
-            if key_name != "model":
-                keys["model"] = m
-            row = _Row(
-                keys=keys,
-                labels=[group_label(g) if j == 0 else "", OBJECTIVE_LABELS[objective]],
-            )
+        for objective in ("mle", "mixce"):
+            row = {"model": m, key_name: g, "objective": objective}
             for d in datasets:
                 eta = 1.0 if objective == "mle" else eta_of(sel, d, m)
-                what = f"{table} {d}/{m}/{objective}/n{n_train}"
                 s = _unbiased_rows(samples, d, m, objective, eta, n_train)
-                _fill_metrics(row, d, s, what)
-                row.values[f"{d}_eta"] = eta
-                row.values[f"{d}_ppl"] = _ppl(perplexity, d, m, objective, eta, n_train)
+                _fill_metrics(row, d, s, f"{table} {d}/{m}/{objective}/n{n_train}")
+                row[f"{d}_eta"] = eta
+                row[f"{d}_ppl"] = _ppl(perplexity, d, m, objective, eta, n_train)
             rows.append(row)
-        pairs.append((len(rows) - 2, len(rows) - 1, 0))
     df = _frame_from_rows(rows, key_cols, value_cols)
     if key_name == "n_train":
         df["n_train"] = pd.to_numeric(df["n_train"], errors="coerce").round().astype("Int64")
-    midrules = _midrules([1, *[2] * len(groups)])
-    tex = _render(rows, datasets, cols, headers, dataset_labels, caption, label, midrules, pairs)
-    return df, tex
+    return df, render(df, [group_label(g) for g in groups])
 
 
 _TABLE5_CAPTION = (
@@ -583,11 +477,8 @@ def table5(
 
     Row groups: each n_train != ``main_n_train`` found in ``samples`` or ``perplexity`` for
     ``model`` (ascending), with MLE and MixCE; MixCE at the ``config_eta`` of ``selection``
-    (the selected eta where the config's is missing).  Columns as Table 2.
-
-    Returns:
-        ``(df, tex)``; df columns: ``model``, ``n_train`` (NaN on the human row),
-        ``objective``, then the per-dataset columns of :func:`table2`.
+    (the selected eta where the config's is missing).  Columns as Table 2; df columns:
+    ``model``, ``n_train`` (NaN on the human row), ``objective``, then those of Table 2.
     """
     s = _frame(samples, SAMPLES_COLUMNS, "samples")
     p = _frame(perplexity, PERPLEXITY_COLUMNS, "perplexity")
@@ -599,7 +490,6 @@ def table5(
         for n in pd.to_numeric(mine["n_train"], errors="coerce").dropna().unique():
             if not math.isclose(float(n), float(main_n_train), abs_tol=_TOL):
                 sizes.add(int(round(float(n))))
-    groups = sorted(sizes)
     if caption is None:
         caption = _TABLE5_CAPTION.format(model=model_label(model, model_labels).lower())
     return _main_table(
@@ -608,9 +498,8 @@ def table5(
         perplexity,
         selection,
         datasets=datasets,
-        models=[model],
         n_train_of=lambda n: int(n),  # type: ignore[arg-type]
-        group_key=("n_train", groups),
+        group_key=("n_train", sorted(sizes)),
         group_label=lambda n: _size_label(int(n)),  # type: ignore[arg-type]
         eta_of=_config_eta,
         dataset_labels=dataset_labels,
@@ -647,41 +536,30 @@ def table3(
 
     For (dataset, model, objective) the ``top_p`` selection gives the variant and best p;
     the test rows of ``samples`` of that variant (at ``main_n_train``) with a ``top_p*``
-    decoding at that p are averaged over seeds.
-
-    Returns:
-        ``(df, tex)``; df columns: ``model``, ``objective``, then per dataset ``<d>_eta``,
-        ``<d>_n_seeds``, ``<d>_best_p``, ``<d>_div``, ``<d>_div_std``, ``<d>_mauve``,
-        ``<d>_mauve_std``, ``<d>_coh``, ``<d>_coh_std``, ``<d>_n_empty``.
+    decoding at that p are averaged over seeds.  df columns as Table 2 with ``<d>_best_p``
+    in place of ``<d>_ppl``.
     """
     samples = _frame(samples, SAMPLES_COLUMNS, "samples")
     human = _frame(human, HUMAN_COLUMNS, "human")
     top_p = _frame(top_p, TOP_P_COLUMNS, "top_p")
     key_cols = ["model", "objective"]
     value_cols = _metric_value_cols(datasets, "best_p")
-    cols = _main_cols(_Col("best_p", "best p", ".2f", compare=False))
-    headers = ["Model Size", "Objective"]
-    if samples.empty:
-        _empty_warning("samples", "Table 3")
-        df = _frame_from_rows([], key_cols, value_cols)
-        return df, _render([], datasets, cols, headers, dataset_labels, caption, label, [])
+    cols = _main_cols(_Col("best_p", "best p", ".2f", compare=False, human=NOT_APPLICABLE))
 
+    def render(df: pd.DataFrame, labels: list[str]) -> str:
+        return _render(df, datasets, cols, "Model Size", labels, dataset_labels, caption, label)
+
+    if samples.empty:
+        return _empty("samples", "Table 3", key_cols, value_cols, render)
     best = {
         (str(r["dataset"]), str(r["model"]), str(r["objective"])): r for _, r in top_p.iterrows()
     }
     decoding = samples["decoding"].astype(str)
     test = samples[_is(samples["split"], "test") & decoding.str.startswith("top_p")]
-    rows = [_human_row(human, datasets, "best_p", {"model": "human", "objective": "human"})]
-    pairs = []
+    rows = [_human_row(human, datasets, {"model": "human", "objective": "human"})]
     for m in models:
-        for j, objective in enumerate(("mle", "mixce")):
-            row = _Row(
-                keys={"model": m, "objective": objective},
-                labels=[
-                    model_label(m, model_labels) if j == 0 else "",
-                    OBJECTIVE_LABELS[objective],
-                ],
-            )
+        for objective in ("mle", "mixce"):
+            row = {"model": m, "objective": objective}
             for d in datasets:
                 b = best.get((d, m, objective))
                 p = math.nan if b is None else _float(b["best_p"])
@@ -695,13 +573,10 @@ def table3(
                         & _close(test["n_train"], main_n_train)
                     ]
                 _fill_metrics(row, d, s, f"Table 3 {d}/{m}/{objective}/p{p}")
-                row.values[f"{d}_best_p"] = p
+                row[f"{d}_best_p"] = p
             rows.append(row)
-        pairs.append((len(rows) - 2, len(rows) - 1, 0))
     df = _frame_from_rows(rows, key_cols, value_cols)
-    midrules = _midrules([1, *[2] * len(models)])
-    tex = _render(rows, datasets, cols, headers, dataset_labels, caption, label, midrules, pairs)
-    return df, tex
+    return df, render(df, [model_label(m, model_labels) for m in models])
 
 
 _TABLE10_CAPTION = (
@@ -726,11 +601,9 @@ def table10(
 ) -> tuple[pd.DataFrame, str]:
     """Table 10: mean text length in whitespace words (unbiased sampling, test split).
 
-    Rows: Human, then per model MLE and MixCE (the models of Table 2).
-
-    Returns:
-        ``(df, tex)``; df columns: ``model``, ``objective``, then per dataset ``<d>_eta``,
-        ``<d>_n_seeds``, ``<d>_length``, ``<d>_length_std``.
+    Rows: Human, then per model MLE and MixCE (the models of Table 2).  df columns:
+    ``model``, ``objective``, then per dataset ``<d>_eta``, ``<d>_n_seeds``,
+    ``<d>_length``, ``<d>_length_std``.
     """
     samples = _frame(samples, SAMPLES_COLUMNS, "samples")
     human = _frame(human, HUMAN_COLUMNS, "human")
@@ -740,80 +613,85 @@ def table10(
         c for d in datasets for c in (f"{d}_eta", f"{d}_n_seeds", f"{d}_length", f"{d}_length_std")
     ]
     cols = [_Col("length", "avg. len", ".1f", compare=False)]
-    headers = ["Model Size", "Objective"]
-    if samples.empty:
-        _empty_warning("samples", "Table 10")
-        df = _frame_from_rows([], key_cols, value_cols)
-        return df, _render([], datasets, cols, headers, dataset_labels, caption, label, [])
 
+    def render(df: pd.DataFrame, labels: list[str]) -> str:
+        return _render(df, datasets, cols, "Model Size", labels, dataset_labels, caption, label)
+
+    if samples.empty:
+        return _empty("samples", "Table 10", key_cols, value_cols, render)
     sel = _selection_lookup(selection)
     test = human[_is(human["split"], "test")]
-    hrow = _Row(keys={"model": "human", "objective": "human"}, labels=["Human", ""])
+    hrow: dict = {"model": "human", "objective": "human"}
     for d in datasets:
         h = pd.to_numeric(test.loc[_is(test["dataset"], d), "length_words"], errors="coerce")
-        hrow.values.update(
-            {
-                f"{d}_eta": math.nan,
-                f"{d}_n_seeds": math.nan,
-                f"{d}_length": float(h.mean()) if len(h) else math.nan,
-                f"{d}_length_std": math.nan,
-            }
-        )
+        hrow[f"{d}_length"] = float(h.mean()) if len(h) else math.nan
     rows = [hrow]
     for m in models:
-        for j, objective in enumerate(("mle", "mixce")):
-            row = _Row(
-                keys={"model": m, "objective": objective},
-                labels=[
-                    model_label(m, model_labels) if j == 0 else "",
-                    OBJECTIVE_LABELS[objective],
-                ],
-            )
+        for objective in ("mle", "mixce"):
+            row = {"model": m, "objective": objective}
             for d in datasets:
                 eta = 1.0 if objective == "mle" else _selected_eta(sel, d, m)
                 s = _unbiased_rows(samples, d, m, objective, eta, main_n_train)
-                what = f"Table 10 {d}/{m}/{objective}"
-                mean, std, n = _seed_stats(s, "length_words", what)
-                row.values.update(
-                    {
-                        f"{d}_eta": eta,
-                        f"{d}_n_seeds": float(n) if n else math.nan,
-                        f"{d}_length": mean,
-                        f"{d}_length_std": std,
-                    }
-                )
+                mean, std, n = _seed_stats(s, "length_words", f"Table 10 {d}/{m}/{objective}")
+                row[f"{d}_eta"] = eta
+                row[f"{d}_n_seeds"] = float(n) if n else math.nan
+                row[f"{d}_length"] = mean
+                row[f"{d}_length_std"] = std
             rows.append(row)
     df = _frame_from_rows(rows, key_cols, value_cols)
-    midrules = _midrules([1, *[2] * len(models)])
-    tex = _render(rows, datasets, cols, headers, dataset_labels, caption, label, midrules)
-    return df, tex
+    return df, render(df, [model_label(m, model_labels) for m in models])
 
 
 # --------------------------------------------------------------------------- controlled tables
 
+#: (metric column, CSV short name, LaTeX header, format, caption, label) of Tables 8 and 9.
+_CONTROLLED = {
+    "Table 8": (
+        "c_mauve",
+        "c_mauve",
+        "c-mauve",
+        ".2f",
+        "Controlled mauve results (c-mauve_L: MAUVE between random L-token fragments of human "
+        "and model texts). Unbiased sampling, the same generations as the unbiased-sampling "
+        "table. Human scores are not 1 because sampling the fragments twice gives two "
+        "different sets. Bold: closer to the human score. Each number is the mean over the "
+        "sampling seeds.",
+        "tab:gpt2-c-mauve",
+    ),
+    "Table 9": (
+        "c_coherence",
+        "c_coh",
+        "c-coh",
+        ".3f",
+        "Controlled coherence results (c-coh_L: coherence of random L-token fragments, the "
+        "first 50 tokens as the prompt). Unbiased sampling, the same generations as the "
+        "unbiased-sampling table. Bold: closer to the human score. Each number is the mean "
+        "over the sampling seeds.",
+        "tab:gpt2-c-coh",
+    ),
+}
+
 
 def _controlled_table(
+    table: str,
     controlled: pd.DataFrame,
     selection: pd.DataFrame,
     *,
-    metric: str,
-    short: str,
-    header: str,
-    spec: str,
     datasets: Sequence[str],
     models: Sequence[str],
-    lengths: Sequence[int] | None,
-    main_n_train: int | None,
-    model_labels: Mapping[str, str] | None,
-    dataset_labels: Mapping[str, str] | None,
-    caption: str,
-    label: str,
-    table: str,
+    lengths: Sequence[int] | None = None,
+    main_n_train: int | None = None,
+    model_labels: Mapping[str, str] | None = None,
+    dataset_labels: Mapping[str, str] | None = None,
+    caption: str | None = None,
+    label: str | None = None,
 ) -> tuple[pd.DataFrame, str]:
+    metric, short, head, spec, default_caption, default_label = _CONTROLLED[table]
+    caption = default_caption if caption is None else caption
+    label = default_label if label is None else label
     controlled = _frame(controlled, CONTROLLED_COLUMNS, "controlled")
     if main_n_train is not None and not controlled.empty:
-        human = _is(controlled["objective"], "human")  # the reference rows have no train size
-        controlled = controlled[_at_train_size(controlled, main_n_train) | human]
+        controlled = controlled[_at_train_size(controlled, main_n_train)]
     selection = _frame(selection, SELECTION_COLUMNS, "selection")
     if lengths is None:
         found = pd.to_numeric(controlled["length"], errors="coerce").dropna().unique()
@@ -826,17 +704,17 @@ def _controlled_table(
         for L in lengths
         for c in (f"{d}_{short}_{L}", f"{d}_{short}_{L}_std", f"{d}_{short}_{L}_note")
     ]
-    cols = [_Col(f"{short}_{L}", raw(rf"{header}$_{{{L}}}$"), spec) for L in lengths]
-    headers = ["Model Size", "Objective"]
-    if controlled.empty:
-        _empty_warning("controlled", table)
-        df = _frame_from_rows([], key_cols, value_cols)
-        return df, _render([], datasets, cols, headers, dataset_labels, caption, label, [])
+    cols = [_Col(f"{short}_{L}", rf"{head}$_{{{L}}}$", spec) for L in lengths]
 
+    def render(df: pd.DataFrame, labels: list[str], caption: str = caption) -> str:
+        return _render(df, datasets, cols, "Model Size", labels, dataset_labels, caption, label)
+
+    if controlled.empty:
+        return _empty("controlled", table, key_cols, value_cols, render)
     sel = _selection_lookup(selection)
     notes: dict[tuple[str, int], set[str]] = {}
 
-    def fill(row: _Row, sub: pd.DataFrame, what: str) -> None:
+    def fill(row: dict, sub: pd.DataFrame, what: str) -> dict:
         for d in datasets:
             for L in lengths:
                 cell = sub[_is(sub["dataset"], d) & _close(sub["length"], L)]
@@ -850,32 +728,22 @@ def _controlled_table(
                     if n:
                         note = f"{len(cell) - len(ok)} of {len(cell)} runs {note}"
                     notes.setdefault((d, L), set()).update(skipped)
-                row.values[f"{d}_{short}_{L}"] = mean
-                row.values[f"{d}_{short}_{L}_std"] = std
-                row.values[f"{d}_{short}_{L}_note"] = note  # type: ignore[assignment]
+                row[f"{d}_{short}_{L}"] = mean
+                row[f"{d}_{short}_{L}_std"] = std
+                row[f"{d}_{short}_{L}_note"] = note
+        return row
 
-    hrow = _Row(keys={"model": "human", "objective": "human"}, labels=["Human", ""])
-    fill(hrow, controlled[_is(controlled["objective"], "human")], f"{table} human")
-    rows = [hrow]
-    pairs = []
+    is_human = _is(controlled["objective"], "human")
+    rows = [fill({"model": "human", "objective": "human"}, controlled[is_human], f"{table} human")]
     for m in models:
-        for j, objective in enumerate(("mle", "mixce")):
-            row = _Row(
-                keys={"model": m, "objective": objective},
-                labels=[
-                    model_label(m, model_labels) if j == 0 else "",
-                    OBJECTIVE_LABELS[objective],
-                ],
-            )
+        for objective in ("mle", "mixce"):
             sub = controlled[_is(controlled["model"], m) & _is(controlled["objective"], objective)]
             if objective == "mixce":
                 mask = pd.Series(False, index=sub.index)
                 for d in datasets:
                     mask |= _is(sub["dataset"], d) & _close(sub["eta"], _selected_eta(sel, d, m))
                 sub = sub[mask]
-            fill(row, sub, f"{table} {m}/{objective}")
-            rows.append(row)
-        pairs.append((len(rows) - 2, len(rows) - 1, 0))
+            rows.append(fill({"model": m, "objective": objective}, sub, f"{table} {m}/{objective}"))
     df = _frame_from_rows(rows, key_cols, value_cols)
     if notes:
         parts = [
@@ -883,108 +751,30 @@ def _controlled_table(
             for (d, L), reasons in sorted(notes.items())
         ]
         caption = f"{caption} Skipped ({MISSING}): {' | '.join(parts)}."
-    midrules = _midrules([1, *[2] * len(models)])
-    tex = _render(rows, datasets, cols, headers, dataset_labels, caption, label, midrules, pairs)
-    return df, tex
+    return df, render(df, [model_label(m, model_labels) for m in models], caption)
 
 
-_TABLE8_CAPTION = (
-    "Controlled mauve results (c-mauve_L: MAUVE between random L-token fragments of human and "
-    "model texts). Unbiased sampling, the same generations as the unbiased-sampling table. "
-    "Human scores are not 1 because sampling the fragments twice gives two different sets. "
-    "Bold: closer to the human score. Each number is the mean over the sampling seeds."
-)
-_TABLE9_CAPTION = (
-    "Controlled coherence results (c-coh_L: coherence of random L-token fragments, the first "
-    "50 tokens as the prompt). Unbiased sampling, the same generations as the "
-    "unbiased-sampling table. Bold: closer to the human score. Each number is the mean over "
-    "the sampling seeds."
-)
-
-
-def table8(
-    controlled: pd.DataFrame,
-    selection: pd.DataFrame,
-    *,
-    datasets: Sequence[str],
-    models: Sequence[str],
-    lengths: Sequence[int] | None = None,
-    main_n_train: int | None = None,
-    model_labels: Mapping[str, str] | None = None,
-    dataset_labels: Mapping[str, str] | None = None,
-    caption: str = _TABLE8_CAPTION,
-    label: str = "tab:gpt2-c-mauve",
-) -> tuple[pd.DataFrame, str]:
+def table8(controlled: pd.DataFrame, selection: pd.DataFrame, **kwargs) -> tuple[pd.DataFrame, str]:
     """Table 8: controlled MAUVE (c-mauve_L) per dataset and fragment length L.
 
-    Rows: Human, then per model MLE and MixCE (at the selected eta of ``selection``).
-    Columns per dataset: one per L (``lengths``, default: every L in ``controlled``, or
-    :data:`CONTROLLED_LENGTHS` when it has none).  Values
-    are means over the seeds whose status is ``ok``; a cell whose runs were all skipped is
-    ``--`` and its reason (the ``status`` text) is listed in the caption.  With
-    ``main_n_train``, model rows of other train sizes are left out (by the ``n_train``
-    column if there is one, else by the train size in the variant name).
-
-    Returns:
-        ``(df, tex)``; df columns: ``model``, ``objective``, then per dataset and L
-        ``<d>_c_mauve_<L>``, ``<d>_c_mauve_<L>_std`` and ``<d>_c_mauve_<L>_note`` (the skip
-        reason, empty when every run is ok or there is no run).
+    Keywords: ``datasets``, ``models``, ``lengths`` (default: every L in ``controlled``, or
+    :data:`CONTROLLED_LENGTHS` when it has none), ``main_n_train``, ``model_labels``,
+    ``dataset_labels``, ``caption``, ``label``.  Rows: Human, then per model MLE and MixCE
+    (at the selected eta of ``selection``); one column per dataset and L.  Values are means
+    over the seeds whose status is ``ok``; a cell whose runs were all skipped is ``--`` and
+    its reason (the ``status`` text) is listed in the caption.  With ``main_n_train``, model
+    rows of other train sizes are left out (by the ``n_train`` column if there is one, else
+    by the train size in the variant name).  df columns: ``model``, ``objective``, then per
+    dataset and L ``<d>_c_mauve_<L>``, ``<d>_c_mauve_<L>_std`` and ``<d>_c_mauve_<L>_note``
+    (the skip reason, empty when every run is ok or there is no run).
     """
-    return _controlled_table(
-        controlled,
-        selection,
-        metric="c_mauve",
-        short="c_mauve",
-        header="c-mauve",
-        spec=".2f",
-        datasets=datasets,
-        models=models,
-        lengths=lengths,
-        main_n_train=main_n_train,
-        model_labels=model_labels,
-        dataset_labels=dataset_labels,
-        caption=caption,
-        label=label,
-        table="Table 8",
-    )
+    return _controlled_table("Table 8", controlled, selection, **kwargs)
 
 
-def table9(
-    controlled: pd.DataFrame,
-    selection: pd.DataFrame,
-    *,
-    datasets: Sequence[str],
-    models: Sequence[str],
-    lengths: Sequence[int] | None = None,
-    main_n_train: int | None = None,
-    model_labels: Mapping[str, str] | None = None,
-    dataset_labels: Mapping[str, str] | None = None,
-    caption: str = _TABLE9_CAPTION,
-    label: str = "tab:gpt2-c-coh",
-) -> tuple[pd.DataFrame, str]:
-    """Table 9: controlled coherence (c-coh_L); layout and rules as :func:`table8`.
-
-    Returns:
-        ``(df, tex)``; df columns: ``model``, ``objective``, then per dataset and L
-        ``<d>_c_coh_<L>``, ``<d>_c_coh_<L>_std`` and ``<d>_c_coh_<L>_note``.
-    """
-    return _controlled_table(
-        controlled,
-        selection,
-        metric="c_coherence",
-        short="c_coh",
-        header="c-coh",
-        spec=".3f",
-        datasets=datasets,
-        models=models,
-        lengths=lengths,
-        main_n_train=main_n_train,
-        model_labels=model_labels,
-        dataset_labels=dataset_labels,
-        caption=caption,
-        label=label,
-        table="Table 9",
-    )
+def table9(controlled: pd.DataFrame, selection: pd.DataFrame, **kwargs) -> tuple[pd.DataFrame, str]:
+    """Table 9: controlled coherence (c-coh_L); keywords, layout and rules as :func:`table8`,
+    df columns ``<d>_c_coh_<L>``, ``<d>_c_coh_<L>_std`` and ``<d>_c_coh_<L>_note``."""
+    return _controlled_table("Table 9", controlled, selection, **kwargs)
 
 
 # --------------------------------------------------------------------------- Table 12
@@ -1008,52 +798,44 @@ def table12(
     """Table 12: the selected eta per model size (rows) and dataset (columns).
 
     Where the config's eta (used for top-p sampling and Table 5) differs from the selected
-    one, the cell shows it in parentheses, e.g. ``0.1 (config 0.5)``.
-
-    Returns:
-        ``(df, tex)``; df columns: ``model``, then per dataset ``<d>_eta``,
-        ``<d>_dev_mauve_mean``, ``<d>_dev_mauve_std``, ``<d>_config_eta``.
+    one, the cell shows it in parentheses, e.g. ``0.1 (config 0.5)``.  df columns:
+    ``model``, then per dataset ``<d>_eta``, ``<d>_dev_mauve_mean``, ``<d>_dev_mauve_std``,
+    ``<d>_config_eta``.
     """
     selection = _frame(selection, SELECTION_COLUMNS, "selection")
-    value_cols = [
-        c
-        for d in datasets
-        for c in (f"{d}_eta", f"{d}_dev_mauve_mean", f"{d}_dev_mauve_std", f"{d}_config_eta")
-    ]
-    header: list[list[CellLike]] = [
-        ["", "", *[dataset_label(d, dataset_labels) for d in datasets]],
-        ["Model Size", "Objective", *[raw(r"best $\eta$") for _ in datasets]],
-    ]
-    spec = "ll" + "c" * len(datasets)
+    fields = ("eta", "dev_mauve_mean", "dev_mauve_std", "config_eta")
+    value_cols = [f"{d}_{c}" for d in datasets for c in fields]
+    columns = header(
+        [dataset_label(d, dataset_labels) for d in datasets],
+        [r"best $\eta$"],
+        ["Model Size", "Objective"],
+    )
     if selection.empty:
-        _empty_warning("selection", "Table 12")
+        log.warning("Table 12: the selection input is empty; writing the header with no data rows")
         df = _frame_from_rows([], ["model"], value_cols)
-        return df, booktabs_table(header, [], spec, caption, label)
+        return df, latex_table(pd.DataFrame([], columns=columns), caption, label)
 
     sel = _selection_lookup(selection)
-    rows, body, differs = [], [], False
+    rows, shown, differs = [], [], False
     for m in models:
-        row = _Row(keys={"model": m}, labels=[])
-        cells: list[CellLike] = [model_label(m, model_labels), "MixCE"]
+        row: dict = {"model": m}
+        cells = [model_label(m, model_labels), "MixCE"]
         for d in datasets:
             r = sel.get((d, m))
-            values = {
-                c: math.nan if r is None else _float(r.get(c, math.nan))
-                for c in ("eta", "dev_mauve_mean", "dev_mauve_std", "config_eta")
-            }
-            row.values.update({f"{d}_{c}": v for c, v in values.items()})
-            eta, cfg = values["eta"], values["config_eta"]
+            for c in fields:
+                row[f"{d}_{c}"] = math.nan if r is None else _float(r.get(c, math.nan))
+            eta, cfg = row[f"{d}_eta"], row[f"{d}_config_eta"]
             text = num(eta, "g")
             if not math.isnan(eta) and not math.isnan(cfg) and not math.isclose(eta, cfg):
                 text = f"{text} (config {cfg:g})"
                 differs = True
             cells.append(text)
         rows.append(row)
-        body.append(cells)
+        shown.append(cells)
     if differs:
         caption = (
             f"{caption} In parentheses: the eta of the config, used for top-p sampling and the "
             "train-size table, where it differs from the selection."
         )
     df = _frame_from_rows(rows, ["model"], value_cols)
-    return df, booktabs_table(header, body, spec, caption, label)
+    return df, latex_table(pd.DataFrame(shown, columns=columns), caption, label)

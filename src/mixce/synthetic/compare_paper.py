@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from mixce.latex import sci
-from mixce.synthetic.tables import objective_label
+from mixce.tables import objective_label, sci
 
 PAPER_CSV = Path(__file__).resolve().parents[3] / "docs" / "paper_synthetic.csv"
 

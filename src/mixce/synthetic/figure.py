@@ -25,7 +25,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from mixce.synthetic.select import CURVE_COLUMNS, NO_ETA_OBJECTIVES, objective_rank
-from mixce.synthetic.tables import init_label, objective_label
+from mixce.synthetic.tables import init_label
+from mixce.tables import objective_label
 
 #: Reference objectives drawn as horizontal lines, with their line styles.
 _REFERENCE_STYLES: dict[str, str] = {"forward_kl": "--", "reverse_kl": "-."}

@@ -17,18 +17,8 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from mixce.latex import Cell, CellLike, booktabs_table, num, raw, sci
 from mixce.synthetic.select import NO_ETA_OBJECTIVES, SELECTED_COLUMNS, objective_rank
-
-#: Display names of the objectives, as in the paper's tables.
-OBJECTIVE_LABELS: dict[str, str] = {
-    "forward_kl": "For. KL",
-    "reverse_kl": "Rev. KL",
-    "mix_kl": "Mix KLs",
-    "js": "JS",
-    "mixce_star": "MixCE*",
-    "mixce": "MixCE",
-}
+from mixce.tables import header, latex_table, num, objective_label, sci
 
 #: Labels of the inits of the shipped configs, used when no spec is given.
 DEFAULT_INIT_LABELS: dict[str, str] = {
@@ -45,11 +35,6 @@ _TABLE_MAIN_CAPTION = (
     "text. Gold refers to the results when M' = M. Each number is the average over seeds "
     "of the model with the best eta (selected by avg. js); -- marks a missing run."
 )
-
-
-def objective_label(objective: str) -> str:
-    """Paper display name of an objective (the name itself if unknown)."""
-    return OBJECTIVE_LABELS.get(objective, objective)
 
 
 def init_label(name: str, spec: Mapping[str, object] | None = None) -> str:
@@ -113,18 +98,13 @@ def _lookup(sub: pd.DataFrame) -> dict[tuple[str, int, str], pd.Series]:
     }
 
 
-def _group_midrules(vocabs: Sequence[int], offset: int) -> list[int]:
-    """Body indices after which a vocab group ends (a midrule goes there)."""
-    rules = []
-    for i in range(len(vocabs) - 1):
-        if vocabs[i] != vocabs[i + 1]:
-            rules.append(offset + i)
-    return rules
-
-
-def _vocab_cells(vocabs: Sequence[int]) -> list[str]:
-    """The vocab size on the first row of each group, blank below it."""
-    return [str(v) if i == 0 or vocabs[i - 1] != v else "" for i, v in enumerate(vocabs)]
+def _vocab_cells(vocabs: Sequence[int]) -> tuple[list[str], list[int]]:
+    """The vocab size on the first row of each group (blank below it), and the rows after
+    which a group ends (a midrule goes there)."""
+    first = [i == 0 or vocabs[i - 1] != v for i, v in enumerate(vocabs)]
+    return [str(v) if f else "" for v, f in zip(vocabs, first, strict=True)], [
+        i - 1 for i, f in enumerate(first) if f and i
+    ]
 
 
 def table_main(
@@ -135,39 +115,22 @@ def table_main(
     caption: str = _TABLE_MAIN_CAPTION,
     label: str = "tab:synthetic",
 ) -> tuple[pd.DataFrame, str]:
-    """Tables 1 and 6: avg. js and avg. 0s per vocab size and objective, per init.
+    """Tables 1 and 6: avg. js and avg. 0s (means over the seeds of the best eta) per init.
 
-    Rows: a first Gold row (0.0 everywhere), then vocab sizes ascending and,
-    within each, the objectives in the paper's order (objectives absent from
-    the data for all of ``inits`` at that vocab size are skipped).  Columns:
-    for each init, avg. js and avg. 0s (means over the seeds of the best eta).
-
-    Args:
-        selected: output of ``select_best_eta``.
-        inits: the inits to show, in column order.
-        init_labels: display label per init (default: :func:`init_label`).
-        caption: LaTeX caption (escaped).
-        label: LaTeX label.
-
-    Returns:
-        ``(df, tex)``; df columns are ``vocab_size`` (nullable Int64, NA on the
-        Gold row), ``objective`` and ``<init>_avg_js``, ``<init>_avg_0s`` for
-        each init; a cell without a run is NaN in df and ``--`` in tex.
-
-    Raises:
-        ValueError: no rows of ``selected`` belong to ``inits`` or a column is missing.
+    Rows: Gold (0.0 everywhere), then vocab sizes ascending and, within each, the objectives
+    in the paper's order (an objective absent for all ``inits`` at that size is skipped).
+    df columns: ``vocab_size`` (Int64, NA on the Gold row), ``objective``, ``<init>_avg_js``,
+    ``<init>_avg_0s``; a cell without a run is NaN in df and ``--`` in tex.  Raises
+    ValueError when no row of ``selected`` belongs to ``inits`` or a column is missing.
     """
     sub = _subset(selected, inits)
     labels = _labels(inits, init_labels)
     cells = _lookup(sub)
     keys = _row_keys(sub)
-
-    records: list[dict[str, object]] = []
-    gold: dict[str, object] = {"vocab_size": pd.NA, "objective": GOLD}
-    for init in inits:
-        gold[f"{init}_avg_js"] = 0.0
-        gold[f"{init}_avg_0s"] = 0.0
-    records.append(gold)
+    value_cols = [f"{i}_{m}" for i in inits for m in ("avg_js", "avg_0s")]
+    records: list[dict[str, object]] = [
+        {"vocab_size": pd.NA, "objective": GOLD, **dict.fromkeys(value_cols, 0.0)}
+    ]
     for vocab, objective in keys:
         rec: dict[str, object] = {"vocab_size": vocab, "objective": objective}
         for init in inits:
@@ -175,29 +138,18 @@ def table_main(
             rec[f"{init}_avg_js"] = math.nan if r is None else float(r["avg_js_mean"])
             rec[f"{init}_avg_0s"] = math.nan if r is None else float(r["avg_0s_mean"])
         records.append(rec)
-    value_cols = [f"{i}_{m}" for i in inits for m in ("avg_js", "avg_0s")]
     df = pd.DataFrame(records, columns=["vocab_size", "objective", *value_cols])
     df["vocab_size"] = df["vocab_size"].astype("Int64")
     df[value_cols] = df[value_cols].astype(float)
 
-    header: list[list[CellLike]] = [
-        ["", "", *[Cell(labels[i], colspan=2) for i in inits]],
-        ["Vocab", "Objective", *["avg. js", "avg. 0s"] * len(inits)],
+    vcells, ends = _vocab_cells([v for v, _ in keys])
+    shown = [["Gold", "", *["0.0"] * len(value_cols)]] + [
+        [vcell, objective_label(str(rec["objective"])), *[sci(rec[c]) for c in value_cols]]
+        for rec, vcell in zip(records[1:], vcells, strict=True)
     ]
-    body: list[list[CellLike]] = [["Gold", "", *["0.0"] * len(value_cols)]]
-    vocabs = [v for v, _ in keys]
-    for rec, vcell in zip(records[1:], _vocab_cells(vocabs), strict=True):
-        values = [sci(rec[c]) for c in value_cols]  # type: ignore[arg-type]
-        body.append([vcell, objective_label(str(rec["objective"])), *values])
-    midrules = [0, *_group_midrules(vocabs, offset=1)] if keys else []
-    tex = booktabs_table(
-        header, body, "ll" + "cc" * len(inits), caption, label, midrules_after=midrules
-    )
-    return df, tex
-
-
-def _pm(mean: float, ci: float) -> Cell:
-    return raw(rf"{sci(mean)} $\pm${sci(ci)}")
+    columns = header([labels[i] for i in inits], ["avg. js", "avg. 0s"], ["Vocab", "Objective"])
+    midrules = [0, *[i + 1 for i in ends]] if keys else []
+    return df, latex_table(pd.DataFrame(shown, columns=columns), caption, label, midrules=midrules)
 
 
 def table_ci(
@@ -210,71 +162,45 @@ def table_ci(
     caption: str | None = None,
     label: str = "tab:synthetic-ci",
 ) -> tuple[pd.DataFrame, str]:
-    """Table 7: "mean ±ci95" of avg. js and avg. 0s for one init and vocab size.
+    r"""Table 7: "mean $\pm$ci95" of avg. js and avg. 0s for one init and vocab size.
 
-    Args:
-        selected: output of ``select_best_eta``.
-        init: the init shown.
-        vocab_size: the vocabulary size shown.
-        objectives: the objectives, in row order (a missing one gives NaN / ``--``).
-        init_labels: display label per init (default: :func:`init_label`).
-        caption: LaTeX caption (escaped); a default is written when None.
-        label: LaTeX label.
-
-    Returns:
-        ``(df, tex)``; df columns: vocab_size, objective, best_eta, n_seeds,
-        avg_js_mean, avg_js_ci95, avg_0s_mean, avg_0s_ci95.  The tex cells
-        read like ``7.94e-2 $\\pm$2.15e-4``.
+    Rows: ``objectives`` in order (a missing one gives NaN / ``--``).  df columns:
+    vocab_size, objective, best_eta, n_seeds, avg_js_mean, avg_js_ci95, avg_0s_mean,
+    avg_0s_ci95.  The tex cells read like ``7.94e-2 $\pm$2.15e-4``.
     """
     if not objectives:
         raise ValueError("objectives is empty")
     sub = _subset(selected, [init])
     lab = _labels([init], init_labels)[init]
     cells = _lookup(sub)
-    cols = [
-        "vocab_size",
-        "objective",
-        "best_eta",
-        "n_seeds",
-        "avg_js_mean",
-        "avg_js_ci95",
-        "avg_0s_mean",
-        "avg_0s_ci95",
-    ]
+    values = ["best_eta", "n_seeds", "avg_js_mean", "avg_js_ci95", "avg_0s_mean", "avg_0s_ci95"]
     records = []
     for objective in objectives:
         r = cells.get((init, int(vocab_size), objective))
         rec: dict[str, object] = {"vocab_size": int(vocab_size), "objective": objective}
-        for c in cols[2:]:
-            rec[c] = math.nan if r is None else r[c]
-        records.append(rec)
-    df = pd.DataFrame(records, columns=cols)
+        records.append(rec | {c: math.nan if r is None else r[c] for c in values})
+    df = pd.DataFrame(records, columns=["vocab_size", "objective", *values])
     df["n_seeds"] = df["n_seeds"].astype("Int64")
-    for c in ("best_eta", "avg_js_mean", "avg_js_ci95", "avg_0s_mean", "avg_0s_ci95"):
-        df[c] = df[c].astype(float)
+    floats = [c for c in values if c != "n_seeds"]
+    df[floats] = df[floats].astype(float)
 
-    header: list[list[CellLike]] = [
-        ["", "", Cell(lab, colspan=2)],
-        ["Vocab", "Objective", "avg. js", "avg. 0s"],
+    shown = [
+        [
+            str(vocab_size) if i == 0 else "",
+            objective_label(rec.objective),
+            rf"{sci(rec.avg_js_mean)} $\pm${sci(rec.avg_js_ci95)}",
+            rf"{sci(rec.avg_0s_mean)} $\pm${sci(rec.avg_0s_ci95)}",
+        ]
+        for i, rec in enumerate(df.itertuples(index=False))
     ]
-    body: list[list[CellLike]] = []
-    for i, rec in enumerate(df.itertuples(index=False)):
-        body.append(
-            [
-                str(vocab_size) if i == 0 else "",
-                objective_label(rec.objective),
-                _pm(rec.avg_js_mean, rec.avg_js_ci95),
-                _pm(rec.avg_0s_mean, rec.avg_0s_ci95),
-            ]
-        )
     if caption is None:
         caption = (
             f"Synthetic experimental results with 95% confidence intervals ({lab}, "
             f"vocabulary size {vocab_size}): mean over seeds and the half-width of the "
             "t-based 95% confidence interval."
         )
-    tex = booktabs_table(header, body, "llcc", caption, label)
-    return df, tex
+    columns = header([lab], ["avg. js", "avg. 0s"], ["Vocab", "Objective"])
+    return df, latex_table(pd.DataFrame(shown, columns=columns), caption, label)
 
 
 def table_best_eta(
@@ -288,21 +214,9 @@ def table_best_eta(
     ),
     label: str = "tab:synthetic-best-eta",
 ) -> tuple[pd.DataFrame, str]:
-    """Table 11: the selected eta per vocab size and eta-grid objective, per init.
-
-    Forward and reverse KL (no eta grid) are left out.
-
-    Args:
-        selected: output of ``select_best_eta``.
-        inits: the inits to show, in column order.
-        init_labels: display label per init (default: :func:`init_label`).
-        caption: LaTeX caption (escaped).
-        label: LaTeX label.
-
-    Returns:
-        ``(df, tex)``; df columns: vocab_size, objective, ``<init>_best_eta``
-        per init (NaN where there is no run); tex shows etas like ``0.99``.
-    """
+    """Table 11: the selected eta per vocab size and eta-grid objective (forward and reverse
+    KL have no grid and are left out), per init.  df columns: vocab_size, objective,
+    ``<init>_best_eta`` (NaN where there is no run); tex shows etas like ``0.99``."""
     sub = _subset(selected, inits)
     labels = _labels(inits, init_labels)
     cells = _lookup(sub)
@@ -321,21 +235,10 @@ def table_best_eta(
     df = pd.DataFrame(records, columns=["vocab_size", "objective", *value_cols])
     df[value_cols] = df[value_cols].astype(float)
 
-    header: list[list[CellLike]] = [
-        ["", "", *[labels[i] for i in inits]],
-        ["Vocab", "Objective", *[raw(r"best $\eta$") for _ in inits]],
+    vcells, ends = _vocab_cells([v for v, _ in keys])
+    shown = [
+        [vcell, objective_label(rec.objective), *[num(getattr(rec, c), "g") for c in value_cols]]
+        for rec, vcell in zip(df.itertuples(index=False), vcells, strict=True)
     ]
-    vocabs = [v for v, _ in keys]
-    body: list[list[CellLike]] = []
-    for rec, vcell in zip(df.itertuples(index=False), _vocab_cells(vocabs), strict=True):
-        values = [num(getattr(rec, c), "g") for c in value_cols]
-        body.append([vcell, objective_label(rec.objective), *values])
-    tex = booktabs_table(
-        header,
-        body,
-        "ll" + "c" * len(inits),
-        caption,
-        label,
-        midrules_after=_group_midrules(vocabs, offset=0),
-    )
-    return df, tex
+    columns = header([labels[i] for i in inits], [r"best $\eta$"], ["Vocab", "Objective"])
+    return df, latex_table(pd.DataFrame(shown, columns=columns), caption, label, midrules=ends)
