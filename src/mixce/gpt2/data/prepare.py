@@ -1,37 +1,24 @@
-"""Clean, filter and split the raw documents of one GPT-2 dataset.
+"""Clean, filter and split the raw documents of one GPT-2 dataset (:func:`prepare`).
 
-Two protocol points (docs/PROTOCOL.md) shape the output: ``detokenizer`` picks the cleaners
-(:func:`mixce.gpt2.data.clean.cleaner_for`) and ``data_selection`` picks how dev, test and train
-are drawn (:func:`select_splits`). Rules of :func:`prepare`, in order:
+Protocol points (docs/PROTOCOL.md): ``detokenizer`` picks the cleaners
+(:func:`.clean.cleaner_for`), ``data_selection`` how dev, test and train are drawn
+(:func:`select_splits`). In order:
 
-1. Cleaning: every raw document goes through the format's cleaner.
-2. Filtering, per input split, each document counted under exactly one reason: ``empty``
-   (nothing left after cleaning), ``too_short`` (``words <= min_words``), ``too_long``
-   (``words >= max_words``), ``duplicate`` (the same cleaned text earlier in the same split),
-   ``overlap`` (the cleaned text is in a split of higher priority: dev > test > train). What
-   is left is ``kept``; ``read = kept + the sum of the dropped counts``. The duplicate and
-   overlap filters run under ``data_selection = clean`` only (the released code has neither);
-   under ``official`` the report counts the repeats that stay (``repeats``).
-3. Splits (:func:`select_splits`). ``clean``: the kept official dev and test texts are each
-   shuffled with the seed and cut to ``n_dev`` / ``n_test``; where they are short, they are
-   topped up from the shuffled train pool (dev first, then test), and train is what remains
-   of that pool. ``official`` (the released data scripts): no shuffle; dev and test are the
-   first ``n_dev`` / ``n_test`` kept texts of their official split in file order; a short
-   test is topped up with the first train texts, then a short dev with the next ones, and
-   those texts leave train; train keeps its file order. A source with a single split ``all``
-   is treated as train with empty dev and test: shuffled and cut into dev, test, then train
-   (``clean``) or cut in file order into test, dev, then train (``official``). Under
-   ``clean`` train never holds a text of dev or test (the overlap filter guarantees it, and
-   it is checked again at the end).
-4. Train sizes are nested: train is the pool left after the top-ups cut to
-   ``max(train_sizes)`` (or the whole pool with ``keep_all_train``), so the
-   train set of size N is the first N texts of ``train`` for every N. A pool smaller than a
-   requested size is not an error here: everything available is kept and the report lists
-   the sizes that cannot be met; :func:`check_sizes` turns that into an error for callers
-   that need every size.
-5. Randomness (``clean`` only): one ``numpy.random.default_rng(seed)`` permutes dev, test
-   and train, in that order, so the same raw documents and seed always give the same output.
-   ``official`` uses no randomness.
+1. Every raw document goes through the format's cleaner.
+2. Filters, per input split, each document counted under one reason: ``empty``,
+   ``too_short`` (``words <= min_words``), ``too_long`` (``words >= max_words``), and under
+   ``data_selection = clean`` only (the released code has neither) ``duplicate`` (the same
+   cleaned text earlier in the split) and ``overlap`` (in a split of higher priority: dev >
+   test > train); ``read = kept + the dropped counts``. Under ``official`` the report counts
+   the repeats that stay (``repeats``); under ``clean`` train never holds a dev or test text
+   (checked again at the end).
+3. Dev and test drawn, topped up from train where short (:func:`select_splits`). A source
+   with a single split ``all`` is train with empty dev and test.
+4. Train sizes are nested: train is the pool left, cut to ``max(train_sizes)`` (or whole with
+   ``keep_all_train``), so the train set of size N is its first N texts. Sizes the pool
+   cannot meet are listed in the report; :func:`check_sizes` makes them an error.
+5. Randomness (``clean`` only): one ``numpy.random.default_rng(seed)`` permutes dev, test and
+   train in that order, so the same documents and seed give the same output.
 """
 
 from __future__ import annotations
@@ -48,16 +35,6 @@ from mixce.gpt2.data.clean import MAX_WORDS, MIN_WORDS, cleaner_for, word_count
 from mixce.gpt2.protocol import SETTINGS, Setting
 from mixce.io import atomic_output
 
-__all__ = [
-    "DROP_REASONS",
-    "Selection",
-    "check_sizes",
-    "prepare",
-    "read_split",
-    "select_splits",
-    "write_jsonl",
-]
-
 logger = logging.getLogger(__name__)
 
 DROP_REASONS = ("empty", "too_short", "too_long", "duplicate", "overlap")
@@ -72,17 +49,12 @@ def _filter(
     exclude: set[str],
     dedup: bool = True,
 ) -> tuple[list[str], dict[str, int]]:
-    """Clean and filter one split: the kept texts (in order) and counts.
-
-    With ``dedup`` a repeated text and a text in ``exclude`` are dropped (first occurrences
-    kept); without it only the empty and length filters apply.
-    """
+    """Clean and filter one split: the kept texts (in order) and counts. With ``dedup`` a
+    repeated text and a text in ``exclude`` are dropped (first occurrences kept)."""
     dropped = dict.fromkeys(DROP_REASONS, 0)
     kept: list[str] = []
     seen: set[str] = set()
-    read = 0
     for doc in docs:
-        read += 1
         text = cleaner(doc)
         if not text:
             dropped["empty"] += 1
@@ -99,6 +71,7 @@ def _filter(
         else:
             seen.add(text)
             kept.append(text)
+    read = len(kept) + sum(dropped.values())
     stats = {"read": read, **{f"dropped_{k}": v for k, v in dropped.items()}, "kept": len(kept)}
     return kept, stats
 
@@ -126,21 +99,16 @@ def select_splits(
     data_selection: Setting,
     seed: int,
 ) -> Selection:
-    """Draw dev and test from the kept texts of each split, topping them up from train.
+    """Draw dev and test from the kept texts of ``pools`` (``dev``, ``test``, ``train`` in
+    file order; a missing one is empty), topping them up from train.
 
-    Args:
-        pools: the kept texts of ``dev``, ``test`` and ``train``, in file order (a missing
-            split is empty).
-        n_dev, n_test: dev and test sizes.
-        data_selection: protocol point ``data_selection``. ``"clean"``: ``rng =
-            numpy.random.default_rng(seed)`` permutes dev, test and train (in that order); dev
-            is the first ``n_dev`` of its shuffled pool, topped up from the head of the
-            shuffled train pool, then test likewise from the next train texts. ``"official"``
-            (the released code): file order; test is the first ``n_test`` of its pool topped
-            up from the first train texts, then dev the first ``n_dev`` of its pool topped up
-            from the next ones. Either way the texts used for top-ups leave the train pool, and
-            a top-up never takes more than the train pool holds.
-        seed: seed of the shuffles (unused under ``"official"``).
+    ``data_selection = "clean"``: ``numpy.random.default_rng(seed)`` permutes dev, test and
+    train (in that order); dev is the first ``n_dev`` of its shuffled pool topped up from the
+    head of the shuffled train pool, then test likewise from the next train texts.
+    ``"official"`` (the released data scripts; ``seed`` unused): file order; test is the first
+    ``n_test`` of its pool topped up from the first train texts, then dev the first ``n_dev``
+    topped up from the next ones. Either way the top-up texts leave the train pool, and a
+    top-up never takes more than the pool holds.
     """
     if data_selection not in SETTINGS:
         raise ValueError(f"data_selection {data_selection!r} is not one of {SETTINGS}")
@@ -188,25 +156,14 @@ def prepare(
     data_selection: Setting = "official",
     detokenizer: Setting = "official",
 ) -> tuple[dict[str, list[str]], dict[str, Any]]:
-    """Clean, filter and split raw documents (see the module docstring for the rules).
+    """Clean, filter and split raw documents (module docstring); ``({"train": [...], "dev":
+    [...], "test": [...]}, report)``, the report JSON-able.
 
-    Args:
-        raw: documents per official split (``train`` and optionally ``dev`` / ``test``) or in
-            one split ``all``.
-        fmt: the text format (a key of :data:`mixce.gpt2.data.clean.CLEANERS`).
-        n_dev, n_test: dev and test sizes.
-        train_sizes: the nested train sizes wanted; train keeps ``max(train_sizes)`` texts.
-        keep_all_train: keep the whole train pool (its prefixes are still the nested train
-            sets), e.g. for a dataset that also feeds pretraining.
-        seed: seed of the shuffles (``data_selection = "clean"`` only).
-        min_words, max_words: exclusive bounds on the whitespace word count.
-        dataset: name for the report and messages.
-        data_selection: protocol point ``data_selection`` (:func:`select_splits`; under
-            ``"clean"`` also the duplicate and overlap filters).
-        detokenizer: protocol point ``detokenizer`` (:func:`mixce.gpt2.data.clean.cleaner_for`).
-
-    Returns:
-        ``({"train": [...], "dev": [...], "test": [...]}, report)``; the report is JSON-able.
+    ``raw``: documents per official split (``train``, optionally ``dev`` / ``test``) or in one
+    split ``all``; ``fmt``: a key of :data:`.clean.CLEANERS`; ``keep_all_train``: keep the
+    whole train pool (e.g. a dataset that also feeds pretraining); ``seed``: of the shuffles
+    (``clean`` only); ``min_words`` / ``max_words``: exclusive bounds on whitespace words;
+    ``dataset``: name for the report and messages.
     """
     cleaner = cleaner_for(fmt, detokenizer)
     if data_selection not in SETTINGS:
@@ -282,19 +239,7 @@ def prepare(
         "repeats": repeats,
     }
     name = dataset or "dataset"
-    for split, st in split_stats.items():
-        logger.info("%s %s: %s", name, split, st)
-    if any(repeats.values()):
-        logger.info("%s: repeated texts kept (as the released code keeps them): %s", name, repeats)
-    logger.info(
-        "%s: train %d, dev %d (%d topped up from train), test %d (%d topped up from train)",
-        name,
-        len(train),
-        len(dev),
-        0 if single else top_dev,
-        len(test),
-        0 if single else top_test,
-    )
+    logger.info("%s: %s; final %s; repeats %s", name, split_stats, report["final"], repeats)
     if report["unmet_train_sizes"]:
         logger.warning(
             "%s: only %d usable train texts; train sizes %s cannot be met",
@@ -308,10 +253,8 @@ def prepare(
 def check_sizes(
     report: Mapping[str, Any], train_sizes: Sequence[int], dataset: str | None = None
 ) -> None:
-    """Raise ValueError if dev, test or a train size of ``train_sizes`` cannot be met.
-
-    The message names the dataset, the size asked for and the number of texts available.
-    """
+    """Raise ValueError, naming the dataset, the size asked for and the texts available, if
+    dev, test or a train size of ``train_sizes`` cannot be met."""
     name = dataset or report.get("dataset") or "dataset"
     problems = []
     for split in ("dev", "test"):
