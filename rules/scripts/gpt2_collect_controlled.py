@@ -20,7 +20,6 @@ def main(smk) -> None:
     with job_logging(smk.log[0]):
         rows = []
         for path in map(Path, smk.input.scores):
-            lengths = json.loads(path.read_text())["lengths"]
             if path.name == "human.json":
                 dataset = path.parent.name
                 who = {"model": "human", "variant": "human", "objective": "human"}
@@ -29,18 +28,11 @@ def main(smk) -> None:
                 dataset, model, variant = path.parts[-4:-1]
                 who = {"model": model, "variant": variant, **variant_columns(variant)}
                 who |= {"seed": int(path.stem.removeprefix("seed"))}
-                who.pop("n_train", None)
-            for length, result in lengths.items():
+            for length, result in json.loads(path.read_text())["lengths"].items():
+                scores = {key: result.get(key, math.nan) for key in ("c_mauve", "c_coherence")}
                 rows.append(
-                    {
-                        "dataset": dataset,
-                        **who,
-                        "length": int(length),
-                        "c_mauve": result.get("c_mauve", math.nan),
-                        "c_coherence": result.get("c_coherence", math.nan),
-                        "n_fragments": result.get("n_fragments", 0),
-                        "status": result["status"],
-                    }
+                    {"dataset": dataset, **who, "length": int(length), **scores}
+                    | {"n_fragments": result.get("n_fragments", 0), "status": result["status"]}
                 )
         write_csv(smk.output[0], pd.DataFrame(rows, columns=COLUMNS))
         logging.info("%d rows", len(rows))

@@ -13,23 +13,16 @@ from mixce.io import job_logging, write_csv
 def main(smk) -> None:
     with job_logging(smk.log[0]):
         samples = pd.DataFrame(sample_rows(list(smk.input.samples), smk.params.lengths))
-        human = []
-        for path in smk.input.human:
-            scores = json.loads(Path(path).read_text())
-            human.append({"dataset": Path(path).parent.name, "split": Path(path).stem, **scores})
-        ppl = []
-        for path in smk.input.perplexity:
-            p = Path(path)
-            variant = p.stem
-            ppl.append(
-                {
-                    "dataset": p.parent.parent.name,
-                    "model": p.parent.name,
-                    "variant": variant,
-                    **variant_columns(variant),
-                    **json.loads(p.read_text()),
-                }
-            )
+        human = [
+            {"dataset": path.parent.name, "split": path.stem, **json.loads(path.read_text())}
+            for path in map(Path, smk.input.human)
+        ]
+        ppl = [
+            {"dataset": path.parent.parent.name, "model": path.parent.name, "variant": path.stem}
+            | variant_columns(path.stem)
+            | json.loads(path.read_text())
+            for path in map(Path, smk.input.perplexity)
+        ]
         write_csv(smk.output.samples, samples)
         write_csv(smk.output.human, pd.DataFrame(human))
         write_csv(smk.output.perplexity, pd.DataFrame(ppl))

@@ -2,23 +2,16 @@
 of its unbiased samples and of its greedy outputs (Figure 2): per text the mean token NLL
 (sequence level) and every token's NLL (token level)."""
 
-import json
 import logging
 
 import numpy as np
 
 from mixce.device import job_device
 from mixce.gpt2.metrics.perplexity import continuation_nll
-from mixce.gpt2.metrics.scoring import human_records
+from mixce.gpt2.metrics.scoring import human_records, sample_records
 from mixce.gpt2.models import load_model
 from mixce.gpt2.tokenizer import load_tokenizer
 from mixce.io import job_logging, read_texts, write_npz
-
-
-def records_of(path):
-    with open(path, encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in handle if line.strip()]
-    return [{"prompt_ids": r["prompt_ids"], "cont_ids": r["token_ids"]} for r in rows]
 
 
 def main(smk) -> None:
@@ -35,8 +28,8 @@ def main(smk) -> None:
             texts = texts[: p.n_prompts]
         sources = {
             "human": human_records(texts, tokenizer, p.prompt_tokens, p.max_new_tokens),
-            "unbiased": records_of(smk.input.unbiased),
-            "greedy": records_of(smk.input.greedy),
+            "unbiased": sample_records(smk.input.unbiased),
+            "greedy": sample_records(smk.input.greedy),
         }
         arrays = {}
         for source, records in sources.items():

@@ -1,8 +1,5 @@
-"""Lexical metrics of one text or a set of texts: n-gram diversity, distinct-n, self-BLEU,
-seq-rep-n, word length.
-
-Definitions (paper section 4.2 and appendix F; docs/PROTOCOL.md, points ``diversity`` and
-``text_length``):
+"""Lexical metrics (paper section 4.2 and appendix F; docs/PROTOCOL.md, points ``diversity``
+and ``text_length``):
 
 - **Diversity** (Meister et al. 2022, as used by MixCE): "the average fraction of unique vs.
   total n-grams for n in {1, 2, 3, 4} in each piece of text", computed on GPT-2 BPE tokens
@@ -18,8 +15,6 @@ Definitions (paper section 4.2 and appendix F; docs/PROTOCOL.md, points ``divers
       single repeated token (``a a a``) are skipped entirely (counted neither as unique nor
       in the total). The released code returns 0 for an empty text; here it is nan, and
       :func:`diversity_score` turns it back into 0 under ``official``.
-
-  Both give nan for an empty text, so that :func:`mean_diversity` can skip it.
 - **distinct-n**: corpus-level |unique n-grams| / |n-grams| over all texts together
   (:func:`distinct_n`; the diversity metric of the LFD comparison).
 - **self-BLEU** (Zhu et al. 2018, Texygen; used by LFD): the mean over texts of the BLEU-4 of
@@ -41,18 +36,6 @@ import numpy as np
 
 from mixce.gpt2.protocol import Setting
 
-__all__ = [
-    "distinct_n",
-    "diversity_score",
-    "mean_diversity",
-    "mean_seq_rep_n",
-    "ngram_diversity",
-    "ngrams",
-    "self_bleu",
-    "seq_rep_n",
-    "word_length",
-]
-
 DIVERSITY_MODES = ("mean", "pooled")
 
 
@@ -66,13 +49,8 @@ def ngrams(tokens: Sequence[Hashable], n: int) -> Iterator[tuple[Hashable, ...]]
 def ngram_diversity(
     tokens: Sequence[int | str], ns: Iterable[int] = (1, 2, 3, 4), mode: str = "mean"
 ) -> float:
-    """N-gram diversity of one tokenized text (higher = less repetitive, 1.0 = no repeats).
-
-    ``mode="mean"``: the paper's definition, mean over ``ns`` of unique/total n-grams,
-    skipping an n with no n-grams. ``mode="pooled"``: the reference code's single ratio over
-    all orders, skipping n>2 n-grams made of one repeated token (see the module docstring).
-    Returns nan when the text has no n-gram at all (empty text).
-    """
+    """N-gram diversity of one tokenized text, ``mode`` mean or pooled (module docstring);
+    nan when the text has no n-gram at all (empty text)."""
     if mode not in DIVERSITY_MODES:
         raise ValueError(f"unknown diversity mode {mode!r}: use one of {DIVERSITY_MODES}")
     tokens = list(tokens)
@@ -106,14 +84,10 @@ def mean_diversity(
 
 
 def diversity_score(texts_tokens: Iterable[Sequence[int | str]], setting: Setting) -> float:
-    """Diversity of a set of tokenized texts under the protocol point ``diversity``.
-
-    ``official`` (the released code's ``compute_diversity_repetition``): the pooled ratio of
-    each text (``mode="pooled"``), plain mean over every text, an empty text counting 0.
-    ``clean``: the mean-over-n ratio of each text (``mode="mean"``), mean over the texts
-    that have a token (:func:`mean_diversity`). nan when there is nothing to average.
-    Which tokens (whole text or continuation) is the caller's choice.
-    """
+    """Diversity of tokenized texts under the protocol point ``diversity``: ``official`` (the
+    released ``compute_diversity_repetition``), the pooled ratio averaged over every text, an
+    empty text counting 0; ``clean``, :func:`mean_diversity` of the mean-over-n ratios. nan
+    when there is nothing to average."""
     if setting == "clean":
         return mean_diversity(texts_tokens, mode="mean")
     if setting != "official":
@@ -147,9 +121,8 @@ def mean_seq_rep_n(texts_tokens: Iterable[Sequence[Hashable]], n: int = 4) -> fl
 
 
 class _TopTwo:
-    """For one n-gram: the largest count over all texts, which text holds it, and the
-    second largest count (0 if none): the largest count over the texts *other* than any
-    given one is then one lookup."""
+    """An n-gram's largest count over texts, the text holding it, and the second largest:
+    the largest count over the texts other than a given one is then one lookup."""
 
     __slots__ = ("first", "owner", "second")
 
@@ -185,9 +158,8 @@ def self_bleu(
     max_texts: int | None = None,
     seed: int = 0,
 ) -> float:
-    """Mean BLEU-``n_max`` of each text against all the other texts as references.
-
-    Each text's BLEU is NLTK's ``sentence_bleu(others, text, weights=(1/n_max,) * n_max,
+    """Mean BLEU-``n_max`` of each text against all the other texts as references; each
+    text's BLEU is NLTK's ``sentence_bleu(others, text, weights=(1/n_max,) * n_max,
     smoothing_function=SmoothingFunction().method1)``:
 
     - modified precision p_n = sum over the text's n-grams g of min(count(g), max over the
@@ -199,11 +171,9 @@ def self_bleu(
       the other text closest to c (the shorter one on a tie), else 1;
     - BLEU = BP * exp(mean over n of log p_n).
 
-    ``max_texts``: a random subset of that many texts (numpy ``default_rng(seed)``, without
-    replacement) serves as both hypotheses and references; all texts when None or when there
-    are no more than that. Cost O(total n-grams): for each n-gram the two largest counts over
-    texts are kept, so "the max over the others" excludes the hypothesis in O(1).
-    Returns nan for fewer than two texts.
+    ``max_texts``: a random subset of that many texts (``default_rng(seed)``, without
+    replacement) serves as hypotheses and references (all texts when None or no more). Cost
+    O(total n-grams) (:class:`_TopTwo`). nan for fewer than two texts.
     """
     texts = [list(t) for t in texts_tokens]
     if max_texts is not None and len(texts) > max_texts:

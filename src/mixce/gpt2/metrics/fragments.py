@@ -36,19 +36,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = [
-    "TOKENS_PER_WORD",
-    "clean_up_spaces",
-    "cut_human_text",
-    "fragment_capacity",
-    "sample_fragments",
-    "sample_word_fragments",
-    "split_prompt",
-    "split_word_prompt",
-    "word_capacity",
-    "words_for_tokens",
-]
-
 #: The released code's tokens-per-word ratio: an L-token fragment is int(L / 1.35) words.
 TOKENS_PER_WORD = 1.35
 
@@ -63,12 +50,8 @@ def fragment_capacity(token_lists: Sequence[Sequence[int]], length: int) -> int:
 def sample_fragments(
     token_lists: Sequence[Sequence[int]], length: int, n: int, seed: int
 ) -> list[list[int]] | None:
-    """``n`` random ``length``-token fragments ``t[s:s+length]``, or None if they run out.
-
-    Text uniform among texts with at least ``length`` tokens, then start uniform; with
-    replacement; the same ``seed`` gives the same fragments. None when
-    ``fragment_capacity(token_lists, length) < n``.
-    """
+    """``n`` random ``length``-token fragments ``t[s:s+length]`` (the clean draw), or None
+    when ``fragment_capacity(token_lists, length) < n``."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     if fragment_capacity(token_lists, length) < n:
@@ -85,10 +68,8 @@ def sample_fragments(
 
 
 def split_prompt(fragment: Sequence[int], prompt_tokens: int = 50) -> tuple[list[int], list[int]]:
-    """``(first prompt_tokens tokens, the rest)`` of a fragment (controlled coherence).
-
-    Raises ValueError when the fragment leaves no continuation.
-    """
+    """``(first prompt_tokens tokens, the rest)`` of a fragment (controlled coherence);
+    ValueError when the fragment leaves no continuation."""
     if prompt_tokens < 1:
         raise ValueError(f"prompt_tokens must be >= 1, got {prompt_tokens}")
     if len(fragment) <= prompt_tokens:
@@ -120,14 +101,10 @@ def word_capacity(word_lists: Sequence[Sequence[str]], n_words: int) -> int:
 def sample_word_fragments(
     word_lists: Sequence[Sequence[str]], n_words: int, n: int, seed: int
 ) -> list[list[str]] | None:
-    """``n`` fragments ``words[s:s+n_words]`` at positions drawn without replacement.
-
-    The positions are the pairs (text ``i``, start ``s``) with ``s`` in
-    ``range(len(word_lists[i]) - n_words)``; ``n`` of them are drawn uniformly without
-    replacement (every set of ``n`` positions equally likely; the fragments come in the order
-    drawn) from ``numpy.random.default_rng(seed)``. None when
-    ``word_capacity(word_lists, n_words) < n``.
-    """
+    """``n`` fragments ``words[s:s+n_words]`` at positions (text ``i``, start ``s`` in
+    ``range(len(word_lists[i]) - n_words)``) drawn uniformly without replacement by
+    ``numpy.random.default_rng(seed).choice``, in the order drawn; None when
+    ``word_capacity(word_lists, n_words) < n``."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     capacity = word_capacity(word_lists, n_words)
@@ -146,10 +123,8 @@ def sample_word_fragments(
 
 
 def split_word_prompt(fragment: Sequence[str], prompt_words: int) -> tuple[str, str]:
-    """``(first prompt_words words, the rest)`` of a word fragment, each joined by spaces.
-
-    Raises ValueError when the fragment leaves no continuation.
-    """
+    """``(first prompt_words words, the rest)`` of a word fragment, each joined by spaces;
+    ValueError when the fragment leaves no continuation."""
     if prompt_words < 1:
         raise ValueError(f"prompt_words must be >= 1, got {prompt_words}")
     if len(fragment) <= prompt_words:
@@ -170,18 +145,8 @@ def cut_human_text(token_ids: Sequence[int], max_length: int) -> list[int]:
 
 # The space removals of transformers' ``clean_up_tokenization`` (on by default in the
 # transformers versions of the released code's time, for GPT-2 too), in their order.
-_CLEANUPS = (
-    (" .", "."),
-    (" ?", "?"),
-    (" !", "!"),
-    (" ,", ","),
-    (" ' ", "'"),
-    (" n't", "n't"),
-    (" 'm", "'m"),
-    (" 's", "'s"),
-    (" 've", "'ve"),
-    (" 're", "'re"),
-)
+_CLEANUPS = [(f" {x}", x) for x in (".", "?", "!", ",")] + [(" ' ", "'")]
+_CLEANUPS += [(f" {x}", x) for x in ("n't", "'m", "'s", "'ve", "'re")]
 
 
 def clean_up_spaces(text: str) -> str:

@@ -27,8 +27,6 @@ import torch
 from mixce.gpt2.metrics.features import length_batches, pad_right
 from mixce.gpt2.models import resolve_device
 
-__all__ = ["RELEASED_EVAL_BATCH_SIZE", "continuation_nll", "perplexity", "token_nll"]
-
 #: Texts per evaluation batch in the released code (run.py's ``eval_batch_size`` for every
 #: model size): the batches whose token means its perplexity averages.
 RELEASED_EVAL_BATCH_SIZE = 32
@@ -51,17 +49,10 @@ def token_nll(
     batch_size: int = 8,
     device: str | torch.device = "cpu",
 ) -> list[np.ndarray]:
-    """NLL (nats) of tokens 1..T-1 of each sequence, as float32 arrays of length T-1.
-
-    ``model`` is a causal LM called as ``model(input_ids=..., attention_mask=...)`` whose
-    output has ``.logits`` ``[b, T, V]``. Sequences are batched (longest first) with right
-    padding and an attention mask; a sequence of fewer than 2 tokens gives an empty array.
-    The model must already be on ``device`` (``"auto"`` = cuda if available); it is put in
-    eval mode for the call and back in training mode afterwards if it was. Autocast is off
-    during the forward pass, so a float32 model gives float32 NLLs even inside an autocast
-    region.
-    Raises ValueError for a sequence longer than the model's context.
-    """
+    """NLL (nats) of tokens 1..T-1 of each sequence, as float32 arrays of length T-1 (empty
+    for fewer than 2 tokens), from a causal LM (``.logits`` of ``model(input_ids=...,
+    attention_mask=...)``) already on ``device``, in eval mode for the call; batched longest
+    first, right-padded. ValueError for a sequence longer than the model's context."""
     device = device if isinstance(device, torch.device) else resolve_device(device)
     seqs = [list(s) for s in sequences]
     limit = _max_positions(model)
@@ -102,11 +93,8 @@ def continuation_nll(
     batch_size: int = 8,
     device: str | torch.device = "cpu",
 ) -> list[np.ndarray]:
-    """NLL (nats) of each continuation's tokens given its prompt (arrays of ``len(cont)``).
-
-    Every prompt must hold at least one token (prepend a BOS/EOS yourself to score a whole
-    text); the prompt's own tokens are not scored.
-    """
+    """NLL (nats) of each continuation's tokens given its prompt (arrays of ``len(cont)``);
+    every prompt must hold a token (prepend a BOS/EOS yourself to score a whole text)."""
     if len(prompts) != len(continuations):
         raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
     empty = [i for i, p in enumerate(prompts) if len(p) == 0]
@@ -125,16 +113,10 @@ def perplexity(
     average: str = "clean",
     batch_size: int = RELEASED_EVAL_BATCH_SIZE,
 ) -> dict[str, float | int | str]:
-    """``{"ppl": exp(nll), "nll", "tokens": count, "average": average}`` (nan if no token).
-
-    ``token_nlls``: one array per text, in file order. ``average`` is the protocol point
-    ``perplexity_average``: ``clean``, nll = the token-weighted mean over all texts;
-    ``official``, the texts taken ``batch_size`` at a time in the order given, nll = the
-    mean over batches of each batch's token-mean NLL, each batch weighted by its number of
-    texts (the released loop repeats a batch's mean once per slot and keeps the first
-    #texts slots). A batch without a token counts 0, as the released mean of an empty
-    batch (0 / 1e-15) does.
-    """
+    """``{"ppl": exp(nll), "nll", "tokens": count, "average": average}`` (nan if no token) of
+    one NLL array per text, in file order, averaged as the module docstring says (official:
+    the released loop repeats a batch's mean once per slot and keeps the first #texts slots;
+    a batch without a token counts 0, as the released mean of an empty batch, 0 / 1e-15)."""
     if average not in ("official", "clean"):
         raise ValueError(f"perplexity_average: official or clean, not {average!r}")
     if batch_size < 1:
