@@ -2,10 +2,9 @@
 
 params: ``spec`` (the dataset spec without its pins, mixce.gpt2.data.sources.content_spec),
 ``hf_home`` (the Hugging Face home under resources/, not $HOME). The pins (``sha256``,
-``size``, ``revision`` of gpt2.datasets.<dataset>) and ``refresh_downloads`` are read from
-the config, not params, so that adding a pin that agrees with the record reruns nothing.
-output: ``manifest`` (``resources/datasets/<dataset>/manifest.json``; the downloaded files and
-``record.json`` go in its directory and the manifest is written last). log: one file.
+``size``, ``revision``) and ``refresh_downloads`` are read from the config, not params, so
+that adding a pin that agrees with the record reruns nothing. output: ``manifest`` (written
+last; the downloaded files and ``record.json`` go in its directory). log: one file.
 """
 
 import logging

@@ -1,14 +1,12 @@
-"""Rule gpt2_prepare: clean, filter and split one dataset into train / dev / test JSON lines.
+"""Rule prepare_dataset: clean, filter and split one dataset into train / dev / test JSON lines.
 
-input: ``manifest`` (resources/<dataset>/manifest.json; absent or an empty list for local and
-embedded sources).
-params: ``spec`` (dataset spec dict), ``dataset`` (name, for messages), ``n_dev``, ``n_test``,
-``train_sizes`` (list), ``seed``, ``keep_all_train`` (the whole train pool, for
-pretraining datasets), ``protocol`` (the settings of the protocol points ``data_selection``
-and ``detokenizer``, docs/PROTOCOL.md), and optionally ``min_words`` / ``max_words``
-(50 / 1000).
-output: ``train``, ``dev``, ``test`` (JSON lines, one ``{"text": ...}`` per line) and ``report``
-(JSON). Every size is checked before anything is written. log: one file.
+input: ``manifest`` (resources/datasets/<dataset>/manifest.json; an empty list for local and
+embedded sources). params: ``spec``, ``dataset`` (name, for messages), ``n_dev``, ``n_test``,
+``train_sizes``, ``seed``, ``keep_all_train`` (the whole train pool, for pretraining
+datasets), ``protocol`` (the points ``data_selection`` and ``detokenizer``,
+docs/PROTOCOL.md), optionally ``min_words`` / ``max_words`` (50 / 1000). output: ``train``,
+``dev``, ``test`` (one ``{"text": ...}`` per line) and ``report``; every size is checked
+before anything is written. log: one file.
 """
 
 import json
@@ -21,26 +19,17 @@ from mixce.gpt2.data.sources import format_of, needs_download, read_raw
 from mixce.io import job_logging, write_json
 
 
-def _manifest_dir(smk) -> Path | None:
-    manifest = getattr(smk.input, "manifest", None)
-    if manifest is None or isinstance(manifest, str | Path):
-        paths = [] if manifest is None else [manifest]
-    else:
-        paths = list(manifest)
-    if len(paths) > 1:
-        raise ValueError(f"expected at most one manifest input, got {paths}")
-    return Path(paths[0]).parent if paths else None
-
-
 def main(smk) -> None:
     with job_logging(smk.log[0]):
         p = smk.params
         spec = dict(p.spec)
-        manifest_dir = _manifest_dir(smk)
-        if needs_download(spec) and manifest_dir is None:
+        manifest = smk.input.manifest
+        manifests = [manifest] if isinstance(manifest, str) else list(manifest)
+        if len(manifests) > 1:
+            raise ValueError(f"expected at most one manifest input, got {manifests}")
+        if needs_download(spec) and not manifests:
             raise ValueError(f"dataset {p.dataset!r}: {spec['source']} source needs a manifest")
-        raw = read_raw(spec, manifest_dir)
-        points = dict(p.protocol)
+        raw = read_raw(spec, Path(manifests[0]).parent if manifests else None)
         train_sizes = [int(s) for s in p.train_sizes]
         splits, report = prepare(
             raw,
@@ -53,8 +42,8 @@ def main(smk) -> None:
             max_words=int(getattr(p, "max_words", MAX_WORDS)),
             dataset=p.dataset,
             keep_all_train=bool(getattr(p, "keep_all_train", False)),
-            data_selection=points["data_selection"],
-            detokenizer=points["detokenizer"],
+            data_selection=p.protocol["data_selection"],
+            detokenizer=p.protocol["detokenizer"],
         )
         logging.info("report: %s", json.dumps(report))
         check_sizes(report, train_sizes, p.dataset)
