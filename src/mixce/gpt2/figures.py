@@ -5,9 +5,7 @@
 - :func:`figure2`: density histograms of sequence-level and token-level NLL of human texts,
   unbiased samples and greedy outputs under the pretrained model.
 
-Both are drawn on the Agg canvas directly (no pyplot state), so they work headless and do not
-change the caller's matplotlib backend, and both write ``<out_stem>.pdf`` and
-``<out_stem>.png`` atomically.  Panels are sized for a paper column (about 3.3 in wide).
+Both are drawn and written as :mod:`mixce.plotting` says (``<out_stem>.pdf`` and ``.png``).
 """
 
 from __future__ import annotations
@@ -21,31 +19,14 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from mixce.gpt2.tables import SAMPLES_COLUMNS
-from mixce.io import atomic_output
+from mixce.plotting import MARKERS, RC, no_data, panels, save
 from mixce.tables import dataset_label, model_label
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FIGURE2_SOURCES", "figure2", "figure4", "figure4_data"]
-
-_RC = {
-    "font.size": 8,
-    "axes.titlesize": 8,
-    "axes.labelsize": 8,
-    "xtick.labelsize": 7,
-    "ytick.labelsize": 7,
-    "legend.fontsize": 8,
-    "axes.linewidth": 0.6,
-    "lines.linewidth": 1.2,
-    "lines.markersize": 4,
-    "svg.hashsalt": "mixce",
-}
-_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 _TOL = 1e-6
 
 #: Sources of Figure 2, in drawing order, with their legend labels.
@@ -54,18 +35,6 @@ FIGURE2_SOURCES: dict[str, str] = {
     "unbiased": "unbiased sample",
     "greedy": "greedy",
 }
-
-
-def _save(fig: Figure, out_stem: Path) -> None:
-    out_stem = Path(out_stem)
-    with atomic_output(out_stem.with_name(out_stem.name + ".pdf"), "wb") as handle:
-        fig.savefig(handle, format="pdf", metadata={"CreationDate": None})
-    with atomic_output(out_stem.with_name(out_stem.name + ".png"), "wb") as handle:
-        fig.savefig(handle, format="png", dpi=200)
-
-
-def _no_data(ax, text: str = "no data") -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
 
 
 # --------------------------------------------------------------------------- Figure 4
@@ -165,21 +134,17 @@ def figure4(
     lengths = [int(L) for L in lengths]
     palette = sns.color_palette("colorblind", n_colors=max(len(lengths), 1))
     colors = {L: palette[i] for i, L in enumerate(lengths)}
-    markers = {L: _MARKERS[i % len(_MARKERS)] for i, L in enumerate(lengths)}
+    markers = {L: MARKERS[i % len(MARKERS)] for i, L in enumerate(lengths)}
     nrows, ncols = max(len(datasets), 1), max(len(models), 1)
-    with mpl.rc_context(_RC):
-        fig = Figure(
-            figsize=(panel_size[0] * ncols, panel_size[1] * nrows + 0.4), layout="constrained"
-        )
-        FigureCanvasAgg(fig)
-        axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
+    with mpl.rc_context(RC):
+        fig, axes = panels(nrows, ncols, panel_size, 0.4)
         for r, ds in enumerate(datasets):
             for c, m in enumerate(models):
                 ax = axes[r, c]
                 ax.set_title(f"{dataset_label(ds, dataset_labels)}, {model_label(m, model_labels)}")
                 panel = data[(data["dataset"] == ds) & (data["model"] == m)]
                 if panel.empty:
-                    _no_data(ax)
+                    no_data(ax)
                 for L in lengths:
                     d = panel[panel["length"] == L].sort_values("eta")
                     if d.empty:
@@ -213,7 +178,7 @@ def figure4(
                 title="max generation length (tokens)",
                 title_fontsize=8,
             )
-        _save(fig, Path(out_stem))
+        save(fig, out_stem)
     return data
 
 
@@ -252,10 +217,8 @@ def figure2(
     colors = {s: palette[i] for i, s in enumerate(sources)}
     records = []
     ncols = max(len(datasets), 1)
-    with mpl.rc_context(_RC):
-        fig = Figure(figsize=(panel_size[0] * ncols, panel_size[1] * 2 + 0.4), layout="constrained")
-        FigureCanvasAgg(fig)
-        axes = np.atleast_2d(fig.subplots(2, ncols, squeeze=False))
+    with mpl.rc_context(RC):
+        fig, axes = panels(2, ncols, panel_size, 0.4)
         for c, ds in enumerate(datasets):
             for r, (level, xlabel) in enumerate(levels):
                 ax = axes[r, c]
@@ -282,7 +245,7 @@ def figure2(
                 if r == 0:
                     ax.set_title(dataset_label(ds, dataset_labels))
                 if not values:
-                    _no_data(ax)
+                    no_data(ax)
                 else:
                     lo = min(float(v.min()) for v in values.values())
                     hi = max(float(v.max()) for v in values.values())
@@ -307,7 +270,7 @@ def figure2(
             for s in sources
         ]
         fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
-        _save(fig, Path(out_stem))
+        save(fig, out_stem)
     return pd.DataFrame(
         records, columns=["dataset", "source", "level", "n", "mean", "median", "std"]
     )

@@ -33,6 +33,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -754,7 +755,9 @@ def _controlled_table(
     return df, render(df, [model_label(m, model_labels) for m in models], caption)
 
 
-def table8(controlled: pd.DataFrame, selection: pd.DataFrame, **kwargs) -> tuple[pd.DataFrame, str]:
+def table8(
+    controlled: pd.DataFrame, selection: pd.DataFrame, **kwargs: Any
+) -> tuple[pd.DataFrame, str]:
     """Table 8: controlled MAUVE (c-mauve_L) per dataset and fragment length L.
 
     Keywords: ``datasets``, ``models``, ``lengths`` (default: every L in ``controlled``, or
@@ -771,7 +774,9 @@ def table8(controlled: pd.DataFrame, selection: pd.DataFrame, **kwargs) -> tuple
     return _controlled_table("Table 8", controlled, selection, **kwargs)
 
 
-def table9(controlled: pd.DataFrame, selection: pd.DataFrame, **kwargs) -> tuple[pd.DataFrame, str]:
+def table9(
+    controlled: pd.DataFrame, selection: pd.DataFrame, **kwargs: Any
+) -> tuple[pd.DataFrame, str]:
     """Table 9: controlled coherence (c-coh_L); keywords, layout and rules as :func:`table8`,
     df columns ``<d>_c_coh_<L>``, ``<d>_c_coh_<L>_std`` and ``<d>_c_coh_<L>_note``."""
     return _controlled_table("Table 9", controlled, selection, **kwargs)

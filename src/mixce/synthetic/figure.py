@@ -3,15 +3,12 @@
 One panel per (init, vocabulary size): mean avg. js over seeds (log scale)
 against eta for each objective with an eta grid, with +-1 sd error bars;
 forward KL (eta = 1) and reverse KL (eta = 0) are dashed horizontal
-reference lines.  Drawn with the Agg canvas directly (no pyplot state), so it
-works headless and does not change the caller's matplotlib backend.
+reference lines.  Drawn and written as :mod:`mixce.plotting` says.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,10 +17,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from mixce.plotting import MARKERS, RC, panels, save
 from mixce.synthetic.select import CURVE_COLUMNS, NO_ETA_OBJECTIVES, objective_rank
 from mixce.synthetic.tables import init_label
 from mixce.tables import objective_label
@@ -31,33 +27,6 @@ from mixce.tables import objective_label
 #: Reference objectives drawn as horizontal lines, with their line styles.
 _REFERENCE_STYLES: dict[str, str] = {"forward_kl": "--", "reverse_kl": "-."}
 _REFERENCE_COLOR = "0.35"
-_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-
-_RC = {
-    "font.size": 8,
-    "axes.titlesize": 8,
-    "axes.labelsize": 8,
-    "xtick.labelsize": 7,
-    "ytick.labelsize": 7,
-    "legend.fontsize": 8,
-    "axes.linewidth": 0.6,
-    "lines.linewidth": 1.2,
-    "lines.markersize": 4,
-    "svg.hashsalt": "mixce",
-}
-
-
-def _save_atomic(fig: Figure, path: Path, fmt: str, **kwargs: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=fmt, **kwargs)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are shared results
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def plot_eta_curves(
@@ -106,7 +75,7 @@ def plot_eta_curves(
     xpos = {e: i for i, e in enumerate(etas)}
     palette = sns.color_palette("colorblind", n_colors=max(len(grid_objs), 1))
     colors = {o: palette[i] for i, o in enumerate(grid_objs)}
-    markers = {o: _MARKERS[i % len(_MARKERS)] for i, o in enumerate(grid_objs)}
+    markers = {o: MARKERS[i % len(MARKERS)] for i, o in enumerate(grid_objs)}
     # Small horizontal dodge so that overlapping error bars stay visible.
     width = 0.3
     dodge = {
@@ -115,13 +84,8 @@ def plot_eta_curves(
     }
 
     nrows, ncols = len(row_inits), len(vocabs)
-    with mpl.rc_context(_RC):
-        fig = Figure(
-            figsize=(panel_size[0] * ncols, panel_size[1] * nrows + 0.6),
-            layout="constrained",
-        )
-        FigureCanvasAgg(fig)
-        axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
+    with mpl.rc_context(RC):
+        fig, axes = panels(nrows, ncols, panel_size, 0.6)
         for r, init in enumerate(row_inits):
             label = init_labels.get(init) or init_label(init)
             for c, vocab in enumerate(vocabs):
@@ -158,10 +122,7 @@ def plot_eta_curves(
             ncol=min(len(handles), 6),
             frameon=False,
         )
-        _save_atomic(
-            fig, out_stem.with_name(out_stem.name + ".pdf"), "pdf", metadata={"CreationDate": None}
-        )
-        _save_atomic(fig, out_stem.with_name(out_stem.name + ".png"), "png", dpi=200)
+        save(fig, out_stem)
 
 
 def _draw_panel(
