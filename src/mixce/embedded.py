@@ -1,19 +1,13 @@
-"""Texts for the real-text target of the synthetic experiments (config synthetic.real_text).
+"""Text corpora: gensim's embedded English texts, and .jsonl / .txt files of texts.
 
-``source`` is either ``"embedded"`` or a path:
-
-- ``embedded``: the English corpora that gensim ships with its tests (so they install from
-  PyPI and need no network): ``lee_background.cor`` (300 news articles, one per line), then
-  the paragraphs of the Wikipedia extract
-  ``enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2`` (pages parsed with
-  ``gensim.corpora.wikicorpus.extract_pages`` and cleaned with ``filter_wiki``; paragraphs
-  are blank-line separated, and only those with at least :data:`MIN_PARAGRAPH_WORDS` words
-  are kept). The order is fixed: news first, then Wikipedia in file order.
-- a ``.jsonl`` file: one JSON object per line, its ``"text"`` field is one text;
-- a ``.txt`` file: texts separated by blank lines.
-
-:func:`load_texts` returns the first ``n_texts`` texts (fewer when the source has fewer; that
-is logged, not an error).
+The texts for the real-text target of the synthetic experiments (config
+synthetic.real_text.source, :func:`load_texts`) and for the GPT-2 ``embedded`` source.
+``"embedded"``: the corpora gensim ships with its tests (installed from PyPI, no network):
+the 300 news articles of ``lee_background.cor`` (one per line), then the paragraphs (blank-line
+separated, at least :data:`MIN_PARAGRAPH_WORDS` words) of the Wikipedia extract
+:data:`WIKI_FILE` (pages parsed with ``gensim.corpora.wikicorpus.extract_pages``, cleaned with
+``filter_wiki``), in file order. A ``.jsonl`` file: one object per line, its ``"text"`` field
+a text. A ``.txt`` file: texts separated by blank lines.
 """
 
 from __future__ import annotations
@@ -39,11 +33,8 @@ _WIKI_HEADING = re.compile(r"={2,}[^=\n]*={2,}")  # "== Section ==" lines
 
 
 def datapath(name: str) -> str:
-    """Path of a file of gensim's bundled test data (``gensim.test.utils.datapath``).
-
-    Importing ``gensim.test.utils`` builds a small demo Dictionary and logs about it at INFO
-    level; that noise is kept out of the job logs.
-    """
+    """Path of a file of gensim's bundled test data (``gensim.test.utils.datapath``), with the
+    INFO logs of the demo Dictionary that importing ``gensim.test.utils`` builds kept out."""
     gensim_logger = logging.getLogger("gensim")
     level = gensim_logger.level
     gensim_logger.setLevel(logging.WARNING)
@@ -54,15 +45,10 @@ def datapath(name: str) -> str:
     return gensim_datapath(name)
 
 
-def _normalise(text: str) -> str:
-    """Collapse every run of whitespace into one space and strip the ends."""
-    return " ".join(text.split())
-
-
 def news_texts() -> list[str]:
-    """The 300 news articles of gensim's ``lee_background.cor``, one text each."""
+    """The 300 news articles of gensim's ``lee_background.cor``, whitespace collapsed."""
     with open(datapath(NEWS_FILE), encoding="utf-8", errors="replace") as handle:
-        return [t for t in (_normalise(line) for line in handle) if t]
+        return [t for t in (" ".join(line.split()) for line in handle) if t]
 
 
 def wiki_paragraphs(min_words: int = MIN_PARAGRAPH_WORDS) -> list[str]:
@@ -74,7 +60,7 @@ def wiki_paragraphs(min_words: int = MIN_PARAGRAPH_WORDS) -> list[str]:
         for _title, markup, _page_id in extract_pages(handle):
             text = _WIKI_HEADING.sub("\n\n", filter_wiki(markup))
             for block in _BLANK_LINES.split(text):
-                paragraph = _normalise(_WIKI_QUOTES.sub("", block))
+                paragraph = " ".join(_WIKI_QUOTES.sub("", block).split())
                 if len(paragraph.split()) >= min_words:
                     paragraphs.append(paragraph)
     return paragraphs
@@ -86,10 +72,7 @@ def _embedded() -> tuple[str, ...]:
 
 
 def embedded_texts() -> list[str]:
-    """Every embedded text in the fixed order: news articles, then Wikipedia paragraphs.
-
-    Parsed once per process (about 2 s), then served from memory.
-    """
+    """Every embedded text, news then Wikipedia; parsed once per process (about 2 s)."""
     return list(_embedded())
 
 
@@ -119,7 +102,8 @@ def read_txt(path: Path) -> list[str]:
 
 
 def load_texts(source: str, n_texts: int) -> list[str]:
-    """The first ``n_texts`` texts of ``source`` (``"embedded"`` or a .jsonl / .txt path).
+    """The first ``n_texts`` texts of ``source`` (``"embedded"`` or a .jsonl / .txt path);
+    fewer when it has fewer (logged, not an error).
 
     Raises:
         FileNotFoundError: ``source`` is a path that does not exist (the message names the
