@@ -24,6 +24,7 @@ from mixce.synthetic.metrics import compare
 from mixce.synthetic.model import NeuralBigram
 from mixce.synthetic.objectives import OBJECTIVES, Setting, _js, exact_value_and_grad
 from mixce.synthetic.pipeline import make_target, train_config, train_settings
+from mixce.synthetic.settings import OBJECTIVES as SETTINGS_OBJECTIVES
 from mixce.synthetic.settings import TrainConfig
 from mixce.synthetic.target import random_target, uniform_start
 from mixce.synthetic.train import make_batch, train_q
@@ -62,8 +63,11 @@ def params_of(model: NeuralBigram) -> ex.Params:
     )
 
 
-def test_objective_names_match_the_pytorch_module():
-    assert ex.OBJECTIVES == OBJECTIVES
+def test_objective_names_are_shared_by_both_backends():
+    """One list of names (settings.OBJECTIVES); the NumPy backend rejects any other."""
+    assert OBJECTIVES is SETTINGS_OBJECTIVES
+    with pytest.raises(KeyError, match="unknown synthetic objective 'nope'"):
+        ex.value_and_grad("nope", 0.5, np.zeros((V + 1, V)), None)
 
 
 @pytest.mark.parametrize("name", ["forward_kl", "reverse_kl", "mix_kl", "mixce_star", "mixce"])

@@ -1,33 +1,29 @@
 """The exact estimator in NumPy: Q's network, every objective's gradient and Adam by hand.
 
-The default backend of ``synthetic.train.estimator: exact`` on the CPU. It computes the same
-losses and gradients as the PyTorch path (:mod:`mixce.synthetic.objectives`, kept as the
-reference, for GPUs and for the Gumbel estimator); tests check the two agree. Why NumPy:
+The CPU default of ``synthetic.train.estimator: exact``, with the same losses and gradients as
+the PyTorch reference (:mod:`mixce.synthetic.objectives`, for GPUs and the Gumbel estimator;
+tests check they agree). Why NumPy: far fewer array operations per step (no graph, parameters
+as one flat vector for Adam; 2-6x faster at V <= 100, about even at V = 1000, where the matrix
+products dominate: bench/synthetic.py --steps-only); one exp per step, buffers reused; and no
+torch import (1.5-3 s of start-up per job, 580 jobs in the grid).
 
-- far fewer array operations per step (no graph, parameters as one flat vector for Adam),
-  which is what a step costs at small V: 2-6x faster at V <= 100, about even at V = 1000,
-  where the matrix products dominate (bench/synthetic.py --steps-only);
-- one exp per step (softmax and log-softmax share it), buffers reused;
-- a training job need not import torch (1.5-3 s of start-up per job, 580 jobs in the grid).
-
-Shapes: the network maps every input state (V tokens, then BOS) to next-token logits, a
-(V + 1) x V matrix Z, rows in the order of the count matrices of :mod:`mixce.synthetic.data`.
+The network maps every input state (V tokens, then BOS) to next-token logits, a (V + 1) x V
+matrix Z, rows in the order of the count matrices of :mod:`mixce.synthetic.data`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from mixce.synthetic.data import Sequences, sample_sequences, sequence_logprob
 from mixce.synthetic.metrics import Comparer
-from mixce.synthetic.select import FIXED_ETA
-from mixce.synthetic.settings import DevChecks, TrainConfig
+from mixce.synthetic.settings import FIXED_ETA, DevChecks, TrainConfig, check_objective
 
-OBJECTIVES = ("forward_kl", "reverse_kl", "mix_kl", "js", "mixce_star", "mixce")
 OCCUPANCY_TOL = 1e-13  # a recursion whose vector has shrunk below this (relative) has ended
 #: relative deviation from x_{k+1} = rho x_k at which a chain's tail is summed in closed form
 #: (about 10 ulp of the dtype), by the dtype's name (NumPy "float32", torch "torch.float32")
@@ -52,7 +48,7 @@ class Params:
     flat: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        arrays = self.arrays()
+        arrays = self.arrays()  # copied into ``flat``, then replaced by views of it
         self.flat = np.concatenate([a.ravel() for a in arrays])
         views, start = [], 0
         for a in arrays:
@@ -65,8 +61,7 @@ class Params:
 
 
 def init_params(vocab_size: int, hidden: int, rng: np.random.Generator, dtype) -> Params:
-    """PyTorch's default initialisation: embedding N(0, 1); a Linear's weight and bias
-    U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    """PyTorch's default init: embedding N(0, 1); Linear weight and bias U(+-1/sqrt(fan_in))."""
     bound = 1.0 / np.sqrt(hidden)
 
     def uniform(*shape: int) -> np.ndarray:
@@ -124,8 +119,7 @@ def backward(p: Params, f: Forward, g: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Adam:
-    """torch.optim.Adam (L2 weight decay added to the gradient, bias-corrected moments) on
-    one flat parameter vector, updated in place."""
+    """torch.optim.Adam (L2 weight decay added to the gradient) on one flat vector, in place."""
 
     param: np.ndarray
     lr: float
@@ -164,12 +158,11 @@ class Adam:
 # --------------------------------------------------------------------------- occupancy
 
 
-def _power_chain(step, first, length: int) -> tuple[list, float]:
+def power_chain(step, first, length: int) -> tuple[list, float]:
     """x_1 = first, x_{k+1} = step(x_k) for up to ``length`` vectors, stopped early when the
-    chain has vanished (||x|| below OCCUPANCY_TOL times ||first||: later terms are 0) or has
-    become geometric, x_{k+1} = rho x_k up to GEOMETRIC_TOL (later terms follow). Returns
-    (explicit vectors, rho), rho = 0 unless it became geometric. Works on NumPy arrays and on
-    torch tensors alike (the PyTorch backend uses it too).
+    chain has vanished (||x|| < OCCUPANCY_TOL ||first||: later terms are 0) or has become
+    geometric, x_{k+1} = rho x_k up to GEOMETRIC_TOL. Returns (explicit vectors, rho; 0 unless
+    geometric). NumPy arrays or torch tensors.
 
     rho = <x_{k+1}, x_k> / <x_k, x_k> is computed on both vectors divided by max |x_k|: a chain
     of tiny numbers (a Q whose start row puts ~1e-19 on every token) would otherwise square to
@@ -195,7 +188,7 @@ def _power_chain(step, first, length: int) -> tuple[list, float]:
     return xs, 0.0
 
 
-def _geometric_coefficients(n_explicit: int, rho: float, total: int) -> np.ndarray:
+def geometric_coefficients(n_explicit: int, rho: float, total: int) -> np.ndarray:
     """c[k] for k = 0 .. total - 1: 0 for explicit terms, rho^(k - last) after them."""
     c = np.zeros(total)
     if rho != 0.0 and total > n_explicit:
@@ -205,20 +198,28 @@ def _geometric_coefficients(n_explicit: int, rho: float, total: int) -> np.ndarr
 
 @dataclass
 class Occupancy:
-    """Visit vectors of :func:`occupancy_forward`, for its adjoint."""
+    """What the adjoint of :func:`occupancy_forward` needs (NumPy arrays or torch tensors)."""
 
-    big_u: np.ndarray  # u_1 .. u_m (rows)
-    a: np.ndarray
+    big_u: Any  # the explicit visit vectors u_1 .. u_m (rows)
+    a: Any
     steps: int
-    rho: float
+    rho: float  # u_{t+1} = rho u_t after u_m (0: no geometric tail)
 
 
-def occupancy_forward(start: np.ndarray, a: np.ndarray, steps: int) -> tuple[np.ndarray, Occupancy]:
-    """n = sum_{t=1..K} u_t, u_1 = start, u_{t+1} = u_t A (K = ``steps``), the geometric tail
-    summed in closed form (see mixce.synthetic.objectives.occupancy_forward)."""
-    us, rho = _power_chain(lambda x: x @ a, start, steps)
-    big_u = np.stack(us)
-    tail = _geometric_coefficients(len(us), rho, steps)
+def occupancy_forward(start, a, steps: int, step=None, stack=np.stack) -> tuple[Any, Occupancy]:
+    """n = sum_{t=1..K} u_t, u_1 = start, u_{t+1} = u_t A (K = ``steps``; ``step`` computes
+    u A, default ``u @ a``; torch passes its own ``step`` and ``stack``).
+
+    A is sub-stochastic (Q between non-EOS tokens). By Perron-Frobenius u_t soon becomes
+    geometric, u_{t+1} = rho u_t, rho the dominant eigenvalue (A is positive, the gap usually
+    large); so do the adjoint vectors A^s g. Both recursions run only until that holds to
+    GEOMETRIC_TOL and the rest is summed in closed form, in the values and the gradient; a
+    chain that never becomes geometric runs to the end, so either way the result is exact to
+    that tolerance, and the gradient for A is one matrix product, not K rank-one updates.
+    """
+    us, rho = power_chain(step or (lambda x: x @ a), start, steps)
+    big_u = stack(us)
+    tail = geometric_coefficients(len(us), rho, steps)
     n = big_u.sum(0) + float(tail.sum()) * big_u[-1]
     return n, Occupancy(big_u, a, steps, rho)
 
@@ -229,11 +230,11 @@ def occupancy_backward(
     """Add dL/dstart and dL/dA, from dL/dn = ``grad``, into ``grad_start`` and ``grad_a``."""
     big_u, a, k, rho_u = state.big_u, state.a, state.steps, state.rho
     m = big_u.shape[0]
-    ws, rho_w = _power_chain(lambda x: a @ x, grad, k)  # w_s = A^s g
+    ws, rho_w = power_chain(lambda x: a @ x, grad, k)  # w_s = A^s g
     big_w = np.stack(ws)
     s1 = big_w.shape[0] - 1
     prefix = np.cumsum(big_w, axis=0)
-    c_w = np.cumsum(_geometric_coefficients(s1 + 1, rho_w, max(k, 1)))
+    c_w = np.cumsum(geometric_coefficients(s1 + 1, rho_w, max(k, 1)))
 
     def lam_rows(n_idx: np.ndarray) -> np.ndarray:
         """sum_{s<=N} w_s for each N in n_idx (rows)."""
@@ -256,9 +257,9 @@ def occupancy_backward(
 
 
 def occupancy(q: np.ndarray, max_length: int) -> tuple[np.ndarray, Occupancy | None]:
-    """Expected visits of each row state at positions whose successor is drawn: BOS once,
-    tokens at positions 1 .. max_length - 2, EOS never left (V + 1 entries); and the state
-    of the token part for :func:`occupancy_backward` (None when no token has a successor)."""
+    """Expected visits of each row state at positions whose successor is drawn (BOS once,
+    tokens at positions 1 .. max_length - 2, EOS never left: V + 1 entries), and the token
+    part's :class:`Occupancy` (None when no token has a successor)."""
     v = q.shape[1]
     n = np.zeros(v + 1, dtype=q.dtype)
     n[v] = 1.0
@@ -300,11 +301,8 @@ def make_target(
     count_forced: bool = False,
 ) -> Target:
     """A :class:`Target` for one data set; ``with_sequences`` keeps what JS needs.
-
-    ``count_forced`` (protocol point ``synthetic_forced_eos``: official) counts the EOS
-    forced at ``max_length`` as a transition in the counts and in each log P(x) (and JS's
-    log Q(x) of the data); by default (clean) it is not counted.
-    """
+    ``count_forced`` (protocol point ``synthetic_forced_eos``: official) counts the EOS forced
+    at ``max_length`` as a transition in the counts and each log P(x) (and JS's log Q(x))."""
     v = log_p.shape[1]
     counts = (seqs.counts(v, count_forced) / len(seqs)).astype(dtype)
     return Target(
@@ -322,8 +320,8 @@ def softmax_in_place(z: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Turn logits ``z`` into log Q (in place) and write Q into ``q``, with one exp.
 
     Q's entries below e^floor (far below float32's resolution of a row that sums to 1) are
-    computed as e^floor / s, so that no exp returns a subnormal number (which is ~5x slower
-    on x86); this changes Q by less than V e^floor ~ 1e-32 per row."""
+    computed as e^floor / s, so that no exp returns a subnormal number (~5x slower on x86);
+    this changes Q by less than V e^floor ~ 1e-32 per row."""
     z -= z.max(1, keepdims=True)
     tiny = np.finfo(z.dtype).tiny
     floor = float(np.log(tiny)) + float(np.log(z.shape[1])) + 2.0
@@ -350,23 +348,14 @@ def value_and_grad(
     q: np.ndarray | None = None,
     js_clamp: float | None = None,
 ) -> tuple[float, np.ndarray | None, np.ndarray]:
-    """Objective ``name``'s value per sequence at logits ``z`` and (if asked) its gradient
-    with respect to ``z``; also returns Q. ``z`` is overwritten (it becomes log Q).
+    """Objective ``name``'s value per sequence at logits ``z``, (if asked) its gradient with
+    respect to ``z``, and Q; ``z`` is overwritten (it becomes log Q).
 
-    The formulas are those of :func:`mixce.synthetic.objectives.exact_value_and_grad`: with
-    softmax's adjoint sm(H) = Q * (H - sum_b Q H) (row-wise), d/dZ of
-
-    - the data term -sum C w log Q (C per sequence; w = 1, or MixCE's weight held fixed)
-      is Q rowsum(C w) - C w;
-    - the expected term sum_r n_r sum_b Q F (F = log Q - log P for the KLs, -log P for
-      MixCE*) is sm(n F + dn), dn the occupancy's adjoint for dL/dn_r = sum_b Q F;
-    - JS: a score-function estimate on sequences drawn from Q (``rng``), as in the PyTorch
-      path: per-sequence weights on their transitions, then through log-softmax;
-      ``js_clamp`` (protocol point ``synthetic_js_clamp``) clamps log Q(x) - log P(x) in
-      log M (see :func:`log_mixture`).
+    The formulas of :func:`mixce.synthetic.objectives.exact_value_and_grad` (C per sequence
+    here). JS: a score-function estimate on sequences drawn from Q (``rng``), as the PyTorch
+    path; ``js_clamp`` (protocol point ``synthetic_js_clamp``): see :func:`log_mixture`.
     """
-    if name not in OBJECTIVES:
-        raise KeyError(f"unknown synthetic objective {name!r}: known are {', '.join(OBJECTIVES)}")
+    check_objective(name)
     eta = FIXED_ETA.get(name, eta)
     q = np.empty_like(z) if q is None else q
     log_q = softmax_in_place(z, q)
@@ -420,10 +409,10 @@ def log_mixture(
 ) -> np.ndarray:
     """log M = log(eta P + (1 - eta) Q) from log P and log Q (per sequence).
 
-    ``clamp`` None (protocol point ``synthetic_js_clamp``: clean): exact and stable
-    (logaddexp). A number c (official, c = 30 in the released code): as the released code
-    forms it, log P + log(eta + (1 - eta) exp(d)) with d = log Q - log P clamped to [-c, c],
-    so where Q(x) > e^c P(x) log M stops following log Q (and its gradient in log Q is 0).
+    ``clamp`` None (protocol point ``synthetic_js_clamp``: clean): exact, logaddexp. A number
+    c (official, 30 in the released code): as the released code forms it, log P + log(eta +
+    (1 - eta) exp(d)), d = log Q - log P clamped to [-c, c], so where Q(x) > e^c P(x) log M
+    stops following log Q (and its gradient in log Q is 0).
     """
     if clamp is None:
         return np.logaddexp(np.log(eta) + log_p, np.log1p(-eta) + log_q)
@@ -483,10 +472,9 @@ def _js(
 ) -> tuple[float, np.ndarray | None]:
     """JS with the sequence-level mixture M = eta P + (1 - eta) Q (exact estimator).
 
-    P side: ``js_samples`` data sequences; Q side: as many sequences drawn from Q, with the
-    score-function gradient and a leave-one-out baseline. d/dlog Q(x) of
-    log P(x) - log M(x) is -s and of log Q(x) - log M(x) is 1 - s, s = d log M / d log Q
-    (:func:`mixture_share`; (1 - eta) Q(x) / M(x) without ``clamp``).
+    P side: ``js_samples`` data sequences; Q side: as many drawn from Q, score-function
+    gradient with a leave-one-out baseline. d/dlog Q(x) of log P(x) - log M(x) is -s, of
+    log Q(x) - log M(x) 1 - s, s = d log M / d log Q (:func:`mixture_share`).
     """
     if data.seqs is None or data.seq_log_p is None:
         raise ValueError("JS needs the data's sequences (make_target(with_sequences=True))")
@@ -532,20 +520,16 @@ def train(
     cfg: TrainConfig,
     progress: bool = True,
 ) -> tuple[dict, list[dict]]:
-    """Train one Q with the exact estimator; return (result of the best checkpoint, one log
-    row per dev check), the same records as :func:`mixce.synthetic.train.train_q`.
+    """Train one Q with the exact estimator: the records of :func:`mixce.synthetic.train.train_q`.
 
-    Every step sees the whole training set as one count matrix; the dev loss (eval mode, no
-    dropout) is checked every ``eval_every`` steps, and training stops after ``patience``
-    checks without a better one or at ``max_steps``. Random streams: the network's init and
-    dropout draw from ``default_rng([seed, 2])``, JS's sequences from ``default_rng(seed)``.
+    Every step sees the whole training set as one count matrix; the dev loss (eval mode) is
+    checked every ``eval_every`` steps until ``patience`` checks without a better one or
+    ``max_steps``. The network's init and dropout draw from ``default_rng([seed, 2])``, JS's
+    sequences from ``default_rng(seed)``.
     """
     if cfg.dtype not in ("float32", "float64"):
         raise ValueError(f"synthetic.train.dtype must be float32 or float64, got {cfg.dtype!r}")
-    if objective not in OBJECTIVES:
-        raise KeyError(
-            f"unknown synthetic objective {objective!r}: known are {', '.join(OBJECTIVES)}"
-        )
+    check_objective(objective)
     checks = DevChecks(objective, eta, seed, "exact", cfg.patience)  # its clock starts here
     dtype = np.dtype(cfg.dtype)
     rng = np.random.default_rng(seed)
@@ -563,12 +547,8 @@ def train(
     q = np.empty_like(z)
 
     step = 0
-    bar = tqdm(
-        total=cfg.max_steps,
-        disable=not progress,
-        desc=f"{objective} eta={eta} seed={seed}",
-        leave=False,
-    )
+    desc = f"{objective} eta={eta} seed={seed}"
+    bar = tqdm(total=cfg.max_steps, disable=not progress, desc=desc, leave=False)
     while step < cfg.max_steps:
         train_sum, n_steps = 0.0, 0
         for _ in range(min(cfg.eval_every, cfg.max_steps - step)):

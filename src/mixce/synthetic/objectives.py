@@ -1,10 +1,9 @@
-"""The six synthetic objectives and their two estimators.
+"""The six synthetic objectives and their two estimators, in PyTorch (the reference).
 
-All losses are per-sequence expectations (sums over the counted transitions of a sequence,
-averaged over sequences), as in the public reference code. ``P`` and ``Q`` below are chain
-matrices ((V + 1) x V: token rows, then the BOS row), see :mod:`mixce.synthetic.data`.
-
-Objectives (eta mixes the forward and the reverse part):
+All losses are per-sequence expectations (sums over a sequence's counted transitions, averaged
+over sequences), as in the public reference code. ``P`` and ``Q`` are chain matrices
+((V + 1) x V: token rows, then BOS), see :mod:`mixce.synthetic.data`. Objectives (eta mixes
+the forward and the reverse part):
 
 - ``forward_kl``: E_P[-log Q(x)] on the training data (= MLE; KL(P||Q) up to a constant).
 - ``reverse_kl``: KL(Q||P) = E_Q[log Q(x) - log P(x)].
@@ -17,12 +16,13 @@ Objectives (eta mixes the forward and the reverse part):
 Estimators of the expectations under Q:
 
 - ``exact``: for a bigram chain, E_Q[sum_t l(x_{t-1}, x_t)] = sum_r n_Q(r) sum_b Q[r, b] l(r, b),
-  where n_Q(r) is the expected number of visits of state r at positions whose successor is
-  drawn (see :func:`occupancy`). This is a closed form in Q, so autograd differentiates it
-  exactly. JS's sequence-level mixture does not factor over transitions: its Q side uses
-  sequences drawn from Q with the score-function gradient (leave-one-out baseline).
+  n_Q(r) the expected visits of state r at positions whose successor is drawn
+  (:func:`occupancy`): a closed form in Q, differentiated exactly. JS's sequence-level mixture
+  does not factor over transitions: its Q side uses sequences drawn from Q with the
+  score-function gradient (leave-one-out baseline).
 - ``gumbel``: the paper's straight-through Gumbel-softmax samples fed back through the
   embedding (:func:`gumbel_rollout`).
+
 The data terms (forward, MixCE) are sums over a count matrix: the same loss and gradient as
 summing the per-token losses over the sequences that made the counts.
 """
@@ -36,66 +36,38 @@ import torch
 import torch.nn.functional as F
 
 from mixce.objectives import mixce_weight
+from mixce.synthetic import exact
 from mixce.synthetic.data import Sequences, sample_sequences
-from mixce.synthetic.exact import _geometric_coefficients, _power_chain
+from mixce.synthetic.exact import Occupancy, geometric_coefficients, power_chain
 from mixce.synthetic.model import NeuralBigram
-from mixce.synthetic.select import FIXED_ETA
+from mixce.synthetic.settings import FIXED_ETA, OBJECTIVES, check_objective
 
-OBJECTIVES = ("forward_kl", "reverse_kl", "mix_kl", "js", "mixce_star", "mixce")
 ESTIMATORS = ("exact", "gumbel")
-
-
-@dataclass
-class _OccupancyState:
-    """What the adjoint of :func:`occupancy_forward` needs."""
-
-    big_u: torch.Tensor  # the explicit visit vectors u_1 .. u_m (rows)
-    a: torch.Tensor
-    steps: int
-    rho: float  # u_{t+1} = rho u_t after u_m (0: no geometric tail)
 
 
 def occupancy_forward(
     start: torch.Tensor, a: torch.Tensor, steps: int
-) -> tuple[torch.Tensor, _OccupancyState]:
-    """n = sum_{t=1..K} u_t, u_1 = start, u_{t+1} = u_t A (K = ``steps``), and the state
-    that :func:`occupancy_backward` needs.
-
-    A is a sub-stochastic matrix (Q between non-EOS tokens). By Perron-Frobenius the visit
-    vector u_t soon becomes geometric, u_{t+1} = rho u_t with rho the dominant eigenvalue
-    (Q's rows are softmax outputs, so A is positive and the gap is usually large); the same
-    holds for the adjoint vectors A^s g. Both recursions are run only until that holds to
-    GEOMETRIC_TOL (relative), and the remaining terms are summed in closed form, in the
-    values and in the gradient. A chain that never becomes geometric is run to the end, so
-    the result is exact up to that tolerance either way; the gradient for A is one matrix
-    product (U^T Lambda) rather than K rank-one updates.
-    """
-    us, rho = _power_chain(lambda x: torch.mv(a.t(), x), start, steps)
-    big_u = torch.stack(us)
-    tail = _geometric_coefficients(len(us), rho, steps)
-    n = big_u.sum(0) + float(tail.sum()) * big_u[-1]
-    return n, _OccupancyState(big_u, a, steps, rho)
+) -> tuple[torch.Tensor, Occupancy]:
+    """:func:`mixce.synthetic.exact.occupancy_forward` on torch tensors."""
+    return exact.occupancy_forward(start, a, steps, lambda x: torch.mv(a.t(), x), torch.stack)
 
 
 def occupancy_backward(
-    state: _OccupancyState,
+    state: Occupancy,
     grad: torch.Tensor,
     out: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(dL/dstart, dL/dA) from dL/dn = ``grad``: the exact adjoint of occupancy_forward.
-
-    With ``out`` = (start buffer, A buffer) the two are added into those tensors (no
-    V x V temporary) and returned.
-    """
+    """(dL/dstart, dL/dA) from dL/dn = ``grad``: the exact adjoint of occupancy_forward; with
+    ``out`` = (start buffer, A buffer) they are added into those (no V x V temporary)."""
     big_u, a, k, rho_u = state.big_u, state.a, state.steps, state.rho
     m = big_u.shape[0]
     grad_start, grad_a = out if out is not None else (torch.zeros_like(grad), torch.zeros_like(a))
     # w_s = A^s g for s = 0 .. k - 1: explicit rows, then w_last * c_w[s]
-    ws, rho_w = _power_chain(lambda x: torch.mv(a, x), grad, k)
+    ws, rho_w = power_chain(lambda x: torch.mv(a, x), grad, k)
     big_w = torch.stack(ws)
     s1 = big_w.shape[0] - 1
     prefix = big_w.cumsum(0)
-    c_w = np.cumsum(_geometric_coefficients(s1 + 1, rho_w, max(k, 1)))
+    c_w = np.cumsum(geometric_coefficients(s1 + 1, rho_w, max(k, 1)))
 
     def lam_rows(n_idx: np.ndarray) -> torch.Tensor:
         """Wsum(N) = sum_{s<=N} w_s for each N in n_idx (rows)."""
@@ -134,11 +106,8 @@ class _Occupancy(torch.autograd.Function):
 
 
 def occupancy(chain: torch.Tensor, max_length: int) -> torch.Tensor:
-    """Expected visits under the chain of each row state at positions with a drawn successor.
-
-    BOS is visited once; token positions 1 .. max_length - 2 have a drawn successor (position
-    max_length holds a forced EOS). EOS is never left. Returns a vector of V + 1 entries.
-    """
+    """Expected visits of each row state at positions whose successor is drawn (BOS once,
+    tokens at positions 1 .. max_length - 2, EOS never left: V + 1 entries), differentiable."""
     v = chain.shape[1]
     n = chain.new_zeros(v + 1)
     n[v] = 1.0
@@ -173,11 +142,8 @@ def sequence_logq(log_q: torch.Tensor, seqs: Sequences, count_forced: bool = Fal
 def log_mixture(
     eta: float, log_p: torch.Tensor, log_q: torch.Tensor, clamp: float | None = None
 ) -> torch.Tensor:
-    """log(eta P + (1 - eta) Q) from log P and log Q: exact and stable without ``clamp``
-    (protocol point ``synthetic_js_clamp``: clean); with a number c (official) as the
-    released code forms it, log P + log(eta + (1 - eta) exp(d)), d = log Q - log P clamped
-    to [-c, c] (no gradient through d where it is clamped). The NumPy twin is
-    :func:`mixce.synthetic.exact.log_mixture`."""
+    """:func:`mixce.synthetic.exact.log_mixture` on torch tensors (no gradient through a
+    clamped d)."""
     if clamp is None:
         return torch.logaddexp(np.log(eta) + log_p, np.log1p(-eta) + log_q)
     d = torch.clamp(log_q - log_p, -clamp, clamp)
@@ -239,13 +205,9 @@ def objective_loss(
     s: Setting,
     rng: np.random.Generator,
 ) -> tuple[torch.Tensor, float]:
-    """(loss to differentiate, its value per sequence) of objective ``name`` at ``eta``.
-
-    The two differ only for JS under the exact estimator, whose surrogate carries the
-    score-function gradient.
-    """
-    if name not in OBJECTIVES:
-        raise KeyError(f"unknown synthetic objective {name!r}: known are {', '.join(OBJECTIVES)}")
+    """(loss to differentiate, its value per sequence) of objective ``name`` at ``eta``; they
+    differ only for JS under the exact estimator, whose surrogate carries the score function."""
+    check_objective(name)
     if s.estimator not in ESTIMATORS:
         raise KeyError(f"unknown estimator {s.estimator!r}: known are {', '.join(ESTIMATORS)}")
     eta = FIXED_ETA.get(name, eta)
@@ -261,18 +223,12 @@ def objective_loss(
     if eta > 0:
         loss = loss + eta * count_loss(log_q, batch.counts, batch.n_seq, 1.0)
     if eta < 1:
-        if name in ("reverse_kl", "mix_kl"):
-            if s.estimator == "exact":
-                rev = expected_sum(log_q.exp(), log_q - s.log_p, s.max_length)
-            else:
-                lq, lp = gumbel_rollout(model, s.log_p, batch.n_seq, s.max_length, s.tau)
-                rev = (lq - lp).mean()
-        else:  # mixce_star: reverse cross-entropy
-            if s.estimator == "exact":
-                rev = expected_sum(log_q.exp(), -s.log_p, s.max_length)
-            else:
-                _, lp = gumbel_rollout(model, s.log_p, batch.n_seq, s.max_length, s.tau)
-                rev = -lp.mean()
+        kl = name in ("reverse_kl", "mix_kl")  # else mixce_star: the reverse cross-entropy
+        if s.estimator == "exact":
+            rev = expected_sum(log_q.exp(), log_q - s.log_p if kl else -s.log_p, s.max_length)
+        else:
+            lq, lp = gumbel_rollout(model, s.log_p, batch.n_seq, s.max_length, s.tau)
+            rev = (lq - lp).mean() if kl else -lp.mean()
         loss = loss + (1.0 - eta) * rev
     return loss, float(loss.detach())
 
@@ -286,12 +242,9 @@ def exact_value_and_grad(
     need_grad: bool = True,
 ) -> tuple[float, torch.Tensor | None]:
     """Objective ``name``'s value per sequence under the exact estimator and, if asked, its
-    gradient with respect to the (V + 1) x V transition logits, derived by hand.
-
-    The same numbers as autograd through :func:`objective_loss` (tested), without a graph
-    over the (V + 1) x V matrices; the caller backpropagates the gradient through the
-    network with ``logits.backward(grad)``. Every objective but JS (which needs samples).
-    With L = log_softmax(Z), Q = exp(L) and softmax's adjoint
+    gradient with respect to the (V + 1) x V transition logits, derived by hand (every
+    objective but JS): autograd's numbers (tested) without a graph; the caller runs
+    ``logits.backward(grad)``. With L = log_softmax(Z), Q = exp(L) and softmax's adjoint
     ``sm(H) = Q * (H - sum_b Q H)`` (row-wise), d/dZ of
 
     - the data term -(1/n) sum C w L (w = 1, or MixCE's weight, held fixed) is
@@ -302,8 +255,7 @@ def exact_value_and_grad(
     if name not in OBJECTIVES or name == "js":
         raise KeyError(f"no hand-derived exact gradient for {name!r}")
     eta = FIXED_ETA.get(name, eta)
-    # written for speed at V = 1000: in-place updates, few passes over the (V + 1) x V
-    # matrices
+    # written for speed at V = 1000: in-place updates, few passes over the (V + 1) x V matrices
     with torch.no_grad():
         log_q = torch.log_softmax(logits, dim=-1)
         q = log_q.exp()
@@ -321,7 +273,7 @@ def exact_value_and_grad(
                 grad.sub_(weighted, alpha=scale)
         if name != "mixce" and eta < 1:
             h = -s.log_p if name == "mixce_star" else log_q - s.log_p  # F
-            per_row = _row_dot(q, h)
+            per_row = torch.linalg.vecdot(q, h)
             v = logits.shape[1]
             n = logits.new_zeros(v + 1)
             n[v] = 1.0
@@ -337,16 +289,11 @@ def exact_value_and_grad(
                     occupancy_backward(
                         state, per_row[: v - 1], out=(h[v, : v - 1], h[: v - 1, : v - 1])
                     )
-                h.sub_(_row_dot(q, h)[:, None]).mul_(q)
+                h.sub_(torch.linalg.vecdot(q, h)[:, None]).mul_(q)
                 grad = h.mul_(1.0 - eta) if grad is None else grad.add_(h, alpha=1.0 - eta)
     if need_grad and grad is None:  # no term (cannot happen for a known objective)
         grad = torch.zeros_like(logits)
     return value, grad
-
-
-def _row_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """sum_c a[r, c] * b[r, c] for every row r."""
-    return torch.linalg.vecdot(a, b)
 
 
 def _js(
