@@ -1,10 +1,10 @@
 """Controlled MAUVE and coherence (paper appendix F.4), for rules controlled_human / controlled.
 
-n random L-token fragments are drawn from the texts (prompt + continuation for model texts,
-the whole text for human ones), for each L. c-mauve_L is MAUVE between the human fragments
-and the model's; c-coherence_L the cosine between a fragment's prompt and the rest. The human
-reference is scored by the same code (its c-mauve compares two independent human draws, so it
-is not 1, as in the paper). An L whose fragments run out is skipped and the reason recorded.
+For each L, n random L-token fragments of the texts (model: prompt + continuation; human: the
+whole text): c-mauve_L is MAUVE between the human and the model fragments, c-coherence_L the
+cosine between a fragment's prompt and the rest. The human reference is scored by the same
+code (its c-mauve compares two independent human draws, so it is not 1, as in the paper). An
+L whose fragments run out is skipped and the reason recorded.
 
 The ``controlled_fragments`` protocol point (docs/PROTOCOL.md, :mod:`.fragments`) picks the
 draw: ``clean`` cuts L GPT-2 tokens (prompt: ``prompt_tokens`` tokens), a text at a time with

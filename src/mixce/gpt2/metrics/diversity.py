@@ -162,14 +162,11 @@ def self_bleu(
     text's BLEU is NLTK's ``sentence_bleu(others, text, weights=(1/n_max,) * n_max,
     smoothing_function=SmoothingFunction().method1)``:
 
-    - modified precision p_n = sum over the text's n-grams g of min(count(g), max over the
-      other texts of their count(g)) / max(1, the text's number of n-grams);
-    - method1 smoothing: a p_n whose numerator is 0 becomes 0.1 / its denominator (so a text
-      shorter than n gets p_n = 0.1);
-    - a text with no unigram in any other text (or an empty text) scores 0;
-    - brevity penalty ``exp(1 - r / c)`` when the text's length c is below r, the length of
-      the other text closest to c (the shorter one on a tie), else 1;
-    - BLEU = BP * exp(mean over n of log p_n).
+    modified precision p_n = sum over the text's n-grams g of min(count(g), max over the other
+    texts of count(g)) / max(1, the text's number of n-grams), a zero numerator smoothed to 0.1
+    (method1); a text with no unigram in any other text (or empty) scores 0; brevity penalty
+    ``exp(1 - r / c)`` when its length c is below r, the length of the other text closest to c
+    (the shorter on a tie), else 1; BLEU = BP * exp(mean over n of log p_n).
 
     ``max_texts``: a random subset of that many texts (``default_rng(seed)``, without
     replacement) serves as hypotheses and references (all texts when None or no more). Cost

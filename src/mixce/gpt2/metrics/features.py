@@ -225,15 +225,10 @@ class SentenceFeaturizer:
 
 
 def simcse_class() -> type:
-    """``simcse.SimCSE`` (simcse 0.4), imported without its side effect on logging.
-
-    ``simcse.tool`` calls ``logging.basicConfig(level=INFO)`` when imported, which gives a
-    root logger that has no handler yet a stderr handler and level INFO for the rest of the
-    process; the root logger's handlers and level are restored after the import. (Nothing
-    else in simcse 0.4 needs a fix: ``SimCSE.__init__`` and ``encode`` use only
-    ``AutoModel``/``AutoTokenizer.from_pretrained``, the tokenizer call, ``pooler_output``
-    and ``last_hidden_state``, all unchanged in transformers 5 and numpy 2;
-    tests/test_simcse.py runs them. :class:`SimCSEFeaturizer` only makes the model float32.)
+    """``simcse.SimCSE`` (simcse 0.4), imported without its side effect on logging:
+    ``simcse.tool`` calls ``logging.basicConfig(level=INFO)`` on import, so the root logger's
+    handlers and level are restored after it. (Nothing else in simcse 0.4 needs a fix: what
+    it uses of transformers is unchanged in transformers 5 and numpy 2; tests/test_simcse.py.)
     """
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
@@ -252,18 +247,13 @@ def simcse_class() -> type:
 
 
 class SimCSEFeaturizer:
-    """SimCSE sentence embeddings through ``simcse.SimCSE`` (paper's coherence).
-
-    Built and called as the released MixCE code does (metrics.py, ``compute_coherence``):
-    ``SimCSE(name)`` then ``encode(texts, return_numpy=True, device=..., batch_size=...,
-    max_length=...)``, texts in their given order, truncated to ``max_len`` word pieces.
-    ``pooler="cls"`` (SimCSE's choice for its supervised models, what ``SimCSE`` picks for
-    the sup-simcse checkpoints): BERT's pooler output (dense + tanh on ``[CLS]``, where
-    SimCSE stores its trained MLP); ``"cls_before_pooler"`` (its unsupervised models): the
-    ``[CLS]`` hidden state. The pooler is passed explicitly, because ``SimCSE`` infers it
-    from the name (``"unsup"`` in it), and ours is a local directory. ``normalize`` (default
-    True, ``encode``'s ``normalize_to_unit``) L2-normalises the embeddings.
-    """
+    """SimCSE embeddings (paper's coherence) as the released code gets them (metrics.py,
+    ``compute_coherence``): ``SimCSE(name)``, then ``encode(texts, return_numpy=True, device,
+    batch_size, max_length)``. ``pooler="cls"`` (SimCSE's for supervised models): BERT's pooler
+    output (dense + tanh on ``[CLS]``, SimCSE's trained MLP); ``"cls_before_pooler"`` (its
+    unsupervised models): the ``[CLS]`` hidden state. Passed explicitly: ``SimCSE`` infers it
+    from ``"unsup"`` in the name, and ours is a local directory. ``normalize``: ``encode``'s
+    ``normalize_to_unit``."""
 
     kind = "simcse"
     POOLERS = ("cls", "cls_before_pooler")

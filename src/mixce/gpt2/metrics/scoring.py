@@ -8,40 +8,21 @@ first ``max_length - 1`` tokens); a sample record may hold ``index`` (its human 
 position in the split) and, for the released coherence split, ``human_ids`` (that text's
 ``whole_ids``). The human reference row of every table is computed by the same functions.
 
-Protocol points (docs/PROTOCOL.md); ``clean`` is the project's choice, ``official`` the
-released code's:
+Protocol points (docs/PROTOCOL.md; ``clean`` the project's choice, ``official`` the released
+code's, which decodes texts with special tokens skipped and transformers 4's clean-up of
+tokenization spaces, :func:`released_decode`): ``diversity`` (:func:`diversity_tokens`),
+``text_length`` (:func:`length_texts`), ``length_cuts`` (:func:`mauve_inputs`, official as
+``mauve.compute_mauve(max_text_length=L)`` cuts the texts it is given), ``newlines``
+(:func:`mauve_inputs`, :func:`coherence_texts`; official: the released code writes one text
+per line and reads them back stripped, :func:`flatten_newlines`) and ``coherence_split``
+(:func:`coherence_texts`, the released ``compute_coherence``).
 
-- ``diversity`` (:func:`diversity_tokens`, :func:`mixce.gpt2.metrics.diversity.diversity_score`):
-  clean: mean over n = 1..4 of unique/total n-grams of the continuation's GPT-2 tokens,
-  averaged over non-empty continuations; official: the pooled ratio of the whole text
-  (prompt + continuation) as the released code saw it: decoded with special tokens skipped
-  and transformers 4's clean-up of tokenization spaces (:func:`released_decode`), line breaks
-  kept, tokenized again; averaged over every text.
-- ``text_length`` (:func:`length_texts`): whitespace words of the decoded continuation
-  (clean) or of the whole text decoded as the released code did (official).
-- ``length_cuts`` (:func:`mauve_inputs`): MAUVE features of the prompt + the first L
-  continuation tokens of non-empty continuations (clean), or of the whole text's first L
-  GPT-2 tokens, every text included (official, as ``mauve.compute_mauve(max_text_length=L)``
-  cuts the texts it is given).
-- ``newlines`` (:func:`mauve_inputs`, :func:`coherence_texts`): clean: MAUVE sees the token
-  ids as generated, coherence the decoded prompt and continuation, line breaks kept;
-  official: the texts MAUVE and coherence see are decoded as the released code did, every
-  ``\\n`` and ``\\r`` made a space and the ends stripped (:func:`flatten_newlines`; the
-  released code writes one text per line and reads them back stripped) and MAUVE tokenizes
-  that text again.
-- ``coherence_split`` (:func:`coherence_texts`): clean: prompt and continuation are the
-  prompt tokens and the generated tokens, empty continuations left out; official: a model
-  text is split where its space-separated words stop matching its human text's words, and
-  every text counts, an empty continuation included (the released ``compute_coherence``).
-
-The LFD paper's diversity metrics (beyond the paper; every setting), on the continuations'
-GPT-2 tokens: corpus distinct-1..4 (``distinct_1`` .. ``distinct_4``), ``self_bleu`` (BLEU-4
-of each continuation against the others, on a seeded subset of ``self_bleu_max_texts``
-continuations) and ``seq_rep_4`` (mean over continuations of 1 - unique/total 4-grams).
-
-Empty continuations (the model wrote EOS first) are counted (``n_empty``); the clean settings
-leave them out of MAUVE, diversity, length and coherence, the official ones keep them (the
-released code scores the whole text, prompt included).
+The LFD paper's diversity metrics (beyond the paper; every setting), on the non-empty
+continuations' GPT-2 tokens: corpus distinct-1..4, ``self_bleu`` (BLEU-4 of each continuation
+against the others, on a seeded subset) and ``seq_rep_4``. Empty continuations (the model
+wrote EOS first) are counted (``n_empty``); the clean settings leave them out of MAUVE,
+diversity, length and coherence, the official ones keep them (the released code scores the
+whole text, prompt included).
 """
 
 from __future__ import annotations
@@ -197,15 +178,12 @@ def mauve_inputs(
     length_cuts: Setting,
     newlines: Setting,
 ) -> list[list[int]]:
-    """Token ids the MAUVE featurizer sees at cut ``length`` (points ``length_cuts``, ``newlines``).
-
-    length_cuts clean: prompt + the first ``length`` continuation tokens of each non-empty
-    continuation; official: each record's whole text (:func:`whole_ids`), every record, cut
-    to its first ``length`` tokens. newlines clean: those ids as they are; official: they are
-    decoded as the released code did, :func:`flatten_newlines` applied and tokenized again
-    (with official cuts, the cut is made on the new tokens, as the mauve library cuts the text
-    it tokenizes). Texts left with no token are dropped (the mauve library drops empty texts).
-    """
+    """Token ids the MAUVE featurizer sees at cut ``length``. length_cuts clean: prompt + the
+    first ``length`` continuation tokens of each non-empty continuation; official: every
+    whole text (:func:`whole_ids`) cut to its first ``length`` tokens. newlines official: the
+    ids decoded as the released code did, :func:`flatten_newlines` applied, tokenized again
+    (official cuts are made on the new tokens, as the mauve library cuts the text it
+    tokenizes). Texts left with no token are dropped (as the mauve library drops empty texts)."""
     _check("length_cuts", length_cuts)
     _check("newlines", newlines)
     if length_cuts == "clean":
@@ -241,15 +219,12 @@ def coherence_texts(
     newlines: Setting,
     coherence_split: Setting = "clean",
 ) -> tuple[list[str], list[str]]:
-    """(prompts, continuations) that coherence embeds (points ``newlines``, ``coherence_split``).
-
-    newlines clean: texts decoded as they are, line breaks kept; official: decoded as the
-    released code did and :func:`flatten_newlines` applied. coherence_split clean: the decoded
-    prompt and continuation tokens of each non-empty continuation; official: every record, a
-    record with ``human_ids`` (a model sample) split by :func:`common_prefix_split` against its
-    human text, as the released code does; a record without (a human text: the released code
-    has no human coherence) split at its prompt tokens.
-    """
+    """(prompts, continuations) that coherence embeds. newlines clean: decoded, line breaks
+    kept; official: decoded as the released code did, :func:`flatten_newlines` applied.
+    coherence_split clean: prompt and continuation tokens of each non-empty continuation;
+    official: every record, one with ``human_ids`` (a model sample) split by
+    :func:`common_prefix_split` against its human text, as the released code does; one
+    without (a human text: the released code has no human coherence) at its prompt tokens."""
     _check("newlines", newlines)
     _check("coherence_split", coherence_split)
 
@@ -266,10 +241,8 @@ def coherence_texts(
     if paired:
         humans = decode([r["human_ids"] for r in paired])
         models = decode([whole_ids(r) for r in paired])
-        for human, model in zip(humans, models, strict=True):
-            prompt, continuation = common_prefix_split(human, model)
-            prompts.append(prompt)
-            continuations.append(continuation)
+        splits = [common_prefix_split(h, m) for h, m in zip(humans, models, strict=True)]
+        prompts, continuations = [p for p, _ in splits], [c for _, c in splits]
     alone = [r for r in records if "human_ids" not in r]
     if alone:
         prompts += decode([r["prompt_ids"] for r in alone])
@@ -287,13 +260,11 @@ def build_featurizer(
     device: str,
     tokenizer_dir: str | None = None,
 ) -> Any:
-    """The featurizer of a config spec; hub models are read from their local copy.
-
-    ``sentence`` is always the bundled all-MiniLM-L6-v2: a ``name`` inherited from a merged
+    """The featurizer of a config spec; hub models are read from their local copy. ``sentence``
+    is always the bundled all-MiniLM-L6-v2: a ``name`` inherited from a merged
     config (config.yaml's gpt2-large under an override's ``kind: sentence``) is ignored. A
     ``gpt2`` spec with ``model`` (a key of gpt2.models) is that model's base model, in
-    ``local_dir``, read with the run's GPT-2 tokenizer in ``tokenizer_dir``.
-    """
+    ``local_dir``, read with the run's GPT-2 tokenizer in ``tokenizer_dir``."""
     options = dict(spec)
     own_model = options.pop("model", None)
     if options["kind"] == "sentence":
