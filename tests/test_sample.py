@@ -26,7 +26,6 @@ from mixce.gpt2.sample import (
     generate,
     nucleus_mask,
     parse_decoding,
-    read_prompts,
     read_token_ids,
     summarize,
     token_budgets,
@@ -508,27 +507,28 @@ def test_write_samples_and_summarize(tmp_path, tokenizer):
     assert summary["n_empty"] == 1
 
 
-def test_read_prompts(tmp_path, tokenizer, caplog):
+def test_read_token_ids_and_cut_prompts(tmp_path, tokenizer, caplog):
     long_text = " ".join(f"word{i}, and more" for i in range(60))
     texts = [long_text, "A short text.", long_text[::-1]]
     path = tmp_path / "dev.jsonl"
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    ids = read_token_ids(path, tokenizer=tokenizer)
     with caplog.at_level(logging.WARNING, logger="mixce.gpt2.sample"):
-        prompts = read_prompts(path, tokenizer=tokenizer)
+        prompts = cut_prompts(ids, 50, str(path))
     full = tokenizer(long_text, add_special_tokens=False)["input_ids"]
     assert len(full) > 100
+    assert ids[0] == full and len(ids) == 3
     assert prompts[0] == full[:50] and len(prompts[2]) == 50
     assert prompts[1] == tokenizer("A short text.", add_special_tokens=False)["input_ids"]
-    assert "1 of 3 texts have fewer than 50 tokens" in caplog.text
-    assert read_prompts(path, tokenizer=tokenizer, prompt_tokens=10, n=2) == [
+    assert f"{path}: 1 of 3 texts have fewer than 50 tokens" in caplog.text
+    assert cut_prompts(read_token_ids(path, tokenizer=tokenizer, n=2), 10) == [
         full[:10],
         prompts[1][:10],
     ]
     with pytest.raises(ValueError, match="4 prompts asked for"):
-        read_prompts(path, tokenizer=tokenizer, n=4)
-    ids = read_token_ids(path, tokenizer=tokenizer)
-    assert ids[0] == full and len(ids) == 3
-    assert cut_prompts(ids, 50) == prompts
+        read_token_ids(path, tokenizer=tokenizer, n=4)
+    with pytest.raises(ValueError, match="prompt_tokens must be >= 1"):
+        cut_prompts(ids, 0)
 
 
 @pytest.mark.parametrize("setting", ["official", "clean"])

@@ -23,25 +23,14 @@ from mixce.device import job_device
 from mixce.gpt2.models import count_parameters, load_model, save_model, scratch_model
 from mixce.gpt2.tokenizer import encode_texts, load_tokenizer, loader_texts
 from mixce.gpt2.train import StopOnSignal, TrainSettings, protocol_settings, train
-from mixce.io import job_logging, read_texts, write_csv, write_json
+from mixce.io import job_logging, path_list, read_texts, write_csv, write_json
 
 
 def texts_of(paths: list[str], n: int | None) -> list[str]:
     texts = [t for path in paths for t in read_texts(path)]
-    if n is not None:
-        if len(texts) < n:
-            raise ValueError(f"{', '.join(paths)} holds {len(texts)} texts, the run needs {n}")
-        texts = texts[:n]
-    return texts
-
-
-def reference_dir(smk) -> str | None:
-    """The model directory of the named input ``reference``, if the rule gives one."""
-    paths = getattr(smk.input, "reference", [])
-    paths = [paths] if isinstance(paths, str) else list(paths)
-    if len(paths) > 1:
-        raise ValueError(f"input reference must be one model directory, got {paths}")
-    return paths[0] if paths else None
+    if n is not None and len(texts) < n:
+        raise ValueError(f"{', '.join(paths)} holds {len(texts)} texts, the run needs {n}")
+    return texts[:n]
 
 
 def main(smk) -> None:
@@ -53,14 +42,10 @@ def main(smk) -> None:
         device = job_device(smk, "gpt2.finetune.device")  # fails here if CUDA is unusable
         settings = TrainSettings(**protocol_settings(p.settings, getattr(p, "protocol", {})))
         tokenizer = load_tokenizer(smk.input.tokenizer)
-        train_paths = (
-            [smk.input.train] if isinstance(smk.input.train, str) else list(smk.input.train)
-        )
-        dev_paths = [smk.input.dev] if isinstance(smk.input.dev, str) else list(smk.input.dev)
         # protocol point newlines: the released loader keeps each line's break
         newlines = getattr(p, "protocol", {}).get("newlines", "clean")
-        train_texts = loader_texts(texts_of(train_paths, p.n_train), newlines)
-        dev_texts = loader_texts(texts_of(dev_paths, None), newlines)
+        train_texts = loader_texts(texts_of(path_list(smk.input.train), p.n_train), newlines)
+        dev_texts = loader_texts(texts_of(path_list(smk.input.dev), None), newlines)
         train_ids = encode_texts(tokenizer, train_texts, settings.max_length)
         dev_ids = encode_texts(tokenizer, dev_texts, settings.max_length)
         if p.architecture is not None:
@@ -69,7 +54,11 @@ def main(smk) -> None:
         else:
             model = load_model(smk.input.base)
             source = smk.input.base
-        reference_path = reference_dir(smk)
+        # the named input reference: one model directory (LFD) or an empty list
+        reference_paths = path_list(getattr(smk.input, "reference", []))
+        if len(reference_paths) > 1:
+            raise ValueError(f"input reference must be one model directory, got {reference_paths}")
+        reference_path = reference_paths[0] if reference_paths else None
         reference = load_model(reference_path) if reference_path is not None else None
         logging.info(
             "%s (%d parameters) on %s: %d train / %d dev texts, %s, reference model %s",

@@ -1,20 +1,16 @@
 """Where a job runs: one device rule for every GPU-capable script, and no silent CPU fallback.
 
-A workflow job is *given a GPU* when its rule's ``gpu`` resource (config
-``cluster.rules.<rule>.gpu``, or ``--set-resources <rule>:gpu=N``) is 1 or more; Slurm then
-hands the job that many GPUs. The device settings (``gpt2.finetune.device``,
-``gpt2.sampling.device``, ``gpt2.metrics.device``, ``synthetic.train.device``) mean:
+A workflow job is *given a GPU* when its rule's ``gpu`` resource (``cluster.rules.<rule>.gpu``
+or ``--set-resources <rule>:gpu=N``) is 1 or more. The device settings
+(``gpt2.finetune.device``, ``gpt2.sampling.device``, ``gpt2.metrics.device``,
+``synthetic.train.device``): ``cpu`` (a warning when the job was given a GPU); ``cuda`` (or
+``cuda:N``), which stops at once when torch cannot use CUDA; ``auto``: the GPU the job was
+given (stopping at once without a working one), the CPU when given none. Outside a workflow job
+(``gpus=None``: notebooks, tests) ``auto`` is CUDA when usable, else the CPU.
 
-- ``cpu``: the CPU, whatever the job was given (a warning when it was given a GPU);
-- ``cuda`` (or ``cuda:N``): the GPU; the job stops at once when torch cannot use CUDA;
-- ``auto``: the GPU this job was given: a job given a GPU needs a working CUDA device and
-  stops at once without one; a job given none (``gpu: 0``) runs on the CPU.
-
-Outside a workflow job (``gpus=None``: notebooks, tests) ``auto`` is CUDA when it is usable,
-else the CPU. When CUDA is needed and unusable, :class:`CudaUnusable` names the cause torch
-gives (a CPU-only build, a driver too old for the build's CUDA, no NVIDIA driver or no GPU
-visible, no kernels for this GPU's architecture) and what to install, before any model is
-loaded. torch is imported only when a device is resolved, so :func:`job_gpus` costs nothing.
+:class:`CudaUnusable` names the cause torch gives (a CPU-only build, a driver too old for the
+build's CUDA, no driver or no GPU visible, no kernels for the GPU's architecture) and what to
+install, before any model is loaded. torch is imported only when a device is resolved.
 """
 
 from __future__ import annotations
@@ -48,23 +44,20 @@ class CudaUnusable(RuntimeError):
 
 
 def job_gpus(smk: Any) -> int:
-    """GPUs the scheduler gives this Snakemake job: its rule's ``gpu`` resource (config
-    cluster.rules.<rule>.gpu, --set-resources overrides it); 0 when the rule asks for none."""
+    """GPUs given to this Snakemake job: its rule's ``gpu`` resource (0 when it has none)."""
     resources = getattr(smk, "resources", None)
     value = getattr(resources, "gpu", 0) if resources is not None else 0
     try:
-        gpus = int(value or 0)
+        return int(value or 0)
     except (TypeError, ValueError):
         raise ValueError(
             f"resource gpu of rule {getattr(smk, 'rule', '?')} is {value!r}, not a number"
         ) from None
-    return gpus
 
 
 def job_device(smk: Any, key: str) -> torch.device:
-    """The device of a Snakemake job whose ``params.device`` comes from config ``key``:
-    :func:`resolve_device` with the GPUs the job was given. Call it first thing in a script,
-    so that a job without the CUDA it needs fails in seconds, before loading anything."""
+    """:func:`resolve_device` of a job's ``params.device`` (config ``key``). Call it first thing
+    in a script, so that a job without the CUDA it needs fails before loading anything."""
     return resolve_device(
         smk.params.device, job_gpus(smk), key=key, rule=getattr(smk, "rule", None)
     )
@@ -73,12 +66,8 @@ def job_device(smk: Any, key: str) -> torch.device:
 def resolve_device(
     device: str, gpus: int | None = None, *, key: str = "device", rule: str | None = None
 ) -> torch.device:
-    """The torch device of setting ``device`` (auto, cpu, cuda or cuda:N) for a job given
-    ``gpus`` GPUs (None: not a workflow job); see the module docstring.
-
-    Raises ValueError for another ``device`` (naming config ``key``) and :class:`CudaUnusable`
-    when CUDA is needed (``cuda``, or ``auto`` with ``gpus >= 1``) and torch cannot use it.
-    """
+    """The torch device of setting ``device`` (auto, cpu, cuda or cuda:N; config ``key``) for a
+    job given ``gpus`` GPUs (None: not a workflow job); see the module docstring."""
     import torch
 
     name = str(device)

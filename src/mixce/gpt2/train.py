@@ -1,50 +1,37 @@
 """One training loop for the GPT-2 track: finetuning with any registered objective, and the
-MLE pretraining of scratch models.
+MLE pretraining of scratch models. Read it top to bottom in :func:`train`:
 
-Read it top to bottom in :func:`train`. What it does, in order:
-
-1. Every optimizer step takes ``batch_size`` texts (the epoch's order is a permutation drawn
-   from ``seed`` and the epoch number), cut into micro-batches of ``micro_batch_size``;
-   gradients accumulate (:func:`micro_batch_weights`). ``accumulation="tokens"`` (protocol
-   point grad_accumulation, clean): the step's texts are sorted by length before the cut
-   (bucketing: little padding) and the step's loss is the objective's mean over every real
-   target token of the whole step (each micro-batch's mean is weighted by its share of the
-   step's tokens), so bucketing and the micro-batch size do not change the gradient.
-   ``"micro_batches"`` (official, as the authors' released script): micro-batches are cut in
-   the epoch's order and each micro-batch's token mean counts 1 / (number of micro-batches
-   of a full step), whatever its number of tokens.
+1. Each optimizer step takes ``batch_size`` texts (the epoch's order is a permutation drawn
+   from ``seed`` and the epoch number), cut into micro-batches of ``micro_batch_size`` whose
+   gradients accumulate (protocol point grad_accumulation, :func:`micro_batch_weights`).
 2. Texts are GPT-2 ids with EOS appended (:func:`mixce.gpt2.tokenizer.encode_texts`); a batch is
    right-padded with EOS under attention mask 0; the model sees ``ids[:-1]`` and predicts
    ``ids[1:]`` (no BOS, the first token is not scored).
-3. AdamW with a linear schedule (optional warm-up), gradient clipping at ``grad_clip``
-   (None: none, protocol point grad_clip official; the step's gradient norm is logged either
-   way, :func:`clip_gradients`), then the next step.
-   A loss that is NaN or infinite stops the job (:class:`NonFiniteLoss`, naming the step, the
-   micro-batch and the texts in it).
-4. At the end of each epoch (or every ``eval_every`` steps) the dev loss is computed with the
+3. AdamW with a linear schedule (optional warm-up), gradient clipping at ``grad_clip`` (None:
+   none, protocol point grad_clip official; the norm is logged either way). A NaN or infinite
+   loss stops the job (:class:`NonFiniteLoss`, naming the step, micro-batch and texts).
+4. At each epoch's end (or every ``eval_every`` steps) the dev loss is computed with the
    training objective (so MixCE keeps its mixed loss, as the reference code does) and with
-   plain NLL, always in float32 (no autocast, no TF32 matmuls); the model with the lowest
-   objective dev loss is saved (safetensors).
+   plain NLL, always in float32 (:func:`evaluate`); the model with the lowest objective dev
+   loss is saved (safetensors).
 5. Every ``checkpoint_every`` steps, and when ``should_stop()`` turns true (SIGTERM, see
-   :class:`StopOnSignal`), the model, optimizer, scheduler, RNG states, position in the data,
-   the objective's state and the log so far are saved atomically to ``resume_path``;
-   :func:`train` resumes from it when its fingerprint (settings + data) matches, so an
-   interrupted and resumed run ends with the same weights as an uninterrupted one. The
-   checkpoint holds only tensors and plain types and is read with ``weights_only=True``
-   (:func:`load_resume`): a file that holds any pickled object is refused
+   :class:`StopOnSignal`), model, optimizer, scheduler, RNG states, position in the data, the
+   objective's state and the log are saved atomically to ``resume.pt``; :func:`train` resumes
+   from it when its fingerprint (settings + data) matches, so a resumed run ends with the same
+   weights as an uninterrupted one. The checkpoint holds only tensors and plain types and is
+   read with ``weights_only=True``: a file holding any pickled object is refused
    (:class:`CheckpointError`), never unpickled.
 
-The loop knows objectives only through their :class:`~mixce.objectives.ObjectiveSpec`: the
-hyper-parameters (``settings.hyper``, checked and completed by
-:func:`~mixce.objectives.check_hyper`); ``needs_reference``: a frozen ``reference`` model runs
-on every micro-batch (training and dev) under ``torch.no_grad`` and its logits are passed as
-``reference_logits``; ``stateful``: one state dict, passed as ``state`` in training and saved
-in the resume checkpoint, and ``state=None`` in the dev evaluation.
+Objectives are known only through their :class:`~mixce.objectives.ObjectiveSpec`: ``hyper``
+(checked by :func:`~mixce.objectives.check_hyper`); ``needs_reference``: a frozen ``reference``
+model runs on every micro-batch (training and dev) under no_grad and its logits are passed as
+``reference_logits``; ``stateful``: one state dict, passed as ``state`` in training, saved in
+the checkpoint, and ``state=None`` in the dev evaluation.
 
 ``precision`` (protocol point precision): ``"bf16_autocast"`` (clean) runs the training
 forward on CUDA under bf16 autocast with TF32 matmuls; ``"float32"`` (official, as the
 released script on its V100) trains in float32 with TF32 off. The CPU always runs float32,
-and the dev evaluation is float32 under both settings. CUDA uses fused AdamW either way.
+and the dev evaluation is float32 under both. CUDA uses fused AdamW either way.
 """
 
 from __future__ import annotations
@@ -72,16 +59,11 @@ from mixce.objectives import ObjectiveSpec, check_hyper, get_spec, masked_mean, 
 
 logger = logging.getLogger(__name__)
 
-#: How micro-batch losses combine into an optimizer step's loss (protocol point
-#: grad_accumulation): "tokens" (clean), "micro_batches" (official).
+#: Protocol point grad_accumulation: "tokens" (clean), "micro_batches" (official).
 Accumulation = Literal["tokens", "micro_batches"]
-#: Training precision on CUDA (protocol point precision): "bf16_autocast" (clean), "float32"
-#: (official). The CPU always runs float32.
+#: Protocol point precision on CUDA: "bf16_autocast" (clean), "float32" (official).
 Precision = Literal["bf16_autocast", "float32"]
-#: How the dev loss averages its batches (protocol point perplexity_average): "tokens"
-#: (clean: token-weighted mean over length-sorted batches), "batch_means" (official: the
-#: released evaluation loop, the mean of per-batch token means over batches of
-#: RELEASED_EVAL_BATCH_SIZE texts in file order, each batch weighted by its number of texts).
+#: Protocol point perplexity_average: "tokens" (clean), "batch_means" (official); see evaluate.
 DevAverage = Literal["tokens", "batch_means"]
 #: Texts per dev batch in the released training script (run.py passes 32 for every model).
 RELEASED_EVAL_BATCH_SIZE = 32
@@ -124,9 +106,42 @@ class TrainSettings:
                     f"{', '.join(get_args(kind))}"
                 )
 
+    @classmethod
+    def from_config(cls, gpt2: Mapping[str, Any], model: str, job: Any = None) -> dict[str, Any]:
+        """The fields the config sets (config ``gpt2``), in field order, of the finetuning
+        ``job`` (a mixce.gpt2.plan.FinetuneJob) of ``model``, or with None of its MLE
+        pretraining. A dict, the rules' params.settings: TrainSettings(**fields) makes one."""
+        stage = gpt2["finetune"] if job else gpt2["pretrain"]
+        return {
+            "objective": job.objective if job else "mle",
+            "hyper": dict(job.hyper) if job else {},
+            **{key: stage[key] for key in ("lr", "weight_decay", "warmup_steps", "grad_clip")},
+            "epochs": stage["epochs"],
+            "max_steps": None if job else stage["max_steps"],
+            "batch_size": stage["batch_size"],
+            "micro_batch_size": gpt2["models"][model]["micro_batch_size"],
+            "max_length": stage["max_length"],
+            "seed": stage["seed"],
+            "eval_every": gpt2["finetune"]["eval_every"] if job else 0,
+            "dev_batch_size": gpt2["finetune"]["dev_batch_size"],
+        }
+
     def objective_kwargs(self) -> dict[str, float]:
         """The objective's hyper-parameters, defaults filled in, as keyword arguments."""
         return check_hyper(self.objective, self.hyper)
+
+
+#: (field, value under official, value under clean; ...: the configured value)
+PROTOCOL_FIELDS = {
+    "grad_clip": [("grad_clip", None, ...)],
+    "grad_accumulation": [("accumulation", "micro_batches", "tokens")],
+    "precision": [("precision", "float32", "bf16_autocast")],
+    "newlines": [],  # read by the rule's script (mixce.gpt2.tokenizer.loader_texts)
+    "perplexity_average": [
+        ("dev_average", "batch_means", "tokens"),
+        ("dev_batch_size", RELEASED_EVAL_BATCH_SIZE, ...),
+    ],
+}
 
 
 def protocol_settings(
@@ -134,34 +149,22 @@ def protocol_settings(
 ) -> dict[str, Any]:
     """:class:`TrainSettings` fields ``settings`` under the protocol ``points`` given.
 
-    ``points`` (from :func:`mixce.gpt2.protocol.points`) may hold grad_clip, grad_accumulation,
-    precision and perplexity_average; a point it lacks leaves its fields as ``settings`` has
-    them (the pretraining of scratch models, our own stage, passes none). Official (the
-    released script): ``grad_clip=None``, ``accumulation="micro_batches"``, ``precision="float32"``,
-    ``dev_average="batch_means"`` with ``dev_batch_size=RELEASED_EVAL_BATCH_SIZE``. Clean:
-    ``settings["grad_clip"]`` as given, ``"tokens"``, ``"bf16_autocast"``, ``"tokens"`` with
-    the configured ``dev_batch_size``.
+    Official (the released script): ``grad_clip=None``, ``accumulation="micro_batches"``,
+    ``precision="float32"``, ``dev_average="batch_means"`` with ``dev_batch_size=32``. Clean:
+    the configured grad_clip, ``"tokens"``, ``"bf16_autocast"``, ``"tokens"`` with the
+    configured dev_batch_size. A point not in ``points`` leaves its fields as given (the
+    pretraining of scratch models, our own stage, passes none).
     """
     out = dict(settings)
     for name, setting in points.items():
         if setting not in ("official", "clean"):
             raise ValueError(f"protocol point {name}: {setting!r} is not official or clean")
-        official = setting == "official"
-        if name == "grad_clip":
-            if official:
-                out["grad_clip"] = None
-        elif name == "grad_accumulation":
-            out["accumulation"] = "micro_batches" if official else "tokens"
-        elif name == "precision":
-            out["precision"] = "float32" if official else "bf16_autocast"
-        elif name == "newlines":
-            pass  # read by the rule's script (mixce.gpt2.tokenizer.loader_texts), not the loop
-        elif name == "perplexity_average":
-            out["dev_average"] = "batch_means" if official else "tokens"
-            if official:
-                out["dev_batch_size"] = RELEASED_EVAL_BATCH_SIZE
-        else:
+        if name not in PROTOCOL_FIELDS:
             raise KeyError(f"protocol point {name!r} does not concern the training loop")
+        for field, official, clean in PROTOCOL_FIELDS[name]:
+            value = official if setting == "official" else clean
+            if value is not ...:
+                out[field] = value
     return out
 
 
@@ -171,6 +174,10 @@ class NonFiniteLoss(FloatingPointError):
 
 class Preempted(RuntimeError):
     """Training stopped on request (SIGTERM) after saving a resume checkpoint."""
+
+
+class CheckpointError(RuntimeError):
+    """A resume checkpoint that is refused: it holds pickled objects, or is not one at all."""
 
 
 class StopOnSignal:
@@ -198,16 +205,10 @@ class StopOnSignal:
             signal.signal(sig, handler)
 
 
-# --------------------------------------------------------------------------- batches
-
-
 def pad_batch(
     sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(inputs, attention mask, targets, target mask) of right-padded ``sequences``.
-
-    inputs = ids[:-1], targets = ids[1:]; masks are 1 on real tokens.
-    """
+    """(inputs = ids[:-1], attention mask, targets = ids[1:], target mask), right-padded."""
     width = max(len(s) for s in sequences)
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     real = torch.zeros((len(sequences), width), dtype=torch.bool)
@@ -227,9 +228,8 @@ def step_batches(
 ) -> list[list[list[int]]]:
     """Optimizer steps of one epoch: for each step, its micro-batches of text indices.
 
-    ``by_length``: the texts of a step are sorted by length (longest first, ties by index)
-    before being cut into micro-batches, so a micro-batch holds texts of similar lengths;
-    otherwise they are cut in ``order``.
+    ``by_length`` (bucketing, little padding): a step's texts are sorted longest first (ties by
+    index) before the cut; otherwise they are cut in ``order``.
     """
     steps = []
     for start in range(0, len(order), batch_size):
@@ -245,13 +245,13 @@ def step_batches(
 def micro_batch_weights(
     token_counts: Sequence[int], accumulation: Accumulation, steps_per_update: int
 ) -> list[float]:
-    """Weight of each micro-batch's mean loss in its optimizer step's loss.
+    """Weight of each micro-batch's mean loss (``token_counts``: its real target tokens).
 
-    ``token_counts``: real target tokens of each micro-batch of the step. ``"tokens"``: its
-    share of the step's tokens (the step's loss is the token mean over the whole step).
-    ``"micro_batches"``: ``1 / steps_per_update`` each (the released script divides every
-    micro-batch's loss by its gradient_accumulation_steps, so a micro-batch counts the same
-    however many tokens it holds, and a short last step of an epoch weighs less).
+    ``"tokens"`` (clean): its share of the step's tokens, so the step's loss is the token mean
+    over the whole step and neither bucketing nor the micro-batch size changes the gradient.
+    ``"micro_batches"`` (official): ``1 / steps_per_update`` each, as the released script divides
+    every micro-batch's loss by its gradient_accumulation_steps (micro-batches cut in the epoch's
+    order; a short last step of an epoch weighs less).
     """
     if accumulation == "tokens":
         total = sum(token_counts)
@@ -267,45 +267,17 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=generator).tolist()
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def fingerprint(settings: TrainSettings, *arrays: Sequence[Sequence[int]]) -> str:
-    """Hash of the settings and token ids: a resume checkpoint is used only if it matches."""
-    digest = hashlib.sha256(json.dumps(dataclasses.asdict(settings), sort_keys=True).encode())
-    for array in arrays:
-        for seq in array:
-            digest.update(len(seq).to_bytes(4, "little"))
-            digest.update(torch.as_tensor(seq, dtype=torch.int32).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def linear_schedule(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
-    """LR multiplier: linear warm-up to 1, then linear decay to 0 at ``total_steps``."""
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-
-    return factor
-
-
 def autocast_dtype(device_type: str, precision: Precision) -> torch.dtype | None:
-    """The autocast dtype of a training forward: bf16 on CUDA under ``"bf16_autocast"``;
-    None (no autocast, float32) on any other device or under ``"float32"``."""
+    """bf16 on CUDA under ``"bf16_autocast"``; None (float32, no autocast) otherwise."""
     if precision not in get_args(Precision):
         raise ValueError(f"precision {precision!r} is not one of {get_args(Precision)}")
     return torch.bfloat16 if device_type == "cuda" and precision == "bf16_autocast" else None
 
 
 def autocast(device: torch.device, precision: Precision = "bf16_autocast") -> Any:
-    """Autocast to :func:`autocast_dtype` (bf16 on CUDA by default); a disabled (float32)
-    context where that is None."""
+    """Autocast to :func:`autocast_dtype`; a null context where that is None."""
     dtype = autocast_dtype(device.type, precision)
-    if dtype is None:
-        return nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
+    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def tf32_allowed(device_type: str, precision: Precision) -> bool:
@@ -325,8 +297,7 @@ def float32_matmuls() -> Iterator[None]:
 
 
 def clip_gradients(parameters: Iterable[torch.nn.Parameter], max_norm: float | None) -> float:
-    """The total 2-norm of the gradients, before clipping; scales them down to ``max_norm``
-    (``torch.nn.utils.clip_grad_norm_``) unless it is None."""
+    """The gradients' total 2-norm before clipping; clips to ``max_norm`` unless it is None."""
     parameters = [p for p in parameters if p.grad is not None]
     if max_norm is not None:
         return float(torch.nn.utils.clip_grad_norm_(parameters, max_norm))
@@ -340,34 +311,25 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def rng_state() -> dict[str, Any]:
-    state = {"torch": torch.random.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.random.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# what a resume checkpoint may hold: ``torch.load(..., weights_only=True)`` reads these
-# without unpickling any other object (so without running code a file's writer chose)
-# (exact types: numpy.float64, say, is a float that such a load refuses)
+# What torch.load(..., weights_only=True) reads without unpickling any other object (so
+# without running code a file's writer chose). Exact types: numpy.float64 is refused.
 PLAIN_TYPES = (str, int, float, bool, type(None))
 RESUME_KEYS = ("fingerprint", "model", "optimizer", "scheduler", "rng", "state")
 
 
-class CheckpointError(RuntimeError):
-    """A resume checkpoint that is refused: it holds pickled objects, or is not one at all."""
+def fingerprint(settings: TrainSettings, *arrays: Sequence[Sequence[int]]) -> str:
+    """Hash of the settings and token ids: a resume checkpoint is used only if it matches."""
+    digest = hashlib.sha256(json.dumps(dataclasses.asdict(settings), sort_keys=True).encode())
+    for array in arrays:
+        for seq in array:
+            digest.update(len(seq).to_bytes(4, "little"))
+            digest.update(torch.as_tensor(seq, dtype=torch.int32).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def check_plain(obj: Any, where: str = "checkpoint") -> None:
-    """A TypeError naming the first value in ``obj`` (at ``where``) that is not a tensor, a
-    plain scalar, or a list/tuple/dict of them with plain keys, i.e. that a
-    ``weights_only=True`` load would refuse."""
+    """A TypeError naming the first value in ``obj`` that a ``weights_only=True`` load would
+    refuse (anything but tensors, plain scalars and lists/tuples/dicts of them)."""
     if type(obj) in (dict, OrderedDict):
         for key, value in obj.items():
             if type(key) not in (str, int):
@@ -389,10 +351,8 @@ def atomic_tmp(path: Path) -> Path:
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save to a temporary name beside ``path``, then rename. ``obj`` must pass
-    :func:`check_plain`, so that :func:`load_resume` can read it back without unpickling.
-    A job keeps one resume checkpoint: each save replaces the last (while it is written, the
-    two are on disk)."""
+    """torch.save ``obj`` (checked by :func:`check_plain`) to a temporary name, then rename:
+    each save replaces the last (while it is written, the two are on disk)."""
     check_plain(obj)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = atomic_tmp(path)
@@ -401,11 +361,10 @@ def save_atomic(obj: Any, path: Path) -> None:
 
 
 def load_resume(path: Path) -> dict[str, Any]:
-    """The resume checkpoint at ``path``, read with ``weights_only=True``: tensors and plain
-    types only, nothing unpickled. A file holding any other object (which a plain
-    ``torch.load`` would unpickle, running whatever code its writer put there: on a shared
-    filesystem, not necessarily you) or one that is not a resume checkpoint raises
-    :class:`CheckpointError` naming the file; nothing in it is run."""
+    """The resume checkpoint at ``path``, read with ``weights_only=True``. A file holding any
+    other object (which a plain ``torch.load`` would unpickle, running whatever code its writer
+    put there: on a shared filesystem, not necessarily you) or that is no resume checkpoint
+    raises :class:`CheckpointError` naming the file; nothing in it is run."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -445,9 +404,7 @@ def reference_inputs(
     reference: torch.nn.Module | None, inputs: torch.Tensor, attention: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """``{"reference_logits": ...}`` of the frozen reference model (no grad), or ``{}``.
-
-    Call it under the same autocast as the main model's forward.
-    """
+    Call it under the same autocast as the main model's forward."""
     if reference is None:
         return {}
     with torch.no_grad():
@@ -457,7 +414,7 @@ def reference_inputs(
 def prepare_reference(
     spec: ObjectiveSpec, reference: torch.nn.Module | None, device: torch.device
 ) -> torch.nn.Module | None:
-    """The reference model on ``device``, in eval mode and frozen; checks that the objective
+    """The reference model on ``device``, eval mode, frozen; a ValueError unless the objective
     takes one exactly when one is given."""
     if spec.needs_reference and reference is None:
         raise ValueError(
@@ -478,16 +435,14 @@ def evaluate(
     device: torch.device,
     reference: torch.nn.Module | None = None,
 ) -> dict[str, float]:
-    """Dev loss of the training objective and plain NLL over ``texts``.
+    """Dev loss of the training objective and plain NLL over ``texts``, in batches of
+    ``dev_batch_size``.
 
-    ``settings.dev_average`` "tokens" (clean): batches of ``dev_batch_size`` texts sorted by
-    length, the token-weighted mean. "batch_means" (official, the released evaluation loop):
-    batches of ``dev_batch_size`` texts in the order given, each batch's token mean, and the
-    mean of those means weighted by each batch's number of texts.
-    Always float32, whatever ``settings.precision``: no autocast and no TF32 matmuls (these
-    are the reported dev NLL and the loss that selects the best checkpoint). A stateful
-    objective gets ``state=None`` (its evaluation form, e.g. loss truncation's plain NLL); an
-    objective that needs a reference model gets its logits.
+    ``dev_average`` "tokens" (clean): texts sorted by length, the token-weighted mean.
+    "batch_means" (official, the released evaluation loop): texts in the order given, each
+    batch's token mean weighted by its number of texts. Always float32 (no autocast, no TF32):
+    these are the reported dev NLL and the loss that selects the best checkpoint. A stateful
+    objective gets ``state=None`` (its evaluation form, e.g. loss truncation's plain NLL).
     """
     spec = get_spec(settings.objective)
     reference = prepare_reference(spec, reference, device)
@@ -509,7 +464,6 @@ def evaluate(
         if spec.stateful:
             extra["state"] = None
         n = int(mask.sum())
-        # weight of this batch's token mean: its tokens (clean) or its texts (official)
         weight = n if settings.dev_average == "tokens" else len(batch)
         loss = spec.fn(logits, targets, mask, **hyper, **extra)
         loss_sum += float(loss) * weight
@@ -522,9 +476,6 @@ def evaluate(
         "nll": nll_sum / max(weight_sum, 1),
         "tokens": total_tokens,
     }
-
-
-# --------------------------------------------------------------------------- the loop
 
 
 def train(
@@ -542,18 +493,15 @@ def train(
 ) -> dict[str, Any]:
     """Train ``model`` on ``train_texts`` (token ids ending in EOS); see the module docstring.
 
-    ``work_dir`` receives ``resume.pt`` (the resume checkpoint: one, replaced at each
-    checkpoint, about 12 bytes per parameter) and ``best/`` (the model with the lowest
-    objective dev loss so far). Both live outside the job's declared outputs, so a failed or
-    preempted job (whose outputs Snakemake removes) loses neither; the rule's script deletes
-    ``work_dir`` once the job's outputs are written. ``reference``:
-    the frozen second model of an objective whose spec needs one (LFD's degenerative model);
-    a ValueError if it is missing, or given to an objective that takes none.
+    ``work_dir`` gets ``resume.pt`` (one, replaced at each checkpoint, about 12 bytes per
+    parameter) and ``best/`` (the best model so far). Both live outside the job's declared
+    outputs, so a failed or preempted job (whose outputs Snakemake removes) loses neither; the
+    rule's script deletes ``work_dir`` once the outputs are written. ``reference``: the frozen
+    second model of an objective that needs one (LFD's degenerative model).
 
-    Returns the run's summary (dev losses per evaluation, best step, timings) and the
-    per-step log rows under ``"log"``. Raises :class:`Preempted` after saving a resume
-    checkpoint when ``should_stop()`` turns true, :class:`NonFiniteLoss` on a NaN/inf loss,
-    :class:`CheckpointError` when ``resume.pt`` holds pickled objects (it is not loaded).
+    Returns the run's summary (dev losses per evaluation, best step, timings) and the per-step
+    log rows under ``"log"``. Raises :class:`Preempted` after saving a resume checkpoint when
+    ``should_stop()`` turns true.
     """
     from tqdm import tqdm
 
@@ -563,13 +511,13 @@ def train(
     hyper = settings.objective_kwargs()
     reference = prepare_reference(spec, reference, device)
     resume_path = Path(work_dir, "resume.pt")
-    best_dir = Path(work_dir, "best")
     lengths = [len(t) for t in train_texts]
     steps_per_epoch = math.ceil(len(train_texts) / settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
     if settings.max_steps is not None:
         total_steps = min(total_steps, settings.max_steps)
     eval_every = settings.eval_every or steps_per_epoch
+    warmup = settings.warmup_steps
 
     if device.type == "cuda":
         tf32 = tf32_allowed(device.type, settings.precision)
@@ -582,20 +530,20 @@ def train(
         weight_decay=settings.weight_decay,
         fused=device.type == "cuda",
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, linear_schedule(total_steps, settings.warmup_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up to 1, linear decay to 0
+        optimizer,
+        lambda step: (
+            (step + 1) / warmup
+            if step < warmup
+            else max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+        ),
     )
 
     key = fingerprint(settings, train_texts, dev_texts)
     # "objective": the stateful objective's own state (e.g. loss truncation's loss buffer)
-    state: dict[str, Any] = {
-        "step": 0,
-        "best": math.inf,
-        "best_step": None,
-        "evals": [],
-        "log": [],
-        "objective": {},
-    }
+    state: dict[str, Any] = dict(
+        step=0, best=math.inf, best_step=None, evals=[], log=[], objective={}
+    )
     torch.manual_seed(settings.seed)
     # a save cut short by a kill leaves its temporary file (a checkpoint's size): drop it
     atomic_tmp(resume_path).unlink(missing_ok=True)
@@ -605,40 +553,30 @@ def train(
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
-            set_rng_state(saved["rng"])
+            torch.random.set_rng_state(saved["rng"]["torch"])
+            if "cuda" in saved["rng"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
             state = saved["state"]
             logger.info("resumed from %s at step %d", resume_path, state["step"])
         else:
             logger.warning("ignoring %s: written for other settings or data", resume_path)
 
     def checkpoint() -> None:
+        rng = {"torch": torch.random.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
         save_atomic(
             {
                 "fingerprint": key,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
-                "rng": rng_state(),
+                "rng": rng,
                 "state": state,
             },
             resume_path,
         )
         logger.info("checkpoint at step %d -> %s", state["step"], resume_path)
-
-    def dev_eval() -> None:
-        result = evaluate(model, dev_texts, settings, device, reference)
-        epoch = state["step"] / steps_per_epoch
-        state["evals"].append({"step": state["step"], "epoch": epoch, **result})
-        logger.info(
-            "step %d (epoch %.2f): dev loss %.4f, dev nll %.4f",
-            state["step"],
-            epoch,
-            result["loss"],
-            result["nll"],
-        )
-        if result["loss"] < state["best"]:
-            state["best"], state["best_step"] = result["loss"], state["step"]
-            save_model(model, best_dir)
 
     started = time.perf_counter()
     bar = tqdm(total=total_steps, initial=state["step"], disable=not progress, desc="train")
@@ -652,7 +590,6 @@ def train(
             by_length=settings.accumulation == "tokens",
         )[in_epoch]
         micro_tokens = [sum(lengths[i] - 1 for i in micro) for micro in step_plan]
-        step_tokens = sum(micro_tokens)
         weights = micro_batch_weights(micro_tokens, settings.accumulation, steps_per_update)
         step_loss = 0.0
         tic = time.perf_counter()
@@ -681,22 +618,29 @@ def train(
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         state["step"] += 1
-        seconds = time.perf_counter() - tic
         state["log"].append(
-            {
-                "step": state["step"],
-                "epoch": epoch,
-                "lr": lr,
-                "loss": step_loss,
-                "grad_norm": grad_norm,
-                "tokens": step_tokens,
-                "seconds": seconds,
-            }
+            dict(
+                step=state["step"],
+                epoch=epoch,
+                lr=lr,
+                loss=step_loss,
+                grad_norm=grad_norm,
+                tokens=sum(micro_tokens),
+                seconds=time.perf_counter() - tic,
+            )
         )
         bar.update(1)
         bar.set_postfix(loss=f"{step_loss:.3f}")
         if state["step"] % eval_every == 0 or state["step"] == total_steps:
-            dev_eval()
+            result = evaluate(model, dev_texts, settings, device, reference)
+            row = {"step": state["step"], "epoch": state["step"] / steps_per_epoch, **result}
+            state["evals"].append(row)
+            logger.info(
+                "step %(step)d (epoch %(epoch).2f): dev loss %(loss).4f, nll %(nll).4f", row
+            )
+            if result["loss"] < state["best"]:
+                state["best"], state["best_step"] = result["loss"], state["step"]
+                save_model(model, Path(work_dir, "best"))
         if should_stop():
             checkpoint()
             bar.close()
@@ -708,8 +652,7 @@ def train(
             checkpoint()
     bar.close()
 
-    seconds = time.perf_counter() - started
-    trained_tokens = sum(row["tokens"] for row in state["log"])
+    log = state["log"]
     return {
         "settings": dataclasses.asdict(settings),
         "steps": state["step"],
@@ -717,11 +660,11 @@ def train(
         "best_dev_loss": state["best"],
         "best_step": state["best_step"],
         "evals": state["evals"],
-        "seconds_this_session": seconds,
-        "tokens_per_second": sum(r["tokens"] for r in state["log"])
-        / max(sum(r["seconds"] for r in state["log"]), 1e-9),
-        "trained_tokens": trained_tokens,
+        "seconds_this_session": time.perf_counter() - started,
+        "tokens_per_second": sum(r["tokens"] for r in log)
+        / max(sum(r["seconds"] for r in log), 1e-9),
+        "trained_tokens": sum(row["tokens"] for row in log),
         "peak_memory_mb": peak_memory_mb(device),
         "device": str(device),
-        "log": state["log"],
+        "log": log,
     }
