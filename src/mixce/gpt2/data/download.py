@@ -167,15 +167,16 @@ def check_model_pin(spec: Mapping[str, Any], record_path: str | os.PathLike[str]
         )
 
 
-def file_differs(
-    path: str | os.PathLike[str], sha256: str | None, size: int | None
-) -> tuple[str, str] | None:
-    """None when ``path`` has the given size and sha256 (each checked only when given), else
-    (expected, found): both described by the same checks, e.g. ``"18 bytes, sha256 ..."``."""
+def check_file(
+    path: str | os.PathLike[str], sha256: str | None, size: int | None, hint: str, origin: str = ""
+) -> None:
+    """Raise ChangedFileError when ``path`` differs from the given size or sha256 (each checked
+    only when given), naming both as the same checks (e.g. ``"18 bytes, sha256 ..."``) and
+    where the expected ones come from (``origin``)."""
     found_size = Path(path).stat().st_size
     got = sha256_file(path) if sha256 is not None else None
     if (size is None or found_size == size) and (got is None or got == sha256.lower()):
-        return None
+        return
     expected, found = [], []
     if size is not None:
         expected.append(f"{size} bytes")
@@ -183,7 +184,8 @@ def file_differs(
     if sha256 is not None:
         expected.append(f"sha256 {sha256.lower()}")
         found.append(f"sha256 {got}")
-    return ", ".join(expected), ", ".join(found)
+    origin = f" ({origin})" if origin else ""
+    raise ChangedFileError(path, ", ".join(expected) + origin, ", ".join(found), hint)
 
 
 def _attempt(
@@ -259,9 +261,7 @@ def download(
         raise ValueError(f"retries must be >= 0, got {retries}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists() and not refresh:
-        differs = file_differs(dest, sha256, size)
-        if differs is not None:
-            raise ChangedFileError(dest, *differs, hint="nothing downloaded; refresh replaces it")
+        check_file(dest, sha256, size, "nothing downloaded; refresh replaces it")
         logger.info("cache hit: %s exists (and matches what is given), not downloading", dest)
         return dest
     attempts = retries + 1

@@ -63,8 +63,8 @@ from mixce.gpt2.data.clean import CLEANERS, clean_wikitext_line
 from mixce.gpt2.data.download import (
     ChangedFileError,
     DownloadError,
+    check_file,
     download,
-    file_differs,
     hub_commit,
     sha256_file,
 )
@@ -199,13 +199,6 @@ def _recorded(dest: Path) -> str:
     return f"recorded at the first download in {dest / RECORD}"
 
 
-def _check_file(path: Path, sha256: str | None, size: int | None, origin: str) -> None:
-    """Raise ChangedFileError, naming both values, when ``path`` differs from them."""
-    differs = file_differs(path, sha256, size)
-    if differs is not None:
-        raise ChangedFileError(path, f"{differs[0]} ({origin})", differs[1], REFRESH_HINT)
-
-
 def _hub_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
     return {key: spec.get(key) for key in ("name", "subset", "data_files", "text_field")}
 
@@ -280,7 +273,7 @@ def _fetch_url(
         origin = "pinned in the config" if pinned else _recorded(dest_dir)
         source_url = url
         if path.exists() and not refresh:
-            _check_file(path, want_sha, want_size, origin)
+            check_file(path, want_sha, want_size, REFRESH_HINT, origin)
             if entry and entry.get("url") != url:
                 source_url = entry["url"]
                 logger.warning(
@@ -323,7 +316,7 @@ def _fetch_hub(
     for key, entry in recorded.items():
         path = dest_dir / entry["file"]
         if path.exists():
-            _check_file(path, entry["sha256"], entry["size"], origin)
+            check_file(path, entry["sha256"], entry["size"], REFRESH_HINT, origin)
             present[key] = entry
     if recorded and len(present) == len(recorded):
         commit = (hub_rec or {}).get("commit")
@@ -368,7 +361,9 @@ def _fetch_hub(
         write_jsonl(new, (text for batch in batches for text in batch[field]))
         if ours in recorded:  # written again after it went missing: must be the same bytes
             try:
-                _check_file(new, recorded[ours]["sha256"], recorded[ours]["size"], origin)
+                check_file(
+                    new, recorded[ours]["sha256"], recorded[ours]["size"], REFRESH_HINT, origin
+                )
             except ChangedFileError as error:
                 new.unlink(missing_ok=True)
                 raise ChangedFileError(path, error.expected, error.got, REFRESH_HINT) from None
@@ -480,31 +475,27 @@ def read_jsonl_texts(path: str | Path, text_field: str = "text") -> list[str]:
 
 
 def _read_writingprompts(archive: Path) -> dict[str, list[str]]:
-    wanted = {
-        f"{stem}.{kind}": (split, kind)
-        for stem, split in WP_SPLITS.items()
-        for kind in ("wp_source", "wp_target")
-    }
-    found: dict[tuple[str, str], list[str]] = {}
+    names = {f"{stem}.{kind}" for stem in WP_SPLITS for kind in ("wp_source", "wp_target")}
+    found: dict[str, list[str]] = {}
     with tarfile.open(archive, "r:*") as tar:
         for member in tar:
             base = Path(member.name).name
-            if not member.isfile() or base not in wanted:
+            if not member.isfile() or base not in names:
                 continue
-            if wanted[base] in found:
+            if base in found:
                 raise ValueError(f"{archive}: more than one member named {base}")
             binary = tar.extractfile(member)
             assert binary is not None
             # streamed line by line; only "\n" ends a line (no universal newlines, so the
             # source and target line numbers stay aligned)
             with io.TextIOWrapper(binary, encoding="utf-8", errors="replace", newline="\n") as text:
-                found[wanted[base]] = [line.rstrip("\n") for line in text]
-    missing = sorted(name for name, key in wanted.items() if key not in found)
+                found[base] = [line.rstrip("\n") for line in text]
+    missing = sorted(names - set(found))
     if missing:
         raise ValueError(f"{archive}: no member(s) {', '.join(missing)} in the archive")
     raw: dict[str, list[str]] = {}
-    for split in WP_SPLITS.values():
-        prompts, stories = found[(split, "wp_source")], found[(split, "wp_target")]
+    for stem, split in WP_SPLITS.items():
+        prompts, stories = found[f"{stem}.wp_source"], found[f"{stem}.wp_target"]
         if len(prompts) != len(stories):
             raise ValueError(
                 f"{archive}: {split} has {len(prompts)} prompts but {len(stories)} stories"
@@ -523,7 +514,7 @@ def _manifest_files(manifest_dir: Path) -> dict[str, Path]:
         file = manifest_dir / entry["file"]
         if not file.is_file():
             raise FileNotFoundError(f"{path} lists {file}, which is missing")
-        _check_file(file, entry.get("sha256"), entry["size"], f"as {path} says")
+        check_file(file, entry.get("sha256"), entry["size"], REFRESH_HINT, f"as {path} says")
         files[key] = file
     return files
 
