@@ -1,11 +1,8 @@
 """Rule fetch_model: a hub model at a recorded commit, saved under resources/ (safetensors)
-for offline nodes (mixce.gpt2.models.fetch_hub_model).
-
-params: ``name`` (the hub name), ``hf_home`` (the Hugging Face home under resources/, not
-$HOME: the weights are cached there and never downloaded again). The pin
-(``gpt2.models.<model>.revision``) and ``refresh_downloads`` are read from the config, not
-params, so that adding a pin that agrees with the record reruns nothing. output: the model
-directory (``<dir>.record.json`` beside it keeps the commit). log: one file.
+for offline nodes (mixce.gpt2.models.fetch_hub_model). The weights are cached under
+params.hf_home, not $HOME. The pin (gpt2.models.<model>.revision) and refresh_downloads are
+read from the config, not params, so that adding a pin that agrees with the record reruns
+nothing; ``<dir>.record.json`` beside the output keeps the commit.
 """
 
 import logging

@@ -1,16 +1,11 @@
 """Rules pretrain and finetune: one run of the training loop (mixce.gpt2.train.train).
 
-pretrain: a scratch GPT-2 (params.architecture) trained with MLE on the train splits of the
-pretraining datasets. finetune: the base model trained with the variant's objective on the
-first params.n_train texts of the dataset's train split. Both keep the model with the lowest
-dev loss; a rerun after a kill or SIGTERM resumes from params.work_dir.
-
-params.settings: the fields of mixce.gpt2.train.TrainSettings (``objective`` and its ``hyper``
-among them). params.protocol (finetune only): the protocol points grad_clip,
-grad_accumulation and precision, applied by mixce.gpt2.train.protocol_settings; pretrain gives
-none, so the pretraining of scratch models keeps the settings as they are. An objective
-that needs a reference model (LFD) gets it from the named input ``reference`` (a model
-directory); the rule gives an empty list for the other objectives.
+pretrain: a scratch GPT-2 (params.architecture) trained with MLE on the pretraining datasets'
+train splits; finetune: the base model trained with the variant's objective on the first
+params.n_train train texts. params.settings: TrainSettings fields; params.protocol (finetune
+only; pretrain, our own stage, gives none): the protocol points, applied by
+mixce.gpt2.train.protocol_settings. LFD's reference model is the named input ``reference``
+(an empty list for the other objectives). A rerun after a kill resumes from params.work_dir.
 """
 
 import logging
