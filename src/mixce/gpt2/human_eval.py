@@ -42,20 +42,6 @@ from mixce.tables import dataset_label, header, latex_table
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "ALLOWED_ANSWERS",
-    "DROP_REASONS",
-    "INSTRUCTIONS",
-    "QUESTIONS",
-    "PairSet",
-    "cut_sentences",
-    "judgments_table",
-    "make_pairs",
-    "split_sentences",
-    "table4",
-    "unblind",
-]
-
 #: The paper's question: which paragraph is better ("1", "2" or "tie" = non-distinguishable).
 QUESTIONS: tuple[str, ...] = ("better",)
 #: Free-text column for the annotator's justification (not analysed; asked to deter random
@@ -77,15 +63,9 @@ justify your choice in a sentence or two. A good paragraph is:
 """
 
 #: Why a pair can be dropped by :func:`make_pairs`, in the order the checks run.
-DROP_REASONS: tuple[str, ...] = (
-    "empty",
-    "too_few_sentences",
-    "too_short",
-    "too_long",
-    "sentence_diff",
-    "char_diff",
-    "identical",
-    "not_sampled",
+DROP_REASONS = (
+    *("empty", "too_few_sentences", "too_short", "too_long"),
+    *("sentence_diff", "char_diff", "identical", "not_sampled"),
 )
 
 _ABBREVIATIONS = frozenset(

@@ -63,40 +63,19 @@ _METRICS = (
     ("coh", "coherence", "coh", ".3f"),
 )
 
-SAMPLES_COLUMNS = (
-    "dataset",
-    "model",
-    "variant",
-    "objective",
-    "eta",
-    "n_train",
-    "split",
-    "decoding",
-    "top_p",
-    "seed",
-    "n_empty",
-    "diversity",
-    "mauve",
-    "coherence",
-    "length_words",
+SAMPLES_COLUMNS = tuple(
+    "dataset model variant objective eta n_train split decoding top_p seed n_empty diversity "
+    "mauve coherence length_words".split()
 )
 HUMAN_COLUMNS = ("dataset", "split", "diversity", "mauve", "coherence", "length_words")
 PERPLEXITY_COLUMNS = ("dataset", "model", "objective", "eta", "n_train", "ppl")
-CONTROLLED_COLUMNS = (
-    "dataset",
-    "model",
-    "objective",
-    "eta",
-    "seed",
-    "length",
-    "c_mauve",
-    "c_coherence",
-    "status",
+CONTROLLED_COLUMNS = tuple(
+    "dataset model objective eta seed length c_mauve c_coherence status".split()
 )
 SELECTION_COLUMNS = ("dataset", "model", "eta")
+TOP_P_COLUMNS = ("dataset", "model", "objective", "variant", "best_p")
 #: Fragment lengths of Tables 8 and 9 used when the input has none (the paper's).
 CONTROLLED_LENGTHS = (100, 200, 300)
-TOP_P_COLUMNS = ("dataset", "model", "objective", "variant", "best_p")
 
 
 def _size_label(n_train: int) -> str:
@@ -373,51 +352,48 @@ def table2(
     ``<d>_div_std``, ``<d>_mauve``, ``<d>_mauve_std``, ``<d>_coh``, ``<d>_coh_std``,
     ``<d>_n_empty`` (mean over seeds of the empty texts).
     """
+    groups = [(m, model_label(m, model_labels), m, main_n_train) for m in models]
     return _main_table(
+        "Table 2",
         samples,
         human,
         perplexity,
         selection,
+        groups,
+        _selected_eta,
+        "model",
         datasets=datasets,
-        n_train_of=lambda _m: main_n_train,
-        group_key=("model", list(models)),
-        group_label=lambda m: model_label(m, model_labels),
-        eta_of=_selected_eta,
         dataset_labels=dataset_labels,
         caption=caption,
         label=label,
-        table="Table 2",
-        first_header="Model Size",
     )
 
 
 def _main_table(
-    samples,
-    human,
-    perplexity,
-    selection,
-    *,
-    datasets,
-    n_train_of: Callable[[object], int],
-    group_key: tuple[str, list],
-    group_label: Callable[[object], str],
-    eta_of,
-    dataset_labels,
-    caption,
-    label,
     table: str,
-    first_header: str,
-    model: str | None = None,
+    samples: pd.DataFrame,
+    human: pd.DataFrame,
+    perplexity: pd.DataFrame,
+    selection: pd.DataFrame,
+    groups: Sequence[tuple[object, str, str, int]],
+    eta_of: Callable[[Mapping, str, str], float],
+    key_name: str,
+    *,
+    datasets: Sequence[str],
+    dataset_labels: Mapping[str, str] | None,
+    caption: str,
+    label: str,
 ) -> tuple[pd.DataFrame, str]:
-    """Tables 2 and 5: groups (model sizes or train sizes) of MLE / MixCE rows."""
+    """Tables 2 and 5: per group (key, label, model, n_train), a model size or a train size,
+    MLE and MixCE rows."""
     samples = _frame(samples, SAMPLES_COLUMNS, "samples")
     human = _frame(human, HUMAN_COLUMNS, "human")
     perplexity = _frame(perplexity, PERPLEXITY_COLUMNS, "perplexity")
     selection = _frame(selection, SELECTION_COLUMNS, "selection")
-    key_name, groups = group_key
     key_cols = [key_name, "objective"] if key_name == "model" else ["model", key_name, "objective"]
     value_cols = _metric_value_cols(datasets, "ppl")
     cols = _main_cols(_Col("ppl", "ppl", ".2f", compare=False, human=NOT_APPLICABLE))
+    first_header = "Model Size" if key_name == "model" else "Data Size"
 
     def render(df: pd.DataFrame, labels: list[str]) -> str:
         return _render(df, datasets, cols, first_header, labels, dataset_labels, caption, label)
@@ -434,9 +410,7 @@ def _main_table(
     if key_name != "model":
         human_keys[key_name] = math.nan
     rows = [_human_row(human, datasets, human_keys)]
-    for g in groups:
-        m = model if model is not None else g
-        n_train = n_train_of(g)
+    for g, _, m, n_train in groups:
         for objective in ("mle", "mixce"):
             row = {"model": m, key_name: g, "objective": objective}
             for d in datasets:
@@ -449,7 +423,7 @@ def _main_table(
     df = _frame_from_rows(rows, key_cols, value_cols)
     if key_name == "n_train":
         df["n_train"] = pd.to_numeric(df["n_train"], errors="coerce").round().astype("Int64")
-    return df, render(df, [group_label(g) for g in groups])
+    return df, render(df, [g[1] for g in groups])
 
 
 _TABLE5_CAPTION = (
@@ -493,22 +467,20 @@ def table5(
                 sizes.add(int(round(float(n))))
     if caption is None:
         caption = _TABLE5_CAPTION.format(model=model_label(model, model_labels).lower())
+    groups = [(n, _size_label(n), model, n) for n in sorted(sizes)]
     return _main_table(
+        "Table 5",
         samples,
         human,
         perplexity,
         selection,
+        groups,
+        _config_eta,
+        "n_train",
         datasets=datasets,
-        n_train_of=lambda n: int(n),  # type: ignore[arg-type]
-        group_key=("n_train", sorted(sizes)),
-        group_label=lambda n: _size_label(int(n)),  # type: ignore[arg-type]
-        eta_of=_config_eta,
         dataset_labels=dataset_labels,
         caption=caption,
         label=label,
-        table="Table 5",
-        first_header="Data Size",
-        model=model,
     )
 
 
