@@ -58,23 +58,8 @@ SRC = Path(__file__).resolve().parents[1]
 DIGEST_CHARS = 16
 #: Methods that change a list, dict or set in place: ``X.<method>(...)`` writes to X.
 MUTATING_METHODS = frozenset(
-    {
-        "append",
-        "extend",
-        "insert",
-        "update",
-        "setdefault",
-        "add",
-        "pop",
-        "popitem",
-        "remove",
-        "discard",
-        "clear",
-        "sort",
-        "reverse",
-        "__setitem__",
-        "__delitem__",
-    }
+    "append extend insert update setdefault add pop popitem remove discard clear sort reverse"
+    " __setitem__ __delitem__".split()
 )
 
 # A need: ("module", M): M is imported (its import-time statements run);
