@@ -175,13 +175,6 @@ def format_of(spec: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- fetch
 
 
-def _file_name(key: str, url: str, taken: set[str]) -> str:
-    name = Path(urlparse(url).path).name
-    if not name or name in taken or name in (MANIFEST, RECORD) or name.startswith("."):
-        name = f"{key}.download"
-    return name
-
-
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
@@ -262,7 +255,10 @@ def _fetch_url(
     taken: set[str] = set()
     for key, url in spec["urls"].items():
         entry = recorded.get(key) or {}
-        name = entry["file"] if entry else _file_name(key, url, taken)
+        name = entry["file"] if entry else Path(urlparse(url).path).name
+        clash = name in taken or name in (MANIFEST, RECORD) or name.startswith(".")
+        if not entry and (not name or clash):
+            name = f"{key}.download"
         taken.add(name)
         path = dest_dir / name
         pin_sha = sha[key].lower() if sha.get(key) else None
