@@ -209,20 +209,15 @@ def make_pairs(
             continue
         (pa, na), (pb, nb) = (cut_sentences(p, max_sentences) for p, _ in paras)
         ca, cb = len(pa), len(pb)
-        if min(na, nb) < min_sentences:
-            reason = "too_few_sentences"
-        elif min(ca, cb) < min_chars:
-            reason = "too_short"
-        elif max(ca, cb) > max_chars:
-            reason = "too_long"
-        elif abs(na - nb) > max_sentence_diff:
-            reason = "sentence_diff"
-        elif abs(ca - cb) > max_char_diff:
-            reason = "char_diff"
-        elif pa == pb:
-            reason = "identical"
-        else:
-            reason = ""
+        failed = {
+            "too_few_sentences": min(na, nb) < min_sentences,
+            "too_short": min(ca, cb) < min_chars,
+            "too_long": max(ca, cb) > max_chars,
+            "sentence_diff": abs(na - nb) > max_sentence_diff,
+            "char_diff": abs(ca - cb) > max_char_diff,
+            "identical": pa == pb,
+        }
+        reason = next((name for name, bad in failed.items() if bad), "")
         if reason:
             dropped[reason] += 1
             continue
@@ -246,48 +241,29 @@ def make_pairs(
     n_swap = n // 2 + (int(rng.integers(0, 2)) if n % 2 else 0)
     swap[rng.permutation(n)[:n_swap]] = True
 
-    sheet, key = [], []
-    for k, j in enumerate(order):
-        item = kept[int(j)]
-        pair_id = f"{id_prefix}{k + 1:04d}"
-        text_1, text_2 = (item["b"], item["a"]) if swap[k] else (item["a"], item["b"])
-        sheet.append(
-            {
-                "pair_id": pair_id,
-                "prompt": item["prompt"],
-                "text_1": text_1,
-                "text_2": text_2,
-                **{q: "" for q in questions},
-                JUSTIFICATION: "",
-            }
-        )
-        key.append(
-            {
-                "pair_id": pair_id,
-                "index": item["index"],
-                "mle_side": 2 if swap[k] else 1,
-                "mixce_side": 1 if swap[k] else 2,
-                "mle_sentences": item["na"],
-                "mixce_sentences": item["nb"],
-                "mle_chars": len(item["a"]),  # type: ignore[arg-type]
-                "mixce_chars": len(item["b"]),  # type: ignore[arg-type]
-            }
-        )
+    kept = [kept[int(j)] for j in order]
+    a, b = [item["a"] for item in kept], [item["b"] for item in kept]
+    pair_ids = [f"{id_prefix}{k + 1:04d}" for k in range(n)]
     pairs_df = pd.DataFrame(
-        sheet, columns=["pair_id", "prompt", "text_1", "text_2", *questions, JUSTIFICATION]
+        {
+            "pair_id": pair_ids,
+            "prompt": [item["prompt"] for item in kept],
+            "text_1": [y if s else x for x, y, s in zip(a, b, swap, strict=True)],
+            "text_2": [x if s else y for x, y, s in zip(a, b, swap, strict=True)],
+            **{column: [""] * n for column in (*questions, JUSTIFICATION)},
+        }
     )
     key_df = pd.DataFrame(
-        key,
-        columns=[
-            "pair_id",
-            "index",
-            "mle_side",
-            "mixce_side",
-            "mle_sentences",
-            "mixce_sentences",
-            "mle_chars",
-            "mixce_chars",
-        ],
+        {
+            "pair_id": pair_ids,
+            "index": [item["index"] for item in kept],
+            "mle_side": np.where(swap, 2, 1),
+            "mixce_side": np.where(swap, 1, 2),
+            "mle_sentences": [item["na"] for item in kept],
+            "mixce_sentences": [item["nb"] for item in kept],
+            "mle_chars": [len(text) for text in a],
+            "mixce_chars": [len(text) for text in b],
+        }
     )
     counts = {"total": len(a_texts), "kept": n, **dropped}
     log.info("make_pairs: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
@@ -317,7 +293,7 @@ def unblind(pairs_df: pd.DataFrame, key_df: pd.DataFrame) -> pd.DataFrame:
         bad = merged.loc[merged["mle_side"].isna(), "pair_id"].tolist()
         raise ValueError(f"pairs column 'pair_id': not in the key: {', '.join(bad[:5])}")
     first = merged["mle_side"] == 1
-    out = pd.DataFrame(
+    return pd.DataFrame(
         {
             "pair_id": merged["pair_id"],
             "index": merged["index"] if "index" in merged.columns else np.nan,
@@ -326,7 +302,6 @@ def unblind(pairs_df: pd.DataFrame, key_df: pd.DataFrame) -> pd.DataFrame:
             "mixce_text": np.where(first, merged["text_2"], merged["text_1"]),
         }
     )
-    return out
 
 
 # --------------------------------------------------------------------------- judgments
@@ -370,22 +345,9 @@ def _bootstrap_p(diff: np.ndarray, n_bootstrap: int, seed: int) -> tuple[float, 
     return (k_le + 1) / (n_bootstrap + 1), (k_ge + 1) / (n_bootstrap + 1)
 
 
-JUDGMENT_COLUMNS = (
-    "question",
-    "n_pairs",
-    "n_judgments",
-    "mixce_wins",
-    "mle_wins",
-    "ties",
-    "mixce_share",
-    "mle_share",
-    "tie_share",
-    "p_mixce_better",
-    "p_mle_better",
-    "significant",
-    "all_agree",
-    "partial_agree",
-    "no_agreement",
+JUDGMENT_COLUMNS = tuple(
+    "question n_pairs n_judgments mixce_wins mle_wins ties mixce_share mle_share tie_share "
+    "p_mixce_better p_mle_better significant all_agree partial_agree no_agreement".split()
 )
 
 
@@ -457,17 +419,14 @@ def judgments_table(
         )
         frame = pd.DataFrame({"pair_id": judgments["pair_id"], "winner": winner, "answer": answers})
         counts = frame.groupby("pair_id")["winner"].value_counts().unstack(fill_value=0)
-        for c in ("mixce", "mle", "tie"):
-            if c not in counts.columns:
-                counts[c] = 0
+        counts = counts.reindex(columns=["mixce", "mle", "tie"], fill_value=0)
         diff = (counts["mixce"] - counts["mle"]).to_numpy(dtype=np.int64)
         p_mix, p_mle = _bootstrap_p(diff, n_bootstrap, seed)
         total = len(frame)
         wins = {c: int(counts[c].sum()) for c in ("mixce", "mle", "tie")}
 
         agree = {"all_agree": math.nan, "partial_agree": math.nan, "no_agreement": math.nan}
-        per_pair = frame.groupby("pair_id")["answer"]
-        sizes = per_pair.size()
+        sizes = frame.groupby("pair_id")["answer"].size()
         multi = sizes[sizes >= 2].index
         if len(multi):
             top = (
@@ -489,9 +448,7 @@ def judgments_table(
                 "mixce_wins": wins["mixce"],
                 "mle_wins": wins["mle"],
                 "ties": wins["tie"],
-                "mixce_share": wins["mixce"] / total if total else math.nan,
-                "mle_share": wins["mle"] / total if total else math.nan,
-                "tie_share": wins["tie"] / total if total else math.nan,
+                **{f"{c}_share": wins[c] / total if total else math.nan for c in wins},
                 "p_mixce_better": p_mix,
                 "p_mle_better": p_mle,
                 "significant": bool(p_mix < alpha) if not math.isnan(p_mix) else False,
