@@ -1,16 +1,15 @@
 """Sequences from a bigram chain, and their transition-count matrices.
 
-A sequence has at most ``max_length`` tokens, EOS included. Token 1 is drawn from the start
-distribution; each later token from the row of the previous one, until EOS. If a sequence has
-not ended by position ``max_length``, EOS is forced there. A forced EOS is not a draw of the
-chain: by default (protocol point ``synthetic_forced_eos`` = clean) it is not counted as a
-transition, neither in the data counts nor in a sequence's log probability. With
+A sequence has at most ``max_length`` tokens, EOS included: token 1 from the start
+distribution, each later one from the previous token's row until EOS, which is forced at
+``max_length`` if not drawn before. A forced EOS is not a draw: by default (protocol point
+``synthetic_forced_eos`` = clean) it is no transition, in the data counts or in log P(x). With
 ``count_forced=True`` (official) the data's forced EOS counts like a drawn one, as in the
 released code, which trains on it and adds log P(EOS | previous token) to log P(x). Sequences
 drawn from Q for an expectation never count it (the released code stops them there).
 
-Count matrices have ``V + 1`` rows: the V tokens, then BOS (row ``V``), whose row counts the
-first tokens. Their columns are the V tokens.
+Count matrices have ``V + 1`` rows (the V tokens, then BOS, whose row counts the first tokens)
+and V columns.
 """
 
 from __future__ import annotations
@@ -45,14 +44,10 @@ class Sequences:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(prev, next, sequence index) of every counted transition (BOS -> first included);
         a forced EOS only with ``count_forced``."""
-        n = len(self)
-        lengths = np.diff(self.offsets)
-        bos = np.full(n, vocab_size)
-        # previous state of each token: BOS for the first token, else the token before it
-        prev = np.empty_like(self.tokens)
+        prev = np.empty_like(self.tokens)  # BOS for a first token, else the token before it
         prev[1:] = self.tokens[:-1]
-        prev[self.offsets[:-1]] = bos
-        seq = np.repeat(np.arange(n), lengths)
+        prev[self.offsets[:-1]] = np.full(len(self), vocab_size)
+        seq = np.repeat(np.arange(len(self)), np.diff(self.offsets))
         if count_forced:
             return prev, self.tokens, seq
         keep = np.ones(len(self.tokens), dtype=bool)
@@ -60,8 +55,7 @@ class Sequences:
         return prev[keep], self.tokens[keep], seq[keep]
 
     def counts(self, vocab_size: int, count_forced: bool = False) -> np.ndarray:
-        """(V + 1) x V matrix of counted transitions (a forced EOS only with
-        ``count_forced``)."""
+        """(V + 1) x V matrix of counted transitions (a forced EOS only with ``count_forced``)."""
         prev, nxt, _ = self.transitions(vocab_size, count_forced)
         flat = np.bincount(
             prev.astype(np.int64) * vocab_size + nxt, minlength=(vocab_size + 1) * vocab_size
@@ -77,11 +71,9 @@ def chain_matrix(m: np.ndarray, pi: np.ndarray) -> np.ndarray:
 def sample_sequences(
     chain: np.ndarray, n: int, max_length: int, rng: np.random.Generator
 ) -> Sequences:
-    """Draw ``n`` sequences from a chain matrix ((V + 1) x V, last row = start distribution).
-
-    All sequences advance together, one position per step; a draw is a binary search of
-    ``state + u`` in the row-offset cumulative distributions, so one step costs O(n log V).
-    """
+    """Draw ``n`` sequences from a chain matrix ((V + 1) x V, last row = start distribution),
+    all advancing together; a draw is a binary search of ``state + u`` in the row-offset
+    cumulative distributions, so one step costs O(n log V)."""
     v = chain.shape[1]
     eos = v - 1
     cdf = np.minimum(np.cumsum(chain, axis=1), 1.0)
@@ -119,10 +111,8 @@ def sample_sequences(
 def sequence_logprob(
     chain_log: np.ndarray, seqs: Sequences, count_forced: bool = False
 ) -> np.ndarray:
-    """Sum of log chain probabilities over the counted transitions of each sequence (a forced
-    EOS only with ``count_forced``)."""
-    v = chain_log.shape[1]
-    prev, nxt, seq = seqs.transitions(v, count_forced)
+    """Sum of log chain probabilities over each sequence's counted transitions."""
+    prev, nxt, seq = seqs.transitions(chain_log.shape[1], count_forced)
     return np.bincount(seq, weights=chain_log[prev, nxt], minlength=len(seqs))
 
 

@@ -32,12 +32,6 @@ def js_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return _js_from_parts(p, _xlogx_rows(p), np.asarray(q, dtype=np.float64))
 
 
-def _as_numpy(learned: Any) -> np.ndarray:
-    if hasattr(learned, "detach"):  # a torch tensor (the PyTorch backends)
-        learned = learned.detach().cpu().numpy()
-    return np.asarray(learned, dtype=np.float64)
-
-
 class Comparer:
     """avg.js and avg.0s against one gold chain, its parts prepared once (a training run
     compares at every dev check)."""
@@ -51,16 +45,15 @@ class Comparer:
         self.zeros = self.p == 0
 
     def __call__(self, learned: Any) -> dict[str, float]:
-        q = _as_numpy(learned)[self.rows]
+        if hasattr(learned, "detach"):  # a torch tensor (the PyTorch backends)
+            learned = learned.detach().cpu().numpy()
+        q = np.asarray(learned, dtype=np.float64)[self.rows]
         q /= q.sum(1, keepdims=True)
         avg_0s = float(q[self.zeros].mean()) if bool(self.zeros.any()) else 0.0
         return {"avg_js": float(_js_from_parts(self.p, self.p_xlogx, q).mean()), "avg_0s": avg_0s}
 
 
 def compare(learned: Any, gold_chain: np.ndarray) -> dict[str, float]:
-    """avg.js and avg.0s over every row that predicts a token: BOS and the non-EOS tokens.
-
-    ``learned`` and ``gold_chain`` are (V + 1) x V chain matrices (tokens, then BOS); the EOS
-    row (V - 1) is left out since nothing follows EOS.
-    """
+    """avg.js and avg.0s over the rows of two (V + 1) x V chains that predict a token (BOS and
+    the non-EOS tokens: nothing follows EOS)."""
     return Comparer(gold_chain)(learned)

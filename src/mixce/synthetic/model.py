@@ -7,12 +7,8 @@ from torch import nn
 
 
 class NeuralBigram(nn.Module):
-    """Embedding(V + 1, d) -> Linear(d, d) -> ReLU -> Dropout -> Linear(d, V).
-
-    Inputs ``0 .. V-1`` are tokens and ``V`` is BOS. ``transition_logits()`` evaluates the
-    network on every input at once: the (V + 1) x V matrix of next-token logits, rows in the
-    same order as the count matrices of :mod:`mixce.synthetic.data`.
-    """
+    """Embedding(V + 1, d) -> Linear(d, d) -> ReLU -> Dropout -> Linear(d, V); inputs
+    ``0 .. V-1`` are tokens, ``V`` is BOS (rows in the order of the data's count matrices)."""
 
     def __init__(self, vocab_size: int, hidden_size: int, dropout: float) -> None:
         super().__init__()

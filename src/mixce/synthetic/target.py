@@ -13,9 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse.csgraph import breadth_first_order
 
-#: settings of protocol point ``synthetic_zeroing`` (see :func:`random_target`)
-ZEROING = ("official", "clean")
+from mixce.synthetic.settings import PROTOCOL_SETTINGS as ZEROING  # synthetic_zeroing's settings
+
 EOS_FLOOR = 1e-12  # smallest P(EOS | token) after drawing a random row; keeps EOS reachable
 WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
@@ -42,18 +43,11 @@ def random_target(
     rng: np.random.Generator,
     zeroing: str = "clean",
 ) -> np.ndarray:
-    """Rows from Dirichlet(alpha), some non-EOS entries of the non-EOS rows set to 0 (the EOS
-    entry never), rows renormalised.
-
-    ``zeroing`` (protocol point ``synthetic_zeroing``) says which entries:
-
-    - ``clean``: in each row exactly round(zero_fraction * (V-1)) of the V-1 non-EOS entries,
-      chosen uniformly, so every row has the same share of zeros;
-    - ``official``: each of those entries independently with probability ``zero_fraction``,
-      as the released code does (a row's number of zeros is Binomial(V-1, zero_fraction)).
-
-    Both draw the Dirichlet rows first, then from ``rng`` the zeroing, so a seed gives the
-    same P every time under a given setting (not the same P under both).
+    """Rows from Dirichlet(alpha), some non-EOS entries of the non-EOS rows set to 0, rows
+    renormalised. ``zeroing`` (protocol point ``synthetic_zeroing``) says which entries:
+    ``clean``: exactly round(zero_fraction * (V-1)) per row, chosen uniformly; ``official``:
+    each independently with probability ``zero_fraction``, as the released code does (a row's
+    number of zeros is Binomial(V-1, zero_fraction)). The zeroing is drawn after the rows.
     """
     if vocab_size < 3:
         raise ValueError(f"vocab_size must be >= 3, got {vocab_size}")
@@ -82,13 +76,10 @@ def words(text: str) -> list[str]:
 
 
 def real_text_target(texts: Iterable[str], vocab_size: int) -> tuple[np.ndarray, RealTextVocab]:
-    """Transition matrix from the bigram counts of real texts.
-
-    The vocabulary is the ``V-1`` most frequent words (ties broken alphabetically) plus EOS.
-    Words outside it are dropped from the texts, so their neighbours become adjacent; every
-    text ends with EOS. Texts with no kept word are skipped. Every kept word occurs, so every
-    non-EOS row has counts and reaches EOS through the texts it occurs in.
-    """
+    """Transition matrix from the bigram counts of real texts: the ``V-1`` most frequent words
+    (ties alphabetical) plus EOS. Other words are dropped (their neighbours become adjacent),
+    every text ends with EOS, texts with no kept word are skipped; so every non-EOS row has
+    counts and reaches EOS."""
     tokenised = [words(t) for t in texts]
     freq = Counter(w for ws in tokenised for w in ws)
     if len(freq) < vocab_size - 1:
@@ -125,15 +116,8 @@ def check_target(m: np.ndarray, pi: np.ndarray) -> None:
         raise ValueError("the EOS row of M must be all zero")
     if not np.isclose(pi.sum(), 1.0):
         raise ValueError("pi must sum to 1")
-    # backwards reachability from EOS over the edges with positive probability
-    reach = np.zeros(v, dtype=bool)
-    reach[-1] = True
-    edges = m > 0
-    while True:
-        new = reach | edges[:, reach].any(axis=1)
-        if (new == reach).all():
-            break
-        reach = new
+    reach = np.zeros(v, dtype=bool)  # reaches EOS: found from EOS over the reversed edges
+    reach[breadth_first_order((m > 0).T, v - 1, return_predecessors=False)] = True
     if not reach.all():
         bad = np.flatnonzero(~reach)[:10].tolist()
         raise ValueError(f"tokens {bad} have no path to EOS")

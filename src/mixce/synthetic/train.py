@@ -1,10 +1,10 @@
-"""Train Q against P with one objective: one loop, read top to bottom.
+"""Train Q against P with one objective in PyTorch: one loop, read top to bottom.
 
-Exact estimator: every step sees the whole training set as one count matrix (the gradient of
-the reverse terms is exact, so minibatch noise buys nothing); the dev loss is checked every
-``eval_every`` steps. Gumbel estimator (paper-faithful): epochs of shuffled minibatches of
-sequences, dev loss after every epoch. Both stop after ``patience`` checks without a better
-dev loss and report avg.js / avg.0s of the best-dev-loss checkpoint, as the paper does.
+Exact estimator: every step sees the whole training set as one count matrix (the reverse terms'
+gradient is exact, so minibatch noise buys nothing), dev loss every ``eval_every`` steps.
+Gumbel estimator (paper-faithful): epochs of shuffled minibatches, dev loss after each. Both
+stop after ``patience`` checks without a better dev loss and report avg.js / avg.0s of the
+best-dev-loss checkpoint, as the paper does.
 """
 
 from __future__ import annotations
@@ -34,28 +34,17 @@ def make_batch(
     device: torch.device | str = "cpu",
     count_forced: bool = False,
 ) -> Batch:
-    """Count matrix, size and (if ``seq_log_p``; only JS needs it) per-sequence log P of a
-    set of sequences, on ``device``; the EOS forced at the length limit counted only with
-    ``count_forced`` (protocol point ``synthetic_forced_eos``: official)."""
-    v = p_log.shape[1]
-    return Batch(
-        counts=torch.from_numpy(seqs.counts(v, count_forced)).to(device, dtype),
-        n_seq=len(seqs),
-        seqs=seqs,
-        seq_log_p=(
-            torch.from_numpy(sequence_logprob(p_log, seqs, count_forced)).to(device, dtype)
-            if seq_log_p
-            else None
-        ),
-        count_forced=count_forced,
-    )
+    """Count matrix, size and (if ``seq_log_p``: JS) per-sequence log P of ``seqs`` on
+    ``device``; a forced EOS counted only with ``count_forced`` (``synthetic_forced_eos``)."""
+    counts = torch.from_numpy(seqs.counts(p_log.shape[1], count_forced)).to(device, dtype)
+    log_p = sequence_logprob(p_log, seqs, count_forced) if seq_log_p else None
+    log_p = None if log_p is None else torch.from_numpy(log_p).to(device, dtype)
+    return Batch(counts, len(seqs), seqs, log_p, count_forced)
 
 
 def train_device(name: str, gpus: int | None = None) -> torch.device:
     """The device of config key synthetic.train.device (cpu, cuda or auto) for a job given
-    ``gpus`` GPUs (cluster.rules.synthetic_train.gpu; None outside a workflow job), checked:
-    :func:`mixce.device.resolve_device` (cuda, or auto with a GPU given, stops at once when
-    torch cannot use CUDA, naming the reason and what to install)."""
+    ``gpus`` GPUs (None outside a workflow job), checked by :func:`mixce.device.resolve_device`."""
     if name not in ("cpu", "cuda", "auto"):
         raise ValueError(f"synthetic.train.device must be cpu, cuda or auto, got {name!r}")
     return resolve_device(name, gpus, key="synthetic.train.device", rule="synthetic_train")
@@ -71,11 +60,8 @@ def train_q(
     cfg: TrainConfig,
     progress: bool = True,
 ) -> tuple[dict, list[dict]]:
-    """Train one Q; return (result of the best checkpoint, one log row per dev check).
-
-    The exact estimator on the CPU with ``cfg.cpu_backend == "numpy"`` (the default) runs
-    :func:`mixce.synthetic.exact.train`; this function's own loop is the PyTorch one.
-    """
+    """Train one Q: (result of the best checkpoint, one log row per dev check). The NumPy
+    backend (``cfg.uses_numpy()``) is :func:`mixce.synthetic.exact.train`; this loop is torch's."""
     if cfg.uses_numpy():
         from mixce.synthetic.exact import train as train_numpy
 
@@ -91,13 +77,9 @@ def train_q(
     rng = np.random.default_rng(seed)
     v = p_chain.shape[1]
     p_log = np.log(p_chain + cfg.log_eps)
+    log_p = torch.from_numpy(p_log).to(device, dtype)
     setting = Setting(
-        log_p=torch.from_numpy(p_log).to(device, dtype),
-        max_length=cfg.max_length,
-        estimator=cfg.estimator,
-        tau=cfg.tau,
-        js_samples=cfg.js_samples,
-        js_clamp=cfg.js_clamp_limit(),
+        log_p, cfg.max_length, cfg.estimator, cfg.tau, cfg.js_samples, cfg.js_clamp_limit()
     )
     model = NeuralBigram(v, cfg.hidden_size, cfg.dropout).to(device, dtype)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -106,8 +88,11 @@ def train_q(
     by_hand = cfg.estimator == "exact" and not is_js
     compare = Comparer(p_chain)
     count_forced = cfg.counts_forced_eos()
-    full_train = make_batch(train, p_log, dtype, is_js, device, count_forced)
-    dev_batch = make_batch(dev, p_log, dtype, is_js, device, count_forced)
+
+    def batch_of(seqs: Sequences) -> Batch:
+        return make_batch(seqs, p_log, dtype, is_js, device, count_forced)
+
+    full_train, dev_batch = batch_of(train), batch_of(dev)
 
     def rounds() -> Iterator[list[Batch]]:
         """The batches between two dev checks."""
@@ -116,23 +101,14 @@ def train_q(
                 yield [full_train] * cfg.eval_every
         else:
             for _ in range(cfg.max_epochs):
-                order = rng.permutation(len(train))
-                yield [
-                    make_batch(
-                        train.subset(np.sort(order[i : i + cfg.batch_size])),
-                        p_log,
-                        dtype,
-                        is_js,
-                        device,
-                        count_forced,
-                    )
-                    for i in range(0, len(train) - cfg.batch_size + 1, cfg.batch_size)
-                ] or [full_train]
+                order, size = rng.permutation(len(train)), cfg.batch_size
+                starts = range(0, len(train) - size + 1, size)
+                batches = [batch_of(train.subset(np.sort(order[i : i + size]))) for i in starts]
+                yield batches or [full_train]
 
     step = 0
-    bar = tqdm(
-        total=None, disable=not progress, desc=f"{objective} eta={eta} seed={seed}", leave=False
-    )
+    desc = f"{objective} eta={eta} seed={seed}"
+    bar = tqdm(total=None, disable=not progress, desc=desc, leave=False)
     for batches in rounds():
         model.train()
         train_sum = 0.0
