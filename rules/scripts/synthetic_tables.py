@@ -1,20 +1,9 @@
 """Rule synthetic_tables: Tables 1, 6, 7 and 11 (CSV + LaTeX) from selected.csv."""
 
-from pathlib import Path
-
 import pandas as pd
 
 from mixce.io import job_logging, write_table
-from mixce.synthetic.tables import (
-    init_label,
-    table_best_eta,
-    table_ci,
-    table_main,
-)
-
-
-def stem(path: str) -> Path:
-    return Path(path).with_suffix("")
+from mixce.synthetic.tables import init_label, table_best_eta, table_ci, table_main
 
 
 def main(smk) -> None:
@@ -34,7 +23,7 @@ def main(smk) -> None:
             "table11": table_best_eta(selected, tables["table11"], labels),
         }
         for name, (df, tex) in built.items():
-            write_table(df, tex, stem(smk.output[f"{name}_csv"]))
+            write_table(df, tex, str(smk.output[f"{name}_csv"]).removesuffix(".csv"))
 
 
 main(snakemake)  # noqa: F821

@@ -30,11 +30,7 @@ log = logging.getLogger(__name__)
 _TOL = 1e-6
 
 #: Sources of Figure 2, in drawing order, with their legend labels.
-FIGURE2_SOURCES: dict[str, str] = {
-    "human": "human",
-    "unbiased": "unbiased sample",
-    "greedy": "greedy",
-}
+FIGURE2_SOURCES = {"human": "human", "unbiased": "unbiased sample", "greedy": "greedy"}
 
 
 # --------------------------------------------------------------------------- Figure 4
@@ -104,9 +100,8 @@ def figure4_data(
                 }
             )
     out = pd.DataFrame(records, columns=columns)
-    return out.sort_values(["dataset", "model", "length", "eta"], kind="stable").reset_index(
-        drop=True
-    )
+    out = out.sort_values(["dataset", "model", "length", "eta"], kind="stable")
+    return out.reset_index(drop=True)
 
 
 def figure4(
@@ -197,20 +192,11 @@ def figure2(
 ) -> pd.DataFrame:
     """Figure 2: histograms (density) of sequence- and token-level NLL; PDF and PNG.
 
-    Args:
-        nll: ``(dataset, source) -> (seq_nll, token_nll)``: per text the mean token NLL, and
-            the token NLLs, under the pretrained model.  Sources: ``human``, ``unbiased``,
-            ``greedy``; a missing key or an empty array is left out of its panel.
-        datasets: one column of panels per dataset, in this order.
-        out_stem: output path without suffix.
-        sources: the sources drawn, in order.
-        dataset_labels: display names of the datasets.
-        bins: histogram bins; each panel's bins span the range of all its (finite) data.
-        panel_size: (width, height) in inches of one panel.
-
-    Returns:
-        A summary per dataset, source and level (``sequence`` / ``token``): n, mean, median,
-        std of the finite values drawn.
+    ``nll`` maps ``(dataset, source)`` to ``(seq_nll, token_nll)``: per text the mean token
+    NLL, and the token NLLs, under the pretrained model (a missing key or an empty array is
+    left out of its panel).  One column of panels per dataset; each panel's ``bins`` span
+    the range of all its finite data.  Returns n, mean, median and std of the finite values
+    drawn per dataset, source and level (``sequence`` / ``token``).
     """
     levels = (("sequence", "sequence-level NLL (mean per text)"), ("token", "token-level NLL"))
     palette = sns.color_palette("colorblind", n_colors=max(len(sources), 3))

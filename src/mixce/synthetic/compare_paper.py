@@ -115,16 +115,7 @@ def summary_markdown(runs: dict[str, pd.DataFrame], paper: pd.DataFrame) -> str:
         both = side_by_side(selected, paper)
         stats[label] = summary(both, agreement(both))
     objectives = sorted(
-        {k.removeprefix("median_ratio_") for s in stats.values() for k in s}
-        - {
-            "median_ratio",
-            "cells",
-            "within_2x",
-            "within_3x",
-            "same_best",
-            "groups",
-            "mean_spearman",
-        }
+        {k.removeprefix("median_ratio_") for s in stats.values() for k in s if "_ratio_" in k}
     )
     out = [
         "| run | cells | within 2x | within 3x | median ours/paper | same best objective "

@@ -37,26 +37,15 @@ def plot_eta_curves(
     init_labels: Mapping[str, str] | None = None,
     panel_size: tuple[float, float] = (3.3, 2.4),
 ) -> None:
-    """Plot mean avg. js against eta; save ``out_stem.pdf`` and ``out_stem.png``.
+    """Plot mean avg. js against eta (``eta_curve``'s output); save ``out_stem.pdf`` / ``.png``.
 
-    Panels form a grid: one row per init, one column per vocabulary size
-    (ascending).  Each objective with an eta grid is a line (hue) with +-1 sd
-    error bars (the sd over seeds; a lower bar reaching zero or below is cut
-    at the panel bottom, as the y axis is logarithmic).  The x axis places the
-    eta grid values at evenly spaced positions (ascending), labelled with the
-    values, since the paper's grid (0.01 ... 0.99) is neither linear nor
-    logarithmic.  Forward KL and reverse KL, which have no eta grid, are
-    labelled horizontal reference lines.  A panel without data says so.
-
-    Args:
-        curve: output of ``eta_curve`` (columns ``CURVE_COLUMNS``).
-        out_stem: output path without suffix.
-        inits: row order of the inits (default: sorted names in ``curve``).
-        init_labels: display label per init (default: :func:`init_label`).
-        panel_size: (width, height) in inches of one panel.
-
-    Raises:
-        ValueError: ``curve`` is empty or lacks a column.
+    One row of panels per init (``inits``, default: sorted), one column per vocabulary size.
+    Each objective with an eta grid is a line with +-1 sd error bars over seeds (a lower bar
+    reaching zero or below is cut at the panel bottom: the y axis is logarithmic).  The eta
+    grid values sit at evenly spaced x positions, labelled with the values, since the
+    paper's grid (0.01 ... 0.99) is neither linear nor logarithmic.  Forward and reverse KL
+    (no eta grid) are labelled horizontal reference lines.  A panel without data says so.
+    Raises ValueError when ``curve`` is empty or lacks a column.
     """
     missing = [c for c in CURVE_COLUMNS if c not in curve.columns]
     if missing:
