@@ -35,10 +35,8 @@ GEOMETRIC_TOL = {"float64": 1e-12, "float32": 1e-6}
 
 @dataclass
 class Params:
-    """Embedding(V + 1, d) -> Linear(d, d) -> ReLU -> Dropout -> Linear(d, V), as arrays.
-
-    The five arrays are views into one flat vector, so Adam updates them in a few passes.
-    """
+    """Embedding(V + 1, d) -> Linear(d, d) -> ReLU -> Dropout -> Linear(d, V) as five views
+    into one flat vector, so Adam updates them in a few passes."""
 
     emb: np.ndarray  # (V + 1, d)
     w1: np.ndarray  # (d, d), out x in
@@ -50,11 +48,10 @@ class Params:
     def __post_init__(self) -> None:
         arrays = self.arrays()  # copied into ``flat``, then replaced by views of it
         self.flat = np.concatenate([a.ravel() for a in arrays])
-        views, start = [], 0
-        for a in arrays:
-            views.append(self.flat[start : start + a.size].reshape(a.shape))
-            start += a.size
-        self.emb, self.w1, self.b1, self.w2, self.b2 = views
+        parts = np.split(self.flat, np.cumsum([a.size for a in arrays])[:-1])
+        self.emb, self.w1, self.b1, self.w2, self.b2 = (
+            x.reshape(a.shape) for x, a in zip(parts, arrays, strict=True)
+        )
 
     def arrays(self) -> list[np.ndarray]:
         return [self.emb, self.w1, self.b1, self.w2, self.b2]
@@ -67,13 +64,9 @@ def init_params(vocab_size: int, hidden: int, rng: np.random.Generator, dtype) -
     def uniform(*shape: int) -> np.ndarray:
         return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
-    return Params(
-        emb=rng.standard_normal((vocab_size + 1, hidden)).astype(dtype),
-        w1=uniform(hidden, hidden),
-        b1=uniform(hidden),
-        w2=uniform(vocab_size, hidden),
-        b2=uniform(vocab_size),
-    )
+    emb = rng.standard_normal((vocab_size + 1, hidden)).astype(dtype)  # draws in this order
+    w1, b1 = uniform(hidden, hidden), uniform(hidden)
+    return Params(emb, w1, b1, uniform(vocab_size, hidden), uniform(vocab_size))
 
 
 @dataclass
@@ -303,16 +296,11 @@ def make_target(
     """A :class:`Target` for one data set; ``with_sequences`` keeps what JS needs.
     ``count_forced`` (protocol point ``synthetic_forced_eos``: official) counts the EOS forced
     at ``max_length`` as a transition in the counts and each log P(x) (and JS's log Q(x))."""
-    v = log_p.shape[1]
-    counts = (seqs.counts(v, count_forced) / len(seqs)).astype(dtype)
+    counts = (seqs.counts(log_p.shape[1], count_forced) / len(seqs)).astype(dtype)
+    seq_log_p = sequence_logprob(log_p, seqs, count_forced) if with_sequences else None
+    kept = seqs if with_sequences else None
     return Target(
-        log_p=log_p.astype(dtype),
-        counts=counts,
-        count_rows=counts.sum(1),
-        max_length=max_length,
-        seqs=seqs if with_sequences else None,
-        seq_log_p=sequence_logprob(log_p, seqs, count_forced) if with_sequences else None,
-        count_forced=count_forced,
+        log_p.astype(dtype), counts, counts.sum(1), max_length, kept, seq_log_p, count_forced
     )
 
 
