@@ -9,9 +9,8 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# Rules run the code of this checkout (src/mixce; each rule fingerprints the code it runs in
-# its `code` param), also in conda environments and when an older mixce is installed: src/
-# goes first on the paths.
+# Rules run this checkout's src/mixce (each rule fingerprints the code it runs in its `code`
+# param), also in conda environments and over an older installed mixce: src/ goes first.
 SRC = str(Path(workflow.basedir, "src"))
 sys.path.insert(0, SRC)
 os.environ.update(
@@ -24,9 +23,7 @@ from mixce.config import ConfigError, canonical, validate_config
 configfile: "config.yaml"
 
 
-# Plain-words check first (names every bad key), then Snakemake's own schema
-# validation, which also fills in the schema defaults.
-try:
+try:  # plain words first (names every bad key); then validate() fills the schema defaults
     validate_config(config)
 except ConfigError as error:
     raise WorkflowError(f"invalid configuration:\n{error}") from None

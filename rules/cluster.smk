@@ -2,7 +2,6 @@
 # memory per job (per model size where the config gives one number per model), within the
 # partition's time limit cluster.max_runtime (mixce.cluster: the arithmetic, tested alone).
 import math
-import os
 import sys
 
 from mixce.cluster import (
@@ -30,10 +29,14 @@ TRAINING_RULES = ("pretrain", "finetune")
 # jobs of whole components (a sample and its score, or a perplexity), as many as fit in
 # cluster.group_runtime minutes (and max_runtime). Group ids are MODEL_PARTS_<variant>_<part>,
 # all under the name MODEL_PARTS, whose --group-components in slurm/config.yaml lets a
-# group span its components. A group job runs its jobs one after another (model_jobs,
-# below); each job loads its model once for all its seeds.
+# group span its components. A group job runs its jobs one after another (model_jobs);
+# each job loads its model once for all its seeds.
 MODEL_PARTS = "model_parts"
 GROUPED_RULES = ("sample", "score_samples", "perplexity")
+# Rules whose config runtime is per sample file. A job of these rules does every sampling
+# seed of its (model, split, decoding) with the model and featurizers loaded once, unless
+# that would not fit cluster.max_runtime: then the rule has one job per seed (seed_files).
+PER_SEED_RULES = ("sample", "score_samples", "controlled")
 
 
 resource_scopes:
@@ -60,12 +63,6 @@ def _per_model(value, wildcards):
     return value
 
 
-# Rules whose config runtime is per sample file. A job of these rules does every sampling
-# seed of its (model, split, decoding) with the model and featurizers loaded once, unless
-# that would not fit cluster.max_runtime: then the rule has one job per seed (seed_files).
-PER_SEED_RULES = ("sample", "score_samples", "controlled")
-
-
 def _every_seed_fits(name):
     if MAX_RUNTIME is None or not GPT2_ENABLED:
         return True
@@ -85,18 +82,18 @@ if JOB_PER_SEED and workflow.is_main_process:
     )
 
 
-def seed_files(name, *parts):
-    """Output or input files of a job of ``name`` (one of PER_SEED_RULES), ``parts`` under
-    results/<run>/, the last the file name with ``{seed}``: one path per sampling seed, or
-    the ``{seed}`` pattern itself where the rule has one job per seed (JOB_PER_SEED)."""
+def seed_files(name, path):
+    """Files ``path`` (with ``{seed}``) of a job of ``name`` (one of PER_SEED_RULES): one per
+    sampling seed, or ``path`` itself where the rule has one job per seed (JOB_PER_SEED).
+    """
     if name in JOB_PER_SEED:
-        return results(*parts)
-    return expand(results(*parts), seed=SAMPLE_SEEDS, allow_missing=True)
+        return path
+    return expand(path, seed=SAMPLE_SEEDS, allow_missing=True)
 
 
-def seed_job_name(name, *parts):
-    """Log / benchmark path of a job of ``name`` (seed{seed} appended when one per seed)."""
-    return results(*parts, *(["seed{seed}"] if name in JOB_PER_SEED else []))
+def seed_stem(name, stem):
+    """Log / benchmark stem of a job of ``name`` (seed{seed} appended when one per seed)."""
+    return f"{stem}/seed{{seed}}" if name in JOB_PER_SEED else stem
 
 
 def runtime_estimate(name, wildcards):
@@ -116,42 +113,35 @@ def runtime_estimate(name, wildcards):
 # --------------------------------------------------------------------------- training chains
 
 
-def _training_jobs(name):
-    """Wildcards of the planned jobs of a training rule."""
+def _training_estimates(name):
+    """Estimated minutes of the planned jobs of a training rule."""
     if name == "finetune":
-        return [
-            {"model": j.model, "variant": j.variant} for j in FINETUNE_PLAN.values()
+        jobs = [{"model": m, "variant": v} for _, m, v in FINETUNE_PLAN]
+    else:
+        models = GPT2_MODELS if GPT2_ENABLED else []
+        jobs = [
+            {"model": m}
+            for m in models
+            if model_spec(m)["source"] not in ("hub", "local")
         ]
-    return [
-        {"model": m}
-        for m in (GPT2_MODELS if GPT2_ENABLED else [])
-        if model_spec(m)["source"] not in ("hub", "local")
-    ]
-
-
-def chain_message(name):
-    """The start-up line saying that a training rule runs as chains (or None)."""
-    estimates = [runtime_estimate(name, wc) for wc in _training_jobs(name)]
-    try:
-        longest = max(estimates, default=0)
-        attempts = training_attempts(longest, MAX_RUNTIME)
-    except ClusterLimitError as error:
-        raise WorkflowError(f"{name} jobs: {error}") from None
-    if attempts == 1:
-        return None
-    return (
-        f"cluster.max_runtime = {MAX_RUNTIME} min: {name} jobs estimated at up to "
-        f"{longest:.0f} min run as chains of up to {attempts} attempts of at most "
-        f"{MAX_RUNTIME} min, each resuming from the last one's checkpoint (retries: "
-        f"{attempts - 1} + the run's retries; --retries 0: one attempt)"
-    )
+    return [runtime_estimate(name, wc) for wc in jobs]
 
 
 if workflow.is_main_process:
     for _name in TRAINING_RULES:
-        _message = chain_message(_name)
-        if _message:
-            print(_message, file=sys.stderr)
+        _longest = max(_training_estimates(_name), default=0)
+        try:
+            _attempts = training_attempts(_longest, MAX_RUNTIME)
+        except ClusterLimitError as error:
+            raise WorkflowError(f"{_name} jobs: {error}") from None
+        if _attempts > 1:
+            print(
+                f"cluster.max_runtime = {MAX_RUNTIME} min: {_name} jobs estimated at up to "
+                f"{_longest:.0f} min run as chains of up to {_attempts} attempts of at most "
+                f"{MAX_RUNTIME} min, each resuming from the last one's checkpoint (retries: "
+                f"{_attempts - 1} + the run's retries; --retries 0: one attempt)",
+                file=sys.stderr,
+            )
 
 
 _RETRIES_SET = set()
@@ -164,10 +154,9 @@ def _set_chain_retries(name):
     if name in _RETRIES_SET:
         return
     _RETRIES_SET.add(name)
-    estimates = [runtime_estimate(name, wc) for wc in _training_jobs(name)]
     settings = getattr(workflow, "execution_settings", None)
     spare = settings.retries if settings is not None else 0
-    retries = chain_retries(estimates, MAX_RUNTIME, spare)
+    retries = chain_retries(_training_estimates(name), MAX_RUNTIME, spare)
     if retries is not None:
         workflow.get_rule(name).restart_times = retries
 
@@ -178,9 +167,8 @@ def _set_chain_retries(name):
 def _component_minutes(model):
     """Estimated minutes of the longest component of a model's grouped jobs: a (split,
     decoding)'s sample and score jobs (every seed), or a perplexity."""
-    wc = {"model": model}
     sample, score, perplexity = (
-        math.ceil(runtime_estimate(name, wc))
+        math.ceil(runtime_estimate(name, {"model": model}))
         * (len(SAMPLE_SEEDS) if name in JOB_PER_SEED else 1)
         for name in GROUPED_RULES
     )
@@ -188,11 +176,11 @@ def _component_minutes(model):
 
 
 def _group_parts():
-    """Group of each planned component: (dataset, model, variant, split, decoding) of a
-    sample job and its score job, or with split and decoding None for a perplexity -> (group id, factor), the factor
-    of mixce.cluster.group_factor. Each variant's components, in the plan's order, are cut
-    into parts of as many components as fit in cluster.group_runtime (at most max_runtime);
-    a model whose component does not fit is not grouped (and said so)."""
+    """(dataset, model, variant, split, decoding) of each planned component (a sample job and
+    its score job; split and decoding None for a perplexity) -> (group id, factor of
+    mixce.cluster.group_factor). Each variant's components, in the plan's order, are cut into
+    parts of as many as fit in cluster.group_runtime (at most max_runtime); a model whose
+    component does not fit is not grouped (and said so)."""
     budget = CLUSTER.get("group_runtime")
     if budget is None or not GPT2_ENABLED:
         return {}
@@ -231,8 +219,7 @@ GROUP_PARTS = _group_parts()
 def _part(wildcards):
     """(group id, factor) of a grouped job, or None (not grouped)."""
     key = (wildcards.dataset, wildcards.model, wildcards.variant)
-    key += tuple(wildcards.get(name) for name in ("split", "decoding"))
-    return GROUP_PARTS.get(key)
+    return GROUP_PARTS.get(key + (wildcards.get("split"), wildcards.get("decoding")))
 
 
 def model_group(wildcards):
@@ -254,8 +241,7 @@ def cluster_resources(name):
     at most the cap, on every attempt; grouped jobs stay within their group's share) and
     cluster.max_mem_mb. The rule's script reads its gpu resource (mixce.device.job_gpus): a
     device setting ``auto`` is the GPU the job was given, and a job given one stops at once
-    when torch cannot use CUDA (no silent CPU fallback).
-    """
+    when torch cannot use CUDA (no silent CPU fallback)."""
     spec = _rule_spec(name)
     training = name in TRAINING_RULES
     grouped = name in GROUPED_RULES

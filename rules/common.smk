@@ -1,4 +1,4 @@
-# Shared helpers of the rules: output paths, config look-ups, input functions.
+# Shared helpers of the rules: path templates, config look-ups, input functions.
 import os
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from mixce.gpt2.plan import (
     scratch_models,
     variant_name,
 )
+from mixce.gpt2.train import TrainSettings
 from mixce.synthetic.pipeline import eta_str, objective_etas, train_settings
 
 RUN = config["run"]
@@ -22,13 +23,34 @@ SYN = config["synthetic"]
 SYNTHETIC_ENABLED = SYN.get("enabled", True)
 INITS = selected_inits(config)
 OBJECTIVES = list(SYN["objectives"])
-VOCAB_SIZES = [int(v) for v in SYN["vocab_sizes"]]
 SEEDS = [int(s) for s in SYN["seeds"]]
 
 
 def results(*parts):
     """Path under results/<run>/."""
     return str(Path("results", RUN, *map(str, parts)))
+
+
+def resource(*parts):
+    """Path under resources/ (downloads shared by runs)."""
+    return str(Path("resources", *map(str, parts)))
+
+
+# Path templates: a stage's files are <root>/<stage>/<wildcards>..., the log and benchmark of
+# a job of a rule <root>/logs/<rule>/<wildcards>.log and <root>/benchmarks/<rule>/<...>.tsv
+# (root: results/<run>, or resources/ for downloads); <wildcards> is one of these.
+SYN_SEED = "{init}/V{vocab}/seed{seed}"
+SYN_RUN = "{init}/V{vocab}/{objective}/eta{eta}"
+VARIANT = "{dataset}/{model}/{variant}"
+SAMPLE = "{dataset}/{model}/{variant}/{split}/{decoding}"  # a sample job (rules/cluster.smk, seed_stem)
+
+
+def log_path(rule, stem=None, root=results):
+    return root("logs", rule, f"{stem or rule}.log")
+
+
+def benchmark_path(rule, stem=None, root=results):
+    return root("benchmarks", rule, f"{stem or rule}.tsv")
 
 
 def protocol(*names):
@@ -46,22 +68,18 @@ def sample_protocol():
     return points
 
 
-# What reruns a job after a code change is its `code` param, the content fingerprint of what
-# its script runs (mixce.rerun: the script and the definitions it reaches in src/mixce,
-# found statically from its imports, inside functions too; comments, docstrings and
-# formatting left out). Snakemake's params trigger compares it with the one recorded at
-# the last run, so an edit reruns exactly the rules whose code it changes, and a comment,
-# a docstring, a reformat or a `git pull` that only touches files reruns nothing. The
-# source files are not inputs (their mtime would rerun everything that imports them), and
-# the profiles leave out the `code` trigger (script mtime): scripts are fingerprinted too.
+# A job reruns after a code change through its `code` param, the content fingerprint of what
+# its script runs (mixce.rerun: the script and the definitions it reaches in src/mixce, found
+# from its imports; comments, docstrings and formatting left out), compared by the params
+# trigger with the recorded one. Source files are not inputs (their mtime would rerun all
+# that imports them) and the profiles leave out the `code` trigger (script mtime).
 _CODE_INDEX = CodeIndex(Path(workflow.basedir, "src"))
 _CODE_SCRIPTS = {}  # a rule's code param -> (its rule's script, the script's label)
 _CODE = {}  # a rule's code param -> the fingerprint
 
 
 def code(*modules):
-    """The `code` param of each scripted rule, {file: digest} of the code it runs,
-    derived from the rule's own script (no list to keep up to date)."""
+    """The `code` param of each scripted rule: {file: digest} of the code its script runs."""
     if modules:
         raise WorkflowError(
             f"code({', '.join(map(repr, modules))}): code() takes no module list any more; "
@@ -101,26 +119,70 @@ def _rule_code(param):
     return _CODE[param]
 
 
+# --------------------------------------------------------------------------- report outputs
+
+TABLE_FORMATS = {"csv": "CSV", "tex": "LaTeX", "html": "HTML (view)"}
+SYN_CATEGORY = "1. Synthetic track (section 4.1)"
+GPT2_CATEGORY = "2. GPT-2 track (section 4.2)"
+EXTRA_CATEGORY = "3. Beyond the paper"
+
+
+def table_files(table):
+    """A paper table's files: its data (csv), LaTeX (tex) and a page the report shows (html)."""
+    return {ext: results("tables", f"{table}.{ext}") for ext in TABLE_FORMATS}
+
+
+def table_outputs(tables, category, label=None):
+    """Named outputs ``<table>_<ext>`` of the tables' files, each in the HTML report with its
+    table's caption (report/<table>.rst). The report sorts labels as text: "Table  2" (two
+    spaces, shown as one) sorts before "Table 10"."""
+    return {
+        f"{table}_{ext}": report(
+            path,
+            caption=f"report/{table}.rst",
+            category=category,
+            subcategory="Tables",
+            labels={
+                "table": label or f"Table {table.removeprefix('table'):>2}",
+                "format": TABLE_FORMATS[ext],
+            },
+        )
+        for table in tables
+        for ext, path in table_files(table).items()
+    }
+
+
+def figure_files(stem):
+    return [results("figures", f"{stem}.{ext}") for ext in ("pdf", "png")]
+
+
+def figure_outputs(stem, caption, category, label):
+    """Outputs pdf and png of a figure, in the HTML report with its caption."""
+    return {
+        ext: report(
+            path,
+            caption=caption,
+            category=category,
+            subcategory="Figures",
+            labels={"figure": label, "format": kind},
+        )
+        for ext, kind, path in zip(
+            ("pdf", "png"), ("Print (PDF)", "PNG"), figure_files(stem)
+        )
+    }
+
+
+def all_outputs():
+    """The final outputs of every enabled branch (what `all` builds)."""
+    return synthetic_outputs() + gpt2_outputs()
+
+
 # --------------------------------------------------------------------------- synthetic
 
 
 def init_spec(init):
     """Config entry synthetic.inits.<init> as a plain dict."""
     return dict(SYN["inits"][init])
-
-
-def target_path(init, vocab, seed, ext="npz"):
-    return results("synthetic", "target", init, f"V{vocab}", f"seed{seed}.{ext}")
-
-
-def data_path(init, vocab, seed, ext="npz"):
-    return results("synthetic", "data", init, f"V{vocab}", f"seed{seed}.{ext}")
-
-
-def train_path(init, vocab, objective, eta, ext="json"):
-    return results(
-        "synthetic", "train", init, f"V{vocab}", objective, f"eta{eta_str(eta)}.{ext}"
-    )
 
 
 def real_text_settings(wildcards):
@@ -137,46 +199,13 @@ def real_text_settings(wildcards):
 def real_text_file(wildcards):
     """The text file of a real_text init as an input (none for the embedded corpora)."""
     settings = real_text_settings(wildcards)
-    if settings is None or settings["source"] == "embedded":
-        return []
-    return [settings["source"]]
+    return [settings["source"]] if settings and settings["source"] != "embedded" else []
 
 
-def dirichlet_alpha(wildcards):
-    """Dirichlet concentration, for random inits only (None otherwise)."""
-    if init_spec(wildcards.init)["kind"] != "random":
-        return None
-    return SYN["dirichlet_alpha"]
-
-
-def train_runs():
-    """(init, vocab, objective, eta) of every synthetic_train job."""
-    return [
-        (init, vocab, objective, eta)
-        for init in INITS
-        for vocab in VOCAB_SIZES
-        for objective in OBJECTIVES
-        for eta in objective_etas(objective, SYN["etas"])
-    ]
-
-
-def train_outputs():
-    return [train_path(*run) for run in train_runs()]
-
-
-def train_inputs(kind):
-    """Per-seed target or data files of one synthetic_train job (kind: target or data)."""
-    path = {"target": target_path, "data": data_path}[kind]
-
-    def inputs(wildcards):
-        return [path(wildcards.init, wildcards.vocab, seed) for seed in SEEDS]
-
-    return inputs
-
-
-def train_params(wildcards):
-    """TrainConfig fields of one job (only those its objective and estimator use)."""
-    return train_settings(config, wildcards.objective)
+def synthetic_seeds(stage):
+    """The per-seed files of a stage (target or data) one synthetic_train job reads."""
+    path = results("synthetic", stage, f"{SYN_SEED}.npz")
+    return expand(path, seed=SEEDS, allow_missing=True)
 
 
 SUMMARY = {
@@ -184,33 +213,6 @@ SUMMARY = {
     for name in ("runs", "selected", "eta_curve")
 }
 TABLES = ("table1", "table6", "table7", "table11")
-FIGURE_STEM = results("figures", "synthetic_eta")
-
-
-TABLE_FORMATS = {"csv": "CSV", "tex": "LaTeX", "html": "HTML (view)"}
-
-
-def table_files(table):
-    """A paper table's files: its data (csv), LaTeX (tex) and a page the report shows (html)."""
-    return {ext: results("tables", f"{table}.{ext}") for ext in TABLE_FORMATS}
-
-
-def table_outputs(table, category, label=None):
-    """Named outputs ``<table>_<ext>`` of a table's files, each in the HTML report with the
-    table's caption (report/<table>.rst). The report sorts labels as text: "Table  2" (two
-    spaces, shown as one) sorts before "Table 10"."""
-    if label is None:
-        label = f"Table {table.removeprefix('table'):>2}"
-    return {
-        f"{table}_{ext}": report(
-            path,
-            caption=f"report/{table}.rst",
-            category=category,
-            subcategory="Tables",
-            labels={"table": label, "format": TABLE_FORMATS[ext]},
-        )
-        for ext, path in table_files(table).items()
-    }
 
 
 def synthetic_outputs():
@@ -218,13 +220,7 @@ def synthetic_outputs():
     if not SYNTHETIC_ENABLED:
         return []
     tables = [path for table in TABLES for path in table_files(table).values()]
-    figures = [f"{FIGURE_STEM}.pdf", f"{FIGURE_STEM}.png"]
-    return list(SUMMARY.values()) + tables + figures
-
-
-def all_outputs():
-    """The final outputs of every enabled branch (what `all` builds)."""
-    return synthetic_outputs() + gpt2_outputs()
+    return list(SUMMARY.values()) + tables + figure_files("synthetic_eta")
 
 
 # --------------------------------------------------------------------------- gpt2
@@ -234,6 +230,8 @@ GPT2_ENABLED = GPT2.get("enabled", True)
 GPT2_DATASETS = list(GPT2["use_datasets"])
 GPT2_MODELS = list(GPT2["use_models"])
 PRETRAIN_DATASETS = list(GPT2["pretrain"]["datasets"])
+TOKENIZER_DIR = results("models", "tokenizer")
+SAMPLE_SEEDS = [int(s) for s in GPT2["sampling"]["seeds"]]
 
 
 def dataset_spec(dataset):
@@ -248,7 +246,7 @@ def model_spec(model):
 
 def manifest_path(dataset):
     """What the download of a hub / url dataset leaves in resources/ (shared by runs)."""
-    return str(Path("resources", "datasets", dataset, "manifest.json"))
+    return resource("datasets", dataset, "manifest.json")
 
 
 def split_path(dataset, split):
@@ -276,45 +274,36 @@ def prepared_datasets():
     return names
 
 
-TOKENIZER_DIR = results("models", "tokenizer")
-
-
-def hub_model_dir(model):
-    return str(Path("resources", "models", model))
-
-
-def pretrained_dir(model):
-    return results("models", "pretrain", model, "model")
+def dataset_train_sizes(dataset):
+    """Train sizes a dataset must offer: the main size, and Table 5's where it applies
+    (none for a dataset used only for pretraining: all its train texts are used)."""
+    if dataset not in GPT2_DATASETS:
+        return []
+    sizes = [GPT2["finetune"]["train_size"]]
+    if GPT2["train_sizes"]["models"]:
+        sizes += GPT2["train_sizes"]["sizes"]
+    return sorted(set(sizes))
 
 
 def base_model_dir(model):
     """The model finetuning starts from: hub download, local directory or pretrained scratch."""
     spec = model_spec(model)
     if spec["source"] == "hub":
-        return hub_model_dir(model)
+        return resource("models", model)
     if spec["source"] == "local":
         return spec["path"]
-    return pretrained_dir(model)
-
-
-def finetune_dir(dataset, model, variant):
-    return results("finetune", dataset, model, variant)
+    return results("models", "pretrain", model, "model")
 
 
 def model_dir(dataset, model, variant):
     """Model directory of a variant: the base model, or a finetuned one."""
     if variant == BASE:
         return base_model_dir(model)
-    return str(Path(finetune_dir(dataset, model, variant), "model"))
+    return results("finetune", dataset, model, variant, "model")
 
 
 def sample_path(job, ext="jsonl"):
     return results("samples", f"{job.path}.{ext}")
-
-
-SAMPLE_SEEDS = [int(s) for s in GPT2["sampling"]["seeds"]]
-# The wildcards of a sample job (rules/cluster.smk, seed_files: with or without {seed}).
-SAMPLE_DIR = ("{dataset}", "{model}", "{variant}", "{split}", "{decoding}")
 
 
 # The finetuning plan, built once (input functions and params look jobs up in it).
@@ -336,76 +325,29 @@ def planned_finetune(wildcards):
 def reference_model(wildcards):
     """The frozen model a finetuning job trains through (LFD's degenerative model), if any."""
     job = planned_finetune(wildcards)
-    if job.reference is None:
-        return []
-    return model_dir(job.dataset, job.model, job.reference)
-
-
-def finetune_settings(wildcards):
-    """TrainSettings fields of one finetuning job (mixce.gpt2.train.TrainSettings)."""
-    job = planned_finetune(wildcards)
-    ft = GPT2["finetune"]
-    return {
-        "objective": job.objective,
-        "hyper": dict(job.hyper),
-        "lr": ft["lr"],
-        "weight_decay": ft["weight_decay"],
-        "warmup_steps": ft["warmup_steps"],
-        "grad_clip": ft["grad_clip"],
-        "epochs": ft["epochs"],
-        "max_steps": None,
-        "batch_size": ft["batch_size"],
-        "micro_batch_size": model_spec(wildcards.model)["micro_batch_size"],
-        "max_length": ft["max_length"],
-        "seed": ft["seed"],
-        "eval_every": ft["eval_every"],
-        "dev_batch_size": ft["dev_batch_size"],
-    }
-
-
-def pretrain_settings(wildcards):
-    """TrainSettings fields of the MLE pretraining of a scratch model."""
-    pt = GPT2["pretrain"]
-    return {
-        "objective": "mle",
-        "hyper": {},
-        "lr": pt["lr"],
-        "weight_decay": pt["weight_decay"],
-        "warmup_steps": pt["warmup_steps"],
-        "grad_clip": pt["grad_clip"],
-        "epochs": pt["epochs"],
-        "max_steps": pt["max_steps"],
-        "batch_size": pt["batch_size"],
-        "micro_batch_size": model_spec(wildcards.model)["micro_batch_size"],
-        "max_length": pt["max_length"],
-        "seed": pt["seed"],
-        "eval_every": 0,
-        "dev_batch_size": GPT2["finetune"]["dev_batch_size"],
-    }
+    return (
+        []
+        if job.reference is None
+        else model_dir(job.dataset, job.model, job.reference)
+    )
 
 
 def gpt2_outputs():
-    """Final outputs of the GPT-2 branch (so far: every finetuned model and sample file)."""
+    """Final outputs of the GPT-2 branch: data reports, finetuned models, samples, report."""
     if not GPT2_ENABLED:
         return []
-    finetuned = [
-        str(Path(finetune_dir(j.dataset, j.model, j.variant), "summary.json"))
-        for j in finetune_jobs(GPT2)
-    ]
-    samples = [sample_path(job) for job in sample_jobs(GPT2)]
     reports = [results("data", d, "report.json") for d in prepared_datasets()]
-    return reports + finetuned + samples + gpt2_report_outputs()
-
-
-def dataset_train_sizes(dataset):
-    """Train sizes a dataset must offer: the main size, and Table 5's where it applies
-    (none for a dataset used only for pretraining: all its train texts are used)."""
-    if dataset not in GPT2_DATASETS:
-        return []
-    sizes = [GPT2["finetune"]["train_size"]]
-    if GPT2["train_sizes"]["models"]:
-        sizes += GPT2["train_sizes"]["sizes"]
-    return sorted(set(sizes))
+    finetuned = [results("finetune", *key, "summary.json") for key in FINETUNE_PLAN]
+    samples = [sample_path(job) for job in sample_jobs(GPT2)]
+    tables = [path for table in GPT2_TABLES for path in table_files(table).values()]
+    figures = figure_files("figure2") + figure_files("figure4")
+    figures += list(table_files("objectives").values()) + figure_files(
+        "quality_diversity"
+    )
+    kit = [results("human_eval", "pairs.csv"), results("human_eval", "key.csv")]
+    if GPT2["human_eval"]["judgments"]:
+        kit += list(table_files("table4").values())
+    return reports + finetuned + samples + tables + figures + kit
 
 
 # --------------------------------------------------------------------------- gpt2 metrics
@@ -416,10 +358,18 @@ FEATURIZERS = {
     "mauve": METRICS["mauve"]["featurizer"],
     "coherence": METRICS["coherence"]["featurizer"],
 }
+METRICS_TABLES = {
+    name: results("metrics", f"{name}.csv")
+    for name in ("samples", "human", "perplexity")
+}
+SELECTION = {
+    name: results("selection", f"{name}.csv") for name in ("eta", "top_p", "settings")
+}
+GPT2_TABLES = ("table2", "table3", "table5", "table8", "table9", "table10", "table12")
 
 
 def featurizer_dir(role):
-    return str(Path("resources", "featurizers", role))
+    return resource("featurizers", role)
 
 
 def featurizer_inputs(wildcards=None):
@@ -435,17 +385,6 @@ def featurizer_inputs(wildcards=None):
     return inputs
 
 
-def scored_sample_jobs():
-    """Sample files that are scored: every finetuned model's unbiased and top-p files."""
-    return [
-        j for j in sample_jobs(GPT2) if j.variant != BASE and j.decoding != "greedy"
-    ]
-
-
-def score_path(job):
-    return results("metrics", "samples", f"{job.path}.json")
-
-
 def score_lengths(wildcards):
     """Generation-length cuts scored for a file: all of them for unbiased dev files (Figure 4),
     else only the largest (the main MAUVE)."""
@@ -454,22 +393,10 @@ def score_lengths(wildcards):
     return MAUVE_LENGTHS[-1:]
 
 
-def human_features(wildcards):
-    return results("metrics", "human", wildcards.dataset, f"{wildcards.split}.npz")
-
-
-def metrics_tables():
-    return {
-        name: results("metrics", f"{name}.csv")
-        for name in ("samples", "human", "perplexity")
-    }
-
-
-SELECTION = {
-    "eta": results("selection", "eta.csv"),
-    "top_p": results("selection", "top_p.csv"),
-    "settings": results("selection", "settings.csv"),
-}
+def test_samples(runs):
+    """The first sampling seed's unbiased test samples of (dataset, model, variant) runs."""
+    name = f"seed{SAMPLE_SEEDS[0]}.jsonl"
+    return [results("samples", *run, "test", "unbiased", name) for run in runs]
 
 
 def selected_variants(wildcards=None):
@@ -486,39 +413,15 @@ def selected_variants(wildcards=None):
     return runs
 
 
-def controlled_path(dataset, model, variant, seed):
-    return results("metrics", "controlled", dataset, model, variant, f"seed{seed}.json")
-
-
 def controlled_inputs(wildcards):
     runs = [
-        controlled_path(d, m, v, s)
-        for d, m, v in selected_variants()
-        for s in SAMPLE_SEEDS
+        results("metrics", "controlled", *run, f"seed{seed}.json")
+        for run in selected_variants()
+        for seed in SAMPLE_SEEDS
     ]
-    human = [results("metrics", "controlled", d, "human.json") for d in GPT2_DATASETS]
-    return runs + human
-
-
-def figure_files(stem):
-    return [results("figures", f"{stem}.{ext}") for ext in ("pdf", "png")]
-
-
-GPT2_TABLES = ("table2", "table3", "table5", "table8", "table9", "table10", "table12")
-
-
-def gpt2_report_outputs():
-    if not GPT2_ENABLED:
-        return []
-    tables = [path for table in GPT2_TABLES for path in table_files(table).values()]
-    figures = figure_files("figure2") + figure_files("figure4")
-    figures += list(table_files("objectives").values()) + figure_files(
-        "quality_diversity"
-    )
-    kit = [results("human_eval", "pairs.csv"), results("human_eval", "key.csv")]
-    if GPT2["human_eval"]["judgments"]:
-        kit += list(table_files("table4").values())
-    return tables + figures + kit
+    return runs + [
+        results("metrics", "controlled", d, "human.json") for d in GPT2_DATASETS
+    ]
 
 
 # --------------------------------------------------------------------------- files the config names

@@ -12,7 +12,7 @@ localrules:
 
 # Hugging Face caches (hub files, datasets) of the download and fetch rules: under
 # resources/, not $HOME (small on clusters).
-HF_HOME = str(Path("resources", "huggingface"))
+HF_HOME = resource("huggingface")
 
 # Pins (sha256 / size / revision, mixce.gpt2.data.sources.PIN_KEYS) are checks, not params: the
 # download script reads them from the config, so adding a pin that agrees with what was
@@ -31,9 +31,9 @@ rule download_dataset:
     output:
         manifest=manifest_path("{dataset}"),
     log:
-        str(Path("resources", "logs", "download_dataset", "{dataset}.log")),
+        log_path("download_dataset", "{dataset}", root=resource),
     benchmark:
-        str(Path("resources", "benchmarks", "download_dataset", "{dataset}.tsv"))
+        benchmark_path("download_dataset", "{dataset}", root=resource)
     conda:
         "../envs/torch.yaml"
     params:
@@ -49,14 +49,12 @@ rule prepare_dataset:
         manifest=dataset_download,
         local=local_dataset_file,
     output:
-        train=split_path("{dataset}", "train"),
-        dev=split_path("{dataset}", "dev"),
-        test=split_path("{dataset}", "test"),
+        **{split: split_path("{dataset}", split) for split in ("train", "dev", "test")},
         report=results("data", "{dataset}", "report.json"),
     log:
-        results("logs", "prepare_dataset", "{dataset}.log"),
+        log_path("prepare_dataset", "{dataset}"),
     benchmark:
-        results("benchmarks", "prepare_dataset", "{dataset}.tsv")
+        benchmark_path("prepare_dataset", "{dataset}")
     conda:
         "../envs/torch.yaml"
     resources:
@@ -68,8 +66,9 @@ rule prepare_dataset:
         n_dev=GPT2["data"]["n_dev"],
         n_test=GPT2["data"]["n_test"],
         train_sizes=lambda wc: dataset_train_sizes(wc.dataset),
-        keep_all_train=lambda wc: wc.dataset in PRETRAIN_DATASETS
-        and bool(scratch_models(GPT2)),
+        keep_all_train=lambda wc: (
+            wc.dataset in PRETRAIN_DATASETS and bool(scratch_models(GPT2))
+        ),
         seed=GPT2["data"]["seed"],
         min_words=GPT2["data"]["min_words"],
         max_words=GPT2["data"]["max_words"],

@@ -11,17 +11,13 @@ rule finetune:
         train=split_path("{dataset}", "train"),
         dev=split_path("{dataset}", "dev"),
     output:
-        model=directory(
-            str(Path(finetune_dir("{dataset}", "{model}", "{variant}"), "model"))
-        ),
-        log_csv=str(Path(finetune_dir("{dataset}", "{model}", "{variant}"), "log.csv")),
-        summary=str(
-            Path(finetune_dir("{dataset}", "{model}", "{variant}"), "summary.json")
-        ),
+        model=directory(results("finetune", VARIANT, "model")),
+        log_csv=results("finetune", VARIANT, "log.csv"),
+        summary=results("finetune", VARIANT, "summary.json"),
     log:
-        results("logs", "finetune", "{dataset}", "{model}", "{variant}.log"),
+        log_path("finetune", VARIANT),
     benchmark:
-        results("benchmarks", "finetune", "{dataset}", "{model}", "{variant}.tsv")
+        benchmark_path("finetune", VARIANT)
     conda:
         "../envs/torch.yaml"
     threads: 2
@@ -29,7 +25,9 @@ rule finetune:
         **cluster_resources("finetune"),
     params:
         code=code(),
-        settings=finetune_settings,
+        settings=lambda wc: TrainSettings.from_config(
+            GPT2, wc.model, planned_finetune(wc)
+        ),
         protocol=protocol(
             "grad_clip",
             "grad_accumulation",

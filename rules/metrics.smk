@@ -8,13 +8,28 @@ localrules:
     fetch_featurizer,
 
 
+# The params of score_human and score_samples alike (the released human text is cut at
+# max_length - 1 tokens).
+SCORE_PARAMS = dict(
+    featurizers=FEATURIZERS,
+    max_length=GPT2["finetune"]["max_length"],
+    mauve_seed=METRICS["mauve"]["seed"],
+    self_bleu=METRICS["self_bleu"],
+    batch_size=METRICS["batch_size"],
+    device=METRICS["device"],
+    protocol=protocol(
+        "diversity", "text_length", "length_cuts", "newlines", "coherence_split"
+    ),
+)
+
+
 rule fetch_featurizer:
     output:
         directory(featurizer_dir("{role}")),
     log:
-        str(Path("resources", "logs", "fetch_featurizer", "{role}.log")),
+        log_path("fetch_featurizer", "{role}", root=resource),
     benchmark:
-        str(Path("resources", "benchmarks", "fetch_featurizer", "{role}.tsv"))
+        benchmark_path("fetch_featurizer", "{role}", root=resource)
     conda:
         "../envs/eval.yaml"
     params:
@@ -33,30 +48,22 @@ rule score_human:
         features=results("metrics", "human", "{dataset}", "{split}.npz"),
         scores=results("metrics", "human", "{dataset}", "{split}.json"),
     log:
-        results("logs", "score_human", "{dataset}", "{split}.log"),
+        log_path("score_human", "{dataset}/{split}"),
     benchmark:
-        results("benchmarks", "score_human", "{dataset}", "{split}.tsv")
+        benchmark_path("score_human", "{dataset}/{split}")
     conda:
         "../envs/eval.yaml"
     threads: 2
     resources:
         **cluster_resources("score_human"),
     params:
+        **SCORE_PARAMS,
         code=code(),
-        featurizers=FEATURIZERS,
         lengths=MAUVE_LENGTHS,
         prompt_tokens=GPT2["sampling"]["prompt_tokens"],
         max_new_tokens=GPT2["sampling"]["max_new_tokens"],
         n_prompts=GPT2["sampling"]["n_prompts"],
-        max_length=GPT2["finetune"]["max_length"],  # the released human text: max_length - 1
-        mauve_seed=METRICS["mauve"]["seed"],
         seeds=SAMPLE_SEEDS,  # one human-vs-human split per sampling seed
-        self_bleu=METRICS["self_bleu"],
-        batch_size=METRICS["batch_size"],
-        device=METRICS["device"],
-        protocol=protocol(
-            "diversity", "text_length", "length_cuts", "newlines", "coherence_split"
-        ),
     script:
         "scripts/gpt2_score_human.py"
 
@@ -64,60 +71,51 @@ rule score_human:
 rule score_samples:
     input:
         unpack(featurizer_inputs),
-        samples=seed_files("score_samples", "samples", *SAMPLE_DIR, "seed{seed}.jsonl"),
-        human=human_features,
+        samples=seed_files(
+            "score_samples", results("samples", SAMPLE, "seed{seed}.jsonl")
+        ),
+        human=rules.score_human.output.features,
         texts=split_path("{dataset}", "{split}"),
         tokenizer=TOKENIZER_DIR,
     output:
         scores=seed_files(
-            "score_samples", "metrics", "samples", *SAMPLE_DIR, "seed{seed}.json"
+            "score_samples", results("metrics", "samples", SAMPLE, "seed{seed}.json")
         ),
     log:
-        seed_job_name("score_samples", "logs", "score_samples", *SAMPLE_DIR) + ".log",
+        log_path("score_samples", seed_stem("score_samples", SAMPLE)),
     benchmark:
-        seed_job_name("score_samples", "benchmarks", "score_samples", *SAMPLE_DIR)
-        + ".tsv"
+        benchmark_path("score_samples", seed_stem("score_samples", SAMPLE))
     wildcard_constraints:
         decoding="unbiased|top_p[0-9.]+",
     group:
         model_group
     conda:
         "../envs/eval.yaml"
-    threads: 1
     resources:
         **cluster_resources("score_samples"),
     params:
+        **SCORE_PARAMS,
         code=code(),
-        featurizers=FEATURIZERS,
         lengths=score_lengths,
-        max_length=GPT2["finetune"]["max_length"],  # the released human text: max_length - 1
-        mauve_seed=METRICS["mauve"]["seed"],
-        self_bleu=METRICS["self_bleu"],
-        batch_size=METRICS["batch_size"],
-        device=METRICS["device"],
-        protocol=protocol(
-            "diversity", "text_length", "length_cuts", "newlines", "coherence_split"
-        ),
     script:
         "scripts/gpt2_score_samples.py"
 
 
 rule perplexity:
     input:
-        model=str(Path(finetune_dir("{dataset}", "{model}", "{variant}"), "model")),
+        model=results("finetune", VARIANT, "model"),
         texts=split_path("{dataset}", "test"),
         tokenizer=TOKENIZER_DIR,
     output:
-        results("metrics", "perplexity", "{dataset}", "{model}", "{variant}.json"),
+        results("metrics", "perplexity", f"{VARIANT}.json"),
     log:
-        results("logs", "perplexity", "{dataset}", "{model}", "{variant}.log"),
+        log_path("perplexity", VARIANT),
     benchmark:
-        results("benchmarks", "perplexity", "{dataset}", "{model}", "{variant}.tsv")
+        benchmark_path("perplexity", VARIANT)
     group:
         model_group
     conda:
         "../envs/torch.yaml"
-    threads: 1
     resources:
         **cluster_resources("perplexity"),
     params:
@@ -132,22 +130,26 @@ rule perplexity:
 
 rule collect_metrics:
     input:
-        samples=[score_path(job) for job in scored_sample_jobs()],
+        # every finetuned model's unbiased and top-p files are scored
+        samples=[
+            results("metrics", "samples", f"{job.path}.json")
+            for job in sample_jobs(GPT2)
+            if job.variant != BASE and job.decoding != "greedy"
+        ],
         human=[
             results("metrics", "human", d, f"{s}.json")
             for d in GPT2_DATASETS
             for s in GPT2["sampling"]["splits"]
         ],
         perplexity=[
-            results("metrics", "perplexity", j.dataset, j.model, f"{j.variant}.json")
-            for j in finetune_jobs(GPT2)
+            results("metrics", "perplexity", *key) + ".json" for key in FINETUNE_PLAN
         ],
     output:
-        **metrics_tables(),
+        **METRICS_TABLES,
     log:
-        results("logs", "collect_metrics", "collect_metrics.log"),
+        log_path("collect_metrics"),
     benchmark:
-        results("benchmarks", "collect_metrics", "collect_metrics.tsv")
+        benchmark_path("collect_metrics")
     conda:
         "../envs/eval.yaml"
     params:

@@ -13,9 +13,9 @@ rule tokenizer:
     output:
         directory(TOKENIZER_DIR),
     log:
-        results("logs", "tokenizer", "tokenizer.log"),
+        log_path("tokenizer"),
     benchmark:
-        results("benchmarks", "tokenizer", "tokenizer.tsv")
+        benchmark_path("tokenizer")
     conda:
         "../envs/torch.yaml"
     params:
@@ -32,18 +32,18 @@ for _model in GPT2_MODELS:
     if _model in config["refresh_downloads"] or model_spec(_model)["source"] != "hub":
         continue
     try:
-        check_model_pin(model_spec(_model), model_record_path(hub_model_dir(_model)))
+        check_model_pin(model_spec(_model), model_record_path(base_model_dir(_model)))
     except ChangedFileError as error:
         raise WorkflowError(f"gpt2.models.{_model}: {error}") from None
 
 
 rule fetch_model:
     output:
-        directory(hub_model_dir("{model}")),
+        directory(resource("models", "{model}")),
     log:
-        str(Path("resources", "logs", "fetch_model", "{model}.log")),
+        log_path("fetch_model", "{model}", root=resource),
     benchmark:
-        str(Path("resources", "benchmarks", "fetch_model", "{model}.tsv"))
+        benchmark_path("fetch_model", "{model}", root=resource)
     conda:
         "../envs/torch.yaml"
     params:
@@ -60,13 +60,13 @@ rule pretrain:
         train=[split_path(d, "train") for d in PRETRAIN_DATASETS],
         dev=[split_path(d, "dev") for d in PRETRAIN_DATASETS],
     output:
-        model=directory(pretrained_dir("{model}")),
+        model=directory(results("models", "pretrain", "{model}", "model")),
         log_csv=results("models", "pretrain", "{model}", "log.csv"),
         summary=results("models", "pretrain", "{model}", "summary.json"),
     log:
-        results("logs", "pretrain", "{model}.log"),
+        log_path("pretrain", "{model}"),
     benchmark:
-        results("benchmarks", "pretrain", "{model}.tsv")
+        benchmark_path("pretrain", "{model}")
     conda:
         "../envs/torch.yaml"
     threads: 2
@@ -74,7 +74,7 @@ rule pretrain:
         **cluster_resources("pretrain"),
     params:
         code=code(),
-        settings=pretrain_settings,
+        settings=lambda wc: TrainSettings.from_config(GPT2, wc.model),
         architecture=lambda wc: model_spec(wc.model),
         work_dir=lambda wc: results("work", "pretrain", wc.model),
         checkpoint_every=GPT2["finetune"]["checkpoint_every"],

@@ -4,21 +4,15 @@
 
 rule gpt2_tables:
     input:
-        **metrics_tables(),
+        **METRICS_TABLES,
         **SELECTION,
-        controlled=results("metrics", "controlled.csv"),
+        controlled=rules.collect_controlled.output[0],
     output:
-        **{
-            name: path
-            for table in GPT2_TABLES
-            for name, path in table_outputs(
-                table, "2. GPT-2 track (section 4.2)"
-            ).items()
-        },
+        **table_outputs(GPT2_TABLES, GPT2_CATEGORY),
     log:
-        results("logs", "gpt2_tables", "gpt2_tables.log"),
+        log_path("gpt2_tables"),
     benchmark:
-        results("benchmarks", "gpt2_tables", "gpt2_tables.tsv")
+        benchmark_path("gpt2_tables")
     conda:
         "../envs/report.yaml"
     params:
@@ -35,21 +29,18 @@ rule nll_figure2:
         model=lambda wc: base_model_dir(wc.model),
         texts=split_path("{dataset}", "test"),
         unbiased=results(
-            "samples", "{dataset}", "{model}", BASE, "test", "unbiased", "seed0.jsonl"
+            "samples", "{dataset}/{model}", BASE, "test/unbiased/seed0.jsonl"
         ),
-        greedy=results(
-            "samples", "{dataset}", "{model}", BASE, "test", "greedy", "seed0.jsonl"
-        ),
+        greedy=results("samples", "{dataset}/{model}", BASE, "test/greedy/seed0.jsonl"),
         tokenizer=TOKENIZER_DIR,
     output:
         results("metrics", "nll", "{dataset}", "{model}.npz"),
     log:
-        results("logs", "nll_figure2", "{dataset}", "{model}.log"),
+        log_path("nll_figure2", "{dataset}/{model}"),
     benchmark:
-        results("benchmarks", "nll_figure2", "{dataset}", "{model}.tsv")
+        benchmark_path("nll_figure2", "{dataset}/{model}")
     conda:
         "../envs/torch.yaml"
-    threads: 1
     resources:
         **cluster_resources("nll_figure2"),
     params:
@@ -70,24 +61,11 @@ rule figure2:
             for d in GPT2_DATASETS
         ],
     output:
-        pdf=report(
-            figure_files("figure2")[0],
-            caption="report/figure2.rst",
-            category="2. GPT-2 track (section 4.2)",
-            subcategory="Figures",
-            labels={"figure": "Figure 2", "format": "Print (PDF)"},
-        ),
-        png=report(
-            figure_files("figure2")[1],
-            caption="report/figure2.rst",
-            category="2. GPT-2 track (section 4.2)",
-            subcategory="Figures",
-            labels={"figure": "Figure 2", "format": "PNG"},
-        ),
+        **figure_outputs("figure2", "report/figure2.rst", GPT2_CATEGORY, "Figure 2"),
     log:
-        results("logs", "figure2", "figure2.log"),
+        log_path("figure2"),
     benchmark:
-        results("benchmarks", "figure2", "figure2.tsv")
+        benchmark_path("figure2")
     conda:
         "../envs/report.yaml"
     params:
@@ -99,26 +77,13 @@ rule figure2:
 
 rule figure4:
     input:
-        samples=metrics_tables()["samples"],
+        samples=METRICS_TABLES["samples"],
     output:
-        pdf=report(
-            figure_files("figure4")[0],
-            caption="report/figure4.rst",
-            category="2. GPT-2 track (section 4.2)",
-            subcategory="Figures",
-            labels={"figure": "Figure 4", "format": "Print (PDF)"},
-        ),
-        png=report(
-            figure_files("figure4")[1],
-            caption="report/figure4.rst",
-            category="2. GPT-2 track (section 4.2)",
-            subcategory="Figures",
-            labels={"figure": "Figure 4", "format": "PNG"},
-        ),
+        **figure_outputs("figure4", "report/figure4.rst", GPT2_CATEGORY, "Figure 4"),
     log:
-        results("logs", "figure4", "figure4.log"),
+        log_path("figure4"),
     benchmark:
-        results("benchmarks", "figure4", "figure4.tsv")
+        benchmark_path("figure4")
     conda:
         "../envs/report.yaml"
     params:
@@ -130,41 +95,28 @@ rule figure4:
         "scripts/gpt2_figure4.py"
 
 
+HUMAN_EVAL_MODEL = GPT2["human_eval"]["model"]
+
+
 rule human_eval_pairs:
     input:
-        mle=lambda wc: [
-            results(
-                "samples",
-                d,
-                GPT2["human_eval"]["model"],
-                f"mle_n{GPT2['finetune']['train_size']}",
-                "test",
-                "unbiased",
-                f"seed{GPT2['sampling']['seeds'][0]}.jsonl",
-            )
+        mle=test_samples(
+            (d, HUMAN_EVAL_MODEL, f"mle_n{GPT2['finetune']['train_size']}")
             for d in GPT2_DATASETS
-        ],
-        mixce=lambda wc: [
-            results(
-                "samples",
-                d,
-                m,
-                v,
-                "test",
-                "unbiased",
-                f"seed{GPT2['sampling']['seeds'][0]}.jsonl",
-            )
+        ),
+        mixce=lambda wc: test_samples(
+            (d, m, v)
             for d, m, v in selected_variants()
-            if m == GPT2["human_eval"]["model"] and not v.startswith("mle")
-        ],
+            if m == HUMAN_EVAL_MODEL and not v.startswith("mle")
+        ),
     output:
         pairs=results("human_eval", "pairs.csv"),
         key=results("human_eval", "key.csv"),
         counts=results("human_eval", "counts.json"),
     log:
-        results("logs", "human_eval_pairs", "human_eval_pairs.log"),
+        log_path("human_eval_pairs"),
     benchmark:
-        results("benchmarks", "human_eval_pairs", "human_eval_pairs.tsv")
+        benchmark_path("human_eval_pairs")
     conda:
         "../envs/report.yaml"
     params:
@@ -178,13 +130,13 @@ rule human_eval_pairs:
 rule human_eval_table:
     input:
         judgments=GPT2["human_eval"]["judgments"] or [],
-        key=results("human_eval", "key.csv"),
+        key=rules.human_eval_pairs.output.key,
     output:
-        **table_outputs("table4", "2. GPT-2 track (section 4.2)"),
+        **table_outputs(["table4"], GPT2_CATEGORY),
     log:
-        results("logs", "human_eval_table", "human_eval_table.log"),
+        log_path("human_eval_table"),
     benchmark:
-        results("benchmarks", "human_eval_table", "human_eval_table.tsv")
+        benchmark_path("human_eval_table")
     conda:
         "../envs/report.yaml"
     params:
@@ -196,28 +148,20 @@ rule human_eval_table:
 
 rule objectives_report:
     input:
-        **metrics_tables(),
+        **METRICS_TABLES,
         settings=SELECTION["settings"],
     output:
-        **table_outputs("objectives", "3. Beyond the paper", label="Objectives"),
-        pdf=report(
-            figure_files("quality_diversity")[0],
-            caption="report/quality_diversity.rst",
-            category="3. Beyond the paper",
-            subcategory="Figures",
-            labels={"figure": "Quality-diversity", "format": "Print (PDF)"},
-        ),
-        png=report(
-            figure_files("quality_diversity")[1],
-            caption="report/quality_diversity.rst",
-            category="3. Beyond the paper",
-            subcategory="Figures",
-            labels={"figure": "Quality-diversity", "format": "PNG"},
+        **table_outputs(["objectives"], EXTRA_CATEGORY, label="Objectives"),
+        **figure_outputs(
+            "quality_diversity",
+            "report/quality_diversity.rst",
+            EXTRA_CATEGORY,
+            "Quality-diversity",
         ),
     log:
-        results("logs", "objectives_report", "objectives_report.log"),
+        log_path("objectives_report"),
     benchmark:
-        results("benchmarks", "objectives_report", "objectives_report.tsv")
+        benchmark_path("objectives_report")
     conda:
         "../envs/report.yaml"
     params:

@@ -11,19 +11,18 @@ rule sample:
         tokenizer=TOKENIZER_DIR,
         texts=split_path("{dataset}", "{split}"),
     output:
-        samples=seed_files("sample", "samples", *SAMPLE_DIR, "seed{seed}.jsonl"),
-        summaries=seed_files("sample", "samples", *SAMPLE_DIR, "seed{seed}.json"),
+        samples=seed_files("sample", results("samples", SAMPLE, "seed{seed}.jsonl")),
+        summaries=seed_files("sample", results("samples", SAMPLE, "seed{seed}.json")),
     log:
-        seed_job_name("sample", "logs", "sample", *SAMPLE_DIR) + ".log",
+        log_path("sample", seed_stem("sample", SAMPLE)),
     benchmark:
-        seed_job_name("sample", "benchmarks", "sample", *SAMPLE_DIR) + ".tsv"
+        benchmark_path("sample", seed_stem("sample", SAMPLE))
     wildcard_constraints:
         decoding="unbiased|top_p[0-9.]+",
     group:
         model_group
     conda:
         "../envs/torch.yaml"
-    threads: 1
     resources:
         **cluster_resources("sample"),
     params:
@@ -42,11 +41,11 @@ rule sample:
 
 use rule sample as sample_greedy with:
     output:
-        samples=results("samples", *SAMPLE_DIR, f"seed{SAMPLE_SEEDS[0]}.jsonl"),
-        summaries=results("samples", *SAMPLE_DIR, f"seed{SAMPLE_SEEDS[0]}.json"),
+        samples=results("samples", SAMPLE, f"seed{SAMPLE_SEEDS[0]}.jsonl"),
+        summaries=results("samples", SAMPLE, f"seed{SAMPLE_SEEDS[0]}.json"),
     log:
-        results("logs", "sample", *SAMPLE_DIR) + ".log",
+        log_path("sample", SAMPLE),
     benchmark:
-        results("benchmarks", "sample", *SAMPLE_DIR) + ".tsv"
+        benchmark_path("sample", SAMPLE)
     wildcard_constraints:
         decoding="greedy",

@@ -5,13 +5,13 @@
 
 checkpoint select_models:
     input:
-        samples=metrics_tables()["samples"],
+        samples=METRICS_TABLES["samples"],
     output:
         **SELECTION,
     log:
-        results("logs", "select_models", "select_models.log"),
+        log_path("select_models"),
     benchmark:
-        results("benchmarks", "select_models", "select_models.tsv")
+        benchmark_path("select_models")
     conda:
         "../envs/report.yaml"
     params:
@@ -25,6 +25,17 @@ checkpoint select_models:
         "scripts/gpt2_select.py"
 
 
+# The params of controlled_human and controlled alike.
+CONTROLLED_PARAMS = dict(
+    featurizers=FEATURIZERS,
+    controlled=METRICS["controlled"],
+    protocol=protocol("controlled_fragments", "coherence_split"),
+    mauve_seed=METRICS["mauve"]["seed"],
+    batch_size=METRICS["batch_size"],
+    device=METRICS["device"],
+)
+
+
 rule controlled_human:
     input:
         unpack(featurizer_inputs),
@@ -34,24 +45,19 @@ rule controlled_human:
         features=results("metrics", "controlled", "{dataset}", "human.npz"),
         scores=results("metrics", "controlled", "{dataset}", "human.json"),
     log:
-        results("logs", "controlled_human", "{dataset}.log"),
+        log_path("controlled_human", "{dataset}"),
     benchmark:
-        results("benchmarks", "controlled_human", "{dataset}.tsv")
+        benchmark_path("controlled_human", "{dataset}")
     conda:
         "../envs/eval.yaml"
     threads: 2
     resources:
         **cluster_resources("controlled_human"),
     params:
+        **CONTROLLED_PARAMS,
         code=code(),
-        featurizers=FEATURIZERS,
-        controlled=METRICS["controlled"],
         n_prompts=GPT2["sampling"]["n_prompts"],
         max_length=GPT2["finetune"]["max_length"],  # official: human texts cut before it
-        protocol=protocol("controlled_fragments", "coherence_split"),
-        mauve_seed=METRICS["mauve"]["seed"],
-        batch_size=METRICS["batch_size"],
-        device=METRICS["device"],
     script:
         "scripts/gpt2_controlled.py"
 
@@ -61,55 +67,26 @@ rule controlled:
         unpack(featurizer_inputs),
         samples=seed_files(
             "controlled",
-            "samples",
-            "{dataset}",
-            "{model}",
-            "{variant}",
-            "test",
-            "unbiased",
-            "seed{seed}.jsonl",
+            results("samples", VARIANT, "test", "unbiased", "seed{seed}.jsonl"),
         ),
-        human=results("metrics", "controlled", "{dataset}", "human.npz"),
+        human=rules.controlled_human.output.features,
         tokenizer=TOKENIZER_DIR,
     output:
         scores=seed_files(
-            "controlled",
-            "metrics",
-            "controlled",
-            "{dataset}",
-            "{model}",
-            "{variant}",
-            "seed{seed}.json",
+            "controlled", results("metrics", "controlled", VARIANT, "seed{seed}.json")
         ),
     log:
-        seed_job_name(
-            "controlled", "logs", "controlled", "{dataset}", "{model}", "{variant}"
-        )
-        + ".log",
+        log_path("controlled", seed_stem("controlled", VARIANT)),
     benchmark:
-        seed_job_name(
-            "controlled",
-            "benchmarks",
-            "controlled",
-            "{dataset}",
-            "{model}",
-            "{variant}",
-        )
-        + ".tsv"
+        benchmark_path("controlled", seed_stem("controlled", VARIANT))
     conda:
         "../envs/eval.yaml"
-    threads: 1
     resources:
         **cluster_resources("controlled"),
     params:
+        **CONTROLLED_PARAMS,
         code=code(),
-        featurizers=FEATURIZERS,
-        controlled=METRICS["controlled"],
         n_prompts=None,
-        protocol=protocol("controlled_fragments", "coherence_split"),
-        mauve_seed=METRICS["mauve"]["seed"],
-        batch_size=METRICS["batch_size"],
-        device=METRICS["device"],
     script:
         "scripts/gpt2_controlled.py"
 
@@ -120,9 +97,9 @@ rule collect_controlled:
     output:
         results("metrics", "controlled.csv"),
     log:
-        results("logs", "collect_controlled", "collect_controlled.log"),
+        log_path("collect_controlled"),
     benchmark:
-        results("benchmarks", "collect_controlled", "collect_controlled.tsv")
+        benchmark_path("collect_controlled")
     conda:
         "../envs/eval.yaml"
     params:

@@ -6,14 +6,12 @@ rule synthetic_target:
     input:
         texts=real_text_file,
     output:
-        npz=target_path("{init}", "{vocab}", "{seed}"),
-        meta=target_path("{init}", "{vocab}", "{seed}", ext="json"),
+        npz=results("synthetic", "target", f"{SYN_SEED}.npz"),
+        meta=results("synthetic", "target", f"{SYN_SEED}.json"),
     log:
-        results("logs", "synthetic_target", "{init}", "V{vocab}", "seed{seed}.log"),
+        log_path("synthetic_target", SYN_SEED),
     benchmark:
-        results(
-            "benchmarks", "synthetic_target", "{init}", "V{vocab}", "seed{seed}.tsv"
-        )
+        benchmark_path("synthetic_target", SYN_SEED)
     conda:
         "../envs/torch.yaml"
     resources:
@@ -23,8 +21,11 @@ rule synthetic_target:
         spec=lambda wc: init_spec(wc.init),
         vocab_size=lambda wc: int(wc.vocab),
         seed=lambda wc: int(wc.seed),
-        alpha=dirichlet_alpha,
-        # protocol point synthetic_zeroing, for random inits only (real text zeroes nothing)
+        # for random inits only: the Dirichlet concentration and the protocol point
+        # synthetic_zeroing (real text zeroes nothing)
+        alpha=lambda wc: (
+            SYN["dirichlet_alpha"] if init_spec(wc.init)["kind"] == "random" else None
+        ),
         zeroing=lambda wc: (
             protocol("synthetic_zeroing")["synthetic_zeroing"]
             if init_spec(wc.init)["kind"] == "random"
@@ -37,14 +38,14 @@ rule synthetic_target:
 
 rule synthetic_data:
     input:
-        target=target_path("{init}", "{vocab}", "{seed}"),
+        target=rules.synthetic_target.output.npz,
     output:
-        npz=data_path("{init}", "{vocab}", "{seed}"),
-        summary=data_path("{init}", "{vocab}", "{seed}", ext="json"),
+        npz=results("synthetic", "data", f"{SYN_SEED}.npz"),
+        summary=results("synthetic", "data", f"{SYN_SEED}.json"),
     log:
-        results("logs", "synthetic_data", "{init}", "V{vocab}", "seed{seed}.log"),
+        log_path("synthetic_data", SYN_SEED),
     benchmark:
-        results("benchmarks", "synthetic_data", "{init}", "V{vocab}", "seed{seed}.tsv")
+        benchmark_path("synthetic_data", SYN_SEED)
     conda:
         "../envs/torch.yaml"
     resources:
@@ -61,41 +62,17 @@ rule synthetic_data:
 
 rule synthetic_train:
     input:
-        targets=train_inputs("target"),
-        data=train_inputs("data"),
+        targets=synthetic_seeds("target"),
+        data=synthetic_seeds("data"),
     output:
-        json=results(
-            "synthetic", "train", "{init}", "V{vocab}", "{objective}", "eta{eta}.json"
-        ),
-        log_csv=results(
-            "synthetic",
-            "train",
-            "{init}",
-            "V{vocab}",
-            "{objective}",
-            "eta{eta}.log.csv",
-        ),
+        json=results("synthetic", "train", f"{SYN_RUN}.json"),
+        log_csv=results("synthetic", "train", f"{SYN_RUN}.log.csv"),
     log:
-        results(
-            "logs",
-            "synthetic_train",
-            "{init}",
-            "V{vocab}",
-            "{objective}",
-            "eta{eta}.log",
-        ),
+        log_path("synthetic_train", SYN_RUN),
     benchmark:
-        results(
-            "benchmarks",
-            "synthetic_train",
-            "{init}",
-            "V{vocab}",
-            "{objective}",
-            "eta{eta}.tsv",
-        )
+        benchmark_path("synthetic_train", SYN_RUN)
     conda:
         "../envs/torch.yaml"
-    threads: 1
     resources:
         **cluster_resources("synthetic_train"),
     params:
@@ -105,21 +82,35 @@ rule synthetic_train:
         objective=lambda wc: wc.objective,
         eta=lambda wc: float(wc.eta),
         seeds=SEEDS,
-        # with the protocol points synthetic_js_clamp (JS) and synthetic_forced_eos
-        train=train_params,
+        # the TrainConfig fields its objective and estimator use, with the protocol points
+        # synthetic_js_clamp (JS) and synthetic_forced_eos
+        train=lambda wc: train_settings(config, wc.objective),
     script:
         "scripts/synthetic_train.py"
 
 
 rule synthetic_summary:
     input:
-        runs=train_outputs(),
+        runs=[
+            results(
+                "synthetic",
+                "train",
+                init,
+                f"V{vocab}",
+                objective,
+                f"eta{eta_str(eta)}.json",
+            )
+            for init in INITS
+            for vocab in SYN["vocab_sizes"]
+            for objective in OBJECTIVES
+            for eta in objective_etas(objective, SYN["etas"])
+        ],
     output:
         **SUMMARY,
     log:
-        results("logs", "synthetic_summary", "summary.log"),
+        log_path("synthetic_summary"),
     benchmark:
-        results("benchmarks", "synthetic_summary", "summary.tsv")
+        benchmark_path("synthetic_summary")
     conda:
         "../envs/report.yaml"
     params:
@@ -132,17 +123,11 @@ rule synthetic_tables:
     input:
         selected=SUMMARY["selected"],
     output:
-        **{
-            name: path
-            for table in TABLES
-            for name, path in table_outputs(
-                table, "1. Synthetic track (section 4.1)"
-            ).items()
-        },
+        **table_outputs(TABLES, SYN_CATEGORY),
     log:
-        results("logs", "synthetic_tables", "tables.log"),
+        log_path("synthetic_tables"),
     benchmark:
-        results("benchmarks", "synthetic_tables", "tables.tsv")
+        benchmark_path("synthetic_tables")
     conda:
         "../envs/report.yaml"
     params:
@@ -157,24 +142,13 @@ rule synthetic_figure:
     input:
         curve=SUMMARY["eta_curve"],
     output:
-        pdf=report(
-            f"{FIGURE_STEM}.pdf",
-            caption="report/synthetic_eta.rst",
-            category="1. Synthetic track (section 4.1)",
-            subcategory="Figures",
-            labels={"figure": "Eta figure", "format": "Print (PDF)"},
-        ),
-        png=report(
-            f"{FIGURE_STEM}.png",
-            caption="report/synthetic_eta.rst",
-            category="1. Synthetic track (section 4.1)",
-            subcategory="Figures",
-            labels={"figure": "Eta figure", "format": "PNG"},
+        **figure_outputs(
+            "synthetic_eta", "report/synthetic_eta.rst", SYN_CATEGORY, "Eta figure"
         ),
     log:
-        results("logs", "synthetic_figure", "figure.log"),
+        log_path("synthetic_figure"),
     benchmark:
-        results("benchmarks", "synthetic_figure", "figure.tsv")
+        benchmark_path("synthetic_figure")
     conda:
         "../envs/report.yaml"
     params:

@@ -1,21 +1,13 @@
-"""Cluster limits: the runtime each job asks for under a partition's time limit.
+"""Cluster limits: the runtime each job asks for under a partition's time limit (pure
+functions, no Snakemake: rules/cluster.smk turns config ``cluster`` into resources with them).
 
-rules/cluster.smk turns config.yaml's ``cluster`` section into the rules' resources with these
-functions; they are pure (no Snakemake), so the rules' arithmetic is tested on its own.
-
-- **The limit** (``cluster.max_runtime``): minutes, or ``sinfo:<partition>[,<partition>...]``,
-  read once with ``sinfo -h -o %l -p <partition>`` (:func:`resolve_max_runtime`; the smallest
-  limit of the partitions named, ``infinite`` being none).
-- **Training chains**: a training job never asks for more than the limit. One whose estimate
-  exceeds it runs as a chain of attempts of ``limit`` minutes: Slurm signals it
-  :data:`SIGNAL_MINUTES` before the limit (slurm/config.yaml), the loop saves its resume
-  checkpoint and exits with an error, and Snakemake's retry resumes from the checkpoint.
-  :func:`training_attempts` counts the attempts (each makes ``limit -`` :data:`TRAINING_MARGIN`
-  minutes of progress), :func:`chain_retries` turns them into the rule's ``retries``.
-- **Group jobs**: the sampling and scoring jobs of one model variant run in one Slurm job of
-  up to N connected components (Snakemake ``group:`` and ``--group-components``), one job after
-  another. :func:`group_factor` says whether N components fit the limit and by how much each
-  job's runtime may grow on a retry so that the group still fits.
+- The limit ``cluster.max_runtime``: minutes, or ``sinfo:<partition>[,...]`` read once.
+- Training chains: a training job never asks for more than the limit; one estimated longer
+  runs as a chain of attempts: Slurm signals it :data:`SIGNAL_MINUTES` before the limit
+  (slurm/config.yaml), the loop saves its resume checkpoint and fails, and Snakemake's retry
+  resumes from it. Each attempt makes ``limit -`` :data:`TRAINING_MARGIN` minutes of progress.
+- Group jobs: the sampling and scoring jobs of one model variant run in one Slurm job of up
+  to N connected components (``group:``, ``--group-components``), one job after another.
 """
 
 from __future__ import annotations
@@ -44,36 +36,30 @@ class ClusterLimitError(ValueError):
 
 
 def parse_slurm_minutes(text: str) -> int | None:
-    """Minutes (rounded down) of a Slurm time limit as sinfo prints it; None for none.
-
-    Slurm's formats: ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M``, ``D-H:M:S``; ``infinite``
-    / ``UNLIMITED`` is no limit. Anything else is a ValueError naming the text.
-    """
+    """Minutes (rounded down) of a Slurm time limit as sinfo prints it (M, M:S, H:M:S, D-H,
+    D-H:M, D-H:M:S); None for ``infinite`` / ``UNLIMITED``; else a ValueError naming it."""
     value = text.strip()
     if value.lower() in ("infinite", "unlimited"):
         return None
     match = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", value)
     if not match:
         raise ValueError(f"{text!r} is not a Slurm time limit ([D-]H:M:S, M, M:S, infinite)")
-    days, first, second, third = match.groups()
-    if days is not None:  # D-H, D-H:M, D-H:M:S
-        seconds = ((int(days) * 24 + int(first)) * 60 + int(second or 0)) * 60 + int(third or 0)
-    elif third is not None:  # H:M:S
-        seconds = (int(first) * 60 + int(second)) * 60 + int(third)
-    elif second is not None:  # M:S
-        seconds = int(first) * 60 + int(second)
-    else:  # M
-        seconds = int(first) * 60
-    return seconds // 60
+    days, first, second, third = (int(g or 0) for g in match.groups())
+    if match[1] is not None:  # D-H[:M[:S]]
+        hours, minutes, seconds = days * 24 + first, second, third
+    elif match[4] is not None:  # H:M:S
+        hours, minutes, seconds = first, second, third
+    else:  # M[:S]
+        hours, minutes, seconds = 0, first, second
+    return hours * 60 + minutes + seconds // 60
 
 
 Runner = Callable[..., subprocess.CompletedProcess]
 
 
 def sinfo_limit(partitions: Sequence[str], run: Runner = subprocess.run) -> int | None:
-    """The smallest time limit in minutes of ``partitions`` (``sinfo -h -o %l -p P``); None
-    when none has one. A missing sinfo, a failing one or an unknown partition raises
-    :class:`ClusterLimitError`."""
+    """The smallest time limit in minutes of ``partitions`` (``sinfo -h -o %l -p P``), None
+    when none has one; :class:`ClusterLimitError` when sinfo is missing, fails or lacks one."""
     where = f"cluster.max_runtime = '{SINFO_PREFIX}{','.join(partitions)}'"
     limits = []
     for partition in partitions:
@@ -108,8 +94,7 @@ def resolve_max_runtime(
     run: Runner = subprocess.run,
 ) -> int | None:
     """``cluster.max_runtime`` in minutes: a number or None as given; ``sinfo:P[,P...]`` read
-    with :func:`sinfo_limit` once (the answer is kept in ``environ[SINFO_ENV]`` for processes
-    started from this one)."""
+    with :func:`sinfo_limit` once (kept in ``environ[SINFO_ENV]`` for processes it starts)."""
     if value is None or isinstance(value, int):
         return value
     if not value.startswith(SINFO_PREFIX) or not value[len(SINFO_PREFIX) :]:
@@ -130,9 +115,8 @@ def resolve_max_runtime(
 
 
 def training_attempts(estimate: float, cap: int | None) -> int:
-    """Attempts a training job of ``estimate`` minutes needs when no attempt may run longer
-    than ``cap`` minutes: 1 when it fits, else each attempt trains for ``cap -``
-    :data:`TRAINING_MARGIN` minutes (start-up, then the signal before the limit)."""
+    """Attempts of at most ``cap`` minutes a training job of ``estimate`` minutes needs: 1 when
+    it fits, else each trains ``cap -`` :data:`TRAINING_MARGIN` minutes."""
     if cap is None or estimate <= cap:
         return 1
     usable = cap - TRAINING_MARGIN
@@ -146,10 +130,9 @@ def training_attempts(estimate: float, cap: int | None) -> int:
 
 
 def chain_retries(estimates: Iterable[float], cap: int | None, spare: int) -> int | None:
-    """The ``retries`` of a training rule: the attempts its longest job needs beyond the
-    first, plus ``spare`` (the run's retries, for failures that are not the time limit).
-    None (the run's retries apply) when every job fits in one attempt, or when ``spare``
-    is 0 (``--retries 0``: nothing is resubmitted, a chain stops after one attempt)."""
+    """The ``retries`` of a training rule: its longest job's attempts beyond the first plus
+    ``spare`` (the run's retries, for other failures). None (the run's retries apply) when
+    every job fits one attempt or ``spare`` is 0 (``--retries 0``: a chain stops after one)."""
     attempts = max((training_attempts(e, cap) for e in estimates), default=1)
     if attempts == 1 or spare == 0:
         return None
@@ -160,10 +143,9 @@ def chain_retries(estimates: Iterable[float], cap: int | None, spare: int) -> in
 
 
 def group_factor(component_minutes: float, components: int, cap: int | None) -> float | None:
-    """How far each job of a group job may stretch its runtime (retries) so that a group of
-    ``components`` connected components of at most ``component_minutes`` each stays within
-    ``cap``: ``cap / (components x component_minutes)`` (inf without a cap), or None when
-    the group does not fit (no grouping)."""
+    """How far each job of a group of ``components`` components of at most
+    ``component_minutes`` may stretch its runtime on retries and stay within ``cap``:
+    ``cap / (components x component_minutes)``, inf without a cap, None when it cannot fit."""
     if cap is None:
         return math.inf
     need = components * component_minutes
@@ -178,13 +160,9 @@ def job_runtime(
     training: bool = False,
     group: float | None = None,
 ) -> int:
-    """Minutes one attempt of a job asks for, never above ``cap``.
-
-    ``training``: the estimate (at most ``cap``) on every attempt: an attempt resumes from
-    the checkpoint of the one before, so it never needs more. ``group``: the
-    :func:`group_factor` of the job's group: attempt x estimate, at most factor x estimate,
-    so that the group's sum stays within ``cap``. Otherwise attempt x estimate, at most ``cap``.
-    """
+    """Minutes one attempt of a job asks for, never above ``cap``: attempt x estimate; for
+    ``training`` the estimate on every attempt (each resumes from the last one's checkpoint);
+    in a group (its :func:`group_factor`) at most factor x estimate, so the group fits."""
     if training:
         minutes = math.ceil(estimate)
     else:
@@ -203,7 +181,7 @@ MODEL_BYTES_PER_PARAM = 4
 
 
 def training_work_bytes(parameters: float) -> float:
-    """Peak disk of one running training job's work directory: the resume checkpoint, its
-    replacement being written beside it (atomic rename), and the best model so far (which
-    is replaced the same way, but not while a checkpoint is written)."""
+    """Peak disk of a running training job's work directory: the resume checkpoint, its
+    replacement written beside it (atomic rename), and the best model so far (replaced the
+    same way, but not while a checkpoint is written)."""
     return parameters * (2 * RESUME_BYTES_PER_PARAM + MODEL_BYTES_PER_PARAM)
