@@ -1,35 +1,20 @@
 """Batched decoding for GPT-2-style causal LMs with the KV cache.
 
-Prompts are decoded ``batch_size`` at a time. A batch is left-padded (attention mask 0 on the
-padding, position ids counted from each prompt's first real token), the prompts are fed once,
-then one token per step with the cached keys and values. A row ends at EOS (which closes the
-continuation and is not part of it) or after its budget of new tokens (``max_new_tokens``: one
-for every prompt, or one per prompt); ended rows leave the batch and the cache at once.
+A batch is left-padded (position ids counted from each prompt's first real token), the prompts
+are fed once, then one token per cached step. A row ends at EOS (not part of the continuation)
+or after its budget of new tokens; ended rows leave the batch and the cache at once.
 
-Each step takes the next-token logits in float32 (also when the forward runs in bf16 under
-autocast) and chooses: ``unbiased`` (temperature 1, the full softmax), ``top_p`` (the most
-probable tokens, in order, until their total reaches p; the crossing token is kept, as in
-transformers' ``TopPLogitsWarper``; renormalized) or ``greedy`` (the argmax).
+The next-token logits are float32 (also under bf16 autocast). ``unbiased``: temperature 1, the
+full softmax; ``top_p``: the most probable tokens until their total reaches p, the crossing
+token kept (as transformers' ``TopPLogitsWarper``), renormalized; ``greedy``: the argmax.
+Sampling is by inverse CDF (float64) with one uniform per step from a ``torch.Generator``
+seeded from ``(seed, i)``, so prompt ``i``'s continuation does not depend on the batching
+(other batch shapes can move logits by ~1e-7 of rounding). Each generation carries its NLL
+under the untruncated temperature-1 distribution, EOS included when the row ended on it.
 
-Sampling is by inverse CDF: row ``i`` draws one uniform per step from a ``torch.Generator``
-seeded from ``(seed, i)`` and takes the first token whose cumulative probability (float64)
-exceeds ``u`` times the total. So prompt ``i``'s continuation depends only on the seed, ``i``,
-the model and the decoding, not on the batching. (Differently shaped batches can change the
-logits by float rounding, about 1e-7; a token changes only if ``u`` falls that close to a CDF
-boundary.) Every generation carries its NLL under the untruncated temperature-1 distribution:
-the sum of ``-log p`` over the generated tokens, EOS included when the row ended on it.
-
-Protocol points (docs/PROTOCOL.md)
-----------------------------------
-- ``generation_length`` (:func:`token_budgets`): ``official`` stops a sample where the released
-  code stops it: at a total length (prompt included) equal to the longest human text of its
-  group of ``batch_size`` texts in file order, counted in GPT-2 tokens with the appended EOS,
-  cut at the finetuning ``max_length``, and at least ``prompt_tokens + 1``
-  (:func:`total_lengths`); ``clean`` allows ``max_new_tokens`` new tokens after every prompt.
-  Only the budgets depend on the groups: the sampler stays independent of the batching.
-- ``precision`` (:func:`forward_dtype`): ``official`` runs the forward in float32; ``clean``
-  runs the transformer body under bf16 autocast on CUDA (float32 elsewhere) and the LM head in
-  float32 (:func:`float32_head`). Logits are cast to float32 before the softmax in both.
+Protocol points (docs/PROTOCOL.md): ``generation_length`` (:func:`token_budgets`; only the
+budgets depend on the groups, the sampler stays independent of the batching) and
+``precision`` (:func:`forward_dtype`, :func:`float32_head`).
 """
 
 from __future__ import annotations
@@ -80,11 +65,10 @@ class Decoding:
 
     @property
     def name(self) -> str:
-        """The name used in file paths: "unbiased", "greedy", "top_p0.95"."""
+        """The name in file paths: "unbiased", "greedy", "top_p0.95" (more digits kept)."""
+        p = self.top_p
         if self.kind != "top_p":
             return self.kind
-        # Two decimals for the paper's grid; values with more digits keep all of them.
-        p = self.top_p
         return f"top_p{p:.2f}" if round(p, 2) == p else f"top_p{p!r}"
 
 
@@ -109,25 +93,20 @@ def total_lengths(
 ) -> list[int]:
     """Total length (prompt included) at which each text's sample stops: the released rule.
 
-    ``human_token_lengths``: GPT-2 tokens of each text, EOS not counted. The texts are taken
-    ``group`` (released: 32) at a time in file order; each gets ``max(floor, min(cap,
-    longest + 1))``, ``longest`` the group's longest text: the released code appends EOS to
-    every text and cuts it to ``cap`` tokens (the finetuning ``max_length``, 512), pads the
-    group to its longest text and generates up to that width, or up to ``floor`` (the prompt
-    length + 1 = 51) when the width is smaller.
+    Texts (GPT-2 tokens, EOS not counted) go ``group`` (released: 32) at a time in file order;
+    each gets ``max(floor, min(cap, longest + 1))``: the released code appends EOS, cuts every
+    text to ``cap`` (finetuning ``max_length``, 512), pads the group to its longest text and
+    generates up to that width, or up to ``floor`` (prompt length + 1 = 51) when smaller.
     """
     if group < 1:
         raise ValueError(f"group must be >= 1, got {group}")
     if not 1 <= floor <= cap:
         raise ValueError(f"need 1 <= floor <= cap, got floor={floor}, cap={cap}")
     lengths = [int(n) for n in human_token_lengths]
-    if any(n < 0 for n in lengths):
-        raise ValueError("token lengths must be >= 0")
     totals: list[int] = []
     for start in range(0, len(lengths), group):
         members = lengths[start : start + group]
-        width = min(cap, max(members) + 1)  # + 1: the appended EOS
-        totals += [max(floor, width)] * len(members)
+        totals += [max(floor, min(cap, max(members) + 1))] * len(members)
     return totals
 
 
@@ -141,12 +120,9 @@ def token_budgets(
     cap: int,
     prompt_tokens: int,
 ) -> list[int]:
-    """New tokens allowed after each prompt under the ``generation_length`` protocol point.
-
-    ``clean``: ``max_new_tokens`` for every prompt. ``official``: the total length of
-    :func:`total_lengths` (floor ``prompt_tokens + 1``) less the prompt's length, so the text
-    (prompt + continuation) has at most that many tokens; every budget is at least 1.
-    """
+    """New tokens allowed after each prompt under protocol point ``generation_length``: clean,
+    ``max_new_tokens`` each; official, :func:`total_lengths` (floor ``prompt_tokens + 1``) less
+    the prompt's length (at least 1)."""
     if len(prompt_lengths) != len(human_token_lengths):
         raise ValueError(
             f"{len(prompt_lengths)} prompts and {len(human_token_lengths)} human lengths"
@@ -164,26 +140,17 @@ def token_budgets(
 
 
 def forward_dtype(setting: str, device_type: str) -> torch.dtype | None:
-    """Autocast dtype of the sampling forward pass under the ``precision`` protocol point.
-
-    None (float32, no autocast) under ``official`` and on every device but CUDA; bf16 on CUDA
-    under ``clean``. Either way :func:`generate` casts the logits to float32 before sampling.
-    """
+    """Autocast dtype of the sampling forward (protocol point ``precision``): bf16 on CUDA under
+    clean, else None (float32). :func:`generate` casts the logits to float32 either way."""
     if setting not in ("official", "clean"):
         raise ValueError(f"precision: unknown setting {setting!r}")
-    if setting == "clean" and device_type == "cuda":
-        return torch.bfloat16
-    return None
+    return torch.bfloat16 if setting == "clean" and device_type == "cuda" else None
 
 
 @dataclass
 class Generation:
-    """One prompt's continuation.
-
-    ``token_ids`` excludes the EOS token; ``nll`` sums ``-log p`` (untruncated temperature-1
-    distribution) over the ``n_scored`` generated tokens, EOS included when
-    ``finish_reason == "eos"``.
-    """
+    """One prompt's continuation (``token_ids`` without EOS; ``nll`` over the ``n_scored``
+    tokens, EOS included when ``finish_reason == "eos"``)."""
 
     index: int
     prompt_ids: list[int]
@@ -206,29 +173,20 @@ def generate(
     dtype: torch.dtype | None = None,
     progress: bool = True,
 ) -> list[Generation]:
-    """Continue every prompt (token ids) with ``decoding``; one :class:`Generation` per prompt.
+    """One :class:`Generation` per prompt (token ids) of causal LM ``model`` (on ``device``).
 
-    ``model`` is a causal LM (e.g. transformers' ``GPT2LMHeadModel``) already on ``device``,
-    whose forward takes ``input_ids``, ``attention_mask``, ``position_ids`` and the cache and
-    returns ``logits`` and the cache. ``max_new_tokens`` is the budget of every prompt, or a
-    list of one budget per prompt (:func:`token_budgets`). With ``dtype`` (e.g.
-    ``torch.bfloat16`` on CUDA) the transformer body runs under ``torch.autocast`` and the LM
-    head in float32 (:func:`float32_head`); the sampling step is always float32/float64.
+    ``max_new_tokens``: one budget for all, or one per prompt (:func:`token_budgets`). With
+    ``dtype`` (bf16 on CUDA) the body runs under autocast and the LM head in float32
+    (:func:`float32_head`).
     """
     if isinstance(max_new_tokens, int):
         budgets = [max_new_tokens] * len(prompts)
-        lowest = max_new_tokens
     else:
         budgets = [int(b) for b in max_new_tokens]
         if len(budgets) != len(prompts):
             raise ValueError(f"{len(budgets)} budgets for {len(prompts)} prompts")
-        lowest = min(budgets, default=1)
-    if lowest < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {lowest}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+    if min(budgets, default=1) < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {min(budgets)}")
     prompts = [list(map(int, p)) for p in prompts]
     empty = [i for i, p in enumerate(prompts) if not p]
     if empty:
@@ -253,17 +211,10 @@ def generate(
     try:
         with torch.inference_mode():
             for start in tqdm(starts, desc=f"generate {decoding.name}", disable=not progress):
-                batch = prompts[start : start + batch_size]
-                indices = list(range(start, start + len(batch)))
+                end = start + batch_size
+                batch = (prompts[start:end], list(range(start, start + len(prompts[start:end]))))
                 generations += _generate_batch(
-                    forward,
-                    batch,
-                    indices,
-                    decoding,
-                    budgets[start : start + batch_size],
-                    eos_id,
-                    seed,
-                    device,
+                    forward, *batch, decoding, budgets[start:end], eos_id, seed, device
                 )
     finally:
         model.train(was_training)
@@ -280,11 +231,8 @@ def _generate_batch(
     seed: int,
     device: torch.device,
 ) -> list[Generation]:
-    """Decode one batch: the prompt forward, then one cached step per token.
-
-    Row ``r`` ends at EOS or after ``budgets[r]`` tokens; its uniforms are the first ones of
-    its own stream (a prefix of the same draws whatever the other rows' budgets).
-    """
+    """Decode one batch; row ``r``'s uniforms are a prefix of its own stream whatever the
+    other rows' budgets."""
     n = len(prompts)
     lengths = [len(p) for p in prompts]
     width = max(lengths)
@@ -376,12 +324,8 @@ def _choose(
 def _nucleus(
     probs: torch.Tensor, top_p: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Probabilities sorted in decreasing order, their order, float64 CDF and nucleus size.
-
-    The nucleus is the shortest prefix whose total reaches ``top_p``: a token is kept when the
-    probability before it is below ``top_p`` (so the crossing token is kept, and the first
-    token always is).
-    """
+    """Sorted probabilities, their order, float64 CDF and nucleus size: a token is kept when
+    the total before it is below ``top_p`` (the crossing token and the first always are)."""
     sorted_probs, order = probs.sort(dim=-1, descending=True)
     cdf = sorted_probs.double().cumsum(dim=-1)
     before = torch.nn.functional.pad(cdf[:, :-1], (1, 0))
@@ -410,13 +354,10 @@ def _row_uniforms(seed: int, indices: list[int], steps: int) -> torch.Tensor:
 
 @contextlib.contextmanager
 def float32_head(model: torch.nn.Module) -> Iterator[None]:
-    """Run ``model``'s output layer (the LM head) in float32, outside autocast.
+    """Run ``model``'s LM head in float32 outside autocast (wrapped on the instance).
 
-    Under bf16 autocast the head's matrix product rounds the logits to bf16 (steps of 0.25
-    nats at |logit| 64-128), which a later cast cannot undo; sampling from those logits is not
-    sampling from the model. Inside this context the head takes float32 hidden states and
-    float32 weights, so only the transformer body runs in bf16. The head's ``forward`` is
-    wrapped on the instance and restored on exit.
+    Under bf16 autocast the head rounds the logits to bf16 (steps of 0.25 nats at |logit|
+    64-128), which no later cast undoes: sampling from them is not sampling from the model.
     """
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if head is None:
@@ -438,34 +379,18 @@ def float32_head(model: torch.nn.Module) -> Iterator[None]:
 def _forward_fn(
     model: torch.nn.Module, device: torch.device, dtype: torch.dtype | None
 ) -> Callable[..., tuple[torch.Tensor, Any]]:
-    """``forward(input_ids, attention_mask, position_ids, cache) -> (logits, cache)``.
-
-    Bridges transformers versions: the cache argument is ``cache`` in transformers 5 (where
-    ``past_key_values`` is deprecated) and ``past_key_values`` before; ``logits_to_keep=1``
-    skips the LM head on all prompt positions but the last where the model supports it.
-    """
+    """``forward(input_ids, attention_mask, position_ids, cache) -> (logits, cache)``; the
+    cache argument is ``cache`` in transformers 5, ``past_key_values`` before;
+    ``logits_to_keep=1`` skips the LM head on all prompt positions but the last."""
     params = inspect.signature(model.forward).parameters
     cache_arg = "cache" if "cache" in params else "past_key_values"
     extra = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
 
-    def forward(
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        position_ids: torch.Tensor,
-        cache: Any,
-    ) -> tuple[torch.Tensor, Any]:
-        autocast = (
-            contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
-        )
+    def forward(ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any) -> Any:
+        autocast = contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype)
+        inputs = dict(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
         with autocast, float32_head(model):
-            out = model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                position_ids=position_ids,
-                use_cache=True,
-                **{cache_arg: cache},
-                **extra,
-            )
+            out = model(**inputs, **{cache_arg: cache}, **extra)
         new_cache = out["cache"] if "cache" in out else out["past_key_values"]
         return out["logits"], new_cache
 
@@ -487,12 +412,8 @@ def read_token_ids(
     n: int | None = None,
     newlines: str = "clean",
 ) -> list[list[int]]:
-    """GPT-2 token ids of each ``{"text": ...}`` line of a jsonl file, in file order.
-
-    No special tokens are added; an empty text is an error. ``n`` keeps the first ``n`` texts.
-    ``newlines`` official: the texts as the released loader saw them
-    (:func:`mixce.gpt2.tokenizer.loader_texts`: a line break ends every text but the file's last).
-    """
+    """GPT-2 token ids (no special tokens) of the first ``n`` texts of a jsonl file, as
+    :func:`mixce.gpt2.tokenizer.loader_texts` gives them under ``newlines``."""
     texts = loader_texts(read_texts(path), newlines)
     if n is not None:
         texts = texts[:n]
@@ -510,35 +431,21 @@ def read_token_ids(
 def cut_prompts(
     token_ids: Sequence[Sequence[int]], prompt_tokens: int = 50, source: str = "texts"
 ) -> list[list[int]]:
-    """The first ``prompt_tokens`` tokens of each text; a shorter text keeps all it has.
-
-    The number of such shorter texts is logged as a warning naming ``source``.
-    """
+    """The first ``prompt_tokens`` tokens of each text (all of a shorter one, logged)."""
     if prompt_tokens < 1:
         raise ValueError(f"prompt_tokens must be >= 1, got {prompt_tokens}")
     prompts = [list(ids[:prompt_tokens]) for ids in token_ids]
     short = sum(len(p) < prompt_tokens for p in prompts)
     if short:
         log.warning(
-            "%s: %d of %d texts have fewer than %d tokens; their prompts are the whole text",
-            source,
-            short,
-            len(prompts),
-            prompt_tokens,
+            f"{source}: {short} of {len(prompts)} texts have fewer than {prompt_tokens} tokens; "
+            "their prompts are the whole text"
         )
     return prompts
 
 
 SAMPLE_KEYS = (
-    "index",
-    "prompt",
-    "continuation",
-    "prompt_ids",
-    "token_ids",
-    "finish_reason",
-    "seed",
-    "decoding",
-    "nll",
+    *"index prompt continuation prompt_ids token_ids finish_reason seed decoding nll".split(),
     "n_scored",
 )
 
@@ -563,20 +470,10 @@ def write_samples(
 
     with atomic_output(path) as handle:
         for g in generations:
-            record = {
-                "index": g.index,
-                "prompt": decode(g.prompt_ids),
-                "continuation": decode(g.token_ids),
-                "prompt_ids": g.prompt_ids,
-                "token_ids": g.token_ids,
-                "finish_reason": g.finish_reason,
-                "seed": seed,
-                "decoding": decoding.name,
-                "nll": g.nll,
-                "n_scored": g.n_scored,
-                **extra,
-            }
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            text = decode(g.prompt_ids), decode(g.token_ids)
+            values = g.index, *text, g.prompt_ids, g.token_ids, g.finish_reason, seed, decoding.name
+            record = dict(zip(SAMPLE_KEYS, (*values, g.nll, g.n_scored), strict=True))
+            handle.write(json.dumps({**record, **extra}, ensure_ascii=False) + "\n")
 
 
 def summarize(generations: Sequence[Generation], seconds: float) -> dict[str, Any]:
