@@ -63,7 +63,7 @@ def test_jsonl_source(tmp_path) -> None:
 def test_jsonl_bad_line(tmp_path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text('{"text": "ok"}\n{"body": "no text field"}\n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"bad.jsonl:2"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl, line 2"):
         load_texts(str(path), 5)
 
 

@@ -33,8 +33,8 @@ _WIKI_HEADING = re.compile(r"={2,}[^=\n]*={2,}")  # "== Section ==" lines
 
 
 def datapath(name: str) -> str:
-    """Path of a file of gensim's bundled test data (``gensim.test.utils.datapath``), with the
-    INFO logs of the demo Dictionary that importing ``gensim.test.utils`` builds kept out."""
+    """``gensim.test.utils.datapath(name)``, without the INFO logs of the demo Dictionary that
+    importing ``gensim.test.utils`` builds."""
     gensim_logger = logging.getLogger("gensim")
     level = gensim_logger.level
     gensim_logger.setLevel(logging.WARNING)
@@ -76,8 +76,9 @@ def embedded_texts() -> list[str]:
     return list(_embedded())
 
 
-def read_jsonl(path: Path) -> list[str]:
-    """The non-empty ``"text"`` fields of a JSON-lines file, in file order."""
+def read_jsonl(path: Path, text_field: str = "text") -> list[str]:
+    """The ``text_field`` of every record of a JSON-lines file, in file order; blank lines
+    skipped, empty texts kept. ValueError names the file and line of a bad record."""
     texts = []
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -86,12 +87,13 @@ def read_jsonl(path: Path) -> list[str]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not a JSON object: {exc}") from exc
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise ValueError(f'{path}:{number}: expected an object with a string "text" field')
-            text = record["text"].strip()
-            if text:
-                texts.append(text)
+                raise ValueError(f"{path}, line {number}: not valid JSON: {exc}") from exc
+            if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
+                raise ValueError(
+                    f"{path}, line {number}: expected a JSON object with a string "
+                    f"{text_field!r} field"
+                )
+            texts.append(record[text_field])
     return texts
 
 
@@ -102,14 +104,9 @@ def read_txt(path: Path) -> list[str]:
 
 
 def load_texts(source: str, n_texts: int) -> list[str]:
-    """The first ``n_texts`` texts of ``source`` (``"embedded"`` or a .jsonl / .txt path);
-    fewer when it has fewer (logged, not an error).
-
-    Raises:
-        FileNotFoundError: ``source`` is a path that does not exist (the message names the
-            config key ``synthetic.real_text.source``).
-        ValueError: ``n_texts < 1``, an unsupported file type, or a malformed .jsonl line.
-    """
+    """The first ``n_texts`` non-blank texts (stripped) of ``source`` (``"embedded"`` or a
+    .jsonl / .txt path); fewer when it has fewer (logged, not an error). FileNotFoundError and
+    the ValueError of a bad ``source`` name the config key."""
     if n_texts < 1:
         raise ValueError(f"n_texts must be >= 1, got {n_texts}")
     if source == EMBEDDED:
@@ -126,7 +123,10 @@ def load_texts(source: str, n_texts: int) -> list[str]:
                 f"config key {SOURCE_KEY} = {source!r}: no such file "
                 f"(relative paths are relative to the working directory {Path.cwd()})"
             )
-        texts = read_jsonl(path) if path.suffix == ".jsonl" else read_txt(path)
+        if path.suffix == ".jsonl":
+            texts = [text.strip() for text in read_jsonl(path) if text.strip()]
+        else:
+            texts = read_txt(path)
     if len(texts) < n_texts:
         logger.warning(
             "%s = %r holds %d texts, fewer than the %d asked for: using all of them",

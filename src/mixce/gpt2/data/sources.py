@@ -1,42 +1,27 @@
 """Where the GPT-2 track's texts come from: dataset specs, downloads and raw documents.
 
-A dataset spec is the dict under the config key ``gpt2.datasets.<name>``. Four sources:
+A dataset spec is the dict under the config key ``gpt2.datasets.<name>`` (its keys:
+schemas/config.schema.yaml). Sources: ``hub`` (``datasets.load_dataset(name, subset,
+revision=commit, data_files=...)``; ``name`` may also be a local directory or ``"parquet"`` /
+``"json"`` with ``data_files``, how the tests run offline), ``url`` (``webtext``: one JSON-lines
+file per split with a ``"text"`` field, GPT-2 output-dataset ``webtext.{train,valid,test}.jsonl``;
+``writingprompts``: ``writingPrompts.tar.gz`` holding ``writingPrompts/{train,valid,test}``
+``.wp_source`` / ``.wp_target``, line *i* of the source the prompt of line *i* of the target,
+read straight from the tarball), ``local`` (JSON lines, or plain text with one document per
+blank-line-separated block) and ``embedded`` (:mod:`mixce.embedded`).
 
-``hub``
-    ``{"source": "hub", "name": "Salesforce/wikitext", "subset": "wikitext-103-raw-v1",
-    "format": "wikitext"}``; optional ``revision`` (a commit hash pins it; a branch or tag
-    is resolved to one), ``data_files`` and ``text_field`` (default ``"text"``). :func:`fetch`
-    calls ``datasets.load_dataset(name, subset, revision=commit, ...)`` and writes every split
-    to ``<split>.jsonl`` (one ``{"text": ...}`` per line), ``validation``/``valid`` renamed
-    ``dev``. ``name`` may be anything ``load_dataset`` reads, e.g. a local directory or
-    ``"parquet"`` / ``"json"`` with ``data_files`` (how the tests run offline; no commit).
-``url``
-    ``{"source": "url", "urls": {"train": URL, "dev": URL, "test": URL} | {"archive": URL},
-    "sha256": {key: hex | null}, "size": {key: int | null} (optional pins),
-    "format": "webtext" | "writingprompts"}``. ``webtext``: one JSON-lines file per split with
-    a ``"text"`` field (GPT-2 output-dataset ``webtext.{train,valid,test}.jsonl``).
-    ``writingprompts``: ``writingPrompts.tar.gz`` holding
-    ``writingPrompts/{train,valid,test}.wp_source`` and ``.wp_target`` (line *i* of the source
-    is the prompt of line *i* of the target), read straight from the tarball.
-``local``
-    ``{"source": "local", "path": "...", "format": "jsonl" | "txt", "text_field": "text"}``:
-    JSON lines, or plain text with one document per blank-line-separated block (paths
-    relative to the working directory).
-``embedded``
-    ``{"source": "embedded", "corpus": "news" | "enwiki" | "all"}``: :mod:`mixce.embedded`.
-
-:func:`fetch` (hub / url) downloads into ``dest_dir`` (``resources/datasets/<dataset>/``) and
-writes ``manifest.json`` last and atomically (files, sizes, sha256, urls, hub commit, spec).
+:func:`fetch` (hub / url) downloads into ``dest_dir`` (``resources/datasets/<dataset>/``), a hub
+dataset's splits as ``<split>.jsonl`` (``validation``/``valid`` renamed ``dev``), and writes
+``manifest.json`` last and atomically (files, sizes, sha256, urls, hub commit, spec).
 
 Pins and records. A url file is pinned by ``sha256`` and ``size``, a hub dataset by
-``revision`` (:data:`PIN_KEYS`). The first download records what it got in ``record.json``
-(every file's sha256 and size, the hub commit); unlike the manifest, which Snakemake deletes
-before it reruns the download rule, the record stays. From then on a file is never fetched
-again: one on disk is checked against its pin or record (size, then sha256) and kept (one
-with neither is adopted and recorded: files are only ever put in place whole); a missing one
-is downloaded again and must match them (a hub dataset is loaded again at the recorded
-commit). A file that differs, and a pin that disagrees with the record, stop with
-:class:`~.download.ChangedFileError` or :class:`~.download.DownloadError` naming the file and
+``revision`` (:data:`PIN_KEYS`). The first download records what it got in ``record.json``,
+which stays (unlike the manifest, which Snakemake deletes before it reruns the download
+rule). From then on a file is never fetched again: one on disk is checked against its pin or
+record (size, then sha256) and kept (one with neither is adopted and recorded: files are only
+ever put in place whole); a missing one is downloaded again and must match them (a hub
+dataset is loaded again at the recorded commit). A file that differs, and a pin that
+disagrees with the record, stop with ChangedFileError or DownloadError naming the file and
 both values, unless ``refresh=True``, which downloads everything again (checked against the
 pins only) and records it anew. :func:`read_raw` checks every file against the manifest.
 
@@ -50,7 +35,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import logging
 import tarfile
 from collections.abc import Mapping
@@ -82,10 +66,9 @@ REFRESH_HINT = (
     "to accept the new one, download again with refresh (snakemake --config "
     "'refresh_downloads=[<name>]' --forcerun <its manifest.json>; docs/CONFIG.md)"
 )
-SOURCES = ("hub", "url", "local", "embedded")
 OFFICIAL_SPLITS = ("train", "dev", "test")
-URL_FORMATS = ("webtext", "writingprompts")
-LOCAL_FORMATS = ("jsonl", "txt")
+# the formats each source allows (the schema allows every format for every source)
+FORMATS = {"hub": tuple(CLEANERS), "url": ("webtext", "writingprompts"), "local": ("jsonl", "txt")}
 EMBEDDED_CORPORA = {
     "news": embedded.news_texts,
     "enwiki": embedded.wiki_paragraphs,
@@ -99,62 +82,30 @@ WP_SPLITS = {"train": "train", "valid": "dev", "test": "test"}
 # --------------------------------------------------------------------------- specs
 
 
-def _source(spec: Mapping[str, Any]) -> str:
-    source = spec.get("source")
-    if source not in SOURCES:
-        raise ValueError(f"dataset spec {dict(spec)!r}: source must be one of {SOURCES}")
-    return str(source)
-
-
 def validate_spec(spec: Mapping[str, Any]) -> None:
-    """Raise ValueError naming what is wrong with a dataset spec."""
-    source = _source(spec)
-
-    def need(key: str) -> Any:
-        if spec.get(key) in (None, ""):
-            raise ValueError(f"{source} dataset spec {dict(spec)!r}: missing {key!r}")
-        return spec[key]
-
-    if source == "hub":
-        need("name")
-        fmt = spec.get("format", "plain")
-        if fmt not in CLEANERS:
-            raise ValueError(f"hub dataset spec: unknown format {fmt!r}")
-        for key in ("sha256", "size"):
-            if spec.get(key):
-                raise ValueError(f"hub dataset spec: {key} pins url files; pin it by revision")
-    elif source == "url":
-        fmt = need("format")
-        urls = need("urls")
-        if fmt not in URL_FORMATS:
-            raise ValueError(f"url dataset spec: format must be one of {URL_FORMATS}, got {fmt!r}")
-        if not isinstance(urls, Mapping):
-            raise ValueError(f"url dataset spec: urls must be a mapping, got {urls!r}")
+    """Raise ValueError for what the config schema, which checks each key on its own, lets
+    through: a format, url keys or a pin that does not fit the source."""
+    source, fmt = spec["source"], spec.get("format", "plain")
+    if source in FORMATS and fmt not in FORMATS[source]:
+        raise ValueError(f"{source} dataset spec: format must be one of {FORMATS[source]}")
+    misplaced = {"hub": ["sha256", "size"], "url": ["revision"]}.get(source, [])
+    if any(spec.get(key) for key in misplaced):
+        raise ValueError(
+            f"{source} dataset spec: {misplaced} cannot pin it (hub: revision; url: sha256, size)"
+        )
+    if source == "url":
+        urls = set(spec["urls"])
         wanted = {"archive"} if fmt == "writingprompts" else set(OFFICIAL_SPLITS)
-        if set(urls) != wanted:
-            raise ValueError(
-                f"url dataset spec ({fmt}): urls must have the keys {sorted(wanted)}, "
-                f"got {sorted(urls)}"
-            )
-        for key in ("sha256", "size"):
-            if not isinstance(spec.get(key) or {}, Mapping):
-                raise ValueError(f"url dataset spec: {key} must map keys of urls to values")
-            extra = set(spec.get(key) or {}) - set(urls)
-            if extra:
-                raise ValueError(f"url dataset spec: {key} has keys not in urls: {sorted(extra)}")
-        if spec.get("revision") is not None:
-            raise ValueError("url dataset spec: revision pins hub sources; pin files by sha256")
-    elif source == "local":
-        need("path")
-        if need("format") not in LOCAL_FORMATS:
-            raise ValueError(f"local dataset spec: format must be one of {LOCAL_FORMATS}")
-    elif need("corpus") not in EMBEDDED_CORPORA:
-        raise ValueError(f"embedded dataset spec: corpus must be one of {tuple(EMBEDDED_CORPORA)}")
+        if urls != wanted:
+            raise ValueError(f"url dataset spec ({fmt}): urls must have the keys {sorted(wanted)}")
+        extra = (set(spec.get("sha256") or {}) | set(spec.get("size") or {})) - urls
+        if extra:
+            raise ValueError(f"url dataset spec: sha256 / size have keys not in urls: {extra}")
 
 
 def needs_download(spec: Mapping[str, Any]) -> bool:
     """Whether the spec's data must be fetched first (hub and url sources)."""
-    return _source(spec) in ("hub", "url")
+    return spec["source"] in ("hub", "url")
 
 
 def content_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -169,7 +120,7 @@ def pins_of(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 def format_of(spec: Mapping[str, Any]) -> str:
     """The text format that decides the cleaner (a key of :data:`.clean.CLEANERS`)."""
-    return "embedded" if _source(spec) == "embedded" else str(spec.get("format", "plain"))
+    return "embedded" if spec["source"] == "embedded" else str(spec.get("format", "plain"))
 
 
 # --------------------------------------------------------------------------- fetch
@@ -177,11 +128,6 @@ def format_of(spec: Mapping[str, Any]) -> str:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def _read_record(dest: Path) -> dict[str, Any] | None:
-    path = dest / RECORD
-    return read_json(path) if path.is_file() else None
 
 
 def _write_record(dest: Path, record: dict[str, Any]) -> None:
@@ -196,62 +142,47 @@ def _hub_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
     return {key: spec.get(key) for key in ("name", "subset", "data_files", "text_field")}
 
 
-def check_pins(spec: Mapping[str, Any], dest_dir: str | Path) -> None:
+def check_pins(spec: Mapping[str, Any], dest_dir: str | Path) -> dict[str, Any] | None:
     """Raise ChangedFileError when a spec's pins, its source or a hub spec's dataset differ
-    from ``dest_dir/record.json``. Cheap (it reads the record only), so the workflow runs it
-    when it starts; nothing to compare (no record, no pins) passes."""
+    from ``dest_dir/record.json``; return that record (None: none, so nothing to compare).
+    Cheap (it reads the record only), so the workflow runs it when it starts."""
     dest = Path(dest_dir)
-    record = _read_record(dest)
-    if record is None:
-        return
-    origin = _recorded(dest)
-    if record.get("source") != spec.get("source"):
-        raise ChangedFileError(
-            dest,
-            f"a {spec.get('source')} source (the config)",
-            f"a {record.get('source')} source ({origin})",
-            REFRESH_HINT,
-        )
-    if spec["source"] == "url":
-        files = record.get("files", {})
+    if not (dest / RECORD).is_file():
+        return None
+    record = read_json(dest / RECORD)
+
+    def changed(what: Path, expected: str, found: str) -> ChangedFileError:
+        return ChangedFileError(what, expected, f"{found} ({_recorded(dest)})", REFRESH_HINT)
+
+    source = spec["source"]
+    if record.get("source") != source:
+        raise changed(dest, f"a {source} source (the config)", f"a {record.get('source')} source")
+    if source == "url":
         for kind, show in (("sha256", "sha256 {}"), ("size", "{} bytes")):
             for key, pin in (spec.get(kind) or {}).items():
-                entry = files.get(key)
-                if pin is None or entry is None:
-                    continue
+                entry = record.get("files", {}).get(key)
                 pinned = pin.lower() if isinstance(pin, str) else pin
-                if pinned != entry[kind]:
-                    raise ChangedFileError(
-                        dest / entry["file"],
-                        f"{show.format(pinned)} (pinned in the config)",
-                        f"{show.format(entry[kind])} ({origin})",
-                        REFRESH_HINT,
-                    )
-        return
+                if pin is not None and entry is not None and pinned != entry[kind]:
+                    expected = f"{show.format(pinned)} (pinned in the config)"
+                    raise changed(dest / entry["file"], expected, show.format(entry[kind]))
+        return record
     hub = record.get("hub", {})
     for key, value in _hub_identity(spec).items():
         if hub.get(key) != value:
-            expected = f"hub {key} {value!r} (the config)"
-            raise ChangedFileError(dest, expected, f"{hub.get(key)!r} ({origin})", REFRESH_HINT)
+            raise changed(dest, f"hub {key} {value!r} (the config)", repr(hub.get(key)))
     pin = spec.get("revision")
     if pin is not None and pin not in (hub.get("revision"), hub.get("commit")):
-        raise ChangedFileError(
-            dest,
-            f"hub revision {pin} (pinned in the config)",
-            f"commit {hub.get('commit')} ({origin})",
-            REFRESH_HINT,
-        )
+        expected = f"hub revision {pin} (pinned in the config)"
+        raise changed(dest, expected, f"commit {hub.get('commit')}")
+    return record
 
 
 def _fetch_url(
     spec: Mapping[str, Any], dest_dir: Path, record: dict[str, Any] | None, refresh: bool
 ) -> dict[str, Any]:
-    sha = spec.get("sha256") or {}
-    sizes = spec.get("size") or {}
     recorded = (record or {}).get("files", {})
     created = (record or {}).get("created_at", _now())
     new_record: dict[str, Any] = {"source": "url", "files": {}, "created_at": created}
-    files: dict[str, Any] = {}
     taken: set[str] = set()
     for key, url in spec["urls"].items():
         entry = recorded.get(key) or {}
@@ -261,8 +192,9 @@ def _fetch_url(
             name = f"{key}.download"
         taken.add(name)
         path = dest_dir / name
-        pin_sha = sha[key].lower() if sha.get(key) else None
-        pin_size = sizes.get(key)
+        pin_sha = (spec.get("sha256") or {}).get(key)
+        pin_sha = pin_sha.lower() if pin_sha else None
+        pin_size = (spec.get("size") or {}).get(key)
         pinned = pin_sha is not None or pin_size is not None
         want_sha = pin_sha or entry.get("sha256")
         want_size = pin_size if pin_size is not None else entry.get("size")
@@ -288,14 +220,14 @@ def _fetch_url(
                     raise
                 reason = f"{error.reason} (expected: {origin}); {REFRESH_HINT}"
                 raise DownloadError(url, path, reason) from error
-        files[key] = new_record["files"][key] = {
+        new_record["files"][key] = {
             "file": name,
             "size": path.stat().st_size,
             "sha256": want_sha or sha256_file(path),  # checked above when known
             "url": source_url,
         }
         _write_record(dest_dir, new_record)  # after each file, so a later failure keeps it
-    return files
+    return new_record["files"]
 
 
 def _fetch_hub(
@@ -328,13 +260,12 @@ def _fetch_hub(
     name = spec["name"]
     if not Path(name).exists() and name not in _PACKAGED_DATASETS_MODULES:  # a hub repository
         commit = hub_commit("dataset", name, revision, endpoint)
-    kwargs: dict[str, Any] = {}
-    if spec.get("data_files"):
-        kwargs["data_files"] = spec["data_files"]
-    if commit or revision:
-        kwargs["revision"] = commit or revision
-    if cache_dir is not None:
-        kwargs["cache_dir"] = str(Path(cache_dir))
+    kwargs = {
+        "data_files": spec.get("data_files"),
+        "revision": commit or revision,
+        "cache_dir": None if cache_dir is None else str(Path(cache_dir)),
+    }
+    kwargs = {key: value for key, value in kwargs.items() if value}
     field = spec.get("text_field", "text")
     logger.info("datasets.load_dataset(%r, %r, %s)", name, spec.get("subset"), kwargs)
     loaded = datasets.load_dataset(name, spec.get("subset"), **kwargs)
@@ -351,15 +282,12 @@ def _fetch_hub(
                 f"hub dataset {name!r} split {split!r}: no column {field!r} "
                 f"(columns: {part.column_names})"
             )
-        path = dest_dir / f"{ours}.jsonl"
-        new = dest_dir / f".{ours}.jsonl.new"
+        path, new = dest_dir / f"{ours}.jsonl", dest_dir / f".{ours}.jsonl.new"
         batches = part.select_columns([field]).iter(batch_size=10_000)
         write_jsonl(new, (text for batch in batches for text in batch[field]))
         if ours in recorded:  # written again after it went missing: must be the same bytes
             try:
-                check_file(
-                    new, recorded[ours]["sha256"], recorded[ours]["size"], REFRESH_HINT, origin
-                )
+                check_file(new, recorded[ours]["sha256"], recorded[ours]["size"], "", origin)
             except ChangedFileError as error:
                 new.unlink(missing_ok=True)
                 raise ChangedFileError(path, error.expected, error.got, REFRESH_HINT) from None
@@ -393,15 +321,11 @@ def fetch(
 ) -> dict[str, Any]:
     """Download a hub / url dataset into ``dest_dir``; write and return its manifest.
 
-    Files already there are kept when they match their pins and record (module docstring);
-    ``refresh=True`` downloads everything again and records it anew. ``manifest.json`` is
-    written last and atomically, so it vouches for every file it lists. ``cache_dir``: for
-    ``datasets.load_dataset`` (None: its default); ``endpoint``: the hub's address.
-
-    Raises:
-        ValueError: the spec is invalid, or is a local / embedded one (nothing to download).
-        ChangedFileError: a file on disk, or a pin, differs from the record.
-        DownloadError: a url download failed or got another file.
+    Files already there are kept when they match their pins and record (module docstring).
+    ``manifest.json`` is written last and atomically, so it vouches for every file it lists.
+    ``cache_dir``: for ``datasets.load_dataset`` (None: its default); ``endpoint``: the hub's.
+    Raises ValueError (an invalid spec, or a local / embedded one), ChangedFileError (a file on
+    disk, or a pin, differs from the record) and DownloadError (a url download failed).
     """
     validate_spec(spec)
     if not needs_download(spec):
@@ -412,10 +336,7 @@ def fetch(
     (dest / MANIFEST).unlink(missing_ok=True)
     if refresh:
         logger.info("%s: refresh asked: downloading everything again", dest)
-        record = None
-    else:
-        check_pins(spec, dest)
-        record = _read_record(dest)
+    record = None if refresh else check_pins(spec, dest)
     if spec["source"] == "url":
         got: dict[str, Any] = {"files": _fetch_url(spec, dest, record, refresh)}
     else:
@@ -433,41 +354,6 @@ def fetch(
 
 
 # --------------------------------------------------------------------------- readers
-
-
-def _existing(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path} (working directory {Path.cwd()})")
-    return path
-
-
-def read_jsonl_texts(path: str | Path, text_field: str = "text") -> list[str]:
-    """The ``text_field`` of every record of a JSON-lines file, in file order; blank lines
-    skipped, empty texts kept (counted as empty later).
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: a line that is not a JSON object with a string ``text_field``, naming the
-            file and the line number.
-    """
-    path = _existing(path)
-    texts = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}, line {number}: not valid JSON: {exc}") from exc
-            if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
-                raise ValueError(
-                    f"{path}, line {number}: expected a JSON object with a string "
-                    f"{text_field!r} field"
-                )
-            texts.append(record[text_field])
-    return texts
 
 
 def _read_writingprompts(archive: Path) -> dict[str, list[str]]:
@@ -524,10 +410,12 @@ def read_raw(spec: Mapping[str, Any], manifest_dir: str | Path | None) -> dict[s
     source = spec["source"]
     if source == "local":
         path = Path(spec["path"])
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path} (working directory {Path.cwd()})")
         if spec["format"] == "jsonl":
-            texts = read_jsonl_texts(path, spec.get("text_field", "text"))
+            texts = embedded.read_jsonl(path, spec.get("text_field", "text"))
         else:
-            texts = embedded.read_txt(_existing(path))
+            texts = embedded.read_txt(path)
         logger.info("read %d documents from %s", len(texts), path)
         return {"all": texts}
     if source == "embedded":
@@ -547,16 +435,11 @@ def read_raw(spec: Mapping[str, Any], manifest_dir: str | Path | None) -> dict[s
         for split in OFFICIAL_SPLITS:
             if split not in files:
                 logger.warning("%s has no %s split", manifest_dir, split)
-                raw[split] = []
-                continue
-            texts = read_jsonl_texts(files[split], field)
+            texts = embedded.read_jsonl(files[split], field) if split in files else []
             if fmt == "wikitext":
                 docs = [line for line in texts if clean_wikitext_line(line) is not None]
                 logger.info(
-                    "wikitext %s: %d lines, %d documents (blank and '=' heading lines skipped)",
-                    split,
-                    len(texts),
-                    len(docs),
+                    "wikitext %s: %d of %d lines are documents", split, len(docs), len(texts)
                 )
                 texts = docs
             raw[split] = texts
