@@ -30,16 +30,10 @@ def check_objective(name: str) -> None:
 class TrainConfig:
     """The settings of one training run (config key synthetic.train and friends).
 
-    ``cpu_backend`` (exact estimator on the CPU): ``numpy`` runs :mod:`mixce.synthetic.exact`;
-    ``torch`` the PyTorch loop of :mod:`mixce.synthetic.train` (the reference). On a GPU
-    (``device`` cuda, or auto in a job given one: ``gpus`` >= 1, or auto outside a workflow job
-    with CUDA usable; :func:`mixce.device.resolve_device`) the exact estimator runs in PyTorch
-    whatever ``cpu_backend`` says, and so does the Gumbel estimator always.
-
-    Two protocol points (docs/PROTOCOL.md) reach training here, ``official`` or ``clean``
-    (default; the workflow always passes the config's setting): ``js_clamp``
-    (``synthetic_js_clamp``, :meth:`js_clamp_limit`) and ``forced_eos``
-    (``synthetic_forced_eos``, :meth:`counts_forced_eos`).
+    The exact estimator on the CPU runs :mod:`mixce.synthetic.exact` (``cpu_backend`` numpy)
+    or the PyTorch reference :mod:`mixce.synthetic.train` (torch); on a GPU (:meth:`uses_numpy`)
+    and for the Gumbel estimator always PyTorch. Protocol points ``synthetic_js_clamp`` and
+    ``synthetic_forced_eos`` arrive as ``js_clamp`` and ``forced_eos`` (default ``clean``).
     """
 
     estimator: str = "exact"
@@ -65,7 +59,8 @@ class TrainConfig:
     forced_eos: str = "clean"
 
     def uses_numpy(self) -> bool:
-        """True when this run trains with the NumPy backend (exact estimator on the CPU)."""
+        """True for the NumPy backend: exact estimator on the CPU (``device`` cpu, or auto in a
+        job given no GPU, or auto outside a workflow job without usable CUDA)."""
         if self.cpu_backend not in BACKENDS:
             raise ValueError(
                 f"synthetic.train.exact.cpu_backend must be one of {', '.join(BACKENDS)}, "

@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse.csgraph import breadth_first_order
 
 from mixce.synthetic.settings import PROTOCOL_SETTINGS as ZEROING  # synthetic_zeroing's settings
 
@@ -116,6 +115,8 @@ def check_target(m: np.ndarray, pi: np.ndarray) -> None:
         raise ValueError("the EOS row of M must be all zero")
     if not np.isclose(pi.sum(), 1.0):
         raise ValueError("pi must sum to 1")
+    from scipy.sparse.csgraph import breadth_first_order  # here: training jobs import this module
+
     reach = np.zeros(v, dtype=bool)  # reaches EOS: found from EOS over the reversed edges
     reach[breadth_first_order((m > 0).T, v - 1, return_predecessors=False)] = True
     if not reach.all():
