@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from itertools import groupby
 from numbers import Real
 
@@ -49,14 +49,14 @@ _SPECIALS = {
 }
 
 
-def dataset_label(name: str, labels: Mapping[str, str] | None = None) -> str:
+def dataset_label(name: str) -> str:
     """Display name of a dataset (``wikitext`` -> ``WikiText``; unknown names title-cased)."""
-    return {**DATASET_LABELS, **(labels or {})}.get(name, str(name).title())
+    return DATASET_LABELS.get(name, str(name).title())
 
 
-def model_label(name: str, labels: Mapping[str, str] | None = None) -> str:
+def model_label(name: str) -> str:
     """Display name of a model size (``small`` -> ``Small``; unknown names title-cased)."""
-    return {**MODEL_LABELS, **(labels or {})}.get(name, str(name).title())
+    return MODEL_LABELS.get(name, str(name).title())
 
 
 def objective_label(name: str) -> str:

@@ -36,21 +36,14 @@ FIGURE2_SOURCES = {"human": "human", "unbiased": "unbiased sample", "greedy": "g
 # --------------------------------------------------------------------------- Figure 4
 
 
-def figure4_data(
-    samples: pd.DataFrame,
-    lengths: Sequence[int],
-    *,
-    n_train: int | None = None,
-) -> pd.DataFrame:
+def figure4_data(samples: pd.DataFrame, lengths: Sequence[int]) -> pd.DataFrame:
     """The points of Figure 4: dev MAUVE (unbiased) per dataset, model, eta and length cut.
 
-    Uses the dev-split unbiased rows of MLE (placed at eta = 1) and MixCE trained on
-    ``n_train`` texts (default: the train size with the most such rows).  Rows of one seed
-    are averaged first; mean and std (``ddof=1``, NaN for one seed) are over seeds.
-
-    Returns:
-        Columns dataset, model, eta, length, mauve_mean, mauve_std, n_seeds (a length whose
-        ``mauve_len{L}`` column is absent has no rows, with a logged warning).
+    Uses the dev-split unbiased rows of MLE (placed at eta = 1) and MixCE trained on the
+    train size with the most such rows.  Rows of one seed are averaged first; mean and std
+    (``ddof=1``, NaN for one seed) are over seeds.  Columns dataset, model, eta, length,
+    mauve_mean, mauve_std, n_seeds (a length whose ``mauve_len{L}`` column is absent has no
+    rows, with a logged warning).
     """
     columns = ["dataset", "model", "eta", "length", "mauve_mean", "mauve_std", "n_seeds"]
     if samples is None or samples.empty:
@@ -65,11 +58,10 @@ def figure4_data(
         & samples["objective"].astype(str).isin(["mle", "mixce"])
     ].copy()
     sizes = pd.to_numeric(dev["n_train"], errors="coerce")
-    if n_train is None and sizes.notna().any():
+    if sizes.notna().any():
         n_train = int(sizes.value_counts().idxmax())
         if sizes.nunique() > 1:
             log.info("Figure 4: using the models trained on %d texts", n_train)
-    if n_train is not None:
         dev = dev[np.isclose(sizes.to_numpy(dtype=float), float(n_train), rtol=0, atol=_TOL)]
     dev["eta"] = np.where(
         dev["objective"].astype(str) == "mle", 1.0, pd.to_numeric(dev["eta"], errors="coerce")
@@ -110,11 +102,6 @@ def figure4(
     datasets: Sequence[str],
     models: Sequence[str],
     out_stem: str | Path,
-    *,
-    n_train: int | None = None,
-    model_labels: Mapping[str, str] | None = None,
-    dataset_labels: Mapping[str, str] | None = None,
-    panel_size: tuple[float, float] = (3.3, 2.3),
 ) -> pd.DataFrame:
     """Figure 4: dev MAUVE against eta, one line per max generation length; PDF and PNG.
 
@@ -125,18 +112,18 @@ def figure4(
     Returns:
         The plotted points (:func:`figure4_data`).
     """
-    data = figure4_data(samples, lengths, n_train=n_train)
+    data = figure4_data(samples, lengths)
     lengths = [int(L) for L in lengths]
     palette = sns.color_palette("colorblind", n_colors=max(len(lengths), 1))
     colors = {L: palette[i] for i, L in enumerate(lengths)}
     markers = {L: MARKERS[i % len(MARKERS)] for i, L in enumerate(lengths)}
     nrows, ncols = max(len(datasets), 1), max(len(models), 1)
     with mpl.rc_context(RC):
-        fig, axes = panels(nrows, ncols, panel_size, 0.4)
+        fig, axes = panels(nrows, ncols, (3.3, 2.3), 0.4)
         for r, ds in enumerate(datasets):
             for c, m in enumerate(models):
                 ax = axes[r, c]
-                ax.set_title(f"{dataset_label(ds, dataset_labels)}, {model_label(m, model_labels)}")
+                ax.set_title(f"{dataset_label(ds)}, {model_label(m)}")
                 panel = data[(data["dataset"] == ds) & (data["model"] == m)]
                 if panel.empty:
                     no_data(ax)
@@ -184,27 +171,23 @@ def figure2(
     nll: Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]],
     datasets: Sequence[str],
     out_stem: str | Path,
-    *,
-    sources: Sequence[str] = tuple(FIGURE2_SOURCES),
-    dataset_labels: Mapping[str, str] | None = None,
-    bins: int = 50,
-    panel_size: tuple[float, float] = (3.3, 2.2),
 ) -> pd.DataFrame:
     """Figure 2: histograms (density) of sequence- and token-level NLL; PDF and PNG.
 
     ``nll`` maps ``(dataset, source)`` to ``(seq_nll, token_nll)``: per text the mean token
     NLL, and the token NLLs, under the pretrained model (a missing key or an empty array is
-    left out of its panel).  One column of panels per dataset; each panel's ``bins`` span
+    left out of its panel).  One column of panels per dataset; each panel's 50 bins span
     the range of all its finite data.  Returns n, mean, median and std of the finite values
     drawn per dataset, source and level (``sequence`` / ``token``).
     """
     levels = (("sequence", "sequence-level NLL (mean per text)"), ("token", "token-level NLL"))
+    sources = list(FIGURE2_SOURCES)
     palette = sns.color_palette("colorblind", n_colors=max(len(sources), 3))
     colors = {s: palette[i] for i, s in enumerate(sources)}
     records = []
     ncols = max(len(datasets), 1)
     with mpl.rc_context(RC):
-        fig, axes = panels(2, ncols, panel_size, 0.4)
+        fig, axes = panels(2, ncols, (3.3, 2.2), 0.4)
         for c, ds in enumerate(datasets):
             for r, (level, xlabel) in enumerate(levels):
                 ax = axes[r, c]
@@ -229,13 +212,13 @@ def figure2(
                             }
                         )
                 if r == 0:
-                    ax.set_title(dataset_label(ds, dataset_labels))
+                    ax.set_title(dataset_label(ds))
                 if not values:
                     no_data(ax)
                 else:
                     lo = min(float(v.min()) for v in values.values())
                     hi = max(float(v.max()) for v in values.values())
-                    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+                    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, 51)
                     for src, v in values.items():
                         ax.hist(
                             v,

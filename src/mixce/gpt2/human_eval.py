@@ -463,9 +463,6 @@ def table4(
     *,
     question: str = "better",
     alpha: float = 0.01,
-    dataset_labels: Mapping[str, str] | None = None,
-    caption: str | None = None,
-    label: str = "tab:human-eval",
 ) -> tuple[pd.DataFrame, str]:
     """Table 4: per dataset, the judgments won by MixCE, by MLE and ties.
 
@@ -496,17 +493,18 @@ def table4(
 
         shown.append(
             [
-                dataset_label(ds, dataset_labels),
+                dataset_label(ds),
                 count("mixce_wins", "p_mixce_better"),
                 count("mle_wins", "p_mle_better"),
                 count("ties"),
             ]
         )
-    if caption is None:
-        caption = (
-            "Human evaluation results (counts of judgments). The star (*) means significantly "
-            f"better (bootstrap test over pairs, $p < {alpha:g}$)."
-        )
+    caption = (
+        "Human evaluation results (counts of judgments). The star (*) means significantly "
+        f"better (bootstrap test over pairs, $p < {alpha:g}$)."
+    )
     columns = header(["Which is better?"], ["MixCE", "MLE", "Same"], ["Dataset"])
     table = pd.DataFrame(shown, columns=columns)
-    return pd.DataFrame(records, columns=cols), latex_table(table, caption, label, labels=1)
+    return pd.DataFrame(records, columns=cols), latex_table(
+        table, caption, "tab:human-eval", labels=1
+    )

@@ -33,7 +33,6 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -178,7 +177,6 @@ def _render(
     cols: Sequence[_Col],
     first_header: str,
     group_labels: Sequence[str],
-    dataset_labels: Mapping[str, str] | None,
     caption: str,
     label: str,
 ) -> str:
@@ -202,7 +200,7 @@ def _render(
             if c.compare and not any(math.isnan(v) for v in values):
                 bold[[mle, mle + 1], 2 + j] = closest(values, df.at[0, f"{d}_{c.short}"], c.spec)
     columns = header(
-        [dataset_label(d, dataset_labels) for d in datasets],
+        [dataset_label(d) for d in datasets],
         [c.header for c in cols],
         [first_header, "Objective"],
     )
@@ -337,10 +335,6 @@ def table2(
     datasets: Sequence[str],
     models: Sequence[str],
     main_n_train: int,
-    model_labels: Mapping[str, str] | None = None,
-    dataset_labels: Mapping[str, str] | None = None,
-    caption: str = _TABLE2_CAPTION,
-    label: str = "tab:gpt2-unbiased",
 ) -> tuple[pd.DataFrame, str]:
     """Table 2: unbiased sampling on the test split, MLE vs MixCE per model size.
 
@@ -352,7 +346,7 @@ def table2(
     ``<d>_div_std``, ``<d>_mauve``, ``<d>_mauve_std``, ``<d>_coh``, ``<d>_coh_std``,
     ``<d>_n_empty`` (mean over seeds of the empty texts).
     """
-    groups = [(m, model_label(m, model_labels), m, main_n_train) for m in models]
+    groups = [(m, model_label(m), m, main_n_train) for m in models]
     return _main_table(
         "Table 2",
         samples,
@@ -363,9 +357,8 @@ def table2(
         _selected_eta,
         "model",
         datasets=datasets,
-        dataset_labels=dataset_labels,
-        caption=caption,
-        label=label,
+        caption=_TABLE2_CAPTION,
+        label="tab:gpt2-unbiased",
     )
 
 
@@ -380,7 +373,6 @@ def _main_table(
     key_name: str,
     *,
     datasets: Sequence[str],
-    dataset_labels: Mapping[str, str] | None,
     caption: str,
     label: str,
 ) -> tuple[pd.DataFrame, str]:
@@ -396,7 +388,7 @@ def _main_table(
     first_header = "Model Size" if key_name == "model" else "Data Size"
 
     def render(df: pd.DataFrame, labels: list[str]) -> str:
-        return _render(df, datasets, cols, first_header, labels, dataset_labels, caption, label)
+        return _render(df, datasets, cols, first_header, labels, caption, label)
 
     if samples.empty:
         return _empty("samples", table, key_cols, value_cols, render)
@@ -443,10 +435,6 @@ def table5(
     datasets: Sequence[str],
     main_n_train: int,
     model: str = "small",
-    model_labels: Mapping[str, str] | None = None,
-    dataset_labels: Mapping[str, str] | None = None,
-    caption: str | None = None,
-    label: str = "tab:gpt2-train-sizes",
 ) -> tuple[pd.DataFrame, str]:
     """Table 5: unbiased sampling of ``model`` at the train sizes other than ``main_n_train``.
 
@@ -465,8 +453,6 @@ def table5(
         for n in pd.to_numeric(mine["n_train"], errors="coerce").dropna().unique():
             if not math.isclose(float(n), float(main_n_train), abs_tol=_TOL):
                 sizes.add(int(round(float(n))))
-    if caption is None:
-        caption = _TABLE5_CAPTION.format(model=model_label(model, model_labels).lower())
     groups = [(n, _size_label(n), model, n) for n in sorted(sizes)]
     return _main_table(
         "Table 5",
@@ -478,9 +464,8 @@ def table5(
         _config_eta,
         "n_train",
         datasets=datasets,
-        dataset_labels=dataset_labels,
-        caption=caption,
-        label=label,
+        caption=_TABLE5_CAPTION.format(model=model_label(model).lower()),
+        label="tab:gpt2-train-sizes",
     )
 
 
@@ -500,10 +485,6 @@ def table3(
     datasets: Sequence[str],
     models: Sequence[str],
     main_n_train: int,
-    model_labels: Mapping[str, str] | None = None,
-    dataset_labels: Mapping[str, str] | None = None,
-    caption: str = _TABLE3_CAPTION,
-    label: str = "tab:gpt2-top-p",
 ) -> tuple[pd.DataFrame, str]:
     """Table 3: top-p sampling on the test split, each objective at its best p.
 
@@ -520,7 +501,7 @@ def table3(
     cols = _main_cols(_Col("best_p", "best p", ".2f", compare=False, human=NOT_APPLICABLE))
 
     def render(df: pd.DataFrame, labels: list[str]) -> str:
-        return _render(df, datasets, cols, "Model Size", labels, dataset_labels, caption, label)
+        return _render(df, datasets, cols, "Model Size", labels, _TABLE3_CAPTION, "tab:gpt2-top-p")
 
     if samples.empty:
         return _empty("samples", "Table 3", key_cols, value_cols, render)
@@ -549,7 +530,7 @@ def table3(
                 row[f"{d}_best_p"] = p
             rows.append(row)
     df = _frame_from_rows(rows, key_cols, value_cols)
-    return df, render(df, [model_label(m, model_labels) for m in models])
+    return df, render(df, [model_label(m) for m in models])
 
 
 _TABLE10_CAPTION = (
@@ -567,10 +548,6 @@ def table10(
     datasets: Sequence[str],
     models: Sequence[str],
     main_n_train: int,
-    model_labels: Mapping[str, str] | None = None,
-    dataset_labels: Mapping[str, str] | None = None,
-    caption: str = _TABLE10_CAPTION,
-    label: str = "tab:gpt2-length",
 ) -> tuple[pd.DataFrame, str]:
     """Table 10: mean text length in whitespace words (unbiased sampling, test split).
 
@@ -588,7 +565,9 @@ def table10(
     cols = [_Col("length", "avg. len", ".1f", compare=False)]
 
     def render(df: pd.DataFrame, labels: list[str]) -> str:
-        return _render(df, datasets, cols, "Model Size", labels, dataset_labels, caption, label)
+        return _render(
+            df, datasets, cols, "Model Size", labels, _TABLE10_CAPTION, "tab:gpt2-length"
+        )
 
     if samples.empty:
         return _empty("samples", "Table 10", key_cols, value_cols, render)
@@ -612,7 +591,7 @@ def table10(
                 row[f"{d}_length_std"] = std
             rows.append(row)
     df = _frame_from_rows(rows, key_cols, value_cols)
-    return df, render(df, [model_label(m, model_labels) for m in models])
+    return df, render(df, [model_label(m) for m in models])
 
 
 # --------------------------------------------------------------------------- controlled tables
@@ -649,19 +628,12 @@ def _controlled_table(
     table: str,
     controlled: pd.DataFrame,
     selection: pd.DataFrame,
-    *,
     datasets: Sequence[str],
     models: Sequence[str],
-    lengths: Sequence[int] | None = None,
-    main_n_train: int | None = None,
-    model_labels: Mapping[str, str] | None = None,
-    dataset_labels: Mapping[str, str] | None = None,
-    caption: str | None = None,
-    label: str | None = None,
+    lengths: Sequence[int] | None,
+    main_n_train: int | None,
 ) -> tuple[pd.DataFrame, str]:
-    metric, short, head, spec, default_caption, default_label = _CONTROLLED[table]
-    caption = default_caption if caption is None else caption
-    label = default_label if label is None else label
+    metric, short, head, spec, caption, label = _CONTROLLED[table]
     controlled = _frame(controlled, CONTROLLED_COLUMNS, "controlled")
     if main_n_train is not None and not controlled.empty:
         controlled = controlled[_at_train_size(controlled, main_n_train)]
@@ -680,7 +652,7 @@ def _controlled_table(
     cols = [_Col(f"{short}_{L}", rf"{head}$_{{{L}}}$", spec) for L in lengths]
 
     def render(df: pd.DataFrame, labels: list[str], caption: str = caption) -> str:
-        return _render(df, datasets, cols, "Model Size", labels, dataset_labels, caption, label)
+        return _render(df, datasets, cols, "Model Size", labels, caption, label)
 
     if controlled.empty:
         return _empty("controlled", table, key_cols, value_cols, render)
@@ -720,38 +692,53 @@ def _controlled_table(
     df = _frame_from_rows(rows, key_cols, value_cols)
     if notes:
         parts = [
-            f"{dataset_label(d, dataset_labels)}, L = {L}: {'; '.join(sorted(reasons))}"
+            f"{dataset_label(d)}, L = {L}: {'; '.join(sorted(reasons))}"
             for (d, L), reasons in sorted(notes.items())
         ]
         caption = f"{caption} Skipped ({MISSING}): {' | '.join(parts)}."
-    return df, render(df, [model_label(m, model_labels) for m in models], caption)
+    return df, render(df, [model_label(m) for m in models], caption)
 
 
 def table8(
-    controlled: pd.DataFrame, selection: pd.DataFrame, **kwargs: Any
+    controlled: pd.DataFrame,
+    selection: pd.DataFrame,
+    *,
+    datasets: Sequence[str],
+    models: Sequence[str],
+    lengths: Sequence[int] | None = None,
+    main_n_train: int | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """Table 8: controlled MAUVE (c-mauve_L) per dataset and fragment length L.
 
-    Keywords: ``datasets``, ``models``, ``lengths`` (default: every L in ``controlled``, or
-    :data:`CONTROLLED_LENGTHS` when it has none), ``main_n_train``, ``model_labels``,
-    ``dataset_labels``, ``caption``, ``label``.  Rows: Human, then per model MLE and MixCE
-    (at the selected eta of ``selection``); one column per dataset and L.  Values are means
-    over the seeds whose status is ``ok``; a cell whose runs were all skipped is ``--`` and
-    its reason (the ``status`` text) is listed in the caption.  With ``main_n_train``, model
-    rows of other train sizes are left out (by the ``n_train`` column if there is one, else
-    by the train size in the variant name).  df columns: ``model``, ``objective``, then per
-    dataset and L ``<d>_c_mauve_<L>``, ``<d>_c_mauve_<L>_std`` and ``<d>_c_mauve_<L>_note``
-    (the skip reason, empty when every run is ok or there is no run).
+    Rows: Human, then per model MLE and MixCE (at the selected eta of ``selection``); one
+    column per dataset and L (``lengths``, default: every L in ``controlled``, or
+    :data:`CONTROLLED_LENGTHS` when it has none).  Values are means over the seeds whose
+    status is ``ok``; a cell whose runs were all skipped is ``--`` and its reason (the
+    ``status`` text) is listed in the caption.  With ``main_n_train``, model rows of other
+    train sizes are left out (by the ``n_train`` column if there is one, else by the train
+    size in the variant name).  df columns: ``model``, ``objective``, then per dataset and L
+    ``<d>_c_mauve_<L>``, ``<d>_c_mauve_<L>_std`` and ``<d>_c_mauve_<L>_note`` (the skip
+    reason, empty when every run is ok or there is no run).
     """
-    return _controlled_table("Table 8", controlled, selection, **kwargs)
+    return _controlled_table(
+        "Table 8", controlled, selection, datasets, models, lengths, main_n_train
+    )
 
 
 def table9(
-    controlled: pd.DataFrame, selection: pd.DataFrame, **kwargs: Any
+    controlled: pd.DataFrame,
+    selection: pd.DataFrame,
+    *,
+    datasets: Sequence[str],
+    models: Sequence[str],
+    lengths: Sequence[int] | None = None,
+    main_n_train: int | None = None,
 ) -> tuple[pd.DataFrame, str]:
-    """Table 9: controlled coherence (c-coh_L); keywords, layout and rules as :func:`table8`,
-    df columns ``<d>_c_coh_<L>``, ``<d>_c_coh_<L>_std`` and ``<d>_c_coh_<L>_note``."""
-    return _controlled_table("Table 9", controlled, selection, **kwargs)
+    """Table 9: controlled coherence (c-coh_L); layout and rules as :func:`table8`, df
+    columns ``<d>_c_coh_<L>``, ``<d>_c_coh_<L>_std`` and ``<d>_c_coh_<L>_note``."""
+    return _controlled_table(
+        "Table 9", controlled, selection, datasets, models, lengths, main_n_train
+    )
 
 
 # --------------------------------------------------------------------------- Table 12
@@ -767,10 +754,6 @@ def table12(
     *,
     datasets: Sequence[str],
     models: Sequence[str],
-    model_labels: Mapping[str, str] | None = None,
-    dataset_labels: Mapping[str, str] | None = None,
-    caption: str = _TABLE12_CAPTION,
-    label: str = "tab:gpt2-best-eta",
 ) -> tuple[pd.DataFrame, str]:
     """Table 12: the selected eta per model size (rows) and dataset (columns).
 
@@ -780,10 +763,11 @@ def table12(
     ``<d>_config_eta``.
     """
     selection = _frame(selection, SELECTION_COLUMNS, "selection")
+    caption, label = _TABLE12_CAPTION, "tab:gpt2-best-eta"
     fields = ("eta", "dev_mauve_mean", "dev_mauve_std", "config_eta")
     value_cols = [f"{d}_{c}" for d in datasets for c in fields]
     columns = header(
-        [dataset_label(d, dataset_labels) for d in datasets],
+        [dataset_label(d) for d in datasets],
         [r"best $\eta$"],
         ["Model Size", "Objective"],
     )
@@ -796,7 +780,7 @@ def table12(
     rows, shown, differs = [], [], False
     for m in models:
         row: dict = {"model": m}
-        cells = [model_label(m, model_labels), "MixCE"]
+        cells = [model_label(m), "MixCE"]
         for d in datasets:
             r = sel.get((d, m))
             for c in fields:

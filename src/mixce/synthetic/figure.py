@@ -35,7 +35,6 @@ def plot_eta_curves(
     *,
     inits: Sequence[str] | None = None,
     init_labels: Mapping[str, str] | None = None,
-    panel_size: tuple[float, float] = (3.3, 2.4),
 ) -> None:
     """Plot mean avg. js against eta (``eta_curve``'s output); save ``out_stem.pdf`` / ``.png``.
 
@@ -74,7 +73,7 @@ def plot_eta_curves(
 
     nrows, ncols = len(row_inits), len(vocabs)
     with mpl.rc_context(RC):
-        fig, axes = panels(nrows, ncols, panel_size, 0.6)
+        fig, axes = panels(nrows, ncols, (3.3, 2.4), 0.6)
         for r, init in enumerate(row_inits):
             label = init_labels.get(init) or init_label(init)
             for c, vocab in enumerate(vocabs):

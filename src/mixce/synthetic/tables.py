@@ -112,7 +112,6 @@ def table_main(
     inits: list[str],
     init_labels: dict[str, str] | None = None,
     *,
-    caption: str = _TABLE_MAIN_CAPTION,
     label: str = "tab:synthetic",
 ) -> tuple[pd.DataFrame, str]:
     """Tables 1 and 6: avg. js and avg. 0s (means over the seeds of the best eta) per init.
@@ -149,7 +148,9 @@ def table_main(
     ]
     columns = header([labels[i] for i in inits], ["avg. js", "avg. 0s"], ["Vocab", "Objective"])
     midrules = [0, *[i + 1 for i in ends]] if keys else []
-    return df, latex_table(pd.DataFrame(shown, columns=columns), caption, label, midrules=midrules)
+    return df, latex_table(
+        pd.DataFrame(shown, columns=columns), _TABLE_MAIN_CAPTION, label, midrules=midrules
+    )
 
 
 def table_ci(
@@ -158,9 +159,6 @@ def table_ci(
     vocab_size: int,
     objectives: Sequence[str],
     init_labels: dict[str, str] | None = None,
-    *,
-    caption: str | None = None,
-    label: str = "tab:synthetic-ci",
 ) -> tuple[pd.DataFrame, str]:
     r"""Table 7: "mean $\pm$ci95" of avg. js and avg. 0s for one init and vocab size.
 
@@ -193,26 +191,19 @@ def table_ci(
         ]
         for i, rec in enumerate(df.itertuples(index=False))
     ]
-    if caption is None:
-        caption = (
-            f"Synthetic experimental results with 95% confidence intervals ({lab}, "
-            f"vocabulary size {vocab_size}): mean over seeds and the half-width of the "
-            "t-based 95% confidence interval."
-        )
+    caption = (
+        f"Synthetic experimental results with 95% confidence intervals ({lab}, "
+        f"vocabulary size {vocab_size}): mean over seeds and the half-width of the "
+        "t-based 95% confidence interval."
+    )
     columns = header([lab], ["avg. js", "avg. 0s"], ["Vocab", "Objective"])
-    return df, latex_table(pd.DataFrame(shown, columns=columns), caption, label)
+    return df, latex_table(pd.DataFrame(shown, columns=columns), caption, "tab:synthetic-ci")
 
 
 def table_best_eta(
     selected: pd.DataFrame,
     inits: list[str],
     init_labels: dict[str, str] | None = None,
-    *,
-    caption: str = (
-        "The selected best eta of the synthetic experiments reported in the main "
-        "synthetic tables. The model selection is based on avg. js."
-    ),
-    label: str = "tab:synthetic-best-eta",
 ) -> tuple[pd.DataFrame, str]:
     """Table 11: the selected eta per vocab size and eta-grid objective (forward and reverse
     KL have no grid and are left out), per init.  df columns: vocab_size, objective,
@@ -241,4 +232,9 @@ def table_best_eta(
         for rec, vcell in zip(df.itertuples(index=False), vcells, strict=True)
     ]
     columns = header([labels[i] for i in inits], [r"best $\eta$"], ["Vocab", "Objective"])
-    return df, latex_table(pd.DataFrame(shown, columns=columns), caption, label, midrules=ends)
+    caption = (
+        "The selected best eta of the synthetic experiments reported in the main synthetic "
+        "tables. The model selection is based on avg. js."
+    )
+    table = pd.DataFrame(shown, columns=columns)
+    return df, latex_table(table, caption, "tab:synthetic-best-eta", midrules=ends)
