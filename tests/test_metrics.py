@@ -30,7 +30,12 @@ from mixce.gpt2.metrics.features import (
     SimCSEFeaturizer,
     make_featurizer,
 )
-from mixce.gpt2.metrics.fragments import fragment_capacity, sample_fragments, split_prompt
+from mixce.gpt2.metrics.fragments import (
+    clean_up_spaces,
+    fragment_capacity,
+    sample_fragments,
+    split_prompt,
+)
 from mixce.gpt2.metrics.mauve_score import mauve_from_features
 from mixce.gpt2.metrics.perplexity import (
     RELEASED_EVAL_BATCH_SIZE,
@@ -50,7 +55,6 @@ from mixce.gpt2.metrics.scoring import (
     human_records,
     length_texts,
     mauve_inputs,
-    released_cleanup,
     sample_rows,
     split_halves,
     text_scores,
@@ -541,9 +545,9 @@ def _record(tok, prompt: str, continuation: str) -> dict:
 
 def test_released_cleanup_by_hand():
     # transformers 4's clean-up, in order: " ." " ?" " !" " ," " ' " " n't" " 'm" " 's" ...
-    assert released_cleanup("a , b . c ? d ! e n't f 's g 're") == "a, b. c? d! en't f's g're"
-    assert released_cleanup("x ' y") == "x'y"
-    assert released_cleanup("no change.\n") == "no change.\n"
+    assert clean_up_spaces("a , b . c ? d ! e n't f 's g 're") == "a, b. c? d! en't f's g're"
+    assert clean_up_spaces("x ' y") == "x'y"
+    assert clean_up_spaces("no change.\n") == "no change.\n"
 
 
 def test_diversity_tokens_whole_text_official_continuation_clean(gpt2_tokenizer):

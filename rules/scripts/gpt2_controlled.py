@@ -5,23 +5,15 @@ import json
 
 import numpy as np
 
-from mixce.device import job_device
-from mixce.gpt2.metrics import scoring
 from mixce.gpt2.metrics.controlled import Controlled, sample_seed
-from mixce.gpt2.tokenizer import load_tokenizer
+from mixce.gpt2.metrics.scoring import rule_setup
 from mixce.io import job_logging, path_list, read_texts, write_json, write_npz
 
 
 def main(smk) -> None:
-    import torch
-
     with job_logging(smk.log[0]):
-        p = smk.params
-        device = str(job_device(smk, "gpt2.metrics.device"))  # fails here if CUDA is unusable
-        torch.set_num_threads(max(1, smk.threads))
-        tokenizer = load_tokenizer(smk.input.tokenizer)
-        mauve_f, coh_f = scoring.rule_featurizers(p, smk.input, device)
-        ctl = p.controlled
+        p, ctl = smk.params, smk.params.controlled
+        tokenizer, mauve_f, coh_f = rule_setup(smk)
         controlled = Controlled(
             mauve_f,
             coh_f,

@@ -23,9 +23,7 @@ def main(smk) -> None:
         device = job_device(smk, "gpt2.metrics.device")  # fails here if CUDA is unusable
         tokenizer = load_tokenizer(smk.input.tokenizer)
         model = load_model(smk.input.model, device).eval()
-        texts = read_texts(smk.input.texts)
-        if p.n_prompts is not None:
-            texts = texts[: p.n_prompts]
+        texts = read_texts(smk.input.texts)[: p.n_prompts]
         sources = {
             "human": human_records(texts, tokenizer, p.prompt_tokens, p.max_new_tokens),
             "unbiased": sample_records(smk.input.unbiased),
@@ -41,14 +39,10 @@ def main(smk) -> None:
                 batch_size=p.batch_size,
                 device=device,
             )
-            arrays[f"{source}_seq"] = np.array([float(x.mean()) for x in nlls])
+            arrays[f"{source}_seq"] = seq = np.array([float(x.mean()) for x in nlls])
             arrays[f"{source}_tok"] = np.concatenate(nlls) if nlls else np.zeros(0)
-            logging.info(
-                "%s: %d texts, mean sequence NLL %.3f",
-                source,
-                len(nlls),
-                arrays[f"{source}_seq"].mean() if nlls else float("nan"),
-            )
+            mean = seq.mean() if nlls else float("nan")
+            logging.info("%s: %d texts, mean sequence NLL %.3f", source, len(nlls), mean)
         write_npz(smk.output[0], arrays)
 
 

@@ -5,7 +5,7 @@ protocol point perplexity_average says (docs/PROTOCOL.md)."""
 import logging
 
 from mixce.device import job_device
-from mixce.gpt2.metrics.perplexity import RELEASED_EVAL_BATCH_SIZE, perplexity, token_nll
+from mixce.gpt2.metrics.perplexity import perplexity, token_nll
 from mixce.gpt2.models import load_model
 from mixce.gpt2.tokenizer import encode_texts, load_tokenizer, loader_texts
 from mixce.io import job_logging, read_texts, write_json
@@ -23,11 +23,7 @@ def main(smk) -> None:
         ids = encode_texts(tokenizer, texts, p.max_length)
         model = load_model(smk.input.model, device).eval()
         nlls = token_nll(model, ids, batch_size=p.batch_size, device=device)
-        result = perplexity(
-            nlls,
-            average=p.protocol["perplexity_average"],
-            batch_size=RELEASED_EVAL_BATCH_SIZE,
-        )
+        result = perplexity(nlls, average=p.protocol["perplexity_average"])  # batches of 32
         result["n_texts"] = len(ids)
         logging.info("%s", result)
         write_json(smk.output[0], result)

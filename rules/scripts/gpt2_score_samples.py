@@ -8,48 +8,28 @@ import logging
 
 import numpy as np
 
-from mixce.device import job_device
-from mixce.gpt2.metrics.scoring import (
-    attach_human_ids,
-    mauve_scores,
-    rule_featurizers,
-    rule_scores,
-    sample_records,
-)
-from mixce.gpt2.tokenizer import load_tokenizer
+from mixce.gpt2.metrics import scoring
 from mixce.io import job_logging, path_list, read_texts, seed_of_path, write_json
 
 
 def main(smk) -> None:
-    import torch
-
     with job_logging(smk.log[0]):
         p = smk.params
-        device = str(job_device(smk, "gpt2.metrics.device"))  # fails here if CUDA is unusable
-        torch.set_num_threads(max(1, smk.threads))
-        tokenizer = load_tokenizer(smk.input.tokenizer)
+        tokenizer, mauve_f, coh_f = scoring.rule_setup(smk)
         logging.info("protocol %s", p.protocol)
         official_split = p.protocol["coherence_split"] == "official"
         human_texts = read_texts(smk.input.texts) if official_split else None
-        mauve_f, coh_f = rule_featurizers(p, smk.input, device)
         with np.load(smk.input.human) as human_npz:
             human = {length: human_npz[f"len{length}"] for length in p.lengths}
         files = zip(path_list(smk.input.samples), path_list(smk.output.scores), strict=True)
         for samples_path, scores_path in files:
             seed = seed_of_path(samples_path)
-            records = sample_records(samples_path)
+            records = scoring.sample_records(samples_path)
             if human_texts is not None:
                 # the released coherence split compares each sample with its human text
-                attach_human_ids(records, human_texts, tokenizer, p.max_length - 1)
-            scores, features = rule_scores(p, records, tokenizer, mauve_f, coh_f)
-            for length, feats in features.items():
-                if feats is None:
-                    logging.warning(
-                        "seed %d: no text to featurize at cut %d: no MAUVE", seed, length
-                    )
-                    scores[f"mauve_len{length}"] = float("nan")
-                else:
-                    scores.update(mauve_scores(human, {length: feats}, p.mauve_seed))
+                scoring.attach_human_ids(records, human_texts, tokenizer, p.max_length - 1)
+            scores, features = scoring.rule_scores(p, records, tokenizer, mauve_f, coh_f)
+            scores.update(scoring.mauve_scores(human, features, p.mauve_seed))
             scores["mauve"] = scores[f"mauve_len{max(p.lengths)}"]
             logging.info("seed %d: scores %s", seed, scores)
             write_json(scores_path, scores)

@@ -16,16 +16,15 @@ def main(smk) -> None:
         eta = select_eta(samples, p.n_train, p.datasets, p.models, p.selected_eta)
         top_p = select_top_p(samples, p.n_train)
         settings = select_settings(samples, p.n_train, p.datasets, p.models, p.objectives)
-        for row in eta.itertuples():
-            if row.eta != row.config_eta:
-                logging.warning(
-                    "%s / %s: dev MAUVE selects eta %.2f, the config's selected_eta (used for "
-                    "top-p sampling and Table 5) is %.2f",
-                    row.dataset,
-                    row.model,
-                    row.eta,
-                    row.config_eta,
-                )
+        for row in eta[eta["eta"] != eta["config_eta"]].itertuples():
+            logging.warning(
+                "%s / %s: dev MAUVE selects eta %.2f, the config's selected_eta (used for "
+                "top-p sampling and Table 5) is %.2f",
+                row.dataset,
+                row.model,
+                row.eta,
+                row.config_eta,
+            )
         write_csv(smk.output.eta, eta)
         write_csv(smk.output.top_p, top_p)
         write_csv(smk.output.settings, settings)

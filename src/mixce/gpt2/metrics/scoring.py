@@ -1,33 +1,26 @@
 """What the metric rules compute for one text set, the same way for human and model texts.
 
 A *record* is one text cut as the paper does: ``prompt_ids`` (the first ``prompt_tokens``
-GPT-2 tokens of a human text) and ``cont_ids`` (the continuation: the model's generated
-tokens, or for a human text the tokens that follow its prompt, cut to ``max_new_tokens``).
-A human record also holds ``whole_ids``, the human text as the released code scores it (its
-first ``max_length - 1`` tokens); a sample record may hold ``index`` (its human text's
-position in the split) and, for the released coherence split, ``human_ids`` (that text's
-``whole_ids``). The human reference row of every table is computed by the same functions.
+GPT-2 tokens of a human text) and ``cont_ids`` (the model's tokens, or the human tokens after
+the prompt, cut to ``max_new_tokens``). A human record also holds ``whole_ids`` (the released
+code's human text, its first ``max_length - 1`` tokens); a sample record may hold ``index``
+(its human text's position) and, for the released coherence split, ``human_ids``.
 
-Protocol points (docs/PROTOCOL.md; ``clean`` the project's choice, ``official`` the released
-code's, which decodes texts with special tokens skipped and transformers 4's clean-up of
-tokenization spaces, :func:`released_decode`): ``diversity`` (:func:`diversity_tokens`),
-``text_length`` (:func:`length_texts`), ``length_cuts`` (:func:`mauve_inputs`, official as
-``mauve.compute_mauve(max_text_length=L)`` cuts the texts it is given), ``newlines``
-(:func:`mauve_inputs`, :func:`coherence_texts`; official: the released code writes one text
-per line and reads them back stripped, :func:`flatten_newlines`) and ``coherence_split``
-(:func:`coherence_texts`, the released ``compute_coherence``).
+Protocol points (docs/PROTOCOL.md; ``official`` decodes as the released code did,
+:func:`released_decode`): ``diversity`` (:func:`diversity_tokens`), ``text_length``
+(:func:`length_texts`), ``length_cuts`` and ``newlines`` (:func:`mauve_inputs`,
+:func:`coherence_texts`) and ``coherence_split`` (:func:`coherence_texts`).
 
-The LFD paper's diversity metrics (beyond the paper; every setting), on the non-empty
-continuations' GPT-2 tokens: corpus distinct-1..4, ``self_bleu`` (BLEU-4 of each continuation
-against the others, on a seeded subset) and ``seq_rep_4``. Empty continuations (the model
-wrote EOS first) are counted (``n_empty``); the clean settings leave them out of MAUVE,
-diversity, length and coherence, the official ones keep them (the released code scores the
-whole text, prompt included).
+Beyond the paper, every setting: the LFD paper's distinct-1..4, ``self_bleu`` (seeded subset)
+and ``seq_rep_4`` on the non-empty continuations. Empty continuations (EOS first) are counted
+(``n_empty``); clean leaves them out of MAUVE, diversity, length and coherence, official keeps
+them (the released code scores the whole text, prompt included).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -48,14 +41,13 @@ from mixce.gpt2.metrics.mauve_score import mauve_from_features
 from mixce.gpt2.protocol import Setting
 
 Record = dict[str, Any]
+log = logging.getLogger(__name__)
 
 # Scores of text_scores besides n and n_empty, in order (the columns of the collected tables).
 TEXT_SCORES = (
     "diversity", "distinct_1", "distinct_2", "distinct_3", "distinct_4",
     "self_bleu", "seq_rep_4", "length_words", "coherence",
 )  # fmt: skip
-# The protocol points text_scores takes.
-TEXT_POINTS = ("diversity", "text_length", "newlines", "coherence_split")
 
 
 def _check(name: str, setting: str) -> None:
@@ -70,21 +62,17 @@ def human_records(
     max_new_tokens: int,
     whole_tokens: int | None = None,
 ) -> list[Record]:
-    """Human texts cut like the samples (prompt = first tokens, continuation = the next ones);
-    texts with no token after the prompt are skipped. ``whole_tokens``: also keep
-    ``whole_ids``, the first ``whole_tokens`` tokens (the released code's human text:
+    """Human texts cut like the samples; texts with no token after the prompt are skipped.
+    ``whole_tokens``: also keep ``whole_ids``, the first ``whole_tokens`` tokens (released:
     finetuning ``max_length`` - 1, the EOS slot left out)."""
     records: list[Record] = []
     for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
-        if len(ids) <= prompt_tokens:
-            continue
-        record = {
-            "prompt_ids": ids[:prompt_tokens],
-            "cont_ids": ids[prompt_tokens:][:max_new_tokens],
-        }
-        if whole_tokens is not None:
-            record["whole_ids"] = ids[:whole_tokens]
-        records.append(record)
+        if len(ids) > prompt_tokens:
+            cont = ids[prompt_tokens:][:max_new_tokens]
+            record = {"prompt_ids": ids[:prompt_tokens], "cont_ids": cont}
+            if whole_tokens is not None:
+                record["whole_ids"] = ids[:whole_tokens]
+            records.append(record)
     return records
 
 
@@ -102,38 +90,27 @@ def sample_records(path: str) -> list[Record]:
 def attach_human_ids(
     records: Sequence[Record], texts: Sequence[str], tokenizer: Any, whole_tokens: int
 ) -> None:
-    """Give each sample record ``human_ids``: the first ``whole_tokens`` tokens of its human
-    text (``texts[record["index"]]``), for the released coherence split."""
+    """Give each sample record ``human_ids``, the first ``whole_tokens`` tokens of
+    ``texts[record["index"]]`` (the released coherence split)."""
     indices = sorted({int(r["index"]) for r in records})
-    encoded = tokenizer([texts[i] for i in indices], add_special_tokens=False)["input_ids"]
+    encoded = encode(tokenizer, [texts[i] for i in indices])
     by_index = {i: ids[:whole_tokens] for i, ids in zip(indices, encoded, strict=True)}
     for record in records:
         record["human_ids"] = by_index[int(record["index"])]
 
 
-# --------------------------------------------------------------------------- text preparation
-
-
 def whole_ids(record: Record) -> list[int]:
     """The whole text's tokens: a human record's ``whole_ids``, else prompt + continuation."""
-    if "whole_ids" in record:
-        return list(record["whole_ids"])
-    return list(record["prompt_ids"]) + list(record["cont_ids"])
-
-
-# transformers 4.x's clean-up of tokenization spaces (" ." -> ".", " n't" -> "n't", ...), which
-# the released code's decode calls applied to every text (transformers 5 no longer applies it
-# to GPT-2's BPE).
-released_cleanup = clean_up_spaces
+    return list(record.get("whole_ids", [*record["prompt_ids"], *record["cont_ids"]]))
 
 
 def released_decode(tokenizer: Any, ids: Sequence[Sequence[int]]) -> list[str]:
-    """Texts as the released code decoded them: special tokens skipped, then
-    :func:`released_cleanup`."""
+    """Texts as the released code decoded them: special tokens skipped, then transformers 4's
+    clean-up of tokenization spaces (:func:`.fragments.clean_up_spaces`)."""
     texts = tokenizer.batch_decode(
         [list(x) for x in ids], skip_special_tokens=True, clean_up_tokenization_spaces=False
     )
-    return [released_cleanup(t) for t in texts]
+    return [clean_up_spaces(t) for t in texts]
 
 
 def flatten_newlines(text: str) -> str:
@@ -152,9 +129,8 @@ def encode(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
 def diversity_tokens(
     records: Sequence[Record], tokenizer: Any, setting: Setting
 ) -> list[list[int]]:
-    """The token lists diversity is computed on (point ``diversity``): clean, the non-empty
-    continuations; official, every whole text (:func:`whole_ids`) decoded as the released
-    code did (line breaks kept) and tokenized again."""
+    """Tokens diversity is computed on: clean, the non-empty continuations; official, every
+    whole text (:func:`whole_ids`) decoded as released (line breaks kept), tokenized again."""
     _check("diversity", setting)
     if setting == "clean":
         return [list(r["cont_ids"]) for r in records if r["cont_ids"]]
@@ -162,8 +138,8 @@ def diversity_tokens(
 
 
 def length_texts(records: Sequence[Record], tokenizer: Any, setting: Setting) -> list[str]:
-    """The texts whose words Table 10 counts (point ``text_length``): clean, the decoded
-    non-empty continuations; official, every whole text decoded as the released code did."""
+    """Texts whose words Table 10 counts: clean, the decoded non-empty continuations;
+    official, every whole text decoded as released."""
     _check("text_length", setting)
     if setting == "clean":
         return tokenizer.batch_decode([r["cont_ids"] for r in records if r["cont_ids"]])
@@ -180,16 +156,13 @@ def mauve_inputs(
 ) -> list[list[int]]:
     """Token ids the MAUVE featurizer sees at cut ``length``. length_cuts clean: prompt + the
     first ``length`` continuation tokens of each non-empty continuation; official: every
-    whole text (:func:`whole_ids`) cut to its first ``length`` tokens. newlines official: the
-    ids decoded as the released code did, :func:`flatten_newlines` applied, tokenized again
-    (official cuts are made on the new tokens, as the mauve library cuts the text it
-    tokenizes). Texts left with no token are dropped (as the mauve library drops empty texts)."""
+    whole text cut to its first ``length`` tokens (as ``mauve.compute_mauve(max_text_length)``
+    cuts the text it tokenizes: after the newlines step). newlines official: decoded as
+    released, :func:`flatten_newlines`, tokenized again. Empty texts are dropped (as mauve)."""
     _check("length_cuts", length_cuts)
     _check("newlines", newlines)
     if length_cuts == "clean":
-        ids = [
-            list(r["prompt_ids"]) + list(r["cont_ids"][:length]) for r in records if r["cont_ids"]
-        ]
+        ids = [[*r["prompt_ids"], *r["cont_ids"][:length]] for r in records if r["cont_ids"]]
     else:
         ids = [whole_ids(r) for r in records]
     if newlines == "official":
@@ -200,9 +173,9 @@ def mauve_inputs(
 
 
 def common_prefix_split(human_text: str, model_text: str) -> tuple[str, str]:
-    """The released coherence split of a model text: both texts stripped and split on single
-    spaces; the prompt is the model's words up to the first position where the two differ,
-    the continuation the rest (each joined again with single spaces)."""
+    """The released coherence split (``compute_coherence``): both texts stripped and split on
+    single spaces; the prompt is the model's words up to the first one that differs from the
+    human's, the continuation the rest (each joined with single spaces)."""
     human_words = human_text.strip().split(" ")
     model_words = model_text.strip().split(" ")
     common = 0
@@ -220,11 +193,10 @@ def coherence_texts(
     coherence_split: Setting = "clean",
 ) -> tuple[list[str], list[str]]:
     """(prompts, continuations) that coherence embeds. newlines clean: decoded, line breaks
-    kept; official: decoded as the released code did, :func:`flatten_newlines` applied.
-    coherence_split clean: prompt and continuation tokens of each non-empty continuation;
-    official: every record, one with ``human_ids`` (a model sample) split by
-    :func:`common_prefix_split` against its human text, as the released code does; one
-    without (a human text: the released code has no human coherence) at its prompt tokens."""
+    kept; official: decoded as released, :func:`flatten_newlines`. coherence_split clean:
+    prompt and continuation tokens of each non-empty continuation; official: every record,
+    one with ``human_ids`` (a sample) by :func:`common_prefix_split`, one without (a human
+    text: the released code has no human coherence) at its prompt tokens."""
     _check("newlines", newlines)
     _check("coherence_split", coherence_split)
 
@@ -250,9 +222,6 @@ def coherence_texts(
     return prompts, continuations
 
 
-# --------------------------------------------------------------------------- featurizers
-
-
 def build_featurizer(
     spec: Mapping[str, Any],
     local_dir: str | None,
@@ -260,10 +229,9 @@ def build_featurizer(
     device: str,
     tokenizer_dir: str | None = None,
 ) -> Any:
-    """The featurizer of a config spec; hub models are read from their local copy. ``sentence``
-    is always the bundled all-MiniLM-L6-v2: a ``name`` inherited from a merged
-    config (config.yaml's gpt2-large under an override's ``kind: sentence``) is ignored. A
-    ``gpt2`` spec with ``model`` (a key of gpt2.models) is that model's base model, in
+    """The featurizer of a config spec, hub models read from their local copy. ``sentence``
+    is always the bundled all-MiniLM-L6-v2 (a ``name`` inherited from a merged config is
+    ignored). A ``gpt2`` spec with ``model`` (a gpt2.models key) is that model's base model in
     ``local_dir``, read with the run's GPT-2 tokenizer in ``tokenizer_dir``."""
     options = dict(spec)
     own_model = options.pop("model", None)
@@ -280,19 +248,25 @@ def build_featurizer(
     return make_featurizer({**options, "batch_size": batch_size, "device": device})
 
 
-def rule_featurizers(params: Any, inputs: Any, device: str) -> tuple[Any, Any]:
-    """The (mauve, coherence) featurizers of a metric rule: its ``featurizers`` and
-    ``batch_size`` params, the local model copies and tokenizer among its inputs."""
-    return tuple(  # type: ignore[return-value]
+def rule_setup(smk: Any) -> tuple[Any, Any, Any]:
+    """(tokenizer, mauve featurizer, coherence featurizer) of a metric rule's job: its device
+    (``gpt2.metrics.device``; fails here if CUDA is unusable), threads, ``featurizers`` and
+    ``batch_size`` params, and the local model copies and tokenizer among its inputs."""
+    import torch
+
+    from mixce.device import job_device
+    from mixce.gpt2.tokenizer import load_tokenizer
+
+    device = str(job_device(smk, "gpt2.metrics.device"))
+    torch.set_num_threads(max(1, smk.threads))
+    p, inputs = smk.params, smk.input
+    featurizers = [
         build_featurizer(
-            params.featurizers[role],
-            getattr(inputs, role, None),
-            params.batch_size,
-            device,
-            inputs.tokenizer,
+            p.featurizers[role], getattr(inputs, role, None), p.batch_size, device, inputs.tokenizer
         )
         for role in ("mauve", "coherence")
-    )
+    ]
+    return load_tokenizer(inputs.tokenizer), *featurizers
 
 
 def featurize(
@@ -314,9 +288,6 @@ def featurize(
     return featurizer.featurize(tokenizer.batch_decode(ids))
 
 
-# --------------------------------------------------------------------------- scores
-
-
 def text_scores(
     records: Sequence[Record],
     tokenizer: Any,
@@ -329,19 +300,16 @@ def text_scores(
     newlines: Setting = "clean",
     coherence_split: Setting = "clean",
 ) -> dict:
-    """n, n_empty and :data:`TEXT_SCORES` of a set of records, under the protocol points'
-    settings (module docstring); the LFD metrics use the non-empty continuations in every
-    setting. Self-BLEU compares every continuation with every other one, so it is computed on
-    a random subset of ``self_bleu_max_texts`` continuations (seeded by ``self_bleu_seed``;
-    all of them when None or fewer). A score with nothing to average is nan."""
-    kept = [r for r in records if r["cont_ids"]]
+    """n, n_empty and :data:`TEXT_SCORES` of a set of records under the protocol points'
+    settings; the LFD metrics use the non-empty continuations in every setting, self-BLEU a
+    random subset of ``self_bleu_max_texts`` (all when None). Nothing to average: nan."""
+    kept = [r["cont_ids"] for r in records if r["cont_ids"]]
     out: dict[str, Any] = {"n": len(records), "n_empty": len(records) - len(kept)}
     scores: dict[str, Any] = dict.fromkeys(TEXT_SCORES, math.nan)
     if kept:
-        tokens = [r["cont_ids"] for r in kept]
-        scores.update({f"distinct_{n}": distinct_n(tokens, n) for n in (1, 2, 3, 4)})
-        scores["self_bleu"] = self_bleu(tokens, max_texts=self_bleu_max_texts, seed=self_bleu_seed)
-        scores["seq_rep_4"] = mean_seq_rep_n(tokens, 4)
+        scores.update({f"distinct_{n}": distinct_n(kept, n) for n in (1, 2, 3, 4)})
+        scores["self_bleu"] = self_bleu(kept, max_texts=self_bleu_max_texts, seed=self_bleu_seed)
+        scores["seq_rep_4"] = mean_seq_rep_n(kept, 4)
     scores["diversity"] = diversity_score(
         diversity_tokens(records, tokenizer, diversity), diversity
     )
@@ -370,7 +338,7 @@ def rule_scores(
         coh_f,
         self_bleu_max_texts=params.self_bleu["max_texts"],
         self_bleu_seed=params.self_bleu["seed"],
-        **{point: points[point] for point in TEXT_POINTS},
+        **{p: points[p] for p in ("diversity", "text_length", "newlines", "coherence_split")},
     )
     cuts = {"length_cuts": points["length_cuts"], "newlines": points["newlines"]}
     features = {L: featurize(mauve_f, records, tokenizer, L, **cuts) for L in params.lengths}
@@ -378,17 +346,23 @@ def rule_scores(
 
 
 def mauve_scores(
-    human: Mapping[int, np.ndarray], model: Mapping[int, np.ndarray], seed: int
+    human: Mapping[int, np.ndarray], model: Mapping[int, np.ndarray | None], seed: int
 ) -> dict[str, float]:
-    """``{"mauve_len<L>": MAUVE(human features at L, model features at L)}`` for each L."""
-    return {
-        f"mauve_len{length}": float(mauve_from_features(human[length], feats, seed=seed)["mauve"])
-        for length, feats in model.items()
-    }
+    """``{"mauve_len<L>": MAUVE(human features at L, model features at L)}`` for each L (nan
+    where the model has no features: no text left to featurize at that cut)."""
+    scores = {}
+    for length, feats in model.items():
+        if feats is None:
+            log.warning("no text to featurize at cut %d: no MAUVE", length)
+            scores[f"mauve_len{length}"] = math.nan
+        else:
+            mauve = mauve_from_features(human[length], feats, seed=seed)["mauve"]
+            scores[f"mauve_len{length}"] = float(mauve)
+    return scores
 
 
 def split_halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two disjoint halves of ``range(n)`` (``n // 2`` indices each, the odd one left out),
+    """Two disjoint sorted halves of ``range(n)`` (``n // 2`` each, the odd one left out),
     drawn by ``numpy.random.default_rng(seed).permutation``."""
     if n < 2:
         raise ValueError(f"need at least 2 texts to split into halves, got {n}")
@@ -398,10 +372,9 @@ def split_halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def human_ceiling(features: np.ndarray, seeds: Sequence[int], mauve_seed: int) -> dict[str, Any]:
-    """MAUVE between two disjoint halves of the human texts, once per seed of ``seeds`` (a
-    new random split each): the ceiling of a model's MAUVE on half as many texts. Returns
-    ``{"mauve_halves": mean, "mauve_halves_std": std over seeds (ddof 1; nan for one seed),
-    "n_half": texts per half}``."""
+    """MAUVE between two disjoint halves of the human texts, one random split per seed: the
+    ceiling of a model's MAUVE on half as many texts. ``mauve_halves`` (mean),
+    ``mauve_halves_std`` (ddof 1; nan for one seed) and ``n_half`` (texts per half)."""
     features = np.asarray(features)
     values = []
     for seed in seeds:
@@ -414,9 +387,6 @@ def human_ceiling(features: np.ndarray, seeds: Sequence[int], mauve_seed: int) -
         "mauve_halves_std": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan,
         "n_half": len(features) // 2,
     }
-
-
-# --------------------------------------------------------------------------- tidy tables
 
 
 def variant_columns(variant: str) -> dict[str, Any]:
@@ -435,35 +405,22 @@ def variant_columns(variant: str) -> dict[str, Any]:
     }
 
 
-def decoding_top_p(decoding: str) -> float:
-    """top-p of a decoding name: 1.0 for unbiased sampling, NaN for greedy."""
-    if decoding == "unbiased":
-        return 1.0
-    if decoding == "greedy":
-        return math.nan
-    return float(decoding.removeprefix("top_p"))
-
-
 def sample_rows(paths: Sequence[str], lengths: Sequence[int]) -> list[dict[str, Any]]:
-    """One row per score file ``<dataset>/<model>/<variant>/<split>/<decoding>/seed<s>.json``."""
+    """One row per score file ``<dataset>/<model>/<variant>/<split>/<decoding>/seed<s>.json``;
+    top_p is 1.0 for unbiased sampling, NaN for greedy."""
     base = ("n", "n_empty", "diversity", "mauve", "coherence", "length_words")
     keys = [*base, *(k for k in TEXT_SCORES if k not in base), *(f"mauve_len{L}" for L in lengths)]
+    top_p = {"unbiased": 1.0, "greedy": math.nan}
     rows = []
     for path in paths:
         dataset, model, variant, split, decoding, seed_file = str(path).split("/")[-6:]
         with open(path, encoding="utf-8") as handle:
             scores = json.load(handle)
         rows.append(
-            {
-                "dataset": dataset,
-                "model": model,
-                "variant": variant,
-                **variant_columns(variant),
-                "split": split,
-                "decoding": decoding,
-                "top_p": decoding_top_p(decoding),
-                "seed": int(seed_file.removeprefix("seed").removesuffix(".json")),
-            }
+            {"dataset": dataset, "model": model, "variant": variant, **variant_columns(variant)}
+            | {"split": split, "decoding": decoding}
+            | {"top_p": top_p.get(decoding) or float(decoding.removeprefix("top_p"))}
+            | {"seed": int(seed_file.removeprefix("seed").removesuffix(".json"))}
             | {key: scores.get(key, math.nan) for key in keys}
         )
     return rows
