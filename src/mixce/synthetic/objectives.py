@@ -95,7 +95,9 @@ class _Occupancy(torch.autograd.Function):
     """Autograd wrapper of :func:`occupancy_forward` / :func:`occupancy_backward`."""
 
     @staticmethod
-    def forward(ctx, start: torch.Tensor, a: torch.Tensor, steps: int) -> torch.Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx, start: torch.Tensor, a: torch.Tensor, steps: int
+    ) -> torch.Tensor:
         n, ctx.state = occupancy_forward(start, a, steps)
         return n
 
