@@ -1,23 +1,18 @@
 """Verified, atomic HTTP(S) downloads and hub revisions resolved to commit hashes.
 
-:func:`download` streams the body with pooch's ``HTTPDownloader`` (requests) into
-``.<dest name>.<random>.part`` beside ``dest`` (a tqdm bar on stderr; in a job
-:func:`mixce.io.job_logging` turns it into log lines). Only the whole body is checked: shorter
-than ``Content-Length`` is *truncated* (urllib3 enforces the length), then ``size`` and
-``sha256`` when given; only then is it moved onto ``dest`` (``os.replace``). On any failure,
-``KeyboardInterrupt`` included, the part file is removed and ``dest`` is left as it was;
-:class:`DownloadError` names the URL, the destination and the reason (both hashes for a
-checksum). Retried ``retries`` times with exponential back-off: connection errors, time-outs,
-HTTP 5xx / 408 / 429 and truncated bodies; 4xx, size / checksum mismatches and local file
-errors fail at once. An existing ``dest`` is never downloaded again: it must match
-``sha256`` / ``size`` when given, else :class:`ChangedFileError` and nothing is fetched;
-``refresh=True`` downloads it again (replacing it only when the new one succeeds and matches).
+:func:`download` streams the body with pooch's ``HTTPDownloader`` (requests; a tqdm bar on
+stderr) into ``.<dest name>.<random>.part`` beside ``dest``, checks the whole body (shorter
+than ``Content-Length`` is *truncated*, then ``size`` and ``sha256``) and only then moves it
+onto ``dest``. On any failure, ``KeyboardInterrupt`` included, the part file is removed and
+``dest`` left as it was. Transient failures are retried with exponential back-off
+(connection errors, time-outs, HTTP 5xx / 408 / 429, truncated bodies); 4xx, mismatches and
+local file errors fail at once. An existing ``dest`` is never downloaded again: it must match
+``sha256`` / ``size`` when given (else ChangedFileError), unless ``refresh=True``.
 
-Why not ``pooch.retrieve`` / ``Pooch.fetch`` whole (measured with pooch 1.9.0 against a local
-server): an existing file whose hash differs from the known one is replaced silently
-("Updating data"), a 404 and a checksum mismatch are retried like network errors (3 requests
-and 3 s with ``retry_if_failed=2``), and there is no size check before the file is moved into
-place. So pooch does the transfer and the hashing, and this module keeps the policy.
+Not ``pooch.retrieve`` / ``Pooch.fetch`` whole (measured with pooch 1.9.0 against a local
+server): they replace an existing file whose hash differs silently ("Updating data"), retry a
+404 and a checksum mismatch like network errors, and move a file into place without a size
+check. So pooch does the transfer and the hashing, and this module keeps the policy.
 """
 
 from __future__ import annotations
@@ -84,11 +79,8 @@ def is_commit(revision: str | None) -> bool:
 def hub_commit(
     repo_type: str, name: str, revision: str | None = None, endpoint: str | None = None
 ) -> str:
-    """The commit hash a Hugging Face hub ``revision`` (None: the default branch) points to now.
-
-    ``repo_type`` is ``"model"`` or ``"dataset"``; ``endpoint`` defaults to huggingface_hub's
-    (``HF_ENDPOINT`` or https://huggingface.co). A full commit hash is returned without asking.
-    """
+    """The commit hash a hub ``revision`` (None: the default branch) of a ``"model"`` or
+    ``"dataset"`` points to now (a commit hash is returned without asking)."""
     if is_commit(revision):
         return str(revision)
     from huggingface_hub import HfApi
@@ -154,16 +146,14 @@ def check_model_pin(spec: Mapping[str, Any], record_path: str | os.PathLike[str]
         "to fetch the new one, refresh (snakemake --config 'refresh_downloads=[<model>]' "
         "--forcerun <the model directory>; docs/CONFIG.md)"
     )
-    if record.get("name") != spec.get("name"):
-        expected = f"hub model {spec.get('name')!r} (the config)"
+    name, pin = spec.get("name"), spec.get("revision")
+    if record.get("name") != name:
+        expected = f"hub model {name!r} (the config)"
         raise ChangedFileError(path.parent, expected, f"{record.get('name')!r} ({origin})", hint)
-    pin = spec.get("revision")
     if pin is not None and pin not in (record.get("revision"), record.get("commit")):
+        expected = f"revision {pin} of {name} (pinned in the config)"
         raise ChangedFileError(
-            path.parent,
-            f"revision {pin} of {spec.get('name')} (pinned in the config)",
-            f"commit {record.get('commit')} ({origin})",
-            hint,
+            path.parent, expected, f"commit {record.get('commit')} ({origin})", hint
         )
 
 
@@ -246,16 +236,11 @@ def download(
     retries: int = 2,
     backoff: float = 1.0,
 ) -> Path:
-    """Download ``url`` to ``dest`` (its directory created) and return ``dest``; the rules are
-    in the module docstring. ``sha256`` / ``size``: expected hex SHA-256 and byte count (None:
-    not checked); ``timeout``: seconds for connecting and each read; ``retries``: extra attempts
-    after a transient failure, the first after ``backoff`` seconds, doubled for each further one.
-
-    Raises:
-        DownloadError: the download failed; ``dest`` is unchanged and no temporary file is left.
-        ChangedFileError: ``dest`` exists but does not match ``sha256`` / ``size`` (and
-            ``refresh`` is False); nothing was downloaded.
-    """
+    """Download ``url`` to ``dest`` (its directory created) by the rules of the module
+    docstring; return ``dest``. ``sha256`` / ``size``: expected (None: not checked);
+    ``timeout``: seconds for connecting and each read; ``retries``: extra attempts after a
+    transient failure, the first after ``backoff`` seconds, doubled for each further one.
+    Raises DownloadError (naming the URL, ``dest`` and the reason) or ChangedFileError."""
     dest = Path(dest)
     if retries < 0:
         raise ValueError(f"retries must be >= 0, got {retries}")

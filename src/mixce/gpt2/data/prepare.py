@@ -2,23 +2,17 @@
 
 Protocol points (docs/PROTOCOL.md): ``detokenizer`` picks the cleaners
 (:func:`.clean.cleaner_for`), ``data_selection`` how dev, test and train are drawn
-(:func:`select_splits`). In order:
-
-1. Every raw document goes through the format's cleaner.
-2. Filters, per input split, each document counted under one reason: ``empty``,
-   ``too_short`` (``words <= min_words``), ``too_long`` (``words >= max_words``), and under
-   ``data_selection = clean`` only (the released code has neither) ``duplicate`` (the same
-   cleaned text earlier in the split) and ``overlap`` (in a split of higher priority: dev >
-   test > train); ``read = kept + the dropped counts``. Under ``official`` the report counts
-   the repeats that stay (``repeats``); under ``clean`` train never holds a dev or test text
-   (checked again at the end).
-3. Dev and test drawn, topped up from train where short (:func:`select_splits`). A source
-   with a single split ``all`` is train with empty dev and test.
-4. Train sizes are nested: train is the pool left, cut to ``max(train_sizes)`` (or whole with
-   ``keep_all_train``), so the train set of size N is its first N texts. Sizes the pool
-   cannot meet are listed in the report; :func:`check_sizes` makes them an error.
-5. Randomness (``clean`` only): one ``numpy.random.default_rng(seed)`` permutes dev, test and
-   train in that order, so the same documents and seed give the same output.
+(:func:`select_splits`). In order: (1) every raw document through the format's cleaner;
+(2) filters, per input split, each document counted under one reason: ``empty``,
+``too_short`` (``words <= min_words``), ``too_long`` (``words >= max_words``), and under
+``data_selection = clean`` only (the released code has neither) ``duplicate`` (the same
+cleaned text earlier in the split) and ``overlap`` (in a split of higher priority: dev > test >
+train); under ``official`` the report counts the repeats that stay (``repeats``), under
+``clean`` train never holds a dev or test text (checked again at the end); (3) dev and test
+drawn, topped up from train where short (a source with one split ``all`` is train with empty
+dev and test); (4) nested train sizes: train is the pool left, cut to ``max(train_sizes)`` (or
+whole with ``keep_all_train``), so the train set of size N is its first N texts; sizes the pool
+cannot meet are listed in the report and :func:`check_sizes` makes them an error.
 """
 
 from __future__ import annotations
@@ -49,8 +43,8 @@ def _filter(
     exclude: set[str],
     dedup: bool = True,
 ) -> tuple[list[str], dict[str, int]]:
-    """Clean and filter one split: the kept texts (in order) and counts. With ``dedup`` a
-    repeated text and a text in ``exclude`` are dropped (first occurrences kept)."""
+    """The kept texts of one split (in order) and its counts; with ``dedup`` a repeated text
+    and a text in ``exclude`` are dropped."""
     dropped = dict.fromkeys(DROP_REASONS, 0)
     kept: list[str] = []
     seen: set[str] = set()
@@ -100,15 +94,13 @@ def select_splits(
     seed: int,
 ) -> Selection:
     """Draw dev and test from the kept texts of ``pools`` (``dev``, ``test``, ``train`` in
-    file order; a missing one is empty), topping them up from train.
-
-    ``data_selection = "clean"``: ``numpy.random.default_rng(seed)`` permutes dev, test and
-    train (in that order); dev is the first ``n_dev`` of its shuffled pool topped up from the
-    head of the shuffled train pool, then test likewise from the next train texts.
-    ``"official"`` (the released data scripts; ``seed`` unused): file order; test is the first
-    ``n_test`` of its pool topped up from the first train texts, then dev the first ``n_dev``
-    topped up from the next ones. Either way the top-up texts leave the train pool, and a
-    top-up never takes more than the pool holds.
+    file order; a missing one is empty), topping them up from train. ``"clean"``:
+    ``numpy.random.default_rng(seed)`` permutes dev, test and train (in that order); dev is the
+    first ``n_dev`` of its shuffled pool topped up from the head of the shuffled train pool,
+    then test likewise from the next train texts. ``"official"`` (the released data scripts;
+    ``seed`` unused): file order; test is the first ``n_test`` of its pool topped up from the
+    first train texts, then dev the first ``n_dev`` topped up from the next ones. Either way
+    the top-up texts leave the train pool, and a top-up never takes more than the pool holds.
     """
     if data_selection not in SETTINGS:
         raise ValueError(f"data_selection {data_selection!r} is not one of {SETTINGS}")
@@ -156,18 +148,11 @@ def prepare(
     data_selection: Setting = "official",
     detokenizer: Setting = "official",
 ) -> tuple[dict[str, list[str]], dict[str, Any]]:
-    """Clean, filter and split raw documents (module docstring); ``({"train": [...], "dev":
-    [...], "test": [...]}, report)``, the report JSON-able.
-
-    ``raw``: documents per official split (``train``, optionally ``dev`` / ``test``) or in one
-    split ``all``; ``fmt``: a key of :data:`.clean.CLEANERS`; ``keep_all_train``: keep the
-    whole train pool (e.g. a dataset that also feeds pretraining); ``seed``: of the shuffles
-    (``clean`` only); ``min_words`` / ``max_words``: exclusive bounds on whitespace words;
-    ``dataset``: name for the report and messages.
-    """
+    """``({"train": [...], "dev": [...], "test": [...]}, report)`` of raw documents per official
+    split (``train``, optionally ``dev`` / ``test``) or in one split ``all`` (module docstring).
+    ``fmt``: a key of :data:`.clean.CLEANERS`; ``keep_all_train``: keep the whole train pool
+    (e.g. for pretraining); ``dataset``: name for the report and messages."""
     cleaner = cleaner_for(fmt, detokenizer)
-    if data_selection not in SETTINGS:
-        raise ValueError(f"data_selection {data_selection!r} is not one of {SETTINGS}")
     dedup = data_selection == "clean"
     if n_dev < 0 or n_test < 0:
         raise ValueError(f"n_dev and n_test must be >= 0, got {n_dev} and {n_test}")
@@ -176,25 +161,19 @@ def prepare(
         raise ValueError(f"train_sizes must be positive integers, got {list(train_sizes)}")
     if min_words >= max_words:
         raise ValueError(f"min_words ({min_words}) must be < max_words ({max_words})")
-    keys = set(raw)
-    if keys == {"all"}:
-        single = True
-        official: dict[str, Sequence[str]] = {"dev": [], "test": [], "train": raw["all"]}
-    elif "train" in keys and keys <= set(OUTPUT_SPLITS):
-        single = False
-        official = {"dev": raw.get("dev", []), "test": raw.get("test", []), "train": raw["train"]}
-    else:
+    single = set(raw) == {"all"}
+    if not single and not ("train" in raw and set(raw) <= set(OUTPUT_SPLITS)):
         raise ValueError(
-            f"raw splits must be 'train' (+ 'dev', 'test') or just 'all', got {sorted(keys)}"
+            f"raw splits must be 'train' (+ 'dev', 'test') or just 'all', got {sorted(raw)}"
         )
+    official = {"train": raw["all"]} if single else raw
 
     pools: dict[str, list[str]] = {}
     stats: dict[str, dict[str, int]] = {}
     exclude: set[str] = set()
     for split in ("dev", "test", "train"):  # priority order for the overlap rule
-        pools[split], stats[split] = _filter(
-            official[split], cleaner, min_words, max_words, exclude, dedup
-        )
+        docs = official.get(split, [])
+        pools[split], stats[split] = _filter(docs, cleaner, min_words, max_words, exclude, dedup)
         exclude.update(pools[split])
     dev, test, rest, top_dev, top_test = select_splits(
         pools, n_dev, n_test, data_selection=data_selection, seed=seed
@@ -238,23 +217,15 @@ def prepare(
         "short": {"dev": n_dev - len(dev), "test": n_test - len(test)},
         "repeats": repeats,
     }
-    name = dataset or "dataset"
-    logger.info("%s: %s; final %s; repeats %s", name, split_stats, report["final"], repeats)
-    if report["unmet_train_sizes"]:
-        logger.warning(
-            "%s: only %d usable train texts; train sizes %s cannot be met",
-            name,
-            len(rest),
-            report["unmet_train_sizes"],
-        )
+    logger.info("%s: %s; final %s; repeats %s", dataset, split_stats, report["final"], repeats)
     return {"train": train, "dev": dev, "test": test}, report
 
 
 def check_sizes(
     report: Mapping[str, Any], train_sizes: Sequence[int], dataset: str | None = None
 ) -> None:
-    """Raise ValueError, naming the dataset, the size asked for and the texts available, if
-    dev, test or a train size of ``train_sizes`` cannot be met."""
+    """Raise ValueError naming the dataset, the sizes of dev, test and ``train_sizes`` that
+    cannot be met and the texts available."""
     name = dataset or report.get("dataset") or "dataset"
     problems = []
     for split in ("dev", "test"):
