@@ -171,19 +171,54 @@ class _Col:
     human: str | None = None  # shown on the human row instead of its value
 
 
-def _render(
-    df: pd.DataFrame,
+def _frame_from_rows(
+    rows: Sequence[dict], key_cols: Sequence[str], value_cols: Sequence[str]
+) -> pd.DataFrame:
+    df = pd.DataFrame(list(rows), columns=[*key_cols, *value_cols])
+    for c in value_cols:
+        if not c.endswith("_note"):
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    return df
+
+
+def _pair_table(
+    table: str,
+    empty: str | None,
+    human_row: Callable[[], dict],
+    groups: Sequence[tuple[object, str, str]],
+    fill: Callable[[dict, str], None],
+    *,
     datasets: Sequence[str],
+    value_cols: Sequence[str],
     cols: Sequence[_Col],
-    first_header: str,
-    group_labels: Sequence[str],
-    caption: str,
+    caption: str | Callable[[], str],
     label: str,
-) -> str:
-    """LaTeX of a table whose rows are Human, then MLE and MixCE per group (model or size)."""
+    key: str = "model",
+) -> tuple[pd.DataFrame, str]:
+    """A table whose rows are Human, then per group (key value, label, model) -- a model size
+    or a train size -- MLE and MixCE, ``fill(row, dataset)`` setting a row's values.  With
+    ``empty`` (why there is nothing to show) only the header, and a logged warning.  Bold,
+    per group and compared column: the value of MLE or MixCE closer to the human value at
+    the displayed precision (none when one of the three is missing; a displayed tie bolds
+    both)."""
+    rows = []
+    if empty:
+        log.warning("%s: %s; writing the header with no data rows", table, empty)
+    else:
+        rows = [human_row()]
+        for g, _, m in groups:
+            for objective in ("mle", "mixce"):
+                row = {"model": m, key: g, "objective": objective}
+                for d in datasets:
+                    fill(row, d)
+                rows.append(row)
+    key_cols = ["model", "objective"] if key == "model" else ["model", key, "objective"]
+    df = _frame_from_rows(rows, key_cols, value_cols)
+    if key == "n_train":
+        df["n_train"] = pd.to_numeric(df["n_train"], errors="coerce").round().astype("Int64")
     shown = [
         [
-            *(["Human", ""] if i == 0 else [group_labels[(i - 1) // 2] if i % 2 else ""]),
+            *(["Human", ""] if i == 0 else [groups[(i - 1) // 2][1] if i % 2 else ""]),
             *([] if i == 0 else [objective_label(row["objective"])]),
             *[
                 c.human if i == 0 and c.human else num(row[f"{d}_{c.short}"], c.spec)
@@ -202,20 +237,11 @@ def _render(
     columns = header(
         [dataset_label(d) for d in datasets],
         [c.header for c in cols],
-        [first_header, "Objective"],
+        ["Model Size" if key == "model" else "Data Size", "Objective"],
     )
-    table = pd.DataFrame(shown, columns=columns)
-    return latex_table(table, caption, label, bold=bold, midrules=range(0, len(df), 2))
-
-
-def _frame_from_rows(
-    rows: Sequence[dict], key_cols: Sequence[str], value_cols: Sequence[str]
-) -> pd.DataFrame:
-    df = pd.DataFrame(list(rows), columns=[*key_cols, *value_cols])
-    for c in value_cols:
-        if not c.endswith("_note"):
-            df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
-    return df
+    table_ = pd.DataFrame(shown, columns=columns)
+    caption = caption if isinstance(caption, str) else caption()
+    return df, latex_table(table_, caption, label, bold=bold, midrules=range(0, len(df), 2))
 
 
 # --------------------------------------------------------------------------- main-metric tables
@@ -229,6 +255,10 @@ def _metric_value_cols(datasets: Sequence[str], first: str) -> list[str]:
             cols += [f"{d}_{short}", f"{d}_{short}_std"]
         cols.append(f"{d}_n_empty")
     return cols
+
+
+def _main_cols(first: _Col) -> list[_Col]:
+    return [first, *[_Col(short, header, spec) for short, _, header, spec in _METRICS]]
 
 
 def _human_row(human: pd.DataFrame, datasets: Sequence[str], keys: dict) -> dict:
@@ -307,17 +337,6 @@ def _at_train_size(df: pd.DataFrame, n_train: int) -> pd.Series:
     return pd.Series(True, index=df.index)
 
 
-def _empty(name: str, table: str, key_cols, value_cols, render) -> tuple[pd.DataFrame, str]:
-    """The header with no data rows, with a logged warning, for an empty input."""
-    log.warning("%s: the %s input is empty; writing the header with no data rows", table, name)
-    df = _frame_from_rows([], key_cols, value_cols)
-    return df, render(df, [])
-
-
-def _main_cols(first: _Col) -> list[_Col]:
-    return [first, *[_Col(short, header, spec) for short, _, header, spec in _METRICS]]
-
-
 _TABLE2_CAPTION = (
     "Unbiased sampling results of models finetuned by MLE or MixCE on the test sets. For all "
     "metrics, the closer to the human scores the better. Bold numbers are the ones closer to "
@@ -346,7 +365,7 @@ def table2(
     ``<d>_div_std``, ``<d>_mauve``, ``<d>_mauve_std``, ``<d>_coh``, ``<d>_coh_std``,
     ``<d>_n_empty`` (mean over seeds of the empty texts).
     """
-    groups = [(m, model_label(m), m, main_n_train) for m in models]
+    groups = [(m, model_label(m), m) for m in models]
     return _main_table(
         "Table 2",
         samples,
@@ -354,8 +373,8 @@ def table2(
         perplexity,
         selection,
         groups,
+        lambda _: main_n_train,
         _selected_eta,
-        "model",
         datasets=datasets,
         caption=_TABLE2_CAPTION,
         label="tab:gpt2-unbiased",
@@ -368,54 +387,46 @@ def _main_table(
     human: pd.DataFrame,
     perplexity: pd.DataFrame,
     selection: pd.DataFrame,
-    groups: Sequence[tuple[object, str, str, int]],
+    groups: Sequence[tuple[object, str, str]],
+    n_train_of: Callable[[dict], int],
     eta_of: Callable[[Mapping, str, str], float],
-    key_name: str,
     *,
     datasets: Sequence[str],
     caption: str,
     label: str,
+    key: str = "model",
 ) -> tuple[pd.DataFrame, str]:
-    """Tables 2 and 5: per group (key, label, model, n_train), a model size or a train size,
-    MLE and MixCE rows."""
+    """Tables 2 and 5: MLE and MixCE rows per model size or per train size."""
     samples = _frame(samples, SAMPLES_COLUMNS, "samples")
     human = _frame(human, HUMAN_COLUMNS, "human")
     perplexity = _frame(perplexity, PERPLEXITY_COLUMNS, "perplexity")
-    selection = _frame(selection, SELECTION_COLUMNS, "selection")
-    key_cols = [key_name, "objective"] if key_name == "model" else ["model", key_name, "objective"]
-    value_cols = _metric_value_cols(datasets, "ppl")
-    cols = _main_cols(_Col("ppl", "ppl", ".2f", compare=False, human=NOT_APPLICABLE))
-    first_header = "Model Size" if key_name == "model" else "Data Size"
+    sel = _selection_lookup(_frame(selection, SELECTION_COLUMNS, "selection"))
+    empty = "the samples input is empty" if samples.empty else None
+    if not empty and not groups:
+        empty = f"no {key} rows"
+    human_keys = {"model": "human", key: "human" if key == "model" else math.nan}
 
-    def render(df: pd.DataFrame, labels: list[str]) -> str:
-        return _render(df, datasets, cols, first_header, labels, caption, label)
+    def fill(row: dict, d: str) -> None:
+        m, objective, n_train = row["model"], row["objective"], n_train_of(row)
+        eta = 1.0 if objective == "mle" else eta_of(sel, d, m)
+        s = _unbiased_rows(samples, d, m, objective, eta, n_train)
+        _fill_metrics(row, d, s, f"{table} {d}/{m}/{objective}/n{n_train}")
+        row[f"{d}_eta"] = eta
+        row[f"{d}_ppl"] = _ppl(perplexity, d, m, objective, eta, n_train)
 
-    if samples.empty:
-        return _empty("samples", table, key_cols, value_cols, render)
-    if not groups:
-        log.warning("%s: no %s rows; writing the header with no data rows", table, key_name)
-        df = _frame_from_rows([], key_cols, value_cols)
-        return df, render(df, [])
-
-    sel = _selection_lookup(selection)
-    human_keys = {"model": "human", key_name: "human", "objective": "human"}
-    if key_name != "model":
-        human_keys[key_name] = math.nan
-    rows = [_human_row(human, datasets, human_keys)]
-    for g, _, m, n_train in groups:
-        for objective in ("mle", "mixce"):
-            row = {"model": m, key_name: g, "objective": objective}
-            for d in datasets:
-                eta = 1.0 if objective == "mle" else eta_of(sel, d, m)
-                s = _unbiased_rows(samples, d, m, objective, eta, n_train)
-                _fill_metrics(row, d, s, f"{table} {d}/{m}/{objective}/n{n_train}")
-                row[f"{d}_eta"] = eta
-                row[f"{d}_ppl"] = _ppl(perplexity, d, m, objective, eta, n_train)
-            rows.append(row)
-    df = _frame_from_rows(rows, key_cols, value_cols)
-    if key_name == "n_train":
-        df["n_train"] = pd.to_numeric(df["n_train"], errors="coerce").round().astype("Int64")
-    return df, render(df, [g[1] for g in groups])
+    return _pair_table(
+        table,
+        empty,
+        lambda: _human_row(human, datasets, {**human_keys, "objective": "human"}),
+        groups,
+        fill,
+        datasets=datasets,
+        value_cols=_metric_value_cols(datasets, "ppl"),
+        cols=_main_cols(_Col("ppl", "ppl", ".2f", compare=False, human=NOT_APPLICABLE)),
+        caption=caption,
+        label=label,
+        key=key,
+    )
 
 
 _TABLE5_CAPTION = (
@@ -443,17 +454,17 @@ def table5(
     (the selected eta where the config's is missing).  Columns as Table 2; df columns:
     ``model``, ``n_train`` (NaN on the human row), ``objective``, then those of Table 2.
     """
-    s = _frame(samples, SAMPLES_COLUMNS, "samples")
-    p = _frame(perplexity, PERPLEXITY_COLUMNS, "perplexity")
     sizes: set[int] = set()
-    for frame in (s, p):
-        if frame.empty:
-            continue
+    for frame in (
+        _frame(samples, SAMPLES_COLUMNS, "samples"),
+        _frame(perplexity, PERPLEXITY_COLUMNS, "perplexity"),
+    ):
         mine = frame[_is(frame["model"], model) & frame["objective"].isin(["mle", "mixce"])]
         for n in pd.to_numeric(mine["n_train"], errors="coerce").dropna().unique():
             if not math.isclose(float(n), float(main_n_train), abs_tol=_TOL):
                 sizes.add(int(round(float(n))))
-    groups = [(n, _size_label(n), model, n) for n in sorted(sizes)]
+    groups = [(n, _size_label(n), model) for n in sorted(sizes)]
+    caption = _TABLE5_CAPTION.format(model=model_label(model).lower())
     return _main_table(
         "Table 5",
         samples,
@@ -461,11 +472,12 @@ def table5(
         perplexity,
         selection,
         groups,
+        lambda row: row["n_train"],
         _config_eta,
-        "n_train",
         datasets=datasets,
-        caption=_TABLE5_CAPTION.format(model=model_label(model).lower()),
+        caption=caption,
         label="tab:gpt2-train-sizes",
+        key="n_train",
     )
 
 
@@ -496,41 +508,40 @@ def table3(
     samples = _frame(samples, SAMPLES_COLUMNS, "samples")
     human = _frame(human, HUMAN_COLUMNS, "human")
     top_p = _frame(top_p, TOP_P_COLUMNS, "top_p")
-    key_cols = ["model", "objective"]
-    value_cols = _metric_value_cols(datasets, "best_p")
-    cols = _main_cols(_Col("best_p", "best p", ".2f", compare=False, human=NOT_APPLICABLE))
-
-    def render(df: pd.DataFrame, labels: list[str]) -> str:
-        return _render(df, datasets, cols, "Model Size", labels, _TABLE3_CAPTION, "tab:gpt2-top-p")
-
-    if samples.empty:
-        return _empty("samples", "Table 3", key_cols, value_cols, render)
     best = {
         (str(r["dataset"]), str(r["model"]), str(r["objective"])): r for _, r in top_p.iterrows()
     }
     decoding = samples["decoding"].astype(str)
     test = samples[_is(samples["split"], "test") & decoding.str.startswith("top_p")]
-    rows = [_human_row(human, datasets, {"model": "human", "objective": "human"})]
-    for m in models:
-        for objective in ("mle", "mixce"):
-            row = {"model": m, "objective": objective}
-            for d in datasets:
-                b = best.get((d, m, objective))
-                p = math.nan if b is None else _float(b["best_p"])
-                s = test.iloc[0:0]
-                if b is not None:
-                    s = test[
-                        _is(test["dataset"], d)
-                        & _is(test["model"], m)
-                        & _is(test["variant"], str(b["variant"]))
-                        & _close(test["top_p"], p)
-                        & _close(test["n_train"], main_n_train)
-                    ]
-                _fill_metrics(row, d, s, f"Table 3 {d}/{m}/{objective}/p{p}")
-                row[f"{d}_best_p"] = p
-            rows.append(row)
-    df = _frame_from_rows(rows, key_cols, value_cols)
-    return df, render(df, [model_label(m) for m in models])
+
+    def fill(row: dict, d: str) -> None:
+        m, objective = row["model"], row["objective"]
+        b = best.get((d, m, objective))
+        p = math.nan if b is None else _float(b["best_p"])
+        s = test.iloc[0:0]
+        if b is not None:
+            s = test[
+                _is(test["dataset"], d)
+                & _is(test["model"], m)
+                & _is(test["variant"], str(b["variant"]))
+                & _close(test["top_p"], p)
+                & _close(test["n_train"], main_n_train)
+            ]
+        _fill_metrics(row, d, s, f"Table 3 {d}/{m}/{objective}/p{p}")
+        row[f"{d}_best_p"] = p
+
+    return _pair_table(
+        "Table 3",
+        "the samples input is empty" if samples.empty else None,
+        lambda: _human_row(human, datasets, {"model": "human", "objective": "human"}),
+        [(m, model_label(m), m) for m in models],
+        fill,
+        datasets=datasets,
+        value_cols=_metric_value_cols(datasets, "best_p"),
+        cols=_main_cols(_Col("best_p", "best p", ".2f", compare=False, human=NOT_APPLICABLE)),
+        caption=_TABLE3_CAPTION,
+        label="tab:gpt2-top-p",
+    )
 
 
 _TABLE10_CAPTION = (
@@ -557,41 +568,39 @@ def table10(
     """
     samples = _frame(samples, SAMPLES_COLUMNS, "samples")
     human = _frame(human, HUMAN_COLUMNS, "human")
-    selection = _frame(selection, SELECTION_COLUMNS, "selection")
-    key_cols = ["model", "objective"]
-    value_cols = [
-        c for d in datasets for c in (f"{d}_eta", f"{d}_n_seeds", f"{d}_length", f"{d}_length_std")
-    ]
-    cols = [_Col("length", "avg. len", ".1f", compare=False)]
+    sel = _selection_lookup(_frame(selection, SELECTION_COLUMNS, "selection"))
 
-    def render(df: pd.DataFrame, labels: list[str]) -> str:
-        return _render(
-            df, datasets, cols, "Model Size", labels, _TABLE10_CAPTION, "tab:gpt2-length"
-        )
+    def human_row() -> dict:
+        test = human[_is(human["split"], "test")]
+        row: dict = {"model": "human", "objective": "human"}
+        for d in datasets:
+            h = pd.to_numeric(test.loc[_is(test["dataset"], d), "length_words"], errors="coerce")
+            row[f"{d}_length"] = float(h.mean()) if len(h) else math.nan
+        return row
 
-    if samples.empty:
-        return _empty("samples", "Table 10", key_cols, value_cols, render)
-    sel = _selection_lookup(selection)
-    test = human[_is(human["split"], "test")]
-    hrow: dict = {"model": "human", "objective": "human"}
-    for d in datasets:
-        h = pd.to_numeric(test.loc[_is(test["dataset"], d), "length_words"], errors="coerce")
-        hrow[f"{d}_length"] = float(h.mean()) if len(h) else math.nan
-    rows = [hrow]
-    for m in models:
-        for objective in ("mle", "mixce"):
-            row = {"model": m, "objective": objective}
-            for d in datasets:
-                eta = 1.0 if objective == "mle" else _selected_eta(sel, d, m)
-                s = _unbiased_rows(samples, d, m, objective, eta, main_n_train)
-                mean, std, n = _seed_stats(s, "length_words", f"Table 10 {d}/{m}/{objective}")
-                row[f"{d}_eta"] = eta
-                row[f"{d}_n_seeds"] = float(n) if n else math.nan
-                row[f"{d}_length"] = mean
-                row[f"{d}_length_std"] = std
-            rows.append(row)
-    df = _frame_from_rows(rows, key_cols, value_cols)
-    return df, render(df, [model_label(m) for m in models])
+    def fill(row: dict, d: str) -> None:
+        m, objective = row["model"], row["objective"]
+        eta = 1.0 if objective == "mle" else _selected_eta(sel, d, m)
+        s = _unbiased_rows(samples, d, m, objective, eta, main_n_train)
+        mean, std, n = _seed_stats(s, "length_words", f"Table 10 {d}/{m}/{objective}")
+        row[f"{d}_eta"] = eta
+        row[f"{d}_n_seeds"] = float(n) if n else math.nan
+        row[f"{d}_length"] = mean
+        row[f"{d}_length_std"] = std
+
+    fields = ("eta", "n_seeds", "length", "length_std")
+    return _pair_table(
+        "Table 10",
+        "the samples input is empty" if samples.empty else None,
+        human_row,
+        [(m, model_label(m), m) for m in models],
+        fill,
+        datasets=datasets,
+        value_cols=[f"{d}_{c}" for d in datasets for c in fields],
+        cols=[_Col("length", "avg. len", ".1f", compare=False)],
+        caption=_TABLE10_CAPTION,
+        label="tab:gpt2-length",
+    )
 
 
 # --------------------------------------------------------------------------- controlled tables
@@ -637,66 +646,66 @@ def _controlled_table(
     controlled = _frame(controlled, CONTROLLED_COLUMNS, "controlled")
     if main_n_train is not None and not controlled.empty:
         controlled = controlled[_at_train_size(controlled, main_n_train)]
-    selection = _frame(selection, SELECTION_COLUMNS, "selection")
+    sel = _selection_lookup(_frame(selection, SELECTION_COLUMNS, "selection"))
     if lengths is None:
         found = pd.to_numeric(controlled["length"], errors="coerce").dropna().unique()
         lengths = sorted(int(round(float(x))) for x in found) or list(CONTROLLED_LENGTHS)
     lengths = [int(L) for L in lengths]
-    key_cols = ["model", "objective"]
-    value_cols = [
-        c
-        for d in datasets
-        for L in lengths
-        for c in (f"{d}_{short}_{L}", f"{d}_{short}_{L}_std", f"{d}_{short}_{L}_note")
-    ]
-    cols = [_Col(f"{short}_{L}", rf"{head}$_{{{L}}}$", spec) for L in lengths]
-
-    def render(df: pd.DataFrame, labels: list[str], caption: str = caption) -> str:
-        return _render(df, datasets, cols, "Model Size", labels, caption, label)
-
-    if controlled.empty:
-        return _empty("controlled", table, key_cols, value_cols, render)
-    sel = _selection_lookup(selection)
     notes: dict[tuple[str, int], set[str]] = {}
 
-    def fill(row: dict, sub: pd.DataFrame, what: str) -> dict:
+    def fill(row: dict, d: str) -> None:
+        m, objective = row["model"], row["objective"]
+        sub = controlled[_is(controlled["dataset"], d) & _is(controlled["objective"], objective)]
+        if objective != "human":  # the reference rows are the human ones of any model
+            sub = sub[_is(sub["model"], m)]
+        if objective == "mixce":
+            sub = sub[_close(sub["eta"], _selected_eta(sel, d, m))]
+        for L in lengths:
+            cell = sub[_close(sub["length"], L)]
+            status = cell["status"].astype(str).str.strip()
+            ok = cell[status.str.lower() == "ok"]
+            skipped = sorted(set(status[status.str.lower() != "ok"]))
+            mean, std, n = _seed_stats(ok, metric, f"{table} {m}/{objective} {d} L={L}")
+            note = ""
+            if skipped:
+                note = "; ".join(skipped)
+                if n:
+                    note = f"{len(cell) - len(ok)} of {len(cell)} runs {note}"
+                notes.setdefault((d, L), set()).update(skipped)
+            row[f"{d}_{short}_{L}"] = mean
+            row[f"{d}_{short}_{L}_std"] = std
+            row[f"{d}_{short}_{L}_note"] = note
+
+    def human_row() -> dict:
+        row = {"model": "human", "objective": "human"}
         for d in datasets:
-            for L in lengths:
-                cell = sub[_is(sub["dataset"], d) & _close(sub["length"], L)]
-                status = cell["status"].astype(str).str.strip()
-                ok = cell[status.str.lower() == "ok"]
-                skipped = sorted(set(status[status.str.lower() != "ok"]))
-                mean, std, n = _seed_stats(ok, metric, f"{what} {d} L={L}")
-                note = ""
-                if skipped:
-                    note = "; ".join(skipped)
-                    if n:
-                        note = f"{len(cell) - len(ok)} of {len(cell)} runs {note}"
-                    notes.setdefault((d, L), set()).update(skipped)
-                row[f"{d}_{short}_{L}"] = mean
-                row[f"{d}_{short}_{L}_std"] = std
-                row[f"{d}_{short}_{L}_note"] = note
+            fill(row, d)
         return row
 
-    is_human = _is(controlled["objective"], "human")
-    rows = [fill({"model": "human", "objective": "human"}, controlled[is_human], f"{table} human")]
-    for m in models:
-        for objective in ("mle", "mixce"):
-            sub = controlled[_is(controlled["model"], m) & _is(controlled["objective"], objective)]
-            if objective == "mixce":
-                mask = pd.Series(False, index=sub.index)
-                for d in datasets:
-                    mask |= _is(sub["dataset"], d) & _close(sub["eta"], _selected_eta(sel, d, m))
-                sub = sub[mask]
-            rows.append(fill({"model": m, "objective": objective}, sub, f"{table} {m}/{objective}"))
-    df = _frame_from_rows(rows, key_cols, value_cols)
-    if notes:
+    def full_caption() -> str:
         parts = [
             f"{dataset_label(d)}, L = {L}: {'; '.join(sorted(reasons))}"
             for (d, L), reasons in sorted(notes.items())
         ]
-        caption = f"{caption} Skipped ({MISSING}): {' | '.join(parts)}."
-    return df, render(df, [model_label(m) for m in models], caption)
+        return f"{caption} Skipped ({MISSING}): {' | '.join(parts)}." if parts else caption
+
+    return _pair_table(
+        table,
+        "the controlled input is empty" if controlled.empty else None,
+        human_row,
+        [(m, model_label(m), m) for m in models],
+        fill,
+        datasets=datasets,
+        value_cols=[
+            f"{d}_{short}_{L}{suffix}"
+            for d in datasets
+            for L in lengths
+            for suffix in ("", "_std", "_note")
+        ],
+        cols=[_Col(f"{short}_{L}", rf"{head}$_{{{L}}}$", spec) for L in lengths],
+        caption=full_caption,
+        label=label,
+    )
 
 
 def table8(
