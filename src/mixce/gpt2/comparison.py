@@ -235,14 +235,12 @@ def quality_diversity_figure(
         ax.set_ylabel("MAUVE (test)")
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    handles, labels = [], []
+    legend: dict = {}
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            if label not in labels:
-                handles.append(handle)
-                labels.append(label)
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4))
+            legend.setdefault(label, handle)
+    if legend:
+        fig.legend(legend.values(), legend, loc="outside lower center", ncols=min(len(legend), 4))
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     for ext in ("pdf", "png"):
