@@ -13,12 +13,10 @@ matrix Z, rows in the order of the count matrices of :mod:`mixce.synthetic.data`
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from mixce.synthetic.data import Sequences, sample_sequences, sequence_logprob
 from mixce.synthetic.metrics import Comparer
@@ -392,10 +390,9 @@ def value_and_grad(
     return value, h, q
 
 
-def log_mixture(
-    eta: float, log_p: np.ndarray, log_q: np.ndarray, clamp: float | None = None
-) -> np.ndarray:
-    """log M = log(eta P + (1 - eta) Q) from log P and log Q (per sequence).
+def log_mixture(eta: float, log_p, log_q, clamp: float | None = None, xp: Any = np) -> Any:
+    """log M = log(eta P + (1 - eta) Q) from log P and log Q (per sequence), in array module
+    ``xp`` (NumPy; the PyTorch path passes torch, with no gradient through a clamped d).
 
     ``clamp`` None (protocol point ``synthetic_js_clamp``: clean): exact, logaddexp. A number
     c (official, 30 in the released code): as the released code forms it, log P + log(eta +
@@ -403,9 +400,9 @@ def log_mixture(
     stops following log Q (and its gradient in log Q is 0).
     """
     if clamp is None:
-        return np.logaddexp(np.log(eta) + log_p, np.log1p(-eta) + log_q)
-    d = np.clip(log_q - log_p, -clamp, clamp)
-    return log_p + np.log(eta + (1.0 - eta) * np.exp(d))
+        return xp.logaddexp(np.log(eta) + log_p, np.log1p(-eta) + log_q)
+    d = xp.clip(log_q - log_p, -clamp, clamp)
+    return log_p + xp.log(eta + (1.0 - eta) * xp.exp(d))
 
 
 def mixture_share(
@@ -518,7 +515,7 @@ def train(
     if cfg.dtype not in ("float32", "float64"):
         raise ValueError(f"synthetic.train.dtype must be float32 or float64, got {cfg.dtype!r}")
     check_objective(objective)
-    checks = DevChecks(objective, eta, seed, "exact", cfg.patience)  # its clock starts here
+    checks = DevChecks(objective, eta, seed, "exact", cfg.patience, progress, cfg.max_steps)
     dtype = np.dtype(cfg.dtype)
     rng = np.random.default_rng(seed)
     net_rng = np.random.default_rng([seed, 2])
@@ -535,8 +532,6 @@ def train(
     q = np.empty_like(z)
 
     step = 0
-    desc = f"{objective} eta={eta} seed={seed}"
-    bar = tqdm(total=cfg.max_steps, disable=not progress, desc=desc, leave=False)
     while step < cfg.max_steps:
         train_sum, n_steps = 0.0, 0
         for _ in range(min(cfg.eval_every, cfg.max_steps - step)):
@@ -544,22 +539,15 @@ def train(
             value, grad, _ = value_and_grad(
                 objective, eta, z, data, True, rng, cfg.js_samples, q, js_clamp
             )
-            if not math.isfinite(value):
-                raise FloatingPointError(
-                    f"{objective} eta={eta} seed={seed}: loss is {value} at step {step + 1}"
-                )
+            checks.stepped(step + 1, value)
             opt.step(backward(params, cache, grad))
             step += 1
             n_steps += 1
             train_sum += value
-            bar.update(1)
         z, _ = forward(params, 0.0, None, out=z)  # eval mode
         dev_loss, _, learned = value_and_grad(
             objective, eta, z, dev, False, rng, cfg.js_samples, q, js_clamp
         )
-        metrics = compare(learned)
-        bar.set_postfix(dev=f"{dev_loss:.4g}", js=f"{metrics['avg_js']:.3g}")
-        if checks.check(step, train_sum / max(n_steps, 1), dev_loss, metrics):
+        if checks.check(step, train_sum / max(n_steps, 1), dev_loss, compare(learned)):
             break
-    bar.close()
     return checks.result("cpu", step)

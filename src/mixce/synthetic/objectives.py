@@ -29,6 +29,7 @@ summing the per-token losses over the sequences that made the counts.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,15 +142,7 @@ def sequence_logq(log_q: torch.Tensor, seqs: Sequences, count_forced: bool = Fal
     return log_q.new_zeros(len(seqs)).index_add(0, seq, log_q[prev, nxt])
 
 
-def log_mixture(
-    eta: float, log_p: torch.Tensor, log_q: torch.Tensor, clamp: float | None = None
-) -> torch.Tensor:
-    """:func:`mixce.synthetic.exact.log_mixture` on torch tensors (no gradient through a
-    clamped d)."""
-    if clamp is None:
-        return torch.logaddexp(np.log(eta) + log_p, np.log1p(-eta) + log_q)
-    d = torch.clamp(log_q - log_p, -clamp, clamp)
-    return log_p + torch.log(eta + (1.0 - eta) * torch.exp(d))
+log_mixture = functools.partial(exact.log_mixture, xp=torch)  # on torch tensors
 
 
 def gumbel_rollout(

@@ -7,6 +7,8 @@ import math
 import time
 from dataclasses import dataclass
 
+from tqdm import tqdm
+
 #: the six objectives, in the order the paper lists them (Tables 1, 6, 7, 11)
 OBJECTIVES = ("forward_kl", "reverse_kl", "mix_kl", "js", "mixce_star", "mixce")
 #: The eta a single-eta objective is by definition: forward KL is the mixture at eta = 1,
@@ -95,12 +97,20 @@ def _setting(name: str, value: str) -> str:
 
 
 class DevChecks:
-    """What both training loops (NumPy and PyTorch) share: one log row per dev check, the best
-    check so far, early stopping after ``patience`` checks without a better dev loss, and the
-    run's result record."""
+    """What both training loops (NumPy and PyTorch) share: the progress bar, the stop at a
+    non-finite loss, one log row per dev check, the best check so far, early stopping after
+    ``patience`` checks without a better dev loss, and the run's result record (its seconds
+    counted from this object's creation, set-up included)."""
 
     def __init__(
-        self, objective: str, eta: float, seed: int, estimator: str, patience: int
+        self,
+        objective: str,
+        eta: float,
+        seed: int,
+        estimator: str,
+        patience: int,
+        progress: bool = False,
+        total: int | None = None,
     ) -> None:
         self.head = {"objective": objective, "eta": eta, "seed": seed, "estimator": estimator}
         self.patience = patience
@@ -108,11 +118,21 @@ class DevChecks:
         self.log: list[dict] = []
         self.bad = 0
         self.t0 = time.perf_counter()
+        self.name = f"{objective} eta={eta} seed={seed}"
+        self.bar = tqdm(total=total, disable=not progress, desc=self.name, leave=False)
+
+    def stepped(self, step: int, value: float) -> None:
+        """Count training step ``step``, whose loss is ``value`` (FloatingPointError if not
+        finite)."""
+        if not math.isfinite(value):
+            raise FloatingPointError(f"{self.name}: loss is {value} at step {step}")
+        self.bar.update(1)
 
     def check(
         self, step: int, train_loss: float, dev_loss: float, metrics: dict[str, float]
     ) -> bool:
         """Record one dev check; True when training must stop."""
+        self.bar.set_postfix(dev=f"{dev_loss:.4g}", js=f"{metrics['avg_js']:.3g}")
         row = {"step": step, "train_loss": train_loss, "dev_loss": dev_loss, **metrics}
         self.log.append({"seed": self.head["seed"], **row})
         if dev_loss < self.best["dev_loss"]:
@@ -125,5 +145,6 @@ class DevChecks:
     def result(self, device: str, steps: int) -> tuple[dict, list[dict]]:
         """(the result of the best checkpoint, the log rows)."""
         seconds = time.perf_counter() - self.t0
+        self.bar.close()
         run = {**self.head, "device": device, "steps": steps, "seconds": seconds}
         return {**run, **self.best}, self.log

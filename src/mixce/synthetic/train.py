@@ -14,7 +14,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from mixce.device import resolve_device
 from mixce.synthetic.data import Sequences, sequence_logprob
@@ -66,11 +65,11 @@ def train_q(
         from mixce.synthetic.exact import train as train_numpy
 
         return train_numpy(p_chain, train, dev, objective, eta, seed, cfg, progress)
-    checks = DevChecks(objective, eta, seed, cfg.estimator, cfg.patience)  # its clock starts here
     if cfg.dtype not in DTYPES:
         raise ValueError(
             f"synthetic.train.dtype must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}"
         )
+    checks = DevChecks(objective, eta, seed, cfg.estimator, cfg.patience, progress)
     dtype = DTYPES[cfg.dtype]
     device = train_device(cfg.device, cfg.gpus)
     torch.manual_seed(seed)
@@ -107,8 +106,6 @@ def train_q(
                 yield batches or [full_train]
 
     step = 0
-    desc = f"{objective} eta={eta} seed={seed}"
-    bar = tqdm(total=None, disable=not progress, desc=desc, leave=False)
     for batches in rounds():
         model.train()
         train_sum = 0.0
@@ -123,14 +120,10 @@ def train_q(
             else:
                 loss, value = objective_loss(objective, eta, model, batch, setting, rng)
                 loss.backward()
-            if not math.isfinite(value):
-                raise FloatingPointError(
-                    f"{objective} eta={eta} seed={seed}: loss is {value} at step {step + 1}"
-                )
+            checks.stepped(step + 1, value)
             opt.step()
             step += 1
             train_sum += value
-            bar.update(1)
         model.eval()
         with torch.no_grad():
             if by_hand:
@@ -140,10 +133,8 @@ def train_q(
             else:
                 _, dev_loss = objective_loss(objective, eta, model, dev_batch, setting, rng)
         metrics = compare(model.learned_matrix().cpu())
-        bar.set_postfix(dev=f"{dev_loss:.4g}", js=f"{metrics['avg_js']:.3g}")
         if checks.check(step, train_sum / max(len(batches), 1), dev_loss, metrics):
             break
         if cfg.estimator == "exact" and step >= cfg.max_steps:
             break
-    bar.close()
     return checks.result(device.type, step)
