@@ -1,18 +1,12 @@
 """Controlled MAUVE and coherence (paper appendix F.4), for rules controlled_human / controlled.
 
-For each L, n random L-token fragments of the texts (model: prompt + continuation; human: the
-whole text): c-mauve_L is MAUVE between the human and the model fragments, c-coherence_L the
-cosine between a fragment's prompt and the rest. The human reference is scored by the same
-code (its c-mauve compares two independent human draws, so it is not 1, as in the paper). An
-L whose fragments run out is skipped and the reason recorded.
-
-The ``controlled_fragments`` protocol point (docs/PROTOCOL.md, :mod:`.fragments`) picks the
-draw: ``clean`` cuts L GPT-2 tokens (prompt: ``prompt_tokens`` tokens), a text at a time with
-replacement, from whole human texts; ``official`` cuts int(L / 1.35) whitespace words (prompt:
-int(prompt_tokens / 1.35) words) at (text, start) positions drawn without replacement, from
-the decoded texts with human texts cut to their first max_length - 1 tokens, as the authors'
-released code does. ``coherence_split`` official truncates the coherence encoder's input at
-L word pieces for c-coherence_L, as the released code does.
+For each L, n random L-token fragments (:mod:`.fragments`, point ``controlled_fragments``)
+of the texts (model: prompt + continuation; human: the whole text): c-mauve_L is MAUVE
+between the human and the model fragments, c-coherence_L the cosine between a fragment's
+prompt and the rest. The human reference is scored by the same code (its c-mauve compares two
+independent human draws, so it is not 1, as in the paper). An L whose fragments run out is
+skipped, the reason recorded. ``coherence_split`` official encodes c-coherence_L's texts at
+L word pieces, as the released code does.
 """
 
 from __future__ import annotations
@@ -46,7 +40,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Draw:
-    """One set of fragments: MAUVE features on demand, coherence prompts and continuations."""
+    """One set of fragments: MAUVE features on demand, coherence prompts and the rests."""
 
     features: Callable[[], np.ndarray]
     prompts: list[str]
@@ -55,8 +49,8 @@ class Draw:
 
 @dataclass
 class Controlled:
-    """What one controlled job scores with; ``official``: the ``controlled_fragments`` point,
-    ``truncate_at_l``: ``coherence_split`` official (c-coh_L encodes at max_len L)."""
+    """One controlled job; ``official``: point ``controlled_fragments``, ``truncate_at_l``:
+    ``coherence_split``."""
 
     mauve_f: Any
     coh_f: Any

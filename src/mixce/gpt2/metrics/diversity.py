@@ -2,27 +2,16 @@
 and ``text_length``):
 
 - **Diversity** (Meister et al. 2022, as used by MixCE): "the average fraction of unique vs.
-  total n-grams for n in {1, 2, 3, 4} in each piece of text", computed on GPT-2 BPE tokens
-  and averaged over texts (:func:`ngram_diversity`, :func:`mean_diversity`,
-  :func:`diversity_score`). Two variants:
-
-  ``mode="mean"`` (protocol ``clean``, the paper's words)
-      ``mean over n of |unique n-grams| / |n-grams|``; an n for which the text has no n-gram
-      (fewer than n tokens) is left out of the mean.
-  ``mode="pooled"`` (protocol ``official``, the released code's ``metrics.diversity``)
-      one ratio over the four orders pooled together,
-      ``sum_n |unique n-grams| / sum_n |n-grams|``, where n-grams with n > 2 made of a
-      single repeated token (``a a a``) are skipped entirely (counted neither as unique nor
-      in the total). The released code returns 0 for an empty text; here it is nan, and
-      :func:`diversity_score` turns it back into 0 under ``official``.
-- **distinct-n**: corpus-level |unique n-grams| / |n-grams| over all texts together
-  (:func:`distinct_n`; the diversity metric of the LFD comparison).
-- **self-BLEU** (Zhu et al. 2018, Texygen; used by LFD): the mean over texts of the BLEU-4 of
-  each text against all the other texts as references (:func:`self_bleu`; lower = more
-  diverse). BLEU as NLTK's ``sentence_bleu`` with ``SmoothingFunction().method1``.
-- **seq-rep-n** (Welleck et al. 2020): ``1 - |unique n-grams| / |n-grams|`` of one text, 0 for
-  a text with no n-gram (:func:`seq_rep_n`), averaged over texts (:func:`mean_seq_rep_n`).
-- **Text length**: whitespace-separated words (paper Table 10; :func:`word_length`).
+  total n-grams for n in {1, 2, 3, 4} in each piece of text", on GPT-2 tokens, averaged over
+  texts (:func:`ngram_diversity`). ``mode="mean"`` (protocol ``clean``, the paper's words):
+  the mean over n of |unique n-grams| / |n-grams|, an n with no n-gram left out.
+  ``mode="pooled"`` (``official``, the released ``metrics.diversity``): one ratio over the
+  four orders pooled, n-grams with n > 2 of a single repeated token (``a a a``) skipped.
+- **distinct-n** (the LFD comparison's): |unique n-grams| / |n-grams| over all texts together.
+- **self-BLEU** (Zhu et al. 2018, Texygen; used by LFD): mean BLEU-4 of each text against the
+  others (lower = more diverse). **seq-rep-n** (Welleck et al. 2020): 1 - the unique fraction
+  of one text's n-grams, averaged over texts.
+- **Text length**: whitespace-separated words (paper Table 10).
 """
 
 from __future__ import annotations
@@ -49,8 +38,7 @@ def ngrams(tokens: Sequence[Hashable], n: int) -> Iterator[tuple[Hashable, ...]]
 def ngram_diversity(
     tokens: Sequence[int | str], ns: Iterable[int] = (1, 2, 3, 4), mode: str = "mean"
 ) -> float:
-    """N-gram diversity of one tokenized text, ``mode`` mean or pooled (module docstring);
-    nan when the text has no n-gram at all (empty text)."""
+    """N-gram diversity of one tokenized text, ``mode`` mean or pooled; nan for no n-gram."""
     if mode not in DIVERSITY_MODES:
         raise ValueError(f"unknown diversity mode {mode!r}: use one of {DIVERSITY_MODES}")
     tokens = list(tokens)
@@ -84,10 +72,9 @@ def mean_diversity(
 
 
 def diversity_score(texts_tokens: Iterable[Sequence[int | str]], setting: Setting) -> float:
-    """Diversity of tokenized texts under the protocol point ``diversity``: ``official`` (the
-    released ``compute_diversity_repetition``), the pooled ratio averaged over every text, an
-    empty text counting 0; ``clean``, :func:`mean_diversity` of the mean-over-n ratios. nan
-    when there is nothing to average."""
+    """Diversity under point ``diversity``: official (the released
+    ``compute_diversity_repetition``), the pooled ratio averaged over every text, an empty
+    text counting 0 (released: 0 / 1e-15); clean, :func:`mean_diversity` of the mean ratios."""
     if setting == "clean":
         return mean_diversity(texts_tokens, mode="mean")
     if setting != "official":
@@ -120,36 +107,12 @@ def mean_seq_rep_n(texts_tokens: Iterable[Sequence[Hashable]], n: int = 4) -> fl
     return float(np.mean(values)) if values else math.nan
 
 
-class _TopTwo:
-    """An n-gram's largest count over texts, the text holding it, and the second largest:
-    the largest count over the texts other than a given one is then one lookup."""
-
-    __slots__ = ("first", "owner", "second")
-
-    def __init__(self) -> None:
-        self.first, self.owner, self.second = 0, -1, 0
-
-    def add(self, count: int, text: int) -> None:
-        if count > self.first:
-            self.first, self.owner, self.second = count, text, self.first
-        elif count > self.second:
-            self.second = count
-
-    def max_other(self, text: int) -> int:
-        return self.second if self.owner == text else self.first
-
-
 def _closest_other_length(sorted_lengths: list[int], length: int) -> int:
     """NLTK's closest reference length among ``sorted_lengths`` without one ``length`` (the
     hypothesis itself): the nearest, the shorter on a tie."""
     i = bisect.bisect_left(sorted_lengths, length)
-    if i + 1 < len(sorted_lengths) and sorted_lengths[i + 1] == length:
-        return length  # another text has the same length
-    below = sorted_lengths[i - 1] if i > 0 else None
-    above = sorted_lengths[i + 1] if i + 1 < len(sorted_lengths) else None
-    if above is None or (below is not None and length - below <= above - length):
-        return below  # type: ignore[return-value]
-    return above
+    others = sorted_lengths[max(0, i - 1) : i] + sorted_lengths[i + 1 : i + 2]
+    return min(others, key=lambda other: (abs(other - length), other))
 
 
 def self_bleu(
@@ -170,7 +133,7 @@ def self_bleu(
 
     ``max_texts``: a random subset of that many texts (``default_rng(seed)``, without
     replacement) serves as hypotheses and references (all texts when None or no more). Cost
-    O(total n-grams) (:class:`_TopTwo`). nan for fewer than two texts.
+    O(total n-grams). nan for fewer than two texts.
     """
     texts = [list(t) for t in texts_tokens]
     if max_texts is not None and len(texts) > max_texts:
@@ -179,16 +142,24 @@ def self_bleu(
     if len(texts) < 2:
         return math.nan
     counts = [[Counter(ngrams(t, n)) for n in range(1, n_max + 1)] for t in texts]
-    top: list[dict[tuple[Hashable, ...], _TopTwo]] = [{} for _ in range(n_max)]
+    # per order, n-gram -> (largest count, the text holding it, second largest count)
+    top: list[dict[tuple[Hashable, ...], tuple[int, int, int]]] = [{} for _ in range(n_max)]
     for i, per_order in enumerate(counts):
         for order, counter in enumerate(per_order):
             for gram, count in counter.items():
-                top[order].setdefault(gram, _TopTwo()).add(count, i)
+                first, owner, second = top[order].get(gram, (0, -1, 0))
+                big = count > first
+                top[order][gram] = (count, i, first) if big else (first, owner, max(second, count))
+
+    def max_other(order: int, gram: tuple[Hashable, ...], i: int) -> int:
+        first, owner, second = top[order][gram]
+        return second if owner == i else first
+
     sorted_lengths = sorted(len(t) for t in texts)
     scores = []
     for i, (text, per_order) in enumerate(zip(texts, counts, strict=True)):
         numerators = [
-            sum(min(count, top[order][gram].max_other(i)) for gram, count in counter.items())
+            sum(min(count, max_other(order, gram, i)) for gram, count in counter.items())
             for order, counter in enumerate(per_order)
         ]
         if numerators[0] == 0:

@@ -1,33 +1,17 @@
 """Random fixed-length fragments for controlled MAUVE and coherence (paper appendix F.4).
 
-c-mauve_L = mauve(F_h,L, F_m,L), where F_h,L and F_m,L are 10K random L-token fragments of
-the human and of the model texts: "we first randomly sample a text t_i from the set, and
-then randomly select a start token s [...], then the fragment is t_i[s:s+L]" (L = 100, 200,
-300; an L is skipped where 10K fragments cannot be had). Controlled coherence takes the first
-50 tokens of each fragment as the prompt and the rest as the continuation.
+Paper: 10K random L-token fragments per text set, "we first randomly sample a text t_i from
+the set, and then randomly select a start token s [...], then the fragment is t_i[s:s+L]"
+(L = 100, 200, 300; an L is skipped where 10K cannot be had); controlled coherence's prompt
+is a fragment's first 50 tokens. The ``controlled_fragments`` point (docs/PROTOCOL.md):
 
-The ``controlled_fragments`` protocol point (docs/PROTOCOL.md) picks one of two draws.
-
-``clean`` (:func:`sample_fragments`): fragments of L GPT-2 tokens; a text is drawn uniformly
-among the *eligible* texts (at least L tokens), then a start uniformly among its
-``len - L + 1`` positions, so every fragment has exactly L tokens; draws are with
-replacement and reproducible from the seed. Fragments "run out" when the eligible texts hold
-fewer than n distinct (text, start) positions in total (:func:`fragment_capacity`): then None
-is returned, and the caller reports the capacity. Human texts are used whole.
-
-``official`` (:func:`sample_word_fragments`), as the authors' released code does it: a text
-is split on whitespace into words and a fragment has ``int(L / 1.35)`` words
-(:func:`words_for_tokens`: 74, 148 and 222 words for L = 100, 200, 300); every (text, start)
-pair with start in ``range(len(words) - n_words)`` (one start fewer than fits) is a position,
-and n positions are drawn uniformly *without* replacement among all of them, so a text is
-picked in proportion to its number of positions, not uniformly. Too few positions: None.
-The controlled-coherence prompt is the first ``int(50 / 1.35) = 37`` words
-(:func:`split_word_prompt`). Human texts are first cut to their first 511 GPT-2 tokens
-(:func:`cut_human_text`: the released code reads the human texts back from the token ids it
-evaluated, the text's first ``max_length - 1`` tokens before the appended EOS). The released
-texts were decoded by the transformers of the time, which removed the space before some
-punctuation and English clitics (:func:`clean_up_spaces`); transformers 5 no longer does so
-for GPT-2, so the official path does it itself.
+- ``clean``, :func:`sample_fragments`: L GPT-2 tokens; a text uniformly among those with at
+  least L tokens, then a start among its ``len - L + 1``, with replacement; whole human texts.
+- ``official``, the released code: :func:`sample_word_fragments` of ``int(L / 1.35)``
+  whitespace words (:func:`words_for_tokens`), (text, start) positions drawn without
+  replacement, so a text is picked in proportion to its positions; human texts cut to their
+  first 511 tokens (:func:`cut_human_text`); texts decoded with transformers 4's space
+  clean-up (:func:`clean_up_spaces`; transformers 5 no longer does it for GPT-2).
 """
 
 from __future__ import annotations
@@ -50,10 +34,7 @@ def fragment_capacity(token_lists: Sequence[Sequence[int]], length: int) -> int:
 def sample_fragments(
     token_lists: Sequence[Sequence[int]], length: int, n: int, seed: int
 ) -> list[list[int]] | None:
-    """``n`` random ``length``-token fragments ``t[s:s+length]`` (the clean draw), or None
-    when ``fragment_capacity(token_lists, length) < n``."""
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+    """``n`` random ``length``-token fragments (the clean draw); None when fewer positions."""
     if fragment_capacity(token_lists, length) < n:
         return None
     eligible = [i for i, t in enumerate(token_lists) if len(t) >= length]
@@ -68,10 +49,7 @@ def sample_fragments(
 
 
 def split_prompt(fragment: Sequence[int], prompt_tokens: int = 50) -> tuple[list[int], list[int]]:
-    """``(first prompt_tokens tokens, the rest)`` of a fragment (controlled coherence);
-    ValueError when the fragment leaves no continuation."""
-    if prompt_tokens < 1:
-        raise ValueError(f"prompt_tokens must be >= 1, got {prompt_tokens}")
+    """``(first prompt_tokens tokens, the rest)`` of a fragment; ValueError for no rest."""
     if len(fragment) <= prompt_tokens:
         raise ValueError(
             f"a {len(fragment)}-token fragment leaves no continuation after a "
@@ -81,18 +59,16 @@ def split_prompt(fragment: Sequence[int], prompt_tokens: int = 50) -> tuple[list
     return tokens[:prompt_tokens], tokens[prompt_tokens:]
 
 
-# --------------------------------------------------------------------------- official
-
-
 def words_for_tokens(tokens: int, ratio: float = TOKENS_PER_WORD) -> int:
-    """Whitespace words standing for ``tokens`` GPT-2 tokens: ``int(tokens / ratio)``."""
+    """Whitespace words standing for ``tokens`` GPT-2 tokens (74, 148, 222 for 100-300)."""
     if tokens < 1:
         raise ValueError(f"tokens must be >= 1, got {tokens}")
     return int(tokens / ratio)
 
 
 def word_capacity(word_lists: Sequence[Sequence[str]], n_words: int) -> int:
-    """Positions of ``n_words``-word fragments: ``len(words) - n_words`` per text (at least 0)."""
+    """Positions of ``n_words``-word fragments: ``len(words) - n_words`` per text (at least 0,
+    the released ``range(len(words) - n_words)``: one start fewer than fits)."""
     if n_words < 1:
         raise ValueError(f"fragment length must be >= 1 word, got {n_words}")
     return sum(max(0, len(words) - n_words) for words in word_lists)
@@ -101,12 +77,9 @@ def word_capacity(word_lists: Sequence[Sequence[str]], n_words: int) -> int:
 def sample_word_fragments(
     word_lists: Sequence[Sequence[str]], n_words: int, n: int, seed: int
 ) -> list[list[str]] | None:
-    """``n`` fragments ``words[s:s+n_words]`` at positions (text ``i``, start ``s`` in
-    ``range(len(word_lists[i]) - n_words)``) drawn uniformly without replacement by
-    ``numpy.random.default_rng(seed).choice``, in the order drawn; None when
-    ``word_capacity(word_lists, n_words) < n``."""
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+    """``n`` fragments at the :func:`word_capacity` positions, drawn uniformly without
+    replacement by ``numpy.random.default_rng(seed).choice``, in the order drawn; None when
+    fewer positions."""
     capacity = word_capacity(word_lists, n_words)
     if capacity < n:
         return None
@@ -123,8 +96,8 @@ def sample_word_fragments(
 
 
 def split_word_prompt(fragment: Sequence[str], prompt_words: int) -> tuple[str, str]:
-    """``(first prompt_words words, the rest)`` of a word fragment, each joined by spaces;
-    ValueError when the fragment leaves no continuation."""
+    """``(first prompt_words words, the rest)``, each joined by spaces (int(50 / 1.35) = 37
+    words for 50 tokens); ValueError when the fragment leaves no continuation."""
     if prompt_words < 1:
         raise ValueError(f"prompt_words must be >= 1, got {prompt_words}")
     if len(fragment) <= prompt_words:
@@ -136,10 +109,8 @@ def split_word_prompt(fragment: Sequence[str], prompt_words: int) -> tuple[str, 
 
 
 def cut_human_text(token_ids: Sequence[int], max_length: int) -> list[int]:
-    """A human text's first ``max_length - 1`` tokens: what the released evaluation kept of it
-    (``max_length`` counts the EOS appended in finetuning)."""
-    if max_length < 2:
-        raise ValueError(f"max_length must be >= 2, got {max_length}")
+    """A human text's first ``max_length - 1`` tokens: the released code read the human texts
+    back from the ids it evaluated (``max_length`` counts the EOS appended in finetuning)."""
     return list(token_ids[: max_length - 1])
 
 
@@ -151,7 +122,7 @@ _CLEANUPS += [(f" {x}", x) for x in ("n't", "'m", "'s", "'ve", "'re")]
 
 def clean_up_spaces(text: str) -> str:
     """``text`` with the space before ``. ? ! ,`` and ``n't 'm 's 've 're`` removed and
-    `` ' `` made ``'``: how the released code's decoded texts came out."""
+    `` ' `` made ``'``: the released code's decoded texts."""
     for old, new in _CLEANUPS:
         text = text.replace(old, new)
     return text

@@ -2,10 +2,7 @@
 
 Human features are computed once per dataset and split, model texts with the same featurizer
 (which texts, cut how: docs/PROTOCOL.md, points ``length_cuts`` and ``newlines``;
-:func:`mixce.gpt2.metrics.scoring.mauve_inputs`); otherwise the ``mauve-text`` defaults:
-``num_buckets="auto"`` (the library's ``max(2, round(min(n_p, n_q) / 10))`` k-means
-clusters), PCA keeping 0.9 of the variance (on all the data, ``pca_max_data=-1``), k-means
-with 5 restarts x 500 iterations, scaling factor 5, seed 25.
+:func:`mixce.gpt2.metrics.scoring.mauve_inputs`).
 """
 
 from __future__ import annotations
@@ -20,6 +17,19 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+# The ``mauve-text`` defaults, written out: "auto" buckets are the library's
+# max(2, round(min(n_p, n_q) / 10)) k-means clusters; PCA keeps 0.9 of the variance (on all
+# the data); k-means with 5 restarts x 500 iterations; scaling factor 5; on the CPU.
+MAUVE_SETTINGS: dict[str, Any] = {
+    "num_buckets": "auto",
+    "pca_max_data": -1,
+    "kmeans_explained_var": 0.9,
+    "kmeans_num_redo": 5,
+    "kmeans_max_iter": 500,
+    "mauve_scaling_factor": 5,
+    "device_id": -1,
+}
+
 
 def _as_features(name: str, features: Any) -> np.ndarray:
     array = np.asarray(features, dtype=np.float32)
@@ -30,23 +40,10 @@ def _as_features(name: str, features: Any) -> np.ndarray:
     return array
 
 
-def mauve_from_features(
-    p_features: Any,
-    q_features: Any,
-    *,
-    seed: int = 25,
-    num_buckets: int | str = "auto",
-    pca_max_data: int = -1,
-    kmeans_explained_var: float = 0.9,
-    kmeans_num_redo: int = 5,
-    kmeans_max_iter: int = 500,
-    scaling_factor: float = 5,
-    device_id: int = -1,
-) -> dict[str, Any]:
+def mauve_from_features(p_features: Any, q_features: Any, *, seed: int = 25) -> dict[str, Any]:
     """MAUVE between feature sets P (e.g. human) and Q (e.g. model), ``[n_p, d]``, ``[n_q, d]``:
-    ``mauve.compute_mauve(p_features=..., q_features=...)`` with these arguments
-    (``scaling_factor``: the library's ``mauve_scaling_factor``), its printing sent to this
-    module's logger at DEBUG level. Returns ``{"mauve", "frontier_integral", "n_p", "n_q",
+    ``mauve.compute_mauve`` with :data:`MAUVE_SETTINGS`, its printing sent to this module's
+    logger at DEBUG level. Returns ``{"mauve", "frontier_integral", "n_p", "n_q",
     "num_buckets", "seed"}``."""
     import mauve
 
@@ -54,22 +51,10 @@ def mauve_from_features(
     q = _as_features("q_features", q_features)
     if p.shape[1] != q.shape[1]:
         raise ValueError(f"feature dimensions differ: p has {p.shape[1]}, q has {q.shape[1]}")
-    if isinstance(num_buckets, (int, np.integer)) and not isinstance(num_buckets, bool):
-        num_buckets = int(num_buckets)  # the library checks isinstance(num_buckets, int)
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured):
         out = mauve.compute_mauve(
-            p_features=p,
-            q_features=q,
-            num_buckets=num_buckets,
-            pca_max_data=pca_max_data,
-            kmeans_explained_var=kmeans_explained_var,
-            kmeans_num_redo=kmeans_num_redo,
-            kmeans_max_iter=kmeans_max_iter,
-            mauve_scaling_factor=scaling_factor,
-            device_id=device_id,
-            verbose=False,
-            seed=seed,
+            p_features=p, q_features=q, **MAUVE_SETTINGS, verbose=False, seed=seed
         )
     if captured.getvalue().strip():
         log.debug("mauve: %s", captured.getvalue().strip())

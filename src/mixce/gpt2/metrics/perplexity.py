@@ -1,18 +1,13 @@
 """Per-token negative log-likelihoods and perplexity (paper section 4.2; docs/PROTOCOL.md,
 point ``perplexity_average``).
 
-Token t of a sequence is scored given tokens 0..t-1; the first token of a sequence has no
-context (no BOS is prepended) and is not scored. Natural logarithms. NLLs are always computed
-in float32: autocast is switched off around the forward pass and the logits are promoted to
-float32 before the log-softmax (the ``precision`` point does not reach here).
-
-:func:`perplexity` averages the NLLs two ways (protocol point ``perplexity_average``):
-
-- ``clean``: ppl = exp(-(1 / #tokens) sum log Q(x_t | x_<t)), the exponential of the
-  token-weighted mean NLL over the whole test set;
-- ``official``: the released code's evaluation loop: the texts, in file order, in batches of
-  :data:`RELEASED_EVAL_BATCH_SIZE`; each batch's token-mean NLL; the mean of those means
-  weighted by the number of texts in each batch (the last batch may be smaller); ppl = exp.
+Token t is scored given tokens 0..t-1; a sequence's first token (no BOS is prepended) is not
+scored. Natural logarithms. NLLs are always float32: autocast off around the forward pass,
+logits promoted to float32 before the log-softmax (the ``precision`` point does not reach
+here). :func:`perplexity` averages them two ways: ``clean``, exp of the token-weighted mean
+NLL over the test set; ``official``, the released evaluation loop: the texts in file order,
+in batches of :data:`RELEASED_EVAL_BATCH_SIZE`, the mean of each batch's token-mean NLL
+weighted by the batch's number of texts (the last may be smaller), then exp.
 """
 
 from __future__ import annotations
@@ -24,21 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from mixce.device import resolve_device
 from mixce.gpt2.metrics.features import length_batches, pad_right
-from mixce.gpt2.models import resolve_device
 
 #: Texts per evaluation batch in the released code (run.py's ``eval_batch_size`` for every
 #: model size): the batches whose token means its perplexity averages.
 RELEASED_EVAL_BATCH_SIZE = 32
-
-
-def _max_positions(model: Any) -> int | None:
-    config = getattr(model, "config", None)
-    for key in ("n_positions", "max_position_embeddings"):
-        value = getattr(config, key, None)
-        if isinstance(value, int):
-            return value
-    return None
 
 
 @torch.no_grad()
@@ -49,13 +35,13 @@ def token_nll(
     batch_size: int = 8,
     device: str | torch.device = "cpu",
 ) -> list[np.ndarray]:
-    """NLL (nats) of tokens 1..T-1 of each sequence, as float32 arrays of length T-1 (empty
-    for fewer than 2 tokens), from a causal LM (``.logits`` of ``model(input_ids=...,
-    attention_mask=...)``) already on ``device``, in eval mode for the call; batched longest
-    first, right-padded. ValueError for a sequence longer than the model's context."""
+    """NLL (nats) of tokens 1..T-1 of each sequence, float32 arrays of length T-1, from a
+    causal LM (``model(input_ids=..., attention_mask=...).logits``) already on ``device``, in
+    eval mode for the call; batched longest first, right-padded. ValueError for a sequence
+    longer than the model's context (``config.n_positions``)."""
     device = device if isinstance(device, torch.device) else resolve_device(device)
     seqs = [list(s) for s in sequences]
-    limit = _max_positions(model)
+    limit = getattr(getattr(model, "config", None), "n_positions", None)
     if limit is not None:
         too_long = [i for i, s in enumerate(seqs) if len(s) > limit]
         if too_long:
@@ -63,9 +49,8 @@ def token_nll(
                 f"{len(too_long)} sequence(s) longer than the model's {limit} positions "
                 f"(first: index {too_long[0]}, {len(seqs[too_long[0]])} tokens)"
             )
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
+    was_training = model.training
+    model.eval()
     out: list[np.ndarray] = [np.zeros(0, dtype=np.float32) for _ in seqs]
     scored = [i for i, s in enumerate(seqs) if len(s) >= 2]
     try:
@@ -80,8 +65,7 @@ def token_nll(
             for row, i in enumerate(batch):
                 out[i] = nll[row, : len(seqs[i]) - 1].astype(np.float32)
     finally:
-        if was_training and hasattr(model, "train"):
-            model.train()
+        model.train(was_training)
     return out
 
 
@@ -93,8 +77,7 @@ def continuation_nll(
     batch_size: int = 8,
     device: str | torch.device = "cpu",
 ) -> list[np.ndarray]:
-    """NLL (nats) of each continuation's tokens given its prompt (arrays of ``len(cont)``);
-    every prompt must hold a token (prepend a BOS/EOS yourself to score a whole text)."""
+    """NLL (nats) of each continuation's tokens given its prompt, which must hold a token."""
     if len(prompts) != len(continuations):
         raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
     empty = [i for i, p in enumerate(prompts) if len(p) == 0]
@@ -113,14 +96,12 @@ def perplexity(
     average: str = "clean",
     batch_size: int = RELEASED_EVAL_BATCH_SIZE,
 ) -> dict[str, float | int | str]:
-    """``{"ppl": exp(nll), "nll", "tokens": count, "average": average}`` (nan if no token) of
-    one NLL array per text, in file order, averaged as the module docstring says (official:
-    the released loop repeats a batch's mean once per slot and keeps the first #texts slots;
-    a batch without a token counts 0, as the released mean of an empty batch, 0 / 1e-15)."""
+    """``{"average", "tokens", ("batch_size",) "ppl", "nll"}`` (nan if no token) of one NLL
+    array per text, in file order (official: the released loop repeats a batch's mean once
+    per slot and keeps the first #texts slots; a batch without a token counts 0, as the
+    released mean of an empty batch, 0 / 1e-15)."""
     if average not in ("official", "clean"):
         raise ValueError(f"perplexity_average: official or clean, not {average!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     arrays = [np.asarray(nll, dtype=np.float64).ravel() for nll in token_nlls]
     count = int(sum(a.size for a in arrays))
     result: dict[str, float | int | str] = {"average": average, "tokens": count}
