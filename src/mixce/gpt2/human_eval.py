@@ -124,15 +124,10 @@ def cut_sentences(text: str, max_sentences: int) -> tuple[str, int]:
 
 
 class PairSet(NamedTuple):
-    """What :func:`make_pairs` returns.
-
-    Attributes:
-        pairs: the blind annotation sheet: pair_id, prompt, text_1, text_2, one empty column
-            per question and ``justification``.
-        key: pair_id, index (position in the inputs), mle_side and mixce_side (1 or 2),
-            mle_sentences, mixce_sentences, mle_chars, mixce_chars.
-        dropped: count per reason of :data:`DROP_REASONS`, plus ``total`` and ``kept``.
-    """
+    """What :func:`make_pairs` returns: ``pairs``, the blind sheet (pair_id, prompt, text_1,
+    text_2, an empty column per question and ``justification``); ``key`` (pair_id, index in
+    the inputs, mle_side and mixce_side (1 or 2), mle/mixce sentences and chars); and
+    ``dropped``, the count per reason of :data:`DROP_REASONS` plus ``total`` and ``kept``."""
 
     pairs: pd.DataFrame
     key: pd.DataFrame
@@ -168,14 +163,9 @@ def make_pairs(
     random (the paper uses 105 per dataset).  The pairs are shuffled, and in exactly half of
     them (one more or less for an odd count, at random) MixCE is shown as Text 1.  The same
     inputs and seed give the same sheet.  Pair ids are ``<id_prefix>0001``, ... in sheet
-    order (give each dataset its own prefix, e.g. ``wikitext-``, to pool sheets).
-
-    Returns:
-        A :class:`PairSet` ``(pairs, key, dropped)``.
-
-    Raises:
-        ValueError: the three inputs differ in length, a bound is inconsistent or a question
-            name clashes with a sheet column.
+    order (give each dataset its own prefix, e.g. ``wikitext-``, to pool sheets).  Raises
+    ValueError when the inputs differ in length, a bound is inconsistent or a question name
+    clashes with a sheet column.
     """
     if not len(a_texts) == len(b_texts) == len(prompts):
         raise ValueError(
@@ -322,13 +312,10 @@ def _normalize_answer(value: object) -> str | None:
 
 
 def _bootstrap_p(diff: np.ndarray, n_bootstrap: int, seed: int) -> tuple[float, float]:
-    """One-sided bootstrap p-values over pairs.
-
-    ``diff[i]`` is MixCE wins minus MLE wins of pair ``i``.  Pairs are resampled with
-    replacement; returns ``((k_le + 1) / (B + 1), (k_ge + 1) / (B + 1))`` where ``k_le``
-    counts resamples in which MixCE wins <= MLE wins (p for "MixCE preferred") and ``k_ge``
-    those in which MLE wins <= MixCE wins (p for "MLE preferred").
-    """
+    """One-sided bootstrap p-values over pairs (``diff[i]``: MixCE wins minus MLE wins of
+    pair ``i``, pairs resampled with replacement): ``((k_le + 1) / (B + 1), (k_ge + 1) /
+    (B + 1))``, ``k_le`` counting resamples where MixCE wins <= MLE wins (p for "MixCE
+    preferred") and ``k_ge`` those where MLE wins <= MixCE wins (p for "MLE preferred")."""
     n = len(diff)
     if n == 0 or n_bootstrap <= 0:
         return math.nan, math.nan
@@ -362,29 +349,18 @@ def judgments_table(
 ) -> pd.DataFrame:
     """Table 4 from filled answers: counts, shares and bootstrap p-values per question.
 
-    Args:
-        judgments_df: one row per pair and annotator, with ``pair_id`` and one column per
-            question holding ``1`` / ``2`` (the better text) or ``tie`` (case and spaces
-            ignored; 1.0 / 2.0 from a CSV are accepted).
-        key_df: the key of :func:`make_pairs` (``pair_id``, ``mle_side``).
-        questions: the answer columns to analyse.
-        n_bootstrap: bootstrap resamples (of pairs, with replacement, keeping each pair's
-            annotators together).
-        seed: the bootstrap's random seed.
-        alpha: significance level of ``significant`` (the paper's star: p < 0.01).
-
-    Returns:
-        One row per question; columns :data:`JUDGMENT_COLUMNS`: counts of judgments won by
-        MixCE / MLE and ties (as the paper's Table 4), their shares, ``p_mixce_better`` (the
-        add-one bootstrap p-value of "MixCE preferred over MLE": the share of resamples in
-        which MixCE wins <= MLE wins), ``p_mle_better`` (the mirror), ``significant``
-        (``p_mixce_better < alpha``) and the inter-annotator agreement among pairs with at
-        least two judgments (shares of pairs where all agree, some agree, none agree; the
-        paper's Table 13).
-
-    Raises:
-        ValueError: a column is missing, an answer is not allowed (the message names the
-            column and the pair ids) or a pair_id is not in the key.
+    ``judgments_df`` has one row per pair and annotator: ``pair_id`` and per question ``1`` /
+    ``2`` (the better text) or ``tie`` (case and spaces ignored; 1.0 / 2.0 from a CSV are
+    accepted); ``key_df`` is :func:`make_pairs`'s key.  The bootstrap resamples pairs with
+    replacement, keeping each pair's annotators together.  One row per question, columns
+    :data:`JUDGMENT_COLUMNS`: judgments won by MixCE / MLE and ties (the paper's Table 4),
+    their shares, ``p_mixce_better`` (the add-one bootstrap p-value of "MixCE preferred over
+    MLE": the share of resamples in which MixCE wins <= MLE wins), ``p_mle_better`` (the
+    mirror), ``significant`` (``p_mixce_better < alpha``; the paper's star: p < 0.01) and
+    the inter-annotator agreement among pairs with at least two judgments (shares of pairs
+    where all, some or none agree; the paper's Table 13).  Raises ValueError when a column
+    is missing, an answer is not allowed (naming the column and pair ids) or a pair_id is
+    not in the key.
     """
     key = _check_key(key_df)
     missing = [c for c in ("pair_id", *questions) if c not in judgments_df.columns]
@@ -464,17 +440,10 @@ def table4(
     question: str = "better",
     alpha: float = 0.01,
 ) -> tuple[pd.DataFrame, str]:
-    """Table 4: per dataset, the judgments won by MixCE, by MLE and ties.
-
-    Args:
-        results: dataset -> output of :func:`judgments_table` (row order = dict order).
-        question: which question's row to show.
-        alpha: a count gets a star when that side is preferred with bootstrap p < alpha.
-
-    Returns:
-        ``(df, tex)``; df columns: dataset, mixce_wins, mle_wins, ties, p_mixce_better,
-        p_mle_better (a dataset without the question has NaN / ``--``).
-    """
+    """Table 4: per dataset (``results``: dataset -> :func:`judgments_table`, in order) the
+    judgments of ``question`` won by MixCE, by MLE and ties; a count gets a star when that
+    side is preferred with bootstrap p < ``alpha``.  df columns: dataset, mixce_wins,
+    mle_wins, ties, p_mixce_better, p_mle_better (NaN / ``--`` without the question)."""
     cols = ["dataset", "mixce_wins", "mle_wins", "ties", "p_mixce_better", "p_mle_better"]
     records, shown = [], []
     for ds, res in results.items():
