@@ -247,16 +247,19 @@ def occupancy_backward(
         grad_a += np.concatenate(left).T @ np.concatenate(right)
 
 
-def occupancy(q: np.ndarray, max_length: int) -> tuple[np.ndarray, Occupancy | None]:
+def occupancy(
+    q, max_length: int, forward=occupancy_forward, zeros=None
+) -> tuple[Any, Occupancy | None]:
     """Expected visits of each row state at positions whose successor is drawn (BOS once,
     tokens at positions 1 .. max_length - 2, EOS never left: V + 1 entries), and the token
-    part's :class:`Occupancy` (None when no token has a successor)."""
+    part's :class:`Occupancy` (None when no token has a successor). The PyTorch path passes
+    its ``forward`` and ``zeros``."""
     v = q.shape[1]
-    n = np.zeros(v + 1, dtype=q.dtype)
+    n = np.zeros(v + 1, dtype=q.dtype) if zeros is None else zeros(v + 1)
     n[v] = 1.0
     if max_length - 2 < 1:
         return n, None
-    n[: v - 1], state = occupancy_forward(q[v, : v - 1], q[: v - 1, : v - 1], max_length - 2)
+    n[: v - 1], state = forward(q[v, : v - 1], q[: v - 1, : v - 1], max_length - 2)
     return n, state
 
 

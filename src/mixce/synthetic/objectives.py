@@ -270,13 +270,7 @@ def exact_value_and_grad(
             h = -s.log_p if name == "mixce_star" else log_q - s.log_p  # F
             per_row = torch.linalg.vecdot(q, h)
             v = logits.shape[1]
-            n = logits.new_zeros(v + 1)
-            n[v] = 1.0
-            state = None
-            if s.max_length - 2 >= 1:
-                n[: v - 1], state = occupancy_forward(
-                    q[v, : v - 1], q[: v - 1, : v - 1], s.max_length - 2
-                )
+            n, state = exact.occupancy(q, s.max_length, occupancy_forward, logits.new_zeros)
             value += (1.0 - eta) * float(torch.dot(n, per_row))
             if need_grad:
                 h.mul_(n[:, None])  # h = n F + dn, then sm(h)
