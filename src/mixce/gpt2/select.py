@@ -1,19 +1,9 @@
-"""Model selection of the GPT-2 track (paper section 4.2): by MAUVE on the dev set.
-
-- :func:`select_eta`: per (dataset, model) the MixCE eta whose unbiased dev samples have the
-  highest MAUVE (mean over sampling seeds) at the main train size (Table 12). Ties go to the
-  larger eta (closer to MLE). MLE is not a candidate: the paper searches MixCE's grid. The
-  config's ``selected_eta`` (the eta that top-p sampling and Table 5 used) is shown beside
-  the selection so that a disagreement is visible.
-- :func:`select_top_p`: per (dataset, model, objective) the top-p with the highest mean dev
-  MAUVE among the top-p files that exist (Table 3).
-- :func:`select_settings`: per (dataset, model, objective) the hyper-parameter setting
-  (variant) whose unbiased dev samples have the highest mean MAUVE, for the comparison of
-  objectives beyond the paper. Ties go to the first variant in name order.
-"""
+"""Model selection of the GPT-2 track (paper section 4.2): by MAUVE on the dev set, the mean
+over sampling seeds, at the main train size."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -55,26 +45,27 @@ def select_eta(
     models: Sequence[str],
     config_eta: Mapping[str, Mapping[str, float]],
 ) -> pd.DataFrame:
-    """Best MixCE eta per (dataset, model) by mean dev MAUVE of unbiased samples."""
+    """Best MixCE eta per (dataset, model) by dev MAUVE of unbiased samples (Table 12); ties go
+    to the larger eta (closer to MLE). MLE is no candidate: the paper searches MixCE's grid.
+    The config's ``selected_eta`` (used by top-p sampling and Table 5) is shown beside it."""
     dev = _dev(samples, n_train)
     dev = dev[(dev["objective"] == "mixce") & (dev["decoding"] == "unbiased")]
     rows: list[dict[str, Any]] = []
-    for dataset in datasets:
-        for model in models:
-            runs = dev[(dev["dataset"] == dataset) & (dev["model"] == model)]
-            what = f"MixCE for dataset {dataset!r}, model {model!r}"
-            eta, stats = _best(runs, "eta", larger_first=True, what=what)
-            config = float(config_eta.get(dataset, {}).get(model, math.nan))
-            rows.append(
-                {"dataset": dataset, "model": model, "eta": float(eta), **stats}
-                | {"config_eta": config}
-            )
+    for dataset, model in itertools.product(datasets, models):
+        runs = dev[(dev["dataset"] == dataset) & (dev["model"] == model)]
+        what = f"MixCE for dataset {dataset!r}, model {model!r}"
+        eta, stats = _best(runs, "eta", larger_first=True, what=what)
+        config = float(config_eta.get(dataset, {}).get(model, math.nan))
+        rows.append(
+            {"dataset": dataset, "model": model, "eta": float(eta), **stats, "config_eta": config}
+        )
     return pd.DataFrame(rows, columns=ETA_COLUMNS)
 
 
 def select_top_p(samples: pd.DataFrame, n_train: int) -> pd.DataFrame:
-    """Best top-p per (dataset, model, objective, variant) by mean dev MAUVE. A one-value grid
-    has no dev files (nothing to choose): its test files give the rows, dev_mauve_mean NaN."""
+    """Best top-p per (dataset, model, objective, variant) by dev MAUVE among the top-p files
+    that exist (Table 3). A one-value grid has no dev files (nothing to choose): its test
+    files give the rows, dev_mauve_mean NaN."""
     top = samples[samples["decoding"].str.startswith("top_p") & (samples["n_train"] == n_train)]
     if top["top_p"].nunique() == 1:
         keys = ["dataset", "model", "objective", "variant", "top_p"]
@@ -98,24 +89,19 @@ def select_settings(
     models: Sequence[str],
     objectives: Sequence[str],
 ) -> pd.DataFrame:
-    """Best variant per (dataset, model, objective) by mean dev MAUVE of unbiased samples."""
+    """Best variant (hyper-parameter setting) per (dataset, model, objective) by dev MAUVE of
+    unbiased samples, for the comparison of objectives beyond the paper; ties go to the first
+    variant in name order."""
     dev = _dev(samples, n_train)
     dev = dev[dev["decoding"] == "unbiased"]
     rows: list[dict[str, Any]] = []
-    for dataset in datasets:
-        for model in models:
-            for objective in objectives:
-                runs = dev[
-                    (dev["dataset"] == dataset)
-                    & (dev["model"] == model)
-                    & (dev["objective"] == objective)
-                ]
-                what = f"{objective} for dataset {dataset!r}, model {model!r}"
-                variant, stats = _best(runs, "variant", larger_first=False, what=what)
-                setting = runs.loc[runs["variant"] == variant, "setting"].iloc[0]
-                setting = "" if pd.isna(setting) else str(setting)
-                rows.append(
-                    {"dataset": dataset, "model": model, "objective": objective}
-                    | {"variant": variant, "setting": setting, **stats}
-                )
+    for dataset, model, objective in itertools.product(datasets, models, objectives):
+        runs = dev[(dev["dataset"] == dataset) & (dev["model"] == model)]
+        runs = runs[runs["objective"] == objective]
+        what = f"{objective} for dataset {dataset!r}, model {model!r}"
+        variant, stats = _best(runs, "variant", larger_first=False, what=what)
+        setting = runs.loc[runs["variant"] == variant, "setting"].iloc[0]
+        setting = "" if pd.isna(setting) else str(setting)
+        keys = {"dataset": dataset, "model": model, "objective": objective}
+        rows.append(keys | {"variant": variant, "setting": setting, **stats})
     return pd.DataFrame(rows, columns=SETTING_COLUMNS)

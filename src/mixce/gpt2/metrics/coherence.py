@@ -1,13 +1,8 @@
-"""Coherence (Su et al. 2022, paper section 4.2): cosine similarity of prompt and continuation.
-
-The paper embeds the prompt and the continuation with SimCSE
-(princeton-nlp/sup-simcse-bert-base-uncased; :class:`.features.SimCSEFeaturizer`, the
-``simcse`` package's ``encode`` as the released MixCE code calls it in metrics.py,
-``compute_coherence``) and averages the cosine similarity over examples. The released code
-takes scikit-learn's ``cosine_similarity([prompt_emb], [cont_emb])[0][0]`` of each pair;
-:func:`coherence` is the same row-wise cosine, vectorised (in float64: it agrees with
-scikit-learn's to float32 rounding, tests/test_simcse.py), except that a row with an all-zero
-embedding gets nan here, not 0.
+"""Coherence (Su et al. 2022, paper section 4.2): cosine of prompt and continuation embeddings
+(SimCSE in the paper, :class:`.features.SimCSEFeaturizer`), averaged over examples. The
+released code takes scikit-learn's ``cosine_similarity`` of each pair; :func:`coherence` is
+that cosine vectorised in float64 (equal to float32 rounding, tests/test_simcse.py), except
+that an all-zero embedding gives nan here, not 0.
 """
 
 from __future__ import annotations
