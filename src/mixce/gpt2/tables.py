@@ -114,10 +114,9 @@ def _is(series: pd.Series, value: str) -> pd.Series:
 
 def _float(x: object) -> float:
     try:
-        v = float(x)  # type: ignore[arg-type]
+        return float(x)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return math.nan
-    return v
 
 
 def _seed_stats(rows: pd.DataFrame, column: str, what: str) -> tuple[float, float, int]:
@@ -782,9 +781,7 @@ def table12(
     )
     if selection.empty:
         log.warning("Table 12: the selection input is empty; writing the header with no data rows")
-        df = _frame_from_rows([], ["model"], value_cols)
-        return df, latex_table(pd.DataFrame([], columns=columns), caption, label)
-
+        models = []
     sel = _selection_lookup(selection)
     rows, shown, differs = [], [], False
     for m in models:
