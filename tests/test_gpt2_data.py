@@ -43,7 +43,7 @@ from mixce.gpt2.data.clean import (
 )
 from mixce.gpt2.data.download import ChangedFileError, DownloadError, download, sha256_file
 from mixce.gpt2.data.prepare import Selection, check_sizes, prepare, read_split, select_splits
-from mixce.gpt2.data.sources import fetch, format_of, needs_download, read_raw
+from mixce.gpt2.data.sources import fetch, format_of, needs_download, read_raw, validate_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {"backoff": 0.01, "timeout": 5.0}
@@ -707,6 +707,24 @@ def test_hub_source_from_local_directory(tmp_path: Path) -> None:
     fetch(spec, tmp_path / "out", cache_dir=tmp_path / "hf-cache")
     raw = read_raw(spec, tmp_path / "out")
     assert raw["dev"] == [doc(i, tag="validation") for i in range(3)]
+
+
+def test_validate_spec_checks_what_the_schema_cannot() -> None:
+    urls = {s: f"https://x/{s}" for s in ("train", "dev", "test")}
+    validate_spec({"source": "url", "urls": urls, "format": "webtext", "sha256": {"dev": None}})
+    validate_spec({"source": "hub", "name": "x", "format": "plain", "revision": "main"})
+    validate_spec({"source": "embedded", "corpus": "news"})
+    bad = [
+        ({"source": "url", "urls": urls, "format": "jsonl"}, "format must be one of"),
+        ({"source": "local", "path": "x", "format": "wikitext"}, "format must be one of"),
+        ({"source": "url", "urls": urls, "format": "writingprompts"}, r"keys \['archive'\]"),
+        ({"source": "url", "urls": urls, "format": "webtext", "size": {"x": 1}}, "not in urls"),
+        ({"source": "url", "urls": urls, "format": "webtext", "revision": "v1"}, "not pins of"),
+        ({"source": "hub", "name": "x", "format": "plain", "sha256": {"a": "b"}}, "not pins of"),
+    ]
+    for spec, message in bad:
+        with pytest.raises(ValueError, match=message):
+            validate_spec(spec)
 
 
 def test_local_readers(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ def main(smk) -> None:
     hf_home = Path(smk.params.hf_home).resolve()
     os.environ["HF_HOME"] = str(hf_home)  # before datasets / huggingface_hub are imported
 
-    from mixce.gpt2.data.sources import MANIFEST, fetch, pins_of
+    from mixce.gpt2.data.sources import fetch, pins_of
     from mixce.io import job_logging
 
     dataset = smk.wildcards.dataset
@@ -24,10 +24,8 @@ def main(smk) -> None:
     refresh = dataset in (smk.config.get("refresh_downloads") or [])
     with job_logging(smk.log[0]):
         logging.info("HF_HOME=%s", hf_home)
-        manifest = Path(smk.output.manifest)
-        if manifest.name != MANIFEST:
-            raise ValueError(f"output manifest must be named {MANIFEST}, got {manifest}")
-        fetch(spec, manifest.parent, refresh=refresh, cache_dir=hf_home / "datasets")
+        dest = Path(smk.output.manifest).parent  # fetch writes its manifest.json last
+        fetch(spec, dest, refresh=refresh, cache_dir=hf_home / "datasets")
 
 
 main(snakemake)  # noqa: F821

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mixce.gpt2.data.clean import MAX_WORDS, MIN_WORDS
 from mixce.gpt2.data.prepare import check_sizes, prepare, write_jsonl
-from mixce.gpt2.data.sources import format_of, needs_download, read_raw
+from mixce.gpt2.data.sources import format_of, read_raw
 from mixce.io import job_logging, write_json
 
 
@@ -23,12 +23,8 @@ def main(smk) -> None:
     with job_logging(smk.log[0]):
         p = smk.params
         spec = dict(p.spec)
-        manifest = smk.input.manifest
+        manifest = smk.input.manifest  # [path]; [] for local and embedded sources
         manifests = [manifest] if isinstance(manifest, str) else list(manifest)
-        if len(manifests) > 1:
-            raise ValueError(f"expected at most one manifest input, got {manifests}")
-        if needs_download(spec) and not manifests:
-            raise ValueError(f"dataset {p.dataset!r}: {spec['source']} source needs a manifest")
         raw = read_raw(spec, Path(manifests[0]).parent if manifests else None)
         train_sizes = [int(s) for s in p.train_sizes]
         splits, report = prepare(

@@ -1,13 +1,11 @@
 """Text corpora: gensim's embedded English texts, and .jsonl / .txt files of texts.
 
-The texts for the real-text target of the synthetic experiments (config
-synthetic.real_text.source, :func:`load_texts`) and for the GPT-2 ``embedded`` source.
-``"embedded"``: the corpora gensim ships with its tests (installed from PyPI, no network):
-the 300 news articles of ``lee_background.cor`` (one per line), then the paragraphs (blank-line
-separated, at least :data:`MIN_PARAGRAPH_WORDS` words) of the Wikipedia extract
-:data:`WIKI_FILE` (pages parsed with ``gensim.corpora.wikicorpus.extract_pages``, cleaned with
-``filter_wiki``), in file order. A ``.jsonl`` file: one object per line, its ``"text"`` field
-a text. A ``.txt`` file: texts separated by blank lines.
+The texts of the synthetic real-text target (synthetic.real_text.source, :func:`load_texts`)
+and of the GPT-2 ``embedded`` and ``local`` sources. ``"embedded"``: the corpora gensim ships
+with its tests (installed from PyPI, no network): the 300 news articles of
+``lee_background.cor`` (one per line), then the paragraphs (blank-line separated, at least
+:data:`MIN_PARAGRAPH_WORDS` words) of the Wikipedia extract :data:`WIKI_FILE` (pages parsed
+with ``gensim.corpora.wikicorpus.extract_pages``, cleaned with ``filter_wiki``), in file order.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 SOURCE_KEY = "synthetic.real_text.source"
-EMBEDDED = "embedded"
 NEWS_FILE = "lee_background.cor"
 WIKI_FILE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 MIN_PARAGRAPH_WORDS = 20
@@ -109,7 +106,7 @@ def load_texts(source: str, n_texts: int) -> list[str]:
     the ValueError of a bad ``source`` name the config key."""
     if n_texts < 1:
         raise ValueError(f"n_texts must be >= 1, got {n_texts}")
-    if source == EMBEDDED:
+    if source == "embedded":
         texts = embedded_texts()
     else:
         path = Path(source)

@@ -1,21 +1,16 @@
 """Text cleaning for the GPT-2 datasets (pure functions), chosen by the protocol point
-``detokenizer`` (:func:`cleaner_for`; docs/PROTOCOL.md).
+``detokenizer`` (:func:`cleaner_for`; docs/PROTOCOL.md); ``None`` or ``""`` means no document.
 
-``clean`` (:data:`CLEANERS`, the project's rules): ``wikitext``: a document is a non-empty line
-not starting with ``=`` (headings), then :func:`detokenize`. ``webtext``: whitespace
-collapsed, no detokenization (raw web text). ``writingprompts``: ``"{prompt} {story}"`` with
-``<newline>`` made a space and the quote tokens ````` / ``''`` made ``"``, then
-:func:`detokenize`; the prompt's tag (``[ WP ]`` ...) is kept, as the reference does not say to
-remove it (detokenized to ``[WP]``). ``plain`` (local files, embedded corpora; also ``jsonl``,
-``txt``, ``embedded``): whitespace collapsed. Every ``clean`` cleaner ends by collapsing
-whitespace runs into one space and stripping the ends; ``None`` or ``""`` means no document.
+``clean`` (:data:`CLEANERS`, the project's rules): ``wikitext``: a non-empty line not starting
+with ``=``, then :func:`detokenize`. ``webtext`` and ``plain`` (local files, embedded corpora;
+also ``jsonl``, ``txt``, ``embedded``): whitespace runs collapsed, no detokenization.
+``writingprompts``: :func:`clean_writingprompts_text`; the prompt's tag (``[ WP ]`` ...) is
+kept, as the reference does not say to remove it (detokenized to ``[WP]``).
 
 ``official`` (:data:`OFFICIAL_CLEANERS`, as the authors' released data scripts do it):
-``wikitext``: line breaks made spaces, blank and ``=`` lines dropped, :func:`strip_at_marks`,
-then :func:`moses_detokenize`. ``webtext``: line breaks made spaces and the ends stripped,
-other whitespace kept (``"\\n\\n"`` becomes two spaces). ``writingprompts``: ``<newline>`` and
-the quotes as above, then :func:`moses_detokenize`. The plain formats as under ``clean``
-(the released code has none).
+``wikitext``, ``webtext`` and ``writingprompts`` by the ``*_official`` functions (the Moses
+detokenizer, :func:`moses_detokenize`); the plain formats as under ``clean`` (the released
+code has none).
 
 Length filter: :func:`length_ok` keeps ``min_words < words < max_words`` (both exclusive; 50
 and 1000 by default) on whitespace words of the *cleaned* text, as the released code does.
@@ -184,7 +179,6 @@ def strip_at_marks(text: str) -> str:
 
 
 def _single_line(text: str) -> str:
-    """Each ``"\\n"`` and each ``"\\r"`` made a space, the ends stripped."""
     return text.replace("\n", " ").replace("\r", " ").strip()
 
 
@@ -225,8 +219,7 @@ OFFICIAL_CLEANERS: dict[str, Callable[[str], str | None]] = {
 
 
 def cleaner_for(fmt: str, detokenizer: Setting = "official") -> Callable[[str], str | None]:
-    """The cleaner of a format (a key of :data:`CLEANERS`) under the protocol point
-    ``detokenizer``: from :data:`OFFICIAL_CLEANERS` or :data:`CLEANERS`."""
+    """The cleaner of a format (a key of :data:`CLEANERS`) under the point ``detokenizer``."""
     if detokenizer not in SETTINGS:
         raise ValueError(f"detokenizer: {detokenizer!r} is not one of {', '.join(SETTINGS)}")
     table = OFFICIAL_CLEANERS if detokenizer == "official" else CLEANERS
@@ -238,7 +231,6 @@ def cleaner_for(fmt: str, detokenizer: Setting = "official") -> Callable[[str], 
 
 
 def word_count(text: str) -> int:
-    """Number of whitespace-separated words."""
     return len(text.split())
 
 

@@ -85,8 +85,6 @@ def hub_commit(
         return str(revision)
     from huggingface_hub import HfApi
 
-    if repo_type not in ("model", "dataset"):
-        raise ValueError(f"repo_type must be 'model' or 'dataset', got {repo_type!r}")
     info = getattr(HfApi(endpoint=endpoint), f"{repo_type}_info")(name, revision=revision)
     if not is_commit(info.sha):
         raise ValueError(f"hub {repo_type} {name!r} revision {revision!r}: no commit hash")
@@ -151,10 +149,8 @@ def check_model_pin(spec: Mapping[str, Any], record_path: str | os.PathLike[str]
         expected = f"hub model {name!r} (the config)"
         raise ChangedFileError(path.parent, expected, f"{record.get('name')!r} ({origin})", hint)
     if pin is not None and pin not in (record.get("revision"), record.get("commit")):
-        expected = f"revision {pin} of {name} (pinned in the config)"
-        raise ChangedFileError(
-            path.parent, expected, f"commit {record.get('commit')} ({origin})", hint
-        )
+        expected, found = f"revision {pin} of {name} (pinned in the config)", record.get("commit")
+        raise ChangedFileError(path.parent, expected, f"commit {found} ({origin})", hint)
 
 
 def check_file(
@@ -163,19 +159,13 @@ def check_file(
     """Raise ChangedFileError when ``path`` differs from the given size or sha256 (each checked
     only when given), naming both as the same checks (e.g. ``"18 bytes, sha256 ..."``) and
     where the expected ones come from (``origin``)."""
-    found_size = Path(path).stat().st_size
-    got = sha256_file(path) if sha256 is not None else None
-    if (size is None or found_size == size) and (got is None or got == sha256.lower()):
-        return
-    expected, found = [], []
-    if size is not None:
-        expected.append(f"{size} bytes")
-        found.append(f"{found_size} bytes")
+    pairs = [(f"{size} bytes", f"{Path(path).stat().st_size} bytes")] if size is not None else []
     if sha256 is not None:
-        expected.append(f"sha256 {sha256.lower()}")
-        found.append(f"sha256 {got}")
-    origin = f" ({origin})" if origin else ""
-    raise ChangedFileError(path, ", ".join(expected) + origin, ", ".join(found), hint)
+        pairs.append((f"sha256 {sha256.lower()}", f"sha256 {sha256_file(path)}"))
+    if any(want != got for want, got in pairs):
+        expected, found = (", ".join(side) for side in zip(*pairs, strict=True))
+        origin = f" ({origin})" if origin else ""
+        raise ChangedFileError(path, expected + origin, found, hint)
 
 
 def _attempt(

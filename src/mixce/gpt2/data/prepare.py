@@ -70,10 +70,6 @@ def _filter(
     return kept, stats
 
 
-def _shuffled(texts: Sequence[str], rng: np.random.Generator) -> list[str]:
-    return [texts[i] for i in rng.permutation(len(texts))]
-
-
 class Selection(NamedTuple):
     """Dev, test and the train pool left after the top-ups (:func:`select_splits`)."""
 
@@ -107,7 +103,9 @@ def select_splits(
     dev_pool, test_pool, train = (list(pools.get(s, [])) for s in ("dev", "test", "train"))
     if data_selection == "clean":
         rng = np.random.default_rng(seed)
-        dev_pool, test_pool, train = (_shuffled(p, rng) for p in (dev_pool, test_pool, train))
+        dev_pool, test_pool, train = (  # one rng permutes dev, test, train in this order
+            [p[i] for i in rng.permutation(len(p))] for p in (dev_pool, test_pool, train)
+        )
         dev = dev_pool[:n_dev]
         top_dev = min(n_dev - len(dev), len(train))
         dev += train[:top_dev]
