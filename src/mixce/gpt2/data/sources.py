@@ -90,9 +90,7 @@ def validate_spec(spec: Mapping[str, Any]) -> None:
         raise ValueError(f"{source} dataset spec: format must be one of {FORMATS[source]}")
     misplaced = {"hub": ["sha256", "size"], "url": ["revision"]}.get(source, [])
     if any(spec.get(key) for key in misplaced):
-        raise ValueError(
-            f"{source} dataset spec: {misplaced} cannot pin it (hub: revision; url: sha256, size)"
-        )
+        raise ValueError(f"{source} dataset spec: {misplaced} are not pins of a {source} source")
     if source == "url":
         urls = set(spec["urls"])
         wanted = {"archive"} if fmt == "writingprompts" else set(OFFICIAL_SPLITS)
