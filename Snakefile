@@ -68,4 +68,4 @@ include: "rules/report.smk"
 rule all:
     default_target: True
     input:
-        all_outputs(),
+        synthetic_outputs() + gpt2_outputs(),

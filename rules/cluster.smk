@@ -1,22 +1,15 @@
-# Cluster resources of the jobs, from the config's cluster section: GPUs, runtime and
-# memory per job (per model size where the config gives one number per model), within the
-# partition's time limit cluster.max_runtime (mixce.cluster: the arithmetic, tested alone).
+# Cluster resources of the jobs from config `cluster`: GPUs, runtime and memory per job (per
+# model size where given so), within the partition's limit cluster.max_runtime (the arithmetic:
+# mixce.cluster).
 import math
 import sys
 
-from mixce.cluster import (
-    ClusterLimitError,
-    chain_retries,
-    group_factor,
-    job_runtime,
-    resolve_max_runtime,
-    training_attempts,
-)
+from mixce import cluster
 
 CLUSTER = config.get("cluster", {})
 try:
-    MAX_RUNTIME = resolve_max_runtime(CLUSTER.get("max_runtime"))
-except ClusterLimitError as error:
+    MAX_RUNTIME = cluster.resolve_max_runtime(CLUSTER.get("max_runtime"))
+except cluster.ClusterLimitError as error:
     raise WorkflowError(str(error)) from None
 # For the Slurm profile's default-resources (runtime of the rules cluster.rules does not list).
 os.environ.update(
@@ -25,17 +18,15 @@ os.environ.update(
 # Training rules resume from their checkpoint: past the limit they run as a chain of
 # attempts of at most MAX_RUNTIME minutes (the profile signals them 5 minutes before it).
 TRAINING_RULES = ("pretrain", "finetune")
-# On a cluster, the jobs of these rules for one model variant go to Slurm together: group
-# jobs of whole components (a sample and its score, or a perplexity), as many as fit in
-# cluster.group_runtime minutes (and max_runtime). Group ids are MODEL_PARTS_<variant>_<part>,
-# all under the name MODEL_PARTS, whose --group-components in slurm/config.yaml lets a
-# group span its components. A group job runs its jobs one after another (model_jobs);
-# each job loads its model once for all its seeds.
+# A model variant's jobs of these rules go to Slurm in group jobs of whole components (a
+# sample and its score, or a perplexity), as many as fit in cluster.group_runtime (and
+# max_runtime), run one after another (model_jobs). Group ids MODEL_PARTS_<variant>_<part>
+# are all named MODEL_PARTS, whose --group-components (slurm/config.yaml) spans components.
 MODEL_PARTS = "model_parts"
 GROUPED_RULES = ("sample", "score_samples", "perplexity")
-# Rules whose config runtime is per sample file. A job of these rules does every sampling
-# seed of its (model, split, decoding) with the model and featurizers loaded once, unless
-# that would not fit cluster.max_runtime: then the rule has one job per seed (seed_files).
+# Rules whose config runtime is per sample file: a job does every sampling seed with its
+# model and featurizers loaded once, or, where that would not fit cluster.max_runtime,
+# the rule has one job per seed (seed_files).
 PER_SEED_RULES = ("sample", "score_samples", "controlled")
 
 
@@ -97,9 +88,9 @@ def seed_stem(name, stem):
 
 
 def runtime_estimate(name, wildcards):
-    """Minutes one job of rule ``name`` is estimated to take (config cluster.rules), before
-    any cap: per model, x the job's sample files for PER_SEED_RULES (greedy or one job per
-    seed: one), and for finetune x the variant's share of the training texts."""
+    """Estimated minutes of a job of ``name`` before any cap: cluster.rules' per model, x its
+    sample files (PER_SEED_RULES), x the variant's share of the training texts (finetune).
+    """
     spec = _rule_spec(name)
     minutes = _per_model(spec["runtime"], wildcards)
     if name in PER_SEED_RULES and name not in JOB_PER_SEED:
@@ -122,7 +113,7 @@ def _training_estimates(name):
         jobs = [
             {"model": m}
             for m in models
-            if model_spec(m)["source"] not in ("hub", "local")
+            if GPT2["models"][m]["source"] not in ("hub", "local")
         ]
     return [runtime_estimate(name, wc) for wc in jobs]
 
@@ -131,8 +122,8 @@ if workflow.is_main_process:
     for _name in TRAINING_RULES:
         _longest = max(_training_estimates(_name), default=0)
         try:
-            _attempts = training_attempts(_longest, MAX_RUNTIME)
-        except ClusterLimitError as error:
+            _attempts = cluster.training_attempts(_longest, MAX_RUNTIME)
+        except cluster.ClusterLimitError as error:
             raise WorkflowError(f"{_name} jobs: {error}") from None
         if _attempts > 1:
             print(
@@ -148,15 +139,14 @@ _RETRIES_SET = set()
 
 
 def _set_chain_retries(name):
-    """Give training rule ``name`` the retries its chains need (mixce.cluster.chain_retries),
-    once, when its first job is planned: the run's --retries is known only then (not while
-    the rules are parsed), and --retries 0 means no resubmission, chains included."""
+    """Give training rule ``name`` the retries its chains need, once, when its first job is
+    planned: the run's --retries is known only then (--retries 0: no chains either)."""
     if name in _RETRIES_SET:
         return
     _RETRIES_SET.add(name)
     settings = getattr(workflow, "execution_settings", None)
     spare = settings.retries if settings is not None else 0
-    retries = chain_retries(_training_estimates(name), MAX_RUNTIME, spare)
+    retries = cluster.chain_retries(_training_estimates(name), MAX_RUNTIME, spare)
     if retries is not None:
         workflow.get_rule(name).restart_times = retries
 
@@ -176,11 +166,9 @@ def _component_minutes(model):
 
 
 def _group_parts():
-    """(dataset, model, variant, split, decoding) of each planned component (a sample job and
-    its score job; split and decoding None for a perplexity) -> (group id, factor of
-    mixce.cluster.group_factor). Each variant's components, in the plan's order, are cut into
-    parts of as many as fit in cluster.group_runtime (at most max_runtime); a model whose
-    component does not fit is not grouped (and said so)."""
+    """(dataset, model, variant, split, decoding) of each planned component (split, decoding
+    None: a perplexity) -> (group id, group_factor): a variant's components, in plan order,
+    in parts of as many as fit; a model whose component does not fit is not grouped."""
     budget = CLUSTER.get("group_runtime")
     if budget is None or not GPT2_ENABLED:
         return {}
@@ -198,7 +186,7 @@ def _group_parts():
         if size < 1:
             skipped.add((model, minutes))
             continue
-        factor = group_factor(minutes, size, MAX_RUNTIME)
+        factor = cluster.group_factor(minutes, size, MAX_RUNTIME)
         for i, member in enumerate(members):
             groupid = f"{MODEL_PARTS}_{dataset}_{model}_{variant}_{i // size}"
             parts[(dataset, model, variant, *member)] = (groupid, factor)
@@ -223,10 +211,8 @@ def _part(wildcards):
 
 
 def model_group(wildcards):
-    """`group:` of the rules in GROUPED_RULES: the job's part, or None (not grouped). The id
-    is registered under MODEL_PARTS (as Snakemake does for a group string with wildcards),
-    so that the profile's --group-components MODEL_PARTS=N merges a part's components.
-    """
+    """`group:` of GROUPED_RULES: the job's part or None, registered under MODEL_PARTS (as
+    Snakemake does for a group string with wildcards) for --group-components."""
     part = _part(wildcards)
     if part is None:
         return None
@@ -235,13 +221,11 @@ def model_group(wildcards):
 
 
 def cluster_resources(name):
-    """The resources of the jobs of one rule, from config cluster.rules.<name>: gpu as a
-    number; runtime and mem_mb as functions of the job's wildcards (and attempt), capped by
-    cluster.max_runtime (mixce.cluster.job_runtime: training rules ask for their estimate,
-    at most the cap, on every attempt; grouped jobs stay within their group's share) and
-    cluster.max_mem_mb. The rule's script reads its gpu resource (mixce.device.job_gpus): a
-    device setting ``auto`` is the GPU the job was given, and a job given one stops at once
-    when torch cannot use CUDA (no silent CPU fallback)."""
+    """Resources of a rule's jobs from config cluster.rules.<name>: gpu; runtime (per attempt,
+    mixce.cluster.job_runtime) and mem_mb, capped by cluster.max_runtime and max_mem_mb. The
+    script reads gpu (mixce.device.job_gpus): device ``auto`` is the GPU the job was given, and
+    a job given one stops at once when torch cannot use CUDA (no silent CPU fallback).
+    """
     spec = _rule_spec(name)
     training = name in TRAINING_RULES
     grouped = name in GROUPED_RULES
@@ -250,7 +234,7 @@ def cluster_resources(name):
         if training:
             _set_chain_retries(name)
         part = _part(wildcards) if grouped else None
-        return job_runtime(
+        return cluster.job_runtime(
             runtime_estimate(name, wildcards),
             attempt,
             MAX_RUNTIME,

@@ -42,7 +42,9 @@ def resource(*parts):
 SYN_SEED = "{init}/V{vocab}/seed{seed}"
 SYN_RUN = "{init}/V{vocab}/{objective}/eta{eta}"
 VARIANT = "{dataset}/{model}/{variant}"
-SAMPLE = "{dataset}/{model}/{variant}/{split}/{decoding}"  # a sample job (rules/cluster.smk, seed_stem)
+SAMPLE = (
+    "{dataset}/{model}/{variant}/{split}/{decoding}"  # a sample job (see seed_stem)
+)
 
 
 def log_path(rule, stem=None, root=results):
@@ -172,22 +174,12 @@ def figure_outputs(stem, caption, category, label):
     }
 
 
-def all_outputs():
-    """The final outputs of every enabled branch (what `all` builds)."""
-    return synthetic_outputs() + gpt2_outputs()
-
-
 # --------------------------------------------------------------------------- synthetic
-
-
-def init_spec(init):
-    """Config entry synthetic.inits.<init> as a plain dict."""
-    return dict(SYN["inits"][init])
 
 
 def real_text_settings(wildcards):
     """Where the texts of a real_text init come from (None for other kinds)."""
-    if init_spec(wildcards.init)["kind"] != "real_text":
+    if SYN["inits"][wildcards.init]["kind"] != "real_text":
         return None
     real_text = SYN["real_text"]
     return {
@@ -234,16 +226,6 @@ TOKENIZER_DIR = results("models", "tokenizer")
 SAMPLE_SEEDS = [int(s) for s in GPT2["sampling"]["seeds"]]
 
 
-def dataset_spec(dataset):
-    """Config entry gpt2.datasets.<dataset> as a plain dict."""
-    return dict(GPT2["datasets"][dataset])
-
-
-def model_spec(model):
-    """Config entry gpt2.models.<model> as a plain dict."""
-    return dict(GPT2["models"][model])
-
-
 def manifest_path(dataset):
     """What the download of a hub / url dataset leaves in resources/ (shared by runs)."""
     return resource("datasets", dataset, "manifest.json")
@@ -251,19 +233,6 @@ def manifest_path(dataset):
 
 def split_path(dataset, split):
     return results("data", dataset, f"{split}.jsonl")
-
-
-def dataset_download(wildcards):
-    """The download manifest of a dataset, if its source is downloaded (hub / url)."""
-    if dataset_spec(wildcards.dataset)["source"] in ("hub", "url"):
-        return [manifest_path(wildcards.dataset)]
-    return []
-
-
-def local_dataset_file(wildcards):
-    """A local dataset's file, as an input (an edited file reruns the preparation)."""
-    spec = dataset_spec(wildcards.dataset)
-    return [spec["path"]] if spec["source"] == "local" else []
 
 
 def prepared_datasets():
@@ -287,7 +256,7 @@ def dataset_train_sizes(dataset):
 
 def base_model_dir(model):
     """The model finetuning starts from: hub download, local directory or pretrained scratch."""
-    spec = model_spec(model)
+    spec = GPT2["models"][model]
     if spec["source"] == "hub":
         return resource("models", model)
     if spec["source"] == "local":
@@ -300,10 +269,6 @@ def model_dir(dataset, model, variant):
     if variant == BASE:
         return base_model_dir(model)
     return results("finetune", dataset, model, variant, "model")
-
-
-def sample_path(job, ext="jsonl"):
-    return results("samples", f"{job.path}.{ext}")
 
 
 # The finetuning plan, built once (input functions and params look jobs up in it).
@@ -325,11 +290,9 @@ def planned_finetune(wildcards):
 def reference_model(wildcards):
     """The frozen model a finetuning job trains through (LFD's degenerative model), if any."""
     job = planned_finetune(wildcards)
-    return (
-        []
-        if job.reference is None
-        else model_dir(job.dataset, job.model, job.reference)
-    )
+    if job.reference is None:
+        return []
+    return model_dir(job.dataset, job.model, job.reference)
 
 
 def gpt2_outputs():
@@ -338,12 +301,11 @@ def gpt2_outputs():
         return []
     reports = [results("data", d, "report.json") for d in prepared_datasets()]
     finetuned = [results("finetune", *key, "summary.json") for key in FINETUNE_PLAN]
-    samples = [sample_path(job) for job in sample_jobs(GPT2)]
+    samples = [results("samples", f"{job.path}.jsonl") for job in sample_jobs(GPT2)]
     tables = [path for table in GPT2_TABLES for path in table_files(table).values()]
     figures = figure_files("figure2") + figure_files("figure4")
-    figures += list(table_files("objectives").values()) + figure_files(
-        "quality_diversity"
-    )
+    figures += list(table_files("objectives").values())
+    figures += figure_files("quality_diversity")
     kit = [results("human_eval", "pairs.csv"), results("human_eval", "key.csv")]
     if GPT2["human_eval"]["judgments"]:
         kit += list(table_files("table4").values())
@@ -354,10 +316,7 @@ def gpt2_outputs():
 
 METRICS = GPT2["metrics"]
 MAUVE_LENGTHS = sorted(int(n) for n in METRICS["mauve"]["lengths"])
-FEATURIZERS = {
-    "mauve": METRICS["mauve"]["featurizer"],
-    "coherence": METRICS["coherence"]["featurizer"],
-}
+FEATURIZERS = {role: METRICS[role]["featurizer"] for role in ("mauve", "coherence")}
 METRICS_TABLES = {
     name: results("metrics", f"{name}.csv")
     for name in ("samples", "human", "perplexity")
@@ -366,10 +325,6 @@ SELECTION = {
     name: results("selection", f"{name}.csv") for name in ("eta", "top_p", "settings")
 }
 GPT2_TABLES = ("table2", "table3", "table5", "table8", "table9", "table10", "table12")
-
-
-def featurizer_dir(role):
-    return resource("featurizers", role)
 
 
 def featurizer_inputs(wildcards=None):
@@ -381,16 +336,8 @@ def featurizer_inputs(wildcards=None):
         if spec.get("model"):
             inputs[role] = base_model_dir(spec["model"])
         elif spec["kind"] in ("gpt2", "simcse"):
-            inputs[role] = featurizer_dir(role)
+            inputs[role] = resource("featurizers", role)
     return inputs
-
-
-def score_lengths(wildcards):
-    """Generation-length cuts scored for a file: all of them for unbiased dev files (Figure 4),
-    else only the largest (the main MAUVE)."""
-    if wildcards.decoding == "unbiased" and wildcards.split == "dev":
-        return MAUVE_LENGTHS
-    return MAUVE_LENGTHS[-1:]
 
 
 def test_samples(runs):
@@ -433,17 +380,17 @@ def missing_config_files():
     when its rule's input is gone (a moved text file would leave the old results in place
     and print 'Nothing to be done')."""
     wanted = []  # (config key, path, directory?)
-    if SYNTHETIC_ENABLED and any(init_spec(i)["kind"] == "real_text" for i in INITS):
+    if SYNTHETIC_ENABLED and any(SYN["inits"][i]["kind"] == "real_text" for i in INITS):
         source = SYN["real_text"].get("source", "embedded")
         if source != "embedded":
             wanted.append(("synthetic.real_text.source", source, False))
     if GPT2_ENABLED:
         for dataset in prepared_datasets():
-            spec = dataset_spec(dataset)
+            spec = GPT2["datasets"][dataset]
             if spec["source"] == "local":
                 wanted.append((f"gpt2.datasets.{dataset}.path", spec["path"], False))
         for model in GPT2_MODELS:
-            spec = model_spec(model)
+            spec = GPT2["models"][model]
             if spec["source"] == "local":
                 wanted.append((f"gpt2.models.{model}.path", spec["path"], True))
         if GPT2["human_eval"]["judgments"]:

@@ -18,7 +18,7 @@ HF_HOME = resource("huggingface")
 # download script reads them from the config, so adding a pin that agrees with what was
 # downloaded reruns nothing, and one that disagrees with the record stops here, at start-up.
 for _dataset in prepared_datasets():
-    _spec = dataset_spec(_dataset)
+    _spec = GPT2["datasets"][_dataset]
     if _dataset in config["refresh_downloads"] or not needs_download(_spec):
         continue
     try:
@@ -38,7 +38,7 @@ rule download_dataset:
         "../envs/torch.yaml"
     params:
         code=code(),
-        spec=lambda wc: content_spec(dataset_spec(wc.dataset)),
+        spec=lambda wc: content_spec(GPT2["datasets"][wc.dataset]),
         hf_home=HF_HOME,
     script:
         "scripts/gpt2_download.py"
@@ -46,8 +46,17 @@ rule download_dataset:
 
 rule prepare_dataset:
     input:
-        manifest=dataset_download,
-        local=local_dataset_file,
+        manifest=lambda wc: (
+            [manifest_path(wc.dataset)]
+            if needs_download(GPT2["datasets"][wc.dataset])
+            else []
+        ),
+        # a local dataset's file: an edited file reruns the preparation
+        local=lambda wc: [
+            spec["path"]
+            for spec in [GPT2["datasets"][wc.dataset]]
+            if spec["source"] == "local"
+        ],
     output:
         **{split: split_path("{dataset}", split) for split in ("train", "dev", "test")},
         report=results("data", "{dataset}", "report.json"),
@@ -62,7 +71,7 @@ rule prepare_dataset:
     params:
         code=code(),
         dataset=lambda wc: wc.dataset,
-        spec=lambda wc: content_spec(dataset_spec(wc.dataset)),
+        spec=lambda wc: content_spec(GPT2["datasets"][wc.dataset]),
         n_dev=GPT2["data"]["n_dev"],
         n_test=GPT2["data"]["n_test"],
         train_sizes=lambda wc: dataset_train_sizes(wc.dataset),

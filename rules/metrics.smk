@@ -25,7 +25,7 @@ SCORE_PARAMS = dict(
 
 rule fetch_featurizer:
     output:
-        directory(featurizer_dir("{role}")),
+        directory(resource("featurizers", "{role}")),
     log:
         log_path("fetch_featurizer", "{role}", root=resource),
     benchmark:
@@ -96,7 +96,12 @@ rule score_samples:
     params:
         **SCORE_PARAMS,
         code=code(),
-        lengths=score_lengths,
+        # every cut for unbiased dev files (Figure 4), else the largest (the main MAUVE)
+        lengths=lambda wc: (
+            MAUVE_LENGTHS
+            if (wc.decoding, wc.split) == ("unbiased", "dev")
+            else MAUVE_LENGTHS[-1:]
+        ),
     script:
         "scripts/gpt2_score_samples.py"
 

@@ -29,10 +29,15 @@ rule tokenizer:
 # A hub model's pinned revision is a check, not a param (see rules/data.smk): one that
 # disagrees with the commit recorded at the first fetch stops here, at start-up.
 for _model in GPT2_MODELS:
-    if _model in config["refresh_downloads"] or model_spec(_model)["source"] != "hub":
+    if (
+        _model in config["refresh_downloads"]
+        or GPT2["models"][_model]["source"] != "hub"
+    ):
         continue
     try:
-        check_model_pin(model_spec(_model), model_record_path(base_model_dir(_model)))
+        check_model_pin(
+            GPT2["models"][_model], model_record_path(base_model_dir(_model))
+        )
     except ChangedFileError as error:
         raise WorkflowError(f"gpt2.models.{_model}: {error}") from None
 
@@ -48,7 +53,7 @@ rule fetch_model:
         "../envs/torch.yaml"
     params:
         code=code(),
-        name=lambda wc: model_spec(wc.model)["name"],
+        name=lambda wc: GPT2["models"][wc.model]["name"],
         hf_home=HF_HOME,
     script:
         "scripts/gpt2_fetch_model.py"
@@ -75,7 +80,7 @@ rule pretrain:
     params:
         code=code(),
         settings=lambda wc: TrainSettings.from_config(GPT2, wc.model),
-        architecture=lambda wc: model_spec(wc.model),
+        architecture=lambda wc: GPT2["models"][wc.model],
         work_dir=lambda wc: results("work", "pretrain", wc.model),
         checkpoint_every=GPT2["finetune"]["checkpoint_every"],
         device=GPT2["finetune"]["device"],

@@ -18,17 +18,19 @@ rule synthetic_target:
         **cluster_resources("synthetic_target"),
     params:
         code=code(),
-        spec=lambda wc: init_spec(wc.init),
+        spec=lambda wc: SYN["inits"][wc.init],
         vocab_size=lambda wc: int(wc.vocab),
         seed=lambda wc: int(wc.seed),
         # for random inits only: the Dirichlet concentration and the protocol point
         # synthetic_zeroing (real text zeroes nothing)
         alpha=lambda wc: (
-            SYN["dirichlet_alpha"] if init_spec(wc.init)["kind"] == "random" else None
+            SYN["dirichlet_alpha"]
+            if SYN["inits"][wc.init]["kind"] == "random"
+            else None
         ),
         zeroing=lambda wc: (
             protocol("synthetic_zeroing")["synthetic_zeroing"]
-            if init_spec(wc.init)["kind"] == "random"
+            if SYN["inits"][wc.init]["kind"] == "random"
             else None
         ),
         texts=real_text_settings,
@@ -133,7 +135,7 @@ rule synthetic_tables:
     params:
         code=code(),
         tables=SYN["tables"],
-        specs={init: init_spec(init) for init in INITS},
+        specs={init: SYN["inits"][init] for init in INITS},
     script:
         "scripts/synthetic_tables.py"
 
@@ -154,6 +156,6 @@ rule synthetic_figure:
     params:
         code=code(),
         inits=INITS,
-        specs={init: init_spec(init) for init in INITS},
+        specs={init: SYN["inits"][init] for init in INITS},
     script:
         "scripts/synthetic_figure.py"
