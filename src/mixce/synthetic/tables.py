@@ -62,15 +62,11 @@ def _labels(inits: Sequence[str], init_labels: Mapping[str, str] | None) -> dict
     return {i: init_labels.get(i) or init_label(i) for i in inits}
 
 
-def _check_selected(selected: pd.DataFrame) -> None:
+def _subset(selected: pd.DataFrame, inits: Sequence[str]) -> pd.DataFrame:
+    """Rows of ``selected`` for ``inits``; raises if there are none."""
     missing = [c for c in SELECTED_COLUMNS if c not in selected.columns]
     if missing:
         raise ValueError(f"selected is missing column(s): {', '.join(missing)}")
-
-
-def _subset(selected: pd.DataFrame, inits: Sequence[str]) -> pd.DataFrame:
-    """Rows of ``selected`` for ``inits``; raises if there are none."""
-    _check_selected(selected)
     if not inits:
         raise ValueError("inits is empty")
     if len(set(inits)) != len(inits):
@@ -84,10 +80,8 @@ def _subset(selected: pd.DataFrame, inits: Sequence[str]) -> pd.DataFrame:
     return sub
 
 
-def _row_keys(sub: pd.DataFrame, objectives: Sequence[str] | None = None) -> list[tuple[int, str]]:
+def _row_keys(sub: pd.DataFrame) -> list[tuple[int, str]]:
     """(vocab_size, objective) pairs present in ``sub``, vocab ascending, paper order."""
-    if objectives is not None:
-        sub = sub[sub["objective"].isin(list(objectives))]
     pairs = {(int(v), str(o)) for v, o in zip(sub["vocab_size"], sub["objective"], strict=True)}
     return sorted(pairs, key=lambda p: (p[0], objective_rank(p[1])))
 
