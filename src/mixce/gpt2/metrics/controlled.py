@@ -12,7 +12,6 @@ L word pieces, as the released code does.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from mixce.gpt2.metrics.coherence import coherence
-from mixce.gpt2.metrics.features import max_len_set_to
 from mixce.gpt2.metrics.fragments import (
     clean_up_spaces,
     cut_human_text,
@@ -134,17 +132,19 @@ class Controlled:
             else:
                 human_feats = reference[f"len{length}"]
             c_mauve = mauve_from_features(human_feats, feats, seed=self.mauve_seed)["mauve"]
-            with max_len_set_to(self.coh_f, length if self.truncate_at_l else None):
-                cosine = coherence(
-                    self.coh_f.featurize(fragments.prompts), self.coh_f.featurize(fragments.rests)
-                )
-            c_coh = float(np.mean(cosine))
+            max_len = self.coh_f.max_len  # released c-coh_L: SimCSE's max_length = L
+            self.coh_f.max_len = length if self.truncate_at_l else max_len
+            try:
+                prompts = self.coh_f.featurize(fragments.prompts)
+                rests = self.coh_f.featurize(fragments.rests)
+            finally:
+                self.coh_f.max_len = max_len
             results[str(length)] = {
                 "status": "ok",
                 "capacity": capacity,
                 "n_fragments": self.n,
-                "c_mauve": float(c_mauve),
-                "c_coherence": c_coh if math.isfinite(c_coh) else None,
+                "c_mauve": c_mauve,
+                "c_coherence": float(np.mean(coherence(prompts, rests))),  # nan: written null
             }
             if self.official:
                 results[str(length)]["n_words"] = n_words

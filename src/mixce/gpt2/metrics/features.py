@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import logging
 import os
@@ -25,18 +24,6 @@ import numpy as np
 import torch
 
 SIMCSE_NAME = "princeton-nlp/sup-simcse-bert-base-uncased"
-
-
-@contextlib.contextmanager
-def max_len_set_to(featurizer: Any, max_len: int | None) -> Iterator[Any]:
-    """``featurizer`` with its ``max_len`` set to ``max_len`` inside the context (None:
-    unchanged): released c-coh_L encodes with SimCSE's ``max_length`` = L."""
-    old = featurizer.max_len
-    featurizer.max_len = old if max_len is None else int(max_len)
-    try:
-        yield featurizer
-    finally:
-        featurizer.max_len = old
 
 
 def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
