@@ -10,10 +10,8 @@ import pandas as pd
 from mixce.gpt2.metrics.scoring import variant_columns
 from mixce.io import job_logging, write_csv
 
-COLUMNS = [
-    "dataset", "model", "variant", "objective", "eta", "seed", "length",
-    "c_mauve", "c_coherence", "n_fragments", "status",
-]  # fmt: skip
+COLUMNS = "dataset model variant objective eta seed length".split()
+COLUMNS += "c_mauve c_coherence n_fragments status".split()
 
 
 def main(smk) -> None:

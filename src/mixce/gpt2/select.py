@@ -12,10 +12,8 @@ import pandas as pd
 
 ETA_COLUMNS = "dataset model eta dev_mauve_mean dev_mauve_std n_seeds config_eta".split()
 TOP_P_COLUMNS = ["dataset", "model", "objective", "variant", "best_p", "dev_mauve_mean"]
-SETTING_COLUMNS = [
-    "dataset", "model", "objective", "variant", "setting",
-    "dev_mauve_mean", "dev_mauve_std", "n_seeds", "n_settings",
-]  # fmt: skip
+SETTING_COLUMNS = ["dataset", "model", "objective", "variant", "setting"]
+SETTING_COLUMNS += "dev_mauve_mean dev_mauve_std n_seeds n_settings".split()
 
 
 def _dev(samples: pd.DataFrame, n_train: int) -> pd.DataFrame:

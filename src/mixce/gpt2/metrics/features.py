@@ -73,8 +73,6 @@ class GPT2Featurizer:
     ) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        if max_len < 1:
-            raise ValueError(f"max_len must be >= 1, got {max_len}")
         self.max_len, self.batch_size, self.device = int(max_len), int(batch_size), _device(device)
         if isinstance(name, torch.nn.Module):
             config = getattr(name, "config", None)
@@ -263,9 +261,7 @@ class SimCSEFeaturizer:
 
 
 FEATURIZERS: dict[str, type] = {
-    "gpt2": GPT2Featurizer,
-    "sentence": SentenceFeaturizer,
-    "simcse": SimCSEFeaturizer,
+    cls.kind: cls for cls in (GPT2Featurizer, SentenceFeaturizer, SimCSEFeaturizer)
 }
 
 

@@ -376,12 +376,10 @@ def human_ceiling(features: np.ndarray, seeds: Sequence[int], mauve_seed: int) -
     ceiling of a model's MAUVE on half as many texts. ``mauve_halves`` (mean),
     ``mauve_halves_std`` (ddof 1; nan for one seed) and ``n_half`` (texts per half)."""
     features = np.asarray(features)
-    values = []
-    for seed in seeds:
-        first, second = split_halves(len(features), int(seed))
-        values.append(
-            float(mauve_from_features(features[first], features[second], seed=mauve_seed)["mauve"])
-        )
+    values = [
+        mauve_from_features(features[first], features[second], seed=mauve_seed)["mauve"]
+        for first, second in (split_halves(len(features), int(seed)) for seed in seeds)
+    ]
     return {
         "mauve_halves": float(np.mean(values)),
         "mauve_halves_std": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan,
