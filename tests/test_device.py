@@ -235,13 +235,6 @@ def test_job_gpus_reads_the_rules_gpu_resource():
         job_gpus(SimpleNamespace(rule="finetune", resources=SimpleNamespace(gpu="one")))
 
 
-def test_models_resolve_device_is_the_same_rule(monkeypatch):
-    fake_cpu_only(monkeypatch)
-    with pytest.raises(CudaUnusable, match="CPU-only build"):
-        mixce.gpt2.models.resolve_device("auto", 1)
-    assert mixce.gpt2.models.resolve_device("auto", 0) == torch.device("cpu")
-
-
 # --------------------------------------------------------------------------- the rule scripts
 
 #: every script of a GPU rule, its rule and the device key it reads

@@ -21,10 +21,10 @@ from mixce.gpt2.sample import (
     SAMPLE_KEYS,
     Decoding,
     Generation,
+    _nucleus,
     cut_prompts,
     forward_dtype,
     generate,
-    nucleus_mask,
     parse_decoding,
     read_token_ids,
     summarize,
@@ -407,6 +407,14 @@ def test_argument_checks(model):
 
 
 # --------------------------------------------------------------------------- top-p rule
+
+
+def nucleus_mask(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Boolean mask ``[B, V]`` of the tokens top-p sampling can pick from ``probs`` ``[B, V]``."""
+    _, order, _, n_keep = _nucleus(probs, top_p)
+    ranks = torch.arange(probs.shape[-1], device=probs.device)
+    kept_sorted = ranks[None, :] < n_keep[:, None]
+    return torch.zeros_like(kept_sorted).scatter(1, order, kept_sorted)
 
 
 def test_nucleus_mask_hand_made():

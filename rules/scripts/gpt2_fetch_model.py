@@ -24,20 +24,9 @@ def main(smk) -> None:
     with job_logging(smk.log[0]):
         logging.info("HF_HOME=%s", hf_home)
         out = Path(smk.output[0])
-        manifest = fetch_hub_model(
-            smk.params.name,
-            out,
-            model_record_path(out),
-            revision=spec.get("revision"),
-            refresh=refresh,
-            cache_dir=hf_home / "hub",
-        )
-        logging.info(
-            "%s: %d parameters, commit %s",
-            manifest["name"],
-            manifest["parameters"],
-            manifest["commit"],
-        )
+        options = dict(revision=spec.get("revision"), refresh=refresh, cache_dir=hf_home / "hub")
+        manifest = fetch_hub_model(smk.params.name, out, model_record_path(out), **options)
+        logging.info("%(name)s: %(parameters)d parameters, commit %(commit)s", manifest)
 
 
 main(snakemake)  # noqa: F821

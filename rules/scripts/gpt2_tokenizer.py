@@ -9,12 +9,8 @@ from mixce.io import job_logging
 def main(smk) -> None:
     with job_logging(smk.log[0]):
         tokenizer = save_tokenizer(smk.params.source, smk.params.name, smk.output[0])
-        logging.info(
-            "GPT-2 BPE from %s: %d tokens, EOS id %d",
-            smk.params.source,
-            len(tokenizer),
-            tokenizer.eos_token_id,
-        )
+        eos = tokenizer.eos_token_id
+        logging.info(f"GPT-2 BPE from {smk.params.source}: {len(tokenizer)} tokens, EOS id {eos}")
 
 
 main(snakemake)  # noqa: F821

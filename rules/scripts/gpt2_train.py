@@ -1,11 +1,7 @@
-"""Rules pretrain and finetune: one run of the training loop (mixce.gpt2.train.train).
-
-pretrain: a scratch GPT-2 (params.architecture) trained with MLE on the pretraining datasets'
-train splits; finetune: the base model trained with the variant's objective on the first
-params.n_train train texts. params.settings: TrainSettings fields; params.protocol (finetune
-only; pretrain, our own stage, gives none): the protocol points, applied by
-mixce.gpt2.train.protocol_settings. LFD's reference model is the named input ``reference``
-(an empty list for the other objectives). A rerun after a kill resumes from params.work_dir.
+"""Rules pretrain (a scratch GPT-2, params.architecture, with MLE) and finetune (the base model,
+the variant's objective, the first params.n_train texts): mixce.gpt2.train.train with
+params.settings under params.protocol (finetune only). LFD's reference model is the named input
+``reference`` (else an empty list). A rerun after a kill resumes from params.work_dir.
 """
 
 import logging
@@ -49,54 +45,34 @@ def main(smk) -> None:
         else:
             model = load_model(smk.input.base)
             source = smk.input.base
-        # the named input reference: one model directory (LFD) or an empty list
         reference_paths = path_list(getattr(smk.input, "reference", []))
         if len(reference_paths) > 1:
             raise ValueError(f"input reference must be one model directory, got {reference_paths}")
         reference_path = reference_paths[0] if reference_paths else None
         reference = load_model(reference_path) if reference_path is not None else None
         logging.info(
-            "%s (%d parameters) on %s: %d train / %d dev texts, %s, reference model %s",
-            source,
-            count_parameters(model),
-            device,
-            len(train_ids),
-            len(dev_ids),
-            settings,
-            reference_path,
+            f"{source} ({count_parameters(model)} parameters) on {device}: {len(train_ids)} train"
+            f" / {len(dev_ids)} dev texts, {settings}, reference model {reference_path}"
+        )
+        options = dict(
+            work_dir=p.work_dir, checkpoint_every=p.checkpoint_every, reference=reference
         )
         with StopOnSignal() as stop:
             summary = train(
-                model,
-                train_ids,
-                dev_ids,
-                settings,
-                work_dir=p.work_dir,
-                device=device,
-                checkpoint_every=p.checkpoint_every,
-                should_stop=stop,
-                reference=reference,
+                model, train_ids, dev_ids, settings, device=device, should_stop=stop, **options
             )
         log = summary.pop("log")
         best = Path(p.work_dir, "best")
         save_model(load_model(best), smk.output.model)
         write_csv(smk.output.log_csv, pd.DataFrame(log))
+        sizes = {"n_train": len(train_ids), "n_dev": len(dev_ids)}
         write_json(
-            smk.output.summary,
-            {
-                **summary,
-                "source": source,
-                "reference": reference_path,
-                "n_train": len(train_ids),
-                "n_dev": len(dev_ids),
-            },
+            smk.output.summary, {**summary, "source": source, "reference": reference_path, **sizes}
         )
         logging.info(
-            "best dev loss %.4f at step %s of %d; %.0f tokens/s",
-            summary["best_dev_loss"],
-            summary["best_step"],
-            summary["steps"],
-            summary["tokens_per_second"],
+            "best dev loss %(best_dev_loss).4f at step %(best_step)s of %(steps)d; "
+            "%(tokens_per_second).0f tokens/s",
+            summary,
         )
         shutil.rmtree(p.work_dir, ignore_errors=True)
 

@@ -1,16 +1,11 @@
-"""Where a job runs: one device rule for every GPU-capable script, and no silent CPU fallback.
+"""Where a job runs: one device rule for every GPU-capable script, no silent CPU fallback.
 
-A workflow job is *given a GPU* when its rule's ``gpu`` resource (``cluster.rules.<rule>.gpu``
-or ``--set-resources <rule>:gpu=N``) is 1 or more. The device settings
-(``gpt2.finetune.device``, ``gpt2.sampling.device``, ``gpt2.metrics.device``,
-``synthetic.train.device``): ``cpu`` (a warning when the job was given a GPU); ``cuda`` (or
-``cuda:N``), which stops at once when torch cannot use CUDA; ``auto``: the GPU the job was
-given (stopping at once without a working one), the CPU when given none. Outside a workflow job
-(``gpus=None``: notebooks, tests) ``auto`` is CUDA when usable, else the CPU.
-
-:class:`CudaUnusable` names the cause torch gives (a CPU-only build, a driver too old for the
-build's CUDA, no driver or no GPU visible, no kernels for the GPU's architecture) and what to
-install, before any model is loaded. torch is imported only when a device is resolved.
+A job is given a GPU when its rule's ``gpu`` resource (``cluster.rules.<rule>.gpu``) is >= 1.
+The device settings (``gpt2.{finetune,sampling,metrics}.device``, ``synthetic.train.device``):
+``cpu`` (a warning when given a GPU); ``cuda``/``cuda:N``, stopping at once when torch cannot
+use it; ``auto``: the GPU given (stopping without a working one), else the CPU; outside a
+workflow job (``gpus=None``) CUDA when usable. :class:`CudaUnusable` names torch's cause and
+what to install, before any model is loaded. torch is imported only when a device is resolved.
 """
 
 from __future__ import annotations
@@ -56,8 +51,7 @@ def job_gpus(smk: Any) -> int:
 
 
 def job_device(smk: Any, key: str) -> torch.device:
-    """:func:`resolve_device` of a job's ``params.device`` (config ``key``). Call it first thing
-    in a script, so that a job without the CUDA it needs fails before loading anything."""
+    """:func:`resolve_device` of ``params.device`` (config ``key``); call it first thing."""
     return resolve_device(
         smk.params.device, job_gpus(smk), key=key, rule=getattr(smk, "rule", None)
     )
@@ -66,8 +60,7 @@ def job_device(smk: Any, key: str) -> torch.device:
 def resolve_device(
     device: str, gpus: int | None = None, *, key: str = "device", rule: str | None = None
 ) -> torch.device:
-    """The torch device of setting ``device`` (auto, cpu, cuda or cuda:N; config ``key``) for a
-    job given ``gpus`` GPUs (None: not a workflow job); see the module docstring."""
+    """The torch device of setting ``device`` (config ``key``) for a job given ``gpus`` GPUs."""
     import torch
 
     name = str(device)
@@ -77,11 +70,8 @@ def resolve_device(
     if name == "cpu":
         if gpus:
             logger.warning(
-                "%s is cpu although this job was given %d GPU(s) (%s): it runs on the CPU "
-                "and leaves the GPU idle",
-                key,
-                gpus,
-                given,
+                f"{key} is cpu although this job was given {gpus} GPU(s) ({given}): it runs on "
+                "the CPU and leaves the GPU idle"
             )
         return torch.device("cpu")
     if name == "auto" and gpus is None:  # not a workflow job: the GPU when it works
@@ -117,21 +107,16 @@ def _chosen(device: torch.device) -> torch.device:
 
     index = device.index or 0
     major, minor = torch.cuda.get_device_capability(index)
+    name = torch.cuda.get_device_name(index)
     logger.info(
-        "device %s: %s (compute capability %d.%d; torch %s, CUDA %s)",
-        device,
-        torch.cuda.get_device_name(index),
-        major,
-        minor,
-        torch.__version__,
-        torch.version.cuda,
+        f"device {device}: {name} (compute capability {major}.{minor}; "
+        f"torch {torch.__version__}, CUDA {torch.version.cuda})"
     )
     return device
 
 
 def cuda_problem(index: int = 0) -> str | None:
-    """Why torch cannot use CUDA device ``index`` here, with what to install; None when it
-    can (its build has kernels for the GPU and a first kernel ran on it)."""
+    """Why torch cannot use CUDA device ``index`` here, with what to install; None when it can."""
     import torch
 
     version = torch.__version__
@@ -172,9 +157,8 @@ def cuda_problem(index: int = 0) -> str | None:
 
 
 def has_kernel(capability: Sequence[int], arch_list: Sequence[str]) -> bool:
-    """True when a build compiled for ``arch_list`` (torch.cuda.get_arch_list(): sm_XY cubins,
-    compute_XY PTX) runs on a GPU of compute ``capability`` (major, minor): a cubin runs on
-    its major version at an equal or higher minor, PTX on its version and any later one."""
+    """Whether a build for ``arch_list`` runs on a GPU of ``capability``: an sm_XY cubin runs
+    on major X at minor >= Y, compute_XY PTX on X.Y and any later version."""
     device = (int(capability[0]), int(capability[1]))
     for arch in arch_list:
         match = re.fullmatch(r"(sm|compute)_(\d+)(\d)([af]?)", arch)
@@ -193,7 +177,7 @@ def has_kernel(capability: Sequence[int], arch_list: Sequence[str]) -> bool:
 
 
 def _first_kernel(index: int) -> None:
-    """Run one small kernel on GPU ``index`` (a missing kernel image shows up only here)."""
+    """One small kernel on GPU ``index`` (a missing kernel image shows up only here)."""
     import torch
 
     x = torch.ones(4, device=f"cuda:{index}")
@@ -202,37 +186,35 @@ def _first_kernel(index: int) -> None:
 
 
 def _no_cuda(said: str, everything: str, version: str) -> str:
-    """Why CUDA is unavailable, from what torch said (``said``; ``everything``: all it said,
-    lower case, warnings included)."""
+    """Why CUDA is unavailable, from what torch ``said`` (``everything``: all it said, lower
+    case, warnings included)."""
     import torch
 
-    cuda = str(torch.version.cuda)
-    base = version.split("+")[0]
+    cuda, said = str(torch.version.cuda), said.strip()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if "too old" in everything:
         return (
-            f"the NVIDIA driver is too old for this torch's CUDA {cuda} (torch says: "
-            f"{said.strip()}) CUDA {cuda.split('.')[0]}.x needs driver >= {_min_driver(cuda)}. "
-            "Ask for a newer driver on the GPU nodes, or install a torch build for an older "
-            "CUDA: "
-            f"{_pip(base, LEGACY_CUDA)} (driver >= {_min_driver(LEGACY_CUDA)})."
+            f"the NVIDIA driver is too old for this torch's CUDA {cuda} (torch says: {said}) "
+            f"CUDA {cuda.split('.')[0]}.x needs driver >= {_min_driver(cuda)}. Ask for a newer "
+            "driver on the GPU nodes, or install a torch build for an older CUDA: "
+            f"{_pip(version.split('+')[0], LEGACY_CUDA)} (driver >= {_min_driver(LEGACY_CUDA)})."
         )
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if "no nvidia driver" in everything:
         return (
-            f"no NVIDIA driver on this machine (torch says: {said.strip()}). The job did not "
-            "run on a GPU node, or the node lacks the driver: check the GPU partition in "
-            "slurm/site.yaml and `nvidia-smi` on the node."
+            f"no NVIDIA driver on this machine (torch says: {said}). The job did not run on a "
+            "GPU node, or the node lacks the driver: check the GPU partition in slurm/site.yaml "
+            "and `nvidia-smi` on the node."
         )
+    said = said or "no CUDA device"
     if visible is not None and visible.strip() in ("", "-1", "NoDevFiles"):
         return (
             f"no GPU is visible to this job (CUDA_VISIBLE_DEVICES={visible!r}): the scheduler "
             "gave it none; check that the job asked for one (sbatch --gpus) and got it "
-            f"(sacct ... AllocTRES). torch says: {said.strip() or 'no CUDA device'}"
+            f"(sacct ... AllocTRES). torch says: {said}"
         )
     return (
-        f"torch {version} (CUDA {cuda}) finds no usable GPU (torch says: "
-        f"{said.strip() or 'no CUDA device'}). Check `nvidia-smi` on the node; its driver "
-        f"must be >= {_min_driver(cuda)} for CUDA {cuda}."
+        f"torch {version} (CUDA {cuda}) finds no usable GPU (torch says: {said}). Check "
+        f"`nvidia-smi` on the node; its driver must be >= {_min_driver(cuda)} for CUDA {cuda}."
     )
 
 
@@ -241,8 +223,6 @@ def _no_kernel(
 ) -> str:
     import torch
 
-    name = torch.cuda.get_device_name(index)
-    major, minor = capability
     # the CUDA builds of this release and the compute capabilities each has kernels for
     # (a table torch keeps for its own warning; absent in other versions: then no list)
     host = "aarch64" if platform.machine().lower() == "aarch64" else "x86_64"
@@ -258,15 +238,14 @@ def _no_kernel(
         "https://pytorch.org/get-started/locally/"
     )
     return (
-        f"no kernel for this GPU: GPU {index} ({name}) has compute capability "
-        f"{major}.{minor}, and this torch ({version}, CUDA {torch.version.cuda}) has kernels "
-        f"for {' '.join(arch_list)} only; {fix}."
+        f"no kernel for this GPU: GPU {index} ({torch.cuda.get_device_name(index)}) has compute "
+        f"capability {capability[0]}.{capability[1]}, and this torch ({version}, CUDA "
+        f"{torch.version.cuda}) has kernels for {' '.join(arch_list)} only; {fix}."
     )
 
 
 def _pip(base: str, cuda: str) -> str:
-    """The pip command that installs torch ``base`` built for CUDA ``cuda`` (the +cuXY local
-    version replaces an installed build of the same version, which plain ==base would keep)."""
+    """pip command for torch ``base`` built for ``cuda`` (+cuXY: plain ==base keeps a build)."""
     tag = "cu" + cuda.replace(".", "")
     return f"`pip install torch=={base}+{tag} --index-url {WHEEL_INDEX}/{tag}`"
 

@@ -1,11 +1,7 @@
-"""Model sources of the GPT-2 track, all written whole or not at all in safetensors:
-
-- ``hub``: ``from_pretrained(name)`` (paper: gpt2, gpt2-medium, gpt2-large), fetched once by a
-  local rule at a recorded commit and saved under resources/ for GPU nodes without internet
-  (:func:`fetch_hub_model`);
-- ``local``: a directory that ``from_pretrained`` reads (used in place);
-- ``scratch``: a GPT-2 of the configured size with random weights drawn from a seed, which the
-  workflow pretrains with MLE before finetuning (:func:`scratch_model`).
+"""Model sources of the GPT-2 track (saved whole or not at all, safetensors): ``hub`` (paper:
+gpt2, gpt2-medium, gpt2-large; fetched once at a recorded commit for offline GPU nodes,
+:func:`fetch_hub_model`), ``local`` (a directory used in place) and ``scratch`` (a seeded
+random GPT-2, pretrained with MLE before finetuning, :func:`scratch_model`).
 """
 
 from __future__ import annotations
@@ -22,8 +18,6 @@ from typing import Any
 
 import torch
 
-from mixce.device import resolve_device as resolve_device  # the same rule, re-exported
-
 MANIFEST = "manifest.json"  # written into a fetched hub model's directory
 
 logger = logging.getLogger(__name__)
@@ -37,15 +31,9 @@ def scratch_config(
 
     if n_embd % n_head:
         raise ValueError(f"n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
-    return GPT2Config(
-        n_layer=n_layer,
-        n_head=n_head,
-        n_embd=n_embd,
-        n_positions=n_positions,
-        vocab_size=vocab_size,
-        bos_token_id=vocab_size - 1,
-        eos_token_id=vocab_size - 1,
-    )
+    size = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, n_positions=n_positions)
+    eos = vocab_size - 1
+    return GPT2Config(**size, vocab_size=vocab_size, bos_token_id=eos, eos_token_id=eos)
 
 
 def scratch_model(spec: dict[str, int], seed: int) -> Any:
@@ -61,18 +49,13 @@ def scratch_model(spec: dict[str, int], seed: int) -> Any:
 def hub_model(
     name: str, revision: str | None = None, cache_dir: str | os.PathLike[str] | None = None
 ) -> Any:
-    """The model ``name`` from the hub (or from a directory, which from_pretrained accepts).
-
-    ``cache_dir``: the Hugging Face cache to use (None: ``HF_HOME``'s); a commit ``revision``
-    found there is read without contacting the hub.
-    """
+    """The model ``name`` from the hub or a directory (a commit in ``cache_dir``, None:
+    ``HF_HOME``'s, is read without contacting the hub)."""
     from transformers import AutoModelForCausalLM
 
+    cache = None if cache_dir is None else str(cache_dir)
     return AutoModelForCausalLM.from_pretrained(
-        name,
-        revision=revision,
-        cache_dir=None if cache_dir is None else str(cache_dir),
-        dtype=torch.float32,
+        name, revision=revision, cache_dir=cache, dtype=torch.float32
     )
 
 
@@ -86,15 +69,11 @@ def fetch_hub_model(
     cache_dir: str | os.PathLike[str] | None = None,
     endpoint: str | None = None,
 ) -> dict[str, Any]:
-    """Fetch hub model ``name`` at a pinned commit into ``out_dir`` (weights + manifest.json:
-    the record plus versions); returns the manifest.
+    """Fetch hub model ``name`` into ``out_dir`` (weights + manifest.json); returns the manifest.
 
-    The first fetch resolves ``revision`` (None: the default branch) to a commit, loads it and
-    records name, revision and commit in ``record_path`` (beside ``out_dir``, which Snakemake
-    deletes before a rerun; the record stays). Later fetches load the recorded commit again
-    (from ``cache_dir`` when there) and stop when the config pins another revision
-    (:func:`mixce.gpt2.data.download.check_model_pin`) unless ``refresh``, which fetches
-    ``revision`` anew. A ``name`` that is a local directory has no commit.
+    The first fetch records ``revision``'s commit in ``record_path`` (beside ``out_dir``, which
+    Snakemake deletes before a rerun); later ones load it and stop on another pinned revision
+    (:func:`mixce.gpt2.data.download.check_model_pin`) unless ``refresh``.
     """
     import transformers
 
@@ -130,8 +109,7 @@ def fetch_hub_model(
 
 
 def save_dir(out_dir: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` into a fresh directory beside ``out_dir``, which then replaces
-    ``out_dir``: it is written whole or not at all."""
+    """``write(tmp)`` into a fresh directory that then replaces ``out_dir`` (whole or nothing)."""
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -148,8 +126,7 @@ def save_dir(out_dir: str | os.PathLike[str], write: Callable[[Path], None]) -> 
 def save_model(
     model: Any, out_dir: str | os.PathLike[str], manifest: Mapping[str, Any] | None = None
 ) -> None:
-    """Save ``model`` (safetensors) into ``out_dir`` (:func:`save_dir`), with ``manifest`` as
-    manifest.json if given (so the directory never holds one without the other)."""
+    """Save ``model`` (safetensors) with ``manifest`` as manifest.json into ``out_dir``."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # one bar per save clutters the job logs

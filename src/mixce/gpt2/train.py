@@ -1,37 +1,24 @@
-"""One training loop for the GPT-2 track: finetuning with any registered objective, and the
-MLE pretraining of scratch models. Read it top to bottom in :func:`train`:
+"""One training loop for the GPT-2 track (finetuning, MLE pretraining). In :func:`train`:
 
-1. Each optimizer step takes ``batch_size`` texts (the epoch's order is a permutation drawn
-   from ``seed`` and the epoch number), cut into micro-batches of ``micro_batch_size`` whose
-   gradients accumulate (protocol point grad_accumulation, :func:`micro_batch_weights`).
-2. Texts are GPT-2 ids with EOS appended (:func:`mixce.gpt2.tokenizer.encode_texts`); a batch is
-   right-padded with EOS under attention mask 0; the model sees ``ids[:-1]`` and predicts
-   ``ids[1:]`` (no BOS, the first token is not scored).
-3. AdamW with a linear schedule (optional warm-up), gradient clipping at ``grad_clip`` (None:
-   none, protocol point grad_clip official; the norm is logged either way). A NaN or infinite
-   loss stops the job (:class:`NonFiniteLoss`, naming the step, micro-batch and texts).
-4. At each epoch's end (or every ``eval_every`` steps) the dev loss is computed with the
-   training objective (so MixCE keeps its mixed loss, as the reference code does) and with
-   plain NLL, always in float32 (:func:`evaluate`); the model with the lowest objective dev
-   loss is saved (safetensors).
-5. Every ``checkpoint_every`` steps, and when ``should_stop()`` turns true (SIGTERM, see
-   :class:`StopOnSignal`), model, optimizer, scheduler, RNG states, position in the data, the
-   objective's state and the log are saved atomically to ``resume.pt``; :func:`train` resumes
-   from it when its fingerprint (settings + data) matches, so a resumed run ends with the same
-   weights as an uninterrupted one. The checkpoint holds only tensors and plain types and is
-   read with ``weights_only=True``: a file holding any pickled object is refused
-   (:class:`CheckpointError`), never unpickled.
+1. A step takes ``batch_size`` texts (epoch order: a permutation drawn from seed and epoch), in
+   micro-batches whose gradients accumulate (protocol point grad_accumulation).
+2. Texts are GPT-2 ids + EOS, right-padded with EOS under mask 0; the model sees ``ids[:-1]``
+   and predicts ``ids[1:]`` (no BOS, the first token is not scored).
+3. AdamW (fused on CUDA), linear schedule with optional warm-up, clipping at ``grad_clip``
+   (None: none; the norm is logged either way). A NaN/inf loss raises :class:`NonFiniteLoss`.
+4. At each epoch's end (or every ``eval_every`` steps) the dev loss of the training objective
+   (MixCE keeps its mixed loss, as the reference code) and plain NLL, in float32
+   (:func:`evaluate`); the model with the lowest objective dev loss is saved.
+5. Every ``checkpoint_every`` steps and on ``should_stop()`` (SIGTERM, :class:`StopOnSignal`)
+   the whole state goes atomically to ``resume.pt``; a run resumes from it when its fingerprint
+   (settings + data) matches and ends with the weights of an uninterrupted one. It holds only
+   tensors and plain types, read with ``weights_only=True``: pickled objects are refused.
 
-Objectives are known only through their :class:`~mixce.objectives.ObjectiveSpec`: ``hyper``
-(checked by :func:`~mixce.objectives.check_hyper`); ``needs_reference``: a frozen ``reference``
-model runs on every micro-batch (training and dev) under no_grad and its logits are passed as
-``reference_logits``; ``stateful``: one state dict, passed as ``state`` in training, saved in
-the checkpoint, and ``state=None`` in the dev evaluation.
+An objective's :class:`~mixce.objectives.ObjectiveSpec` says whether it takes a frozen
+``reference`` model's logits and keeps a ``state`` dict (checkpointed; None in dev evaluation).
 
-``precision`` (protocol point precision): ``"bf16_autocast"`` (clean) runs the training
-forward on CUDA under bf16 autocast with TF32 matmuls; ``"float32"`` (official, as the
-released script on its V100) trains in float32 with TF32 off. The CPU always runs float32,
-and the dev evaluation is float32 under both. CUDA uses fused AdamW either way.
+Protocol point precision: ``"bf16_autocast"`` (clean) trains on CUDA under bf16 autocast with
+TF32 matmuls; ``"float32"`` (official, the released script on its V100) with TF32 off.
 """
 
 from __future__ import annotations
@@ -147,14 +134,8 @@ PROTOCOL_FIELDS = {
 def protocol_settings(
     settings: Mapping[str, Any], points: Mapping[str, Literal["official", "clean"]]
 ) -> dict[str, Any]:
-    """:class:`TrainSettings` fields ``settings`` under the protocol ``points`` given.
-
-    Official (the released script): ``grad_clip=None``, ``accumulation="micro_batches"``,
-    ``precision="float32"``, ``dev_average="batch_means"`` with ``dev_batch_size=32``. Clean:
-    the configured grad_clip, ``"tokens"``, ``"bf16_autocast"``, ``"tokens"`` with the
-    configured dev_batch_size. A point not in ``points`` leaves its fields as given (the
-    pretraining of scratch models, our own stage, passes none).
-    """
+    """:class:`TrainSettings` fields ``settings`` under the protocol ``points`` given
+    (:data:`PROTOCOL_FIELDS`); a point not given leaves its fields (pretraining gives none)."""
     out = dict(settings)
     for name, setting in points.items():
         if setting not in ("official", "clean"):
@@ -226,11 +207,8 @@ def step_batches(
     micro_batch_size: int,
     by_length: bool = True,
 ) -> list[list[list[int]]]:
-    """Optimizer steps of one epoch: for each step, its micro-batches of text indices.
-
-    ``by_length`` (bucketing, little padding): a step's texts are sorted longest first (ties by
-    index) before the cut; otherwise they are cut in ``order``.
-    """
+    """Each optimizer step's micro-batches of text indices; ``by_length``: a step's texts sorted
+    longest first (ties by index) before the cut, else cut in ``order``."""
     steps = []
     for start in range(0, len(order), batch_size):
         chunk = list(order[start : start + batch_size])
@@ -247,11 +225,9 @@ def micro_batch_weights(
 ) -> list[float]:
     """Weight of each micro-batch's mean loss (``token_counts``: its real target tokens).
 
-    ``"tokens"`` (clean): its share of the step's tokens, so the step's loss is the token mean
-    over the whole step and neither bucketing nor the micro-batch size changes the gradient.
-    ``"micro_batches"`` (official): ``1 / steps_per_update`` each, as the released script divides
-    every micro-batch's loss by its gradient_accumulation_steps (micro-batches cut in the epoch's
-    order; a short last step of an epoch weighs less).
+    "tokens" (clean): its share of the step's tokens (the step's token mean). "micro_batches"
+    (official): ``1 / steps_per_update`` each, the released gradient_accumulation_steps divisor
+    (an epoch's short last step weighs less).
     """
     if accumulation == "tokens":
         total = sum(token_counts)
@@ -311,8 +287,8 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-# What torch.load(..., weights_only=True) reads without unpickling any other object (so
-# without running code a file's writer chose). Exact types: numpy.float64 is refused.
+# What torch.load(..., weights_only=True) reads without unpickling (exact types: numpy.float64
+# is refused).
 PLAIN_TYPES = (str, int, float, bool, type(None))
 RESUME_KEYS = ("fingerprint", "model", "optimizer", "scheduler", "rng", "state")
 
@@ -328,8 +304,7 @@ def fingerprint(settings: TrainSettings, *arrays: Sequence[Sequence[int]]) -> st
 
 
 def check_plain(obj: Any, where: str = "checkpoint") -> None:
-    """A TypeError naming the first value in ``obj`` that a ``weights_only=True`` load would
-    refuse (anything but tensors, plain scalars and lists/tuples/dicts of them)."""
+    """A TypeError naming the first value in ``obj`` a ``weights_only=True`` load would refuse."""
     if type(obj) in (dict, OrderedDict):
         for key, value in obj.items():
             if type(key) not in (str, int):
@@ -346,13 +321,11 @@ def check_plain(obj: Any, where: str = "checkpoint") -> None:
 
 
 def atomic_tmp(path: Path) -> Path:
-    """The temporary name beside ``path`` that :func:`save_atomic` writes to first."""
     return path.with_name(f".{path.name}.tmp")
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save ``obj`` (checked by :func:`check_plain`) to a temporary name, then rename:
-    each save replaces the last (while it is written, the two are on disk)."""
+    """torch.save ``obj`` (checked by :func:`check_plain`) to a temporary name, then rename."""
     check_plain(obj)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = atomic_tmp(path)
@@ -361,10 +334,8 @@ def save_atomic(obj: Any, path: Path) -> None:
 
 
 def load_resume(path: Path) -> dict[str, Any]:
-    """The resume checkpoint at ``path``, read with ``weights_only=True``. A file holding any
-    other object (which a plain ``torch.load`` would unpickle, running whatever code its writer
-    put there: on a shared filesystem, not necessarily you) or that is no resume checkpoint
-    raises :class:`CheckpointError` naming the file; nothing in it is run."""
+    """The resume checkpoint at ``path``, read with ``weights_only=True``: a file with other
+    objects (a plain load would run its writer's code) or no checkpoint: CheckpointError."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -400,22 +371,25 @@ def load_resume(path: Path) -> dict[str, Any]:
     return saved
 
 
-def reference_inputs(
-    reference: torch.nn.Module | None, inputs: torch.Tensor, attention: torch.Tensor
-) -> dict[str, torch.Tensor]:
-    """``{"reference_logits": ...}`` of the frozen reference model (no grad), or ``{}``.
-    Call it under the same autocast as the main model's forward."""
+def forward(
+    model: torch.nn.Module,
+    reference: torch.nn.Module | None,
+    inputs: torch.Tensor,
+    attention: torch.Tensor,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Logits of ``model`` and the objective's ``{"reference_logits": ...}`` (no grad) or {}."""
+    batch = {"input_ids": inputs, "attention_mask": attention}
+    logits = model(**batch).logits
     if reference is None:
-        return {}
+        return logits, {}
     with torch.no_grad():
-        return {"reference_logits": reference(input_ids=inputs, attention_mask=attention).logits}
+        return logits, {"reference_logits": reference(**batch).logits}
 
 
 def prepare_reference(
     spec: ObjectiveSpec, reference: torch.nn.Module | None, device: torch.device
 ) -> torch.nn.Module | None:
-    """The reference model on ``device``, eval mode, frozen; a ValueError unless the objective
-    takes one exactly when one is given."""
+    """The reference model on ``device``, frozen; a ValueError unless the objective takes one."""
     if spec.needs_reference and reference is None:
         raise ValueError(
             f"objective {spec.name!r} needs a reference model (train(..., reference=model))"
@@ -435,14 +409,11 @@ def evaluate(
     device: torch.device,
     reference: torch.nn.Module | None = None,
 ) -> dict[str, float]:
-    """Dev loss of the training objective and plain NLL over ``texts``, in batches of
-    ``dev_batch_size``.
+    """Dev loss of the training objective and plain NLL, always float32 (no autocast, no TF32).
 
-    ``dev_average`` "tokens" (clean): texts sorted by length, the token-weighted mean.
-    "batch_means" (official, the released evaluation loop): texts in the order given, each
-    batch's token mean weighted by its number of texts. Always float32 (no autocast, no TF32):
-    these are the reported dev NLL and the loss that selects the best checkpoint. A stateful
-    objective gets ``state=None`` (its evaluation form, e.g. loss truncation's plain NLL).
+    ``dev_average`` "tokens" (clean): texts sorted by length, the token-weighted mean;
+    "batch_means" (official, the released loop): file order, each batch's token mean weighted by
+    its texts. A stateful objective gets ``state=None`` (e.g. loss truncation's plain NLL).
     """
     spec = get_spec(settings.objective)
     reference = prepare_reference(spec, reference, device)
@@ -459,8 +430,7 @@ def evaluate(
         batch = [texts[i] for i in order[start : start + settings.dev_batch_size]]
         inputs, attention, targets, mask = pad_batch(batch, batch[0][-1], device)
         with float32_matmuls():
-            logits = model(input_ids=inputs, attention_mask=attention).logits
-            extra = reference_inputs(reference, inputs, attention)
+            logits, extra = forward(model, reference, inputs, attention)
         if spec.stateful:
             extra["state"] = None
         n = int(mask.sum())
@@ -471,11 +441,8 @@ def evaluate(
         weight_sum += weight
         total_tokens += n
     model.train(was_training)
-    return {
-        "loss": loss_sum / max(weight_sum, 1),
-        "nll": nll_sum / max(weight_sum, 1),
-        "tokens": total_tokens,
-    }
+    weight_sum = max(weight_sum, 1)
+    return {"loss": loss_sum / weight_sum, "nll": nll_sum / weight_sum, "tokens": total_tokens}
 
 
 def train(
@@ -491,18 +458,10 @@ def train(
     progress: bool = True,
     reference: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
-    """Train ``model`` on ``train_texts`` (token ids ending in EOS); see the module docstring.
-
-    ``work_dir`` gets ``resume.pt`` (one, replaced at each checkpoint, about 12 bytes per
-    parameter) and ``best/`` (the best model so far). Both live outside the job's declared
-    outputs, so a failed or preempted job (whose outputs Snakemake removes) loses neither; the
-    rule's script deletes ``work_dir`` once the outputs are written. ``reference``: the frozen
-    second model of an objective that needs one (LFD's degenerative model).
-
-    Returns the run's summary (dev losses per evaluation, best step, timings) and the per-step
-    log rows under ``"log"``. Raises :class:`Preempted` after saving a resume checkpoint when
-    ``should_stop()`` turns true.
-    """
+    """Train ``model`` on ``train_texts`` (ids ending in EOS); the run's summary, log rows under
+    ``"log"``. ``work_dir`` (outside the job's outputs, which Snakemake removes on failure) gets
+    ``resume.pt`` (~12 bytes a parameter) and ``best/``. Raises :class:`Preempted` after saving
+    a checkpoint when ``should_stop()`` turns true."""
     from tqdm import tqdm
 
     if not train_texts or not dev_texts:
@@ -522,14 +481,12 @@ def train(
     if device.type == "cuda":
         tf32 = tf32_allowed(device.type, settings.precision)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+    sizes = settings.batch_size, settings.micro_batch_size
     steps_per_update = math.ceil(settings.batch_size / settings.micro_batch_size)
+    by_length = settings.accumulation == "tokens"
     model.to(device).train()
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
-        lr=settings.lr,
-        weight_decay=settings.weight_decay,
-        fused=device.type == "cuda",
-    )
+    adamw = dict(lr=settings.lr, weight_decay=settings.weight_decay, fused=device.type == "cuda")
+    optimizer = torch.optim.AdamW(model.parameters(), **adamw)
     scheduler = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up to 1, linear decay to 0
         optimizer,
         lambda step: (
@@ -541,18 +498,15 @@ def train(
 
     key = fingerprint(settings, train_texts, dev_texts)
     # "objective": the stateful objective's own state (e.g. loss truncation's loss buffer)
-    state: dict[str, Any] = dict(
-        step=0, best=math.inf, best_step=None, evals=[], log=[], objective={}
-    )
+    state = dict(step=0, best=math.inf, best_step=None, evals=[], log=[], objective={})
     torch.manual_seed(settings.seed)
     # a save cut short by a kill leaves its temporary file (a checkpoint's size): drop it
     atomic_tmp(resume_path).unlink(missing_ok=True)
     if resume_path.is_file():
         saved = load_resume(resume_path)
         if saved.get("fingerprint") == key:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
+            for name, part in zip(RESUME_KEYS[1:4], (model, optimizer, scheduler), strict=True):
+                part.load_state_dict(saved[name])
             torch.random.set_rng_state(saved["rng"]["torch"])
             if "cuda" in saved["rng"] and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
@@ -565,30 +519,17 @@ def train(
         rng = {"torch": torch.random.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        save_atomic(
-            {
-                "fingerprint": key,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": rng,
-                "state": state,
-            },
-            resume_path,
-        )
+        parts = model, optimizer, scheduler
+        saved = dict(zip(RESUME_KEYS[1:4], (p.state_dict() for p in parts), strict=True))
+        save_atomic({"fingerprint": key, **saved, "rng": rng, "state": state}, resume_path)
         logger.info("checkpoint at step %d -> %s", state["step"], resume_path)
 
     started = time.perf_counter()
     bar = tqdm(total=total_steps, initial=state["step"], disable=not progress, desc="train")
     while state["step"] < total_steps:
         epoch, in_epoch = divmod(state["step"], steps_per_epoch)
-        step_plan = step_batches(
-            lengths,
-            epoch_order(len(train_texts), settings.seed, epoch),
-            settings.batch_size,
-            settings.micro_batch_size,
-            by_length=settings.accumulation == "tokens",
-        )[in_epoch]
+        order = epoch_order(len(train_texts), settings.seed, epoch)
+        step_plan = step_batches(lengths, order, *sizes, by_length=by_length)[in_epoch]
         micro_tokens = [sum(lengths[i] - 1 for i in micro) for micro in step_plan]
         weights = micro_batch_weights(micro_tokens, settings.accumulation, steps_per_update)
         step_loss = 0.0
@@ -598,8 +539,7 @@ def train(
                 [train_texts[i] for i in micro], train_texts[micro[0]][-1], device
             )
             with autocast(device, settings.precision):
-                logits = model(input_ids=inputs, attention_mask=attention).logits
-                extra = reference_inputs(reference, inputs, attention)
+                logits, extra = forward(model, reference, inputs, attention)
             if spec.stateful:
                 extra["state"] = state["objective"]
             loss = spec.fn(logits, targets, mask, **hyper, **extra)
@@ -618,17 +558,9 @@ def train(
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         state["step"] += 1
-        state["log"].append(
-            dict(
-                step=state["step"],
-                epoch=epoch,
-                lr=lr,
-                loss=step_loss,
-                grad_norm=grad_norm,
-                tokens=sum(micro_tokens),
-                seconds=time.perf_counter() - tic,
-            )
-        )
+        seconds = time.perf_counter() - tic
+        row = dict(step=state["step"], epoch=epoch, lr=lr, loss=step_loss, grad_norm=grad_norm)
+        state["log"].append({**row, "tokens": sum(micro_tokens), "seconds": seconds})
         bar.update(1)
         bar.set_postfix(loss=f"{step_loss:.3f}")
         if state["step"] % eval_every == 0 or state["step"] == total_steps:
@@ -653,6 +585,7 @@ def train(
     bar.close()
 
     log = state["log"]
+    tokens = sum(row["tokens"] for row in log)
     return {
         "settings": dataclasses.asdict(settings),
         "steps": state["step"],
@@ -661,9 +594,8 @@ def train(
         "best_step": state["best_step"],
         "evals": state["evals"],
         "seconds_this_session": time.perf_counter() - started,
-        "tokens_per_second": sum(r["tokens"] for r in log)
-        / max(sum(r["seconds"] for r in log), 1e-9),
-        "trained_tokens": sum(row["tokens"] for row in log),
+        "tokens_per_second": tokens / max(sum(row["seconds"] for row in log), 1e-9),
+        "trained_tokens": tokens,
         "peak_memory_mb": peak_memory_mb(device),
         "device": str(device),
         "log": log,
