@@ -30,8 +30,6 @@ DIVERSITY_MODES = ("mean", "pooled")
 
 def ngrams(tokens: Sequence[Hashable], n: int) -> Iterator[tuple[Hashable, ...]]:
     """The ``len(tokens) - n + 1`` contiguous n-grams of ``tokens`` as tuples (none if shorter)."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
     return zip(*(tokens[i:] for i in range(n)), strict=False)
 
 

@@ -26,8 +26,6 @@ TOKENS_PER_WORD = 1.35
 
 def fragment_capacity(token_lists: Sequence[Sequence[int]], length: int) -> int:
     """Number of distinct (text, start) positions of ``length``-token fragments."""
-    if length < 1:
-        raise ValueError(f"fragment length must be >= 1, got {length}")
     return sum(len(t) - length + 1 for t in token_lists if len(t) >= length)
 
 
@@ -69,8 +67,6 @@ def words_for_tokens(tokens: int, ratio: float = TOKENS_PER_WORD) -> int:
 def word_capacity(word_lists: Sequence[Sequence[str]], n_words: int) -> int:
     """Positions of ``n_words``-word fragments: ``len(words) - n_words`` per text (at least 0,
     the released ``range(len(words) - n_words)``: one start fewer than fits)."""
-    if n_words < 1:
-        raise ValueError(f"fragment length must be >= 1 word, got {n_words}")
     return sum(max(0, len(words) - n_words) for words in word_lists)
 
 

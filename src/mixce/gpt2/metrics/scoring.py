@@ -131,7 +131,6 @@ def diversity_tokens(
 ) -> list[list[int]]:
     """Tokens diversity is computed on: clean, the non-empty continuations; official, every
     whole text (:func:`whole_ids`) decoded as released (line breaks kept), tokenized again."""
-    _check("diversity", setting)
     if setting == "clean":
         return [list(r["cont_ids"]) for r in records if r["cont_ids"]]
     return encode(tokenizer, released_decode(tokenizer, [whole_ids(r) for r in records]))
@@ -140,7 +139,6 @@ def diversity_tokens(
 def length_texts(records: Sequence[Record], tokenizer: Any, setting: Setting) -> list[str]:
     """Texts whose words Table 10 counts: clean, the decoded non-empty continuations;
     official, every whole text decoded as released."""
-    _check("text_length", setting)
     if setting == "clean":
         return tokenizer.batch_decode([r["cont_ids"] for r in records if r["cont_ids"]])
     return released_decode(tokenizer, [whole_ids(r) for r in records])
@@ -197,8 +195,6 @@ def coherence_texts(
     prompt and continuation tokens of each non-empty continuation; official: every record,
     one with ``human_ids`` (a sample) by :func:`common_prefix_split`, one without (a human
     text: the released code has no human coherence) at its prompt tokens."""
-    _check("newlines", newlines)
-    _check("coherence_split", coherence_split)
 
     def decode(ids: Sequence[Sequence[int]]) -> list[str]:
         if newlines == "clean":
@@ -208,18 +204,14 @@ def coherence_texts(
     if coherence_split == "clean":
         kept = [r for r in records if r["cont_ids"]]
         return decode([r["prompt_ids"] for r in kept]), decode([r["cont_ids"] for r in kept])
-    prompts, continuations = [], []
     paired = [r for r in records if "human_ids" in r]
-    if paired:
-        humans = decode([r["human_ids"] for r in paired])
-        models = decode([whole_ids(r) for r in paired])
-        splits = [common_prefix_split(h, m) for h, m in zip(humans, models, strict=True)]
-        prompts, continuations = [p for p, _ in splits], [c for _, c in splits]
+    humans = decode([r["human_ids"] for r in paired])
+    models = decode([whole_ids(r) for r in paired])
+    splits = [common_prefix_split(h, m) for h, m in zip(humans, models, strict=True)]
     alone = [r for r in records if "human_ids" not in r]
-    if alone:
-        prompts += decode([r["prompt_ids"] for r in alone])
-        continuations += decode([whole_ids(r)[len(r["prompt_ids"]) :] for r in alone])
-    return prompts, continuations
+    prompts = [p for p, _ in splits] + decode([r["prompt_ids"] for r in alone])
+    rests = [whole_ids(r)[len(r["prompt_ids"]) :] for r in alone]
+    return prompts, [c for _, c in splits] + decode(rests)
 
 
 def build_featurizer(
