@@ -55,6 +55,7 @@ from mixce.gpt2.metrics.scoring import (
     human_records,
     length_texts,
     mauve_inputs,
+    mauve_scores,
     sample_rows,
     split_halves,
     text_scores,
@@ -283,6 +284,14 @@ def test_split_halves_disjoint_seeded_odd_one_left_out():
     assert not (split_halves(11, seed=1)[0] == first).all()
     with pytest.raises(ValueError, match="at least 2"):
         split_halves(1, seed=0)
+
+
+def test_mauve_scores_per_cut_nan_where_no_text_is_left():
+    rng = np.random.default_rng(0)
+    human = {4: rng.normal(size=(60, 4)), 8: rng.normal(size=(60, 4))}
+    got = mauve_scores(human, {4: None, 8: human[8] + 0.01}, seed=25)
+    assert list(got) == ["mauve_len4", "mauve_len8"] and math.isnan(got["mauve_len4"])
+    assert got["mauve_len8"] == mauve_from_features(human[8], human[8] + 0.01)["mauve"]
 
 
 def test_human_ceiling_one_split_per_seed():
