@@ -57,9 +57,8 @@ def _per_model(value, wildcards):
 def _every_seed_fits(name):
     if MAX_RUNTIME is None or not GPT2_ENABLED:
         return True
-    per_file = max(
-        _per_model(_rule_spec(name)["runtime"], {"model": m}) for m in GPT2_MODELS
-    )
+    runtime = _rule_spec(name)["runtime"]
+    per_file = max(_per_model(runtime, {"model": m}) for m in GPT2_MODELS)
     return per_file * len(SAMPLE_SEEDS) <= MAX_RUNTIME
 
 
@@ -109,12 +108,7 @@ def _training_estimates(name):
     if name == "finetune":
         jobs = [{"model": m, "variant": v} for _, m, v in FINETUNE_PLAN]
     else:
-        models = GPT2_MODELS if GPT2_ENABLED else []
-        jobs = [
-            {"model": m}
-            for m in models
-            if GPT2["models"][m]["source"] not in ("hub", "local")
-        ]
+        jobs = [{"model": m} for m in (scratch_models(GPT2) if GPT2_ENABLED else [])]
     return [runtime_estimate(name, wc) for wc in jobs]
 
 

@@ -1,5 +1,6 @@
 # Shared helpers of the rules: path templates, config look-ups, input functions.
 import os
+from functools import partial
 from pathlib import Path
 
 from mixce.config import selected_inits
@@ -55,10 +56,9 @@ def benchmark_path(rule, stem=None, root=results):
     return root("benchmarks", rule, f"{stem or rule}.tsv")
 
 
-def protocol(*names):
-    """Settings of the named protocol points (docs/PROTOCOL.md), for a rule's params:
-    switching one point reruns the rules that read it and nothing else."""
-    return _protocol.points(config, *names)
+# protocol(*names): the settings of the named protocol points (docs/PROTOCOL.md), for a
+# rule's params: switching one point reruns the rules that read it and nothing else.
+protocol = partial(_protocol.points, config)
 
 
 def sample_protocol():
@@ -224,6 +224,10 @@ GPT2_MODELS = list(GPT2["use_models"])
 PRETRAIN_DATASETS = list(GPT2["pretrain"]["datasets"])
 TOKENIZER_DIR = results("models", "tokenizer")
 SAMPLE_SEEDS = [int(s) for s in GPT2["sampling"]["seeds"]]
+# The prompts (the first tokens of a split's texts) and the generation length, as params.
+PROMPTS = {
+    k: GPT2["sampling"][k] for k in ("prompt_tokens", "max_new_tokens", "n_prompts")
+}
 
 
 def manifest_path(dataset):

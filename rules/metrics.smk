@@ -58,11 +58,9 @@ rule score_human:
         **cluster_resources("score_human"),
     params:
         **SCORE_PARAMS,
+        **PROMPTS,
         code=code(),
         lengths=MAUVE_LENGTHS,
-        prompt_tokens=GPT2["sampling"]["prompt_tokens"],
-        max_new_tokens=GPT2["sampling"]["max_new_tokens"],
-        n_prompts=GPT2["sampling"]["n_prompts"],
         seeds=SAMPLE_SEEDS,  # one human-vs-human split per sampling seed
     script:
         "scripts/gpt2_score_human.py"

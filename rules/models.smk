@@ -29,15 +29,11 @@ rule tokenizer:
 # A hub model's pinned revision is a check, not a param (see rules/data.smk): one that
 # disagrees with the commit recorded at the first fetch stops here, at start-up.
 for _model in GPT2_MODELS:
-    if (
-        _model in config["refresh_downloads"]
-        or GPT2["models"][_model]["source"] != "hub"
-    ):
+    _spec = GPT2["models"][_model]
+    if _model in config["refresh_downloads"] or _spec["source"] != "hub":
         continue
     try:
-        check_model_pin(
-            GPT2["models"][_model], model_record_path(base_model_dir(_model))
-        )
+        check_model_pin(_spec, model_record_path(base_model_dir(_model)))
     except ChangedFileError as error:
         raise WorkflowError(f"gpt2.models.{_model}: {error}") from None
 

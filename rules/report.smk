@@ -44,10 +44,8 @@ rule nll_figure2:
     resources:
         **cluster_resources("nll_figure2"),
     params:
+        **PROMPTS,
         code=code(),
-        prompt_tokens=GPT2["sampling"]["prompt_tokens"],
-        max_new_tokens=GPT2["sampling"]["max_new_tokens"],
-        n_prompts=GPT2["sampling"]["n_prompts"],
         batch_size=METRICS["batch_size"],
         device=METRICS["device"],
     script:

@@ -26,11 +26,9 @@ rule sample:
     resources:
         **cluster_resources("sample"),
     params:
+        **PROMPTS,
         code=code(),
         decoding=lambda wc: wc.decoding,
-        max_new_tokens=GPT2["sampling"]["max_new_tokens"],
-        prompt_tokens=GPT2["sampling"]["prompt_tokens"],
-        n_prompts=GPT2["sampling"]["n_prompts"],
         batch_size=GPT2["sampling"]["batch_size"],
         max_length=GPT2["finetune"]["max_length"],  # generation_length official: the cap
         device=GPT2["sampling"]["device"],
