@@ -22,8 +22,7 @@ def main(smk) -> None:
         torch.set_num_threads(smk.threads)
         device = job_device(smk, "gpt2.sampling.device")  # fails here if CUDA is unusable
         decoding = sample.parse_decoding(p.decoding)
-        setting = p.protocol
-        length, precision = setting["generation_length"], setting["precision"]
+        length, precision = p.protocol["generation_length"], p.protocol["precision"]
         # official: float32 forward (true float32 matmuls); clean: bf16 autocast with TF32 on
         # CUDA. The logits are cast to float32 before sampling either way.
         dtype = sample.forward_dtype(precision, device.type)
@@ -35,9 +34,8 @@ def main(smk) -> None:
         tokenizer = GPT2TokenizerFast.from_pretrained(smk.input.tokenizer)
         model = load_model(smk.input.model, device).eval()  # float32 weights
         eos_id = tokenizer.eos_token_id
-        if eos_id is None:
-            eos_id = model.config.eos_token_id
-        newlines = setting.get("newlines", "clean")
+        eos_id = model.config.eos_token_id if eos_id is None else eos_id
+        newlines = p.protocol.get("newlines", "clean")
         texts = sample.read_token_ids(
             smk.input.texts, tokenizer=tokenizer, n=p.n_prompts, newlines=newlines
         )

@@ -62,8 +62,7 @@ def main(smk) -> None:
                 model, train_ids, dev_ids, settings, device=device, should_stop=stop, **options
             )
         log = summary.pop("log")
-        best = Path(p.work_dir, "best")
-        save_model(load_model(best), smk.output.model)
+        save_model(load_model(Path(p.work_dir, "best")), smk.output.model)
         write_csv(smk.output.log_csv, pd.DataFrame(log))
         sizes = {"n_train": len(train_ids), "n_dev": len(dev_ids)}
         write_json(

@@ -40,8 +40,7 @@ class CudaUnusable(RuntimeError):
 
 def job_gpus(smk: Any) -> int:
     """GPUs given to this Snakemake job: its rule's ``gpu`` resource (0 when it has none)."""
-    resources = getattr(smk, "resources", None)
-    value = getattr(resources, "gpu", 0) if resources is not None else 0
+    value = getattr(getattr(smk, "resources", None), "gpu", 0)
     try:
         return int(value or 0)
     except (TypeError, ValueError):

@@ -81,10 +81,9 @@ def fetch_hub_model(
     from mixce.io import write_json
 
     record_file = Path(record_path)
-    spec = {"name": name, "revision": revision}
     record = None
     if not refresh and record_file.is_file():
-        check_model_pin(spec, record_file)
+        check_model_pin({"name": name, "revision": revision}, record_file)
         record = json.loads(record_file.read_text(encoding="utf-8"))
     wanted = (record or {}).get("commit") or revision
     commit = None

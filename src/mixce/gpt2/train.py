@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import torch
+from tqdm import tqdm
 
 from mixce.gpt2.models import save_model
 from mixce.objectives import ObjectiveSpec, check_hyper, get_spec, masked_mean, token_logprobs
@@ -167,11 +168,9 @@ class StopOnSignal:
     def __init__(self, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> None:
         self.signals = tuple(signals)
         self.received: int | None = None
-        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopOnSignal:
-        for sig in self.signals:
-            self._previous[sig] = signal.signal(sig, self._handle)
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in self.signals}
         return self
 
     def _handle(self, signum: int, _frame: Any) -> None:
@@ -372,13 +371,10 @@ def load_resume(path: Path) -> dict[str, Any]:
 
 
 def forward(
-    model: torch.nn.Module,
-    reference: torch.nn.Module | None,
-    inputs: torch.Tensor,
-    attention: torch.Tensor,
+    model: torch.nn.Module, reference: torch.nn.Module | None, ids: torch.Tensor, mask: torch.Tensor
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Logits of ``model`` and the objective's ``{"reference_logits": ...}`` (no grad) or {}."""
-    batch = {"input_ids": inputs, "attention_mask": attention}
+    batch = {"input_ids": ids, "attention_mask": mask}
     logits = model(**batch).logits
     if reference is None:
         return logits, {}
@@ -420,10 +416,9 @@ def evaluate(
     hyper = settings.objective_kwargs()
     was_training = model.training
     model.eval()
-    lengths = [len(t) for t in texts]
     order = list(range(len(texts)))
     if settings.dev_average == "tokens":
-        order.sort(key=lambda i: (-lengths[i], i))
+        order.sort(key=lambda i: (-len(texts[i]), i))
     loss_sum = nll_sum = weight_sum = 0.0
     total_tokens = 0
     for start in range(0, len(order), settings.dev_batch_size):
@@ -462,8 +457,6 @@ def train(
     ``"log"``. ``work_dir`` (outside the job's outputs, which Snakemake removes on failure) gets
     ``resume.pt`` (~12 bytes a parameter) and ``best/``. Raises :class:`Preempted` after saving
     a checkpoint when ``should_stop()`` turns true."""
-    from tqdm import tqdm
-
     if not train_texts or not dev_texts:
         raise ValueError(f"need train and dev texts, got {len(train_texts)} and {len(dev_texts)}")
     spec = get_spec(settings.objective)
