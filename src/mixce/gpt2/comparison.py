@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mixce.plotting import save
 from mixce.tables import closest, dataset_label, latex_table, model_label, num, objective_label
 
 #: (CSV column, samples column, LaTeX header, format); each is compared with human.
@@ -153,28 +154,6 @@ def _latex(df: pd.DataFrame, datasets: Sequence[str], models: Sequence[str]) -> 
     )
 
 
-def quality_diversity_frame(samples: pd.DataFrame, settings: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, model, objective, variant): test MAUVE and diversity means and
-    standard deviations over seeds, and whether dev MAUVE selected the variant."""
-    test = _test_unbiased(samples)
-    test = test[test["objective"] != "base"]
-    grouped = test.groupby(["dataset", "model", "objective", "variant", "setting"], dropna=False)
-    stats = grouped.agg(
-        mauve=("mauve", "mean"),
-        mauve_std=("mauve", "std"),
-        diversity=("diversity", "mean"),
-        diversity_std=("diversity", "std"),
-        n_seeds=("seed", "nunique"),
-    ).reset_index()
-    chosen = set(
-        settings["variant"].astype(str) + "@" + settings["dataset"] + "@" + settings["model"]
-    )
-    stats["selected"] = [
-        f"{r.variant}@{r.dataset}@{r.model}" in chosen for r in stats.itertuples(index=False)
-    ]
-    return stats
-
-
 def quality_diversity_figure(
     samples: pd.DataFrame,
     human: pd.DataFrame,
@@ -184,15 +163,31 @@ def quality_diversity_figure(
     objectives: Sequence[str],
     stem: str | Path,
 ) -> pd.DataFrame:
-    """MAUVE against diversity for every objective and setting; writes ``stem``.pdf/.png and
-    returns the plotted frame."""
+    """MAUVE against diversity for every objective and setting (test MAUVE and diversity means
+    and standard deviations over seeds, ``selected``: dev MAUVE chose the variant); writes
+    ``stem``.pdf/.png and returns the plotted frame."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    frame = quality_diversity_frame(samples, settings)
+    test = _test_unbiased(samples)
+    test = test[test["objective"] != "base"]
+    grouped = test.groupby(["dataset", "model", "objective", "variant", "setting"], dropna=False)
+    frame = grouped.agg(
+        mauve=("mauve", "mean"),
+        mauve_std=("mauve", "std"),
+        diversity=("diversity", "mean"),
+        diversity_std=("diversity", "std"),
+        n_seeds=("seed", "nunique"),
+    ).reset_index()
+    chosen = set(
+        settings["variant"].astype(str) + "@" + settings["dataset"] + "@" + settings["model"]
+    )
+    frame["selected"] = [
+        f"{r.variant}@{r.dataset}@{r.model}" in chosen for r in frame.itertuples(index=False)
+    ]
     frame = frame[frame["objective"].isin(objectives)]
     palette = dict(zip(objectives, sns.color_palette("colorblind", len(objectives)), strict=False))
     markers = dict(zip(objectives, "osD^vP*Xhp", strict=False))
@@ -241,9 +236,6 @@ def quality_diversity_figure(
             legend.setdefault(label, handle)
     if legend:
         fig.legend(legend.values(), legend, loc="outside lower center", ncols=min(len(legend), 4))
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    for ext in ("pdf", "png"):
-        fig.savefig(stem.with_suffix(f".{ext}"), dpi=200)
+    save(fig, stem)
     plt.close(fig)
     return frame

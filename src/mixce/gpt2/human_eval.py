@@ -10,15 +10,10 @@ sentence or more than 200 characters are not used.  Three annotators judge each 
 counts the answers and marks a significant preference (bootstrap test, Efron and
 Tibshirani 1994).
 
-Workflow:
-
-1. :func:`make_pairs` builds the annotation sheet (``pairs``: pair_id, prompt, text_1, text_2
-   and empty answer columns -- nothing in it tells the source) and the ``key`` (which side is
-   MLE), reproducibly from a seed, and counts why pairs were dropped.
-2. Annotators fill the answer columns with ``1``, ``2`` or ``tie`` (one row per pair and
-   annotator; an ``annotator`` column is optional).
-3. :func:`judgments_table` un-blinds the answers through the key and gives Table 4's counts,
-   shares and the bootstrap p-values; :func:`table4` renders the LaTeX.
+Workflow: :func:`make_pairs` builds the blind sheet and the key (which side is MLE)
+reproducibly from a seed; annotators answer ``1``, ``2`` or ``tie`` (one row per pair and
+annotator); :func:`judgments_table` un-blinds the answers through the key into Table 4's
+counts, shares and bootstrap p-values, and :func:`table4` renders the LaTeX.
 
 Sentence splitting (:func:`split_sentences`) is deliberately simple: a sentence ends at a run
 of ``.``, ``!`` or ``?`` (plus closing quotes or brackets) followed by whitespace and then an
@@ -299,15 +294,8 @@ def unblind(pairs_df: pd.DataFrame, key_df: pd.DataFrame) -> pd.DataFrame:
 
 def _normalize_answer(value: object) -> str | None:
     """``"1"``, ``"2"`` or ``"tie"`` for an allowed answer (1, 2.0, " Tie "), else None."""
-    if value is None:
-        return None
-    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
-        if isinstance(value, float | np.floating) and math.isnan(value):
-            return None
-        return str(int(value)) if float(value) in (1.0, 2.0) else None
     text = str(value).strip().lower()
-    if text in ("1.0", "2.0"):
-        text = text[0]
+    text = {"1.0": "1", "2.0": "2"}.get(text, text)
     return text if text in ALLOWED_ANSWERS else None
 
 

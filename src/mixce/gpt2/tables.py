@@ -5,20 +5,13 @@ missing cell is NaN) and the booktabs LaTeX table (numbers as in the paper, a mi
 ``--``).  Nothing is invented: a cell without data stays missing, and an entirely empty input
 gives the header with no data rows (and a logged warning).
 
-Inputs (the workflow's CSV contract; see each builder for the columns it reads):
-
-- ``samples``: one row per scored sample file -- dataset, model, variant, objective (``mle``,
-  ``mixce``, ``base``), eta, n_train, split, decoding (``unbiased``, ``greedy``,
-  ``top_p0.95``, ...), top_p, seed, n, n_empty, diversity, mauve, coherence, length_words and
-  ``mauve_len{L}`` per generation-length cut.
-- ``human``: dataset, split, n, diversity, mauve, coherence, length_words.
-- ``perplexity``: dataset, model, variant, objective, eta, n_train, ppl, nll, tokens.
-- ``controlled``: dataset, model, variant, objective, eta, seed, length, c_mauve,
-  c_coherence, n_fragments, status (``ok`` or ``skipped: <reason>``); the human rows have
-  model, variant and objective ``human``.
-- ``selection``: dataset, model, eta (selected by dev MAUVE), dev_mauve_mean,
-  dev_mauve_std, config_eta (the eta of the config, used for top-p sampling and Table 5).
-- ``top_p``: dataset, model, objective, variant, best_p, dev_mauve_mean.
+Inputs are the workflow's tidy CSVs, each with at least the columns of its ``*_COLUMNS``
+below: ``samples`` (one row per scored sample file; objective ``mle``, ``mixce`` or
+``base``; decoding ``unbiased``, ``greedy``, ``top_p0.95``, ...; ``mauve_len{L}`` per
+generation-length cut), ``human``, ``perplexity``, ``controlled`` (status ``ok`` or
+``skipped: <reason>``; the human rows have model and objective ``human``), ``selection``
+(the eta selected by dev MAUVE, and ``config_eta``, the config's, used for top-p sampling
+and Table 5) and ``top_p`` (the best p and its variant).
 
 Conventions: "mean" is the mean over sampling seeds and "std" the sample standard deviation
 over seeds (``ddof=1``; NaN with a single seed).  Etas, train sizes and top-p values are
@@ -143,17 +136,13 @@ def _selection_lookup(selection: pd.DataFrame) -> dict[tuple[str, str], pd.Serie
 
 
 def _selected_eta(sel: Mapping[tuple[str, str], pd.Series], dataset: str, model: str) -> float:
-    row = sel.get((dataset, model))
-    return math.nan if row is None else _float(row["eta"])
+    return _float(sel.get((dataset, model), {}).get("eta", math.nan))
 
 
 def _config_eta(sel: Mapping[tuple[str, str], pd.Series], dataset: str, model: str) -> float:
     """The config's eta (Table 5 / top-p); the selected eta where the config's is missing."""
-    row = sel.get((dataset, model))
-    if row is None:
-        return math.nan
-    eta = _float(row.get("config_eta", math.nan))
-    return eta if not math.isnan(eta) else _float(row["eta"])
+    eta = _float(sel.get((dataset, model), {}).get("config_eta", math.nan))
+    return _selected_eta(sel, dataset, model) if math.isnan(eta) else eta
 
 
 # --------------------------------------------------------------------------- rendering
@@ -287,35 +276,30 @@ def _fill_metrics(row: dict, d: str, rows: pd.DataFrame, what: str) -> None:
     row[f"{d}_eta"] = float(etas[0]) if len(etas) == 1 else math.nan
 
 
-def _ppl(perplexity: pd.DataFrame, d: str, model: str, objective: str, eta: float, n_train: int):
-    p = perplexity[
-        _is(perplexity["dataset"], d)
-        & _is(perplexity["model"], model)
-        & _is(perplexity["objective"], objective)
-        & _close(perplexity["n_train"], n_train)
+def _run_rows(
+    frame: pd.DataFrame, d: str, model: str, objective: str, eta: float, n_train: int
+) -> pd.DataFrame:
+    """The rows of one trained model (MLE at any eta)."""
+    rows = frame[
+        _is(frame["dataset"], d)
+        & _is(frame["model"], model)
+        & _is(frame["objective"], objective)
+        & _close(frame["n_train"], n_train)
     ]
-    if objective != "mle":
-        p = p[_close(p["eta"], eta)]
-    values = pd.to_numeric(p["ppl"], errors="coerce").dropna()
+    return rows if objective == "mle" else rows[_close(rows["eta"], eta)]
+
+
+def _ppl(perplexity: pd.DataFrame, d: str, model: str, objective: str, eta: float, n_train: int):
+    values = pd.to_numeric(
+        _run_rows(perplexity, d, model, objective, eta, n_train)["ppl"], errors="coerce"
+    ).dropna()
     if len(values) > 1:
         log.warning("perplexity: %d rows for %s/%s/%s; averaging", len(values), d, model, objective)
     return float(values.mean()) if len(values) else math.nan
 
 
-def _unbiased_rows(
-    samples: pd.DataFrame, d: str, model: str, objective: str, eta: float, n_train: int
-) -> pd.DataFrame:
-    s = samples[
-        _is(samples["split"], "test")
-        & _is(samples["decoding"], "unbiased")
-        & _is(samples["dataset"], d)
-        & _is(samples["model"], model)
-        & _is(samples["objective"], objective)
-        & _close(samples["n_train"], n_train)
-    ]
-    if objective != "mle":
-        s = s[_close(s["eta"], eta)]
-    return s
+def _test_unbiased(samples: pd.DataFrame) -> pd.DataFrame:
+    return samples[_is(samples["split"], "test") & _is(samples["decoding"], "unbiased")]
 
 
 def _variant_n_train(variant: object) -> float:
@@ -397,6 +381,7 @@ def _main_table(
 ) -> tuple[pd.DataFrame, str]:
     """Tables 2 and 5: MLE and MixCE rows per model size or per train size."""
     samples = _frame(samples, SAMPLES_COLUMNS, "samples")
+    test = _test_unbiased(samples)
     human = _frame(human, HUMAN_COLUMNS, "human")
     perplexity = _frame(perplexity, PERPLEXITY_COLUMNS, "perplexity")
     sel = _selection_lookup(_frame(selection, SELECTION_COLUMNS, "selection"))
@@ -408,7 +393,7 @@ def _main_table(
     def fill(row: dict, d: str) -> None:
         m, objective, n_train = row["model"], row["objective"], n_train_of(row)
         eta = 1.0 if objective == "mle" else eta_of(sel, d, m)
-        s = _unbiased_rows(samples, d, m, objective, eta, n_train)
+        s = _run_rows(test, d, m, objective, eta, n_train)
         _fill_metrics(row, d, s, f"{table} {d}/{m}/{objective}/n{n_train}")
         row[f"{d}_eta"] = eta
         row[f"{d}_ppl"] = _ppl(perplexity, d, m, objective, eta, n_train)
@@ -580,7 +565,7 @@ def table10(
     def fill(row: dict, d: str) -> None:
         m, objective = row["model"], row["objective"]
         eta = 1.0 if objective == "mle" else _selected_eta(sel, d, m)
-        s = _unbiased_rows(samples, d, m, objective, eta, main_n_train)
+        s = _run_rows(_test_unbiased(samples), d, m, objective, eta, main_n_train)
         mean, std, n = _seed_stats(s, "length_words", f"Table 10 {d}/{m}/{objective}")
         row[f"{d}_eta"] = eta
         row[f"{d}_n_seeds"] = float(n) if n else math.nan
@@ -604,31 +589,23 @@ def table10(
 
 # --------------------------------------------------------------------------- controlled tables
 
+_TABLE8_CAPTION = (
+    "Controlled mauve results (c-mauve_L: MAUVE between random L-token fragments of human "
+    "and model texts). Unbiased sampling, the same generations as the unbiased-sampling "
+    "table. Human scores are not 1 because sampling the fragments twice gives two "
+    "different sets. Bold: closer to the human score. Each number is the mean over the "
+    "sampling seeds."
+)
+_TABLE9_CAPTION = (
+    "Controlled coherence results (c-coh_L: coherence of random L-token fragments, the "
+    "first 50 tokens as the prompt). Unbiased sampling, the same generations as the "
+    "unbiased-sampling table. Bold: closer to the human score. Each number is the mean "
+    "over the sampling seeds."
+)
 #: (metric column, CSV short name, LaTeX header, format, caption, label) of Tables 8 and 9.
 _CONTROLLED = {
-    "Table 8": (
-        "c_mauve",
-        "c_mauve",
-        "c-mauve",
-        ".2f",
-        "Controlled mauve results (c-mauve_L: MAUVE between random L-token fragments of human "
-        "and model texts). Unbiased sampling, the same generations as the unbiased-sampling "
-        "table. Human scores are not 1 because sampling the fragments twice gives two "
-        "different sets. Bold: closer to the human score. Each number is the mean over the "
-        "sampling seeds.",
-        "tab:gpt2-c-mauve",
-    ),
-    "Table 9": (
-        "c_coherence",
-        "c_coh",
-        "c-coh",
-        ".3f",
-        "Controlled coherence results (c-coh_L: coherence of random L-token fragments, the "
-        "first 50 tokens as the prompt). Unbiased sampling, the same generations as the "
-        "unbiased-sampling table. Bold: closer to the human score. Each number is the mean "
-        "over the sampling seeds.",
-        "tab:gpt2-c-coh",
-    ),
+    "Table 8": ("c_mauve", "c_mauve", "c-mauve", ".2f", _TABLE8_CAPTION, "tab:gpt2-c-mauve"),
+    "Table 9": ("c_coherence", "c_coh", "c-coh", ".3f", _TABLE9_CAPTION, "tab:gpt2-c-coh"),
 }
 
 
