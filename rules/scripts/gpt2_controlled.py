@@ -12,8 +12,8 @@ from mixce.io import job_logging, path_list, read_texts, write_json, write_npz
 
 def main(smk) -> None:
     with job_logging(smk.log[0]):
+        tokenizer, mauve_f, coh_f = rule_setup(smk)  # checks the device before anything else
         p, ctl = smk.params, smk.params.controlled
-        tokenizer, mauve_f, coh_f = rule_setup(smk)
         controlled = Controlled(
             mauve_f,
             coh_f,
