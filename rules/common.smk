@@ -177,6 +177,13 @@ def figure_outputs(stem, caption, category, label):
 # --------------------------------------------------------------------------- synthetic
 
 
+ZEROING = protocol("synthetic_zeroing")["synthetic_zeroing"]
+
+
+def random_init(wildcards):
+    return SYN["inits"][wildcards.init]["kind"] == "random"
+
+
 def real_text_settings(wildcards):
     """Where the texts of a real_text init come from (None for other kinds)."""
     if SYN["inits"][wildcards.init]["kind"] != "real_text":
@@ -389,14 +396,11 @@ def missing_config_files():
         if source != "embedded":
             wanted.append(("synthetic.real_text.source", source, False))
     if GPT2_ENABLED:
-        for dataset in prepared_datasets():
-            spec = GPT2["datasets"][dataset]
-            if spec["source"] == "local":
-                wanted.append((f"gpt2.datasets.{dataset}.path", spec["path"], False))
-        for model in GPT2_MODELS:
-            spec = GPT2["models"][model]
-            if spec["source"] == "local":
-                wanted.append((f"gpt2.models.{model}.path", spec["path"], True))
+        for kind, names in (("datasets", prepared_datasets()), ("models", GPT2_MODELS)):
+            for name in names:
+                if GPT2[kind][name]["source"] == "local":
+                    path = GPT2[kind][name]["path"]
+                    wanted.append((f"gpt2.{kind}.{name}.path", path, kind == "models"))
         if GPT2["human_eval"]["judgments"]:
             wanted.append(
                 ("gpt2.human_eval.judgments", GPT2["human_eval"]["judgments"], False)

@@ -23,16 +23,8 @@ rule synthetic_target:
         seed=lambda wc: int(wc.seed),
         # for random inits only: the Dirichlet concentration and the protocol point
         # synthetic_zeroing (real text zeroes nothing)
-        alpha=lambda wc: (
-            SYN["dirichlet_alpha"]
-            if SYN["inits"][wc.init]["kind"] == "random"
-            else None
-        ),
-        zeroing=lambda wc: (
-            protocol("synthetic_zeroing")["synthetic_zeroing"]
-            if SYN["inits"][wc.init]["kind"] == "random"
-            else None
-        ),
+        alpha=lambda wc: SYN["dirichlet_alpha"] if random_init(wc) else None,
+        zeroing=lambda wc: ZEROING if random_init(wc) else None,
         texts=real_text_settings,
     script:
         "scripts/synthetic_target.py"
