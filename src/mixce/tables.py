@@ -35,15 +35,8 @@ OBJECTIVE_LABELS = {
     "human": "Human",
 }
 
-_SPECIALS = {
+_SPECIALS = {c: "\\" + c for c in "&%$#_{}"} | {
     "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
 }

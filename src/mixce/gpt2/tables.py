@@ -70,12 +70,6 @@ TOP_P_COLUMNS = ("dataset", "model", "objective", "variant", "best_p")
 CONTROLLED_LENGTHS = (100, 200, 300)
 
 
-def _size_label(n_train: int) -> str:
-    """``50000`` -> ``50K``; sizes that are not whole thousands are written out."""
-    n = int(n_train)
-    return f"{n // 1000}K" if n % 1000 == 0 and n > 0 else str(n)
-
-
 # --------------------------------------------------------------------------- input handling
 
 
@@ -338,16 +332,11 @@ def table2(
     models: Sequence[str],
     main_n_train: int,
 ) -> tuple[pd.DataFrame, str]:
-    """Table 2: unbiased sampling on the test split, MLE vs MixCE per model size.
-
-    Rows: Human, then per model (in ``models`` order) MLE and MixCE, where MixCE is the
-    variant at the eta of ``selection`` for (dataset, model), trained on ``main_n_train``
-    texts.  Columns per dataset: ppl (from ``perplexity``), div, mauve, coh.  df columns:
-    ``model`` (``human`` on the human row), ``objective`` (``human``, ``mle``, ``mixce``),
-    then per dataset ``<d>_eta``, ``<d>_n_seeds``, ``<d>_ppl``, ``<d>_div``,
-    ``<d>_div_std``, ``<d>_mauve``, ``<d>_mauve_std``, ``<d>_coh``, ``<d>_coh_std``,
-    ``<d>_n_empty`` (mean over seeds of the empty texts).
-    """
+    """Table 2: unbiased sampling on test; rows Human, then per model MLE and MixCE (at the
+    eta of ``selection``), trained on ``main_n_train`` texts.  Per dataset ppl, div, mauve,
+    coh; df: ``model`` and ``objective`` (``human`` on the human row), per dataset
+    ``<d>_eta``, ``_n_seeds``, ``_ppl``, ``_div``, ``_div_std``, ``_mauve``, ``_mauve_std``,
+    ``_coh``, ``_coh_std``, ``_n_empty`` (mean over seeds of the empty texts)."""
     groups = [(m, model_label(m), m) for m in models]
     return _main_table(
         "Table 2",
@@ -431,13 +420,8 @@ def table5(
     main_n_train: int,
     model: str = "small",
 ) -> tuple[pd.DataFrame, str]:
-    """Table 5: unbiased sampling of ``model`` at the train sizes other than ``main_n_train``.
-
-    Row groups: each n_train != ``main_n_train`` found in ``samples`` or ``perplexity`` for
-    ``model`` (ascending), with MLE and MixCE; MixCE at the ``config_eta`` of ``selection``
-    (the selected eta where the config's is missing).  Columns as Table 2; df columns:
-    ``model``, ``n_train`` (NaN on the human row), ``objective``, then those of Table 2.
-    """
+    """Table 5: Table 2 for ``model`` at each other train size in ``samples`` or
+    ``perplexity`` (ascending), MixCE at the ``config_eta``; df adds ``n_train``."""
     sizes: set[int] = set()
     for frame in (
         _frame(samples, SAMPLES_COLUMNS, "samples"),
@@ -447,7 +431,10 @@ def table5(
         for n in pd.to_numeric(mine["n_train"], errors="coerce").dropna().unique():
             if not math.isclose(float(n), float(main_n_train), abs_tol=_TOL):
                 sizes.add(int(round(float(n))))
-    groups = [(n, _size_label(n), model) for n in sorted(sizes)]
+    # labels: 50000 -> 50K; sizes that are not whole thousands written out
+    groups = [
+        (n, f"{n // 1000}K" if n % 1000 == 0 and n > 0 else str(n), model) for n in sorted(sizes)
+    ]
     caption = _TABLE5_CAPTION.format(model=model_label(model).lower())
     return _main_table(
         "Table 5",
@@ -482,13 +469,8 @@ def table3(
     models: Sequence[str],
     main_n_train: int,
 ) -> tuple[pd.DataFrame, str]:
-    """Table 3: top-p sampling on the test split, each objective at its best p.
-
-    For (dataset, model, objective) the ``top_p`` selection gives the variant and best p;
-    the test rows of ``samples`` of that variant (at ``main_n_train``) with a ``top_p*``
-    decoding at that p are averaged over seeds.  df columns as Table 2 with ``<d>_best_p``
-    in place of ``<d>_ppl``.
-    """
+    """Table 3: top-p sampling on test, each (dataset, model, objective) at the variant and
+    best p of ``top_p`` (at ``main_n_train``); df as Table 2, ``<d>_best_p`` for ppl."""
     samples = _frame(samples, SAMPLES_COLUMNS, "samples")
     human = _frame(human, HUMAN_COLUMNS, "human")
     top_p = _frame(top_p, TOP_P_COLUMNS, "top_p")
@@ -544,12 +526,8 @@ def table10(
     models: Sequence[str],
     main_n_train: int,
 ) -> tuple[pd.DataFrame, str]:
-    """Table 10: mean text length in whitespace words (unbiased sampling, test split).
-
-    Rows: Human, then per model MLE and MixCE (the models of Table 2).  df columns:
-    ``model``, ``objective``, then per dataset ``<d>_eta``, ``<d>_n_seeds``,
-    ``<d>_length``, ``<d>_length_std``.
-    """
+    """Table 10: mean length in whitespace words, rows as Table 2; df: ``model``,
+    ``objective``, per dataset ``<d>_eta``, ``_n_seeds``, ``_length``, ``_length_std``."""
     samples = _frame(samples, SAMPLES_COLUMNS, "samples")
     human = _frame(human, HUMAN_COLUMNS, "human")
     sel = _selection_lookup(_frame(selection, SELECTION_COLUMNS, "selection"))
@@ -693,18 +671,13 @@ def table8(
     lengths: Sequence[int] | None = None,
     main_n_train: int | None = None,
 ) -> tuple[pd.DataFrame, str]:
-    """Table 8: controlled MAUVE (c-mauve_L) per dataset and fragment length L.
-
-    Rows: Human, then per model MLE and MixCE (at the selected eta of ``selection``); one
-    column per dataset and L (``lengths``, default: every L in ``controlled``, or
-    :data:`CONTROLLED_LENGTHS` when it has none).  Values are means over the seeds whose
-    status is ``ok``; a cell whose runs were all skipped is ``--`` and its reason (the
-    ``status`` text) is listed in the caption.  With ``main_n_train``, model rows of other
-    train sizes are left out (by the ``n_train`` column if there is one, else by the train
-    size in the variant name).  df columns: ``model``, ``objective``, then per dataset and L
-    ``<d>_c_mauve_<L>``, ``<d>_c_mauve_<L>_std`` and ``<d>_c_mauve_<L>_note`` (the skip
-    reason, empty when every run is ok or there is no run).
-    """
+    """Table 8: controlled MAUVE (c-mauve_L), rows as Table 2 (MixCE at the selected eta), a
+    column per dataset and L (``lengths``; default every L in ``controlled``, else
+    :data:`CONTROLLED_LENGTHS`).  Means over the seeds with status ``ok``; a cell whose runs
+    were all skipped is ``--``, its reason listed in the caption.  ``main_n_train`` leaves
+    out other train sizes (``n_train`` column, else the variant name).  df: ``model``,
+    ``objective``, per dataset and L ``<d>_c_mauve_<L>``, ``_std`` and ``_note`` (the skip
+    reason; empty when every run is ok or there is none)."""
     return _controlled_table(
         "Table 8", controlled, selection, datasets, models, lengths, main_n_train
     )
@@ -740,13 +713,9 @@ def table12(
     datasets: Sequence[str],
     models: Sequence[str],
 ) -> tuple[pd.DataFrame, str]:
-    """Table 12: the selected eta per model size (rows) and dataset (columns).
-
-    Where the config's eta (used for top-p sampling and Table 5) differs from the selected
-    one, the cell shows it in parentheses, e.g. ``0.1 (config 0.5)``.  df columns:
-    ``model``, then per dataset ``<d>_eta``, ``<d>_dev_mauve_mean``, ``<d>_dev_mauve_std``,
-    ``<d>_config_eta``.
-    """
+    """Table 12: the selected eta per model size and dataset, the config's in parentheses
+    where it differs (``0.1 (config 0.5)``); df: ``model``, per dataset ``<d>_eta``,
+    ``_dev_mauve_mean``, ``_dev_mauve_std``, ``_config_eta``."""
     selection = _frame(selection, SELECTION_COLUMNS, "selection")
     caption, label = _TABLE12_CAPTION, "tab:gpt2-best-eta"
     fields = ("eta", "dev_mauve_mean", "dev_mauve_std", "config_eta")

@@ -86,10 +86,23 @@ def _row_keys(sub: pd.DataFrame) -> list[tuple[int, str]]:
     return sorted(pairs, key=lambda p: (p[0], objective_rank(p[1])))
 
 
-def _lookup(sub: pd.DataFrame) -> dict[tuple[str, int, str], pd.Series]:
-    return {
+def _records(
+    sub: pd.DataFrame, keys: Sequence[tuple[int, str]], inits: Sequence[str], fields: dict
+) -> list[dict[str, object]]:
+    """Per (vocab_size, objective) of ``keys`` the ``<init>_<name>`` value of ``fields``
+    (name: column of ``sub``) per init; NaN where the init has no run."""
+    cells = {
         (str(r["init"]), int(r["vocab_size"]), str(r["objective"])): r for _, r in sub.iterrows()
     }
+    records = []
+    for vocab, objective in keys:
+        rec: dict[str, object] = {"vocab_size": vocab, "objective": objective}
+        for init in inits:
+            r = cells.get((init, vocab, objective))
+            for name, column in fields.items():
+                rec[f"{init}_{name}"] = math.nan if r is None else float(r[column])
+        records.append(rec)
+    return records
 
 
 def _vocab_cells(vocabs: Sequence[int]) -> tuple[list[str], list[int]]:
@@ -118,19 +131,10 @@ def table_main(
     """
     sub = _subset(selected, inits)
     labels = _labels(inits, init_labels)
-    cells = _lookup(sub)
     keys = _row_keys(sub)
     value_cols = [f"{i}_{m}" for i in inits for m in ("avg_js", "avg_0s")]
-    records: list[dict[str, object]] = [
-        {"vocab_size": pd.NA, "objective": GOLD, **dict.fromkeys(value_cols, 0.0)}
-    ]
-    for vocab, objective in keys:
-        rec: dict[str, object] = {"vocab_size": vocab, "objective": objective}
-        for init in inits:
-            r = cells.get((init, vocab, objective))
-            rec[f"{init}_avg_js"] = math.nan if r is None else float(r["avg_js_mean"])
-            rec[f"{init}_avg_0s"] = math.nan if r is None else float(r["avg_0s_mean"])
-        records.append(rec)
+    records = [{"vocab_size": pd.NA, "objective": GOLD, **dict.fromkeys(value_cols, 0.0)}]
+    records += _records(sub, keys, inits, {"avg_js": "avg_js_mean", "avg_0s": "avg_0s_mean"})
     df = pd.DataFrame(records, columns=["vocab_size", "objective", *value_cols])
     df["vocab_size"] = df["vocab_size"].astype("Int64")
     df[value_cols] = df[value_cols].astype(float)
@@ -164,11 +168,11 @@ def table_ci(
         raise ValueError("objectives is empty")
     sub = _subset(selected, [init])
     lab = _labels([init], init_labels)[init]
-    cells = _lookup(sub)
+    cells = {(int(r["vocab_size"]), str(r["objective"])): r for _, r in sub.iterrows()}
     values = ["best_eta", "n_seeds", "avg_js_mean", "avg_js_ci95", "avg_0s_mean", "avg_0s_ci95"]
     records = []
     for objective in objectives:
-        r = cells.get((init, int(vocab_size), objective))
+        r = cells.get((int(vocab_size), objective))
         rec: dict[str, object] = {"vocab_size": int(vocab_size), "objective": objective}
         records.append(rec | {c: math.nan if r is None else r[c] for c in values})
     df = pd.DataFrame(records, columns=["vocab_size", "objective", *values])
@@ -204,19 +208,12 @@ def table_best_eta(
     ``<init>_best_eta`` (NaN where there is no run); tex shows etas like ``0.99``."""
     sub = _subset(selected, inits)
     labels = _labels(inits, init_labels)
-    cells = _lookup(sub)
     grid = sub[~sub["objective"].isin(NO_ETA_OBJECTIVES)]
     if grid.empty:
         raise ValueError(f"no objective with an eta grid for inits {list(inits)}")
     keys = _row_keys(grid)
     value_cols = [f"{i}_best_eta" for i in inits]
-    records = []
-    for vocab, objective in keys:
-        rec: dict[str, object] = {"vocab_size": vocab, "objective": objective}
-        for init, col in zip(inits, value_cols, strict=True):
-            r = cells.get((init, vocab, objective))
-            rec[col] = math.nan if r is None else float(r["best_eta"])
-        records.append(rec)
+    records = _records(sub, keys, inits, {"best_eta": "best_eta"})
     df = pd.DataFrame(records, columns=["vocab_size", "objective", *value_cols])
     df[value_cols] = df[value_cols].astype(float)
 
