@@ -10,14 +10,8 @@ from mixce.io import job_logging
 
 def main(smk) -> None:
     with job_logging(smk.log[0]):
-        p = smk.params
-        points = figure4(
-            pd.read_csv(smk.input.samples),
-            p.lengths,
-            p.datasets,
-            p.models,
-            str(smk.output.pdf).removesuffix(".pdf"),
-        )
+        p, stem = smk.params, str(smk.output.pdf).removesuffix(".pdf")
+        points = figure4(pd.read_csv(smk.input.samples), p.lengths, p.datasets, p.models, stem)
         logging.info("plotted:\n%s", points.to_string())
 
 

@@ -16,14 +16,10 @@ def rows_of(path):
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def by_dataset(paths):
-    # results/<run>/samples/<dataset>/...
-    return {Path(p).parts[3]: p for p in paths}
-
-
 def main(smk) -> None:
     with job_logging(smk.log[0]):
-        mle, mixce = by_dataset(smk.input.mle), by_dataset(smk.input.mixce)
+        # results/<run>/samples/<dataset>/...
+        mle, mixce = ({Path(p).parts[3]: p for p in smk.input[k]} for k in ("mle", "mixce"))
         pairs, keys, counts = [], [], {}
         for dataset in smk.params.datasets:
             a, b = rows_of(mle[dataset]), rows_of(mixce[dataset])

@@ -11,25 +11,14 @@ from mixce.io import job_logging, write_table
 
 def main(smk) -> None:
     with job_logging(smk.log[0]):
-        p = smk.params
-        samples = pd.read_csv(smk.input.samples)
-        human = pd.read_csv(smk.input.human)
-        ppl = pd.read_csv(smk.input.perplexity)
-        settings = pd.read_csv(smk.input.settings)
-        df, tex = objectives_table(
-            samples, human, ppl, settings, p.datasets, p.models, p.objectives
-        )
+        names = ("samples", "human", "perplexity", "settings")
+        samples, human, ppl, settings = (pd.read_csv(smk.input[name]) for name in names)
+        grid = (smk.params.datasets, smk.params.models, smk.params.objectives)
+        df, tex = objectives_table(samples, human, ppl, settings, *grid)
         write_table(df, tex, str(smk.output.objectives_csv).removesuffix(".csv"))
         logging.info("objectives table: %d rows\n%s", len(df), df.to_string())
-        frame = quality_diversity_figure(
-            samples,
-            human,
-            settings,
-            p.datasets,
-            p.models,
-            p.objectives,
-            str(smk.output.pdf).removesuffix(".pdf"),
-        )
+        stem = str(smk.output.pdf).removesuffix(".pdf")
+        frame = quality_diversity_figure(samples, human, settings, *grid, stem)
         logging.info("quality-diversity figure: %d points", len(frame))
 
 

@@ -13,12 +13,8 @@ def main(smk) -> None:
     with job_logging(smk.log[0]):
         curve = pd.read_csv(smk.input.curve)
         labels = {name: init_label(name, spec) for name, spec in smk.params.specs.items()}
-        plot_eta_curves(
-            curve,
-            Path(smk.output.pdf).with_suffix(""),
-            inits=smk.params.inits,
-            init_labels=labels,
-        )
+        stem = Path(smk.output.pdf).with_suffix("")
+        plot_eta_curves(curve, stem, inits=smk.params.inits, init_labels=labels)
 
 
 main(snakemake)  # noqa: F821
