@@ -129,15 +129,10 @@ if workflow.is_main_process:
             )
 
 
-_RETRIES_SET = set()
-
-
+@cache
 def _set_chain_retries(name):
     """Give training rule ``name`` the retries its chains need, once, when its first job is
     planned: the run's --retries is known only then (--retries 0: no chains either)."""
-    if name in _RETRIES_SET:
-        return
-    _RETRIES_SET.add(name)
     settings = getattr(workflow, "execution_settings", None)
     spare = settings.retries if settings is not None else 0
     retries = cluster.chain_retries(_training_estimates(name), MAX_RUNTIME, spare)

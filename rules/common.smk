@@ -1,6 +1,6 @@
 # Shared helpers of the rules: path templates, config look-ups, input functions.
 import os
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 from mixce.config import selected_inits
@@ -76,8 +76,6 @@ def sample_protocol():
 # trigger with the recorded one. Source files are not inputs (their mtime would rerun all
 # that imports them) and the profiles leave out the `code` trigger (script mtime).
 _CODE_INDEX = CodeIndex(Path(workflow.basedir, "src"))
-_CODE_SCRIPTS = {}  # a rule's code param -> (its rule's script, the script's label)
-_CODE = {}  # a rule's code param -> the fingerprint
 
 
 def code(*modules):
@@ -90,35 +88,36 @@ def code(*modules):
         )
 
     def fingerprint(wildcards):
-        return _rule_code(fingerprint)
+        return _fingerprint(fingerprint)
 
     fingerprint.mixce_code = True
     return fingerprint
 
 
-def _rule_code(param):
-    """The fingerprint of the rule whose code param is `param`, computed once per rule. The
-    first call checks that every rule with a script has such a param."""
-    if not _CODE_SCRIPTS:
-        missing = []
-        base = Path(workflow.basedir).resolve()
-        for each in workflow.rules:
-            if each.script is None:
-                continue
-            params = [p for p in each.params if getattr(p, "mixce_code", False)]
-            if not params:
-                missing.append(each.name)
-                continue
-            script = (Path(each.snakefile).parent / each.script).resolve()
-            _CODE_SCRIPTS[params[0]] = script, os.path.relpath(script, base)
-        if missing:
-            raise WorkflowError(
-                f"rule(s) {', '.join(missing)}: no `code=code(),` under params, so an edit "
-                "of the code they run would rerun nothing (rules/common.smk, code)"
-            )
-    if param not in _CODE:
-        _CODE[param] = _CODE_INDEX.fingerprint(*_CODE_SCRIPTS[param])
-    return _CODE[param]
+@cache
+def _code_scripts():
+    """{code param: (script, label)} of the scripted rules, each of which must have one."""
+    scripts, missing = {}, []
+    base = Path(workflow.basedir).resolve()
+    for each in (r for r in workflow.rules if r.script is not None):
+        params = [p for p in each.params if getattr(p, "mixce_code", False)]
+        script = (Path(each.snakefile).parent / each.script).resolve()
+        if params:
+            scripts[params[0]] = script, os.path.relpath(script, base)
+        else:
+            missing.append(each.name)
+    if missing:
+        raise WorkflowError(
+            f"rule(s) {', '.join(missing)}: no `code=code(),` under params, so an edit "
+            "of the code they run would rerun nothing (rules/common.smk, code)"
+        )
+    return scripts
+
+
+@cache
+def _fingerprint(param):
+    """The fingerprint of the rule whose code param is `param` (once per rule)."""
+    return _CODE_INDEX.fingerprint(*_code_scripts()[param])
 
 
 # --------------------------------------------------------------------------- report outputs
