@@ -146,22 +146,15 @@ def make_pairs(
     questions: Sequence[str] = QUESTIONS,
     id_prefix: str = "pair",
 ) -> PairSet:
-    """Build a blind A/B annotation sheet from MLE (``a``) and MixCE (``b``) continuations.
-
-    The texts are index-aligned with ``prompts``.  Each paragraph shown is ``prompt +
-    continuation`` (plain concatenation: the continuation is the decoded tokens after the
-    prompt; with ``texts_include_prompt`` the texts are used as they are), cut to at most
-    ``max_sentences`` sentences.  A pair is kept when both paragraphs are non-empty, have
-    ``min_sentences``..``max_sentences`` sentences and ``min_chars``..``max_chars``
-    characters, differ by at most ``max_sentence_diff`` sentences and ``max_char_diff``
-    characters, and are not identical.  With ``n_pairs``, that many kept pairs are drawn at
-    random (the paper uses 105 per dataset).  The pairs are shuffled, and in exactly half of
-    them (one more or less for an odd count, at random) MixCE is shown as Text 1.  The same
-    inputs and seed give the same sheet.  Pair ids are ``<id_prefix>0001``, ... in sheet
-    order (give each dataset its own prefix, e.g. ``wikitext-``, to pool sheets).  Raises
-    ValueError when the inputs differ in length, a bound is inconsistent or a question name
-    clashes with a sheet column.
-    """
+    """A blind A/B sheet from MLE (``a``) and MixCE (``b``) continuations, index-aligned with
+    ``prompts``.  A paragraph is ``prompt + continuation`` (the decoded tokens after the
+    prompt; ``texts_include_prompt``: the text as it is) cut to ``max_sentences``; a pair is
+    kept when it passes the bounds (module docstring) and is not identical.  ``n_pairs``
+    draws that many kept pairs (the paper: 105 per dataset).  Pairs are shuffled and MixCE is
+    Text 1 in exactly half (odd count: one more or less, at random); same inputs and seed,
+    same sheet.  Ids are ``<id_prefix>0001``, ... (a prefix per dataset pools sheets).
+    ValueError: inputs of different lengths, inconsistent bounds, a question named like a
+    sheet column."""
     if not len(a_texts) == len(b_texts) == len(prompts):
         raise ValueError(
             f"a_texts, b_texts and prompts must have the same length, got "
@@ -184,15 +177,15 @@ def make_pairs(
     kept: list[dict[str, object]] = []
     for i, (a, b, prompt) in enumerate(zip(a_texts, b_texts, prompts, strict=True)):
         prompt = "" if prompt is None else str(prompt)
-        paras = []
-        for text in (a, b):
-            text = "" if text is None or (isinstance(text, float) and math.isnan(text)) else text
-            text = str(text)
-            paras.append((text if texts_include_prompt else prompt + text, text))
-        if any(not cont.strip() for _, cont in paras):
+        conts = [
+            "" if t is None or (isinstance(t, float) and math.isnan(t)) else str(t) for t in (a, b)
+        ]
+        if not all(c.strip() for c in conts):
             dropped["empty"] += 1
             continue
-        (pa, na), (pb, nb) = (cut_sentences(p, max_sentences) for p, _ in paras)
+        (pa, na), (pb, nb) = (
+            cut_sentences(c if texts_include_prompt else prompt + c, max_sentences) for c in conts
+        )
         ca, cb = len(pa), len(pb)
         failed = {
             "too_few_sentences": min(na, nb) < min_sentences,
@@ -335,21 +328,15 @@ def judgments_table(
     seed: int = 0,
     alpha: float = 0.01,
 ) -> pd.DataFrame:
-    """Table 4 from filled answers: counts, shares and bootstrap p-values per question.
-
-    ``judgments_df`` has one row per pair and annotator: ``pair_id`` and per question ``1`` /
-    ``2`` (the better text) or ``tie`` (case and spaces ignored; 1.0 / 2.0 from a CSV are
-    accepted); ``key_df`` is :func:`make_pairs`'s key.  The bootstrap resamples pairs with
-    replacement, keeping each pair's annotators together.  One row per question, columns
-    :data:`JUDGMENT_COLUMNS`: judgments won by MixCE / MLE and ties (the paper's Table 4),
-    their shares, ``p_mixce_better`` (the add-one bootstrap p-value of "MixCE preferred over
-    MLE": the share of resamples in which MixCE wins <= MLE wins), ``p_mle_better`` (the
-    mirror), ``significant`` (``p_mixce_better < alpha``; the paper's star: p < 0.01) and
-    the inter-annotator agreement among pairs with at least two judgments (shares of pairs
-    where all, some or none agree; the paper's Table 13).  Raises ValueError when a column
-    is missing, an answer is not allowed (naming the column and pair ids) or a pair_id is
-    not in the key.
-    """
+    """Table 4 per question (columns :data:`JUDGMENT_COLUMNS`) from one row per pair and
+    annotator (``pair_id``, per question ``1``/``2``/``tie``; case, spaces and CSV's 1.0/2.0
+    accepted) and :func:`make_pairs`'s key: judgments won by MixCE / MLE and ties (the
+    paper's Table 4), shares, ``p_mixce_better`` (add-one bootstrap p of "MixCE preferred":
+    share of resamples, pairs with their annotators together, with MixCE wins <= MLE wins),
+    ``p_mle_better`` (the mirror), ``significant`` (``p_mixce_better < alpha``; the paper's
+    star at p < 0.01) and the agreement among pairs with >= 2 judgments (shares where all,
+    some or none agree; the paper's Table 13).  ValueError names a missing column, a bad
+    answer's column and pair ids, or ids not in the key."""
     key = _check_key(key_df)
     missing = [c for c in ("pair_id", *questions) if c not in judgments_df.columns]
     if missing:

@@ -1,13 +1,8 @@
-"""Tables 1, 6, 7 and 11 of the paper from the synthetic-experiment selection.
+"""Tables 1, 6, 7 and 11 of the paper from :func:`mixce.synthetic.select.select_best_eta`.
 
-Every builder takes the output of
-:func:`mixce.synthetic.select.select_best_eta` and returns ``(df, tex)``: a
-tidy-wide DataFrame for the CSV (numbers unformatted, a missing cell is NaN)
-and the LaTeX table (numbers as in the paper, a missing cell is ``--``).
-Nothing is invented: a cell without a run stays missing.
-
-In the CSVs the ``objective`` column holds the config names (``forward_kl``,
-..., ``gold`` for the Gold row); the LaTeX uses the paper's display names.
+Every builder returns ``(df, tex)``: a wide DataFrame for the CSV (numbers unformatted, the
+config's objective names, ``gold`` for the Gold row) and the LaTeX table (numbers and
+objective names as in the paper).  A cell without a run stays missing: NaN / ``--``.
 """
 
 from __future__ import annotations
@@ -38,13 +33,9 @@ _TABLE_MAIN_CAPTION = (
 
 
 def init_label(name: str, spec: Mapping[str, object] | None = None) -> str:
-    """Display label of a target init.
-
-    ``{kind: random, zero_fraction: 0.5}`` gives ``"Random (50%)"`` and
-    ``{kind: real_text}`` gives ``"Real text"`` (the paper's "WebText"; the
-    embedded default corpus is another real-text corpus).  Without a usable
-    spec the label comes from :data:`DEFAULT_INIT_LABELS`, else the name.
-    """
+    """An init's label: ``{kind: random, zero_fraction: 0.5}``: ``"Random (50%)"``;
+    ``{kind: real_text}``: ``"Real text"`` (the paper's "WebText"; the embedded default
+    corpus is another real-text corpus); else :data:`DEFAULT_INIT_LABELS`, else the name."""
     spec = spec or {}
     kind = spec.get("kind")
     if kind == "random" and spec.get("zero_fraction") is not None:
@@ -122,13 +113,9 @@ def table_main(
     label: str = "tab:synthetic",
 ) -> tuple[pd.DataFrame, str]:
     """Tables 1 and 6: avg. js and avg. 0s (means over the seeds of the best eta) per init.
-
-    Rows: Gold (0.0 everywhere), then vocab sizes ascending and, within each, the objectives
-    in the paper's order (an objective absent for all ``inits`` at that size is skipped).
-    df columns: ``vocab_size`` (Int64, NA on the Gold row), ``objective``, ``<init>_avg_js``,
-    ``<init>_avg_0s``; a cell without a run is NaN in df and ``--`` in tex.  Raises
-    ValueError when no row of ``selected`` belongs to ``inits`` or a column is missing.
-    """
+    Rows: Gold (all 0.0), then per vocab size (ascending) the objectives present, in the
+    paper's order.  df: ``vocab_size`` (Int64, NA on Gold), ``objective``, ``<init>_avg_js``,
+    ``<init>_avg_0s``.  ValueError: no row for ``inits``, or a missing column."""
     sub = _subset(selected, inits)
     labels = _labels(inits, init_labels)
     keys = _row_keys(sub)
@@ -158,12 +145,9 @@ def table_ci(
     objectives: Sequence[str],
     init_labels: dict[str, str] | None = None,
 ) -> tuple[pd.DataFrame, str]:
-    r"""Table 7: "mean $\pm$ci95" of avg. js and avg. 0s for one init and vocab size.
-
-    Rows: ``objectives`` in order (a missing one gives NaN / ``--``).  df columns:
-    vocab_size, objective, best_eta, n_seeds, avg_js_mean, avg_js_ci95, avg_0s_mean,
-    avg_0s_ci95.  The tex cells read like ``7.94e-2 $\pm$2.15e-4``.
-    """
+    r"""Table 7: "mean $\pm$ci95" of avg. js and avg. 0s for one init and vocab size, a row
+    per objective in order.  df: vocab_size, objective, best_eta, n_seeds, avg_js_mean,
+    avg_js_ci95, avg_0s_mean, avg_0s_ci95; tex cells like ``7.94e-2 $\pm$2.15e-4``."""
     if not objectives:
         raise ValueError("objectives is empty")
     sub = _subset(selected, [init])
