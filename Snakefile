@@ -13,9 +13,7 @@ min_version("9.0")
 # param), also in conda environments and over an older installed mixce: src/ goes first.
 SRC = str(Path(workflow.basedir, "src"))
 sys.path.insert(0, SRC)
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
-)
+os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
 from mixce.config import ConfigError, canonical, validate_config
 

@@ -12,9 +12,7 @@ try:
 except cluster.ClusterLimitError as error:
     raise WorkflowError(str(error)) from None
 # For the Slurm profile's default-resources (runtime of the rules cluster.rules does not list).
-os.environ.update(
-    MIXCE_MAX_RUNTIME=str(MAX_RUNTIME if MAX_RUNTIME is not None else 10**9)
-)
+os.environ.update(MIXCE_MAX_RUNTIME=str(MAX_RUNTIME if MAX_RUNTIME is not None else 10**9))
 # Training rules resume from their checkpoint: past the limit they run as a chain of
 # attempts of at most MAX_RUNTIME minutes (the profile signals them 5 minutes before it).
 TRAINING_RULES = ("pretrain", "finetune")

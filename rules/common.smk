@@ -43,9 +43,7 @@ def resource(*parts):
 SYN_SEED = "{init}/V{vocab}/seed{seed}"
 SYN_RUN = "{init}/V{vocab}/{objective}/eta{eta}"
 VARIANT = "{dataset}/{model}/{variant}"
-SAMPLE = (
-    "{dataset}/{model}/{variant}/{split}/{decoding}"  # a sample job (see seed_stem)
-)
+SAMPLE = "{dataset}/{model}/{variant}/{split}/{decoding}"  # a sample job (see seed_stem)
 
 
 def log_path(rule, stem=None, root=results):
@@ -167,9 +165,7 @@ def figure_outputs(stem, caption, category, label):
             subcategory="Figures",
             labels={"figure": label, "format": kind},
         )
-        for ext, kind, path in zip(
-            ("pdf", "png"), ("Print (PDF)", "PNG"), figure_files(stem)
-        )
+        for ext, kind, path in zip(("pdf", "png"), ("Print (PDF)", "PNG"), figure_files(stem))
     }
 
 
@@ -231,9 +227,7 @@ PRETRAIN_DATASETS = list(GPT2["pretrain"]["datasets"])
 TOKENIZER_DIR = results("models", "tokenizer")
 SAMPLE_SEEDS = [int(s) for s in GPT2["sampling"]["seeds"]]
 # The prompts (the first tokens of a split's texts) and the generation length, as params.
-PROMPTS = {
-    k: GPT2["sampling"][k] for k in ("prompt_tokens", "max_new_tokens", "n_prompts")
-}
+PROMPTS = {k: GPT2["sampling"][k] for k in ("prompt_tokens", "max_new_tokens", "n_prompts")}
 
 
 def manifest_path(dataset):
@@ -283,9 +277,7 @@ def model_dir(dataset, model, variant):
 
 # The finetuning plan, built once (input functions and params look jobs up in it).
 FINETUNE_PLAN = (
-    {(j.dataset, j.model, j.variant): j for j in finetune_jobs(GPT2)}
-    if GPT2_ENABLED
-    else {}
+    {(j.dataset, j.model, j.variant): j for j in finetune_jobs(GPT2)} if GPT2_ENABLED else {}
 )
 
 
@@ -328,12 +320,9 @@ METRICS = GPT2["metrics"]
 MAUVE_LENGTHS = sorted(int(n) for n in METRICS["mauve"]["lengths"])
 FEATURIZERS = {role: METRICS[role]["featurizer"] for role in ("mauve", "coherence")}
 METRICS_TABLES = {
-    name: results("metrics", f"{name}.csv")
-    for name in ("samples", "human", "perplexity")
+    name: results("metrics", f"{name}.csv") for name in ("samples", "human", "perplexity")
 }
-SELECTION = {
-    name: results("selection", f"{name}.csv") for name in ("eta", "top_p", "settings")
-}
+SELECTION = {name: results("selection", f"{name}.csv") for name in ("eta", "top_p", "settings")}
 GPT2_TABLES = ("table2", "table3", "table5", "table8", "table9", "table10", "table12")
 
 
@@ -376,9 +365,7 @@ def controlled_inputs(wildcards):
         for run in selected_variants()
         for seed in SAMPLE_SEEDS
     ]
-    return runs + [
-        results("metrics", "controlled", d, "human.json") for d in GPT2_DATASETS
-    ]
+    return runs + [results("metrics", "controlled", d, "human.json") for d in GPT2_DATASETS]
 
 
 # --------------------------------------------------------------------------- files the config names
@@ -401,9 +388,7 @@ def missing_config_files():
                     path = GPT2[kind][name]["path"]
                     wanted.append((f"gpt2.{kind}.{name}.path", path, kind == "models"))
         if GPT2["human_eval"]["judgments"]:
-            wanted.append(
-                ("gpt2.human_eval.judgments", GPT2["human_eval"]["judgments"], False)
-            )
+            wanted.append(("gpt2.human_eval.judgments", GPT2["human_eval"]["judgments"], False))
     return [
         f"config key {key} = {path!r}: no such {'directory' if is_dir else 'file'}"
         f" ({Path(path).absolute()})"

@@ -47,15 +47,11 @@ rule download_dataset:
 rule prepare_dataset:
     input:
         manifest=lambda wc: (
-            [manifest_path(wc.dataset)]
-            if needs_download(GPT2["datasets"][wc.dataset])
-            else []
+            [manifest_path(wc.dataset)] if needs_download(GPT2["datasets"][wc.dataset]) else []
         ),
         # a local dataset's file: an edited file reruns the preparation
         local=lambda wc: [
-            spec["path"]
-            for spec in [GPT2["datasets"][wc.dataset]]
-            if spec["source"] == "local"
+            spec["path"] for spec in [GPT2["datasets"][wc.dataset]] if spec["source"] == "local"
         ],
     output:
         **{split: split_path("{dataset}", split) for split in ("train", "dev", "test")},
@@ -75,9 +71,7 @@ rule prepare_dataset:
         n_dev=GPT2["data"]["n_dev"],
         n_test=GPT2["data"]["n_test"],
         train_sizes=lambda wc: dataset_train_sizes(wc.dataset),
-        keep_all_train=lambda wc: (
-            wc.dataset in PRETRAIN_DATASETS and bool(scratch_models(GPT2))
-        ),
+        keep_all_train=lambda wc: (wc.dataset in PRETRAIN_DATASETS and bool(scratch_models(GPT2))),
         seed=GPT2["data"]["seed"],
         min_words=GPT2["data"]["min_words"],
         max_words=GPT2["data"]["max_words"],

@@ -25,9 +25,7 @@ rule finetune:
         **cluster_resources("finetune"),
     params:
         code=code(),
-        settings=lambda wc: TrainSettings.from_config(
-            GPT2, wc.model, planned_finetune(wc)
-        ),
+        settings=lambda wc: TrainSettings.from_config(GPT2, wc.model, planned_finetune(wc)),
         protocol=protocol(
             "grad_clip",
             "grad_accumulation",
@@ -37,9 +35,7 @@ rule finetune:
         ),
         reference=lambda wc: planned_finetune(wc).reference,
         architecture=None,
-        work_dir=lambda wc: results(
-            "work", "finetune", wc.dataset, wc.model, wc.variant
-        ),
+        work_dir=lambda wc: results("work", "finetune", wc.dataset, wc.model, wc.variant),
         checkpoint_every=GPT2["finetune"]["checkpoint_every"],
         device=GPT2["finetune"]["device"],
         n_train=lambda wc: parse_variant(wc.variant).n_train,

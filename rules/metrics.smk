@@ -17,9 +17,7 @@ SCORE_PARAMS = dict(
     self_bleu=METRICS["self_bleu"],
     batch_size=METRICS["batch_size"],
     device=METRICS["device"],
-    protocol=protocol(
-        "diversity", "text_length", "length_cuts", "newlines", "coherence_split"
-    ),
+    protocol=protocol("diversity", "text_length", "length_cuts", "newlines", "coherence_split"),
 )
 
 
@@ -69,16 +67,12 @@ rule score_human:
 rule score_samples:
     input:
         unpack(featurizer_inputs),
-        samples=seed_files(
-            "score_samples", results("samples", SAMPLE, "seed{seed}.jsonl")
-        ),
+        samples=seed_files("score_samples", results("samples", SAMPLE, "seed{seed}.jsonl")),
         human=rules.score_human.output.features,
         texts=split_path("{dataset}", "{split}"),
         tokenizer=TOKENIZER_DIR,
     output:
-        scores=seed_files(
-            "score_samples", results("metrics", "samples", SAMPLE, "seed{seed}.json")
-        ),
+        scores=seed_files("score_samples", results("metrics", "samples", SAMPLE, "seed{seed}.json")),
     log:
         log_path("score_samples", seed_stem("score_samples", SAMPLE)),
     benchmark:
@@ -96,9 +90,7 @@ rule score_samples:
         code=code(),
         # every cut for unbiased dev files (Figure 4), else the largest (the main MAUVE)
         lengths=lambda wc: (
-            MAUVE_LENGTHS
-            if (wc.decoding, wc.split) == ("unbiased", "dev")
-            else MAUVE_LENGTHS[-1:]
+            MAUVE_LENGTHS if (wc.decoding, wc.split) == ("unbiased", "dev") else MAUVE_LENGTHS[-1:]
         ),
     script:
         "scripts/gpt2_score_samples.py"
@@ -144,9 +136,7 @@ rule collect_metrics:
             for d in GPT2_DATASETS
             for s in GPT2["sampling"]["splits"]
         ],
-        perplexity=[
-            results("metrics", "perplexity", *key) + ".json" for key in FINETUNE_PLAN
-        ],
+        perplexity=[results("metrics", "perplexity", *key) + ".json" for key in FINETUNE_PLAN],
     output:
         **METRICS_TABLES,
     log:

@@ -28,9 +28,7 @@ rule nll_figure2:
     input:
         model=lambda wc: base_model_dir(wc.model),
         texts=split_path("{dataset}", "test"),
-        unbiased=results(
-            "samples", "{dataset}/{model}", BASE, "test/unbiased/seed0.jsonl"
-        ),
+        unbiased=results("samples", "{dataset}/{model}", BASE, "test/unbiased/seed0.jsonl"),
         greedy=results("samples", "{dataset}/{model}", BASE, "test/greedy/seed0.jsonl"),
         tokenizer=TOKENIZER_DIR,
     output:
@@ -99,8 +97,7 @@ HUMAN_EVAL_MODEL = GPT2["human_eval"]["model"]
 rule human_eval_pairs:
     input:
         mle=test_samples(
-            (d, HUMAN_EVAL_MODEL, f"mle_n{GPT2['finetune']['train_size']}")
-            for d in GPT2_DATASETS
+            (d, HUMAN_EVAL_MODEL, f"mle_n{GPT2['finetune']['train_size']}") for d in GPT2_DATASETS
         ),
         mixce=lambda wc: test_samples(
             (d, m, v)

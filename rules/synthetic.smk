@@ -136,9 +136,7 @@ rule synthetic_figure:
     input:
         curve=SUMMARY["eta_curve"],
     output:
-        **figure_outputs(
-            "synthetic_eta", "report/synthetic_eta.rst", SYN_CATEGORY, "Eta figure"
-        ),
+        **figure_outputs("synthetic_eta", "report/synthetic_eta.rst", SYN_CATEGORY, "Eta figure"),
     log:
         log_path("synthetic_figure"),
     benchmark:
