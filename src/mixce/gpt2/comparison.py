@@ -1,18 +1,12 @@
 r"""The comparison of training objectives beyond the paper: a table and a figure.
 
-Every objective of the run (MLE, MixCE, TaiLr, loss truncation, unlikelihood, LFD, ...) is
-shown at the hyper-parameter setting that dev MAUVE selected (``selection/settings.csv``),
-scored on test exactly like Table 2 (perplexity, n-gram diversity, MAUVE, coherence of
-unbiased samples, means over sampling seeds) plus the LFD paper's diversity metrics:
-distinct-1..4, self-BLEU and seq-rep-4. The human row of each dataset is computed by the
-same code. In the LaTeX table, per (dataset, model, metric), the objective whose value is
-closest to the human value (at the displayed precision) is bold; perplexity has no human
-value and is never bold. A missing value is ``--`` (NaN in the CSV), never made up.
-
-The figure plots MAUVE against n-gram diversity on test for every objective and every
-setting of its grid (mean over seeds, error bars one standard deviation), one panel per
-(dataset, model), the human diversity as a vertical line and the selected setting of each
-objective drawn larger.
+The table shows every objective of the run at the setting dev MAUVE selected
+(``selection/settings.csv``), scored on test like Table 2 plus the LFD paper's diversity
+metrics (distinct-1..4, self-BLEU, seq-rep-4), with a human row per dataset from the same
+code; bold: per (dataset, model, metric) the objective closest to human at the displayed
+precision (never perplexity).  The figure plots MAUVE against diversity for every setting of
+every objective (means over seeds, +-1 std error bars), a panel per (dataset, model), the
+human diversity as a vertical line and the selected settings drawn larger.
 """
 
 from __future__ import annotations

@@ -1,12 +1,5 @@
-"""Figures 2 and 4 of the paper (the GPT-2 track).
-
-- :func:`figure4`: dev MAUVE of unbiased samples against eta, one line per generation-length
-  cut L, one panel per (dataset, model); MLE is drawn at eta = 1.
-- :func:`figure2`: density histograms of sequence-level and token-level NLL of human texts,
-  unbiased samples and greedy outputs under the pretrained model.
-
-Both are drawn and written as :mod:`mixce.plotting` says (``<out_stem>.pdf`` and ``.png``).
-"""
+"""Figures 2 and 4 of the paper (the GPT-2 track), drawn and written (``<out_stem>.pdf`` and
+``.png``) as :mod:`mixce.plotting` says."""
 
 from __future__ import annotations
 
@@ -37,14 +30,10 @@ FIGURE2_SOURCES = {"human": "human", "unbiased": "unbiased sample", "greedy": "g
 
 
 def figure4_data(samples: pd.DataFrame, lengths: Sequence[int]) -> pd.DataFrame:
-    """The points of Figure 4: dev MAUVE (unbiased) per dataset, model, eta and length cut.
-
-    Uses the dev-split unbiased rows of MLE (placed at eta = 1) and MixCE trained on the
-    train size with the most such rows.  Rows of one seed are averaged first; mean and std
-    (``ddof=1``, NaN for one seed) are over seeds.  Columns dataset, model, eta, length,
-    mauve_mean, mauve_std, n_seeds (a length whose ``mauve_len{L}`` column is absent has no
-    rows, with a logged warning).
-    """
+    """Figure 4's points: dev MAUVE (unbiased) of MLE (at eta = 1) and MixCE trained on the
+    train size with the most rows, per dataset, model, eta and length cut; mean and std
+    (``ddof=1``) over seeds, a seed's rows averaged first.  A length without its
+    ``mauve_len{L}`` column has no rows (a logged warning)."""
     columns = ["dataset", "model", "eta", "length", "mauve_mean", "mauve_std", "n_seeds"]
     if samples is None or samples.empty:
         log.warning("Figure 4: the samples input is empty")
@@ -103,15 +92,8 @@ def figure4(
     models: Sequence[str],
     out_stem: str | Path,
 ) -> pd.DataFrame:
-    """Figure 4: dev MAUVE against eta, one line per max generation length; PDF and PNG.
-
-    Panels form a grid with one row per dataset and one column per model; each length cut L
-    of ``lengths`` is a line (from ``mauve_len{L}``) with +-1 std error bars over seeds.  MLE
-    is the point at eta = 1.  A panel without data says so.
-
-    Returns:
-        The plotted points (:func:`figure4_data`).
-    """
+    """Figure 4: dev MAUVE against eta, a row of panels per dataset, a column per model, a
+    line per length cut with +-1 std error bars; returns :func:`figure4_data`."""
     data = figure4_data(samples, lengths)
     lengths = [int(L) for L in lengths]
     palette = sns.color_palette("colorblind", n_colors=max(len(lengths), 1))
@@ -172,14 +154,10 @@ def figure2(
     datasets: Sequence[str],
     out_stem: str | Path,
 ) -> pd.DataFrame:
-    """Figure 2: histograms (density) of sequence- and token-level NLL; PDF and PNG.
-
-    ``nll`` maps ``(dataset, source)`` to ``(seq_nll, token_nll)``: per text the mean token
-    NLL, and the token NLLs, under the pretrained model (a missing key or an empty array is
-    left out of its panel).  One column of panels per dataset; each panel's 50 bins span
-    the range of all its finite data.  Returns n, mean, median and std of the finite values
-    drawn per dataset, source and level (``sequence`` / ``token``).
-    """
+    """Figure 2: density histograms of sequence- and token-level NLL, a column per dataset.
+    ``nll``: ``(dataset, source)`` -> (per text mean token NLL, token NLLs) under the
+    pretrained model (missing or empty: left out).  A panel's 50 bins span its finite data.
+    Returns n, mean, median and std of what is drawn per dataset, source and level."""
     levels = (("sequence", "sequence-level NLL (mean per text)"), ("token", "token-level NLL"))
     sources = list(FIGURE2_SOURCES)
     palette = sns.color_palette("colorblind", n_colors=max(len(sources), 3))

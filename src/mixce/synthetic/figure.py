@@ -1,10 +1,5 @@
-"""Eta-sensitivity figure of the synthetic experiments.
-
-One panel per (init, vocabulary size): mean avg. js over seeds (log scale)
-against eta for each objective with an eta grid, with +-1 sd error bars;
-forward KL (eta = 1) and reverse KL (eta = 0) are dashed horizontal
-reference lines.  Drawn and written as :mod:`mixce.plotting` says.
-"""
+"""Eta-sensitivity figure of the synthetic experiments, drawn and written as
+:mod:`mixce.plotting` says."""
 
 from __future__ import annotations
 
@@ -36,16 +31,12 @@ def plot_eta_curves(
     inits: Sequence[str] | None = None,
     init_labels: Mapping[str, str] | None = None,
 ) -> None:
-    """Plot mean avg. js against eta (``eta_curve``'s output); save ``out_stem.pdf`` / ``.png``.
-
-    One row of panels per init (``inits``, default: sorted), one column per vocabulary size.
-    Each objective with an eta grid is a line with +-1 sd error bars over seeds (a lower bar
-    reaching zero or below is cut at the panel bottom: the y axis is logarithmic).  The eta
-    grid values sit at evenly spaced x positions, labelled with the values, since the
-    paper's grid (0.01 ... 0.99) is neither linear nor logarithmic.  Forward and reverse KL
-    (no eta grid) are labelled horizontal reference lines.  A panel without data says so.
-    Raises ValueError when ``curve`` is empty or lacks a column.
-    """
+    """Mean avg. js (log y) against eta (``eta_curve``'s output), a row of panels per init
+    (``inits``, default sorted), a column per vocab size; a line with +-1 sd error bars per
+    objective with an eta grid (a lower bar is cut at the panel bottom), forward and reverse
+    KL as labelled horizontal lines.  The grid's etas sit at evenly spaced x positions: the
+    paper's grid (0.01 ... 0.99) is neither linear nor logarithmic.  ValueError: ``curve``
+    is empty or lacks a column."""
     missing = [c for c in CURVE_COLUMNS if c not in curve.columns]
     if missing:
         raise ValueError(f"curve is missing column(s): {', '.join(missing)}")
@@ -62,8 +53,10 @@ def plot_eta_curves(
     etas = sorted(float(e) for e in curve.loc[curve["objective"].isin(grid_objs), "eta"].unique())
     xpos = {e: i for i, e in enumerate(etas)}
     palette = sns.color_palette("colorblind", n_colors=max(len(grid_objs), 1))
-    colors = {o: palette[i] for i, o in enumerate(grid_objs)}
-    markers = {o: MARKERS[i % len(MARKERS)] for i, o in enumerate(grid_objs)}
+    style = {
+        o: {"color": palette[i], "marker": MARKERS[i % len(MARKERS)]}
+        for i, o in enumerate(grid_objs)
+    }
     # Small horizontal dodge so that overlapping error bars stay visible.
     width = 0.3
     dodge = {
@@ -80,7 +73,7 @@ def plot_eta_curves(
                 ax = axes[r, c]
                 panel = curve[(curve["init"].astype(str) == init) & (curve["vocab_size"] == vocab)]
                 ax.set_title(f"{label}, V = {vocab}")
-                _draw_panel(ax, panel, grid_objs, ref_objs, xpos, colors, markers, dodge)
+                _draw_panel(ax, panel, ref_objs, xpos, style, dodge)
                 ax.set_xticks(range(len(etas)), [f"{e:g}" for e in etas])
                 if len(etas):
                     ax.set_xlim(-0.5, len(etas) - 0.5)
@@ -90,10 +83,7 @@ def plot_eta_curves(
                 if c == 0:
                     ax.set_ylabel("avg. js (mean over seeds)")
 
-        handles = [
-            Line2D([], [], color=colors[o], marker=markers[o], label=objective_label(o))
-            for o in grid_objs
-        ]
+        handles = [Line2D([], [], **style[o], label=objective_label(o)) for o in grid_objs]
         handles += [
             Line2D(
                 [],
@@ -116,14 +106,12 @@ def plot_eta_curves(
 def _draw_panel(
     ax: Axes,
     panel: pd.DataFrame,
-    grid_objs: Sequence[str],
     ref_objs: Sequence[str],
     xpos: Mapping[float, int],
-    colors: Mapping[str, object],
-    markers: Mapping[str, str],
+    style: Mapping[str, dict],
     dodge: Mapping[str, float],
 ) -> None:
-    """Draw one (init, vocab) panel on ``ax`` (log y)."""
+    """Draw one (init, vocab) panel on ``ax`` (log y); ``style``: each grid objective's."""
     means = panel["avg_js_mean"].to_numpy(dtype=float)
     sds = np.nan_to_num(panel["avg_js_sd"].to_numpy(dtype=float), nan=0.0)
     positive = means[np.isfinite(means) & (means > 0)]
@@ -138,7 +126,7 @@ def _draw_panel(
     if not math.isfinite(ymax) or ymax <= ymin:
         ymax = ymin * 10
 
-    for obj in grid_objs:
+    for obj in style:
         d = panel[panel["objective"] == obj].sort_values("eta")
         d = d[np.isfinite(d["avg_js_mean"]) & (d["avg_js_mean"] > 0)]
         if d.empty:
@@ -151,8 +139,7 @@ def _draw_panel(
             x,
             y,
             yerr=np.vstack([lower, sd]),
-            color=colors[obj],
-            marker=markers[obj],
+            **style[obj],
             capsize=2,
             elinewidth=0.8,
             label=objective_label(obj),
