@@ -1,46 +1,15 @@
 """Which code a rule runs, and a fingerprint of that code that ignores comments and style.
 
-A rule reruns when the code it runs changes in content, and only then (rules/common.smk passes
-:func:`code_fingerprint` of the rule's script as its ``code`` param; Snakemake's params trigger
-compares it with the one recorded at the last run). Two parts:
-
-**What code.** Read statically from the script with :mod:`ast` (nothing is imported, so no
-import side effects and no GPU libraries at DAG time). The script runs whole; every
-``mixce`` module it imports, directly or through other modules, at the top or inside a
-function, contributes the *definitions the run can reach*:
-
-- a module that is imported at all contributes what runs at import: its top-level import
-  statements and every statement that is not a definition (calls, ``if``/``try``/``for``
-  blocks, attribute or item assignments to other modules' objects), and so do its parent
-  packages' ``__init__`` modules;
-- a name that reachable code uses contributes its definitions (``def``, ``class``, top-level
-  assignments to the name) and, in turn, every module-level name those use (inside function
-  bodies too) and the modules and names they import;
-- a name also brings its *writers*: statements that change the object it names in place
-  (``REGISTRY[key] = ...``, ``REGISTRY.update(...)``, a function that does so, and every
-  decorated definition or call that runs such a function). So a registry that code looks
-  entries up in by name (``mixce.objectives.OBJECTIVES``, filled by ``@register``) brings
-  every registered function, while a module that imports only ``mixce_weight`` from the
-  same file does not depend on the other objectives. A definition decorated with a name
-  imported from another package module (which may register it there) always counts.
-
-When in doubt the analysis takes more, never less: a name it cannot find (a submodule used
-through attributes, a star import) brings the whole module; ``import mixce.x`` brings all
-of ``mixce.x``. The one assumption: a top-level assignment ``NAME = expression`` has no side
-effect beyond binding ``NAME`` (module-level side effects belong in statements of their own,
-which are always counted). Blocks under ``if __name__ == "__main__":`` never run on import
-and are left out. Third-party packages are not followed (their versions are the software
-environment's business: requirements.lock, envs/).
-
-**Fingerprint.** Each included statement is serialised from its syntax tree without
-docstrings (string-only expression statements anywhere), comments, formatting, line numbers
-or empty fields, and each module's included statements are hashed in source order. A comment,
-docstring or reformatting edit changes no fingerprint; any edit that changes what Python
-executes in the included code does. The serialisation skips empty and ``None`` fields, so
-that a newer Python's extra empty AST fields (3.12's ``type_params``) change nothing either.
-
-``python -m mixce.rerun rules/scripts/<script>.py`` prints, per module, the statements a script's
-rule depends on (to see why an edit reruns a rule, or why it does not).
+rules/common.smk passes :func:`code_fingerprint` of a rule's script as its ``code`` param, so a
+rule reruns when the code it runs changes in content, and only then. The code is read
+statically (:mod:`ast`, nothing imported): the script, and in every ``mixce`` module it reaches
+the statements that run at import plus the definitions reachable code uses, with the
+statements that change those objects in place (a registry brings every registered function).
+When in doubt it takes more, never less. The one assumption: a top-level ``NAME = ...`` has
+no side effect beyond binding NAME. Each module's statements are hashed without
+docstrings, comments or formatting. The rules in full: docs/ARCHITECTURE.md, "How a rule's
+code is fingerprinted". ``python -m mixce.rerun rules/scripts/<script>.py`` prints what a
+script's fingerprint covers.
 """
 
 from __future__ import annotations
