@@ -66,6 +66,7 @@ CONTROLLED_COLUMNS = tuple(
 )
 SELECTION_COLUMNS = ("dataset", "model", "eta")
 TOP_P_COLUMNS = ("dataset", "model", "objective", "variant", "best_p")
+_HUMAN = {"model": "human", "objective": "human"}  # the keys of a human row
 #: Fragment lengths of Tables 8 and 9 used when the input has none (the paper's).
 CONTROLLED_LENGTHS = (100, 200, 300)
 
@@ -74,11 +75,8 @@ CONTROLLED_LENGTHS = (100, 200, 300)
 
 
 def _frame(df: pd.DataFrame | None, required: Sequence[str], name: str) -> pd.DataFrame:
-    """``df`` checked for ``required`` columns; None or an empty frame gives an empty frame.
-
-    Raises:
-        ValueError: a non-empty ``df`` lacks a required column (named in the message).
-    """
+    """``df`` checked for ``required`` columns (ValueError names those missing); None or an
+    empty frame gives an empty frame."""
     if df is None or df.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in required})
     missing = [c for c in required if c not in df.columns]
@@ -243,13 +241,15 @@ def _main_cols(first: _Col) -> list[_Col]:
     return [first, *[_Col(short, header, spec) for short, _, header, spec in _METRICS]]
 
 
-def _human_row(human: pd.DataFrame, datasets: Sequence[str], keys: dict) -> dict:
-    """Test-split human means of the main metrics (every other value column stays NaN)."""
+def _human_row(
+    human: pd.DataFrame, datasets: Sequence[str], keys: dict, metrics: Sequence = _METRICS
+) -> dict:
+    """Test-split human means of ``metrics`` (every other value column stays NaN)."""
     row = dict(keys)
     test = human[_is(human["split"], "test")]
     for d in datasets:
         h = test[_is(test["dataset"], d)]
-        for short, column, *_ in _METRICS:
+        for short, column, *_ in metrics:
             row[f"{d}_{short}"] = (
                 float(pd.to_numeric(h[column], errors="coerce").mean()) if len(h) else math.nan
             )
@@ -482,24 +482,22 @@ def table3(
 
     def fill(row: dict, d: str) -> None:
         m, objective = row["model"], row["objective"]
-        b = best.get((d, m, objective))
-        p = math.nan if b is None else _float(b["best_p"])
-        s = test.iloc[0:0]
-        if b is not None:
-            s = test[
-                _is(test["dataset"], d)
-                & _is(test["model"], m)
-                & _is(test["variant"], str(b["variant"]))
-                & _close(test["top_p"], p)
-                & _close(test["n_train"], main_n_train)
-            ]
+        b = best.get((d, m, objective), {})
+        p = _float(b.get("best_p", math.nan))  # NaN (no selection) matches no row
+        s = test[
+            _is(test["dataset"], d)
+            & _is(test["model"], m)
+            & _is(test["variant"], str(b.get("variant")))
+            & _close(test["top_p"], p)
+            & _close(test["n_train"], main_n_train)
+        ]
         _fill_metrics(row, d, s, f"Table 3 {d}/{m}/{objective}/p{p}")
         row[f"{d}_best_p"] = p
 
     return _pair_table(
         "Table 3",
         "the samples input is empty" if samples.empty else None,
-        lambda: _human_row(human, datasets, {"model": "human", "objective": "human"}),
+        lambda: _human_row(human, datasets, _HUMAN),
         [(m, model_label(m), m) for m in models],
         fill,
         datasets=datasets,
@@ -532,14 +530,6 @@ def table10(
     human = _frame(human, HUMAN_COLUMNS, "human")
     sel = _selection_lookup(_frame(selection, SELECTION_COLUMNS, "selection"))
 
-    def human_row() -> dict:
-        test = human[_is(human["split"], "test")]
-        row: dict = {"model": "human", "objective": "human"}
-        for d in datasets:
-            h = pd.to_numeric(test.loc[_is(test["dataset"], d), "length_words"], errors="coerce")
-            row[f"{d}_length"] = float(h.mean()) if len(h) else math.nan
-        return row
-
     def fill(row: dict, d: str) -> None:
         m, objective = row["model"], row["objective"]
         eta = 1.0 if objective == "mle" else _selected_eta(sel, d, m)
@@ -554,7 +544,7 @@ def table10(
     return _pair_table(
         "Table 10",
         "the samples input is empty" if samples.empty else None,
-        human_row,
+        lambda: _human_row(human, datasets, _HUMAN, [("length", "length_words")]),
         [(m, model_label(m), m) for m in models],
         fill,
         datasets=datasets,
@@ -631,7 +621,7 @@ def _controlled_table(
             row[f"{d}_{short}_{L}_note"] = note
 
     def human_row() -> dict:
-        row = {"model": "human", "objective": "human"}
+        row = dict(_HUMAN)
         for d in datasets:
             fill(row, d)
         return row
@@ -721,9 +711,7 @@ def table12(
     fields = ("eta", "dev_mauve_mean", "dev_mauve_std", "config_eta")
     value_cols = [f"{d}_{c}" for d in datasets for c in fields]
     columns = header(
-        [dataset_label(d) for d in datasets],
-        [r"best $\eta$"],
-        ["Model Size", "Objective"],
+        [dataset_label(d) for d in datasets], [r"best $\eta$"], ["Model Size", "Objective"]
     )
     if selection.empty:
         log.warning("Table 12: the selection input is empty; writing the header with no data rows")
