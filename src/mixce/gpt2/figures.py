@@ -69,17 +69,8 @@ def figure4_data(samples: pd.DataFrame, lengths: Sequence[int]) -> pd.DataFrame:
         per_seed = per_seed.dropna(subset=[col])
         for (ds, m, eta), g in per_seed.groupby(["dataset", "model", "eta"]):
             vals = g[col].to_numpy(dtype=float)
-            records.append(
-                {
-                    "dataset": ds,
-                    "model": m,
-                    "eta": float(eta),
-                    "length": int(L),
-                    "mauve_mean": float(vals.mean()),
-                    "mauve_std": float(vals.std(ddof=1)) if len(vals) > 1 else math.nan,
-                    "n_seeds": len(vals),
-                }
-            )
+            std = float(vals.std(ddof=1)) if len(vals) > 1 else math.nan
+            records.append((ds, m, float(eta), int(L), float(vals.mean()), std, len(vals)))
     out = pd.DataFrame(records, columns=columns)
     out = out.sort_values(["dataset", "model", "length", "eta"], kind="stable")
     return out.reset_index(drop=True)
@@ -178,17 +169,9 @@ def figure2(
                     v = v[np.isfinite(v)]
                     if v.size:
                         values[src] = v
-                        records.append(
-                            {
-                                "dataset": ds,
-                                "source": src,
-                                "level": level,
-                                "n": int(v.size),
-                                "mean": float(v.mean()),
-                                "median": float(np.median(v)),
-                                "std": float(v.std(ddof=1)) if v.size > 1 else math.nan,
-                            }
-                        )
+                        std = float(v.std(ddof=1)) if v.size > 1 else math.nan
+                        stats = (int(v.size), float(v.mean()), float(np.median(v)), std)
+                        records.append((ds, src, level, *stats))
                 if r == 0:
                     ax.set_title(dataset_label(ds))
                 if not values:

@@ -66,12 +66,11 @@ def markdown(both: pd.DataFrame, agree: pd.DataFrame) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     yn = {True: "yes", False: "no", None: "-"}
-    for r in agree.itertuples(index=False):
-        d = r._asdict()
+    for r in agree.itertuples(index=False):  # fields 5 to 8: the claims, paper / ours
         out.append(
             f"| {r.init} | {r.vocab_size} | {r.spearman_js:.2f} | "
             f"{objective_label(r.best_paper)} | {objective_label(r.best_ours)} | "
-            f"{yn[d['_5']]} / {yn[d['_6']]} | {yn[d['_7']]} / {yn[d['_8']]} |"
+            f"{yn[r[5]]} / {yn[r[6]]} | {yn[r[7]]} / {yn[r[8]]} |"
         )
     out += [
         "",
@@ -138,12 +137,8 @@ def summary_markdown(runs: dict[str, pd.DataFrame], paper: pd.DataFrame) -> str:
 
 def main(argv: list[str]) -> None:
     if argv and argv[0] == "--summary":
-        paper = pd.read_csv(PAPER_CSV, comment="#")
-        runs = {}
-        for arg in argv[1:]:
-            label, _, path = arg.partition("=")
-            runs[label] = pd.read_csv(path)
-        sys.stdout.write(summary_markdown(runs, paper))
+        runs = {label: pd.read_csv(path) for label, _, path in (a.partition("=") for a in argv[1:])}
+        sys.stdout.write(summary_markdown(runs, pd.read_csv(PAPER_CSV, comment="#")))
         return
     selected = pd.read_csv(argv[0])
     paper = pd.read_csv(argv[1] if len(argv) > 1 else PAPER_CSV, comment="#")
