@@ -40,11 +40,15 @@ def _test_unbiased(samples: pd.DataFrame) -> pd.DataFrame:
     return samples[(samples["split"] == "test") & (samples["decoding"] == "unbiased")]
 
 
-def _seed_mean(rows: pd.DataFrame, column: str) -> tuple[float, float]:
-    values = pd.to_numeric(rows.get(column, pd.Series(dtype=float)), errors="coerce").dropna()
-    if values.empty:
-        return math.nan, math.nan
-    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else math.nan
+def _seed_means(rows: pd.DataFrame) -> dict[str, float]:
+    """Mean and std over ``rows`` (one per seed) of each of :data:`COLUMNS`."""
+    out = {}
+    for name, column, *_ in COLUMNS:
+        values = pd.to_numeric(rows.get(column, pd.Series(dtype=float)), errors="coerce")
+        values = values.dropna()
+        out[name] = float(values.mean()) if len(values) else math.nan
+        out[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+    return out
 
 
 def objectives_table(
@@ -64,9 +68,7 @@ def objectives_table(
         h = human_test[human_test["dataset"] == dataset]
         row = {"dataset": dataset, "model": "human", "objective": "human", "setting": ""}
         row |= {"variant": "human", "ppl": math.nan, "n_seeds": len(h)}
-        for name, column, *_ in COLUMNS:
-            row[name], row[f"{name}_std"] = _seed_mean(h, column)
-        rows.append(row)
+        rows.append(row | _seed_means(h))
         for model in models:
             for objective in objectives:
                 chosen = settings[
@@ -90,16 +92,10 @@ def objectives_table(
                 row |= {"setting": "" if pd.isna(setting) else str(setting), "variant": variant}
                 row["ppl"] = float(ppl["ppl"].iloc[0]) if len(ppl) else math.nan
                 row["n_seeds"] = int(runs["seed"].nunique()) if len(runs) else 0
-                for name, column, *_ in COLUMNS:
-                    row[name], row[f"{name}_std"] = _seed_mean(runs, column)
-                rows.append(row)
+                rows.append(row | _seed_means(runs))
     value_cols = ["ppl"] + [c for name, *_ in COLUMNS for c in (name, f"{name}_std")]
     df = pd.DataFrame(rows, columns=[*KEYS, *value_cols, "n_seeds"])
-    return df, _latex(df, datasets, models)
-
-
-def _latex(df: pd.DataFrame, datasets: Sequence[str], models: Sequence[str]) -> str:
-    """Per dataset the human row, then each model's objectives; bold: closest to human."""
+    # LaTeX: per dataset the human row, then each model's objectives; bold: closest to human
     shown, bold, midrules = [], [], []
     for dataset in datasets:
         block = df[df["dataset"] == dataset]
@@ -143,7 +139,7 @@ def _latex(df: pd.DataFrame, datasets: Sequence[str], models: Sequence[str]) -> 
     )
     table = pd.DataFrame(shown, columns=header)
     bold_cells = np.array(bold, dtype=bool).reshape(len(shown), len(header))
-    return latex_table(
+    return df, latex_table(
         table, caption, "tab:objectives", labels=3, bold=bold_cells, midrules=midrules, size="small"
     )
 
