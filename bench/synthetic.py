@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -30,9 +31,12 @@ from mixce.objectives import mixce
 from mixce.synthetic import exact as ex
 from mixce.synthetic.data import chain_matrix, sample_sequences
 from mixce.synthetic.model import NeuralBigram
-from mixce.synthetic.objectives import Setting, count_loss, exact_value_and_grad, objective_loss
+from mixce.synthetic.objectives import Setting, count_loss, exact_value_and_grad
 from mixce.synthetic.target import random_target, uniform_start
 from mixce.synthetic.train import TrainConfig, make_batch, train_q
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the reference code
+from synthetic_reference import autograd_loss  # noqa: E402
 
 
 def data_for(v: int, n_train: int, n_dev: int, max_length: int):
@@ -124,7 +128,7 @@ def step_times(chain, train, reps: int = 30) -> dict:
 
     def autograd(objective: str) -> None:
         opt.zero_grad(set_to_none=True)
-        loss, _ = objective_loss(objective, 0.9, model, batch, setting, rng)
+        loss, _ = autograd_loss(objective, 0.9, model, batch, setting, rng)
         loss.backward()
         opt.step()
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from scipy.spatial.distance import jensenshannon
+from synthetic_reference import autograd_loss, expected_sum, js_rows, occupancy
 
 from mixce.objectives import mixce
 from mixce.synthetic import objectives as so
@@ -19,16 +20,14 @@ from mixce.synthetic.data import (
     sample_sequences,
     sequence_logprob,
 )
-from mixce.synthetic.metrics import compare, js_rows
+from mixce.synthetic.metrics import compare
 from mixce.synthetic.model import NeuralBigram
 from mixce.synthetic.objectives import (
     Setting,
     count_loss,
-    expected_sum,
     gumbel_rollout,
     log_mixture,
     objective_loss,
-    occupancy,
     sequence_logq,
 )
 from mixce.synthetic.target import check_target, random_target, real_text_target, uniform_start
@@ -551,7 +550,7 @@ def test_objective_loss_pieces_exact(tiny_problem, eta):
         "mixce": count_loss(log_q, batch.counts, batch.n_seq, eta),
     }
     for name, w in want.items():
-        loss, value = objective_loss(name, eta, model, batch, s, rng)
+        loss, value = autograd_loss(name, eta, model, batch, s, rng)
         torch.testing.assert_close(loss, w, rtol=1e-12, atol=1e-12, msg=name)
         assert value == pytest.approx(float(w.detach()), rel=1e-12)
     # forward CE = mean over sequences of -log Q(x)
@@ -568,7 +567,7 @@ HAND_OBJECTIVES = ("forward_kl", "reverse_kl", "mix_kl", "mixce_star", "mixce")
 @pytest.mark.parametrize("eta", [0.0, 0.3, 0.99, 1.0])
 def test_hand_gradient_equals_autograd(v, zero_fraction, max_length, eta):
     """The training loop's hand-derived value and logits-gradient, backpropagated through the
-    network, equal autograd through objective_loss for every objective but JS."""
+    network, equal autograd through the reference loss for every objective but JS."""
     p = p_chain(v, zero_fraction, seed=v)
     rng = np.random.default_rng(v)
     p_log = np.log(p + LOG_EPS)
@@ -577,7 +576,7 @@ def test_hand_gradient_equals_autograd(v, zero_fraction, max_length, eta):
     model = tiny_model(v, seed=3)
     for name in HAND_OBJECTIVES:
         model.zero_grad()
-        loss, value = objective_loss(name, eta, model, batch, s, rng)
+        loss, value = autograd_loss(name, eta, model, batch, s, rng)
         loss.backward()
         want = [p.grad.clone() for p in model.parameters()]
         model.zero_grad()
@@ -789,7 +788,7 @@ def test_objective_loss_runs(tiny_problem, name, estimator):
     model = tiny_model(v, seed=8, dropout=0.1)
     model.train()
     torch.manual_seed(0)
-    loss, value = objective_loss(
+    loss, value = autograd_loss(
         name, 0.5, model, batch, setting(estimator), np.random.default_rng(0)
     )
     assert loss.dim() == 0 and torch.isfinite(loss)
@@ -808,6 +807,9 @@ def test_objective_loss_unknown_names(tiny_problem):
         objective_loss("nope", 0.5, model, batch, setting("exact"), rng)
     with pytest.raises(KeyError, match="known"):
         objective_loss("mixce", 0.5, model, batch, setting("reinforce"), rng)
+    # the exact estimator's reverse terms are exact_value_and_grad's (training's only path)
+    with pytest.raises(ValueError, match="exact_value_and_grad"):
+        objective_loss("mix_kl", 0.5, model, batch, setting("exact"), rng)
 
 
 @pytest.mark.parametrize("objective,eta", [("forward_kl", 1.0), ("mixce", 0.5)])
@@ -985,7 +987,7 @@ def test_forced_eos_changes_the_forward_ce_by_its_term():
     values = {}
     for count_forced in (False, True):
         batch = make_batch(seqs, log_chain, count_forced=count_forced)
-        _, values[count_forced] = objective_loss("forward_kl", 1.0, model, batch, setting, None)
+        _, values[count_forced] = autograd_loss("forward_kl", 1.0, model, batch, setting, None)
     want = -(log_q[3, 0] + log_q[0, 1] + log_q[3, 1] + log_q[1, 2]) / 2
     assert values[False] == pytest.approx(float(want), rel=1e-12)
     assert values[True] == pytest.approx(float(want - log_q[1, 2] / 2), rel=1e-12)

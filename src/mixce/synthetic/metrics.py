@@ -26,12 +26,6 @@ def _js_from_parts(p: np.ndarray, p_xlogx: np.ndarray, q: np.ndarray) -> np.ndar
     return np.maximum(js, 0.0)
 
 
-def js_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Jensen-Shannon divergence (natural log) between matching rows of p and q."""
-    p = np.asarray(p, dtype=np.float64)
-    return _js_from_parts(p, _xlogx_rows(p), np.asarray(q, dtype=np.float64))
-
-
 class Comparer:
     """avg.js and avg.0s against one gold chain, its parts prepared once (a training run
     compares at every dev check)."""

@@ -17,9 +17,10 @@ Estimators of the expectations under Q:
 
 - ``exact``: for a bigram chain, E_Q[sum_t l(x_{t-1}, x_t)] = sum_r n_Q(r) sum_b Q[r, b] l(r, b),
   n_Q(r) the expected visits of state r at positions whose successor is drawn
-  (:func:`occupancy`): a closed form in Q, differentiated exactly. JS's sequence-level mixture
-  does not factor over transitions: its Q side uses sequences drawn from Q with the
-  score-function gradient (leave-one-out baseline).
+  (:func:`mixce.synthetic.exact.occupancy`): a closed form in Q, differentiated by hand
+  (:func:`exact_value_and_grad`). JS's sequence-level mixture does not factor over
+  transitions: its Q side uses sequences drawn from Q with the score-function gradient
+  (leave-one-out baseline).
 - ``gumbel``: the paper's straight-through Gumbel-softmax samples fed back through the
   embedding (:func:`gumbel_rollout`).
 
@@ -54,15 +55,13 @@ def occupancy_forward(
 
 
 def occupancy_backward(
-    state: Occupancy,
-    grad: torch.Tensor,
-    out: tuple[torch.Tensor, torch.Tensor] | None = None,
+    state: Occupancy, grad: torch.Tensor, out: tuple[torch.Tensor, torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(dL/dstart, dL/dA) from dL/dn = ``grad``: the exact adjoint of occupancy_forward; with
-    ``out`` = (start buffer, A buffer) they are added into those (no V x V temporary)."""
+    """(dL/dstart, dL/dA) from dL/dn = ``grad``, the exact adjoint of occupancy_forward, added
+    into ``out`` = (start buffer, A buffer) (no V x V temporary)."""
     big_u, a, k, rho_u = state.big_u, state.a, state.steps, state.rho
     m = big_u.shape[0]
-    grad_start, grad_a = out if out is not None else (torch.zeros_like(grad), torch.zeros_like(a))
+    grad_start, grad_a = out
     # w_s = A^s g for s = 0 .. k - 1: explicit rows, then w_last * c_w[s]
     ws, rho_w = power_chain(lambda x: torch.mv(a, x), grad, k)
     big_w = torch.stack(ws)
@@ -90,40 +89,6 @@ def occupancy_backward(
         z = z + float((coef * c_w[n_idx]).sum()) * big_w[-1]
         grad_a.addr_(big_u[-1], z)
     return grad_start, grad_a
-
-
-class _Occupancy(torch.autograd.Function):
-    """Autograd wrapper of :func:`occupancy_forward` / :func:`occupancy_backward`."""
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx, start: torch.Tensor, a: torch.Tensor, steps: int
-    ) -> torch.Tensor:
-        n, ctx.state = occupancy_forward(start, a, steps)
-        return n
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        grad_start, grad_a = occupancy_backward(ctx.state, grad)
-        return grad_start, grad_a, None
-
-
-def occupancy(chain: torch.Tensor, max_length: int) -> torch.Tensor:
-    """Expected visits of each row state at positions whose successor is drawn (BOS once,
-    tokens at positions 1 .. max_length - 2, EOS never left: V + 1 entries), differentiable."""
-    v = chain.shape[1]
-    n = chain.new_zeros(v + 1)
-    n[v] = 1.0
-    if max_length - 2 >= 1:
-        n_tok = _Occupancy.apply(chain[v, : v - 1], chain[: v - 1, : v - 1], max_length - 2)
-        n = torch.cat([n_tok, chain.new_zeros(1), chain.new_ones(1)])
-    return n
-
-
-def expected_sum(chain: torch.Tensor, per_step: torch.Tensor, max_length: int) -> torch.Tensor:
-    """E[sum over drawn transitions of per_step[prev, next]] for sequences from ``chain``."""
-    n = occupancy(chain, max_length)
-    return (n[:, None] * chain * per_step).sum()
 
 
 def count_loss(log_q: torch.Tensor, counts: torch.Tensor, n_seq: int, eta: float) -> torch.Tensor:
@@ -213,18 +178,16 @@ def objective_loss(
         return loss, float(loss.detach())
     if name == "js":
         return _js(eta, model, log_q, batch, s, rng)
+    if s.estimator == "exact":  # autograd reference: tests/synthetic_reference.py
+        raise ValueError(f"{name} under the exact estimator: see exact_value_and_grad")
 
     loss = log_q.new_zeros(())
     if eta > 0:
         loss = loss + eta * count_loss(log_q, batch.counts, batch.n_seq, 1.0)
     if eta < 1:
         kl = name in ("reverse_kl", "mix_kl")  # else mixce_star: the reverse cross-entropy
-        if s.estimator == "exact":
-            rev = expected_sum(log_q.exp(), log_q - s.log_p if kl else -s.log_p, s.max_length)
-        else:
-            lq, lp = gumbel_rollout(model, s.log_p, batch.n_seq, s.max_length, s.tau)
-            rev = (lq - lp).mean() if kl else -lp.mean()
-        loss = loss + (1.0 - eta) * rev
+        lq, lp = gumbel_rollout(model, s.log_p, batch.n_seq, s.max_length, s.tau)
+        loss = loss + (1.0 - eta) * ((lq - lp).mean() if kl else -lp.mean())
     return loss, float(loss.detach())
 
 
