@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from mixce.tables import dataset_label, header, latex_table
+from mixce.tables import MISSING, dataset_label, header, latex_table
 
 log = logging.getLogger(__name__)
 
@@ -428,21 +428,11 @@ def table4(
             **{c: float(row[c].iloc[0]) if len(row) else math.nan for c in cols[1:]},
         }
         records.append(rec)
-
-        def count(c: str, p: str | None = None, rec=rec) -> str:
-            if math.isnan(rec[c]):
-                return "--"
-            star = p is not None and not math.isnan(rec[p]) and rec[p] < alpha
-            return f"{int(rec[c])}*" if star else str(int(rec[c]))
-
-        shown.append(
-            [
-                dataset_label(ds),
-                count("mixce_wins", "p_mixce_better"),
-                count("mle_wins", "p_mle_better"),
-                count("ties"),
-            ]
-        )
+        cells = [dataset_label(ds)]
+        for c, p in (("mixce_wins", "p_mixce_better"), ("mle_wins", "p_mle_better"), ("ties", "")):
+            star = "*" if p and rec[p] < alpha else ""  # a NaN p gives no star
+            cells.append(MISSING if math.isnan(rec[c]) else f"{int(rec[c])}{star}")
+        shown.append(cells)
     caption = (
         "Human evaluation results (counts of judgments). The star (*) means significantly "
         f"better (bootstrap test over pairs, $p < {alpha:g}$)."
