@@ -1,5 +1,5 @@
 """Reference code of the synthetic track that only tests and bench scripts use (no rule reaches
-it): the exact estimator's expected sums through autograd, and per-row JS."""
+it): the exact estimator's expected sums through autograd, per-row JS and one-off comparisons."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mixce.synthetic.metrics import _js_from_parts, _xlogx_rows
+from mixce.synthetic.metrics import Comparer, _js_from_parts, _xlogx_rows
 from mixce.synthetic.model import NeuralBigram
 from mixce.synthetic.objectives import (
     Batch,
@@ -85,3 +85,8 @@ def js_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Jensen-Shannon divergence (natural log) between matching rows of p and q."""
     p = np.asarray(p, dtype=np.float64)
     return _js_from_parts(p, _xlogx_rows(p), np.asarray(q, dtype=np.float64))
+
+
+def compare(learned, gold_chain: np.ndarray) -> dict[str, float]:
+    """avg.js and avg.0s of ``learned`` against ``gold_chain`` (both (V + 1) x V chains)."""
+    return Comparer(gold_chain)(learned)

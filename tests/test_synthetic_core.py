@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from scipy.spatial.distance import jensenshannon
-from synthetic_reference import autograd_loss, expected_sum, js_rows, occupancy
+from synthetic_reference import autograd_loss, compare, expected_sum, js_rows, occupancy
 
 from mixce.objectives import mixce
 from mixce.synthetic import objectives as so
@@ -20,7 +20,6 @@ from mixce.synthetic.data import (
     sample_sequences,
     sequence_logprob,
 )
-from mixce.synthetic.metrics import compare
 from mixce.synthetic.model import NeuralBigram
 from mixce.synthetic.objectives import (
     Setting,

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from synthetic_reference import compare
 
 from mixce.synthetic import exact as ex
 from mixce.synthetic.data import chain_matrix, sample_sequences
-from mixce.synthetic.metrics import compare
 from mixce.synthetic.model import NeuralBigram
 from mixce.synthetic.objectives import OBJECTIVES, Setting, _js, exact_value_and_grad
 from mixce.synthetic.pipeline import make_target, train_config, train_settings

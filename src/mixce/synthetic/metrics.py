@@ -45,9 +45,3 @@ class Comparer:
         q /= q.sum(1, keepdims=True)
         avg_0s = float(q[self.zeros].mean()) if bool(self.zeros.any()) else 0.0
         return {"avg_js": float(_js_from_parts(self.p, self.p_xlogx, q).mean()), "avg_0s": avg_0s}
-
-
-def compare(learned: Any, gold_chain: np.ndarray) -> dict[str, float]:
-    """avg.js and avg.0s over the rows of two (V + 1) x V chains that predict a token (BOS and
-    the non-EOS tokens: nothing follows EOS)."""
-    return Comparer(gold_chain)(learned)
