@@ -88,8 +88,9 @@ def figure4(
     data = figure4_data(samples, lengths)
     lengths = [int(L) for L in lengths]
     palette = sns.color_palette("colorblind", n_colors=max(len(lengths), 1))
-    colors = {L: palette[i] for i, L in enumerate(lengths)}
-    markers = {L: MARKERS[i % len(MARKERS)] for i, L in enumerate(lengths)}
+    style = {
+        L: {"color": palette[i], "marker": MARKERS[i % len(MARKERS)]} for i, L in enumerate(lengths)
+    }
     nrows, ncols = max(len(datasets), 1), max(len(models), 1)
     with mpl.rc_context(RC):
         fig, axes = panels(nrows, ncols, (3.3, 2.3), 0.4)
@@ -108,8 +109,7 @@ def figure4(
                         d["eta"],
                         d["mauve_mean"],
                         yerr=np.nan_to_num(d["mauve_std"].to_numpy(dtype=float), nan=0.0),
-                        color=colors[L],
-                        marker=markers[L],
+                        **style[L],
                         capsize=2,
                         elinewidth=0.8,
                     )
@@ -121,9 +121,7 @@ def figure4(
                     ax.set_xlabel(r"mixing ratio $\eta$ (1 = MLE)")
                 if c == 0:
                     ax.set_ylabel("dev MAUVE")
-        handles = [
-            Line2D([], [], color=colors[L], marker=markers[L], label=f"{L}") for L in lengths
-        ]
+        handles = [Line2D([], [], **style[L], label=f"{L}") for L in lengths]
         if handles:
             fig.legend(
                 handles=handles,
@@ -150,9 +148,7 @@ def figure2(
     pretrained model (missing or empty: left out).  A panel's 50 bins span its finite data.
     Returns n, mean, median and std of what is drawn per dataset, source and level."""
     levels = (("sequence", "sequence-level NLL (mean per text)"), ("token", "token-level NLL"))
-    sources = list(FIGURE2_SOURCES)
-    palette = sns.color_palette("colorblind", n_colors=max(len(sources), 3))
-    colors = {s: palette[i] for i, s in enumerate(sources)}
+    colors = dict(zip(FIGURE2_SOURCES, sns.color_palette("colorblind", n_colors=3), strict=True))
     records = []
     ncols = max(len(datasets), 1)
     with mpl.rc_context(RC):
@@ -161,7 +157,7 @@ def figure2(
             for r, (level, xlabel) in enumerate(levels):
                 ax = axes[r, c]
                 values = {}
-                for src in sources:
+                for src in FIGURE2_SOURCES:
                     arrays = nll.get((ds, src))
                     if arrays is None:
                         continue
@@ -196,8 +192,8 @@ def figure2(
                     ax.set_ylabel("density")
                 ax.grid(True, linewidth=0.4, alpha=0.4)
         handles = [
-            Line2D([], [], color=colors[s], linewidth=4, alpha=0.6, label=FIGURE2_SOURCES.get(s, s))
-            for s in sources
+            Line2D([], [], color=colors[s], linewidth=4, alpha=0.6, label=label)
+            for s, label in FIGURE2_SOURCES.items()
         ]
         fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
         save(fig, out_stem)
