@@ -228,13 +228,8 @@ def _pair_table(
 
 
 def _metric_value_cols(datasets: Sequence[str], first: str) -> list[str]:
-    cols = []
-    for d in datasets:
-        cols += [f"{d}_eta", f"{d}_n_seeds", f"{d}_{first}"]
-        for short, *_ in _METRICS:
-            cols += [f"{d}_{short}", f"{d}_{short}_std"]
-        cols.append(f"{d}_n_empty")
-    return cols
+    stats = [f"{short}{std}" for short, *_ in _METRICS for std in ("", "_std")]
+    return [f"{d}_{c}" for d in datasets for c in ("eta", "n_seeds", first, *stats, "n_empty")]
 
 
 def _main_cols(first: _Col) -> list[_Col]:
