@@ -57,10 +57,9 @@ def plot_eta_curves(
         o: {"color": palette[i], "marker": MARKERS[i % len(MARKERS)]}
         for i, o in enumerate(grid_objs)
     }
-    # Small horizontal dodge so that overlapping error bars stay visible.
-    width = 0.3
+    # Small horizontal dodge (0.3 wide in all) so that overlapping error bars stay visible.
     dodge = {
-        o: (i - (len(grid_objs) - 1) / 2) * (width / max(len(grid_objs), 1))
+        o: (i - (len(grid_objs) - 1) / 2) * (0.3 / max(len(grid_objs), 1))
         for i, o in enumerate(grid_objs)
     }
 
@@ -84,16 +83,12 @@ def plot_eta_curves(
                     ax.set_ylabel("avg. js (mean over seeds)")
 
         handles = [Line2D([], [], **style[o], label=objective_label(o)) for o in grid_objs]
-        handles += [
-            Line2D(
-                [],
-                [],
-                color=_REFERENCE_COLOR,
-                linestyle=_REFERENCE_STYLES[o],
-                label=f"{objective_label(o)} ($\\eta$ = {'1' if o == 'forward_kl' else '0'})",
+        for o in ref_objs:
+            label = f"{objective_label(o)} ($\\eta$ = {'1' if o == 'forward_kl' else '0'})"
+            line = Line2D(
+                [], [], color=_REFERENCE_COLOR, linestyle=_REFERENCE_STYLES[o], label=label
             )
-            for o in ref_objs
-        ]
+            handles.append(line)
         fig.legend(
             handles=handles,
             loc="outside lower center",
