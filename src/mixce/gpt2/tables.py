@@ -87,10 +87,9 @@ def _frame(df: pd.DataFrame | None, required: Sequence[str], name: str) -> pd.Da
 
 def _close(series: pd.Series, value: float | None) -> pd.Series:
     """Boolean mask: ``series`` (numeric) equals ``value`` within the tolerance (NaN: False)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return pd.Series(False, index=series.index)
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
-    return pd.Series(np.isclose(values, float(value), rtol=0.0, atol=_TOL), index=series.index)
+    target = math.nan if value is None else float(value)  # NaN is close to nothing
+    return pd.Series(np.isclose(values, target, rtol=0.0, atol=_TOL), index=series.index)
 
 
 def _is(series: pd.Series, value: str) -> pd.Series:
@@ -116,9 +115,7 @@ def _seed_stats(rows: pd.DataFrame, column: str, what: str) -> tuple[float, floa
         )
     values = pd.to_numeric(rows[column], errors="coerce")
     per_seed = values.groupby(rows["seed"].to_numpy(), dropna=False).mean().dropna()
-    n = len(per_seed)
-    if n == 0:
-        return math.nan, math.nan, 0
+    n = len(per_seed)  # none: the mean is NaN
     std = float(per_seed.std(ddof=1)) if n > 1 else math.nan
     return float(per_seed.mean()), std, n
 
@@ -175,12 +172,10 @@ def _pair_table(
     label: str,
     key: str = "model",
 ) -> tuple[pd.DataFrame, str]:
-    """A table whose rows are Human, then per group (key value, label, model) -- a model size
-    or a train size -- MLE and MixCE, ``fill(row, dataset)`` setting a row's values.  With
-    ``empty`` (why there is nothing to show) only the header, and a logged warning.  Bold,
-    per group and compared column: the value of MLE or MixCE closer to the human value at
-    the displayed precision (none when one of the three is missing; a displayed tie bolds
-    both)."""
+    """Rows Human, then per group (key value, label, model) -- a model size or a train size --
+    MLE and MixCE, ``fill(row, dataset)`` setting a row's values; with ``empty`` (why there
+    is nothing to show) only the header and a logged warning.  Bold as the module docstring
+    says, per group and compared column (none when one of the three values is missing)."""
     rows = []
     if empty:
         log.warning("%s: %s; writing the header with no data rows", table, empty)
