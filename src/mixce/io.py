@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -24,18 +25,6 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = [
-    "atomic_output",
-    "job_logging",
-    "read_json",
-    "read_texts",
-    "replace_marked_block",
-    "write_csv",
-    "write_json",
-    "write_npz",
-    "write_text",
-]
-
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -44,11 +33,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def replace_marked_block(text: str, start: str, end: str, block: str) -> str:
     """``text`` with what stands between the marker lines ``start`` and ``end`` replaced by
-    ``block`` (the markers kept): how docs/*.py write their generated parts of the docs.
-
-    Raises:
-        ValueError: a marker is missing.
-    """
+    ``block`` (markers kept; ValueError if one is missing): docs/*.py's generated parts."""
     if start not in text or end not in text.split(start, 1)[1]:
         raise ValueError(f"no block {start} ... {end}")
     head, rest = text.split(start, 1)
@@ -61,11 +46,8 @@ def replace_marked_block(text: str, start: str, end: str, block: str) -> str:
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; on success move it to ``path``.
-
-    ``mode`` is ``"w"`` (text, UTF-8) or ``"wb"``. On any exception the temporary file is
-    removed and ``path`` is left untouched.
-    """
+    """A temporary file beside ``path`` (``mode`` "w": UTF-8 text, or "wb"), moved to ``path``
+    on success; on any exception it is removed and ``path`` is left untouched."""
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
     target = Path(path)
@@ -118,7 +100,6 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file."""
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 
@@ -252,6 +233,11 @@ class ProgressStream(io.TextIOBase):
             self._target.write(self._pending.rstrip() + "\n")
             self._pending = ""
 
+    def _emit_line(self) -> None:
+        self._emit_pending()
+        self._target.write(self._line + "\n")
+        self._line = ""
+
     def _end_bar_state(self) -> None:
         text, self._line, self._in_bar = self._line, "", False
         if not text:
@@ -267,7 +253,8 @@ class ProgressStream(io.TextIOBase):
             self._last = now
 
     def write(self, text: str) -> int:
-        for piece in _split_keep(text):
+        # runs of ordinary characters and single "\r" / "\n"
+        for piece in filter(None, re.split(r"([\r\n])", text)):
             if piece == "\r":
                 self._end_bar_state()
                 self._in_bar = True
@@ -276,9 +263,7 @@ class ProgressStream(io.TextIOBase):
                     self._end_bar_state()
                     self._emit_pending()
                 elif self._line or not self._after_bar:
-                    self._emit_pending()
-                    self._target.write(self._line + "\n")
-                    self._line = ""
+                    self._emit_line()
                 else:  # the newline that ends a bar (tqdm leave=True)
                     self._emit_pending()
                 self._after_bar = False
@@ -298,25 +283,10 @@ class ProgressStream(io.TextIOBase):
             if self._in_bar:
                 self._end_bar_state()
             elif self._line:
-                self._emit_pending()
-                self._target.write(self._line + "\n")
-                self._line = ""
+                self._emit_line()
             self._emit_pending()
             self._target.flush()
         super().close()
-
-
-def _split_keep(text: str) -> Iterator[str]:
-    """Split ``text`` into runs of ordinary characters and single ``\\r`` / ``\\n``."""
-    start = 0
-    for i, char in enumerate(text):
-        if char in "\r\n":
-            if i > start:
-                yield text[start:i]
-            yield char
-            start = i + 1
-    if start < len(text):
-        yield text[start:]
 
 
 @contextlib.contextmanager
@@ -331,39 +301,29 @@ def job_logging(
     traceback and re-raised, so a failed job's log says why. ``log_path=None`` leaves the
     streams alone and logs to stderr (for interactive use). Yields the root logger.
     """
-    root = logging.getLogger()
-    if log_path is None:
-        handler: logging.Handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        old_level = root.level
-        root.addHandler(handler)
-        root.setLevel(level)
-        try:
-            yield root
-        finally:
-            root.removeHandler(handler)
-            root.setLevel(old_level)
-        return
-
-    path = Path(log_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old_stdout, old_stderr, old_level = sys.stdout, sys.stderr, root.level
-    with open(path, "w", encoding="utf-8", buffering=1) as log_file:
-        stream = ProgressStream(log_file, interval=progress_interval)
+    root, old_level = logging.getLogger(), logging.getLogger().level
+    with contextlib.ExitStack() as stack:
+        stream: IO[str] = sys.stderr
+        if log_path is not None:
+            Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+            log_file = stack.enter_context(open(log_path, "w", encoding="utf-8", buffering=1))
+            stream = ProgressStream(log_file, interval=progress_interval)
+            stack.callback(stream.close)
+            logging.captureWarnings(True)
+            stack.callback(logging.captureWarnings, False)
+            stack.callback(setattr, sys, "stderr", sys.stderr)
+            stack.callback(setattr, sys, "stdout", sys.stdout)
+            sys.stdout = sys.stderr = stream
         handler = logging.StreamHandler(stream)
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         root.addHandler(handler)
         root.setLevel(level)
-        logging.captureWarnings(True)
-        sys.stdout = sys.stderr = stream
         try:
             yield root
         except BaseException:
-            root.exception("job failed")
+            if log_path is not None:
+                root.exception("job failed")
             raise
         finally:
-            sys.stdout, sys.stderr = old_stdout, old_stderr
-            logging.captureWarnings(False)
             root.removeHandler(handler)
             root.setLevel(old_level)
-            stream.close()
