@@ -238,7 +238,7 @@ def test_real_text_target_hand_counted():
     # frequencies: the 3, ant 2, dog 2, cat 1, yak 1, zebra 1 -> V - 1 = 4 kept:
     # the, ant, dog (ties alphabetical), cat (before yak, zebra)
     m, vocab = real_text_target(CORPUS, 5)
-    assert vocab.words == ["the", "ant", "dog", "cat"]
+    assert vocab["words"] == ["the", "ant", "dog", "cat"]
     the, ant, dog, cat, eos = range(5)
     want = np.zeros((5, 5))
     # the -> cat, the -> dog, the -> EOS (text 2)
@@ -249,18 +249,18 @@ def test_real_text_target_hand_counted():
     want[dog, [eos, ant]] = 1 / 2
     want[cat, the] = 1.0
     np.testing.assert_allclose(m, want, rtol=0, atol=1e-15)
-    assert vocab.n_texts == 3
-    assert vocab.n_tokens == 8
-    assert vocab.coverage == pytest.approx(8 / 10)
+    assert vocab["n_texts"] == 3
+    assert vocab["n_tokens"] == 8
+    assert vocab["coverage"] == pytest.approx(8 / 10)
     check_target(m, uniform_start(5))
 
 
 def test_real_text_target_tie_break_at_the_cut():
     m, vocab = real_text_target(CORPUS, 6)  # one more word: cat, yak, zebra tie at 1
-    assert vocab.words == ["the", "ant", "dog", "cat", "yak"]
+    assert vocab["words"] == ["the", "ant", "dog", "cat", "yak"]
     yak = 4
     assert m[yak, 5] == 1.0  # "Yak" alone is now a text: yak -> EOS
-    assert vocab.n_texts == 4
+    assert vocab["n_texts"] == 4
 
 
 def test_real_text_target_too_few_words():

@@ -116,22 +116,21 @@ def sequence_logprob(
     return np.bincount(seq, weights=chain_log[prev, nxt], minlength=len(seqs))
 
 
+#: the arrays of a Sequences in a file, each as ``{prefix}_{name}``, and their dtypes
+_PARTS = {"tokens": np.int32, "offsets": np.int64, "forced": bool}
+
+
 def sequences_arrays(seqs: Sequences, prefix: str) -> dict[str, np.ndarray]:
     """``{prefix}_tokens``, ``{prefix}_offsets`` and ``{prefix}_forced`` of ``seqs``."""
-    return {
-        f"{prefix}_tokens": np.asarray(seqs.tokens, dtype=np.int32),
-        f"{prefix}_offsets": np.asarray(seqs.offsets, dtype=np.int64),
-        f"{prefix}_forced": np.asarray(seqs.forced, dtype=bool),
-    }
+    return {f"{prefix}_{k}": np.asarray(getattr(seqs, k), dtype=t) for k, t in _PARTS.items()}
 
 
 def load_sequences(npz: Mapping[str, np.ndarray], prefix: str) -> Sequences:
     """The :class:`Sequences` stored under ``prefix`` by :func:`sequences_arrays`."""
-    keys = [f"{prefix}_{part}" for part in ("tokens", "offsets", "forced")]
-    missing = [k for k in keys if k not in npz]
+    missing = [f"{prefix}_{k}" for k in _PARTS if f"{prefix}_{k}" not in npz]
     if missing:
         raise KeyError(f"no sequences {prefix!r} in the file: missing {', '.join(missing)}")
-    tokens, offsets, forced = (np.asarray(npz[k]) for k in keys)
+    tokens, offsets, forced = (np.asarray(npz[f"{prefix}_{k}"], t) for k, t in _PARTS.items())
     if offsets.ndim != 1 or len(forced) != len(offsets) - 1 or offsets[-1] != len(tokens):
         raise ValueError(f"sequences {prefix!r}: tokens, offsets and forced do not match")
-    return Sequences(tokens.astype(np.int32), offsets.astype(np.int64), forced.astype(bool))
+    return Sequences(tokens, offsets, forced)

@@ -28,9 +28,6 @@ OCCUPANCY_TOL = 1e-13  # a recursion whose vector has shrunk below this (relativ
 GEOMETRIC_TOL = {"float64": 1e-12, "float32": 1e-6}
 
 
-# --------------------------------------------------------------------------- network
-
-
 @dataclass
 class Params:
     """Embedding(V + 1, d) -> Linear(d, d) -> ReLU -> Dropout -> Linear(d, V) as five views
@@ -108,27 +105,18 @@ def backward(p: Params, f: Forward, g: np.ndarray) -> np.ndarray:
     return np.concatenate([x.ravel() for x in parts])
 
 
-@dataclass
 class Adam:
-    """torch.optim.Adam (L2 weight decay added to the gradient) on one flat vector, in place."""
+    """torch.optim.Adam (betas 0.9, 0.999, eps 1e-8, L2 weight decay added to the gradient) on
+    one flat vector, in place."""
 
-    param: np.ndarray
-    lr: float
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    t: int = 0
-    m: np.ndarray = field(init=False, repr=False)
-    v: np.ndarray = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.m = np.zeros_like(self.param)
-        self.v = np.zeros_like(self.param)
+    def __init__(self, param: np.ndarray, lr: float, weight_decay: float = 0.0) -> None:
+        self.param, self.lr, self.weight_decay, self.t = param, lr, weight_decay, 0
+        self.m, self.v = np.zeros_like(param), np.zeros_like(param)
 
     def step(self, g: np.ndarray) -> None:
         """One update from the gradient ``g`` (overwritten)."""
         self.t += 1
-        b1, b2 = self.betas
+        b1, b2 = 0.9, 0.999
         step_size = self.lr / (1.0 - b1**self.t)
         if self.weight_decay:
             g += self.weight_decay * self.param
@@ -140,13 +128,10 @@ class Adam:
         self.v += g
         denom = np.sqrt(self.v)
         denom *= 1.0 / np.sqrt(1.0 - b2**self.t)
-        denom += self.eps
+        denom += 1e-8
         np.divide(self.m, denom, out=denom)
         denom *= step_size
         self.param -= denom
-
-
-# --------------------------------------------------------------------------- occupancy
 
 
 def power_chain(step, first, length: int) -> tuple[list, float]:
@@ -263,9 +248,6 @@ def occupancy(
     return n, state
 
 
-# --------------------------------------------------------------------------- objectives
-
-
 @dataclass
 class Target:
     """What the objectives need of P and of one data set (train or dev)."""
@@ -322,10 +304,6 @@ def softmax_in_place(z: np.ndarray, q: np.ndarray) -> np.ndarray:
     return z
 
 
-def _row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.einsum("ij,ij->i", a, b)
-
-
 def value_and_grad(
     name: str,
     eta: float,
@@ -370,7 +348,7 @@ def value_and_grad(
         grad -= weighted
         return value, grad, q
     h = -data.log_p if name == "mixce_star" else log_q - data.log_p  # F
-    per_row = _row_dot(q, h)
+    per_row = np.einsum("ij,ij->i", q, h)
     v = z.shape[1]
     n, state = occupancy(q, data.max_length)
     value += (1.0 - eta) * float(np.dot(n.astype(np.float64), per_row))
@@ -381,7 +359,7 @@ def value_and_grad(
         occupancy_backward(state, per_row[: v - 1], h[v, : v - 1], h[: v - 1, : v - 1])
     # (1 - eta) sm(H) + data_weight (Q rows - C) in four passes over H:
     # Q * ((1 - eta) H + data_weight rows - (1 - eta) rowsum(Q H)) - data_weight C
-    shift = _row_dot(q, h)
+    shift = np.einsum("ij,ij->i", q, h)
     shift *= -(1.0 - eta)
     if data_weight > 0:
         shift += data_weight * rows
@@ -495,9 +473,6 @@ def _js(
     return value, g
 
 
-# --------------------------------------------------------------------------- training
-
-
 def train(
     p_chain: np.ndarray,
     train_seqs: Sequences,
@@ -517,7 +492,6 @@ def train(
     """
     if cfg.dtype not in ("float32", "float64"):
         raise ValueError(f"synthetic.train.dtype must be float32 or float64, got {cfg.dtype!r}")
-    check_objective(objective)
     checks = DevChecks(objective, eta, seed, "exact", cfg.patience, progress, cfg.max_steps)
     dtype = np.dtype(cfg.dtype)
     rng = np.random.default_rng(seed)
@@ -536,8 +510,8 @@ def train(
 
     step = 0
     while step < cfg.max_steps:
-        train_sum, n_steps = 0.0, 0
-        for _ in range(min(cfg.eval_every, cfg.max_steps - step)):
+        train_sum, n_steps = 0.0, min(cfg.eval_every, cfg.max_steps - step)
+        for _ in range(n_steps):
             z, cache = forward(params, cfg.dropout, net_rng, out=z)
             value, grad, _ = value_and_grad(
                 objective, eta, z, data, True, rng, cfg.js_samples, q, js_clamp
@@ -545,7 +519,6 @@ def train(
             checks.stepped(step + 1, value)
             opt.step(backward(params, cache, grad))
             step += 1
-            n_steps += 1
             train_sum += value
         z, _ = forward(params, 0.0, None, out=z)  # eval mode
         dev_loss, _, learned = value_and_grad(

@@ -44,9 +44,6 @@ def objective_etas(objective: str, etas: Sequence[float]) -> list[float]:
     return [float(e) for e in etas]
 
 
-# --------------------------------------------------------------------------- target
-
-
 def make_target(
     spec: Mapping[str, Any],
     vocab_size: int,
@@ -60,20 +57,16 @@ def make_target(
     ``default_rng([seed, 0])`` from Dirichlet(``alpha``), zeroed as protocol point
     ``synthetic_zeroing`` says (``zeroing``); real_text inits count ``texts``.
     """
-    kind = spec.get("kind")
     meta: dict[str, Any] = {"init": dict(spec), "vocab_size": int(vocab_size), "seed": int(seed)}
-    if kind == "random":
+    if spec["kind"] == "random":
         rng = np.random.default_rng([seed, 0])
         m = random_target(vocab_size, float(spec["zero_fraction"]), alpha, rng, zeroing)
-        meta["dirichlet_alpha"] = float(alpha)
-        meta["zeroing"] = zeroing
-    elif kind == "real_text":
+        meta |= {"dirichlet_alpha": float(alpha), "zeroing": zeroing}
+    else:  # real_text, the schema's other kind
         if texts is None:
             raise ValueError("a real_text init needs texts")
         m, vocab = real_text_target(texts, vocab_size)
-        meta["real_text"] = {**dataclasses.asdict(vocab), "n_texts_given": len(texts)}
-    else:
-        raise ValueError(f"unknown init kind {kind!r}: known are random, real_text")
+        meta["real_text"] = {**vocab, "n_texts_given": len(texts)}
     pi = uniform_start(vocab_size)
     check_target(m, pi)
     zeros = (m[:-1, :-1] == 0).mean(axis=1)  # share of zeros among each row's non-EOS entries
@@ -82,9 +75,6 @@ def make_target(
         meta[f"zero_fraction_{stat}"] = float(getattr(zeros, stat)())
     meta["zero_fraction_per_row"] = [float(z) for z in zeros]
     return chain_matrix(m, pi), meta
-
-
-# --------------------------------------------------------------------------- data
 
 
 def _sequence_stats(seqs: Sequences) -> dict[str, Any]:
@@ -120,9 +110,6 @@ def make_data(
     return train, dev, summary
 
 
-# --------------------------------------------------------------------------- train
-
-
 def train_settings(config: Mapping[str, Any], objective: str) -> dict[str, Any]:
     """The TrainConfig fields one (objective, estimator) uses, from the workflow config.
 
@@ -153,8 +140,7 @@ def train_settings(config: Mapping[str, Any], objective: str) -> dict[str, Any]:
 
 def train_config(settings: Mapping[str, Any]) -> TrainConfig:
     """A :class:`TrainConfig` from :func:`train_settings` output."""
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(settings) - known)
+    unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(TrainConfig)})
     if unknown:
         raise ValueError(f"unknown train setting(s): {', '.join(unknown)}")
     return TrainConfig(**settings)
@@ -196,9 +182,6 @@ def train_seeds(
             *(result.get("best_step"), result.get("steps", 0), result.get("seconds", 0.0)),
         )
     return results, log_rows
-
-
-# --------------------------------------------------------------------------- summary
 
 
 def runs_table(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:

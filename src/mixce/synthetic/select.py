@@ -54,8 +54,6 @@ def _summary(values: pd.Series) -> tuple[float, float, float]:
 
 def _validate(runs: pd.DataFrame) -> pd.DataFrame:
     """Check columns and key values; return a typed copy of the needed columns."""
-    if not isinstance(runs, pd.DataFrame):
-        raise TypeError(f"runs must be a pandas DataFrame, got {type(runs).__name__}")
     missing = [c for c in REQUIRED_COLUMNS if c not in runs.columns]
     if missing:
         raise ValueError(f"runs is missing required column(s): {', '.join(missing)}")

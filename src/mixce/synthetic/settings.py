@@ -122,8 +122,7 @@ class DevChecks:
         self.bar = tqdm(total=total, disable=not progress, desc=self.name, leave=False)
 
     def stepped(self, step: int, value: float) -> None:
-        """Count training step ``step``, whose loss is ``value`` (FloatingPointError if not
-        finite)."""
+        """Count step ``step`` of loss ``value`` (FloatingPointError if not finite)."""
         if not math.isfinite(value):
             raise FloatingPointError(f"{self.name}: loss is {value} at step {step}")
         self.bar.update(1)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,16 +17,6 @@ from mixce.synthetic.settings import PROTOCOL_SETTINGS as ZEROING  # synthetic_z
 
 EOS_FLOOR = 1e-12  # smallest P(EOS | token) after drawing a random row; keeps EOS reachable
 WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
-
-
-@dataclass
-class RealTextVocab:
-    """How a real-text target was built: the kept words and what they cover."""
-
-    words: list[str]
-    n_texts: int
-    n_tokens: int
-    coverage: float  # share of word occurrences whose word is in the vocabulary
 
 
 def uniform_start(vocab_size: int) -> np.ndarray:
@@ -48,10 +37,6 @@ def random_target(
     each independently with probability ``zero_fraction``, as the released code does (a row's
     number of zeros is Binomial(V-1, zero_fraction)). The zeroing is drawn after the rows.
     """
-    if vocab_size < 3:
-        raise ValueError(f"vocab_size must be >= 3, got {vocab_size}")
-    if not 0.0 <= zero_fraction < 1.0:
-        raise ValueError(f"zero_fraction must be in [0, 1), got {zero_fraction}")
     if zeroing not in ZEROING:
         raise ValueError(f"zeroing must be one of {', '.join(ZEROING)}, got {zeroing!r}")
     v = vocab_size
@@ -74,11 +59,12 @@ def words(text: str) -> list[str]:
     return WORD.findall(text.lower())
 
 
-def real_text_target(texts: Iterable[str], vocab_size: int) -> tuple[np.ndarray, RealTextVocab]:
+def real_text_target(texts: Iterable[str], vocab_size: int) -> tuple[np.ndarray, dict]:
     """Transition matrix from the bigram counts of real texts: the ``V-1`` most frequent words
     (ties alphabetical) plus EOS. Other words are dropped (their neighbours become adjacent),
     every text ends with EOS, texts with no kept word are skipped; so every non-EOS row has
-    counts and reaches EOS."""
+    counts and reaches EOS. Also the kept ``words``, ``n_texts``, ``n_tokens`` and
+    ``coverage`` (share of word occurrences whose word is kept)."""
     tokenised = [words(t) for t in texts]
     freq = Counter(w for ws in tokenised for w in ws)
     if len(freq) < vocab_size - 1:
@@ -100,8 +86,8 @@ def real_text_target(texts: Iterable[str], vocab_size: int) -> tuple[np.ndarray,
         np.add.at(counts, (np.array(ids), np.array(ids[1:] + [eos])), 1.0)
     m = counts / counts.sum(axis=1, keepdims=True).clip(min=1.0)
     m[-1] = 0.0
-    total = sum(freq.values())
-    return m, RealTextVocab(kept, n_texts, n_kept, n_kept / total)
+    coverage = n_kept / sum(freq.values())
+    return m, {"words": kept, "n_texts": n_texts, "n_tokens": n_kept, "coverage": coverage}
 
 
 def check_target(m: np.ndarray, pi: np.ndarray) -> None:
