@@ -1,21 +1,20 @@
 """Which GPT-2 jobs a configuration asks for (pure functions of the config's ``gpt2`` section).
 
-A finetuned model is named by its *variant*: objective, hyper-parameters (keys without "_",
-sorted) and number of training texts (``mle_n50000``, ``mixce_eta0.10_n50000``,
-``tailr_gamma0.50_wmin0.10_n50000``); ``base`` is the model before finetuning (hub weights,
-or the scratch model after pretraining). Paths are ``<dataset>/<model>/<variant>``.
+A finetuned model's *variant* names objective, hyper-parameters (keys without "_", sorted)
+and training texts (``mixce_eta0.10_n50000``, ``tailr_gamma0.50_wmin0.10_n50000``); ``base``
+is the model before finetuning (hub weights, or the scratch model after pretraining). Paths
+are ``<dataset>/<model>/<variant>``.
 
 - finetune: every dataset x model x objective of ``finetune.objectives`` at each setting of
-  its grid (MixCE: ``finetune.etas``; others: every combination of
-  ``finetune.grids.<objective>``; none: once) at ``finetune.train_size``. A grid's
-  ``reference`` (LFD's degenerative model) is trained first, once per (dataset, model, train
-  size), shared by every run that uses it. Table 5: the models of ``train_sizes.models`` at
-  each of ``train_sizes.sizes`` with MLE and MixCE at the dataset's ``selected_eta``.
+  its grid (MixCE: ``finetune.etas``; others: every combination of ``finetune.grids.<obj>``;
+  none: once) at ``finetune.train_size``. A grid's ``reference`` (LFD's degenerative model)
+  is trained first, once per (dataset, model, train size), shared by all that use it.
+  Table 5: ``train_sizes.models`` at each of ``train_sizes.sizes``, MLE and MixCE at
+  ``selected_eta``.
 - sample: unbiased decoding of every finetuned variant (reference-only models excepted) on
-  every split of ``sampling.splits`` and every seed; the top-p grid for MLE and the selected
-  MixCE of the main train size (on dev only when the grid has more than one value to choose
-  from); Figure 2: unbiased and greedy decoding of ``base`` on the test split (greedy once:
-  it does not depend on the seed).
+  every split and seed; the top-p grid for MLE and the selected MixCE at the main train size
+  (on dev only when the grid has more than one value to choose from); Figure 2: unbiased and
+  greedy decoding of ``base`` on the test split (greedy once: it does not depend on the seed).
 """
 
 from __future__ import annotations
@@ -91,16 +90,14 @@ def parse_variant(name: str) -> Variant:
     objective = match["objective"]
     hyper = tuple((m["key"], float(m["value"])) for m in HYPER_RE.finditer(match["hyper"]))
     keys = [key for key, _ in hyper]
-    if len(set(keys)) != len(keys) or keys != sorted(keys):
+    if keys != sorted(set(keys)):
         raise ValueError(f"bad model variant {name!r}: hyper-parameters repeated or unsorted")
     if objective in ETA_OBJECTIVES and keys != ["eta"]:
         raise ValueError(f"bad model variant {name!r}: {objective} takes exactly one eta")
     if objective == "mle" and hyper:
         raise ValueError(f"bad model variant {name!r}: mle takes no hyper-parameter")
-    if objective in ETA_OBJECTIVES:
-        eta = hyper[0][1]
-    else:
-        eta = 1.0 if objective == "mle" else math.nan
+    default = 1.0 if objective == "mle" else math.nan
+    eta = hyper[0][1] if objective in ETA_OBJECTIVES else default
     return Variant(objective, eta, int(match["n"]), hyper)
 
 
@@ -168,23 +165,20 @@ def objective_grid(finetune: Mapping[str, Any], objective: str) -> list[dict[str
 def finetune_jobs(gpt2: Mapping[str, Any]) -> list[FinetuneJob]:
     """Every finetuning job, in a stable order, without duplicates; a reference model comes
     before the jobs that train through it and is shared by all of them."""
-    jobs: dict[FinetuneJob, None] = {}
+    jobs: dict[FinetuneJob, None] = {}  # ordered, first of each (dataset, model, variant) kept
     finetune = gpt2["finetune"]
 
     def add(dataset: str, model: str, objective: str, n: int, hyper: Mapping[str, float]):
         reference = dict(finetune.get("grids", {}).get(objective, {}).get(REFERENCE_KEY) or {})
         ref_variant = None
         if reference:
-            ref_objective = reference.pop("objective")
-            ref_variant = variant_name(ref_objective, n, hyper=reference)
-            sampled = ref_objective in finetune["objectives"]
-            job = FinetuneJob(
-                dataset, model, ref_variant, ref_objective, _items(reference), sampled=sampled
-            )
-            jobs.setdefault(job, None)
+            ref = reference.pop("objective")
+            ref_variant = variant_name(ref, n, hyper=reference)
+            sampled = ref in finetune["objectives"]
+            job = FinetuneJob(dataset, model, ref_variant, ref, _items(reference), sampled=sampled)
+            jobs.setdefault(job)
         variant = variant_name(objective, n, hyper=hyper)
-        job = FinetuneJob(dataset, model, variant, objective, _items(hyper), ref_variant)
-        jobs.setdefault(job, None)
+        jobs.setdefault(FinetuneJob(dataset, model, variant, objective, _items(hyper), ref_variant))
 
     for dataset in gpt2["use_datasets"]:
         for model in gpt2["use_models"]:
