@@ -1,10 +1,9 @@
 """File helpers shared by the workflow scripts.
 
-- Atomic writes: every output is written to a temporary name in its own directory and then
-  moved into place with ``os.replace``, so an interrupted job never leaves a complete-looking
-  file behind.
-- :func:`job_logging`: one job's Python logging, stdout and stderr (tqdm) into its log file,
-  with tqdm's carriage-return refreshes turned into at most one line every few seconds.
+- Atomic writes: each output is written under a temporary name beside it, then moved into
+  place (``os.replace``): an interrupted job never leaves a complete-looking file behind.
+- :func:`job_logging`: one job's logging, stdout and stderr (tqdm) into its log file, tqdm's
+  carriage-return refreshes turned into at most one line every few seconds.
 """
 
 from __future__ import annotations
@@ -179,8 +178,7 @@ def seed_of_path(path: str | os.PathLike[str]) -> int:
     """The sampling seed of a per-seed file, from its name ``seed<N>.<ext>``: a job that
     writes several seeds' files reads its seeds from its outputs, so that the same file
     has the same params whether one job writes every seed or one job each."""
-    name = Path(path).name
-    stem = name.split(".", 1)[0]
+    stem = Path(path).name.split(".", 1)[0]
     if not (stem.startswith("seed") and stem[4:].isdigit()):
         raise ValueError(f"{path}: not a per-seed file name (seed<N>.<ext>)")
     return int(stem[4:])
@@ -196,15 +194,13 @@ def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) ->
 
 
 class ProgressStream(io.TextIOBase):
-    """A text stream for a log file that keeps tqdm readable.
+    """A log file's text stream that keeps tqdm readable.
 
-    tqdm redraws its bar by writing ``"\\r" + bar`` again and again; in a file that is one
-    ever-growing line. Here ordinary lines are written as they come, while bar states are
-    written as lines of their own, at most one per ``interval`` seconds. The latest state is
-    always written when the bar is cleared (``leave=False``), ended by a newline
-    (``leave=True``) or followed by an ordinary line, and when the stream closes, so the
-    log keeps the final state of every bar.
-    """
+    tqdm redraws its bar by writing ``"\\r" + bar`` again and again: in a file, one ever-growing
+    line. Here ordinary lines are written as they come, bar states as lines of their own, at
+    most one per ``interval`` seconds; the latest state is always written when the bar is
+    cleared (``leave=False``), ended by a newline (``leave=True``) or followed by an ordinary
+    line, and on close, so the log keeps the final state of every bar."""
 
     def __init__(
         self,
@@ -295,12 +291,9 @@ def job_logging(
     level: int = logging.INFO,
     progress_interval: float = 10.0,
 ) -> Iterator[logging.Logger]:
-    """Send Python logging, stdout and stderr (tqdm progress) of this process to ``log_path``.
-
-    The log file is truncated. An exception raised inside the block is logged with its
-    traceback and re-raised, so a failed job's log says why. ``log_path=None`` leaves the
-    streams alone and logs to stderr (for interactive use). Yields the root logger.
-    """
+    """Send this process's logging, stdout and stderr (tqdm) to ``log_path`` (truncated) and
+    yield the root logger. An exception inside the block is logged with its traceback and
+    re-raised, so a failed job's log says why. ``None``: log to stderr, streams left alone."""
     root, old_level = logging.getLogger(), logging.getLogger().level
     with contextlib.ExitStack() as stack:
         stream: IO[str] = sys.stderr
