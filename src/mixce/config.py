@@ -1,12 +1,10 @@
 """Loading and validation of the workflow configuration.
 
-``config.yaml`` holds the paper-scale run; smaller runs (``config/demo.yaml``,
-``config/test.yaml``) are override files merged on top of it by Snakemake's own
-``--configfile`` merge (nested mappings key by key, lists and scalars replaced).
-:func:`validate_config` checks a merged configuration against
-``schemas/config.schema.yaml`` (with its ``$ref`` entries inlined, so an error names the
-whole shape its key accepts), then the rules that tie keys together
-(:func:`cross_key_problems`), and reports every problem in plain words.
+``config.yaml`` is the paper-scale run; ``config/demo.yaml`` and ``config/test.yaml`` are
+overrides merged onto it by Snakemake's ``--configfile`` merge (mappings key by key, lists and
+scalars replaced). :func:`validate_config` checks a merged config against the schema (``$ref``
+inlined, so an error names the whole shape its key accepts) and :func:`cross_key_problems`,
+and reports every problem in plain words.
 """
 
 from __future__ import annotations
@@ -237,7 +235,6 @@ def _yaml_string_hint(value: Any, schema: Mapping[str, Any]) -> str:
 
 
 def _key(parts: PathParts, text: str) -> Problem:
-    """The problem "config key <parts as a dotted path> <text>" at ``parts``."""
     return parts, f"config key {_format_path(parts)} {text}"
 
 
