@@ -8,9 +8,8 @@ from mixce.synthetic.pipeline import make_target
 def main(smk) -> None:
     with job_logging(smk.log[0]):
         p = smk.params
-        texts = None
-        if p.texts is not None:  # a real_text init
-            texts = load_texts(p.texts["source"], p.texts["n_texts"])
+        # p.texts: None but for a real_text init
+        texts = p.texts and load_texts(p.texts["source"], p.texts["n_texts"])
         zeroing = p.zeroing or "clean"  # None for real-text inits, which zero nothing
         chain, meta = make_target(p.spec, p.vocab_size, p.seed, p.alpha, texts, zeroing)
         if p.texts is not None:

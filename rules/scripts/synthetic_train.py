@@ -29,13 +29,9 @@ def main(smk) -> None:
 
             torch.set_num_threads(smk.threads)
             train_device(cfg.device, cfg.gpus)  # fails here if CUDA is needed and unusable
+        runs = seed_runs(p.seeds, smk.input.targets, smk.input.data)
         results, log_rows = train_seeds(
-            seed_runs(p.seeds, smk.input.targets, smk.input.data),
-            p.objective,
-            p.eta,
-            cfg,
-            init=p.init,
-            vocab_size=p.vocab_size,
+            runs, p.objective, p.eta, cfg, init=p.init, vocab_size=p.vocab_size
         )
         write_csv(smk.output.log_csv, pd.DataFrame(log_rows))
         write_json(smk.output.json, results)

@@ -138,11 +138,9 @@ def power_chain(step, first, length: int) -> tuple[list, float]:
     """x_1 = first, x_{k+1} = step(x_k) for up to ``length`` vectors, stopped early when the
     chain has vanished (||x|| < OCCUPANCY_TOL ||first||: later terms are 0) or has become
     geometric, x_{k+1} = rho x_k up to GEOMETRIC_TOL. Returns (explicit vectors, rho; 0 unless
-    geometric). NumPy arrays or torch tensors.
-
-    rho = <x_{k+1}, x_k> / <x_k, x_k> is computed on both vectors divided by max |x_k|: a chain
-    of tiny numbers (a Q whose start row puts ~1e-19 on every token) would otherwise square to
-    0 in float32, and the chain would run its whole length."""
+    geometric). NumPy arrays or torch tensors. rho = <x_{k+1}, x_k> / <x_k, x_k> is computed
+    on both vectors divided by max |x_k|: a chain of tiny numbers (a Q whose start row puts
+    ~1e-19 on every token) would otherwise square to 0 in float32, and run its whole length."""
     xs = [first]
     scale = float(abs(first).sum())
     if scale == 0.0:
@@ -184,15 +182,13 @@ class Occupancy:
 
 def occupancy_forward(start, a, steps: int, step=None, stack=np.stack) -> tuple[Any, Occupancy]:
     """n = sum_{t=1..K} u_t, u_1 = start, u_{t+1} = u_t A (K = ``steps``; ``step`` computes
-    u A, default ``u @ a``; torch passes its own ``step`` and ``stack``).
-
-    A is sub-stochastic (Q between non-EOS tokens). By Perron-Frobenius u_t soon becomes
-    geometric, u_{t+1} = rho u_t, rho the dominant eigenvalue (A is positive, the gap usually
-    large); so do the adjoint vectors A^s g. Both recursions run only until that holds to
-    GEOMETRIC_TOL and the rest is summed in closed form, in the values and the gradient; a
-    chain that never becomes geometric runs to the end, so either way the result is exact to
-    that tolerance, and the gradient for A is one matrix product, not K rank-one updates.
-    """
+    u A, default ``u @ a``; torch passes its own ``step`` and ``stack``). A is sub-stochastic
+    (Q between non-EOS tokens). By Perron-Frobenius u_t soon becomes geometric, u_{t+1} =
+    rho u_t, rho the dominant eigenvalue (A is positive, the gap usually large); so do the
+    adjoint vectors A^s g. Both recursions run only until that holds to GEOMETRIC_TOL and the
+    rest is summed in closed form, in the values and the gradient; a chain that never becomes
+    geometric runs to the end, so either way the result is exact to that tolerance, and the
+    gradient for A is one matrix product, not K rank-one updates."""
     us, rho = power_chain(step or (lambda x: x @ a), start, steps)
     big_u = stack(us)
     tail = geometric_coefficients(len(us), rho, steps)
@@ -316,12 +312,10 @@ def value_and_grad(
     js_clamp: float | None = None,
 ) -> tuple[float, np.ndarray | None, np.ndarray]:
     """Objective ``name``'s value per sequence at logits ``z``, (if asked) its gradient with
-    respect to ``z``, and Q; ``z`` is overwritten (it becomes log Q).
-
-    The formulas of :func:`mixce.synthetic.objectives.exact_value_and_grad` (C per sequence
-    here). JS: a score-function estimate on sequences drawn from Q (``rng``), as the PyTorch
-    path; ``js_clamp`` (protocol point ``synthetic_js_clamp``): see :func:`log_mixture`.
-    """
+    respect to ``z``, and Q; ``z`` is overwritten (it becomes log Q). The formulas of
+    :func:`mixce.synthetic.objectives.exact_value_and_grad` (C per sequence here). JS: a
+    score-function estimate on sequences drawn from Q (``rng``), as the PyTorch path;
+    ``js_clamp`` (protocol point ``synthetic_js_clamp``): see :func:`log_mixture`."""
     check_objective(name)
     eta = FIXED_ETA.get(name, eta)
     q = np.empty_like(z) if q is None else q
@@ -374,12 +368,10 @@ def value_and_grad(
 def log_mixture(eta: float, log_p, log_q, clamp: float | None = None, xp: Any = np) -> Any:
     """log M = log(eta P + (1 - eta) Q) from log P and log Q (per sequence), in array module
     ``xp`` (NumPy; the PyTorch path passes torch, with no gradient through a clamped d).
-
     ``clamp`` None (protocol point ``synthetic_js_clamp``: clean): exact, logaddexp. A number
     c (official, 30 in the released code): as the released code forms it, log P + log(eta +
     (1 - eta) exp(d)), d = log Q - log P clamped to [-c, c], so where Q(x) > e^c P(x) log M
-    stops following log Q (and its gradient in log Q is 0).
-    """
+    stops following log Q (and its gradient in log Q is 0)."""
     if clamp is None:
         return xp.logaddexp(np.log(eta) + log_p, np.log1p(-eta) + log_q)
     d = xp.clip(log_q - log_p, -clamp, clamp)
@@ -402,18 +394,13 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-@dataclass
 class _Transitions:
     """The counted transitions of a set of sequences, for sums over each sequence."""
 
-    flat: np.ndarray  # prev * V + next of every transition
-    seq: np.ndarray  # its sequence
-    n: int  # number of sequences
-
-    @classmethod
-    def of(cls, seqs: Sequences, vocab_size: int, count_forced: bool = False) -> _Transitions:
-        prev, nxt, seq = seqs.transitions(vocab_size, count_forced)
-        return cls(prev.astype(np.int64) * vocab_size + nxt, seq, len(seqs))
+    def __init__(self, seqs: Sequences, vocab_size: int, count_forced: bool = False) -> None:
+        prev, nxt, self.seq = seqs.transitions(vocab_size, count_forced)
+        self.flat = prev.astype(np.int64) * vocab_size + nxt  # prev * V + next
+        self.n = len(seqs)
 
     def sums(self, matrix: np.ndarray) -> np.ndarray:
         """sum of matrix[prev, next] over each sequence's transitions (float64)."""
@@ -447,12 +434,12 @@ def _js(
     v = log_q.shape[1]
     n_data = len(data.seqs)
     idx = np.sort(rng.choice(n_data, size=min(js_samples, n_data), replace=False))
-    sub = _Transitions.of(data.seqs.subset(idx), v, data.count_forced)
+    sub = _Transitions(data.seqs.subset(idx), v, data.count_forced)
     lp_data = data.seq_log_p[idx]
     lq_data = sub.sums(log_q)
     lm_data = log_mixture(eta, lp_data, lq_data, clamp)
     p_side = float((lp_data - lm_data).mean())
-    drawn = _Transitions.of(
+    drawn = _Transitions(
         sample_sequences(q.astype(np.float64), js_samples, data.max_length, rng), v
     )
     lq = drawn.sums(log_q)
@@ -483,13 +470,10 @@ def train(
     cfg: TrainConfig,
     progress: bool = True,
 ) -> tuple[dict, list[dict]]:
-    """Train one Q with the exact estimator: the records of :func:`mixce.synthetic.train.train_q`.
-
-    Every step sees the whole training set as one count matrix; the dev loss (eval mode) is
-    checked every ``eval_every`` steps until ``patience`` checks without a better one or
-    ``max_steps``. The network's init and dropout draw from ``default_rng([seed, 2])``, JS's
-    sequences from ``default_rng(seed)``.
-    """
+    """Train one Q with the exact estimator (records as :func:`mixce.synthetic.train.train_q`):
+    full-batch steps, the dev loss (eval mode) every ``eval_every`` steps until ``patience``
+    checks without a better one or ``max_steps``. The network's init and dropout draw from
+    ``default_rng([seed, 2])``, JS's sequences from ``default_rng(seed)``."""
     if cfg.dtype not in ("float32", "float64"):
         raise ValueError(f"synthetic.train.dtype must be float32 or float64, got {cfg.dtype!r}")
     checks = DevChecks(objective, eta, seed, "exact", cfg.patience, progress, cfg.max_steps)

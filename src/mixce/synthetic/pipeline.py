@@ -39,9 +39,7 @@ def eta_str(eta: float) -> str:
 
 def objective_etas(objective: str, etas: Sequence[float]) -> list[float]:
     """The etas an objective is trained with: its fixed eta, or every eta of the grid."""
-    if objective in FIXED_ETA:
-        return [FIXED_ETA[objective]]
-    return [float(e) for e in etas]
+    return [FIXED_ETA[objective]] if objective in FIXED_ETA else [float(e) for e in etas]
 
 
 def make_target(
@@ -71,8 +69,7 @@ def make_target(
     check_target(m, pi)
     zeros = (m[:-1, :-1] == 0).mean(axis=1)  # share of zeros among each row's non-EOS entries
     meta["row_sums_ok"] = bool(np.allclose(m[:-1].sum(axis=1), 1.0))
-    for stat in ("mean", "min", "max"):
-        meta[f"zero_fraction_{stat}"] = float(getattr(zeros, stat)())
+    meta |= {f"zero_fraction_{s}": float(getattr(zeros, s)()) for s in ("mean", "min", "max")}
     meta["zero_fraction_per_row"] = [float(z) for z in zeros]
     return chain_matrix(m, pi), meta
 

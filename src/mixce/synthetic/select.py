@@ -45,11 +45,7 @@ def _summary(values: pd.Series) -> tuple[float, float, float]:
     from scipy import stats  # here, not at the top: training jobs import this module
 
     sd = float(arr.std(ddof=1))
-    return (
-        float(arr.mean()),
-        sd,
-        float(stats.t.ppf(0.975, arr.size - 1) * sd / math.sqrt(arr.size)),
-    )
+    return float(arr.mean()), sd, float(stats.t.ppf(0.975, arr.size - 1) * sd / math.sqrt(arr.size))
 
 
 def _validate(runs: pd.DataFrame) -> pd.DataFrame:
@@ -64,9 +60,8 @@ def _validate(runs: pd.DataFrame) -> pd.DataFrame:
     null_keys = [c for c in key_cols if df[c].isna().any()]
     if null_keys:
         raise ValueError(f"runs has missing values in key column(s): {', '.join(null_keys)}")
-    df = df.astype({"init": str, "objective": str, "vocab_size": int, "eta": float})
-    for metric in _METRICS:
-        df[metric] = pd.to_numeric(df[metric], errors="raise").astype(float)
+    types = {"init": str, "objective": str, "vocab_size": int, "eta": float}
+    df = df.astype(types | dict.fromkeys(_METRICS, float))
     dup = df.duplicated(subset=key_cols, keep=False)
     if dup.any():
         first = df.loc[dup, key_cols].iloc[0].to_dict()
@@ -93,8 +88,7 @@ def select_best_eta(runs: pd.DataFrame) -> pd.DataFrame:
     Returns one row per (init, vocab_size, objective), columns :data:`SELECTED_COLUMNS`:
     ``n_seeds`` (runs at the best eta) and for avg_js and avg_0s the mean, sd and 95% CI
     half-width over those seeds (:func:`_summary`), sorted by init, V and the paper's order.
-    Raises ValueError for a missing column (named), an empty table, missing key values or a
-    duplicated (init, vocab_size, objective, eta, seed) row.
+    ValueError for a missing column (named), no rows, missing keys or a duplicated run.
     """
     df = _validate(runs)
     means = df.groupby([*_KEYS, "eta"], sort=True)["avg_js"].mean().reset_index()

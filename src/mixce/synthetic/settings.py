@@ -14,7 +14,6 @@ OBJECTIVES = ("forward_kl", "reverse_kl", "mix_kl", "js", "mixce_star", "mixce")
 #: The eta a single-eta objective is by definition: forward KL is the mixture at eta = 1,
 #: reverse KL at eta = 0. They have no eta grid.
 FIXED_ETA: dict[str, float] = {"forward_kl": 1.0, "reverse_kl": 0.0}
-BACKENDS = ("numpy", "torch")
 #: the two settings of every protocol point (mixce.gpt2.protocol.SETTINGS)
 PROTOCOL_SETTINGS = ("official", "clean")
 #: the released code's limit on |log Q(x) - log P(x)| inside JS's log M (its
@@ -30,13 +29,9 @@ def check_objective(name: str) -> None:
 
 @dataclass
 class TrainConfig:
-    """The settings of one training run (config key synthetic.train and friends).
-
-    The exact estimator on the CPU runs :mod:`mixce.synthetic.exact` (``cpu_backend`` numpy)
-    or the PyTorch reference :mod:`mixce.synthetic.train` (torch); on a GPU (:meth:`uses_numpy`)
-    and for the Gumbel estimator always PyTorch. Protocol points ``synthetic_js_clamp`` and
-    ``synthetic_forced_eos`` arrive as ``js_clamp`` and ``forced_eos`` (default ``clean``).
-    """
+    """The settings of one training run (config key synthetic.train and friends); protocol
+    points ``synthetic_js_clamp`` and ``synthetic_forced_eos`` as ``js_clamp`` and
+    ``forced_eos``. The backend: :meth:`uses_numpy`."""
 
     estimator: str = "exact"
     cpu_backend: str = "numpy"
@@ -61,11 +56,12 @@ class TrainConfig:
     forced_eos: str = "clean"
 
     def uses_numpy(self) -> bool:
-        """True for the NumPy backend: exact estimator on the CPU (``device`` cpu, or auto in a
-        job given no GPU, or auto outside a workflow job without usable CUDA)."""
-        if self.cpu_backend not in BACKENDS:
+        """True for the NumPy backend (:mod:`mixce.synthetic.exact`): ``cpu_backend`` numpy and
+        the exact estimator on the CPU (``device`` cpu, or auto in a job given no GPU, or auto
+        outside a workflow job without usable CUDA); else PyTorch (:mod:`mixce.synthetic.train`)."""
+        if self.cpu_backend not in ("numpy", "torch"):
             raise ValueError(
-                f"synthetic.train.exact.cpu_backend must be one of {', '.join(BACKENDS)}, "
+                "synthetic.train.exact.cpu_backend must be one of numpy, torch, "
                 f"got {self.cpu_backend!r}"
             )
         if self.estimator != "exact" or self.cpu_backend != "numpy":
