@@ -72,9 +72,7 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
+    if isinstance(value, np.generic | np.ndarray):
         return value.tolist()
     if isinstance(value, Path):
         return str(value)
@@ -275,10 +273,8 @@ class ProgressStream(io.TextIOBase):
         self._target.flush()
 
     def close(self) -> None:
-        if not self.closed:
-            if self._in_bar:
-                self._end_bar_state()
-            elif self._line:
+        if not self.closed:  # a write never ends inside a bar state: only _line may be left
+            if self._line:
                 self._emit_line()
             self._emit_pending()
             self._target.flush()
