@@ -29,11 +29,11 @@ from typing import Any
 BASE = "base"
 # <objective>[_<key><value>...]_n<texts>: objective names are lowercase words joined by "_"
 # (no digits), each hyper-parameter is its key without "_" followed by its value.
+_NUMBER = r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
 VARIANT_RE = re.compile(
-    r"^(?P<objective>[a-z]+(?:_[a-z]+)*?)"
-    r"(?P<hyper>(?:_[a-z]+-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)*)_n(?P<n>\d+)$"
+    rf"^(?P<objective>[a-z]+(?:_[a-z]+)*?)(?P<hyper>(?:_[a-z]+{_NUMBER})*)_n(?P<n>\d+)$"
 )
-HYPER_RE = re.compile(r"_(?P<key>[a-z]+)(?P<value>-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)")
+HYPER_RE = re.compile(rf"_(?P<key>[a-z]+)(?P<value>{_NUMBER})")
 # MixCE's hyper-parameter grid is finetune.etas (the paper's grid); other objectives take
 # theirs from finetune.grids.<objective>.
 ETA_OBJECTIVES = ("mixce",)
@@ -199,9 +199,9 @@ def _items(hyper: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
 
 def finetune_job(gpt2: Mapping[str, Any], dataset: str, model: str, variant: str) -> FinetuneJob:
     """The planned job of ``<dataset>/<model>/<variant>`` (KeyError naming it if none)."""
-    for job in finetune_jobs(gpt2):
-        if (job.dataset, job.model, job.variant) == (dataset, model, variant):
-            return job
+    jobs, wanted = finetune_jobs(gpt2), FinetuneJob(dataset, model, variant)  # compared by name
+    if wanted in jobs:
+        return jobs[jobs.index(wanted)]
     raise KeyError(
         f"no finetuning job {dataset}/{model}/{variant} in this config: check "
         f"gpt2.use_datasets, gpt2.use_models, gpt2.finetune.objectives, etas and grids"
