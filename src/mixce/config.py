@@ -9,6 +9,7 @@ and reports every problem in plain words.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import re
@@ -137,9 +138,7 @@ def _inline_refs(schema: Mapping[str, Any]) -> dict[str, Any]:
             raise ValueError(f"schema {where}: $ref {ref!r} is not a #/$defs/<name> entry")
         target = inline(defs[name], f"#/$defs/{name}")
         clash = (set(target) & set(out)) - _ANNOTATIONS
-        clash |= {
-            k for group in _COUPLED if group & set(target) and group & set(out) for k in group
-        }
+        clash |= {k for g in _COUPLED if g & set(target) and g & set(out) for k in g}
         if clash:
             raise ValueError(
                 f"schema {where}: siblings of $ref {ref!r} repeat or split {sorted(clash)}"
@@ -226,11 +225,9 @@ def _describe(schema: Any) -> str:
 
 def _yaml_string_hint(value: Any, schema: Mapping[str, Any]) -> str:
     if schema.get("type") == "number" and isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             float(value)
-        except ValueError:
-            return ""
-        return " (YAML reads numbers such as 1e-30 as strings: write 1.0e-30)"
+            return " (YAML reads numbers such as 1e-30 as strings: write 1.0e-30)"
     return ""
 
 
