@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]  # the package; tests/layout.py
 
-from mixce.io import replace_marked_block  # noqa: E402
+from layout import replace_marked_block  # noqa: E402
 
 README = REPO / "README.md"
 TIMING = REPO / "bench" / "results" / "fresh_demo.json"

@@ -28,10 +28,12 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]  # the package; tests/layout.py
+
+from layout import replace_marked_block  # noqa: E402
 
 from mixce.config import load_config  # noqa: E402
-from mixce.io import read_texts, replace_marked_block  # noqa: E402
+from mixce.io import read_texts  # noqa: E402
 
 DOC = REPO / "docs" / "PROTOCOL.md"
 START = "<!-- demo-effects:start (python docs/protocol_effects.py --write) -->"

@@ -1,4 +1,5 @@
-"""The files that make up the workflow, and a private copy of them (tests, docs scripts).
+"""Helpers of the tests and the docs scripts: the files that make up the workflow and a private
+copy of them; a generated block of a document.
 
 A copy holds everything `snakemake` reads from the repository: rules (with their scripts and
 report captions), schemas, environments, configs, the source package (whose code the rules
@@ -54,3 +55,13 @@ def load_bench(name: str, repo: Path = REPO) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def replace_marked_block(text: str, start: str, end: str, block: str) -> str:
+    """``text`` with what stands between the marker lines ``start`` and ``end`` replaced by
+    ``block`` (markers kept; ValueError if one is missing): docs/*.py's generated parts."""
+    if start not in text or end not in text.split(start, 1)[1]:
+        raise ValueError(f"no block {start} ... {end}")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{block}\n{end}{tail}"

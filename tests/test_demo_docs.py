@@ -58,8 +58,7 @@ def test_docs_hold_the_generated_blocks() -> None:
 
 def test_replace_marked_block_keeps_the_markers_and_the_rest() -> None:
     import pytest
-
-    from mixce.io import replace_marked_block
+    from layout import replace_marked_block
 
     text = "intro\n<!-- a -->\nold\nlines\n<!-- b -->\noutro\n"
     assert replace_marked_block(text, "<!-- a -->", "<!-- b -->", "new") == (

@@ -27,19 +27,6 @@ import numpy as np
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-# --------------------------------------------------------------------------- generated docs
-
-
-def replace_marked_block(text: str, start: str, end: str, block: str) -> str:
-    """``text`` with what stands between the marker lines ``start`` and ``end`` replaced by
-    ``block`` (markers kept; ValueError if one is missing): docs/*.py's generated parts."""
-    if start not in text or end not in text.split(start, 1)[1]:
-        raise ValueError(f"no block {start} ... {end}")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{start}\n{block}\n{end}{tail}"
-
-
 # --------------------------------------------------------------------------- atomic writes
 
 
