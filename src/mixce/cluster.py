@@ -1,13 +1,13 @@
 """Cluster limits: the runtime each job asks for under a partition's time limit (pure
-functions, no Snakemake: rules/cluster.smk turns config ``cluster`` into resources with them).
+functions: rules/cluster.smk turns config ``cluster`` into resources with them).
 
 - The limit ``cluster.max_runtime``: minutes, or ``sinfo:<partition>[,...]`` read once.
-- Training chains: a training job never asks for more than the limit; one estimated longer
-  runs as a chain of attempts: Slurm signals it :data:`SIGNAL_MINUTES` before the limit
-  (slurm/config.yaml), the loop saves its resume checkpoint and fails, and Snakemake's retry
-  resumes from it. Each attempt makes ``limit -`` :data:`TRAINING_MARGIN` minutes of progress.
-- Group jobs: the sampling and scoring jobs of one model variant run in one Slurm job of up
-  to N connected components (``group:``, ``--group-components``), one job after another.
+- Training chains: a training job estimated past the limit runs as a chain of attempts: Slurm
+  signals it :data:`SIGNAL_MINUTES` before the limit (slurm/config.yaml), the loop saves its
+  resume checkpoint and fails, and Snakemake's retry resumes from it. Each attempt makes
+  ``limit -`` :data:`TRAINING_MARGIN` minutes of progress.
+- Group jobs: a model variant's sampling and scoring jobs run in one Slurm job of up to N
+  connected components (``group:``, ``--group-components``), one after another.
 """
 
 from __future__ import annotations
@@ -44,14 +44,10 @@ def parse_slurm_minutes(text: str) -> int | None:
     match = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", value)
     if not match:
         raise ValueError(f"{text!r} is not a Slurm time limit ([D-]H:M:S, M, M:S, infinite)")
-    days, first, second, third = (int(g or 0) for g in match.groups())
-    if match[1] is not None:  # D-H[:M[:S]]
-        hours, minutes, seconds = days * 24 + first, second, third
-    elif match[4] is not None:  # H:M:S
-        hours, minutes, seconds = first, second, third
-    else:  # M[:S]
-        hours, minutes, seconds = 0, first, second
-    return hours * 60 + minutes + seconds // 60
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    if match[1] is None and match[4] is None:  # M[:S], else [D-]H[:M[:S]]
+        hours, minutes, seconds = 0, hours, minutes
+    return (days * 24 + hours) * 60 + minutes + seconds // 60
 
 
 Runner = Callable[..., subprocess.CompletedProcess]
