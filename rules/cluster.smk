@@ -1,6 +1,5 @@
-# Cluster resources of the jobs from config `cluster`: GPUs, runtime and memory per job (per
-# model size where given so), within the partition's limit cluster.max_runtime (the arithmetic:
-# mixce.cluster).
+# Cluster resources from config `cluster`: GPUs, runtime and memory per job (per model size where
+# given so), within the partition's limit cluster.max_runtime (the arithmetic: mixce.cluster).
 import math
 import sys
 
@@ -11,7 +10,7 @@ try:
     MAX_RUNTIME = cluster.resolve_max_runtime(CLUSTER.get("max_runtime"))
 except cluster.ClusterLimitError as error:
     raise WorkflowError(str(error)) from None
-# For the Slurm profile's default-resources (runtime of the rules cluster.rules does not list).
+# For the Slurm profile's default-resources (rules cluster.rules does not list).
 os.environ.update(MIXCE_MAX_RUNTIME=str(MAX_RUNTIME if MAX_RUNTIME is not None else 10**9))
 # Training rules resume from their checkpoint: past the limit they run as a chain of
 # attempts of at most MAX_RUNTIME minutes (the profile signals them 5 minutes before it).
@@ -22,9 +21,8 @@ TRAINING_RULES = ("pretrain", "finetune")
 # are all named MODEL_PARTS, whose --group-components (slurm/config.yaml) spans components.
 MODEL_PARTS = "model_parts"
 GROUPED_RULES = ("sample", "score_samples", "perplexity")
-# Rules whose config runtime is per sample file: a job does every sampling seed with its
-# model and featurizers loaded once, or, where that would not fit cluster.max_runtime,
-# the rule has one job per seed (seed_files).
+# Rules whose config runtime is per sample file: a job does every sampling seed with its model
+# and featurizers loaded once, or, where that would not fit max_runtime, one seed (seed_files).
 PER_SEED_RULES = ("sample", "score_samples", "controlled")
 
 
@@ -47,16 +45,13 @@ def _rule_spec(name):
 
 
 def _per_model(value, wildcards):
-    if isinstance(value, dict):
-        return value.get(wildcards.get("model"), value["default"])
-    return value
+    return value.get(wildcards.get("model"), value["default"]) if isinstance(value, dict) else value
 
 
 def _every_seed_fits(name):
     if MAX_RUNTIME is None or not GPT2_ENABLED:
         return True
-    runtime = _rule_spec(name)["runtime"]
-    per_file = max(_per_model(runtime, {"model": m}) for m in GPT2_MODELS)
+    per_file = max(_per_model(_rule_spec(name)["runtime"], {"model": m}) for m in GPT2_MODELS)
     return per_file * len(SAMPLE_SEEDS) <= MAX_RUNTIME
 
 
@@ -71,12 +66,9 @@ if JOB_PER_SEED and workflow.is_main_process:
 
 
 def seed_files(name, path):
-    """Files ``path`` (with ``{seed}``) of a job of ``name`` (one of PER_SEED_RULES): one per
-    sampling seed, or ``path`` itself where the rule has one job per seed (JOB_PER_SEED).
-    """
-    if name in JOB_PER_SEED:
-        return path
-    return expand(path, seed=SAMPLE_SEEDS, allow_missing=True)
+    """Files ``path`` (with ``{seed}``) of a job of ``name``: one per sampling seed, or
+    ``path`` itself where the rule has one job per seed (JOB_PER_SEED)."""
+    return path if name in JOB_PER_SEED else expand(path, seed=SAMPLE_SEEDS, allow_missing=True)
 
 
 def seed_stem(name, stem):
@@ -86,15 +78,14 @@ def seed_stem(name, stem):
 
 def runtime_estimate(name, wildcards):
     """Estimated minutes of a job of ``name`` before any cap: cluster.rules' per model, x its
-    sample files (PER_SEED_RULES), x the variant's share of the training texts (finetune).
-    """
+    sample files (PER_SEED_RULES), x the variant's share of the training texts (finetune)."""
     spec = _rule_spec(name)
     minutes = _per_model(spec["runtime"], wildcards)
     if name in PER_SEED_RULES and name not in JOB_PER_SEED:
         minutes *= 1 if wildcards.get("decoding") == "greedy" else len(SAMPLE_SEEDS)
     if spec.get("scale_with_train_size") and wildcards.get("variant", BASE) != BASE:
         n_train = parse_variant(wildcards.get("variant")).n_train
-        minutes *= max(0.25, n_train / GPT2["finetune"]["train_size"])
+        minutes *= max(0.25, n_train / N_MAIN)
     return minutes
 
 
@@ -104,10 +95,9 @@ def runtime_estimate(name, wildcards):
 def _training_estimates(name):
     """Estimated minutes of the planned jobs of a training rule."""
     if name == "finetune":
-        jobs = [{"model": m, "variant": v} for _, m, v in FINETUNE_PLAN]
-    else:
-        jobs = [{"model": m} for m in (scratch_models(GPT2) if GPT2_ENABLED else [])]
-    return [runtime_estimate(name, wc) for wc in jobs]
+        return [runtime_estimate(name, {"model": m, "variant": v}) for _, m, v in FINETUNE_PLAN]
+    models = scratch_models(GPT2) if GPT2_ENABLED else []
+    return [runtime_estimate(name, {"model": m}) for m in models]
 
 
 if workflow.is_main_process:
@@ -131,8 +121,7 @@ if workflow.is_main_process:
 def _set_chain_retries(name):
     """Give training rule ``name`` the retries its chains need, once, when its first job is
     planned: the run's --retries is known only then (--retries 0: no chains either)."""
-    settings = getattr(workflow, "execution_settings", None)
-    spare = settings.retries if settings is not None else 0
+    spare = getattr(getattr(workflow, "execution_settings", None), "retries", 0)
     retries = cluster.chain_retries(_training_estimates(name), MAX_RUNTIME, spare)
     if retries is not None:
         workflow.get_rule(name).restart_times = retries
@@ -193,8 +182,8 @@ GROUP_PARTS = _group_parts()
 
 def _part(wildcards):
     """(group id, factor) of a grouped job, or None (not grouped)."""
-    key = (wildcards.dataset, wildcards.model, wildcards.variant)
-    return GROUP_PARTS.get(key + (wildcards.get("split"), wildcards.get("decoding")))
+    keys = ("dataset", "model", "variant", "split", "decoding")
+    return GROUP_PARTS.get(tuple(wildcards.get(k) for k in keys))
 
 
 def model_group(wildcards):
@@ -230,8 +219,7 @@ def cluster_resources(name):
         )
 
     def mem_mb(wildcards):
-        value = _per_model(spec["mem_mb"], wildcards)
-        cap = CLUSTER.get("max_mem_mb")
+        value, cap = _per_model(spec["mem_mb"], wildcards), CLUSTER.get("max_mem_mb")
         return value if cap is None else min(value, cap)
 
     resources = {"runtime": runtime, "mem_mb": mem_mb}

@@ -27,6 +27,14 @@ OBJECTIVES = list(SYN["objectives"])
 SEEDS = [int(s) for s in SYN["seeds"]]
 
 
+# Downloads run on the submitting machine (they need the internet).
+localrules:
+    download_dataset,
+    tokenizer,
+    fetch_model,
+    fetch_featurizer,
+
+
 def results(*parts):
     """Path under results/<run>/."""
     return str(Path("results", RUN, *map(str, parts)))
@@ -68,11 +76,10 @@ def sample_protocol():
     return points
 
 
-# A job reruns after a code change through its `code` param, the content fingerprint of what
-# its script runs (mixce.rerun: the script and the definitions it reaches in src/mixce, found
-# from its imports; comments, docstrings and formatting left out), compared by the params
-# trigger with the recorded one. Source files are not inputs (their mtime would rerun all
-# that imports them) and the profiles leave out the `code` trigger (script mtime).
+# A job reruns after a code change through its `code` param (params trigger): the fingerprint
+# (mixce.rerun) of its script and the src/mixce definitions its imports reach, less comments,
+# docstrings and formatting. Source files are not inputs (their mtime would rerun all that
+# imports them) and the profiles leave out the `code` trigger (script mtime).
 _CODE_INDEX = CodeIndex(Path(workflow.basedir, "src"))
 
 
@@ -127,7 +134,7 @@ EXTRA_CATEGORY = "3. Beyond the paper"
 
 
 def table_files(table):
-    """A paper table's files: its data (csv), LaTeX (tex) and a page the report shows (html)."""
+    """A table's files: its data (csv), LaTeX (tex) and a page the report shows (html)."""
     return {ext: results("tables", f"{table}.{ext}") for ext in TABLE_FORMATS}
 
 
@@ -155,12 +162,12 @@ def figure_files(stem):
     return [results("figures", f"{stem}.{ext}") for ext in ("pdf", "png")]
 
 
-def figure_outputs(stem, caption, category, label):
-    """Outputs pdf and png of a figure, in the HTML report with its caption."""
+def figure_outputs(stem, category, label):
+    """Outputs pdf and png of a figure, in the HTML report with its caption report/<stem>.rst."""
     return {
         ext: report(
             path,
-            caption=caption,
+            caption=f"report/{stem}.rst",
             category=category,
             subcategory="Figures",
             labels={"figure": label, "format": kind},
@@ -184,10 +191,7 @@ def real_text_settings(wildcards):
     if SYN["inits"][wildcards.init]["kind"] != "real_text":
         return None
     real_text = SYN["real_text"]
-    return {
-        "source": real_text.get("source", "embedded"),
-        "n_texts": real_text["n_texts"],
-    }
+    return {"source": real_text.get("source", "embedded"), "n_texts": real_text["n_texts"]}
 
 
 def real_text_file(wildcards):
@@ -226,6 +230,7 @@ GPT2_MODELS = list(GPT2["use_models"])
 PRETRAIN_DATASETS = list(GPT2["pretrain"]["datasets"])
 TOKENIZER_DIR = results("models", "tokenizer")
 SAMPLE_SEEDS = [int(s) for s in GPT2["sampling"]["seeds"]]
+N_MAIN = GPT2["finetune"]["train_size"]  # the main finetuning train size
 # The prompts (the first tokens of a split's texts) and the generation length, as params.
 PROMPTS = {k: GPT2["sampling"][k] for k in ("prompt_tokens", "max_new_tokens", "n_prompts")}
 
@@ -252,10 +257,8 @@ def dataset_train_sizes(dataset):
     (none for a dataset used only for pretraining: all its train texts are used)."""
     if dataset not in GPT2_DATASETS:
         return []
-    sizes = [GPT2["finetune"]["train_size"]]
-    if GPT2["train_sizes"]["models"]:
-        sizes += GPT2["train_sizes"]["sizes"]
-    return sorted(set(sizes))
+    table5 = GPT2["train_sizes"]["sizes"] if GPT2["train_sizes"]["models"] else []
+    return sorted({N_MAIN, *table5})
 
 
 def base_model_dir(model):
@@ -284,17 +287,14 @@ FINETUNE_PLAN = (
 def planned_finetune(wildcards):
     """The planned finetuning job of the wildcards (mixce.gpt2.plan.FinetuneJob)."""
     key = (wildcards.dataset, wildcards.model, wildcards.variant)
-    if key not in FINETUNE_PLAN:
-        return finetune_job(GPT2, *key)  # raises a KeyError naming the job
-    return FINETUNE_PLAN[key]
+    # finetune_job raises a KeyError naming a job that is not planned
+    return FINETUNE_PLAN[key] if key in FINETUNE_PLAN else finetune_job(GPT2, *key)
 
 
 def reference_model(wildcards):
     """The frozen model a finetuning job trains through (LFD's degenerative model), if any."""
     job = planned_finetune(wildcards)
-    if job.reference is None:
-        return []
-    return model_dir(job.dataset, job.model, job.reference)
+    return [] if job.reference is None else model_dir(job.dataset, job.model, job.reference)
 
 
 def gpt2_outputs():
@@ -306,8 +306,7 @@ def gpt2_outputs():
     samples = [results("samples", f"{job.path}.jsonl") for job in sample_jobs(GPT2)]
     tables = [path for table in GPT2_TABLES for path in table_files(table).values()]
     figures = figure_files("figure2") + figure_files("figure4")
-    figures += list(table_files("objectives").values())
-    figures += figure_files("quality_diversity")
+    figures += [*table_files("objectives").values(), *figure_files("quality_diversity")]
     kit = [results("human_eval", "pairs.csv"), results("human_eval", "key.csv")]
     if GPT2["human_eval"]["judgments"]:
         kit += list(table_files("table4").values())
@@ -327,9 +326,8 @@ GPT2_TABLES = ("table2", "table3", "table5", "table8", "table9", "table10", "tab
 
 
 def featurizer_inputs(wildcards=None):
-    """Model directories of the featurizers: the local copy of a hub model, or the base model
-    of a gpt2.models entry (``model``, e.g. the demo's GPT-2 pretrained in the DAG); none
-    for the offline sentence model."""
+    """Featurizer model directories: a hub model's local copy, or a gpt2.models entry's base
+    model (``model``: e.g. the demo's GPT-2 pretrained in the DAG); none for the offline one."""
     inputs = {}
     for role, spec in FEATURIZERS.items():
         if spec.get("model"):
@@ -351,12 +349,11 @@ def selected_variants(wildcards=None):
     import pandas as pd
 
     table = pd.read_csv(checkpoints.select_models.get().output.eta)
-    n_main = GPT2["finetune"]["train_size"]
-    runs = []
-    for row in table.itertuples():
-        runs.append((row.dataset, row.model, f"mle_n{n_main}"))
-        runs.append((row.dataset, row.model, variant_name("mixce", n_main, row.eta)))
-    return runs
+    return [
+        (row.dataset, row.model, variant)
+        for row in table.itertuples()
+        for variant in (f"mle_n{N_MAIN}", variant_name("mixce", N_MAIN, row.eta))
+    ]
 
 
 def controlled_inputs(wildcards):

@@ -5,11 +5,6 @@
 from mixce.gpt2.data.download import ChangedFileError
 from mixce.gpt2.data.sources import check_pins, content_spec, needs_download
 
-
-localrules:
-    download_dataset,
-
-
 # Hugging Face caches (hub files, datasets) of the download and fetch rules: under
 # resources/, not $HOME (small on clusters).
 HF_HOME = resource("huggingface")

@@ -27,11 +27,7 @@ rule finetune:
         code=code(),
         settings=lambda wc: TrainSettings.from_config(GPT2, wc.model, planned_finetune(wc)),
         protocol=protocol(
-            "grad_clip",
-            "grad_accumulation",
-            "precision",
-            "perplexity_average",
-            "newlines",
+            "grad_clip", "grad_accumulation", "precision", "perplexity_average", "newlines"
         ),
         reference=lambda wc: planned_finetune(wc).reference,
         architecture=None,

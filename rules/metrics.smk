@@ -4,10 +4,6 @@
 # collected into tidy CSVs.
 
 
-localrules:
-    fetch_featurizer,
-
-
 # The params of score_human and score_samples alike (the released human text is cut at
 # max_length - 1 tokens).
 SCORE_PARAMS = dict(
@@ -72,7 +68,7 @@ rule score_samples:
         texts=split_path("{dataset}", "{split}"),
         tokenizer=TOKENIZER_DIR,
     output:
-        scores=seed_files("score_samples", results("metrics", "samples", SAMPLE, "seed{seed}.json")),
+        scores=seed_files("score_samples", results("metrics/samples", SAMPLE, "seed{seed}.json")),
     log:
         log_path("score_samples", seed_stem("score_samples", SAMPLE)),
     benchmark:

@@ -4,11 +4,6 @@
 from mixce.gpt2.data.download import check_model_pin, model_record_path
 
 
-localrules:
-    tokenizer,
-    fetch_model,
-
-
 rule tokenizer:
     output:
         directory(TOKENIZER_DIR),

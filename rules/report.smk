@@ -19,7 +19,7 @@ rule gpt2_tables:
         code=code(),
         datasets=GPT2_DATASETS,
         models=GPT2_MODELS,
-        main_n_train=GPT2["finetune"]["train_size"],
+        main_n_train=N_MAIN,
     script:
         "scripts/gpt2_tables.py"
 
@@ -57,7 +57,7 @@ rule figure2:
             for d in GPT2_DATASETS
         ],
     output:
-        **figure_outputs("figure2", "report/figure2.rst", GPT2_CATEGORY, "Figure 2"),
+        **figure_outputs("figure2", GPT2_CATEGORY, "Figure 2"),
     log:
         log_path("figure2"),
     benchmark:
@@ -75,7 +75,7 @@ rule figure4:
     input:
         samples=METRICS_TABLES["samples"],
     output:
-        **figure_outputs("figure4", "report/figure4.rst", GPT2_CATEGORY, "Figure 4"),
+        **figure_outputs("figure4", GPT2_CATEGORY, "Figure 4"),
     log:
         log_path("figure4"),
     benchmark:
@@ -96,9 +96,7 @@ HUMAN_EVAL_MODEL = GPT2["human_eval"]["model"]
 
 rule human_eval_pairs:
     input:
-        mle=test_samples(
-            (d, HUMAN_EVAL_MODEL, f"mle_n{GPT2['finetune']['train_size']}") for d in GPT2_DATASETS
-        ),
+        mle=test_samples((d, HUMAN_EVAL_MODEL, f"mle_n{N_MAIN}") for d in GPT2_DATASETS),
         mixce=lambda wc: test_samples(
             (d, m, v)
             for d, m, v in selected_variants()
@@ -147,12 +145,7 @@ rule objectives_report:
         settings=SELECTION["settings"],
     output:
         **table_outputs(["objectives"], EXTRA_CATEGORY, label="Objectives"),
-        **figure_outputs(
-            "quality_diversity",
-            "report/quality_diversity.rst",
-            EXTRA_CATEGORY,
-            "Quality-diversity",
-        ),
+        **figure_outputs("quality_diversity", EXTRA_CATEGORY, "Quality-diversity"),
     log:
         log_path("objectives_report"),
     benchmark:

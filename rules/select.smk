@@ -16,7 +16,7 @@ checkpoint select_models:
         "../envs/report.yaml"
     params:
         code=code(),
-        n_train=GPT2["finetune"]["train_size"],
+        n_train=N_MAIN,
         selected_eta=GPT2["selected_eta"],
         datasets=GPT2_DATASETS,
         models=GPT2_MODELS,
@@ -66,8 +66,7 @@ rule controlled:
     input:
         unpack(featurizer_inputs),
         samples=seed_files(
-            "controlled",
-            results("samples", VARIANT, "test", "unbiased", "seed{seed}.jsonl"),
+            "controlled", results("samples", VARIANT, "test/unbiased/seed{seed}.jsonl")
         ),
         human=rules.controlled_human.output.features,
         tokenizer=TOKENIZER_DIR,

@@ -86,18 +86,11 @@ rule synthetic_train:
 rule synthetic_summary:
     input:
         runs=[
-            results(
-                "synthetic",
-                "train",
-                init,
-                f"V{vocab}",
-                objective,
-                f"eta{eta_str(eta)}.json",
-            )
+            results("synthetic", "train", init, f"V{vocab}", obj, f"eta{eta_str(eta)}.json")
             for init in INITS
             for vocab in SYN["vocab_sizes"]
-            for objective in OBJECTIVES
-            for eta in objective_etas(objective, SYN["etas"])
+            for obj in OBJECTIVES
+            for eta in objective_etas(obj, SYN["etas"])
         ],
     output:
         **SUMMARY,
@@ -136,7 +129,7 @@ rule synthetic_figure:
     input:
         curve=SUMMARY["eta_curve"],
     output:
-        **figure_outputs("synthetic_eta", "report/synthetic_eta.rst", SYN_CATEGORY, "Eta figure"),
+        **figure_outputs("synthetic_eta", SYN_CATEGORY, "Eta figure"),
     log:
         log_path("synthetic_figure"),
     benchmark:
