@@ -95,7 +95,7 @@ def slurm_env() -> dict[str, str]:
     with locked(users / ".lock"):
         others = live_users(users)
         up = subprocess.run(
-            ["bash", str(REPO / "ci" / "slurm_up.sh"), str(state)],
+            ["bash", str(REPO / ".ci" / "slurm_up.sh"), str(state)],
             env=env,
             capture_output=True,
             text=True,
@@ -168,7 +168,7 @@ def interrupt(signum, frame):
 
 def down(state: Path, env: dict[str, str]) -> None:
     proc = subprocess.run(
-        ["bash", str(REPO / "ci" / "slurm_down.sh"), str(state)],
+        ["bash", str(REPO / ".ci" / "slurm_down.sh"), str(state)],
         env=env,
         capture_output=True,
         text=True,
