@@ -37,15 +37,18 @@ KEYS = ["dataset", "model", "objective", "setting", "variant"]
 
 
 def _test_unbiased(samples: pd.DataFrame) -> pd.DataFrame:
-    return samples[(samples["split"] == "test") & (samples["decoding"] == "unbiased")]
+    return _where(samples, split="test", decoding="unbiased")
+
+
+def _where(frame: pd.DataFrame, **values: object) -> pd.DataFrame:
+    return frame[np.logical_and.reduce([frame[k] == v for k, v in values.items()])]
 
 
 def _seed_means(rows: pd.DataFrame) -> dict[str, float]:
     """Mean and std over ``rows`` (one per seed) of each of :data:`COLUMNS`."""
     out = {}
     for name, column, *_ in COLUMNS:
-        values = pd.to_numeric(rows.get(column, pd.Series(dtype=float)), errors="coerce")
-        values = values.dropna()
+        values = pd.to_numeric(rows.get(column, pd.Series(dtype=float)), errors="coerce").dropna()
         out[name] = float(values.mean()) if len(values) else math.nan
         out[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
     return out
@@ -71,23 +74,11 @@ def objectives_table(
         rows.append(row | _seed_means(h))
         for model in models:
             for objective in objectives:
-                chosen = settings[
-                    (settings["dataset"] == dataset)
-                    & (settings["model"] == model)
-                    & (settings["objective"] == objective)
-                ]
+                chosen = _where(settings, dataset=dataset, model=model, objective=objective)
                 variant = str(chosen["variant"].iloc[0]) if len(chosen) else ""
                 setting = chosen["setting"].iloc[0] if len(chosen) else ""
-                runs = test[
-                    (test["dataset"] == dataset)
-                    & (test["model"] == model)
-                    & (test["variant"] == variant)
-                ]
-                ppl = perplexity[
-                    (perplexity["dataset"] == dataset)
-                    & (perplexity["model"] == model)
-                    & (perplexity["variant"] == variant)
-                ]
+                runs = _where(test, dataset=dataset, model=model, variant=variant)
+                ppl = _where(perplexity, dataset=dataset, model=model, variant=variant)
                 row = {"dataset": dataset, "model": model, "objective": objective}
                 row |= {"setting": "" if pd.isna(setting) else str(setting), "variant": variant}
                 row["ppl"] = float(ppl["ppl"].iloc[0]) if len(ppl) else math.nan
@@ -192,8 +183,6 @@ def quality_diversity_figure(
         sub = frame[(frame["dataset"] == dataset) & (frame["model"] == model)]
         for objective in objectives:
             pts = sub[sub["objective"] == objective]
-            if pts.empty:
-                continue
             for selected in (False, True):
                 part = pts[pts["selected"] == selected]
                 if part.empty:

@@ -93,25 +93,16 @@ def _sentence_ends(text: str) -> list[int]:
 def split_sentences(text: str) -> list[str]:
     """The sentences of ``text`` (see the module docstring for the rule), stripped."""
     text = str(text)
-    out, start = [], 0
-    for end in _sentence_ends(text):
-        piece = text[start:end].strip()
-        if piece:
-            out.append(piece)
-        start = end
-    tail = text[start:].strip()
-    if tail:
-        out.append(tail)
-    return out
+    bounds = [0, *_sentence_ends(text), len(text)]
+    return [p for a, b in zip(bounds, bounds[1:], strict=False) if (p := text[a:b].strip())]
 
 
 def cut_sentences(text: str, max_sentences: int) -> tuple[str, int]:
     """``text`` cut after its ``max_sentences``-th sentence (stripped), and its sentence count."""
     text = str(text).strip()
     ends = [e for e in _sentence_ends(text) if text[:e].strip()]
-    if len(ends) >= max_sentences and len(ends) > 0:
-        cut = text[: ends[max_sentences - 1]].rstrip()
-        return cut, max_sentences
+    if len(ends) >= max_sentences:  # >= 1, as make_pairs checks
+        return text[: ends[max_sentences - 1]].rstrip(), max_sentences
     return text, len(split_sentences(text))
 
 
@@ -142,19 +133,16 @@ def make_pairs(
     max_sentence_diff: int = 1,
     max_char_diff: int = 200,
     n_pairs: int | None = None,
-    texts_include_prompt: bool = False,
-    questions: Sequence[str] = QUESTIONS,
     id_prefix: str = "pair",
 ) -> PairSet:
     """A blind A/B sheet from MLE (``a``) and MixCE (``b``) continuations, index-aligned with
     ``prompts``.  A paragraph is ``prompt + continuation`` (the decoded tokens after the
-    prompt; ``texts_include_prompt``: the text as it is) cut to ``max_sentences``; a pair is
+    prompt) cut to ``max_sentences``; a pair is
     kept when it passes the bounds (module docstring) and is not identical.  ``n_pairs``
     draws that many kept pairs (the paper: 105 per dataset).  Pairs are shuffled and MixCE is
     Text 1 in exactly half (odd count: one more or less, at random); same inputs and seed,
     same sheet.  Ids are ``<id_prefix>0001``, ... (a prefix per dataset pools sheets).
-    ValueError: inputs of different lengths, inconsistent bounds, a question named like a
-    sheet column."""
+    ValueError: inputs of different lengths or inconsistent bounds."""
     if not len(a_texts) == len(b_texts) == len(prompts):
         raise ValueError(
             f"a_texts, b_texts and prompts must have the same length, got "
@@ -166,12 +154,6 @@ def make_pairs(
         )
     if min_chars > max_chars:
         raise ValueError(f"need min_chars <= max_chars, got {min_chars}, {max_chars}")
-    reserved = {"pair_id", "prompt", "text_1", "text_2", JUSTIFICATION}
-    if not questions or reserved & set(questions) or len(set(questions)) != len(questions):
-        raise ValueError(
-            f"bad questions {list(questions)}: names must be unique and not "
-            f"one of {sorted(reserved)}"
-        )
 
     dropped = {reason: 0 for reason in DROP_REASONS}
     kept: list[dict[str, object]] = []
@@ -183,9 +165,7 @@ def make_pairs(
         if not all(c.strip() for c in conts):
             dropped["empty"] += 1
             continue
-        (pa, na), (pb, nb) = (
-            cut_sentences(c if texts_include_prompt else prompt + c, max_sentences) for c in conts
-        )
+        (pa, na), (pb, nb) = (cut_sentences(prompt + c, max_sentences) for c in conts)
         ca, cb = len(pa), len(pb)
         failed = {
             "too_few_sentences": min(na, nb) < min_sentences,
@@ -228,7 +208,7 @@ def make_pairs(
             "prompt": [item["prompt"] for item in kept],
             "text_1": [y if s else x for x, y, s in zip(a, b, swap, strict=True)],
             "text_2": [x if s else y for x, y, s in zip(a, b, swap, strict=True)],
-            **{column: [""] * n for column in (*questions, JUSTIFICATION)},
+            **{column: [""] * n for column in (*QUESTIONS, JUSTIFICATION)},
         }
     )
     key_df = pd.DataFrame(
@@ -303,13 +283,10 @@ def _bootstrap_p(diff: np.ndarray, n_bootstrap: int, seed: int) -> tuple[float, 
     rng = np.random.default_rng(seed)
     k_le = k_ge = 0
     chunk = max(1, 2_000_000 // n)
-    done = 0
-    while done < n_bootstrap:
-        b = min(chunk, n_bootstrap - done)
-        totals = diff[rng.integers(0, n, size=(b, n))].sum(axis=1)
+    for done in range(0, n_bootstrap, chunk):
+        totals = diff[rng.integers(0, n, size=(min(chunk, n_bootstrap - done), n))].sum(axis=1)
         k_le += int((totals <= 0).sum())
         k_ge += int((totals >= 0).sum())
-        done += b
     return (k_le + 1) / (n_bootstrap + 1), (k_ge + 1) / (n_bootstrap + 1)
 
 
