@@ -415,7 +415,5 @@ def table4(
         f"better (bootstrap test over pairs, $p < {alpha:g}$)."
     )
     columns = header(["Which is better?"], ["MixCE", "MLE", "Same"], ["Dataset"])
-    table = pd.DataFrame(shown, columns=columns)
-    return pd.DataFrame(records, columns=cols), latex_table(
-        table, caption, "tab:human-eval", labels=1
-    )
+    table = latex_table(pd.DataFrame(shown, columns=columns), caption, "tab:human-eval", labels=1)
+    return pd.DataFrame(records, columns=cols), table

@@ -75,8 +75,7 @@ CONTROLLED_LENGTHS = (100, 200, 300)
 
 
 def _frame(df: pd.DataFrame | None, required: Sequence[str], name: str) -> pd.DataFrame:
-    """``df`` checked for ``required`` columns (ValueError names those missing); None or an
-    empty frame gives an empty frame."""
+    """``df`` checked for ``required`` columns (ValueError names the missing); None/empty: empty."""
     if df is None or df.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in required})
     missing = [c for c in required if c not in df.columns]
@@ -250,9 +249,7 @@ def _fill_metrics(row: dict, d: str, rows: pd.DataFrame, what: str) -> None:
     """Seed means/stds of the main metrics of ``rows`` into ``row`` for dataset ``d``."""
     n_seeds = 0
     for short, column, *_ in _METRICS:
-        mean, std, n = _seed_stats(rows, column, what)
-        row[f"{d}_{short}"] = mean
-        row[f"{d}_{short}_std"] = std
+        row[f"{d}_{short}"], row[f"{d}_{short}_std"], n = _seed_stats(rows, column, what)
         n_seeds = max(n_seeds, n)
     row[f"{d}_n_seeds"] = float(n_seeds) if n_seeds else math.nan
     row[f"{d}_n_empty"] = _seed_stats(rows, "n_empty", what)[0]
@@ -600,12 +597,10 @@ def _controlled_table(
             ok = cell[status.str.lower() == "ok"]
             skipped = sorted(set(status[status.str.lower() != "ok"]))
             mean, std, n = _seed_stats(ok, metric, f"{table} {m}/{objective} {d} L={L}")
-            note = ""
-            if skipped:
-                note = "; ".join(skipped)
-                if n:
-                    note = f"{len(cell) - len(ok)} of {len(cell)} runs {note}"
-                notes.setdefault((d, L), set()).update(skipped)
+            note = "; ".join(skipped)
+            if skipped and n:
+                note = f"{len(cell) - len(ok)} of {len(cell)} runs {note}"
+            notes.setdefault((d, L), set()).update(skipped)
             row[f"{d}_{short}_{L}"] = mean
             row[f"{d}_{short}_{L}_std"] = std
             row[f"{d}_{short}_{L}_note"] = note
@@ -620,6 +615,7 @@ def _controlled_table(
         parts = [
             f"{dataset_label(d)}, L = {L}: {'; '.join(sorted(reasons))}"
             for (d, L), reasons in sorted(notes.items())
+            if reasons
         ]
         return f"{caption} Skipped ({MISSING}): {' | '.join(parts)}." if parts else caption
 
@@ -712,9 +708,8 @@ def table12(
         row: dict = {"model": m}
         cells = [model_label(m), "MixCE"]
         for d in datasets:
-            r = sel.get((d, m))
-            for c in fields:
-                row[f"{d}_{c}"] = math.nan if r is None else _float(r.get(c, math.nan))
+            r = sel.get((d, m), {})
+            row |= {f"{d}_{c}": _float(r.get(c, math.nan)) for c in fields}
             eta, cfg = row[f"{d}_eta"], row[f"{d}_config_eta"]
             text = num(eta, "g")
             if not math.isnan(eta) and not math.isnan(cfg) and not math.isclose(eta, cfg):
