@@ -76,8 +76,7 @@ class Selection(NamedTuple):
     dev: list[str]
     test: list[str]
     train_pool: list[str]
-    #: texts of dev / test taken from the train pool
-    top_dev: int
+    top_dev: int  # texts of dev / test taken from the train pool
     top_test: int
 
 
@@ -89,15 +88,12 @@ def select_splits(
     data_selection: Setting,
     seed: int,
 ) -> Selection:
-    """Draw dev and test from the kept texts of ``pools`` (``dev``, ``test``, ``train`` in
-    file order; a missing one is empty), topping them up from train. ``"clean"``:
-    ``numpy.random.default_rng(seed)`` permutes dev, test and train (in that order); dev is the
-    first ``n_dev`` of its shuffled pool topped up from the head of the shuffled train pool,
-    then test likewise from the next train texts. ``"official"`` (the released data scripts;
-    ``seed`` unused): file order; test is the first ``n_test`` of its pool topped up from the
-    first train texts, then dev the first ``n_dev`` topped up from the next ones. Either way
-    the top-up texts leave the train pool, and a top-up never takes more than the pool holds.
-    """
+    """Dev and test from the kept texts of ``pools`` (``dev``, ``test``, ``train`` in file
+    order; a missing one is empty), topped up from train (those texts leave it; never more than
+    it holds). ``"clean"``: ``numpy.random.default_rng(seed)`` permutes dev, test and train (in
+    that order); dev is the first ``n_dev`` of its pool topped up from the head of train, then
+    test from the next train texts. ``"official"`` (the released data scripts; ``seed`` unused):
+    file order; test first (topped up from the head of train), then dev from the next ones."""
     if data_selection not in SETTINGS:
         raise ValueError(f"data_selection {data_selection!r} is not one of {SETTINGS}")
     dev_pool, test_pool, train = (list(pools.get(s, [])) for s in ("dev", "test", "train"))
@@ -148,12 +144,9 @@ def prepare(
 ) -> tuple[dict[str, list[str]], dict[str, Any]]:
     """``({"train": [...], "dev": [...], "test": [...]}, report)`` of raw documents per official
     split (``train``, optionally ``dev`` / ``test``) or in one split ``all`` (module docstring).
-    ``fmt``: a key of :data:`.clean.CLEANERS`; ``keep_all_train``: keep the whole train pool
-    (e.g. for pretraining); ``dataset``: name for the report and messages."""
+    ``fmt``: a :data:`.clean.CLEANERS` key; ``keep_all_train``: keep the whole train pool."""
     cleaner = cleaner_for(fmt, detokenizer)
     dedup = data_selection == "clean"
-    if n_dev < 0 or n_test < 0:
-        raise ValueError(f"n_dev and n_test must be >= 0, got {n_dev} and {n_test}")
     sizes = sorted({int(s) for s in train_sizes})
     if (not sizes and not keep_all_train) or (sizes and sizes[0] < 1):
         raise ValueError(f"train_sizes must be positive integers, got {list(train_sizes)}")
@@ -222,8 +215,7 @@ def prepare(
 def check_sizes(
     report: Mapping[str, Any], train_sizes: Sequence[int], dataset: str | None = None
 ) -> None:
-    """Raise ValueError naming the dataset, the sizes of dev, test and ``train_sizes`` that
-    cannot be met and the texts available."""
+    """Raise ValueError naming the dev, test and ``train_sizes`` sizes the report cannot meet."""
     name = dataset or report.get("dataset") or "dataset"
     problems = []
     for split in ("dev", "test"):

@@ -102,7 +102,6 @@ def validate_spec(spec: Mapping[str, Any]) -> None:
 
 
 def needs_download(spec: Mapping[str, Any]) -> bool:
-    """Whether the spec's data must be fetched first (hub and url sources)."""
     return spec["source"] in ("hub", "url")
 
 
@@ -190,8 +189,7 @@ def _fetch_url(
             name = f"{key}.download"
         taken.add(name)
         path = dest_dir / name
-        pin_sha = (spec.get("sha256") or {}).get(key)
-        pin_sha = pin_sha.lower() if pin_sha else None
+        pin_sha = ((spec.get("sha256") or {}).get(key) or "").lower() or None
         pin_size = (spec.get("size") or {}).get(key)
         pinned = pin_sha is not None or pin_size is not None
         want_sha = pin_sha or entry.get("sha256")
@@ -317,14 +315,9 @@ def fetch(
     cache_dir: str | Path | None = None,
     endpoint: str | None = None,
 ) -> dict[str, Any]:
-    """Download a hub / url dataset into ``dest_dir``; write and return its manifest.
-
-    Files already there are kept when they match their pins and record (module docstring).
-    ``manifest.json`` is written last and atomically, so it vouches for every file it lists.
-    ``cache_dir``: for ``datasets.load_dataset`` (None: its default); ``endpoint``: the hub's.
-    Raises ValueError (an invalid spec, or a local / embedded one), ChangedFileError (a file on
-    disk, or a pin, differs from the record) and DownloadError (a url download failed).
-    """
+    """Download a hub / url dataset into ``dest_dir`` (module docstring); write and return its
+    manifest. ``cache_dir``: ``datasets.load_dataset``'s; ``endpoint``: the hub's. Raises
+    ValueError (a bad or local / embedded spec), ChangedFileError, DownloadError."""
     validate_spec(spec)
     if not needs_download(spec):
         raise ValueError(f"{spec['source']} dataset spec: nothing to download")
@@ -339,13 +332,8 @@ def fetch(
         got: dict[str, Any] = {"files": _fetch_url(spec, dest, record, refresh)}
     else:
         got = _fetch_hub(spec, dest, record, cache_dir, endpoint)
-    manifest = {
-        "source": spec["source"],
-        "format": format_of(spec),
-        **got,
-        "spec": dict(spec),
-        "fetched_at": _now(),
-    }
+    manifest = {"source": spec["source"], "format": format_of(spec), **got, "spec": dict(spec)}
+    manifest["fetched_at"] = _now()
     write_json(dest / MANIFEST, manifest)
     logger.info("wrote %s (%d files)", dest / MANIFEST, len(manifest["files"]))
     return manifest
@@ -400,10 +388,8 @@ def _manifest_files(manifest_dir: Path) -> dict[str, Path]:
 
 
 def read_raw(spec: Mapping[str, Any], manifest_dir: str | Path | None) -> dict[str, list[str]]:
-    """Raw documents per official split (hub / url) or in one split ``"all"`` (local / embedded).
-
-    ``manifest_dir`` is the directory :func:`fetch` wrote (None for local / embedded sources).
-    """
+    """Raw documents per official split (hub / url; ``manifest_dir``: where :func:`fetch` wrote)
+    or in one split ``"all"`` (local / embedded)."""
     validate_spec(spec)
     source = spec["source"]
     if source == "local":

@@ -28,8 +28,6 @@ SIMCSE_NAME = "princeton-nlp/sup-simcse-bert-base-uncased"
 
 def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
     """Index batches of at most ``batch_size``, longest first (less padding per batch)."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     for start in range(0, len(order), batch_size):
         yield order[start : start + batch_size]
@@ -242,15 +240,13 @@ class SimCSEFeaturizer:
             raise ValueError(f"{self.name} has no pooler layer: use pooler='cls_before_pooler'")
 
     def describe(self) -> dict[str, Any]:
-        keys = ("kind", "name", "max_len", "normalize", "pooler")
-        return {key: getattr(self, key) for key in keys}
+        return {k: getattr(self, k) for k in ("kind", "name", "max_len", "normalize", "pooler")}
 
     def featurize(self, texts: Sequence[str]) -> np.ndarray:
-        texts = list(texts)
         if not texts:  # encode cannot concatenate zero batches
             return np.zeros((0, int(self.model.config.hidden_size)), dtype=np.float32)
         embeddings = self.encoder.encode(
-            texts,
+            list(texts),
             return_numpy=True,
             device=str(self.device),
             batch_size=self.batch_size,

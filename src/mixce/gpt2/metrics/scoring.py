@@ -302,19 +302,15 @@ def text_scores(
         scores.update({f"distinct_{n}": distinct_n(kept, n) for n in (1, 2, 3, 4)})
         scores["self_bleu"] = self_bleu(kept, max_texts=self_bleu_max_texts, seed=self_bleu_seed)
         scores["seq_rep_4"] = mean_seq_rep_n(kept, 4)
-    scores["diversity"] = diversity_score(
-        diversity_tokens(records, tokenizer, diversity), diversity
-    )
+    tokens = diversity_tokens(records, tokenizer, diversity)
+    scores["diversity"] = diversity_score(tokens, diversity)
     lengths = [word_length(t) for t in length_texts(records, tokenizer, text_length)]
     if lengths:
         scores["length_words"] = float(np.mean(lengths))
     prompts, continuations = coherence_texts(records, tokenizer, newlines, coherence_split)
     if prompts:
-        cosine = coherence(
-            coherence_featurizer.featurize(prompts),
-            coherence_featurizer.featurize(continuations),
-        )
-        scores["coherence"] = float(np.mean(cosine))
+        embed = coherence_featurizer.featurize
+        scores["coherence"] = float(np.mean(coherence(embed(prompts), embed(continuations))))
     return {**out, **scores}
 
 
@@ -386,13 +382,8 @@ def variant_columns(variant: str) -> dict[str, Any]:
 
     if variant == BASE:
         return {"objective": BASE, "eta": math.nan, "setting": "", "n_train": math.nan}
-    parsed = parse_variant(variant)
-    return {
-        "objective": parsed.objective,
-        "eta": parsed.eta,
-        "setting": hyper_label(variant),
-        "n_train": parsed.n_train,
-    }
+    p = parse_variant(variant)
+    return dict(objective=p.objective, eta=p.eta, setting=hyper_label(variant), n_train=p.n_train)
 
 
 def sample_rows(paths: Sequence[str], lengths: Sequence[int]) -> list[dict[str, Any]]:
