@@ -70,11 +70,9 @@ def fetch_hub_model(
     endpoint: str | None = None,
 ) -> dict[str, Any]:
     """Fetch hub model ``name`` into ``out_dir`` (weights + manifest.json); returns the manifest.
-
     The first fetch records ``revision``'s commit in ``record_path`` (beside ``out_dir``, which
     Snakemake deletes before a rerun); later ones load it and stop on another pinned revision
-    (:func:`mixce.gpt2.data.download.check_model_pin`) unless ``refresh``.
-    """
+    (:func:`mixce.gpt2.data.download.check_model_pin`) unless ``refresh``."""
     import transformers
 
     from mixce.gpt2.data.download import check_model_pin, hub_commit, is_commit
@@ -144,8 +142,7 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
 
     if not Path(path, "config.json").is_file():
         raise FileNotFoundError(f"{path} holds no model (config.json missing)")
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
-    return model.to(device)
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).to(device)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

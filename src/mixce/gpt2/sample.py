@@ -92,12 +92,10 @@ def total_lengths(
     human_token_lengths: Sequence[int], *, group: int, floor: int, cap: int
 ) -> list[int]:
     """Total length (prompt included) at which each text's sample stops: the released rule.
-
     Texts (GPT-2 tokens, EOS not counted) go ``group`` (released: 32) at a time in file order;
     each gets ``max(floor, min(cap, longest + 1))``: the released code appends EOS, cuts every
     text to ``cap`` (finetuning ``max_length``, 512), pads the group to its longest text and
-    generates up to that width, or up to ``floor`` (prompt length + 1 = 51) when smaller.
-    """
+    generates up to that width, or up to ``floor`` (prompt length + 1 = 51) when smaller."""
     if group < 1:
         raise ValueError(f"group must be >= 1, got {group}")
     if not 1 <= floor <= cap:
@@ -294,7 +292,7 @@ def _choose(
         assert u is not None
         probs = torch.exp(logits - lse[:, None])
         if decoding.kind == "top_p" and decoding.top_p < 1.0:
-            sorted_probs, order, cdf, n_keep = _nucleus(probs, decoding.top_p)
+            _, order, cdf, n_keep = _nucleus(probs, decoding.top_p)
             total = cdf.gather(1, (n_keep - 1)[:, None])
             rank = torch.searchsorted(cdf, u[:, None] * total, right=True)
             rank = torch.minimum(rank, (n_keep - 1)[:, None])
@@ -303,8 +301,7 @@ def _choose(
             cdf = probs.double().cumsum(dim=-1)
             token = torch.searchsorted(cdf, u[:, None] * cdf[:, -1:], right=True).squeeze(1)
             token = token.clamp(max=logits.shape[-1] - 1)
-    logp = logits.gather(1, token[:, None]).squeeze(1) - lse
-    return token, logp
+    return token, logits.gather(1, token[:, None]).squeeze(1) - lse
 
 
 def _nucleus(
@@ -322,21 +319,16 @@ def _nucleus(
 def _row_uniforms(seed: int, indices: list[int], steps: int) -> torch.Tensor:
     """``[len(indices), steps]`` float64 uniforms in [0, 1); row r from its own generator,
     seeded with 64 bits of ``SeedSequence([seed, index])``."""
-    rows = []
-    for index in indices:
-        row_seed = int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0])
-        generator = torch.Generator().manual_seed(row_seed)
-        rows.append(torch.rand(steps, generator=generator, dtype=torch.float64))
-    return torch.stack(rows)
+    states = [np.random.SeedSequence([seed, i]).generate_state(1, np.uint64)[0] for i in indices]
+    generators = [torch.Generator().manual_seed(int(state)) for state in states]
+    return torch.stack([torch.rand(steps, generator=g, dtype=torch.float64) for g in generators])
 
 
 @contextlib.contextmanager
 def float32_head(model: torch.nn.Module) -> Iterator[None]:
-    """Run ``model``'s LM head in float32 outside autocast (wrapped on the instance).
-
-    Under bf16 autocast the head rounds the logits to bf16 (steps of 0.25 nats at |logit|
-    64-128), which no later cast undoes: sampling from them is not sampling from the model.
-    """
+    """Run ``model``'s LM head in float32 outside autocast (wrapped on the instance): under bf16
+    autocast it rounds the logits to bf16 (steps of 0.25 nats at |logit| 64-128), which no later
+    cast undoes: sampling from them is not sampling from the model."""
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if head is None:
         yield

@@ -1,24 +1,13 @@
-"""One training loop for the GPT-2 track (finetuning, MLE pretraining). In :func:`train`:
-
-1. A step takes ``batch_size`` texts (epoch order: a permutation drawn from seed and epoch), in
-   micro-batches whose gradients accumulate (protocol point grad_accumulation).
-2. Texts are GPT-2 ids + EOS, right-padded with EOS under mask 0; the model sees ``ids[:-1]``
-   and predicts ``ids[1:]`` (no BOS, the first token is not scored).
-3. AdamW (fused on CUDA), linear schedule with optional warm-up, clipping at ``grad_clip``
-   (None: none; the norm is logged either way). A NaN/inf loss raises :class:`NonFiniteLoss`.
-4. At each epoch's end (or every ``eval_every`` steps) the dev loss of the training objective
-   (MixCE keeps its mixed loss, as the reference code) and plain NLL, in float32
-   (:func:`evaluate`); the model with the lowest objective dev loss is saved.
-5. Every ``checkpoint_every`` steps and on ``should_stop()`` (SIGTERM, :class:`StopOnSignal`)
-   the whole state goes atomically to ``resume.pt``; a run resumes from it when its fingerprint
-   (settings + data) matches and ends with the weights of an uninterrupted one. It holds only
-   tensors and plain types, read with ``weights_only=True``: pickled objects are refused.
-
-An objective's :class:`~mixce.objectives.ObjectiveSpec` says whether it takes a frozen
-``reference`` model's logits and keeps a ``state`` dict (checkpointed; None in dev evaluation).
-
-Protocol point precision: ``"bf16_autocast"`` (clean) trains on CUDA under bf16 autocast with
-TF32 matmuls; ``"float32"`` (official, the released script on its V100) with TF32 off.
+"""One training loop for the GPT-2 track (finetuning, MLE pretraining), :func:`train`: a step
+takes ``batch_size`` texts (epoch order: a permutation of seed and epoch) in micro-batches whose
+gradients accumulate; a text is GPT-2 ids + EOS, right-padded with EOS under mask 0, the model sees
+``ids[:-1]`` and predicts ``ids[1:]`` (no BOS, the first token is not scored). AdamW (fused on
+CUDA), linear schedule with optional warm-up. The dev loss is the training objective's (MixCE
+keeps its mixed loss, as the reference code); the model with the lowest one is saved. A resume
+checkpoint (every ``checkpoint_every`` steps and on SIGTERM) is used when its fingerprint
+(settings + data) matches, and the run ends with the weights of an uninterrupted one. An
+objective's :class:`~mixce.objectives.ObjectiveSpec` says whether it takes a frozen ``reference``
+model's logits and keeps a ``state`` dict (checkpointed; None in dev evaluation).
 """
 
 from __future__ import annotations
@@ -47,11 +36,8 @@ from mixce.objectives import ObjectiveSpec, check_hyper, get_spec, masked_mean, 
 
 logger = logging.getLogger(__name__)
 
-#: Protocol point grad_accumulation: "tokens" (clean), "micro_batches" (official).
 Accumulation = Literal["tokens", "micro_batches"]
-#: Protocol point precision on CUDA: "bf16_autocast" (clean), "float32" (official).
 Precision = Literal["bf16_autocast", "float32"]
-#: Protocol point perplexity_average: "tokens" (clean), "batch_means" (official); see evaluate.
 DevAverage = Literal["tokens", "batch_means"]
 #: Texts per dev batch in the released training script (run.py passes 32 for every model).
 RELEASED_EVAL_BATCH_SIZE = 32
@@ -139,8 +125,6 @@ def protocol_settings(
     (:data:`PROTOCOL_FIELDS`); a point not given leaves its fields (pretraining gives none)."""
     out = dict(settings)
     for name, setting in points.items():
-        if setting not in ("official", "clean"):
-            raise ValueError(f"protocol point {name}: {setting!r} is not official or clean")
         if name not in PROTOCOL_FIELDS:
             raise KeyError(f"protocol point {name!r} does not concern the training loop")
         for field, official, clean in PROTOCOL_FIELDS[name]:
@@ -222,12 +206,9 @@ def step_batches(
 def micro_batch_weights(
     token_counts: Sequence[int], accumulation: Accumulation, steps_per_update: int
 ) -> list[float]:
-    """Weight of each micro-batch's mean loss (``token_counts``: its real target tokens).
-
-    "tokens" (clean): its share of the step's tokens (the step's token mean). "micro_batches"
-    (official): ``1 / steps_per_update`` each, the released gradient_accumulation_steps divisor
-    (an epoch's short last step weighs less).
-    """
+    """Weight of each micro-batch's mean loss (``token_counts``: its real target tokens): its
+    share of the step's tokens ("tokens", clean) or ``1 / steps_per_update`` ("micro_batches",
+    official: the released divisor; an epoch's short last step weighs less)."""
     if accumulation == "tokens":
         total = sum(token_counts)
         return [n / total for n in token_counts]
@@ -256,7 +237,7 @@ def autocast(device: torch.device, precision: Precision = "bf16_autocast") -> An
 
 
 def tf32_allowed(device_type: str, precision: Precision) -> bool:
-    """Whether CUDA matmuls may use TF32 in training: only under ``"bf16_autocast"``."""
+    """CUDA matmuls may use TF32 only under ``"bf16_autocast"`` (official: the V100 float32)."""
     return device_type == "cuda" and precision == "bf16_autocast"
 
 
@@ -286,8 +267,7 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-# What torch.load(..., weights_only=True) reads without unpickling (exact types: numpy.float64
-# is refused).
+# What torch.load(..., weights_only=True) reads (exact types: numpy.float64 is refused).
 PLAIN_TYPES = (str, int, float, bool, type(None))
 RESUME_KEYS = ("fingerprint", "model", "optimizer", "scheduler", "rng", "state")
 
@@ -406,11 +386,9 @@ def evaluate(
     reference: torch.nn.Module | None = None,
 ) -> dict[str, float]:
     """Dev loss of the training objective and plain NLL, always float32 (no autocast, no TF32).
-
     ``dev_average`` "tokens" (clean): texts sorted by length, the token-weighted mean;
     "batch_means" (official, the released loop): file order, each batch's token mean weighted by
-    its texts. A stateful objective gets ``state=None`` (e.g. loss truncation's plain NLL).
-    """
+    its texts. A stateful objective gets ``state=None`` (e.g. loss truncation's plain NLL)."""
     spec = get_spec(settings.objective)
     reference = prepare_reference(spec, reference, device)
     hyper = settings.objective_kwargs()
