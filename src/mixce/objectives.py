@@ -1,17 +1,13 @@
-"""Token-level training objectives, registered by name with their hyper-parameters.
+"""Token-level training objectives, registered by name (:func:`register`, :func:`get_spec`).
 
-An objective is a function of ``(logits (B, T, V), targets (B, T), mask (B, T), **hyper)``
-returning the mean loss over the real (``mask``) target tokens; the training loop looks it up
-by name (:func:`get_spec`), so adding one is a function here with :func:`register`. Its
-:class:`ObjectiveSpec` says which hyper-parameters it takes (defaults filled and other names
-rejected by :func:`check_hyper`), whether it takes ``reference_logits`` (a frozen second
-model's on the same inputs: LFD's degenerative model) and whether it takes ``state``, a dict
-the caller owns and passes to every training call, saved in resume checkpoints
-(``state=None``: evaluation, no update of or dependence on the state).
+An objective maps ``(logits (B, T, V), targets (B, T), mask (B, T), **hyper)`` to the mean loss
+over the real (``mask``) target tokens. Its :class:`ObjectiveSpec` gives its hyper-parameters
+(:func:`check_hyper`), whether it takes ``reference_logits`` (a frozen second model's on the
+same inputs: LFD's degenerative model) and whether it takes ``state``, a caller-owned dict
+saved in resume checkpoints (``state=None``: evaluation, the state unused).
 
-Every function computes in float32 at least whatever the logits' dtype, so they are safe under
-bf16 autocast (:func:`float_logits`). The MixCE token weight ``eta + (1 - eta) * stopgrad(q)``
-lives in :func:`mixce_weight` only; the synthetic track uses it on its count matrices too.
+All compute in float32 at least (:func:`float_logits`: safe under bf16 autocast). MixCE's
+token weight lives in :func:`mixce_weight` only; the synthetic track uses it too.
 """
 
 from __future__ import annotations
@@ -140,11 +136,8 @@ def mixce(logits: Tensor, targets: Tensor, mask: Tensor, eta: float, **_: float)
 @register("tailr", hyper={"gamma": None, "w_min": 0.0})
 def tailr(logits: Tensor, targets: Tensor, mask: Tensor, gamma: float, w_min: float) -> Tensor:
     """TaiLr (Ji et al. 2023): ``mean_t -w_t log q(x_t)``, detached weight
-    ``w_t = clamp(q_t / (gamma + (1 - gamma) q_t), w_min, 1)`` (gamma = 0: MLE; 1: w_t = q_t).
-
-    Computed in log space, ``log w = log q - logaddexp(log gamma, log(1-gamma) + log q)``, so an
-    underflowing q never gives 0/0. ``w_min`` (default 0: none) is TaiLr's floor that keeps rare
-    tokens from being ignored.
+    ``w_t = clamp(q_t / (gamma + (1 - gamma) q_t), w_min, 1)`` (gamma = 0: MLE; 1: w_t = q_t),
+    in log space (an underflowing q never gives 0/0). ``w_min``: TaiLr's floor for rare tokens.
     """
     if not 0.0 <= gamma <= 1.0:
         raise ValueError(f"tailr: gamma must be in [0, 1], got {gamma}")
@@ -168,17 +161,13 @@ def loss_truncation(
 ) -> Tensor:
     """Loss truncation (Kang and Hashimoto 2020): NLL without the highest-loss sequences.
 
-    ``l_i`` is row i's mean token NLL. ``state`` keeps a ring buffer of the last ``buffer``
-    sequence losses seen in training (``state["losses"]``, float32, CPU; ``state["seen"]``:
-    how many were ever pushed). Each call pushes this micro-batch's losses, then, once the
-    buffer is full (these included), drops every row with ``l_i > quantile(buffer, 1 - c)``
-    (linear interpolation, as numpy's percentile). The loss is the kept rows' NLL summed over
-    real tokens / the batch's real tokens: dropped rows count as zero, as the reference
-    ``LossDropper`` multiplies them out, so micro-batch token weighting is unchanged.
-
-    ``state=None`` (evaluation): plain token-mean NLL. Unlike the reference code, the cut-off
-    is recomputed at every call (it does every ``recompute`` = 10000 losses) and ties with the
-    cut-off are kept (it keeps ``l < cut``).
+    ``state`` is a ring buffer of the last ``buffer`` row mean NLLs ``l_i`` seen in training
+    (``state["losses"]``, float32, CPU; ``state["seen"]``: how many ever pushed). Each call
+    pushes this micro-batch's, then, once the buffer is full, drops rows with
+    ``l_i > quantile(buffer, 1 - c)`` (linear, as numpy's percentile). Loss: kept rows' token
+    NLL sum / the batch's real tokens (dropped rows count as zero, as the reference
+    ``LossDropper``). ``state=None``: token-mean NLL. Unlike the reference, the cut-off is
+    recomputed every call (it: every 10000 losses) and ties with it are kept (it: ``l < cut``).
     """
     nll = -token_logprobs(logits, targets)
     if state is None:
@@ -230,9 +219,7 @@ def previous_context_candidates(targets: Tensor, mask: Tensor, vocab: int) -> Te
 def unlikelihood(logits: Tensor, targets: Tensor, mask: Tensor, alpha: float) -> Tensor:
     """Token-level unlikelihood training (Welleck et al. 2020):
     ``mean_t [-log q(x_t) + alpha sum_{c in C_t} -log max(1 - q(c), 1e-5)]``, C_t the
-    :func:`previous_context_candidates`; the clamp at 1e-5 is the reference implementation's.
-    Memory: one boolean (B, T, V + 1) tensor besides the float32 probabilities.
-    """
+    :func:`previous_context_candidates`; the clamp at 1e-5 is the reference implementation's."""
     logp = F.log_softmax(float_logits(logits), dim=-1)
     nll = -logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     candidates = previous_context_candidates(targets, mask, logits.shape[-1])
@@ -243,12 +230,8 @@ def unlikelihood(logits: Tensor, targets: Tensor, mask: Tensor, alpha: float) ->
 
 @register("truncated_ce", hyper={"keep": 0.5})
 def truncated_ce(logits: Tensor, targets: Tensor, mask: Tensor, keep: float) -> Tensor:
-    """LFD's degenerative-model loss: mean NLL of the ``keep`` fraction of lowest-NLL tokens.
-
-    Of the batch's n real tokens (in training: one micro-batch's, so the quantile is per
-    micro-batch), the ``k = max(1, ceil(keep * n))`` with the smallest NLL (ties by position, a
-    stable sort); the others get no gradient. keep = 1 is MLE.
-    """
+    """LFD's degenerative-model loss: mean NLL of the ``k = max(1, ceil(keep * n))`` lowest-NLL
+    of the n real tokens of the (micro-)batch, ties by position; the rest get no gradient."""
     if not 0.0 < keep <= 1.0:
         raise ValueError(f"truncated_ce: keep must be in (0, 1], got {keep}")
     nll = -token_logprobs(logits, targets)[mask]
@@ -263,14 +246,11 @@ def truncated_ce(logits: Tensor, targets: Tensor, mask: Tensor, keep: float) -> 
 def lfd(
     logits: Tensor, targets: Tensor, mask: Tensor, mle_weight: float, reference_logits: Tensor
 ) -> Tensor:
-    """LFD's main-model loss (product of experts with a frozen degenerative model):
+    """LFD's main-model loss (product of experts with a frozen degenerative model r):
     ``mean_t -log softmax(log_softmax(z_t) + stopgrad(log_softmax(r_t)))[x_t]
-    + mle_weight * mean_t -log softmax(z_t)[x_t]``, z the logits, r ``reference_logits``.
-
-    The LFD paper's main loss "includes both standard MLE and PoE-based loss" without a weight
-    we could recover; ``mle_weight`` is our choice, 0 by default (PoE only). A uniform
-    reference makes the PoE term MLE.
-    """
+    + mle_weight * mean_t -log softmax(z_t)[x_t]``. The LFD paper's loss "includes both
+    standard MLE and PoE-based loss" with no weight we could recover: ``mle_weight`` is ours,
+    0 by default (PoE only)."""
     logp = F.log_softmax(float_logits(logits), dim=-1)
     ref = F.log_softmax(float_logits(reference_logits.detach()), dim=-1)
     poe = F.log_softmax(logp + ref, dim=-1)

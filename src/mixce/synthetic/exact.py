@@ -1,14 +1,11 @@
 """The exact estimator in NumPy: Q's network, every objective's gradient and Adam by hand.
 
-The CPU default of ``synthetic.train.estimator: exact``, with the same losses and gradients as
-the PyTorch reference (:mod:`mixce.synthetic.objectives`, for GPUs and the Gumbel estimator;
-tests check they agree). Why NumPy: far fewer array operations per step (no graph, parameters
-as one flat vector for Adam; 2-6x faster at V <= 100, about even at V = 1000, where the matrix
-products dominate: bench/synthetic.py --steps-only); one exp per step, buffers reused; and no
-torch import (1.5-3 s of start-up per job, 580 jobs in the grid).
-
-The network maps every input state (V tokens, then BOS) to next-token logits, a (V + 1) x V
-matrix Z, rows in the order of the count matrices of :mod:`mixce.synthetic.data`.
+The CPU default of ``synthetic.train.estimator: exact``: the losses and gradients of the
+PyTorch reference (:mod:`mixce.synthetic.objectives`; tests check they agree). Why NumPy: no
+graph, one flat parameter vector, one exp per step, buffers reused (2-6x faster at V <= 100,
+about even at V = 1000: bench/synthetic.py --steps-only), and no torch import (1.5-3 s of
+start-up per job, 580 jobs in the grid). The network maps every input state (V tokens, then
+BOS) to a (V + 1) x V matrix Z of next-token logits, rows as in :mod:`mixce.synthetic.data`.
 """
 
 from __future__ import annotations
@@ -113,8 +110,7 @@ class Adam:
         self.param, self.lr, self.weight_decay, self.t = param, lr, weight_decay, 0
         self.m, self.v = np.zeros_like(param), np.zeros_like(param)
 
-    def step(self, g: np.ndarray) -> None:
-        """One update from the gradient ``g`` (overwritten)."""
+    def step(self, g: np.ndarray) -> None:  # g is overwritten
         self.t += 1
         b1, b2 = 0.9, 0.999
         step_size = self.lr / (1.0 - b1**self.t)
@@ -135,12 +131,11 @@ class Adam:
 
 
 def power_chain(step, first, length: int) -> tuple[list, float]:
-    """x_1 = first, x_{k+1} = step(x_k) for up to ``length`` vectors, stopped early when the
-    chain has vanished (||x|| < OCCUPANCY_TOL ||first||: later terms are 0) or has become
-    geometric, x_{k+1} = rho x_k up to GEOMETRIC_TOL. Returns (explicit vectors, rho; 0 unless
-    geometric). NumPy arrays or torch tensors. rho = <x_{k+1}, x_k> / <x_k, x_k> is computed
-    on both vectors divided by max |x_k|: a chain of tiny numbers (a Q whose start row puts
-    ~1e-19 on every token) would otherwise square to 0 in float32, and run its whole length."""
+    """(explicit vectors, rho) of x_1 = first, x_{k+1} = step(x_k) (NumPy or torch), at most
+    ``length`` vectors, stopped when vanished (||x|| < OCCUPANCY_TOL ||first||; rho 0) or
+    geometric, x_{k+1} = rho x_k up to GEOMETRIC_TOL. rho = <x_{k+1}, x_k> / <x_k, x_k> on both
+    divided by max |x_k|: a chain of tiny numbers (a Q start row of ~1e-19 per token) would
+    otherwise square to 0 in float32 and run its whole length."""
     xs = [first]
     scale = float(abs(first).sum())
     if scale == 0.0:
@@ -181,13 +176,11 @@ class Occupancy:
 
 
 def occupancy_forward(start, a, steps: int, step=None, stack=np.stack) -> tuple[Any, Occupancy]:
-    """n = sum_{t=1..K} u_t, u_1 = start, u_{t+1} = u_t A (K = ``steps``; ``step`` computes
-    u A, default ``u @ a``; torch passes its own ``step`` and ``stack``). A is sub-stochastic
-    (Q between non-EOS tokens). By Perron-Frobenius u_t soon becomes geometric, u_{t+1} =
-    rho u_t, rho the dominant eigenvalue (A is positive, the gap usually large); so do the
-    adjoint vectors A^s g. Both recursions run only until that holds to GEOMETRIC_TOL and the
-    rest is summed in closed form, in the values and the gradient; a chain that never becomes
-    geometric runs to the end, so either way the result is exact to that tolerance, and the
+    """n = sum_{t=1..K} u_t, u_1 = start, u_{t+1} = u_t A (K = ``steps``; torch passes its own
+    ``step``, u A, and ``stack``). A (Q between non-EOS tokens) is sub-stochastic and positive:
+    by Perron-Frobenius u_t, and the adjoint's A^s g, soon become geometric (rho the dominant
+    eigenvalue, the gap usually large). Both recursions run until that holds to GEOMETRIC_TOL
+    (or to the end) and the rest is summed in closed form: exact to that tolerance, and the
     gradient for A is one matrix product, not K rank-one updates."""
     us, rho = power_chain(step or (lambda x: x @ a), start, steps)
     big_u = stack(us)
@@ -208,8 +201,7 @@ def occupancy_backward(
     prefix = np.cumsum(big_w, axis=0)
     c_w = np.cumsum(geometric_coefficients(s1 + 1, rho_w, max(k, 1)))
 
-    def lam_rows(n_idx: np.ndarray) -> np.ndarray:
-        """sum_{s<=N} w_s for each N in n_idx (rows)."""
+    def lam_rows(n_idx: np.ndarray) -> np.ndarray:  # sum_{s<=N} w_s for each N in n_idx
         return prefix[np.minimum(n_idx, s1)] + c_w[n_idx, None].astype(grad.dtype) * big_w[-1]
 
     grad_start += lam_rows(np.array([k - 1]))[0]
@@ -423,12 +415,9 @@ def _js(
     need_grad: bool,
     clamp: float | None = None,
 ) -> tuple[float, np.ndarray | None]:
-    """JS with the sequence-level mixture M = eta P + (1 - eta) Q (exact estimator).
-
-    P side: ``js_samples`` data sequences; Q side: as many drawn from Q, score-function
-    gradient with a leave-one-out baseline. d/dlog Q(x) of log P(x) - log M(x) is -s, of
-    log Q(x) - log M(x) 1 - s, s = d log M / d log Q (:func:`mixture_share`).
-    """
+    """JS with the sequence-level mixture M = eta P + (1 - eta) Q: ``js_samples`` data
+    sequences, as many drawn from Q (score function, leave-one-out baseline). d/dlog Q(x) of
+    log P(x) - log M(x) is -s, of log Q(x) - log M(x) 1 - s, s = :func:`mixture_share`."""
     if data.seqs is None or data.seq_log_p is None:
         raise ValueError("JS needs the data's sequences (make_target(with_sequences=True))")
     v = log_q.shape[1]
@@ -437,21 +426,18 @@ def _js(
     sub = _Transitions(data.seqs.subset(idx), v, data.count_forced)
     lp_data = data.seq_log_p[idx]
     lq_data = sub.sums(log_q)
-    lm_data = log_mixture(eta, lp_data, lq_data, clamp)
-    p_side = float((lp_data - lm_data).mean())
+    p_side = float((lp_data - log_mixture(eta, lp_data, lq_data, clamp)).mean())
     drawn = _Transitions(
         sample_sequences(q.astype(np.float64), js_samples, data.max_length, rng), v
     )
     lq = drawn.sums(log_q)
     lp = drawn.sums(data.log_p)
-    lm = log_mixture(eta, lp, lq, clamp)
-    f = lq - lm
+    f = lq - log_mixture(eta, lp, lq, clamp)
     value = eta * p_side + (1.0 - eta) * float(f.mean())
     if not need_grad:
         return value, None
     shape = log_q.shape
-    s_data = mixture_share(eta, lp_data, lq_data, clamp)
-    g_logq = sub.weighted_counts(-eta * s_data / sub.n, shape)
+    g_logq = sub.weighted_counts(-eta * mixture_share(eta, lp_data, lq_data, clamp) / sub.n, shape)
     s_q = mixture_share(eta, lp, lq, clamp)
     baseline = (f.sum() - f) / max(len(f) - 1, 1)
     g_logq += drawn.weighted_counts((1.0 - eta) * (1.0 - s_q + f - baseline) / len(f), shape)
@@ -482,10 +468,11 @@ def train(
     net_rng = np.random.default_rng([seed, 2])
     v = p_chain.shape[1]
     log_p = np.log(p_chain + cfg.log_eps)
-    is_js = objective == "js"
-    count_forced, js_clamp = cfg.counts_forced_eos(), cfg.js_clamp_limit()
-    data = make_target(log_p, train_seqs, cfg.max_length, dtype, is_js, count_forced)
-    dev = make_target(log_p, dev_seqs, cfg.max_length, dtype, is_js, count_forced)
+    js_clamp = cfg.js_clamp_limit()
+    data, dev = (
+        make_target(log_p, s, cfg.max_length, dtype, objective == "js", cfg.counts_forced_eos())
+        for s in (train_seqs, dev_seqs)
+    )
     params = init_params(v, cfg.hidden_size, net_rng, dtype)
     opt = Adam(params.flat, cfg.lr, cfg.weight_decay)
     compare = Comparer(p_chain)

@@ -17,15 +17,13 @@ Estimators of the expectations under Q:
 
 - ``exact``: for a bigram chain, E_Q[sum_t l(x_{t-1}, x_t)] = sum_r n_Q(r) sum_b Q[r, b] l(r, b),
   n_Q(r) the expected visits of state r at positions whose successor is drawn
-  (:func:`mixce.synthetic.exact.occupancy`): a closed form in Q, differentiated by hand
-  (:func:`exact_value_and_grad`). JS's sequence-level mixture does not factor over
-  transitions: its Q side uses sequences drawn from Q with the score-function gradient
-  (leave-one-out baseline).
-- ``gumbel``: the paper's straight-through Gumbel-softmax samples fed back through the
-  embedding (:func:`gumbel_rollout`).
+  (:func:`mixce.synthetic.exact.occupancy`), differentiated by hand
+  (:func:`exact_value_and_grad`). JS's sequence-level mixture does not factor: its Q side
+  draws sequences from Q, score-function gradient (leave-one-out baseline).
+- ``gumbel``: the paper's straight-through Gumbel-softmax samples (:func:`gumbel_rollout`).
 
-The data terms (forward, MixCE) are sums over a count matrix: the same loss and gradient as
-summing the per-token losses over the sequences that made the counts.
+The data terms (forward, MixCE) are sums over a count matrix (same loss and gradient as over
+the sequences that made the counts).
 """
 
 from __future__ import annotations
@@ -57,8 +55,8 @@ def occupancy_forward(
 def occupancy_backward(
     state: Occupancy, grad: torch.Tensor, out: tuple[torch.Tensor, torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(dL/dstart, dL/dA) from dL/dn = ``grad``, the exact adjoint of occupancy_forward, added
-    into ``out`` = (start buffer, A buffer) (no V x V temporary)."""
+    """:func:`mixce.synthetic.exact.occupancy_backward` on torch tensors, added into ``out`` =
+    (start buffer, A buffer) (no V x V temporary)."""
     big_u, a, k, rho_u = state.big_u, state.a, state.steps, state.rho
     m = big_u.shape[0]
     grad_start, grad_a = out
@@ -69,8 +67,7 @@ def occupancy_backward(
     prefix = big_w.cumsum(0)
     c_w = np.cumsum(geometric_coefficients(s1 + 1, rho_w, max(k, 1)))
 
-    def lam_rows(n_idx: np.ndarray) -> torch.Tensor:
-        """Wsum(N) = sum_{s<=N} w_s for each N in n_idx (rows)."""
+    def lam_rows(n_idx: np.ndarray) -> torch.Tensor:  # sum_{s<=N} w_s for each N in n_idx
         head = prefix[torch.from_numpy(np.minimum(n_idx, s1)).to(prefix.device)]
         return head + torch.from_numpy(c_w[n_idx]).to(grad)[:, None] * big_w[-1]
 
@@ -99,10 +96,9 @@ def count_loss(log_q: torch.Tensor, counts: torch.Tensor, n_seq: int, eta: float
 def sequence_logq(log_q: torch.Tensor, seqs: Sequences, count_forced: bool = False) -> torch.Tensor:
     """log Q(x) of each sequence (sum over its counted transitions, a forced EOS only with
     ``count_forced``), differentiable."""
-    v = log_q.shape[1]
     prev, nxt, seq = (
         torch.from_numpy(a.astype(np.int64)).to(log_q.device)
-        for a in seqs.transitions(v, count_forced)
+        for a in seqs.transitions(log_q.shape[1], count_forced)
     )
     return log_q.new_zeros(len(seqs)).index_add(0, seq, log_q[prev, nxt])
 
@@ -113,9 +109,9 @@ log_mixture = functools.partial(exact.log_mixture, xp=torch)  # on torch tensors
 def gumbel_rollout(
     model: NeuralBigram, log_p: torch.Tensor, n: int, max_length: int, tau: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw n sequences from Q with straight-through Gumbel-softmax (hard one-hot forward,
-    soft backward), each one-hot fed back through the embedding. Returns per-sequence
-    log Q(x) and log P(x) over the drawn positions 1 .. max_length - 1 (paper / reference)."""
+    """Per-sequence log Q(x) and log P(x) of n sequences drawn from Q with straight-through
+    Gumbel-softmax (hard forward, soft backward), each one-hot fed back through the embedding,
+    over the drawn positions 1 .. max_length - 1 (paper / reference)."""
     v = model.vocab_size
     logits = model(torch.full((n,), v, dtype=torch.long, device=log_p.device))
     prev_log_p = log_p[v].expand(n, v)
@@ -200,10 +196,9 @@ def exact_value_and_grad(
     need_grad: bool = True,
 ) -> tuple[float, torch.Tensor | None]:
     """Objective ``name``'s value per sequence under the exact estimator and, if asked, its
-    gradient with respect to the (V + 1) x V transition logits, derived by hand (every
-    objective but JS): autograd's numbers (tested) without a graph; the caller runs
-    ``logits.backward(grad)``. With L = log_softmax(Z), Q = exp(L) and softmax's adjoint
-    ``sm(H) = Q * (H - sum_b Q H)`` (row-wise), d/dZ of
+    gradient in the (V + 1) x V transition logits by hand (not JS; autograd's numbers, tested;
+    the caller runs ``logits.backward(grad)``). With L = log_softmax(Z), Q = exp(L) and
+    softmax's adjoint ``sm(H) = Q * (H - sum_b Q H)`` (row-wise), d/dZ of
 
     - the data term -(1/n) sum C w L (w = 1, or MixCE's weight, held fixed) is
       -(1/n) (C w - Q rowsum(C w));
@@ -243,8 +238,6 @@ def exact_value_and_grad(
                     )
                 h.sub_(torch.linalg.vecdot(q, h)[:, None]).mul_(q)
                 grad = h.mul_(1.0 - eta) if grad is None else grad.add_(h, alpha=1.0 - eta)
-    if need_grad and grad is None:  # no term (cannot happen for a known objective)
-        grad = torch.zeros_like(logits)
     return value, grad
 
 
@@ -256,8 +249,7 @@ def _js(
     s: Setting,
     rng: np.random.Generator,
 ) -> tuple[torch.Tensor, float]:
-    """JS with the sequence-level mixture M = eta P + (1 - eta) Q (``s.js_clamp``: see
-    :func:`log_mixture`)."""
+    """JS with the sequence-level mixture M = eta P + (1 - eta) Q (``s.js_clamp``: log_mixture)."""
     if batch.seq_log_p is None:
         raise ValueError("JS needs the batch's per-sequence log P (make_batch(seq_log_p=True))")
     idx = np.sort(rng.choice(batch.n_seq, size=min(s.js_samples, batch.n_seq), replace=False))
