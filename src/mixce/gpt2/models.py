@@ -49,8 +49,7 @@ def scratch_model(spec: dict[str, int], seed: int) -> Any:
 def hub_model(
     name: str, revision: str | None = None, cache_dir: str | os.PathLike[str] | None = None
 ) -> Any:
-    """The model ``name`` from the hub or a directory (a commit in ``cache_dir``, None:
-    ``HF_HOME``'s, is read without contacting the hub)."""
+    """``name`` (hub or directory); a commit in ``cache_dir`` (None: HF_HOME's) loads offline."""
     from transformers import AutoModelForCausalLM
 
     cache = None if cache_dir is None else str(cache_dir)

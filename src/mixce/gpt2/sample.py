@@ -186,9 +186,7 @@ def generate(
     if empty:
         raise ValueError(f"{len(empty)} empty prompt(s), the first is prompt {empty[0]}")
     config = getattr(model, "config", None)
-    n_positions = getattr(config, "n_positions", None) or getattr(
-        config, "max_position_embeddings", None
-    )
+    n_positions = getattr(config, "n_positions", getattr(config, "max_position_embeddings", None))
     # The last token fed to the model is the one before the last generated token.
     longest = max((len(p) + b - 1 for p, b in zip(prompts, budgets, strict=True)), default=0)
     if n_positions is not None and longest > n_positions:
@@ -293,10 +291,9 @@ def _choose(
         probs = torch.exp(logits - lse[:, None])
         if decoding.kind == "top_p" and decoding.top_p < 1.0:
             _, order, cdf, n_keep = _nucleus(probs, decoding.top_p)
-            total = cdf.gather(1, (n_keep - 1)[:, None])
-            rank = torch.searchsorted(cdf, u[:, None] * total, right=True)
-            rank = torch.minimum(rank, (n_keep - 1)[:, None])
-            token = order.gather(1, rank).squeeze(1)
+            last = (n_keep - 1)[:, None]
+            rank = torch.searchsorted(cdf, u[:, None] * cdf.gather(1, last), right=True)
+            token = order.gather(1, torch.minimum(rank, last)).squeeze(1)
         else:
             cdf = probs.double().cumsum(dim=-1)
             token = torch.searchsorted(cdf, u[:, None] * cdf[:, -1:], right=True).squeeze(1)

@@ -82,9 +82,8 @@ class TrainSettings:
 
     @classmethod
     def from_config(cls, gpt2: Mapping[str, Any], model: str, job: Any = None) -> dict[str, Any]:
-        """The fields the config sets (config ``gpt2``), in field order, of the finetuning
-        ``job`` (a mixce.gpt2.plan.FinetuneJob) of ``model``, or with None of its MLE
-        pretraining. A dict, the rules' params.settings: TrainSettings(**fields) makes one."""
+        """The fields the config ``gpt2`` sets, in field order, of ``model``'s finetuning ``job``
+        (a mixce.gpt2.plan.FinetuneJob; None: its MLE pretraining): the rules' params.settings."""
         stage = gpt2["finetune"] if job else gpt2["pretrain"]
         return {
             "objective": job.objective if job else "mle",
@@ -149,9 +148,8 @@ class CheckpointError(RuntimeError):
 class StopOnSignal:
     """Context manager: SIGTERM (and SIGINT) set a flag that the loop checks between steps."""
 
-    def __init__(self, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> None:
-        self.signals = tuple(signals)
-        self.received: int | None = None
+    signals = (signal.SIGTERM, signal.SIGINT)
+    received: int | None = None
 
     def __enter__(self) -> StopOnSignal:
         self._previous = {sig: signal.signal(sig, self._handle) for sig in self.signals}
@@ -433,8 +431,7 @@ def train(
 ) -> dict[str, Any]:
     """Train ``model`` on ``train_texts`` (ids ending in EOS); the run's summary, log rows under
     ``"log"``. ``work_dir`` (outside the job's outputs, which Snakemake removes on failure) gets
-    ``resume.pt`` (~12 bytes a parameter) and ``best/``. Raises :class:`Preempted` after saving
-    a checkpoint when ``should_stop()`` turns true."""
+    ``resume.pt`` (~12 bytes a parameter) and ``best/``; :class:`Preempted` on ``should_stop()``."""
     if not train_texts or not dev_texts:
         raise ValueError(f"need train and dev texts, got {len(train_texts)} and {len(dev_texts)}")
     spec = get_spec(settings.objective)
