@@ -36,9 +36,6 @@ MUTATING_METHODS = frozenset(
 Need = tuple[str, ...]
 
 
-# --------------------------------------------------------------------------- canonical text
-
-
 def _is_string_statement(node: object) -> bool:
     """A docstring or any other string-only expression statement (no effect when run)."""
     return (
@@ -67,14 +64,6 @@ def canonical_dump(node: ast.AST | list | object) -> str:
         kept = [canonical_dump(item) for item in node if not _is_string_statement(item)]
         return f"[{', '.join(kept)}]"
     return repr(node)
-
-
-def digest(text: str) -> str:
-    """The first :data:`DIGEST_CHARS` hex digits of the SHA-256 of ``text``."""
-    return hashlib.sha256(text.encode()).hexdigest()[:DIGEST_CHARS]
-
-
-# --------------------------------------------------------------------------- statements
 
 
 @dataclass
@@ -227,9 +216,7 @@ def _is_main_block(node: ast.stmt) -> bool:
         isinstance(test, ast.Compare)
         and isinstance(test.left, ast.Name)
         and test.left.id == "__name__"
-        and len(test.comparators) == 1
-        and isinstance(test.comparators[0], ast.Constant)
-        and test.comparators[0].value == "__main__"
+        and [getattr(c, "value", None) for c in test.comparators] == ["__main__"]
     )
 
 
@@ -265,18 +252,9 @@ def _statements(tree: ast.Module, current: str, is_package: bool) -> list[Statem
                 else:
                     single = ast.ImportFrom(module=node.module, names=[alias], level=node.level)
                     label = f"from {'.' * node.level}{node.module or ''} import {alias.name}"
-                out.append(
-                    Statement(
-                        kind="import",
-                        label=label,
-                        dump=canonical_dump(single),
-                        defines=frozenset({bound}),
-                        refs=frozenset(),
-                        mutates=frozenset(),
-                        use_needs=tuple(use),
-                        import_needs=tuple(run),
-                    )
-                )
+                dump, no = canonical_dump(single), frozenset()
+                defines = frozenset({bound})
+                out.append(Statement("import", label, dump, defines, no, no, (*use,), (*run,)))
             continue
         reader = _Reader(current, is_package)
         reader.visit(node)
@@ -362,9 +340,6 @@ def parse_module(name: str, path: Path, is_package: bool = False) -> Module:
         if root:
             module.roots.append(i)
     return module
-
-
-# --------------------------------------------------------------------------- closure
 
 
 class CodeIndex:
@@ -453,14 +428,8 @@ class CodeIndex:
                     queue.append(("all", name))  # not found statically: all of it
         finally:
             del self._modules[main.name]
-        order = [main.name] + sorted(set(included) - {main.name})
-        modules = {main.name: main}
-        return {
-            (str(script) if name == main.name else name): (
-                modules.get(name) or self.module(name),
-                sorted(included[name]),
-            )
-            for name in order
+        return {str(script): (main, sorted(included.pop(main.name)))} | {
+            name: (self.module(name), sorted(included[name])) for name in sorted(included)
         }
 
     def fingerprint(self, script: Path, label: str | None = None) -> dict[str, str]:
@@ -469,7 +438,8 @@ class CodeIndex:
         out = {}
         for key, (mod, indices) in self.closure(script).items():
             text = "\n".join(mod.statements[i].dump for i in indices)
-            out[label if label is not None and key == str(script) else key] = digest(text)
+            key = label if label is not None and key == str(script) else key
+            out[key] = hashlib.sha256(text.encode()).hexdigest()[:DIGEST_CHARS]
         return out
 
 
