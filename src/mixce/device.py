@@ -185,8 +185,7 @@ def _first_kernel(index: int) -> None:
 
 
 def _no_cuda(said: str, everything: str, version: str) -> str:
-    """Why CUDA is unavailable, from what torch ``said`` (``everything``: all it said, lower
-    case, warnings included)."""
+    """Why CUDA is unavailable, from what torch ``said`` (``everything``: all, lower case)."""
     import torch
 
     cuda, said = str(torch.version.cuda), said.strip()

@@ -106,8 +106,7 @@ def mean_seq_rep_n(texts_tokens: Iterable[Sequence[Hashable]], n: int = 4) -> fl
 
 
 def _closest_other_length(sorted_lengths: list[int], length: int) -> int:
-    """NLTK's closest reference length among ``sorted_lengths`` without one ``length`` (the
-    hypothesis itself): the nearest, the shorter on a tie."""
+    """NLTK's closest reference length, ``length`` (the hypothesis) left out; shorter on a tie."""
     i = bisect.bisect_left(sorted_lengths, length)
     others = sorted_lengths[max(0, i - 1) : i] + sorted_lengths[i + 1 : i + 2]
     return min(others, key=lambda other: (abs(other - length), other))
