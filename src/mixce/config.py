@@ -35,9 +35,6 @@ class ConfigError(ValueError):
         super().__init__("\n".join(self.problems))
 
 
-# --------------------------------------------------------------------------- loading
-
-
 def merge_configs(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` updated with ``override`` by :func:`snakemake.utils.update_config`, on copies."""
     from snakemake.utils import update_config
@@ -89,9 +86,6 @@ def selected_inits(config: Mapping[str, Any]) -> list[str]:
     return list(
         synthetic["inits"] if synthetic.get("use_inits") is None else synthetic["use_inits"]
     )
-
-
-# --------------------------------------------------------------------------- schema
 
 
 def _strict_integer(_checker: Any, instance: Any) -> bool:
@@ -149,8 +143,8 @@ def _inline_refs(schema: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_schema(schema_path: Path | str | None = None) -> dict[str, Any]:
-    """The config schema (default :data:`DEFAULT_SCHEMA_PATH`), checked as JSON Schema
-    2020-12, with its ``$ref`` entries inlined."""
+    """The schema (default :data:`DEFAULT_SCHEMA_PATH`), checked as JSON Schema 2020-12,
+    ``$ref`` inlined."""
     path = Path(schema_path).resolve() if schema_path is not None else DEFAULT_SCHEMA_PATH
     if path not in _schema_cache:
         with path.open(encoding="utf-8") as handle:
@@ -158,9 +152,6 @@ def load_schema(schema_path: Path | str | None = None) -> dict[str, Any]:
         _Validator.check_schema(schema)
         _schema_cache[path] = _inline_refs(schema)
     return _schema_cache[path]
-
-
-# --------------------------------------------------------------------------- plain words
 
 
 def _format_path(parts: Iterable[str | int]) -> str:
@@ -223,14 +214,6 @@ def _describe(schema: Any) -> str:
     return "a valid value"
 
 
-def _yaml_string_hint(value: Any, schema: Mapping[str, Any]) -> str:
-    if schema.get("type") == "number" and isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            float(value)
-            return " (YAML reads numbers such as 1e-30 as strings: write 1.0e-30)"
-    return ""
-
-
 def _key(parts: PathParts, text: str) -> Problem:
     return parts, f"config key {_format_path(parts)} {text}"
 
@@ -264,7 +247,10 @@ def _schema_problems(error: jsonschema.ValidationError) -> Iterator[Problem]:
     else:  # type, enum, const, minimum, maximum, pattern, minItems, uniqueItems, ...
         shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
         message = f"= {shown} is not allowed: must be {_describe(schema)}"
-        message += _yaml_string_hint(value, schema)
+        if schema.get("type") == "number" and isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                float(value)
+                message += " (YAML reads numbers such as 1e-30 as strings: write 1.0e-30)"
         if keyword == "uniqueItems":
             repeated: list[Any] = []
             for i, item in enumerate(value):
@@ -272,9 +258,6 @@ def _schema_problems(error: jsonschema.ValidationError) -> Iterator[Problem]:
                     repeated.append(value[value.index(item)])
             message += f" ({', '.join(map(repr, repeated))} appears more than once)"
         yield _key(parts, message)
-
-
-# --------------------------------------------------------------------------- cross-key rules
 
 
 def _one_of(parts: PathParts, value: Any, what: str, allowed: Iterable[Any]) -> Problem:
@@ -405,15 +388,10 @@ def _gpt2_problems(gpt2: Mapping[str, Any]) -> Iterator[Problem]:
         )
 
 
-# --------------------------------------------------------------------------- validation
-
-
 def validate_config(config: Mapping[str, Any], schema_path: Path | str | None = None) -> None:
-    """Check a merged configuration (not modified) against the schema (default
-    :data:`DEFAULT_SCHEMA_PATH`; integers must be true integers, not 7.0), then
-    :func:`cross_key_problems` on the sections that match it. Raises :class:`ConfigError`:
-    one line per problem, sorted by key, naming the key as a dotted path
-    (``synthetic.etas[2]``), the bad value and the allowed values."""
+    """Check a merged config (not modified) against the schema (true integers only, not 7.0),
+    then :func:`cross_key_problems` on the sections that match it. :class:`ConfigError` has one
+    line per problem, sorted by key: the dotted key (``synthetic.etas[2]``), value, allowed."""
     if not isinstance(config, Mapping):
         raise ConfigError(
             [f"the configuration must be a mapping of config keys, not {_type_name(config)}"]

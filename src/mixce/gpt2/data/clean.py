@@ -103,8 +103,6 @@ CLEANERS: dict[str, Callable[[str], str | None]] = {
 }
 
 
-# --------------------------------------------------------------------------- official
-
 # The Moses script leaves a line that looks like one XML / HTML tag as it is.
 _TAG_LINE = re.compile(r"<.+>")
 # Stand-ins while sacremoses runs (Unicode noncharacters, reserved for internal use): an empty
@@ -173,8 +171,7 @@ def moses_detokenize(text: str) -> str:
 
 def strip_at_marks(text: str) -> str:
     """Every ``" @"`` deleted, then every ``"@ "`` (the released WikiText script's two ``sed``
-    passes): ``"1 @,@ 000"`` -> ``"1,000"``, ``"a @-@ b"`` -> ``"a-b"``, ``"x @ y"`` -> ``"x y"``.
-    """
+    passes): ``"1 @,@ 000"`` -> ``"1,000"``, ``"x @ y"`` -> ``"x y"``."""
     return text.replace(" @", "").replace("@ ", "")
 
 
