@@ -166,15 +166,12 @@ class _Reader(ast.NodeVisitor):
     def visit_Global(self, node: ast.Global) -> None:
         self.globals.update(node.names)
 
-    def visit_Attribute(self, node: ast.Attribute) -> None:
+    def visit_Attribute(self, node: ast.Attribute | ast.Subscript) -> None:
         if isinstance(node.ctx, ast.Store | ast.Del):
             self._mutated(node)
         self.generic_visit(node)
 
-    def visit_Subscript(self, node: ast.Subscript) -> None:
-        if isinstance(node.ctx, ast.Store | ast.Del):
-            self._mutated(node)
-        self.generic_visit(node)
+    visit_Subscript = visit_Attribute
 
     def visit_Call(self, node: ast.Call) -> None:
         if isinstance(node.func, ast.Attribute) and node.func.attr in MUTATING_METHODS:
