@@ -251,7 +251,9 @@ def _statements(tree: ast.Module, current: str, is_package: bool) -> list[Statem
                     label = f"from {'.' * node.level}{node.module or ''} import {alias.name}"
                 dump, no = canonical_dump(single), frozenset()
                 defines = frozenset({bound})
-                out.append(Statement("import", label, dump, defines, no, no, (*use,), (*run,)))
+                out.append(
+                    Statement("import", label, dump, defines, no, no, tuple(use), tuple(run))
+                )
             continue
         reader = _Reader(current, is_package)
         reader.visit(node)
