@@ -66,8 +66,7 @@ if JOB_PER_SEED and workflow.is_main_process:
 
 
 def seed_files(name, path):
-    """Files ``path`` (with ``{seed}``) of a job of ``name``: one per sampling seed, or
-    ``path`` itself where the rule has one job per seed (JOB_PER_SEED)."""
+    """Files ``path`` (with ``{seed}``) of a ``name`` job: one per seed, or one (JOB_PER_SEED)."""
     return path if name in JOB_PER_SEED else expand(path, seed=SAMPLE_SEEDS, allow_missing=True)
 
 
@@ -93,7 +92,6 @@ def runtime_estimate(name, wildcards):
 
 
 def _training_estimates(name):
-    """Estimated minutes of the planned jobs of a training rule."""
     if name == "finetune":
         return [runtime_estimate(name, {"model": m, "variant": v}) for _, m, v in FINETUNE_PLAN]
     models = scratch_models(GPT2) if GPT2_ENABLED else []
@@ -200,8 +198,7 @@ def cluster_resources(name):
     """Resources of a rule's jobs from config cluster.rules.<name>: gpu; runtime (per attempt,
     mixce.cluster.job_runtime) and mem_mb, capped by cluster.max_runtime and max_mem_mb. The
     script reads gpu (mixce.device.job_gpus): device ``auto`` is the GPU the job was given, and
-    a job given one stops at once when torch cannot use CUDA (no silent CPU fallback).
-    """
+    a job given one stops at once when torch cannot use CUDA (no silent CPU fallback)."""
     spec = _rule_spec(name)
     training = name in TRAINING_RULES
     grouped = name in GROUPED_RULES

@@ -36,12 +36,11 @@ localrules:
 
 
 def results(*parts):
-    """Path under results/<run>/."""
     return str(Path("results", RUN, *map(str, parts)))
 
 
+# resources/: downloads shared by runs
 def resource(*parts):
-    """Path under resources/ (downloads shared by runs)."""
     return str(Path("resources", *map(str, parts)))
 
 
@@ -121,7 +120,6 @@ def _code_scripts():
 
 @cache
 def _fingerprint(param):
-    """The fingerprint of the rule whose code param is `param` (once per rule)."""
     return _CODE_INDEX.fingerprint(*_code_scripts()[param])
 
 
@@ -202,8 +200,7 @@ def real_text_file(wildcards):
 
 def synthetic_seeds(stage):
     """The per-seed files of a stage (target or data) one synthetic_train job reads."""
-    path = results("synthetic", stage, f"{SYN_SEED}.npz")
-    return expand(path, seed=SEEDS, allow_missing=True)
+    return expand(results("synthetic", stage, f"{SYN_SEED}.npz"), seed=SEEDS, allow_missing=True)
 
 
 SUMMARY = {
@@ -214,7 +211,6 @@ TABLES = ("table1", "table6", "table7", "table11")
 
 
 def synthetic_outputs():
-    """Final outputs of the synthetic branch."""
     if not SYNTHETIC_ENABLED:
         return []
     tables = [path for table in TABLES for path in table_files(table).values()]
@@ -272,7 +268,6 @@ def base_model_dir(model):
 
 
 def model_dir(dataset, model, variant):
-    """Model directory of a variant: the base model, or a finetuned one."""
     if variant == BASE:
         return base_model_dir(model)
     return results("finetune", dataset, model, variant, "model")
@@ -285,7 +280,6 @@ FINETUNE_PLAN = (
 
 
 def planned_finetune(wildcards):
-    """The planned finetuning job of the wildcards (mixce.gpt2.plan.FinetuneJob)."""
     key = (wildcards.dataset, wildcards.model, wildcards.variant)
     # finetune_job raises a KeyError naming a job that is not planned
     return FINETUNE_PLAN[key] if key in FINETUNE_PLAN else finetune_job(GPT2, *key)

@@ -93,16 +93,16 @@ def resolve_max_runtime(
     with :func:`sinfo_limit` once (kept in ``environ[SINFO_ENV]`` for processes it starts)."""
     if value is None or isinstance(value, int):
         return value
-    if not value.startswith(SINFO_PREFIX) or not value[len(SINFO_PREFIX) :]:
+    partitions = value.removeprefix(SINFO_PREFIX)
+    if partitions == value or not partitions:
         raise ClusterLimitError(
             f"cluster.max_runtime = {value!r}: minutes, null, or 'sinfo:<partition>' (e.g. "
             "'sinfo:gpu', 'sinfo:gpu,cpu')"
         )
-    cached = environ.get(SINFO_ENV, "")
-    key, _, minutes = cached.rpartition("=")
+    key, _, minutes = environ.get(SINFO_ENV, "").rpartition("=")
     if key == value:
         return None if minutes == "none" else int(minutes)
-    limit = sinfo_limit(value[len(SINFO_PREFIX) :].split(","), run)
+    limit = sinfo_limit(partitions.split(","), run)
     environ[SINFO_ENV] = f"{value}={'none' if limit is None else limit}"
     return limit
 
