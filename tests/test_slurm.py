@@ -435,7 +435,7 @@ def test_failure_is_reported_and_rerun_sends_only_what_failed(
     for seed in seeds:
         rule_log = f"results/slurmfail/logs/synthetic_target/realtext/V{vocab}/seed{seed}.log"
         assert rule_log in text, f"{rule_log} not reported:\n{tail(proc)}"
-        assert "texts.jsonl:123: not a JSON object" in (workdir / rule_log).read_text()
+        assert "texts.jsonl, line 123: not valid JSON" in (workdir / rule_log).read_text()
     # The error names the Slurm job and its Slurm log (kept, as the job failed), beside the
     # rule's log: "log: <rule log>, <.snakemake/slurm_logs/...> (check log file(s) ...)".
     assert re.search(r"SLURM-job '\d+' failed, SLURM status is: 'FAILED'", text), tail(proc)
