@@ -692,7 +692,7 @@ def test_code_edit_of_one_stage_reruns_it_and_below(test_run: tuple[Path, float]
     the file is restored (content and mtime) afterwards. The edit changes what runs (a
     comment alone reruns nothing: tests/test_reruns.py)."""
     workdir, _ = test_run
-    module = workdir / "src" / "mixce" / "sample.py"
+    module = workdir / "src" / "mixce" / "gpt2" / "sample.py"
     original, stat = module.read_text(), module.stat()
     try:
         module.write_text(original + "\nimport math  # an edit: one more import at import time\n")
