@@ -85,7 +85,9 @@ def test_human_score_against_a_second_draw_then_a_model_against_it(official):
     results, arrays = job.score(units, seed=0, reference=None)
     assert list(results) == ["8", "500"] and list(arrays) == ["len8"]
     ok, skipped = results["8"], results["500"]
-    assert ok["status"] == "ok" and ok["n_fragments"] == 6 and 0 < ok["c_mauve"] <= 1
+    # mauve-text's divergence-curve area can land one ulp above 1 (1.0000000000000002 with
+    # OMP_NUM_THREADS=1): the value is the library's, kept as it is.
+    assert ok["status"] == "ok" and ok["n_fragments"] == 6 and 0 < ok["c_mauve"] <= 1 + 1e-12
     assert skipped == {"status": skipped["status"], "capacity": 0}
     assert skipped["status"].startswith("skipped: 0 fragment positions of")
     assert ("n_words" in ok) == official
