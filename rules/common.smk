@@ -10,13 +10,13 @@ from mixce.gpt2.plan import (
     BASE,
     finetune_job,
     finetune_jobs,
+    model_train_settings,
     parse_variant,
     sample_groups,
     sample_jobs,
     scratch_models,
     variant_name,
 )
-from mixce.gpt2.train import TrainSettings
 from mixce.synthetic.pipeline import eta_str, objective_etas, train_settings
 
 RUN = config["run"]

@@ -25,7 +25,7 @@ rule finetune:
         **cluster_resources("finetune"),
     params:
         code=code(),
-        settings=lambda wc: TrainSettings.from_config(GPT2, wc.model, planned_finetune(wc)),
+        settings=lambda wc: model_train_settings(GPT2, wc.model, planned_finetune(wc)),
         protocol=protocol(
             "grad_clip", "grad_accumulation", "precision", "perplexity_average", "newlines"
         ),

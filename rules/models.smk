@@ -70,7 +70,7 @@ rule pretrain:
         **cluster_resources("pretrain"),
     params:
         code=code(),
-        settings=lambda wc: TrainSettings.from_config(GPT2, wc.model),
+        settings=lambda wc: model_train_settings(GPT2, wc.model),
         architecture=lambda wc: GPT2["models"][wc.model],
         work_dir=lambda wc: results("work", "pretrain", wc.model),
         checkpoint_every=GPT2["finetune"]["checkpoint_every"],

@@ -1,5 +1,6 @@
-"""TrainSettings.from_config: the `settings` params of the finetune and pretrain rules, as the
-rules built them field by field before (a changed value or key order would rerun every job)."""
+"""mixce.gpt2.plan.model_train_settings: the `settings` params of the finetune and pretrain
+rules, as the rules built them field by field before (a changed value or key order would rerun
+every job), and every key a mixce.gpt2.train.TrainSettings field."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import dataclasses
 from pathlib import Path
 
 from mixce.config import load_config
-from mixce.gpt2.plan import finetune_jobs, scratch_models
+from mixce.gpt2.plan import finetune_jobs, model_train_settings, scratch_models
 from mixce.gpt2.train import TrainSettings, protocol_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,7 +22,7 @@ def test_finetune_and_pretrain_settings_from_the_config() -> None:
     assert any(job.hyper for job in jobs), "no objective with hyper-parameters planned"
     for job in jobs:
         micro = gpt2["models"][job.model]["micro_batch_size"]
-        fields = TrainSettings.from_config(gpt2, job.model, job)
+        fields = model_train_settings(gpt2, job.model, job)
         assert fields == {
             "objective": job.objective,
             "hyper": dict(job.hyper),
@@ -38,7 +39,7 @@ def test_finetune_and_pretrain_settings_from_the_config() -> None:
         assert list(fields) == FIELDS[: len(fields)]  # field order: the params' repr
         assert TrainSettings(**protocol_settings(fields, {})).objective == job.objective
     (model,) = scratch_models(gpt2)
-    fields = TrainSettings.from_config(gpt2, model)
+    fields = model_train_settings(gpt2, model)
     assert fields == {
         "objective": "mle",
         "hyper": {},

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -291,6 +292,27 @@ def test_paper_scale_dry_run_counts(workdir: Path) -> None:
     assert counts["score_human"] == 3 * 2
     assert counts["fetch_featurizer"] == 2  # gpt2-large (MAUVE) and SimCSE (coherence)
     assert counts["select_models"] == 1  # a checkpoint: the controlled metrics follow it
+
+
+# Snakemake's own entry point, which at exit names the heavy libraries the parse imported.
+PARSE_IMPORTS = """
+import atexit, sys
+from snakemake.cli import main
+heavy = ("torch", "transformers", "mauve", "simcse")
+atexit.register(lambda: print("HEAVY", [m for m in heavy if m in sys.modules], file=sys.stderr))
+main(sys.argv[1:])
+"""
+
+
+def test_parsing_the_rules_imports_no_torch(workdir: Path) -> None:
+    """Every Slurm job parses the whole Snakefile on its node before its own work: importing
+    torch there (rules/common.smk once reached mixce.gpt2.train) cost 3.7 s per job."""
+    args = ["-n", "--quiet", "rules", "--configfile", "config/test.yaml"]
+    proc = subprocess.run(
+        [sys.executable, "-c", PARSE_IMPORTS, *args], cwd=workdir, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "HEAVY []" in proc.stderr, proc.stderr[-2000:]
 
 
 def test_bad_config_stops_before_any_job(workdir: Path, tmp_path: Path) -> None:

@@ -123,6 +123,29 @@ class FinetuneJob:
         return f"{self.dataset}/{self.model}/{self.variant}"
 
 
+def model_train_settings(
+    gpt2: Mapping[str, Any], model: str, job: FinetuneJob | None = None
+) -> dict[str, Any]:
+    """The mixce.gpt2.train.TrainSettings fields the config ``gpt2`` sets, in field order, for
+    ``model``'s finetuning ``job`` (None: its MLE pretraining): the rules' params.settings.
+    Here, not in train.py, so that parsing the rules does not import torch (3.7 s a parse, paid
+    by every Slurm job)."""
+    stage = gpt2["finetune"] if job else gpt2["pretrain"]
+    return {
+        "objective": job.objective if job else "mle",
+        "hyper": dict(job.hyper) if job else {},
+        **{key: stage[key] for key in ("lr", "weight_decay", "warmup_steps", "grad_clip")},
+        "epochs": stage["epochs"],
+        "max_steps": None if job else stage["max_steps"],
+        "batch_size": stage["batch_size"],
+        "micro_batch_size": gpt2["models"][model]["micro_batch_size"],
+        "max_length": stage["max_length"],
+        "seed": stage["seed"],
+        "eval_every": gpt2["finetune"]["eval_every"] if job else 0,
+        "dev_batch_size": gpt2["finetune"]["dev_batch_size"],
+    }
+
+
 @dataclass(frozen=True)
 class SampleJob:
     dataset: str

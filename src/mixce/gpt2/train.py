@@ -80,25 +80,6 @@ class TrainSettings:
                     f"{', '.join(get_args(kind))}"
                 )
 
-    @classmethod
-    def from_config(cls, gpt2: Mapping[str, Any], model: str, job: Any = None) -> dict[str, Any]:
-        """The fields the config ``gpt2`` sets, in field order, of ``model``'s finetuning ``job``
-        (a mixce.gpt2.plan.FinetuneJob; None: its MLE pretraining): the rules' params.settings."""
-        stage = gpt2["finetune"] if job else gpt2["pretrain"]
-        return {
-            "objective": job.objective if job else "mle",
-            "hyper": dict(job.hyper) if job else {},
-            **{key: stage[key] for key in ("lr", "weight_decay", "warmup_steps", "grad_clip")},
-            "epochs": stage["epochs"],
-            "max_steps": None if job else stage["max_steps"],
-            "batch_size": stage["batch_size"],
-            "micro_batch_size": gpt2["models"][model]["micro_batch_size"],
-            "max_length": stage["max_length"],
-            "seed": stage["seed"],
-            "eval_every": gpt2["finetune"]["eval_every"] if job else 0,
-            "dev_batch_size": gpt2["finetune"]["dev_batch_size"],
-        }
-
     def objective_kwargs(self) -> dict[str, float]:
         """The objective's hyper-parameters, defaults filled in, as keyword arguments."""
         return check_hyper(self.objective, self.hyper)
