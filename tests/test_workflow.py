@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from layout import copy_workflow
-from snakemake_run import job_counts, snakemake
+from snakemake_run import TIMEOUT_S, job_counts, snakemake
 
 from mixce.config import load_config
 from mixce.gpt2.plan import finetune_jobs, sample_groups, sample_jobs, scratch_models
@@ -308,9 +308,8 @@ def test_parsing_the_rules_imports_no_torch(workdir: Path) -> None:
     """Every Slurm job parses the whole Snakefile on its node before its own work: importing
     torch there (rules/common.smk once reached mixce.gpt2.train) cost 3.7 s per job."""
     args = ["-n", "--quiet", "rules", "--configfile", "config/test.yaml"]
-    proc = subprocess.run(
-        [sys.executable, "-c", PARSE_IMPORTS, *args], cwd=workdir, capture_output=True, text=True
-    )
+    cmd = [sys.executable, "-c", PARSE_IMPORTS, *args]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=TIMEOUT_S)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "HEAVY []" in proc.stderr, proc.stderr[-2000:]
 
